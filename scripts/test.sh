@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs Quiver's whole test suite on a fresh machine: installs the real peers the tests start
+# (idempotently), then runs unit and integration tests on one (debug) profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A persistent target directory outside the clone, so a rebuild compiles only Quiver.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+apt_packages=()
+command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
+command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-node-exporter)
+if ((${#apt_packages[@]})); then
+  echo "installing ${apt_packages[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+# Debian's packages may start their services; the tests run their own instances.
+pkill -x prometheus 2>/dev/null || true
+pkill -x prometheus-node-exporter 2>/dev/null || true
+
+# S3-compatible server for the object-store tests (0.14.1: later releases need a newer rustc).
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  cargo install s3s-fs@0.14.1 --features binary --locked
+fi
+
+cargo test --no-fail-fast "$@"

@@ -1,0 +1,316 @@
+//! The `prometheus.yml` model, Quiver's own `storage`/`query` sections, defaults and loading.
+//!
+//! Field names and defaults follow Prometheus, so an existing `prometheus.yml` loads as it is.
+//! Unknown fields are an error that names the field and its line.
+
+mod duration;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub use duration::PromDuration;
+
+/// The configuration used when no `--config.file` is given: local storage, and a scrape job
+/// for Quiver's own `/metrics`, so a new user sees data at once.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub global: GlobalConfig,
+    pub rule_files: Vec<String>,
+    pub scrape_configs: Vec<ScrapeConfig>,
+    pub storage: StorageConfig,
+    pub query: QueryConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalConfig {
+    pub scrape_interval: PromDuration,
+    pub scrape_timeout: PromDuration,
+    pub evaluation_interval: PromDuration,
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: PromDuration::from_secs(60),
+            scrape_timeout: PromDuration::from_secs(10),
+            evaluation_interval: PromDuration::from_secs(60),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    #[serde(default)]
+    pub scrape_interval: Option<PromDuration>,
+    #[serde(default)]
+    pub scrape_timeout: Option<PromDuration>,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    #[serde(default)]
+    pub honor_labels: bool,
+    #[serde(default = "default_true")]
+    pub honor_timestamps: bool,
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".to_string()
+}
+fn default_scheme() -> String {
+    "http".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Where blocks live and how the write path behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `local` (blocks under the data directory) or `s3`.
+    pub backend: Backend,
+    pub s3: Option<S3Config>,
+    /// Length of the time window one block covers.
+    pub block_duration: PromDuration,
+    /// How far behind a series' newest sample an older sample is still accepted.
+    pub out_of_order_time_window: PromDuration,
+    pub wal: WalConfig,
+    /// Largest accepted remote-write body, compressed, in bytes.
+    pub remote_write_max_body_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Local,
+            s3: None,
+            block_duration: PromDuration::from_secs(2 * 3600),
+            out_of_order_time_window: PromDuration::from_secs(0),
+            wal: WalConfig::default(),
+            remote_write_max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// An S3-compatible bucket. Credentials left out here come from the usual AWS environment
+/// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Permit `http://` endpoints (a local S3-compatible server).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// When the WAL is flushed to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync before every acknowledgement (concurrent writers share one fsync).
+    Always,
+    /// fsync in the background every `fsync_interval`; a power loss may lose that much, a
+    /// process crash loses nothing.
+    Interval,
+    /// Leave it to the operating system.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: PromDuration,
+    /// A segment file is closed and a new one started past this size.
+    pub segment_size_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            fsync: FsyncPolicy::Always,
+            fsync_interval: PromDuration::from_secs(1),
+            segment_size_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Limits that keep one query from taking the server down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    pub timeout: PromDuration,
+    /// Largest number of rows a SQL query may return.
+    pub max_result_rows: usize,
+    /// Memory DataFusion may use for one query's operators, in bytes.
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timeout: PromDuration::from_secs(120),
+            max_result_rows: 1_000_000,
+            memory_limit_bytes: 1 << 30,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates YAML; `origin` names the source in error messages.
+    pub fn from_yaml(text: &str, origin: &str) -> anyhow::Result<Config> {
+        let config: Config = serde_norway::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+            .context("parsing configuration")?;
+        config
+            .validate()
+            .with_context(|| format!("{origin}: invalid configuration"))?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Config {
+        // The embedded text is part of the binary and covered by a test, so this cannot fail
+        // for a user.
+        Self::from_yaml(DEFAULT_CONFIG_YAML, "embedded default configuration")
+            .expect("embedded default configuration is valid")
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut jobs = std::collections::HashSet::new();
+        for sc in &self.scrape_configs {
+            if sc.job_name.is_empty() {
+                anyhow::bail!("scrape config has an empty job_name");
+            }
+            if !jobs.insert(sc.job_name.as_str()) {
+                anyhow::bail!("found multiple scrape configs with job name {:?}", sc.job_name);
+            }
+            if sc.scheme != "http" && sc.scheme != "https" {
+                anyhow::bail!("job {:?}: unknown scheme {:?}", sc.job_name, sc.scheme);
+            }
+            if self.scrape_timeout_for(sc) > self.scrape_interval_for(sc) {
+                anyhow::bail!(
+                    "job {:?}: scrape_timeout greater than scrape_interval",
+                    sc.job_name
+                );
+            }
+        }
+        if self.storage.backend == Backend::S3 && self.storage.s3.is_none() {
+            anyhow::bail!("storage.backend is s3 but there is no storage.s3 section");
+        }
+        if self.storage.block_duration.0 < Duration::from_secs(1) {
+            anyhow::bail!("storage.block_duration must be at least 1s");
+        }
+        Ok(())
+    }
+
+    pub fn scrape_interval_for(&self, sc: &ScrapeConfig) -> Duration {
+        sc.scrape_interval.unwrap_or(self.global.scrape_interval).0
+    }
+
+    pub fn scrape_timeout_for(&self, sc: &ScrapeConfig) -> Duration {
+        let timeout = sc.scrape_timeout.unwrap_or(self.global.scrape_timeout).0;
+        // Prometheus clamps an inherited timeout to the job's interval.
+        if sc.scrape_timeout.is_none() {
+            timeout.min(self.scrape_interval_for(sc))
+        } else {
+            timeout
+        }
+    }
+}
+
+/// Resolves the `--config.file` flag: a path, or the embedded default when none is given.
+pub fn load_or_default(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default();
+        assert_eq!(c.scrape_configs[0].job_name, "quiver");
+        assert_eq!(c.storage.backend, Backend::Local);
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let err = Config::from_yaml("global:\n  scrape_intervall: 1m\n", "x.yml").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("scrape_intervall"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        assert!(text.contains("x.yml"), "{text}");
+    }
+
+    #[test]
+    fn defaults_match_prometheus() {
+        let c = Config::from_yaml("scrape_configs:\n- job_name: a\n", "t").unwrap();
+        let sc = &c.scrape_configs[0];
+        assert_eq!(c.scrape_interval_for(sc), Duration::from_secs(60));
+        assert_eq!(c.scrape_timeout_for(sc), Duration::from_secs(10));
+        assert_eq!(sc.metrics_path, "/metrics");
+        assert!(sc.honor_timestamps);
+    }
+
+    #[test]
+    fn s3_backend_needs_section() {
+        assert!(Config::from_yaml("storage:\n  backend: s3\n", "t").is_err());
+        let c = Config::from_yaml(
+            "storage:\n  backend: s3\n  s3:\n    bucket: b\n    endpoint: http://127.0.0.1:9000\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.storage.s3.unwrap().bucket, "b");
+    }
+}

@@ -1,0 +1,14 @@
+//! Quiver: a Prometheus-compatible metrics server on Arrow, Parquet and DataFusion.
+//!
+//! Data flows left to right through the modules, as in Prometheus's own layout:
+//! `scrape`/`api::write` -> `storage` -> `query` -> `api`. See ARCHITECTURE.md.
+
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod storage;
+pub mod query;
+pub mod api;
+pub mod prompb;
+pub mod scrape;
+pub mod server;

@@ -1,0 +1,101 @@
+//! The `quiver` binary: runs the server, as `prometheus` does, or a tool subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use quiver::config::Config;
+use quiver::model::parse_duration;
+use quiver::server::{self, ServerOptions};
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Debug, Parser)]
+#[command(name = "quiver", version, about = "A Prometheus-compatible metrics server on Arrow, Parquet and DataFusion")]
+struct Cli {
+    /// Configuration file (prometheus.yml format). Without it, an embedded default is used:
+    /// local storage, scraping Quiver's own /metrics.
+    #[arg(long = "config.file", global = true)]
+    config_file: Option<PathBuf>,
+    /// Directory for the WAL and (with local storage) the blocks.
+    #[arg(long = "storage.tsdb.path", default_value = "data/")]
+    data_dir: PathBuf,
+    /// How long to keep blocks, as a Prometheus duration; 0 keeps them forever.
+    #[arg(long = "storage.tsdb.retention.time", default_value = "15d", value_parser = parse_duration)]
+    retention: std::time::Duration,
+    /// Address the HTTP API listens on.
+    #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
+    listen_address: SocketAddr,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate files.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckCommand {
+    /// Validate a configuration file.
+    Config { files: Vec<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli.command {
+        Some(Command::Check { what: CheckCommand::Config { files } }) => check_config(&files),
+        None => run_server(cli),
+    }
+}
+
+fn run_server(cli: Cli) -> ExitCode {
+    let options = ServerOptions {
+        config_file: cli.config_file,
+        data_dir: cli.data_dir,
+        retention: cli.retention,
+        listen_address: cli.listen_address,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match Config::load(file) {
+            Ok(_) => println!("Checking {}\n  SUCCESS: {} is valid", file.display(), file.display()),
+            Err(e) => {
+                println!("Checking {}\n  FAILED: {e:#}", file.display());
+                ok = false;
+            }
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

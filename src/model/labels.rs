@@ -1,0 +1,193 @@
+//! Label sets: sorted, validated name/value pairs that identify a series.
+
+use std::fmt;
+
+/// The reserved label that carries the metric name.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// Why a label set was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("empty label set")]
+    Empty,
+    #[error("series has no metric name (label __name__)")]
+    MissingMetricName,
+    #[error("invalid metric name {0:?}")]
+    InvalidMetricName(String),
+    #[error("invalid label name {0:?}")]
+    InvalidLabelName(String),
+    #[error("duplicate label name {0:?}")]
+    DuplicateLabelName(String),
+}
+
+/// A series' labels, sorted by name, names unique, empty values removed.
+///
+/// Sorting makes equality and hashing independent of the order a client sent the labels in;
+/// dropping empty values follows Prometheus, where `a=""` means "label absent".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a validated label set. It must have a valid `__name__`.
+    pub fn new(pairs: Vec<(String, String)>) -> Result<Self, LabelError> {
+        if pairs.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        let mut pairs: Vec<(String, String)> =
+            pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        for window in pairs.windows(2) {
+            if window[0].0 == window[1].0 {
+                return Err(LabelError::DuplicateLabelName(window[0].0.clone()));
+            }
+        }
+        for (name, _) in &pairs {
+            if !is_valid_label_name(name) {
+                return Err(LabelError::InvalidLabelName(name.clone()));
+            }
+        }
+        let labels = Labels(pairs);
+        match labels.metric_name() {
+            None => Err(LabelError::MissingMetricName),
+            Some(name) if !is_valid_metric_name(name) => {
+                Err(LabelError::InvalidMetricName(name.to_string()))
+            }
+            Some(_) => Ok(labels),
+        }
+    }
+
+    /// Builds a label set from pairs already known to be valid (for example read back from
+    /// our own storage). Sorts, but does not validate.
+    pub fn from_trusted(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        Labels(pairs)
+    }
+
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME_LABEL)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Labels other than `__name__`.
+    pub fn without_metric_name(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().filter(|(n, _)| *n != METRIC_NAME_LABEL)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A 64-bit hash of the label set that is stable across processes and releases, so ids
+    /// written to the WAL and to blocks keep their meaning after a restart.
+    pub fn stable_hash(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for (name, value) in &self.0 {
+            hasher.update(name.as_bytes());
+            hasher.update(&[0xff]);
+            hasher.update(value.as_bytes());
+            hasher.update(&[0xff]);
+        }
+        hasher.digest()
+    }
+
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus's notation: `name{a="1", b="2"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{{", self.metric_name().unwrap_or(""))?;
+        for (i, (name, value)) in self.without_metric_name().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{name}={value:?}")?;
+        }
+        write!(f, "}}")
+    }
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus's classic label name rule.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, Prometheus's classic metric name rule.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sorts_and_drops_empty_values() {
+        let l = Labels::new(pairs(&[("job", "a"), ("__name__", "up"), ("x", "")])).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.to_string(), "up{job=\"a\"}");
+    }
+
+    #[test]
+    fn rejects_bad_sets() {
+        assert_eq!(Labels::new(vec![]), Err(LabelError::Empty));
+        assert_eq!(
+            Labels::new(pairs(&[("job", "a")])),
+            Err(LabelError::MissingMetricName)
+        );
+        assert!(matches!(
+            Labels::new(pairs(&[("__name__", "up"), ("1bad", "a")])),
+            Err(LabelError::InvalidLabelName(_))
+        ));
+        assert!(matches!(
+            Labels::new(pairs(&[("__name__", "up"), ("a", "1"), ("a", "2")])),
+            Err(LabelError::DuplicateLabelName(_))
+        ));
+        assert!(matches!(
+            Labels::new(pairs(&[("__name__", "9up")])),
+            Err(LabelError::InvalidMetricName(_))
+        ));
+    }
+
+    #[test]
+    fn hash_ignores_input_order() {
+        let a = Labels::new(pairs(&[("__name__", "up"), ("a", "1"), ("b", "2")])).unwrap();
+        let b = Labels::new(pairs(&[("b", "2"), ("a", "1"), ("__name__", "up")])).unwrap();
+        assert_eq!(a.stable_hash(), b.stable_hash());
+        let c = Labels::new(pairs(&[("__name__", "up"), ("a", "12")])).unwrap();
+        let d = Labels::new(pairs(&[("__name__", "up"), ("a1", "2")])).unwrap();
+        assert_ne!(c.stable_hash(), d.stable_hash());
+    }
+}

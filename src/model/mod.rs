@@ -1,0 +1,54 @@
+//! The shared vocabulary: label sets, series identity and samples.
+//!
+//! Every other module speaks in these types, so they depend on nothing but std.
+
+mod duration;
+mod labels;
+
+pub use duration::{format_duration, parse_duration};
+pub use labels::{LabelError, Labels, METRIC_NAME_LABEL, is_valid_label_name, is_valid_metric_name};
+
+/// Bit pattern of Prometheus's staleness marker, a NaN that is not the usual quiet NaN.
+///
+/// It must survive storage bit for bit: queries tell "stale" apart from an ordinary NaN
+/// value by comparing these bits, not by `is_nan()`.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as a float.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// True when `v` is the staleness marker (not merely any NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// Stable identity of a series inside one Quiver storage instance.
+pub type SeriesId = u64;
+
+/// One sample of one series: milliseconds since the epoch and a float value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+/// A series' label set with the samples to append to it; the unit of ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_marker_is_distinct_from_plain_nan() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(stale_nan().is_nan());
+        assert!(!is_stale_nan(f64::NAN));
+    }
+}

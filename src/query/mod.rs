@@ -1,0 +1,3 @@
+//! Query engines over storage: SQL now, PromQL (translated to DataFusion plans) next.
+
+pub mod sql;

@@ -1,0 +1,63 @@
+//! The `public` schema: a table per metric, plus `samples` and `series`, resolved against
+//! storage each time a query names them, so new metrics appear without registration.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, Result as DfResult};
+
+use crate::storage::Storage;
+
+use super::tables::{SeriesSet, metric_names, metric_table, samples_table, series_table};
+
+pub const SAMPLES_TABLE: &str = "samples";
+pub const SERIES_TABLE: &str = "series";
+
+#[derive(Debug)]
+pub struct QuiverSchema {
+    storage: Arc<Storage>,
+}
+
+impl QuiverSchema {
+    pub fn new(storage: Arc<Storage>) -> Self {
+        QuiverSchema { storage }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for QuiverSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = metric_names(&self.storage).into_iter().collect();
+        names.push(SAMPLES_TABLE.to_string());
+        names.push(SERIES_TABLE.to_string());
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let storage = self.storage.clone();
+        let external = |e: anyhow::Error| DataFusionError::External(e.into());
+        let table = match name {
+            SAMPLES_TABLE => {
+                let set = SeriesSet::collect(&storage, None).await.map_err(external)?;
+                samples_table(storage, &set).map_err(external)?
+            }
+            SERIES_TABLE => {
+                let set = SeriesSet::collect(&storage, None).await.map_err(external)?;
+                series_table(&set).map_err(external)?
+            }
+            metric => {
+                let set = SeriesSet::collect(&storage, Some(metric)).await.map_err(external)?;
+                if set.series.is_empty() {
+                    return Ok(None);
+                }
+                metric_table(storage, metric, &set).map_err(external)?
+            }
+        };
+        Ok(Some(table))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        name == SAMPLES_TABLE || name == SERIES_TABLE || metric_names(&self.storage).contains(name)
+    }
+}

@@ -1,0 +1,368 @@
+//! The SQL tables over storage.
+//!
+//! Samples and series are stored apart (samples carry only a series id), so every
+//! user-facing table is a view: a small in-memory table of the series involved, joined on
+//! `series_id` with [`RawSamples`], which scans the head and the Parquet blocks. Filters on
+//! labels land on the series side; the join's dynamic filter then limits the sample scan to
+//! those series, and time filters prune blocks, row groups and pages.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, JoinType, Result as DfResult};
+use datafusion::datasource::memory::{MemTable, MemorySourceConfig};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::{col, lit};
+
+use crate::model::{Labels, SeriesId};
+use crate::storage::block::{data_schema, labels_map_type, new_labels_builder};
+use crate::storage::{Head, Manifest, Storage};
+
+use super::timerange::TimeRange;
+
+/// Where DataFusion finds the block files: registered in the session's runtime.
+pub const BLOCKS_URL: &str = "quiver://blocks/";
+
+pub const TIMESTAMP: &str = "timestamp";
+pub const VALUE: &str = "value";
+pub const SERIES_ID: &str = "series_id";
+
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// `series_id`, `timestamp`, `value` of one metric (or all), from head and blocks.
+#[derive(Debug)]
+pub struct RawSamples {
+    storage: Arc<Storage>,
+    metric: Option<String>,
+    schema: SchemaRef,
+}
+
+impl RawSamples {
+    pub fn new(storage: Arc<Storage>, metric: Option<String>) -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(SERIES_ID, DataType::UInt64, false),
+            Field::new(TIMESTAMP, timestamp_type(), false),
+            Field::new(VALUE, DataType::Float64, false),
+        ]));
+        RawSamples {
+            storage,
+            metric,
+            schema,
+        }
+    }
+
+    fn head_batch(&self, head: &Head, manifest: &Manifest, range: TimeRange) -> DfResult<RecordBatch> {
+        let min = range.min.max(manifest.flushed_until.unwrap_or(i64::MIN));
+        let max = range.max.saturating_add(1);
+        let mut ids = Vec::new();
+        let mut ts = Vec::new();
+        let mut vals = Vec::new();
+        let mut push_series = |id: SeriesId| {
+            if let Some(s) = head.get(id) {
+                let r = s.range(min, max);
+                ids.extend(std::iter::repeat_n(id, r.len()));
+                ts.extend_from_slice(&s.timestamps[r.clone()]);
+                vals.extend_from_slice(&s.values[r]);
+            }
+        };
+        match &self.metric {
+            Some(m) => head
+                .metric(m)
+                .into_iter()
+                .flat_map(|idx| idx.series.iter())
+                .for_each(|id| push_series(*id)),
+            None => head.all_series().for_each(|(id, _)| push_series(*id)),
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(ids)),
+            Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+            Arc::new(Float64Array::from(vals)),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+
+    fn blocks_exec(
+        &self,
+        state: &dyn Session,
+        manifest: &Manifest,
+        range: TimeRange,
+        filters: &[Expr],
+        projection: Option<&Vec<usize>>,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        let files: Vec<PartitionedFile> = manifest
+            .blocks
+            .iter()
+            .filter(|b| b.overlaps(range.min, range.max))
+            .filter(|b| self.metric.as_ref().is_none_or(|m| b.metrics.contains_key(m)))
+            .map(|b| PartitionedFile::new(b.data_path().to_string(), b.data_file_bytes))
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let file_schema = data_schema();
+        let mut predicates: Vec<Expr> = filters.to_vec();
+        if let Some(m) = &self.metric {
+            // Prunes row groups and pages of other metrics; rows of other metrics that share
+            // a page are dropped by the join on series_id.
+            predicates.push(col("metric").eq(lit(m.as_str())));
+        }
+        let mut source = ParquetSource::new(file_schema.clone());
+        if let Some(predicate) = conjunction(predicates) {
+            let df_schema = DFSchema::try_from(file_schema.as_ref().clone())?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        // Raw column i is file column i + 1 (the file also has `metric` first).
+        let file_projection: Vec<usize> = match projection {
+            Some(p) => p.iter().map(|i| i + 1).collect(),
+            None => vec![1, 2, 3],
+        };
+        let partitions = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
+        for (i, f) in files.into_iter().enumerate() {
+            let n = groups.len();
+            groups[i % n].push(f);
+        }
+        let url = ObjectStoreUrl::parse(BLOCKS_URL)?;
+        let config = FileScanConfigBuilder::new(url, Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(Some(file_projection))?
+            .build();
+        Ok(Some(DataSourceExec::from_data_source(config)))
+    }
+}
+
+#[async_trait]
+impl TableProvider for RawSamples {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if TimeRange::understands(f, TIMESTAMP) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let range = TimeRange::from_filters(filters, TIMESTAMP);
+        let (head_batch, manifest) = self.storage.with_head(|head, manifest| {
+            (self.head_batch(head, manifest, range), Arc::new(manifest.clone()))
+        });
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
+            &[vec![head_batch?]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?];
+        if let Some(blocks) = self.blocks_exec(state, &manifest, range, filters, projection)? {
+            inputs.push(blocks);
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// The series a table needs, gathered from the head and the blocks' series files.
+pub struct SeriesSet {
+    pub series: BTreeMap<SeriesId, Arc<Labels>>,
+}
+
+impl SeriesSet {
+    /// Series of `metric` (or of every metric) in head and blocks.
+    pub async fn collect(storage: &Storage, metric: Option<&str>) -> anyhow::Result<SeriesSet> {
+        let mut series = BTreeMap::new();
+        let manifest = storage.with_head(|head, manifest| {
+            let ids: Vec<SeriesId> = match metric {
+                Some(m) => head.metric(m).map(|i| i.series.iter().copied().collect()).unwrap_or_default(),
+                None => head.all_series().map(|(id, _)| *id).collect(),
+            };
+            for id in ids {
+                if let Some(s) = head.get(id) {
+                    series.insert(id, s.labels.clone());
+                }
+            }
+            manifest.clone()
+        });
+        for block in &manifest.blocks {
+            if metric.is_some_and(|m| !block.metrics.contains_key(m)) {
+                continue;
+            }
+            let block_series = storage.block_series(block).await?;
+            let lists: Vec<&Vec<(SeriesId, Arc<Labels>)>> = match metric {
+                Some(m) => block_series.by_metric.get(m).into_iter().collect(),
+                None => block_series.by_metric.values().collect(),
+            };
+            for (id, labels) in lists.into_iter().flatten() {
+                series.entry(*id).or_insert_with(|| labels.clone());
+            }
+        }
+        Ok(SeriesSet { series })
+    }
+
+    /// Label names across the set, without `__name__`.
+    pub fn label_names(&self) -> BTreeSet<String> {
+        self.series
+            .values()
+            .flat_map(|l| l.without_metric_name().map(|(n, _)| n.to_string()))
+            .collect()
+    }
+}
+
+/// The column a label gets in a metric table: its own name, unless that collides with the
+/// fixed `timestamp`/`value` columns.
+pub fn label_column_name(label: &str) -> String {
+    if label == TIMESTAMP || label == VALUE {
+        format!("label_{label}")
+    } else {
+        label.to_string()
+    }
+}
+
+/// A metric's table: one Utf8 column per label name, `timestamp`, `value`.
+pub fn metric_table(storage: Arc<Storage>, metric: &str, set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let label_names: Vec<String> = set.label_names().into_iter().collect();
+    let mut fields = vec![Field::new(SERIES_ID, DataType::UInt64, false)];
+    fields.extend(label_names.iter().map(|n| Field::new(label_column_name(n), DataType::Utf8, true)));
+    let schema = Arc::new(Schema::new(fields));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(set.series.keys().copied()))];
+    for name in &label_names {
+        let mut b = StringBuilder::new();
+        for labels in set.series.values() {
+            b.append_option(labels.get(name));
+        }
+        columns.push(Arc::new(b.finish()));
+    }
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let mut outputs: Vec<Expr> = label_names
+        .iter()
+        .map(|n| Expr::Column(datafusion::common::Column::new(Some("s"), label_column_name(n))))
+        .collect();
+    outputs.push(col("r.timestamp").alias(TIMESTAMP));
+    outputs.push(col("r.value").alias(VALUE));
+    let plan = join_view(storage, Some(metric), schema, batch, outputs)?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// All samples: `metric`, `labels` (map), `timestamp`, `value`.
+pub fn samples_table(storage: Arc<Storage>, set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let batch = series_batch(set)?;
+    let outputs = vec![
+        col("s.metric").alias("metric"),
+        col("s.labels").alias("labels"),
+        col("r.timestamp").alias(TIMESTAMP),
+        col("r.value").alias(VALUE),
+    ];
+    let plan = join_view(storage, None, batch.schema(), batch, outputs)?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// Every series: `series_id`, `metric`, `labels` (map).
+pub fn series_table(set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let batch = series_batch(set)?;
+    Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))
+}
+
+fn series_batch(set: &SeriesSet) -> anyhow::Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(SERIES_ID, DataType::UInt64, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("labels", labels_map_type(), false),
+    ]));
+    let mut labels = new_labels_builder();
+    for l in set.series.values() {
+        for (n, v) in l.without_metric_name() {
+            labels.keys().append_value(n);
+            labels.values().append_value(v);
+        }
+        labels.append(true)?;
+    }
+    let metrics = StringArray::from_iter_values(set.series.values().map(|l| l.metric_name().unwrap_or_default()));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(UInt64Array::from_iter_values(set.series.keys().copied())),
+            Arc::new(metrics),
+            Arc::new(labels.finish()),
+        ],
+    )?)
+}
+
+/// `series (s) JOIN raw samples (r) ON series_id`, projected to `outputs`.
+fn join_view(
+    storage: Arc<Storage>,
+    metric: Option<&str>,
+    series_schema: SchemaRef,
+    series: RecordBatch,
+    outputs: Vec<Expr>,
+) -> anyhow::Result<LogicalPlan> {
+    let series_table = MemTable::try_new(series_schema, vec![vec![series]])?;
+    let raw = RawSamples::new(storage, metric.map(str::to_string));
+    let raw_scan = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?.build()?;
+    let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
+        .join(
+            raw_scan,
+            JoinType::Inner,
+            (vec![format!("s.{SERIES_ID}")], vec![format!("r.{SERIES_ID}")]),
+            None,
+        )?
+        .project(outputs)?
+        .build()?;
+    Ok(plan)
+}
+
+/// Metric names across head and blocks, for listing tables.
+pub fn metric_names(storage: &Storage) -> BTreeSet<String> {
+    storage.with_head(|head, manifest| {
+        let mut names: BTreeSet<String> = head.metrics().keys().cloned().collect();
+        for block in &manifest.blocks {
+            names.extend(block.metrics.keys().cloned());
+        }
+        names
+    })
+}
+
+/// Label names per metric across head and blocks (used to describe tables cheaply).
+pub fn metric_label_names(storage: &Storage) -> HashMap<String, BTreeSet<String>> {
+    storage.with_head(|head, manifest| {
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (m, idx) in head.metrics() {
+            out.entry(m.clone()).or_default().extend(idx.label_names.iter().cloned());
+        }
+        for block in &manifest.blocks {
+            for (m, names) in &block.metrics {
+                out.entry(m.clone()).or_default().extend(names.iter().cloned());
+            }
+        }
+        out
+    })
+}

@@ -1,0 +1,370 @@
+//! Blocks: one closed time window of samples as plain Parquet in the object store.
+//!
+//! A block is a folder `blocks/<id>/` with two files:
+//! - `data.parquet`: `metric` (utf8), `series_id` (uint64), `timestamp` (timestamp ms UTC),
+//!   `value` (float64), sorted by (metric, series_id, timestamp). Timestamps are
+//!   delta-encoded, values byte-stream-split, all zstd, with page statistics so a scan for a
+//!   few series reads a few pages.
+//! - `series.parquet`: `series_id`, `metric`, `labels` (map utf8 -> utf8, without
+//!   `__name__`), one row per series in the block.
+//!
+//! Any Parquet reader can join the two on `series_id`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{
+    Array, ArrayRef, Float64Array, MapArray, MapBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMillisecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Labels, METRIC_NAME_LABEL, SeriesId};
+
+use super::head::Head;
+
+pub const DATA_FILE: &str = "data.parquet";
+pub const SERIES_FILE: &str = "series.parquet";
+const ROWS_PER_BATCH: usize = 64 * 1024;
+
+/// The manifest's record of one block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub id: String,
+    /// Inclusive lower and exclusive upper bound of the window, in ms.
+    pub min_time: i64,
+    pub max_time: i64,
+    pub num_series: u64,
+    pub num_samples: u64,
+    /// Size of both files together.
+    pub data_bytes: u64,
+    /// Exact size of `data.parquet`, which readers need to find its footer.
+    pub data_file_bytes: u64,
+    /// Metric name -> label names used by its series in this block.
+    pub metrics: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl BlockMeta {
+    pub fn data_path(&self) -> Path {
+        Path::from(format!("blocks/{}/{DATA_FILE}", self.id))
+    }
+
+    pub fn series_path(&self) -> Path {
+        Path::from(format!("blocks/{}/{SERIES_FILE}", self.id))
+    }
+
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.min_time <= max && min < self.max_time
+    }
+}
+
+pub fn data_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("value", DataType::Float64, false),
+    ]))
+}
+
+pub fn labels_map_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("keys", DataType::Utf8, false),
+                    Field::new("values", DataType::Utf8, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+fn series_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("labels", labels_map_type(), false),
+    ]))
+}
+
+fn writer_properties() -> WriterProperties {
+    let col = |name: &str| ColumnPath::from(name);
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_data_page_row_count_limit(16 * 1024)
+        .set_column_dictionary_enabled(col("series_id"), false)
+        .set_column_encoding(col("series_id"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(col("timestamp"), false)
+        .set_column_encoding(col("timestamp"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(col("value"), false)
+        .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
+        .build()
+}
+
+/// One series' samples inside a window, copied out of the head.
+struct WindowSeries {
+    id: SeriesId,
+    labels: Arc<Labels>,
+    timestamps: Vec<i64>,
+    values: Vec<f64>,
+}
+
+/// A window of head data, sorted and ready to be written as a block.
+pub struct BlockData {
+    min_time: i64,
+    max_time: i64,
+    series: Vec<WindowSeries>,
+}
+
+impl BlockData {
+    /// Copies the samples with `min_time <= ts < max_time` out of the head, sorted by
+    /// (metric, series id).
+    pub fn from_head(head: &Head, min_time: i64, max_time: i64) -> BlockData {
+        let mut series: Vec<WindowSeries> = head
+            .all_series()
+            .filter_map(|(id, s)| {
+                let r = s.range(min_time, max_time);
+                (!r.is_empty()).then(|| WindowSeries {
+                    id: *id,
+                    labels: s.labels.clone(),
+                    timestamps: s.timestamps[r.clone()].to_vec(),
+                    values: s.values[r].to_vec(),
+                })
+            })
+            .collect();
+        series.sort_by(|a, b| {
+            metric_of(&a.labels)
+                .cmp(metric_of(&b.labels))
+                .then(a.id.cmp(&b.id))
+        });
+        BlockData {
+            min_time,
+            max_time,
+            series,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    pub fn num_samples(&self) -> usize {
+        self.series.iter().map(|s| s.timestamps.len()).sum()
+    }
+
+    /// Writes both files and returns the block's manifest entry. Nothing is visible to
+    /// readers until the caller publishes that entry in the manifest.
+    pub async fn write(&self, store: &Arc<dyn ObjectStore>, id: String) -> anyhow::Result<BlockMeta> {
+        let mut meta = BlockMeta {
+            id,
+            min_time: self.min_time,
+            max_time: self.max_time,
+            num_series: self.series.len() as u64,
+            num_samples: self.num_samples() as u64,
+            data_bytes: 0,
+            data_file_bytes: 0,
+            metrics: BTreeMap::new(),
+        };
+        for s in &self.series {
+            let names = meta.metrics.entry(metric_of(&s.labels).to_string()).or_default();
+            names.extend(s.labels.without_metric_name().map(|(n, _)| n.to_string()));
+        }
+        let data_path = meta.data_path();
+        meta.data_file_bytes =
+            write_parquet(store, &data_path, data_schema(), self.data_batches())
+                .await
+                .with_context(|| format!("writing {data_path}"))?;
+        meta.data_bytes = meta.data_file_bytes;
+        let series_path = meta.series_path();
+        let series_batch = self.series_batch()?;
+        meta.data_bytes += write_parquet(store, &series_path, series_schema(), vec![Ok(series_batch)])
+            .await
+            .with_context(|| format!("writing {series_path}"))?;
+        Ok(meta)
+    }
+
+    fn data_batches(&self) -> Vec<anyhow::Result<RecordBatch>> {
+        let mut batches = Vec::new();
+        let mut metric = StringBuilder::new();
+        let mut ids = Vec::new();
+        let mut ts = Vec::new();
+        let mut vals = Vec::new();
+        for s in &self.series {
+            let name = metric_of(&s.labels);
+            for (t, v) in s.timestamps.iter().zip(&s.values) {
+                metric.append_value(name);
+                ids.push(s.id);
+                ts.push(*t);
+                vals.push(*v);
+            }
+            if ids.len() >= ROWS_PER_BATCH {
+                batches.push(data_batch(&mut metric, &mut ids, &mut ts, &mut vals));
+            }
+        }
+        if !ids.is_empty() {
+            batches.push(data_batch(&mut metric, &mut ids, &mut ts, &mut vals));
+        }
+        batches
+    }
+
+    fn series_batch(&self) -> anyhow::Result<RecordBatch> {
+        let mut labels = new_labels_builder();
+        for s in &self.series {
+            for (n, v) in s.labels.without_metric_name() {
+                labels.keys().append_value(n);
+                labels.values().append_value(v);
+            }
+            labels.append(true)?;
+        }
+        let ids = UInt64Array::from_iter_values(self.series.iter().map(|s| s.id));
+        let metrics = StringArray::from_iter_values(self.series.iter().map(|s| metric_of(&s.labels)));
+        Ok(RecordBatch::try_new(
+            series_schema(),
+            vec![Arc::new(ids), Arc::new(metrics), Arc::new(labels.finish())],
+        )?)
+    }
+}
+
+/// A map builder whose field names match [`labels_map_type`].
+pub fn new_labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(
+        Some(arrow::array::MapFieldNames {
+            entry: "entries".into(),
+            key: "keys".into(),
+            value: "values".into(),
+        }),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+    .with_values_field(Arc::new(Field::new("values", DataType::Utf8, true)))
+}
+
+fn data_batch(
+    metric: &mut StringBuilder,
+    ids: &mut Vec<u64>,
+    ts: &mut Vec<i64>,
+    vals: &mut Vec<f64>,
+) -> anyhow::Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(metric.finish()),
+        Arc::new(UInt64Array::from(std::mem::take(ids))),
+        Arc::new(TimestampMillisecondArray::from(std::mem::take(ts)).with_timezone("UTC")),
+        Arc::new(Float64Array::from(std::mem::take(vals))),
+    ];
+    Ok(RecordBatch::try_new(data_schema(), columns)?)
+}
+
+fn metric_of(labels: &Labels) -> &str {
+    labels.metric_name().unwrap_or_default()
+}
+
+async fn write_parquet(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    schema: SchemaRef,
+    batches: Vec<anyhow::Result<RecordBatch>>,
+) -> anyhow::Result<u64> {
+    let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
+    let mut writer = AsyncArrowWriter::try_new(sink, schema, Some(writer_properties()))?;
+    for batch in batches {
+        writer.write(&batch?).await?;
+    }
+    writer.close().await?;
+    // The object's real size (footer included), as readers will see it.
+    Ok(store.head(path).await?.size)
+}
+
+/// The series of one block, grouped by metric; loaded from `series.parquet` and cached.
+#[derive(Debug, Default)]
+pub struct BlockSeries {
+    pub by_metric: HashMap<String, Vec<(SeriesId, Arc<Labels>)>>,
+}
+
+impl BlockSeries {
+    pub async fn load(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) -> anyhow::Result<BlockSeries> {
+        let path = meta.series_path();
+        // Series files are small; one GET and an in-memory decode beat ranged reads.
+        let bytes = store
+            .get(&path)
+            .await
+            .with_context(|| format!("fetching {path}"))?
+            .bytes()
+            .await
+            .with_context(|| format!("fetching {path}"))?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .with_context(|| format!("opening {path}"))?
+            .build()?
+            .collect::<Result<Vec<RecordBatch>, _>>()
+            .with_context(|| format!("reading {path}"))?;
+        let mut out = BlockSeries::default();
+        for batch in batches {
+            append_series_batch(&batch, &mut out).with_context(|| format!("decoding {path}"))?;
+        }
+        Ok(out)
+    }
+
+    pub fn memory_size(&self) -> usize {
+        self.by_metric
+            .values()
+            .flatten()
+            .map(|(_, l)| 64 + l.iter().map(|(n, v)| n.len() + v.len() + 48).sum::<usize>())
+            .sum()
+    }
+}
+
+fn append_series_batch(batch: &RecordBatch, out: &mut BlockSeries) -> anyhow::Result<()> {
+    let ids = column::<UInt64Array>(batch, 0)?;
+    let metrics = column::<StringArray>(batch, 1)?;
+    let maps = column::<MapArray>(batch, 2)?;
+    for row in 0..batch.num_rows() {
+        let entries = maps.value(row);
+        let keys = entries
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("label keys are not strings")?;
+        let values = entries
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("label values are not strings")?;
+        let metric = metrics.value(row).to_string();
+        let mut pairs = vec![(METRIC_NAME_LABEL.to_string(), metric.clone())];
+        for i in 0..keys.len() {
+            pairs.push((keys.value(i).to_string(), values.value(i).to_string()));
+        }
+        out.by_metric
+            .entry(metric)
+            .or_default()
+            .push((ids.value(row), Arc::new(Labels::from_trusted(pairs))));
+    }
+    Ok(())
+}
+
+fn column<T: 'static>(batch: &RecordBatch, i: usize) -> anyhow::Result<&T> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<T>()
+        .with_context(|| format!("unexpected type for column {i}"))
+}

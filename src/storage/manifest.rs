@@ -1,0 +1,65 @@
+//! The block manifest: which blocks exist, up to when the head has been cut, and the layout
+//! version. It is one JSON object, `manifest.json`, replaced whole by a single put, so a
+//! reader sees the old or the new manifest and never a mix.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::block::BlockMeta;
+use super::migrate;
+
+pub const MANIFEST_PATH: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub layout_version: u32,
+    /// Every sample older than this is in a block; the head holds only newer ones.
+    pub flushed_until: Option<i64>,
+    pub blocks: Vec<BlockMeta>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            layout_version: migrate::CURRENT_LAYOUT_VERSION,
+            flushed_until: None,
+            blocks: Vec::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads the manifest, upgrading an older layout (and saving the upgrade) first.
+    /// A missing manifest is a new, empty storage.
+    pub async fn load(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Manifest> {
+        let path = Path::from(MANIFEST_PATH);
+        let bytes = match store.get(&path).await {
+            Ok(result) => result.bytes().await.context("reading manifest.json")?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Manifest::default()),
+            Err(e) => return Err(e).context("reading manifest.json"),
+        };
+        let raw: serde_json::Value =
+            serde_json::from_slice(&bytes).context("manifest.json is not valid JSON")?;
+        let (upgraded, changed) = migrate::upgrade(store, raw).await?;
+        let manifest: Manifest =
+            serde_json::from_value(upgraded).context("manifest.json does not match the layout")?;
+        if changed {
+            manifest.publish(store).await?;
+        }
+        Ok(manifest)
+    }
+
+    /// Replaces the stored manifest with this one in a single atomic put.
+    pub async fn publish(&self, store: &Arc<dyn ObjectStore>) -> anyhow::Result<()> {
+        let body = serde_json::to_vec_pretty(self)?;
+        store
+            .put(&Path::from(MANIFEST_PATH), PutPayload::from(body))
+            .await
+            .context("publishing manifest.json")?;
+        Ok(())
+    }
+}

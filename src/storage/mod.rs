@@ -1,0 +1,430 @@
+//! Durable storage: WAL + in-memory head for recent samples, Parquet blocks in an object
+//! store for closed time windows, a manifest that says which blocks exist.
+//!
+//! Write path: validate against the head -> append to the WAL -> apply to the head ->
+//! fsync per policy -> acknowledge. A background task cuts windows that can no longer
+//! receive samples into blocks, publishes them in the manifest, then drops them from the
+//! head and checkpoints the WAL.
+
+pub mod block;
+pub mod head;
+pub mod manifest;
+mod migrate;
+pub mod objstore;
+pub mod wal;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::config::{FsyncPolicy, StorageConfig};
+use crate::metrics::StorageMetrics;
+use crate::model::{Labels, SeriesId, SeriesSamples};
+
+pub use block::{BlockMeta, BlockSeries};
+pub use head::Head;
+pub use manifest::Manifest;
+pub use migrate::CURRENT_LAYOUT_VERSION;
+pub use wal::ReplayReport;
+
+use wal::{Wal, WalRecord, WalSample};
+
+/// Samples per WAL record when the head is checkpointed.
+const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
+
+/// Everything needed to open a storage.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Local directory: the WAL always, and the blocks when the backend is local.
+    pub data_dir: PathBuf,
+    pub config: StorageConfig,
+    /// Blocks entirely older than this are deleted; zero keeps everything.
+    pub retention: Duration,
+}
+
+/// Why a write was refused. Nothing of a refused write is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("out of bounds: sample for series {series} at {timestamp_ms} is older than the oldest writable time {min_valid}")]
+    OutOfBounds {
+        series: String,
+        timestamp_ms: i64,
+        min_valid: i64,
+    },
+    #[error("out of order sample for series {series} at {timestamp_ms}: newest is {newest}")]
+    OutOfOrder {
+        series: String,
+        timestamp_ms: i64,
+        newest: i64,
+    },
+    #[error("storage error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppendError {
+    /// Short reason for the rejected-samples counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AppendError::OutOfBounds { .. } => "out_of_bounds",
+            AppendError::OutOfOrder { .. } => "out_of_order",
+            AppendError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// What an accepted write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub samples_added: usize,
+    pub series_created: usize,
+}
+
+struct HeadState {
+    head: Head,
+    /// Samples older than this are refused: their window is being or has been cut.
+    min_valid_time: i64,
+}
+
+pub struct Storage {
+    head: RwLock<HeadState>,
+    wal: Wal,
+    manifest: RwLock<Arc<Manifest>>,
+    store: Arc<dyn ObjectStore>,
+    series_cache: moka::future::Cache<String, Arc<BlockSeries>>,
+    options: StorageOptions,
+    metrics: StorageMetrics,
+    /// One block cut at a time.
+    flush_lock: tokio::sync::Mutex<()>,
+    replay: ReplayReport,
+}
+
+impl Storage {
+    /// Opens (or creates) the storage: loads and upgrades the manifest, replays the WAL.
+    pub async fn open(options: StorageOptions, metrics: StorageMetrics) -> anyhow::Result<Arc<Storage>> {
+        let store = objstore::build(&options.config, &options.data_dir)?;
+        Self::open_with_store(options, store, metrics).await
+    }
+
+    pub async fn open_with_store(
+        options: StorageOptions,
+        store: Arc<dyn ObjectStore>,
+        metrics: StorageMetrics,
+    ) -> anyhow::Result<Arc<Storage>> {
+        let manifest = Manifest::load(&store).await?;
+        let min_valid_time = manifest.flushed_until.unwrap_or(i64::MIN);
+        let wal_dir = options.data_dir.join("wal");
+        let (wal, records, replay) = Wal::open(&wal_dir, options.config.wal.clone(), metrics.clone())?;
+        let mut head = Head::new();
+        for record in &records {
+            head.apply(&drop_flushed(record, min_valid_time));
+        }
+        // Series whose samples were all flushed already need not stay in memory.
+        head.truncate_before(min_valid_time);
+        metrics.wal_corruptions.inc_by(replay.truncated.len() as u64);
+        metrics.head_series.set(head.num_series() as i64);
+        metrics.head_samples.set(head.num_samples() as i64);
+        metrics.blocks_loaded.set(manifest.blocks.len() as i64);
+        tracing::info!(
+            segments = replay.segments,
+            records = replay.records,
+            series = head.num_series(),
+            samples = head.num_samples(),
+            blocks = manifest.blocks.len(),
+            "storage opened"
+        );
+        let cache = moka::future::Cache::builder()
+            .weigher(|_k: &String, v: &Arc<BlockSeries>| v.memory_size().try_into().unwrap_or(u32::MAX))
+            .max_capacity(256 << 20)
+            .build();
+        Ok(Arc::new(Storage {
+            head: RwLock::new(HeadState {
+                head,
+                min_valid_time,
+            }),
+            wal,
+            manifest: RwLock::new(Arc::new(manifest)),
+            store,
+            series_cache: cache,
+            options,
+            metrics,
+            flush_lock: tokio::sync::Mutex::new(()),
+            replay,
+        }))
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.options.data_dir
+    }
+
+    pub fn replay_report(&self) -> &ReplayReport {
+        &self.replay
+    }
+
+    pub fn manifest(&self) -> Arc<Manifest> {
+        read(&self.manifest).clone()
+    }
+
+    /// Runs `f` on the head and the manifest as one consistent view: every sample is either
+    /// in a block of that manifest or in the head at or after `manifest.flushed_until`.
+    pub fn with_head<R>(&self, f: impl FnOnce(&Head, &Manifest) -> R) -> R {
+        let state = read(&self.head);
+        let manifest = self.manifest();
+        f(&state.head, &manifest)
+    }
+
+    /// Appends a batch of series, all or nothing. Blocks on fsync under the `always` policy,
+    /// so call it from a blocking-capable thread.
+    pub fn append(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
+        let seq = {
+            let mut state = write(&self.head);
+            let record = self.validate(&state, batch).inspect_err(|e| {
+                let n = batch.iter().map(|s| s.samples.len() as u64).sum();
+                self.metrics
+                    .samples_rejected
+                    .with_label_values(&[e.reason()])
+                    .inc_by(n);
+            })?;
+            if record.samples.is_empty() && record.new_series.is_empty() {
+                return Ok(AppendOutcome::default());
+            }
+            let seq = self.wal.append(&record)?;
+            let added = state.head.apply(&record);
+            self.metrics.samples_appended.inc_by(added as u64);
+            self.metrics.head_series.set(state.head.num_series() as i64);
+            self.metrics.head_samples.set(state.head.num_samples() as i64);
+            (
+                seq,
+                AppendOutcome {
+                    samples_added: added,
+                    series_created: record.new_series.len(),
+                },
+            )
+        };
+        self.wal.sync(seq.0)?;
+        Ok(seq.1)
+    }
+
+    /// Checks every sample and resolves series ids; returns the WAL record to write.
+    fn validate(&self, state: &HeadState, batch: &[SeriesSamples]) -> Result<WalRecord, AppendError> {
+        let window = self.options.config.out_of_order_time_window.as_millis_i64();
+        let mut pending: HashMap<SeriesId, Labels> = HashMap::new();
+        let mut record = WalRecord::default();
+        for series in batch {
+            if series.samples.is_empty() {
+                continue;
+            }
+            let (id, exists) = state.head.resolve_id(&series.labels, &pending);
+            let newest = if exists {
+                state.head.get(id).and_then(|s| s.max_time())
+            } else {
+                None
+            };
+            for sample in &series.samples {
+                if sample.timestamp_ms < state.min_valid_time {
+                    return Err(AppendError::OutOfBounds {
+                        series: series.labels.to_string(),
+                        timestamp_ms: sample.timestamp_ms,
+                        min_valid: state.min_valid_time,
+                    });
+                }
+                if let Some(newest) = newest
+                    && sample.timestamp_ms < newest.saturating_sub(window)
+                {
+                    return Err(AppendError::OutOfOrder {
+                        series: series.labels.to_string(),
+                        timestamp_ms: sample.timestamp_ms,
+                        newest,
+                    });
+                }
+                record.samples.push(WalSample {
+                    series: id,
+                    timestamp_ms: sample.timestamp_ms,
+                    value: sample.value,
+                });
+            }
+            if !exists && !pending.contains_key(&id) {
+                pending.insert(id, series.labels.clone());
+                record.new_series.push((id, series.labels.clone()));
+            }
+        }
+        Ok(record)
+    }
+
+    /// Cuts every window that can no longer receive samples into a block. With `force`,
+    /// also cuts the newest window (used at shutdown of benchmarks and by tests).
+    /// Returns the number of blocks written.
+    pub async fn flush(&self, force: bool) -> anyhow::Result<usize> {
+        let _guard = self.flush_lock.lock().await;
+        let mut written = 0;
+        while let Some((start, end)) = self.next_window(force) {
+            self.cut_window(start, end).await?;
+            written += 1;
+        }
+        self.apply_retention().await?;
+        Ok(written)
+    }
+
+    /// The oldest head window ready to become a block: the head reaches half a block past
+    /// its end (plus the out-of-order window), as Prometheus does.
+    fn next_window(&self, force: bool) -> Option<(i64, i64)> {
+        let state = read(&self.head);
+        let (min, max) = (state.head.min_time()?, state.head.max_time()?);
+        let range = self.options.config.block_duration.as_millis_i64().max(1);
+        let start = min.div_euclid(range) * range;
+        let end = start + range;
+        let margin = range / 2 + self.options.config.out_of_order_time_window.as_millis_i64();
+        (force || max >= end + margin).then_some((start, end))
+    }
+
+    async fn cut_window(&self, start: i64, end: i64) -> anyhow::Result<()> {
+        // Refuse new samples for the window before copying it, so none can slip in between
+        // the copy and the truncation below.
+        write(&self.head).min_valid_time = end;
+        let data = {
+            let state = read(&self.head);
+            block::BlockData::from_head(&state.head, start, end)
+        };
+        let mut manifest = self.manifest().as_ref().clone();
+        if !data.is_empty() {
+            let meta = data.write(&self.store, new_block_id(start)).await?;
+            self.metrics.blocks_written.inc();
+            self.metrics.block_bytes_written.inc_by(meta.data_bytes);
+            tracing::info!(block = %meta.id, series = meta.num_series, samples = meta.num_samples, bytes = meta.data_bytes, "block written");
+            manifest.blocks.push(meta);
+        }
+        manifest.flushed_until = Some(end);
+        manifest.publish(&self.store).await?;
+        let blocks = manifest.blocks.len();
+        *write(&self.manifest) = Arc::new(manifest);
+        self.metrics.blocks_loaded.set(blocks as i64);
+
+        let mut state = write(&self.head);
+        state.head.truncate_before(end);
+        let records = state.head.to_records(CHECKPOINT_RECORD_SAMPLES);
+        self.wal.checkpoint(&records).context("checkpointing the WAL")?;
+        self.metrics.head_series.set(state.head.num_series() as i64);
+        self.metrics.head_samples.set(state.head.num_samples() as i64);
+        Ok(())
+    }
+
+    async fn apply_retention(&self) -> anyhow::Result<()> {
+        if self.options.retention.is_zero() {
+            return Ok(());
+        }
+        let cutoff = now_ms() - self.options.retention.as_millis() as i64;
+        let current = self.manifest();
+        let (expired, kept): (Vec<BlockMeta>, Vec<BlockMeta>) =
+            current.blocks.iter().cloned().partition(|b| b.max_time <= cutoff);
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut manifest = current.as_ref().clone();
+        manifest.blocks = kept;
+        manifest.publish(&self.store).await?;
+        *write(&self.manifest) = Arc::new(manifest);
+        for block in expired {
+            tracing::info!(block = %block.id, "deleting block past retention");
+            for path in [block.data_path(), block.series_path()] {
+                if let Err(e) = self.store.delete(&path).await {
+                    tracing::warn!(%path, error = %e, "could not delete expired block file");
+                }
+            }
+            self.series_cache.invalidate(&block.id).await;
+        }
+        Ok(())
+    }
+
+    /// The series of one block, from the cache or the block's series file.
+    pub async fn block_series(&self, meta: &BlockMeta) -> anyhow::Result<Arc<BlockSeries>> {
+        let store = self.store.clone();
+        let meta_owned = meta.clone();
+        self.series_cache
+            .try_get_with(meta.id.clone(), async move {
+                BlockSeries::load(&store, &meta_owned).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    /// Background work: cut blocks periodically and, under the `interval` fsync policy,
+    /// sync the WAL. Runs until the returned handle is aborted.
+    pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let storage = self.clone();
+        tokio::spawn(async move {
+            let fsync_every = storage.options.config.wal.fsync_interval.0.max(Duration::from_millis(10));
+            let mut ticker = tokio::time::interval(fsync_every.min(Duration::from_secs(10)));
+            let mut last_flush = tokio::time::Instant::now();
+            loop {
+                ticker.tick().await;
+                if storage.wal.fsync_policy() == FsyncPolicy::Interval {
+                    let s = storage.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || s.wal.sync_all()).await {
+                        tracing::error!(error = %e, "WAL sync task failed");
+                    }
+                }
+                if last_flush.elapsed() >= Duration::from_secs(10) {
+                    last_flush = tokio::time::Instant::now();
+                    if let Err(e) = storage.flush(false).await {
+                        tracing::error!(error = format!("{e:#}"), "cutting blocks failed; will retry");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Makes the WAL durable; called on orderly shutdown.
+    pub fn close(&self) -> anyhow::Result<()> {
+        self.wal.sync_all()
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("data_dir", &self.options.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn drop_flushed(record: &WalRecord, min_valid_time: i64) -> WalRecord {
+    WalRecord {
+        new_series: record.new_series.clone(),
+        samples: record
+            .samples
+            .iter()
+            .filter(|s| s.timestamp_ms >= min_valid_time)
+            .copied()
+            .collect(),
+    }
+}
+
+fn new_block_id(min_time: i64) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{min_time:013}-{:08x}", nanos ^ std::process::id())
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,253 @@
+//! Test harness: starts real processes (Quiver, Prometheus, s3s-fs) on loopback ports and
+//! stops them when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use quiver::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use serde_json::Value;
+
+/// A free loopback port (bound then released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Process {
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Process {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A Quiver server on a loopback port with its own data directory.
+pub struct Quiver {
+    pub process: Option<Process>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Quiver {
+    /// Starts Quiver with `config` (YAML) and waits until it is ready.
+    pub async fn start(config: &str) -> Quiver {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("quiver.yml");
+        std::fs::write(&config_path, config).expect("writing config");
+        let mut q = Quiver {
+            process: None,
+            port: free_port(),
+            dir,
+            config_path,
+            client: reqwest::Client::new(),
+        };
+        q.launch().await;
+        q
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// (Re)starts the process on the same port and data directory.
+    pub async fn launch(&mut self) {
+        let log = self.dir.path().join("quiver.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+        cmd.arg(format!("--config.file={}", self.config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--storage.tsdb.retention.time=0");
+        // Append to the log so a restart keeps the earlier run's lines.
+        let previous = std::fs::read_to_string(&log).unwrap_or_default();
+        self.process = Some(Process::spawn("quiver", &mut cmd, &log));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/-/ready")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if let Some(p) = self.process.as_mut()
+                && let Ok(Some(status)) = p.child.try_wait()
+            {
+                panic!("quiver exited with {status}: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "quiver did not become ready: {previous}{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("quiver.log")).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(p) = self.process.as_mut() {
+            p.kill9();
+        }
+        self.process = None;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(p) = self.process.as_mut() {
+            p.terminate();
+        }
+        self.process = None;
+    }
+
+    /// Runs SQL and returns the JSON body; panics unless it succeeded.
+    pub async fn sql(&self, query: &str) -> Value {
+        let (status, body) = self.sql_raw(query).await;
+        assert_eq!(status, 200, "query {query:?} failed: {body}");
+        body
+    }
+
+    /// Runs SQL; returns status code and JSON body.
+    pub async fn sql_raw(&self, query: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/api/v1/sql"))
+            .form(&[("query", query)])
+            .send()
+            .await
+            .expect("SQL request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// Rows of a successful SQL query.
+    pub async fn rows(&self, query: &str) -> Vec<Vec<Value>> {
+        let body = self.sql(query).await;
+        serde_json::from_value(body["data"]["rows"].clone()).expect("rows")
+    }
+
+    /// A single number from a one-row, one-column query.
+    pub async fn scalar(&self, query: &str) -> f64 {
+        let rows = self.rows(query).await;
+        rows[0][0].as_f64().unwrap_or_else(|| panic!("not a number: {rows:?}"))
+    }
+
+    /// Sends a remote-write request; returns status code and body text.
+    pub async fn remote_write(&self, request: &WriteRequest) -> (u16, String) {
+        let body = snappy(&request.encode_to_vec());
+        let r = self
+            .client
+            .post(self.url("/api/v1/write"))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body)
+            .send()
+            .await
+            .expect("remote write request");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+}
+
+pub fn snappy(raw: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(raw).expect("snappy")
+}
+
+/// One series for a WriteRequest.
+pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| Sample { value, timestamp })
+            .collect(),
+    }
+}
+
+pub fn write_request(timeseries: Vec<TimeSeries>) -> WriteRequest {
+    WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+}
+
+/// A config with no scrape jobs (so only what a test writes is stored) plus `storage_yaml`
+/// lines under `storage:`.
+pub fn config_without_scrapes(storage_yaml: &str) -> String {
+    format!("global:\n  scrape_interval: 15s\nstorage:\n{storage_yaml}\n")
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Now in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    quiver::storage::now_ms()
+}

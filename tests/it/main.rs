@@ -1,0 +1,5 @@
+//! Integration tests: one binary (each test binary links all of DataFusion), one module per
+//! capability. Tests start real processes on loopback and stop them when done.
+
+mod common;
+mod remote_write;
