@@ -21,6 +21,7 @@ pub fn free_port() -> u16 {
 /// A child process killed (and reaped) on drop.
 pub struct Process {
     pub child: Child,
+    /// For messages about this process.
     pub name: String,
 }
 
@@ -63,6 +64,9 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            eprintln!("{} had already exited: {status}", self.name);
+        }
         self.kill9();
     }
 }

@@ -2,4 +2,6 @@
 //! capability. Tests start real processes on loopback and stop them when done.
 
 mod common;
+mod blocks;
+mod crash;
 mod remote_write;
