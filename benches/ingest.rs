@@ -1,1 +1,335 @@
-fn main() {}
+//! Remote-write load generator for the side-by-side ingest benchmark (`scripts/bench-ingest.sh`).
+//!
+//! It sends the same deterministic data to any remote-write 1.0 receiver, Quiver or Prometheus,
+//! the way Prometheus's own queue manager does:
+//! - series are sharded over `--concurrency` senders;
+//! - each sender sends only its own series, in time order, one request at a time.
+//!
+//! So no series ever has two requests in flight, and no sample arrives out of order. The senders
+//! also meet at a barrier after every 15 minutes of sample time. That keeps the shards within 15
+//! minutes of each other, well inside the 1 h that Prometheus accepts behind its newest sample.
+//!
+//! Every request body is encoded before the clock starts, so the figure measures the receiver
+//! and not this program's protobuf and snappy work.
+//!
+//! Run it with `cargo bench --bench ingest -- --url http://127.0.0.1:9090/api/v1/write`, or run
+//! the built binary directly. It prints one JSON line on stdout.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use prost::Message;
+use quiver::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+/// Shards resynchronise after this much sample time. See the module comment.
+const SYNC_SPAN_MS: i64 = 15 * 60 * 1000;
+const METRIC_NAMES: usize = 10;
+const INSTANCES: usize = 100;
+
+#[derive(Debug, Parser)]
+#[command(about = "Prometheus remote-write 1.0 load generator")]
+struct Args {
+    /// Remote-write endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9090/api/v1/write")]
+    url: String,
+    /// Number of distinct series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Samples sent for each series, one every `--interval-ms`.
+    #[arg(long, default_value_t = 240)]
+    samples_per_series: usize,
+    /// Samples per request. The default matches Prometheus's `max_samples_per_send`.
+    #[arg(long, default_value_t = 2000)]
+    batch_size: usize,
+    /// Parallel senders (shards), like Prometheus's remote-write shards.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Time between two samples of one series.
+    #[arg(long, default_value_t = 15_000)]
+    interval_ms: i64,
+    /// Timestamp of the first sample. By default the data ends one interval before now, because
+    /// receivers refuse samples that are too old.
+    #[arg(long, allow_negative_numbers = true)]
+    start_ms: Option<i64>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    /// `cargo bench` passes `--bench` to every bench binary. It is accepted and ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// One encoded remote-write request, ready to send.
+struct Request {
+    body: Vec<u8>,
+    samples: usize,
+    /// Kept only for error messages, so a refusal can be traced to its data.
+    first_timestamp_ms: i64,
+}
+
+/// The requests of one shard, grouped by sync span. Every shard has the same number of spans.
+type ShardPlan = Vec<Vec<Request>>;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    validate(&args)?;
+    let start_ms = args.start_ms.unwrap_or_else(|| default_start_ms(&args));
+
+    let encode_clock = Instant::now();
+    let plans = encode_all(&args, start_ms);
+    let encode_seconds = encode_clock.elapsed().as_secs_f64();
+    let requests: usize = plans.iter().flatten().map(Vec::len).sum();
+    let bytes: usize = plans.iter().flatten().flatten().map(|r| r.body.len()).sum();
+    eprintln!(
+        "encoded {requests} requests ({:.1} MiB snappy) in {encode_seconds:.1}s; sending to {}",
+        bytes as f64 / (1 << 20) as f64,
+        args.url
+    );
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout_secs))
+        .build()
+        .context("building the HTTP client")?;
+    let clock = Instant::now();
+    let samples = send_all(&client, &args.url, plans).await?;
+    let seconds = clock.elapsed().as_secs_f64();
+
+    let end_ms = start_ms + (args.samples_per_series as i64 - 1) * args.interval_ms;
+    let report = serde_json::json!({
+        "url": args.url,
+        "series": args.series,
+        "samples_per_series": args.samples_per_series,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "interval_ms": args.interval_ms,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "requests": requests,
+        "request_bytes": bytes,
+        "encode_seconds": encode_seconds,
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_sec": samples as f64 / seconds,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn validate(args: &Args) -> anyhow::Result<()> {
+    ensure!(args.series > 0, "--series must be at least 1");
+    ensure!(
+        args.samples_per_series > 0,
+        "--samples-per-series must be at least 1"
+    );
+    ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    ensure!(args.interval_ms > 0, "--interval-ms must be at least 1");
+    Ok(())
+}
+
+fn default_start_ms(args: &Args) -> i64 {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    now_ms - args.samples_per_series as i64 * args.interval_ms
+}
+
+/// Labels of series `index`, already sorted by name as the remote-write spec requires.
+fn series_labels(index: usize) -> Vec<Label> {
+    let label = |name: &str, value: String| Label {
+        name: name.to_string(),
+        value,
+    };
+    vec![
+        label("__name__", format!("bench_metric_{}", index % METRIC_NAMES)),
+        label(
+            "instance",
+            format!("host-{}", (index / METRIC_NAMES) % INSTANCES),
+        ),
+        label("job", "bench".to_string()),
+        label("series_id", index.to_string()),
+    ]
+}
+
+/// Even metric names are counters, odd ones gauges, so both value shapes get stored.
+fn is_counter(index: usize) -> bool {
+    (index % METRIC_NAMES) % 2 == 0
+}
+
+/// SplitMix64 over (series, step). It gives values that look random but are the same on every
+/// run, so both servers receive identical data.
+fn mix(series: usize, step: usize) -> u64 {
+    let mut z = (series as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step as u64)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Next value of a series. Counters grow by a whole number in 0..100, as request or byte
+/// counters do. Gauges jump to a two-decimal value in 0..100, the hard case for XOR encoding.
+fn next_value(series: usize, step: usize, previous: f64) -> f64 {
+    let h = mix(series, step);
+    if is_counter(series) {
+        previous + (h % 100) as f64
+    } else {
+        (h % 10_000) as f64 / 100.0
+    }
+}
+
+/// Encodes every shard's requests, in parallel because encoding millions of samples takes a
+/// few seconds.
+fn encode_all(args: &Args, start_ms: i64) -> Vec<ShardPlan> {
+    let shards = args.concurrency.min(args.series);
+    let labels: Vec<Vec<Label>> = (0..args.series).map(series_labels).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..shards)
+            .map(|shard| {
+                let members: Vec<usize> = (shard..args.series).step_by(shards).collect();
+                let labels = &labels;
+                scope.spawn(move || encode_shard(args, start_ms, &members, labels))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("encoding thread panicked"))
+            .collect()
+    })
+}
+
+/// Encodes one shard: all its series at step 0, then all at step 1, and so on. Each request
+/// carries one sample per TimeSeries entry, which is what Prometheus sends when it keeps up.
+fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Label>]) -> ShardPlan {
+    let steps_per_span = (SYNC_SPAN_MS / args.interval_ms).max(1) as usize;
+    let mut values = vec![0.0_f64; members.len()];
+    let mut plan = ShardPlan::new();
+    for span_start in (0..args.samples_per_series).step_by(steps_per_span) {
+        let span_end = (span_start + steps_per_span).min(args.samples_per_series);
+        let mut requests = Vec::new();
+        let mut batch = Vec::with_capacity(args.batch_size);
+        for step in span_start..span_end {
+            let timestamp = start_ms + step as i64 * args.interval_ms;
+            for (slot, &series) in members.iter().enumerate() {
+                values[slot] = next_value(series, step, values[slot]);
+                batch.push(TimeSeries {
+                    labels: labels[series].clone(),
+                    samples: vec![Sample {
+                        value: values[slot],
+                        timestamp,
+                    }],
+                });
+                if batch.len() == args.batch_size {
+                    requests.push(encode_request(std::mem::take(&mut batch)));
+                }
+            }
+        }
+        // A span's last, short batch is sent before the barrier instead of waiting for the
+        // next span.
+        if !batch.is_empty() {
+            requests.push(encode_request(batch));
+        }
+        plan.push(requests);
+    }
+    plan
+}
+
+/// Protobuf, then snappy in the raw block format (not the framed stream format).
+fn encode_request(timeseries: Vec<TimeSeries>) -> Request {
+    let samples = timeseries.iter().map(|ts| ts.samples.len()).sum();
+    let first_timestamp_ms = timeseries
+        .first()
+        .and_then(|ts| ts.samples.first())
+        .map_or(0, |s| s.timestamp);
+    let request = WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy accepts any input below 4 GiB");
+    Request {
+        body,
+        samples,
+        first_timestamp_ms,
+    }
+}
+
+/// Sends every shard's plan on its own task. Returns the number of samples acknowledged.
+/// The first failure aborts the run, because a benchmark with refused samples would be wrong.
+async fn send_all(
+    client: &reqwest::Client,
+    url: &str,
+    plans: Vec<ShardPlan>,
+) -> anyhow::Result<u64> {
+    let barrier = Arc::new(Barrier::new(plans.len()));
+    let mut tasks = JoinSet::new();
+    for (shard, plan) in plans.into_iter().enumerate() {
+        let (client, url, barrier) = (client.clone(), url.to_string(), barrier.clone());
+        tasks.spawn(async move {
+            send_shard(&client, &url, plan, &barrier)
+                .await
+                .with_context(|| format!("shard {shard}"))
+        });
+    }
+    let mut acknowledged = 0;
+    // Returning early drops the JoinSet, which aborts the other shards. Left running, they
+    // would wait at the barrier forever.
+    while let Some(joined) = tasks.join_next().await {
+        acknowledged += joined.context("sender task panicked")??;
+    }
+    Ok(acknowledged)
+}
+
+async fn send_shard(
+    client: &reqwest::Client,
+    url: &str,
+    plan: ShardPlan,
+    barrier: &Barrier,
+) -> anyhow::Result<u64> {
+    let mut acknowledged = 0;
+    for span in plan {
+        for request in span {
+            let (samples, first) = (request.samples, request.first_timestamp_ms);
+            send_request(client, url, request.body)
+                .await
+                .with_context(|| {
+                    format!("request of {samples} samples starting at t={first} ms")
+                })?;
+            acknowledged += samples as u64;
+        }
+        barrier.wait().await;
+    }
+    Ok(acknowledged)
+}
+
+/// Sends one request with the headers Prometheus's remote-write client sends. Any non-2xx
+/// answer is an error that includes the body, which names the reason for a refusal.
+async fn send_request(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+        .header(reqwest::header::CONTENT_ENCODING, "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .header(reqwest::header::USER_AGENT, "quiver-bench-ingest/0.1")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| format!("<body unreadable: {e}>"));
+        bail!("POST {url} answered {status}: {}", text.trim());
+    }
+    Ok(())
+}

@@ -4,4 +4,6 @@
 mod common;
 mod blocks;
 mod crash;
+mod prometheus_peer;
 mod remote_write;
+mod sql;

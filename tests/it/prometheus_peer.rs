@@ -1,0 +1,107 @@
+//! A real Prometheus (Debian's package) remote-writes what it scrapes to Quiver; the values
+//! Quiver stores equal the ones Prometheus stored itself.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+struct Prometheus {
+    _process: Process,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn start_prometheus(quiver_port: u16) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\nremote_write:\n  - url: http://127.0.0.1:{quiver_port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let process = Process::spawn(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        &dir.path().join("prometheus.log"),
+    );
+    Prometheus {
+        _process: process,
+        port,
+        _dir: dir,
+    }
+}
+
+/// Raw samples of `selector` over the last minute, from Prometheus's own storage:
+/// (label set without __name__, timestamp ms) -> value.
+async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String, i64), f64> {
+    let url = format!("http://127.0.0.1:{}/api/v1/query", p.port);
+    let body: Value = reqwest::Client::new()
+        .get(url)
+        .query(&[("query", format!("{selector}[1m]"))])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for series in body["data"]["result"].as_array().cloned().unwrap_or_default() {
+        let instance = series["metric"]["instance"].as_str().unwrap_or("").to_string();
+        for v in series["values"].as_array().unwrap() {
+            let ts = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
+            let value: f64 = v[1].as_str().unwrap().parse().unwrap();
+            out.insert((instance.clone(), ts), value);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_write_arrives_intact() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let prom = start_prometheus(q.port);
+    // Wait until a handful of scrapes went through the remote-write queue.
+    eventually("samples from Prometheus", Duration::from_secs(60), || async {
+        let (status, body) = q.sql_raw("SELECT count(*) FROM scrape_duration_seconds WHERE job = 'prom'").await;
+        (status == 200 && body["data"]["rows"][0][0].as_f64().unwrap_or(0.0) >= 5.0).then_some(())
+    })
+    .await;
+    for metric in ["scrape_duration_seconds", "up", "prometheus_tsdb_head_samples_appended_total"] {
+        let expected = prometheus_samples(&prom, &format!("{metric}{{job=\"prom\"}}")).await;
+        assert!(!expected.is_empty(), "Prometheus has no {metric}");
+        let rows = q
+            .rows(&format!(
+                "SELECT instance, CAST(timestamp AS BIGINT), value FROM {metric} WHERE job = 'prom' ORDER BY 2"
+            ))
+            .await;
+        let stored: BTreeMap<(String, i64), f64> = rows
+            .iter()
+            .map(|r| {
+                let v = match &r[2] {
+                    Value::String(s) if s == "NaN" => f64::NAN,
+                    other => other.as_f64().unwrap(),
+                };
+                ((r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()), v)
+            })
+            .collect();
+        let newest_stored = stored.keys().map(|k| k.1).max().unwrap();
+        let mut compared = 0;
+        for (key, value) in expected.iter().filter(|(k, _)| k.1 <= newest_stored) {
+            let got = stored.get(key).unwrap_or_else(|| panic!("{metric} {key:?} missing in Quiver"));
+            assert_eq!(got.to_bits(), value.to_bits(), "{metric} {key:?}");
+            compared += 1;
+        }
+        assert!(compared >= 3, "{metric}: only {compared} samples compared");
+    }
+    // Label sets arrive whole (Prometheus adds job and instance).
+    let labels = q.rows("SELECT DISTINCT job, instance FROM up").await;
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0][0], Value::from("prom"));
+}
