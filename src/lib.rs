@@ -3,12 +3,12 @@
 //! Data flows left to right through the modules, as in Prometheus's own layout:
 //! `scrape`/`api::write` -> `storage` -> `query` -> `api`. See ARCHITECTURE.md.
 
+pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod model;
-pub mod storage;
-pub mod query;
-pub mod api;
 pub mod prompb;
+pub mod query;
 pub mod scrape;
 pub mod server;
+pub mod storage;

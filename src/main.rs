@@ -16,7 +16,11 @@ use quiver::server::{self, ServerOptions};
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "A Prometheus-compatible metrics server on Arrow, Parquet and DataFusion")]
+#[command(
+    name = "quiver",
+    version,
+    about = "A Prometheus-compatible metrics server on Arrow, Parquet and DataFusion"
+)]
 struct Cli {
     /// Configuration file (prometheus.yml format). Without it, an embedded default is used:
     /// local storage, scraping Quiver's own /metrics.
@@ -55,10 +59,16 @@ enum CheckCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
-        Some(Command::Check { what: CheckCommand::Config { files } }) => check_config(&files),
+        Some(Command::Check {
+            what: CheckCommand::Config { files },
+        }) => check_config(&files),
         None => run_server(cli),
     }
 }
@@ -70,7 +80,10 @@ fn run_server(cli: Cli) -> ExitCode {
         retention: cli.retention,
         listen_address: cli.listen_address,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -90,12 +103,20 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
         match Config::load(file) {
-            Ok(_) => println!("Checking {}\n  SUCCESS: {} is valid", file.display(), file.display()),
+            Ok(_) => println!(
+                "Checking {}\n  SUCCESS: {} is valid",
+                file.display(),
+                file.display()
+            ),
             Err(e) => {
                 println!("Checking {}\n  FAILED: {e:#}", file.display());
                 ok = false;
             }
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -56,6 +56,7 @@ impl Metrics {
             registry,
         };
         metrics.register_all();
+        metrics.initialize_label_values();
         metrics
     }
 
@@ -83,6 +84,17 @@ impl Metrics {
             self.registry
                 .register(c)
                 .expect("self-metric names are unique");
+        }
+    }
+
+    /// Creates the known children of labelled counters, so they show up (at 0) before the
+    /// first event, as dashboards and `rate()` expect.
+    fn initialize_label_values(&self) {
+        for reason in ["out_of_bounds", "out_of_order"] {
+            self.storage.samples_rejected.with_label_values(&[reason]);
+        }
+        for outcome in ["success", "error"] {
+            self.query.sql_queries.with_label_values(&[outcome]);
         }
     }
 
@@ -134,7 +146,10 @@ impl StorageMetrics {
             ),
             head_series: gauge("quiver_tsdb_head_series", "Series in the head."),
             head_samples: gauge("quiver_tsdb_head_samples", "Samples held in the head."),
-            wal_bytes: gauge("quiver_tsdb_wal_storage_size_bytes", "Size of the WAL on disk."),
+            wal_bytes: gauge(
+                "quiver_tsdb_wal_storage_size_bytes",
+                "Size of the WAL on disk.",
+            ),
             wal_fsyncs: counter("quiver_tsdb_wal_fsyncs_total", "fsync calls on the WAL."),
             wal_fsync_seconds: histogram(
                 "quiver_tsdb_wal_fsync_duration_seconds",
@@ -145,7 +160,10 @@ impl StorageMetrics {
                 "quiver_tsdb_wal_corruptions_total",
                 "Torn or corrupt WAL tails found and truncated at replay.",
             ),
-            blocks_written: counter("quiver_tsdb_blocks_written_total", "Parquet blocks written."),
+            blocks_written: counter(
+                "quiver_tsdb_blocks_written_total",
+                "Parquet blocks written.",
+            ),
             block_bytes_written: counter(
                 "quiver_tsdb_block_bytes_written_total",
                 "Bytes of Parquet written for blocks.",

@@ -42,7 +42,11 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     )
     .await
     .context("opening storage")?;
-    let sql = Arc::new(SqlEngine::new(storage.clone(), config.query.clone(), metrics.query.clone())?);
+    let sql = Arc::new(SqlEngine::new(
+        storage.clone(),
+        config.query.clone(),
+        metrics.query.clone(),
+    )?);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         storage: storage.clone(),
@@ -73,7 +77,11 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
 
 /// The embedded default scrapes Quiver itself; follow `--web.listen-address`.
 fn point_self_scrape_at(config: &mut Config, address: SocketAddr) {
-    for sc in config.scrape_configs.iter_mut().filter(|sc| sc.job_name == "quiver") {
+    for sc in config
+        .scrape_configs
+        .iter_mut()
+        .filter(|sc| sc.job_name == "quiver")
+    {
         for sc_static in &mut sc.static_configs {
             sc_static.targets = vec![address.to_string()];
         }

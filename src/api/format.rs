@@ -31,7 +31,10 @@ impl OutputFormat {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        for media in accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()) {
+        for media in accept
+            .split(',')
+            .map(|m| m.split(';').next().unwrap_or("").trim())
+        {
             match media {
                 "application/json" => return Ok(OutputFormat::Json),
                 "text/csv" => return Ok(OutputFormat::Csv),
@@ -73,19 +76,26 @@ pub fn to_json(result: &QueryResult) -> anyhow::Result<Vec<u8>> {
 
 fn json_column(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
     let n = array.len();
-    let value_at = |i: usize, f: &dyn Fn(usize) -> Value| if array.is_null(i) { Value::Null } else { f(i) };
+    let value_at =
+        |i: usize, f: &dyn Fn(usize) -> Value| if array.is_null(i) { Value::Null } else { f(i) };
     let values = match array.data_type() {
         DataType::Float64 => {
             let a = array.as_primitive::<Float64Type>();
-            (0..n).map(|i| value_at(i, &|i| float_json(a.value(i)))).collect()
+            (0..n)
+                .map(|i| value_at(i, &|i| float_json(a.value(i))))
+                .collect()
         }
         DataType::Float32 => {
             let a = array.as_primitive::<Float32Type>();
-            (0..n).map(|i| value_at(i, &|i| float_json(f64::from(a.value(i))))).collect()
+            (0..n)
+                .map(|i| value_at(i, &|i| float_json(f64::from(a.value(i)))))
+                .collect()
         }
         DataType::Boolean => {
             let a = array.as_boolean();
-            (0..n).map(|i| value_at(i, &|i| Value::Bool(a.value(i)))).collect()
+            (0..n)
+                .map(|i| value_at(i, &|i| Value::Bool(a.value(i))))
+                .collect()
         }
         t if t.is_integer() => {
             let formatter = ArrayFormatter::try_new(array.as_ref(), &display_options())?;
@@ -124,7 +134,12 @@ fn float_json(v: f64) -> Value {
 /// (timestamps as RFC 3339).
 pub fn to_csv(result: &QueryResult) -> anyhow::Result<Vec<u8>> {
     let mut out = String::new();
-    let header: Vec<String> = result.schema.fields().iter().map(|f| csv_field(f.name())).collect();
+    let header: Vec<String> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| csv_field(f.name()))
+        .collect();
     out.push_str(&header.join(","));
     out.push('\n');
     for batch in &result.batches {
@@ -134,7 +149,10 @@ pub fn to_csv(result: &QueryResult) -> anyhow::Result<Vec<u8>> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &display_options()))
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| csv_field(&f.value(row).to_string())).collect();
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| csv_field(&f.value(row).to_string()))
+                .collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }

@@ -30,7 +30,12 @@ pub async fn sql(
     }
 }
 
-async fn run(state: &AppState, query: Option<String>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn run(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let params = request_params(query, headers, body).await?;
     let statement = params
         .get("query")
@@ -49,12 +54,17 @@ async fn request_params(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<HashMap<String, String>, ApiError> {
-    let mut params: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let bytes = to_bytes(body, MAX_SQL_BODY)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_data", format!("request body exceeds {MAX_SQL_BODY} bytes")))?;
+    let mut params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let bytes = to_bytes(body, MAX_SQL_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_data",
+            format!("request body exceeds {MAX_SQL_BODY} bytes"),
+        )
+    })?;
     if bytes.is_empty() {
         return Ok(params);
     }
@@ -65,14 +75,18 @@ async fn request_params(
         .to_ascii_lowercase();
     if content_type.starts_with("application/x-www-form-urlencoded") {
         params.extend(url::form_urlencoded::parse(&bytes).into_owned());
-    } else if content_type.starts_with("text/plain") || content_type.starts_with("application/sql") {
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_data("SQL body is not valid UTF-8"))?;
+    } else if content_type.starts_with("text/plain") || content_type.starts_with("application/sql")
+    {
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::bad_data("SQL body is not valid UTF-8"))?;
         params.insert("query".into(), text);
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "bad_data",
-            format!("unsupported Content-Type {content_type:?}: send a form (query=...) or text/plain SQL"),
+            format!(
+                "unsupported Content-Type {content_type:?}: send a form (query=...) or text/plain SQL"
+            ),
         ));
     }
     Ok(params)
@@ -91,9 +105,18 @@ fn to_api_error(e: SqlError) -> ApiError {
 fn render(output: OutputFormat, result: &QueryResult) -> Result<Response, ApiError> {
     let internal = |e: anyhow::Error| ApiError::internal(format!("encoding result: {e:#}"));
     let (content_type, body) = match output {
-        OutputFormat::Json => ("application/json", format::to_json(result).map_err(internal)?),
-        OutputFormat::Csv => ("text/csv; charset=utf-8", format::to_csv(result).map_err(internal)?),
-        OutputFormat::Arrow => ("application/vnd.apache.arrow.stream", format::to_arrow_ipc(result).map_err(internal)?),
+        OutputFormat::Json => (
+            "application/json",
+            format::to_json(result).map_err(internal)?,
+        ),
+        OutputFormat::Csv => (
+            "text/csv; charset=utf-8",
+            format::to_csv(result).map_err(internal)?,
+        ),
+        OutputFormat::Arrow => (
+            "application/vnd.apache.arrow.stream",
+            format::to_arrow_ipc(result).map_err(internal)?,
+        ),
     };
     let mut response = Response::new(Body::from(body));
     response

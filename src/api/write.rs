@@ -21,7 +21,11 @@ use super::error::ApiError;
 /// before any memory is allocated for them.
 const MAX_EXPANSION: usize = 16;
 
-pub async fn remote_write(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn remote_write(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let response = match receive(&state, &headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),

@@ -229,7 +229,10 @@ impl Config {
                 anyhow::bail!("scrape config has an empty job_name");
             }
             if !jobs.insert(sc.job_name.as_str()) {
-                anyhow::bail!("found multiple scrape configs with job name {:?}", sc.job_name);
+                anyhow::bail!(
+                    "found multiple scrape configs with job name {:?}",
+                    sc.job_name
+                );
             }
             if sc.scheme != "http" && sc.scheme != "https" {
                 anyhow::bail!("job {:?}: unknown scheme {:?}", sc.job_name, sc.scheme);

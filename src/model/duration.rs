@@ -82,8 +82,14 @@ mod tests {
     fn parses_prometheus_durations() {
         assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("10s53ms").unwrap(), Duration::from_millis(10053));
-        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(365 * 86400));
+        assert_eq!(
+            parse_duration("10s53ms").unwrap(),
+            Duration::from_millis(10053)
+        );
+        assert_eq!(
+            parse_duration("1y").unwrap(),
+            Duration::from_secs(365 * 86400)
+        );
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         for bad in ["", "1", "s", "1m1h", "1x", "-1s", "1.5s", "1s1s"] {
             assert!(parse_duration(bad).is_err(), "{bad} should fail");

@@ -16,7 +16,8 @@ use crate::config::{Config, ScrapeConfig};
 use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples};
 use crate::storage::Storage;
 
-const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
 
 /// A target to scrape and the labels its samples get.
 #[derive(Debug, Clone)]
@@ -120,7 +121,10 @@ async fn scrape_loop(storage: Arc<Storage>, client: reqwest::Client, target: Tar
     }
 }
 
-async fn scrape_once(client: &reqwest::Client, target: &Target) -> anyhow::Result<parser::Exposition> {
+async fn scrape_once(
+    client: &reqwest::Client,
+    target: &Target,
+) -> anyhow::Result<parser::Exposition> {
     let response = client
         .get(&target.url)
         .header(reqwest::header::ACCEPT, ACCEPT)
@@ -154,7 +158,10 @@ fn to_series(target: &Target, exposition: parser::Exposition, now_ms: i64) -> Ve
             };
             Some(SeriesSamples {
                 labels,
-                samples: vec![Sample { timestamp_ms, value: s.value }],
+                samples: vec![Sample {
+                    timestamp_ms,
+                    value: s.value,
+                }],
             })
         })
         .collect()
@@ -183,10 +190,16 @@ fn target_labels(target: &Target, mut pairs: Vec<(String, String)>) -> Option<La
 }
 
 fn synthetic(target: &Target, name: &str, value: f64, now_ms: i64) -> Option<SeriesSamples> {
-    let labels = target_labels(target, vec![(METRIC_NAME_LABEL.to_string(), name.to_string())])?;
+    let labels = target_labels(
+        target,
+        vec![(METRIC_NAME_LABEL.to_string(), name.to_string())],
+    )?;
     Some(SeriesSamples {
         labels,
-        samples: vec![Sample { timestamp_ms: now_ms, value }],
+        samples: vec![Sample {
+            timestamp_ms: now_ms,
+            value,
+        }],
     })
 }
 

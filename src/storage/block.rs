@@ -19,8 +19,8 @@ use arrow::array::{
     TimestampMillisecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -174,7 +174,11 @@ impl BlockData {
 
     /// Writes both files and returns the block's manifest entry. Nothing is visible to
     /// readers until the caller publishes that entry in the manifest.
-    pub async fn write(&self, store: &Arc<dyn ObjectStore>, id: String) -> anyhow::Result<BlockMeta> {
+    pub async fn write(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        id: String,
+    ) -> anyhow::Result<BlockMeta> {
         let mut meta = BlockMeta {
             id,
             min_time: self.min_time,
@@ -186,20 +190,23 @@ impl BlockData {
             metrics: BTreeMap::new(),
         };
         for s in &self.series {
-            let names = meta.metrics.entry(metric_of(&s.labels).to_string()).or_default();
+            let names = meta
+                .metrics
+                .entry(metric_of(&s.labels).to_string())
+                .or_default();
             names.extend(s.labels.without_metric_name().map(|(n, _)| n.to_string()));
         }
         let data_path = meta.data_path();
-        meta.data_file_bytes =
-            write_parquet(store, &data_path, data_schema(), self.data_batches())
-                .await
-                .with_context(|| format!("writing {data_path}"))?;
+        meta.data_file_bytes = write_parquet(store, &data_path, data_schema(), self.data_batches())
+            .await
+            .with_context(|| format!("writing {data_path}"))?;
         meta.data_bytes = meta.data_file_bytes;
         let series_path = meta.series_path();
         let series_batch = self.series_batch()?;
-        meta.data_bytes += write_parquet(store, &series_path, series_schema(), vec![Ok(series_batch)])
-            .await
-            .with_context(|| format!("writing {series_path}"))?;
+        meta.data_bytes +=
+            write_parquet(store, &series_path, series_schema(), vec![Ok(series_batch)])
+                .await
+                .with_context(|| format!("writing {series_path}"))?;
         Ok(meta)
     }
 
@@ -237,7 +244,8 @@ impl BlockData {
             labels.append(true)?;
         }
         let ids = UInt64Array::from_iter_values(self.series.iter().map(|s| s.id));
-        let metrics = StringArray::from_iter_values(self.series.iter().map(|s| metric_of(&s.labels)));
+        let metrics =
+            StringArray::from_iter_values(self.series.iter().map(|s| metric_of(&s.labels)));
         Ok(RecordBatch::try_new(
             series_schema(),
             vec![Arc::new(ids), Arc::new(metrics), Arc::new(labels.finish())],
@@ -301,7 +309,10 @@ pub struct BlockSeries {
 }
 
 impl BlockSeries {
-    pub async fn load(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) -> anyhow::Result<BlockSeries> {
+    pub async fn load(
+        store: &Arc<dyn ObjectStore>,
+        meta: &BlockMeta,
+    ) -> anyhow::Result<BlockSeries> {
         let path = meta.series_path();
         // Series files are small; one GET and an in-memory decode beat ranged reads.
         let bytes = store

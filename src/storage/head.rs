@@ -131,7 +131,11 @@ impl Head {
 
     /// The id the series has, or would get: its stable hash, probed forward past
     /// collisions with other label sets (including ones `pending` is about to add).
-    pub fn resolve_id(&self, labels: &Labels, pending: &HashMap<SeriesId, Labels>) -> (SeriesId, bool) {
+    pub fn resolve_id(
+        &self,
+        labels: &Labels,
+        pending: &HashMap<SeriesId, Labels>,
+    ) -> (SeriesId, bool) {
         let mut id = labels.stable_hash();
         loop {
             let existing = self
@@ -158,8 +162,14 @@ impl Head {
                 && series.insert(s.timestamp_ms, s.value)
             {
                 added += 1;
-                self.min_time = Some(self.min_time.map_or(s.timestamp_ms, |t| t.min(s.timestamp_ms)));
-                self.max_time = Some(self.max_time.map_or(s.timestamp_ms, |t| t.max(s.timestamp_ms)));
+                self.min_time = Some(
+                    self.min_time
+                        .map_or(s.timestamp_ms, |t| t.min(s.timestamp_ms)),
+                );
+                self.max_time = Some(
+                    self.max_time
+                        .map_or(s.timestamp_ms, |t| t.max(s.timestamp_ms)),
+                );
             }
         }
         self.num_samples += added;
@@ -247,7 +257,9 @@ impl Head {
         let mut records = Vec::new();
         let mut current = WalRecord::default();
         for (id, series) in &self.series {
-            current.new_series.push((*id, series.labels.as_ref().clone()));
+            current
+                .new_series
+                .push((*id, series.labels.as_ref().clone()));
             for (ts, v) in series.timestamps.iter().zip(&series.values) {
                 current.samples.push(WalSample {
                     series: *id,
@@ -294,7 +306,11 @@ mod tests {
     #[test]
     fn out_of_order_and_duplicates_keep_one_sorted_value() {
         let mut head = Head::new();
-        head.apply(&record(1, labels("up", "a"), &[(10, 1.0), (30, 3.0), (20, 2.0), (30, 4.0)]));
+        head.apply(&record(
+            1,
+            labels("up", "a"),
+            &[(10, 1.0), (30, 3.0), (20, 2.0), (30, 4.0)],
+        ));
         let s = head.get(1).unwrap();
         assert_eq!(s.timestamps, vec![10, 20, 30]);
         assert_eq!(s.values, vec![1.0, 2.0, 4.0]);

@@ -15,7 +15,10 @@ mod v0001;
 pub const CURRENT_LAYOUT_VERSION: u32 = 1;
 
 /// Upgrades a manifest from version N to N+1; may read or rewrite objects in the store.
-type Step = fn(Arc<dyn ObjectStore>, serde_json::Value) -> BoxFuture<'static, anyhow::Result<serde_json::Value>>;
+type Step = fn(
+    Arc<dyn ObjectStore>,
+    serde_json::Value,
+) -> BoxFuture<'static, anyhow::Result<serde_json::Value>>;
 
 /// `STEPS[n]` upgrades layout version n to n+1.
 const STEPS: [Step; CURRENT_LAYOUT_VERSION as usize] = [v0001::upgrade];

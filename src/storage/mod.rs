@@ -49,7 +49,9 @@ pub struct StorageOptions {
 /// Why a write was refused. Nothing of a refused write is stored.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    #[error("out of bounds: sample for series {series} at {timestamp_ms} is older than the oldest writable time {min_valid}")]
+    #[error(
+        "out of bounds: sample for series {series} at {timestamp_ms} is older than the oldest writable time {min_valid}"
+    )]
     OutOfBounds {
         series: String,
         timestamp_ms: i64,
@@ -104,7 +106,10 @@ pub struct Storage {
 
 impl Storage {
     /// Opens (or creates) the storage: loads and upgrades the manifest, replays the WAL.
-    pub async fn open(options: StorageOptions, metrics: StorageMetrics) -> anyhow::Result<Arc<Storage>> {
+    pub async fn open(
+        options: StorageOptions,
+        metrics: StorageMetrics,
+    ) -> anyhow::Result<Arc<Storage>> {
         let store = objstore::build(&options.config, &options.data_dir)?;
         Self::open_with_store(options, store, metrics).await
     }
@@ -117,14 +122,17 @@ impl Storage {
         let manifest = Manifest::load(&store).await?;
         let min_valid_time = manifest.flushed_until.unwrap_or(i64::MIN);
         let wal_dir = options.data_dir.join("wal");
-        let (wal, records, replay) = Wal::open(&wal_dir, options.config.wal.clone(), metrics.clone())?;
+        let (wal, records, replay) =
+            Wal::open(&wal_dir, options.config.wal.clone(), metrics.clone())?;
         let mut head = Head::new();
         for record in &records {
             head.apply(&drop_flushed(record, min_valid_time));
         }
         // Series whose samples were all flushed already need not stay in memory.
         head.truncate_before(min_valid_time);
-        metrics.wal_corruptions.inc_by(replay.truncated.len() as u64);
+        metrics
+            .wal_corruptions
+            .inc_by(replay.truncated.len() as u64);
         metrics.head_series.set(head.num_series() as i64);
         metrics.head_samples.set(head.num_samples() as i64);
         metrics.blocks_loaded.set(manifest.blocks.len() as i64);
@@ -137,7 +145,9 @@ impl Storage {
             "storage opened"
         );
         let cache = moka::future::Cache::builder()
-            .weigher(|_k: &String, v: &Arc<BlockSeries>| v.memory_size().try_into().unwrap_or(u32::MAX))
+            .weigher(|_k: &String, v: &Arc<BlockSeries>| {
+                v.memory_size().try_into().unwrap_or(u32::MAX)
+            })
             .max_capacity(256 << 20)
             .build();
         Ok(Arc::new(Storage {
@@ -199,7 +209,9 @@ impl Storage {
             let added = state.head.apply(&record);
             self.metrics.samples_appended.inc_by(added as u64);
             self.metrics.head_series.set(state.head.num_series() as i64);
-            self.metrics.head_samples.set(state.head.num_samples() as i64);
+            self.metrics
+                .head_samples
+                .set(state.head.num_samples() as i64);
             (
                 seq,
                 AppendOutcome {
@@ -213,7 +225,11 @@ impl Storage {
     }
 
     /// Checks every sample and resolves series ids; returns the WAL record to write.
-    fn validate(&self, state: &HeadState, batch: &[SeriesSamples]) -> Result<WalRecord, AppendError> {
+    fn validate(
+        &self,
+        state: &HeadState,
+        batch: &[SeriesSamples],
+    ) -> Result<WalRecord, AppendError> {
         let window = self.options.config.out_of_order_time_window.as_millis_i64();
         let mut pending: HashMap<SeriesId, Labels> = HashMap::new();
         let mut record = WalRecord::default();
@@ -309,9 +325,13 @@ impl Storage {
         let mut state = write(&self.head);
         state.head.truncate_before(end);
         let records = state.head.to_records(CHECKPOINT_RECORD_SAMPLES);
-        self.wal.checkpoint(&records).context("checkpointing the WAL")?;
+        self.wal
+            .checkpoint(&records)
+            .context("checkpointing the WAL")?;
         self.metrics.head_series.set(state.head.num_series() as i64);
-        self.metrics.head_samples.set(state.head.num_samples() as i64);
+        self.metrics
+            .head_samples
+            .set(state.head.num_samples() as i64);
         Ok(())
     }
 
@@ -321,8 +341,11 @@ impl Storage {
         }
         let cutoff = now_ms() - self.options.retention.as_millis() as i64;
         let current = self.manifest();
-        let (expired, kept): (Vec<BlockMeta>, Vec<BlockMeta>) =
-            current.blocks.iter().cloned().partition(|b| b.max_time <= cutoff);
+        let (expired, kept): (Vec<BlockMeta>, Vec<BlockMeta>) = current
+            .blocks
+            .iter()
+            .cloned()
+            .partition(|b| b.max_time <= cutoff);
         if expired.is_empty() {
             return Ok(());
         }
@@ -359,7 +382,13 @@ impl Storage {
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let storage = self.clone();
         tokio::spawn(async move {
-            let fsync_every = storage.options.config.wal.fsync_interval.0.max(Duration::from_millis(10));
+            let fsync_every = storage
+                .options
+                .config
+                .wal
+                .fsync_interval
+                .0
+                .max(Duration::from_millis(10));
             let mut ticker = tokio::time::interval(fsync_every.min(Duration::from_secs(10)));
             let mut last_flush = tokio::time::Instant::now();
             loop {
@@ -373,7 +402,10 @@ impl Storage {
                 if last_flush.elapsed() >= Duration::from_secs(10) {
                     last_flush = tokio::time::Instant::now();
                     if let Err(e) = storage.flush(false).await {
-                        tracing::error!(error = format!("{e:#}"), "cutting blocks failed; will retry");
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "cutting blocks failed; will retry"
+                        );
                     }
                 }
             }

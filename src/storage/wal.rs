@@ -75,7 +75,8 @@ impl Wal {
         config: WalConfig,
         metrics: StorageMetrics,
     ) -> anyhow::Result<(Wal, Vec<WalRecord>, ReplayReport)> {
-        fs::create_dir_all(dir).with_context(|| format!("creating WAL directory {}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating WAL directory {}", dir.display()))?;
         let segments = list_segments(dir)?;
         let mut report = ReplayReport {
             segments: segments.len(),
@@ -108,7 +109,9 @@ impl Wal {
             writer.rotate(&self.dir)?;
         }
         writer.write_frame(&frame)?;
-        self.metrics.wal_bytes.set(self.total_size_locked(&writer) as i64);
+        self.metrics
+            .wal_bytes
+            .set(self.total_size_locked(&writer) as i64);
         Ok(writer.written_seq)
     }
 
@@ -168,7 +171,9 @@ impl Wal {
                     .with_context(|| format!("removing old WAL segment {}", path.display()))?;
             }
         }
-        self.metrics.wal_bytes.set(self.total_size_locked(&writer) as i64);
+        self.metrics
+            .wal_bytes
+            .set(self.total_size_locked(&writer) as i64);
         Ok(())
     }
 
@@ -178,7 +183,9 @@ impl Wal {
 
     fn update_size_metric(&self) {
         let writer = lock(&self.writer);
-        self.metrics.wal_bytes.set(self.total_size_locked(&writer) as i64);
+        self.metrics
+            .wal_bytes
+            .set(self.total_size_locked(&writer) as i64);
     }
 
     fn total_size_locked(&self, _writer: &Writer) -> u64 {
@@ -211,7 +218,9 @@ impl Writer {
     }
 
     fn rotate(&mut self, dir: &Path) -> anyhow::Result<()> {
-        self.file.sync_data().context("fsync of WAL segment before rotation")?;
+        self.file
+            .sync_data()
+            .context("fsync of WAL segment before rotation")?;
         let seq = self.written_seq;
         *self = Writer::create(dir, self.segment + 1)?;
         self.written_seq = seq;
@@ -219,9 +228,7 @@ impl Writer {
     }
 
     fn write_frame(&mut self, frame: &[u8]) -> anyhow::Result<()> {
-        self.file
-            .write_all(frame)
-            .context("writing WAL frame")?;
+        self.file.write_all(frame).context("writing WAL frame")?;
         self.size += frame.len() as u64;
         self.written_seq += 1;
         Ok(())
@@ -363,7 +370,10 @@ fn decode_frame(data: &[u8]) -> Result<(WalRecord, usize), String> {
 fn decode_payload(payload: &[u8]) -> io::Result<WalRecord> {
     let mut r = Reader(payload);
     if r.u8()? != KIND_APPEND {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown record kind"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unknown record kind",
+        ));
     }
     let mut record = WalRecord::default();
     for _ in 0..r.u32()? {
@@ -390,7 +400,10 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
         if self.0.len() < n {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short payload"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short payload",
+            ));
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;

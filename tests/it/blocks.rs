@@ -16,7 +16,16 @@ async fn write_history(q: &Quiver) -> (i64, usize) {
         let ts = start + step * 10_000;
         let batch: Vec<_> = ["a", "b", "c"]
             .iter()
-            .map(|host| series(&[("__name__", "node_load1"), ("instance", host), ("job", "node")], &[(ts, step as f64)]))
+            .map(|host| {
+                series(
+                    &[
+                        ("__name__", "node_load1"),
+                        ("instance", host),
+                        ("job", "node"),
+                    ],
+                    &[(ts, step as f64)],
+                )
+            })
             .collect();
         n += batch.len();
         let (status, body) = q.remote_write(&write_request(batch)).await;
@@ -33,7 +42,10 @@ fn manifest_blocks(root: &Path) -> Option<Vec<serde_json::Value>> {
 }
 
 async fn check_queries(q: &Quiver, start: i64, total: usize) {
-    assert_eq!(q.scalar("SELECT count(*) FROM node_load1").await as usize, total);
+    assert_eq!(
+        q.scalar("SELECT count(*) FROM node_load1").await as usize,
+        total
+    );
     let per_host = q
         .rows("SELECT instance, count(*), max(value) FROM node_load1 GROUP BY instance ORDER BY instance")
         .await;
@@ -63,11 +75,20 @@ async fn windows_are_cut_into_blocks_and_survive_restart() {
     })
     .await;
     let first = blocks[0]["id"].as_str().unwrap();
-    assert!(data_dir.join("blocks").join(first).join("data.parquet").exists());
+    assert!(
+        data_dir
+            .join("blocks")
+            .join(first)
+            .join("data.parquet")
+            .exists()
+    );
     check_queries(&q, start, total).await;
     // A sample for a window that is already a block is refused.
     let (status, body) = q
-        .remote_write(&write_request(vec![series(&[("__name__", "node_load1"), ("instance", "a")], &[(start, 1.0)])]))
+        .remote_write(&write_request(vec![series(
+            &[("__name__", "node_load1"), ("instance", "a")],
+            &[(start, 1.0)],
+        )]))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("out of bounds"), "{body}");
@@ -75,8 +96,13 @@ async fn windows_are_cut_into_blocks_and_survive_restart() {
     q.launch().await;
     check_queries(&q, start, total).await;
     // The block files are plain Parquet: the series file names the labels.
-    let metric = q.rows("SELECT metric, labels['instance'] FROM series ORDER BY 2").await;
-    assert_eq!(metric[0], vec![serde_json::json!("node_load1"), serde_json::json!("a")]);
+    let metric = q
+        .rows("SELECT metric, labels['instance'] FROM series ORDER BY 2")
+        .await;
+    assert_eq!(
+        metric[0],
+        vec![serde_json::json!("node_load1"), serde_json::json!("a")]
+    );
 }
 
 /// s3s-fs on a loopback port, serving buckets from a directory.
@@ -126,14 +152,20 @@ async fn blocks_live_in_s3_and_a_fresh_node_reads_them() {
         async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
     })
     .await;
-    assert!(!q.data_dir().join("blocks").exists(), "blocks must go to S3, not local disk");
+    assert!(
+        !q.data_dir().join("blocks").exists(),
+        "blocks must go to S3, not local disk"
+    );
     check_queries(&q, start, total).await;
     q.stop();
 
     // A new node with an empty local directory sees the blocks (not the other node's WAL).
     let mut fresh = Quiver::start(&config).await;
     let in_blocks = fresh.scalar("SELECT count(*) FROM node_load1").await;
-    assert!(in_blocks >= 30.0 * 3.0 && in_blocks < total as f64, "{in_blocks}");
+    assert!(
+        in_blocks >= 30.0 * 3.0 && in_blocks < total as f64,
+        "{in_blocks}"
+    );
     fresh.stop();
 
     // Wrong credentials fail clearly at the first block access, not silently.
@@ -143,7 +175,10 @@ async fn blocks_live_in_s3_and_a_fresh_node_reads_them() {
     std::fs::write(&path, bad).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .arg(format!("--config.file={}", path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
         .output()
         .unwrap();

@@ -128,7 +128,11 @@ impl Quiver {
             {
                 panic!("quiver exited with {status}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "quiver did not become ready: {previous}{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "quiver did not become ready: {previous}{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -181,7 +185,9 @@ impl Quiver {
     /// A single number from a one-row, one-column query.
     pub async fn scalar(&self, query: &str) -> f64 {
         let rows = self.rows(query).await;
-        rows[0][0].as_f64().unwrap_or_else(|| panic!("not a number: {rows:?}"))
+        rows[0][0]
+            .as_f64()
+            .unwrap_or_else(|| panic!("not a number: {rows:?}"))
     }
 
     /// Sends a remote-write request; returns status code and body text.

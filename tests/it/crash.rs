@@ -8,14 +8,22 @@ use std::time::Duration;
 use crate::common::*;
 
 /// Writes batches until the server stops answering; records what was acknowledged.
-async fn writer(q_url: String, worker: usize, acked: Arc<Mutex<BTreeMap<(usize, i64), f64>>>, base: i64) {
+async fn writer(
+    q_url: String,
+    worker: usize,
+    acked: Arc<Mutex<BTreeMap<(usize, i64), f64>>>,
+    base: i64,
+) {
     let client = reqwest::Client::new();
     for round in 0i64.. {
         let ts = base + round;
         let samples: Vec<_> = (0..50)
             .map(|s| {
                 let name = format!("w{worker}_s{s}");
-                series(&[("__name__", "crash_metric"), ("series", &name)], &[(ts, (round * 100 + s) as f64)])
+                series(
+                    &[("__name__", "crash_metric"), ("series", &name)],
+                    &[(ts, (round * 100 + s) as f64)],
+                )
             })
             .collect();
         let body = snappy(&prost::Message::encode_to_vec(&write_request(samples)));
@@ -55,19 +63,33 @@ async fn acknowledged_samples_survive_kill_9_without_duplicates() {
         q.launch().await;
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 20, "the test wrote too little to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "the test wrote too little to mean anything: {}",
+        acked.len()
+    );
     let rows = q
         .rows("SELECT series, CAST(timestamp AS BIGINT), value FROM crash_metric ORDER BY 1, 2")
         .await;
     let mut stored: BTreeMap<(String, i64), f64> = BTreeMap::new();
     for row in &rows {
-        let key = (row[0].as_str().unwrap().to_string(), row[1].as_i64().unwrap());
-        assert!(stored.insert(key.clone(), row[2].as_f64().unwrap()).is_none(), "duplicate sample {key:?}");
+        let key = (
+            row[0].as_str().unwrap().to_string(),
+            row[1].as_i64().unwrap(),
+        );
+        assert!(
+            stored
+                .insert(key.clone(), row[2].as_f64().unwrap())
+                .is_none(),
+            "duplicate sample {key:?}"
+        );
     }
     for ((worker, ts), round) in &acked {
         for s in 0..50 {
             let key = (format!("w{worker}_s{s}"), *ts);
-            let value = stored.get(&key).unwrap_or_else(|| panic!("acknowledged sample {key:?} lost"));
+            let value = stored
+                .get(&key)
+                .unwrap_or_else(|| panic!("acknowledged sample {key:?} lost"));
             assert_eq!(*value, round * 100.0 + s as f64);
         }
     }

@@ -1,9 +1,10 @@
 //! Integration tests: one binary (each test binary links all of DataFusion), one module per
 //! capability. Tests start real processes on loopback and stop them when done.
 
-mod common;
 mod blocks;
+mod common;
 mod crash;
 mod prometheus_peer;
 mod remote_write;
 mod sql;
+mod storage;

@@ -27,7 +27,10 @@ fn start_prometheus(quiver_port: u16) -> Prometheus {
         "prometheus",
         Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}")),
         &dir.path().join("prometheus.log"),
     );
@@ -52,8 +55,15 @@ async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String,
         .await
         .unwrap();
     let mut out = BTreeMap::new();
-    for series in body["data"]["result"].as_array().cloned().unwrap_or_default() {
-        let instance = series["metric"]["instance"].as_str().unwrap_or("").to_string();
+    for series in body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let instance = series["metric"]["instance"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         for v in series["values"].as_array().unwrap() {
             let ts = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
             let value: f64 = v[1].as_str().unwrap().parse().unwrap();
@@ -68,12 +78,23 @@ async fn prometheus_remote_write_arrives_intact() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
     let prom = start_prometheus(q.port);
     // Wait until a handful of scrapes went through the remote-write queue.
-    eventually("samples from Prometheus", Duration::from_secs(60), || async {
-        let (status, body) = q.sql_raw("SELECT count(*) FROM scrape_duration_seconds WHERE job = 'prom'").await;
-        (status == 200 && body["data"]["rows"][0][0].as_f64().unwrap_or(0.0) >= 5.0).then_some(())
-    })
+    eventually(
+        "samples from Prometheus",
+        Duration::from_secs(60),
+        || async {
+            let (status, body) = q
+                .sql_raw("SELECT count(*) FROM scrape_duration_seconds WHERE job = 'prom'")
+                .await;
+            (status == 200 && body["data"]["rows"][0][0].as_f64().unwrap_or(0.0) >= 5.0)
+                .then_some(())
+        },
+    )
     .await;
-    for metric in ["scrape_duration_seconds", "up", "prometheus_tsdb_head_samples_appended_total"] {
+    for metric in [
+        "scrape_duration_seconds",
+        "up",
+        "prometheus_tsdb_head_samples_appended_total",
+    ] {
         let expected = prometheus_samples(&prom, &format!("{metric}{{job=\"prom\"}}")).await;
         assert!(!expected.is_empty(), "Prometheus has no {metric}");
         let rows = q
@@ -88,13 +109,18 @@ async fn prometheus_remote_write_arrives_intact() {
                     Value::String(s) if s == "NaN" => f64::NAN,
                     other => other.as_f64().unwrap(),
                 };
-                ((r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()), v)
+                (
+                    (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()),
+                    v,
+                )
             })
             .collect();
         let newest_stored = stored.keys().map(|k| k.1).max().unwrap();
         let mut compared = 0;
         for (key, value) in expected.iter().filter(|(k, _)| k.1 <= newest_stored) {
-            let got = stored.get(key).unwrap_or_else(|| panic!("{metric} {key:?} missing in Quiver"));
+            let got = stored
+                .get(key)
+                .unwrap_or_else(|| panic!("{metric} {key:?} missing in Quiver"));
             assert_eq!(got.to_bits(), value.to_bits(), "{metric} {key:?}");
             compared += 1;
         }

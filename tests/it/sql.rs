@@ -5,13 +5,28 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 async fn seeded(storage_and_query: &str) -> Quiver {
-    let q = Quiver::start(&format!("global:\n  scrape_interval: 15s\n{storage_and_query}\n")).await;
+    let q = Quiver::start(&format!(
+        "global:\n  scrape_interval: 15s\n{storage_and_query}\n"
+    ))
+    .await;
     let t = now_ms() - 60_000;
     let mut batch = Vec::new();
     for (i, host) in ["web-1", "web-2", "db-1"].iter().enumerate() {
-        let samples: Vec<(i64, f64)> = (0..10).map(|k| (t + k * 1000, (i * 10) as f64 + k as f64)).collect();
-        batch.push(series(&[("__name__", "node_load1"), ("instance", host), ("job", "node")], &samples));
-        batch.push(series(&[("__name__", "up"), ("instance", host), ("job", "node")], &[(t, 1.0)]));
+        let samples: Vec<(i64, f64)> = (0..10)
+            .map(|k| (t + k * 1000, (i * 10) as f64 + k as f64))
+            .collect();
+        batch.push(series(
+            &[
+                ("__name__", "node_load1"),
+                ("instance", host),
+                ("job", "node"),
+            ],
+            &samples,
+        ));
+        batch.push(series(
+            &[("__name__", "up"), ("instance", host), ("job", "node")],
+            &[(t, 1.0)],
+        ));
     }
     assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
     q
@@ -23,11 +38,24 @@ async fn metric_tables_samples_series_and_information_schema() {
     let rows = q
         .rows("SELECT instance, avg(value) AS a FROM node_load1 WHERE timestamp > now() - interval '1 hour' GROUP BY instance ORDER BY instance")
         .await;
-    assert_eq!(rows, vec![vec![json!("db-1"), json!(24.5)], vec![json!("web-1"), json!(4.5)], vec![json!("web-2"), json!(14.5)]]);
+    assert_eq!(
+        rows,
+        vec![
+            vec![json!("db-1"), json!(24.5)],
+            vec![json!("web-1"), json!(4.5)],
+            vec![json!("web-2"), json!(14.5)]
+        ]
+    );
     let by_metric = q
         .rows("SELECT metric, count(*) FROM samples WHERE labels['instance'] = 'web-2' GROUP BY metric ORDER BY metric")
         .await;
-    assert_eq!(by_metric, vec![vec![json!("node_load1"), json!(10)], vec![json!("up"), json!(1)]]);
+    assert_eq!(
+        by_metric,
+        vec![
+            vec![json!("node_load1"), json!(10)],
+            vec![json!("up"), json!(1)]
+        ]
+    );
     assert_eq!(q.scalar("SELECT count(*) FROM series").await, 6.0);
     let columns = q
         .rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'node_load1' ORDER BY ordinal_position")
@@ -42,7 +70,15 @@ async fn metric_tables_samples_series_and_information_schema() {
         ]
     );
     let tables = q.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1").await;
-    assert_eq!(tables, vec![vec![json!("node_load1")], vec![json!("samples")], vec![json!("series")], vec![json!("up")]]);
+    assert_eq!(
+        tables,
+        vec![
+            vec![json!("node_load1")],
+            vec![json!("samples")],
+            vec![json!("series")],
+            vec![json!("up")]
+        ]
+    );
 }
 
 #[tokio::test]
@@ -56,15 +92,36 @@ async fn csv_arrow_and_accept_header() {
         r.send()
     };
     let query = "SELECT instance, value FROM node_load1 WHERE value >= 29 ORDER BY instance";
-    let csv = get(vec![("query", query), ("format", "csv")], None).await.unwrap();
-    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = get(vec![("query", query), ("format", "csv")], None)
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     assert_eq!(csv.text().await.unwrap(), "instance,value\ndb-1,29.0\n");
-    let via_accept = get(vec![("query", query)], Some("text/csv")).await.unwrap().text().await.unwrap();
+    let via_accept = get(vec![("query", query)], Some("text/csv"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(via_accept.starts_with("instance,value\n"));
-    let arrow = get(vec![("query", query)], Some("application/vnd.apache.arrow.stream")).await.unwrap();
-    assert_eq!(arrow.headers()["content-type"], "application/vnd.apache.arrow.stream");
+    let arrow = get(
+        vec![("query", query)],
+        Some("application/vnd.apache.arrow.stream"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        arrow.headers()["content-type"],
+        "application/vnd.apache.arrow.stream"
+    );
     let bytes = arrow.bytes().await.unwrap();
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 1);
     // Zero rows still describe the columns.
@@ -102,7 +159,10 @@ async fn errors_and_the_read_only_guard() {
         let (status, body) = q.sql_raw(statement).await;
         assert_eq!(status, 400, "{statement}: {body}");
         assert_eq!(body["errorType"], json!("bad_data"), "{statement}");
-        assert!(body["error"].as_str().unwrap().contains("read-only"), "{statement}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("read-only"),
+            "{statement}: {body}"
+        );
     }
     assert!(!std::path::Path::new("/tmp/quiver-should-not-exist.csv").exists());
     for (statement, needle) in [
@@ -112,27 +172,43 @@ async fn errors_and_the_read_only_guard() {
     ] {
         let (status, body) = q.sql_raw(statement).await;
         assert_eq!(status, 400, "{statement}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(needle), "{statement}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{statement}: {body}"
+        );
     }
     let missing = q.client.get(q.url("/api/v1/sql")).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 400);
-    let bad_format = q.client.get(q.url("/api/v1/sql")).query(&[("query", "SELECT 1"), ("format", "xml")]).send().await.unwrap();
+    let bad_format = q
+        .client
+        .get(q.url("/api/v1/sql"))
+        .query(&[("query", "SELECT 1"), ("format", "xml")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_format.status().as_u16(), 400);
 }
 
 #[tokio::test]
 async fn limits_fail_cleanly_and_the_server_keeps_serving() {
-    let q = seeded("query:\n  max_result_rows: 5\n  memory_limit_bytes: 200000\n  timeout: 2s").await;
+    let q =
+        seeded("query:\n  max_result_rows: 5\n  memory_limit_bytes: 200000\n  timeout: 2s").await;
     let (status, body) = q.sql_raw("SELECT * FROM node_load1").await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("limit of 5 rows"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("limit of 5 rows"),
+        "{body}"
+    );
 
     // A sort of a large cross join needs far more than 200 kB.
     let heavy = "SELECT a.value, b.value, c.value FROM node_load1 a, node_load1 b, node_load1 c ORDER BY 1, 2, 3 LIMIT 1";
     let (status, body) = q.sql_raw(heavy).await;
     assert!(status == 422 || status == 503, "{body}");
     let message = body["error"].as_str().unwrap();
-    assert!(message.contains("memory") || message.contains("timed out"), "{body}");
+    assert!(
+        message.contains("memory") || message.contains("timed out"),
+        "{body}"
+    );
 
     // A query that outlives the timeout.
     let slow = "SELECT count(*) FROM node_load1 a, node_load1 b, node_load1 c, node_load1 d, node_load1 e, node_load1 f";

@@ -47,7 +47,9 @@ impl SchemaProvider for QuiverSchema {
                 series_table(&set).map_err(external)?
             }
             metric => {
-                let set = SeriesSet::collect(&storage, Some(metric)).await.map_err(external)?;
+                let set = SeriesSet::collect(&storage, Some(metric))
+                    .await
+                    .map_err(external)?;
                 if set.series.is_empty() {
                     return Ok(None);
                 }

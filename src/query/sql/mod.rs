@@ -67,11 +67,17 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    pub fn new(storage: Arc<Storage>, limits: QueryConfig, metrics: QueryMetrics) -> anyhow::Result<SqlEngine> {
+    pub fn new(
+        storage: Arc<Storage>,
+        limits: QueryConfig,
+        metrics: QueryMetrics,
+    ) -> anyhow::Result<SqlEngine> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_limit_bytes, 1.0)
             // No spilling: a query over its memory budget fails instead of filling local disk.
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .build_arc()?;
         let url = url::Url::parse(tables::BLOCKS_URL)?;
         runtime.register_object_store(&url, storage.object_store());
@@ -83,7 +89,11 @@ impl SqlEngine {
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, Arc::new(catalog::QuiverSchema::new(storage)))?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
-        Ok(SqlEngine { ctx, limits, metrics })
+        Ok(SqlEngine {
+            ctx,
+            limits,
+            metrics,
+        })
     }
 
     /// The session, for other frontends that plan on the same tables.
@@ -112,7 +122,11 @@ impl SqlEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let df = self.ctx.sql_with_options(sql, options).await.map_err(classify_planning)?;
+        let df = self
+            .ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(classify_planning)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(classify_execution)?;
         let mut batches = Vec::new();
@@ -132,7 +146,9 @@ impl SqlEngine {
 fn classify_planning(e: DataFusionError) -> SqlError {
     let message = e.to_string();
     // DataFusion reports refused statement kinds as plan errors naming the option.
-    if message.contains("not supported") && (message.contains("DDL") || message.contains("DML") || message.contains("Statement")) {
+    if message.contains("not supported")
+        && (message.contains("DDL") || message.contains("DML") || message.contains("Statement"))
+    {
         return SqlError::ReadOnly(format!("read-only: {}", strip_prefix(&message)));
     }
     match e.find_root() {

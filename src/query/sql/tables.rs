@@ -9,20 +9,25 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+    UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, JoinType, Result as DfResult};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::{MemTable, MemorySourceConfig};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::provider_as_source;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{col, lit};
@@ -66,7 +71,12 @@ impl RawSamples {
         }
     }
 
-    fn head_batch(&self, head: &Head, manifest: &Manifest, range: TimeRange) -> DfResult<RecordBatch> {
+    fn head_batch(
+        &self,
+        head: &Head,
+        manifest: &Manifest,
+        range: TimeRange,
+    ) -> DfResult<RecordBatch> {
         let min = range.min.max(manifest.flushed_until.unwrap_or(i64::MIN));
         let max = range.max.saturating_add(1);
         let mut ids = Vec::new();
@@ -108,7 +118,11 @@ impl RawSamples {
             .blocks
             .iter()
             .filter(|b| b.overlaps(range.min, range.max))
-            .filter(|b| self.metric.as_ref().is_none_or(|m| b.metrics.contains_key(m)))
+            .filter(|b| {
+                self.metric
+                    .as_ref()
+                    .is_none_or(|m| b.metrics.contains_key(m))
+            })
             .map(|b| PartitionedFile::new(b.data_path().to_string(), b.data_file_bytes))
             .collect();
         if files.is_empty() {
@@ -156,7 +170,10 @@ impl TableProvider for RawSamples {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -178,7 +195,10 @@ impl TableProvider for RawSamples {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let range = TimeRange::from_filters(filters, TIMESTAMP);
         let (head_batch, manifest) = self.storage.with_head(|head, manifest| {
-            (self.head_batch(head, manifest, range), Arc::new(manifest.clone()))
+            (
+                self.head_batch(head, manifest, range),
+                Arc::new(manifest.clone()),
+            )
         });
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
             &[vec![head_batch?]],
@@ -203,7 +223,10 @@ impl SeriesSet {
         let mut series = BTreeMap::new();
         let manifest = storage.with_head(|head, manifest| {
             let ids: Vec<SeriesId> = match metric {
-                Some(m) => head.metric(m).map(|i| i.series.iter().copied().collect()).unwrap_or_default(),
+                Some(m) => head
+                    .metric(m)
+                    .map(|i| i.series.iter().copied().collect())
+                    .unwrap_or_default(),
                 None => head.all_series().map(|(id, _)| *id).collect(),
             };
             for id in ids {
@@ -249,12 +272,22 @@ pub fn label_column_name(label: &str) -> String {
 }
 
 /// A metric's table: one Utf8 column per label name, `timestamp`, `value`.
-pub fn metric_table(storage: Arc<Storage>, metric: &str, set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
+pub fn metric_table(
+    storage: Arc<Storage>,
+    metric: &str,
+    set: &SeriesSet,
+) -> anyhow::Result<Arc<dyn TableProvider>> {
     let label_names: Vec<String> = set.label_names().into_iter().collect();
     let mut fields = vec![Field::new(SERIES_ID, DataType::UInt64, false)];
-    fields.extend(label_names.iter().map(|n| Field::new(label_column_name(n), DataType::Utf8, true)));
+    fields.extend(
+        label_names
+            .iter()
+            .map(|n| Field::new(label_column_name(n), DataType::Utf8, true)),
+    );
     let schema = Arc::new(Schema::new(fields));
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(set.series.keys().copied()))];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+        set.series.keys().copied(),
+    ))];
     for name in &label_names {
         let mut b = StringBuilder::new();
         for labels in set.series.values() {
@@ -265,7 +298,12 @@ pub fn metric_table(storage: Arc<Storage>, metric: &str, set: &SeriesSet) -> any
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut outputs: Vec<Expr> = label_names
         .iter()
-        .map(|n| Expr::Column(datafusion::common::Column::new(Some("s"), label_column_name(n))))
+        .map(|n| {
+            Expr::Column(datafusion::common::Column::new(
+                Some("s"),
+                label_column_name(n),
+            ))
+        })
         .collect();
     outputs.push(col("r.timestamp").alias(TIMESTAMP));
     outputs.push(col("r.value").alias(VALUE));
@@ -274,7 +312,10 @@ pub fn metric_table(storage: Arc<Storage>, metric: &str, set: &SeriesSet) -> any
 }
 
 /// All samples: `metric`, `labels` (map), `timestamp`, `value`.
-pub fn samples_table(storage: Arc<Storage>, set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
+pub fn samples_table(
+    storage: Arc<Storage>,
+    set: &SeriesSet,
+) -> anyhow::Result<Arc<dyn TableProvider>> {
     let batch = series_batch(set)?;
     let outputs = vec![
         col("s.metric").alias("metric"),
@@ -289,7 +330,10 @@ pub fn samples_table(storage: Arc<Storage>, set: &SeriesSet) -> anyhow::Result<A
 /// Every series: `series_id`, `metric`, `labels` (map).
 pub fn series_table(set: &SeriesSet) -> anyhow::Result<Arc<dyn TableProvider>> {
     let batch = series_batch(set)?;
-    Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))
+    Ok(Arc::new(MemTable::try_new(
+        batch.schema(),
+        vec![vec![batch]],
+    )?))
 }
 
 fn series_batch(set: &SeriesSet) -> anyhow::Result<RecordBatch> {
@@ -306,7 +350,11 @@ fn series_batch(set: &SeriesSet) -> anyhow::Result<RecordBatch> {
         }
         labels.append(true)?;
     }
-    let metrics = StringArray::from_iter_values(set.series.values().map(|l| l.metric_name().unwrap_or_default()));
+    let metrics = StringArray::from_iter_values(
+        set.series
+            .values()
+            .map(|l| l.metric_name().unwrap_or_default()),
+    );
     Ok(RecordBatch::try_new(
         schema,
         vec![
@@ -327,12 +375,16 @@ fn join_view(
 ) -> anyhow::Result<LogicalPlan> {
     let series_table = MemTable::try_new(series_schema, vec![vec![series]])?;
     let raw = RawSamples::new(storage, metric.map(str::to_string));
-    let raw_scan = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?.build()?;
+    let raw_scan =
+        LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?.build()?;
     let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
         .join(
             raw_scan,
             JoinType::Inner,
-            (vec![format!("s.{SERIES_ID}")], vec![format!("r.{SERIES_ID}")]),
+            (
+                vec![format!("s.{SERIES_ID}")],
+                vec![format!("r.{SERIES_ID}")],
+            ),
             None,
         )?
         .project(outputs)?
@@ -356,11 +408,15 @@ pub fn metric_label_names(storage: &Storage) -> HashMap<String, BTreeSet<String>
     storage.with_head(|head, manifest| {
         let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
         for (m, idx) in head.metrics() {
-            out.entry(m.clone()).or_default().extend(idx.label_names.iter().cloned());
+            out.entry(m.clone())
+                .or_default()
+                .extend(idx.label_names.iter().cloned());
         }
         for block in &manifest.blocks {
             for (m, names) in &block.metrics {
-                out.entry(m.clone()).or_default().extend(names.iter().cloned());
+                out.entry(m.clone())
+                    .or_default()
+                    .extend(names.iter().cloned());
             }
         }
         out

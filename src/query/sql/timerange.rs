@@ -113,7 +113,10 @@ fn literal_ms(expr: &Expr) -> Option<Ms> {
 }
 
 fn exact(ms: i64) -> Ms {
-    Ms { floor: ms, ceil: ms }
+    Ms {
+        floor: ms,
+        ceil: ms,
+    }
 }
 
 #[cfg(test)]
@@ -122,7 +125,10 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts(ms: i64) -> Expr {
-        lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
+        lit(ScalarValue::TimestampMillisecond(
+            Some(ms),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
@@ -133,7 +139,10 @@ mod tests {
         ];
         assert_eq!(
             TimeRange::from_filters(&filters, "timestamp"),
-            TimeRange { min: 1000, max: 5000 }
+            TimeRange {
+                min: 1000,
+                max: 5000
+            }
         );
         let between = vec![col("timestamp").between(ts(10), ts(20))];
         assert_eq!(
@@ -148,7 +157,10 @@ mod tests {
         let filters = vec![col("value").gt(ts(1)), col("timestamp").lt(ns)];
         assert_eq!(
             TimeRange::from_filters(&filters, "timestamp"),
-            TimeRange { min: i64::MIN, max: 2 }
+            TimeRange {
+                min: i64::MIN,
+                max: 2
+            }
         );
     }
 }

@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Side-by-side remote-write ingest benchmark: Quiver against a real Prometheus, same data.
+#
+# Run from the repository root:   bash scripts/bench-ingest.sh
+#
+# Two passes, each on freshly started servers (one server at a time, so they never compete
+# for the CPU):
+#   1. throughput + memory: TPUT_SERIES series x TPUT_SAMPLES samples (1 h at 15 s by default).
+#      This measures samples/s, RSS when idle and after ingest, and the WAL size. No block is cut.
+#   2. disk: DISK_SERIES series x DISK_SAMPLES samples (6 h by default), starting on a 2 h
+#      boundary. Both servers then cut the same 2 h windows into blocks. This measures bytes
+#      per sample in blocks, after a clean SIGTERM shutdown.
+#
+# Needs: a release build of Quiver, `prometheus` (2.42 from Debian), curl and jq. Installs nothing.
+#
+# Environment (defaults in brackets):
+#   CARGO_TARGET_DIR  [$HOME/.cache/quiver-target-release]  where the release build lives
+#   QUIVER_BIN        [$CARGO_TARGET_DIR/release/quiver]
+#   INGEST_BIN        [built with `cargo bench --bench ingest --no-run`]  the load generator
+#   PROMETHEUS_BIN    [prometheus]
+#   QUIVER_PORT [19190]  PROM_PORT [19191]  (both on 127.0.0.1)
+#   TPUT_SERIES [10000]  TPUT_SAMPLES [240]  DISK_SERIES [2000]  DISK_SAMPLES [1440]
+#   INTERVAL_MS [15000]  BATCH_SIZE [2000]  CONCURRENCY [4]
+#   QUIVER_FSYNC [always]  storage.wal.fsync for Quiver (Prometheus never fsyncs per write)
+#   SETTLE_SECS [5]  wait after ingest before reading RSS
+#   BLOCK_WAIT_SECS [90]  longest wait for each server to cut its blocks
+#   WORK_DIR [mktemp -d]  KEEP_DATA [0]  set to 1 to keep data dirs and logs
+set -euo pipefail
+
+ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
+    TPUT_SERIES TPUT_SAMPLES DISK_SERIES DISK_SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY
+    QUIVER_FSYNC SETTLE_SECS BLOCK_WAIT_SECS WORK_DIR KEEP_DATA)
+
+# Printed first so that a result can always be reproduced.
+print_command() {
+    local words=() name
+    for name in "${ENV_VARS[@]}"; do
+        if [[ -n "${!name+set}" ]]; then words+=("$name=$(printf '%q' "${!name}")"); fi
+    done
+    echo "command: ${words[*]+${words[*]} }bash $0${*:+ $*}"
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  host: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+}
+print_command "$@"
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target-release}
+QUIVER_BIN=${QUIVER_BIN:-$TARGET_DIR/release/quiver}
+PROMETHEUS_BIN=${PROMETHEUS_BIN:-prometheus}
+QUIVER_PORT=${QUIVER_PORT:-19190}
+PROM_PORT=${PROM_PORT:-19191}
+TPUT_SERIES=${TPUT_SERIES:-10000}
+TPUT_SAMPLES=${TPUT_SAMPLES:-240}
+DISK_SERIES=${DISK_SERIES:-2000}
+DISK_SAMPLES=${DISK_SAMPLES:-1440}
+INTERVAL_MS=${INTERVAL_MS:-15000}
+BATCH_SIZE=${BATCH_SIZE:-2000}
+CONCURRENCY=${CONCURRENCY:-4}
+QUIVER_FSYNC=${QUIVER_FSYNC:-always}
+SETTLE_SECS=${SETTLE_SECS:-5}
+BLOCK_WAIT_SECS=${BLOCK_WAIT_SECS:-90}
+KEEP_DATA=${KEEP_DATA:-0}
+# Both servers use 2 h blocks. Prometheus's head range is fixed; Quiver's default config matches it.
+BLOCK_MS=$((2 * 3600 * 1000))
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+check_prerequisites() {
+    command -v "$PROMETHEUS_BIN" >/dev/null ||
+        die "Prometheus not found ('$PROMETHEUS_BIN'). Install it (Debian: apt-get install prometheus) or set PROMETHEUS_BIN."
+    command -v curl >/dev/null || die "curl is required"
+    command -v jq >/dev/null || die "jq is required"
+    [[ -x "$QUIVER_BIN" ]] ||
+        die "no Quiver binary at $QUIVER_BIN. Build it with: CARGO_TARGET_DIR=$TARGET_DIR cargo build --release (or set QUIVER_BIN)"
+    [[ -f Cargo.toml && -f benches/ingest.rs ]] || die "run this from the repository root"
+    local port
+    for port in "$QUIVER_PORT" "$PROM_PORT"; do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+            die "port $port on 127.0.0.1 is already in use"
+        fi
+    done
+}
+
+# The generator is the `ingest` bench target. With the release build already done, only the
+# bench file is compiled. The path is taken from cargo's JSON output, because the file name
+# carries a hash.
+locate_generator() {
+    if [[ -n "${INGEST_BIN:-}" ]]; then
+        [[ -x "$INGEST_BIN" ]] || die "INGEST_BIN=$INGEST_BIN is not executable"
+        return
+    fi
+    echo "building the load generator: CARGO_TARGET_DIR=$TARGET_DIR cargo bench --bench ingest --no-run" >&2
+    INGEST_BIN=$(CARGO_TARGET_DIR=$TARGET_DIR cargo bench --bench ingest --no-run --message-format=json |
+        jq -r 'select(.reason == "compiler-artifact" and .target.name == "ingest"
+                      and any(.target.kind[]; . == "bench")) | .executable // empty' | tail -n 1)
+    [[ -n "$INGEST_BIN" && -x "$INGEST_BIN" ]] || die "cargo did not produce the ingest bench binary"
+}
+
+check_prerequisites
+locate_generator
+if [[ -z "${WORK_DIR:-}" ]]; then WORK_DIR=$(mktemp -d /tmp/quiver-bench-ingest.XXXXXX); fi
+mkdir -p "$WORK_DIR"
+echo "work dir: $WORK_DIR"
+echo "quiver: $QUIVER_BIN ($("$QUIVER_BIN" --version 2>&1 | head -n 1))"
+echo "prometheus: $(command -v "$PROMETHEUS_BIN") ($("$PROMETHEUS_BIN" --version 2>&1 | head -n 1))"
+echo "generator: $INGEST_BIN"
+
+# PIDs of servers still running, stopped on any exit so no server outlives the script.
+RUNNING=()
+cleanup() {
+    local status=$? pid
+    for pid in "${RUNNING[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $status -ne 0 || "$KEEP_DATA" == 1 ]]; then
+        echo "logs and data kept in $WORK_DIR" >&2
+    else
+        rm -rf "$WORK_DIR"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { date +%s%3N; }
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
+
+# Sum of every series of one metric in a server's /metrics (Prometheus splits some by label).
+metric_sum() {
+    curl -sf "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
+}
+
+wait_ready() {
+    local url=$1 pid=$2 log=$3 i
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$log" >&2; die "server exited during startup (log: $log)"; }
+        if curl -sf -o /dev/null "$url/-/ready"; then return; fi
+        sleep 0.1
+    done
+    tail -n 30 "$log" >&2
+    die "server at $url not ready after 60 s"
+}
+
+# start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
+# SERVER_PID and SERVER_URL.
+start_server() {
+    local kind=$1 dir=$2
+    mkdir -p "$dir"
+    case $kind in
+    quiver)
+        # No scrape_configs, so the benchmark is the only writer.
+        printf 'storage:\n  wal:\n    fsync: %s\n' "$QUIVER_FSYNC" >"$dir/quiver.yml"
+        SERVER_URL=http://127.0.0.1:$QUIVER_PORT
+        "$QUIVER_BIN" --config.file="$dir/quiver.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$QUIVER_PORT" >"$dir/server.log" 2>&1 &
+        ;;
+    prometheus)
+        printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$dir/prometheus.yml"
+        SERVER_URL=http://127.0.0.1:$PROM_PORT
+        "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
+            >"$dir/server.log" 2>&1 &
+        ;;
+    esac
+    SERVER_PID=$!
+    RUNNING+=("$SERVER_PID")
+    wait_ready "$SERVER_URL" "$SERVER_PID" "$dir/server.log"
+}
+
+# Sends SIGTERM, waits for a clean exit and sets STOP_SECS to the time it took. A server
+# that needs SIGKILL or exits non-zero fails the run: its data dir would not be comparable.
+# (Not run in a $(...) subshell, because only this shell can wait for its children.)
+stop_server() {
+    local pid=$1 log=$2 start i status=0 p kept=()
+    start=$(now_ms)
+    kill -TERM "$pid"
+    for ((i = 0; i < 1200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        tail -n 30 "$log" >&2
+        die "pid $pid ignored SIGTERM for 120 s and was killed (log: $log)"
+    fi
+    wait "$pid" || status=$?
+    for p in "${RUNNING[@]}"; do [[ "$p" == "$pid" ]] || kept+=("$p"); done
+    RUNNING=("${kept[@]}")
+    if [[ $status -ne 0 ]]; then
+        tail -n 30 "$log" >&2
+        die "pid $pid exited with status $status (log: $log)"
+    fi
+    STOP_SECS=$(awk -v ms=$(($(now_ms) - start)) 'BEGIN { printf "%.1f", ms / 1000 }')
+}
+
+# run_generator URL SERIES SAMPLES START_MS OUT: runs the load generator and leaves its JSON
+# report in OUT.
+run_generator() {
+    local cmd=("$INGEST_BIN" --url "$1/api/v1/write" --series "$2" --samples-per-series "$3"
+        --batch-size "$BATCH_SIZE" --concurrency "$CONCURRENCY" --interval-ms "$INTERVAL_MS"
+        --start-ms "$4")
+    echo "  \$ ${cmd[*]}"
+    "${cmd[@]}" >"$5" 2>"$5.stderr" || {
+        cat "$5.stderr" >&2
+        die "the load generator failed against $1"
+    }
+    echo "  $(cat "$5")"
+}
+
+# Quiver cuts window [s, s+2h) once its head reaches s+3h. Returns the end of the last window
+# that the data reaching LAST_TS lets it cut.
+quiver_expected_flush() {
+    local last=$1
+    echo $(((last - BLOCK_MS / 2) / BLOCK_MS * BLOCK_MS))
+}
+
+wait_quiver_blocks() {
+    local dir=$1 want=$2 first=$3 i got=0
+    # No window can be cut when the data does not reach 1 h past its first window's end.
+    if ((want <= first)); then return; fi
+    for ((i = 0; i < BLOCK_WAIT_SECS; i++)); do
+        got=$(jq -r '.flushed_until // 0' "$dir/data/manifest.json" 2>/dev/null || echo 0)
+        if ((got >= want)); then return; fi
+        sleep 1
+    done
+    echo "  warning: Quiver flushed only until $got ms, expected $want ms, after ${BLOCK_WAIT_SECS}s" >&2
+}
+
+# Prometheus compacts its head while the head spans more than 1.5 block ranges. Once it spans
+# less, every block it will cut is on disk.
+wait_prometheus_blocks() {
+    local url=$1 i min max
+    for ((i = 0; i < BLOCK_WAIT_SECS; i++)); do
+        min=$(metric_sum "$url" prometheus_tsdb_head_min_time)
+        max=$(metric_sum "$url" prometheus_tsdb_head_max_time)
+        if ((max - min <= BLOCK_MS * 3 / 2)); then return; fi
+        sleep 1
+    done
+    echo "  warning: Prometheus head still spans $((max - min)) ms after ${BLOCK_WAIT_SECS}s" >&2
+}
+
+# Outputs "blocks bytes samples" for Prometheus's block dirs (ULID names), leaving out wal/
+# and chunks_head/ as they are not blocks.
+prometheus_block_stats() {
+    local data=$1 blocks=0 bytes=0 samples=0 d
+    for d in "$data"/*/; do
+        d=${d%/}
+        [[ "$(basename "$d")" =~ ^[0-9A-HJKMNP-TV-Z]{26}$ && -f "$d/meta.json" ]] || continue
+        blocks=$((blocks + 1))
+        bytes=$((bytes + $(du -sb "$d" | cut -f1)))
+        samples=$((samples + $(jq '.stats.numSamples' "$d/meta.json")))
+    done
+    echo "$blocks $bytes $samples"
+}
+
+quiver_block_stats() {
+    jq -r '[(.blocks | length), ([.blocks[].data_bytes] | add // 0),
+            ([.blocks[].num_samples] | add // 0)] | @tsv' "$1/manifest.json" 2>/dev/null || echo "0 0 0"
+}
+
+# Results live in an associative array keyed "<server>.<name>" so the table can take its
+# values from either server.
+declare -A R
+
+# Pass 1: ingest throughput, memory per series, and the WAL size with every sample still in it.
+throughput_pass() {
+    local kind=$1 dir=$WORK_DIR/tput-$1 json
+    echo "pass 1 ($kind): $TPUT_SERIES series x $TPUT_SAMPLES samples"
+    start_server "$kind" "$dir"
+    sleep 2
+    R[$kind.idle_rss]=$(rss_kib "$SERVER_PID")
+    json=$dir/generator.json
+    run_generator "$SERVER_URL" "$TPUT_SERIES" "$TPUT_SAMPLES" "$TPUT_START" "$json"
+    R[$kind.tput]=$(jq '.samples_per_sec' "$json")
+    R[$kind.tput_secs]=$(jq '.seconds' "$json")
+    R[$kind.tput_samples]=$(jq '.samples' "$json")
+    sleep "$SETTLE_SECS"
+    R[$kind.rss]=$(rss_kib "$SERVER_PID")
+    R[$kind.hwm]=$(hwm_kib "$SERVER_PID")
+    R[$kind.appended]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total")
+    R[$kind.head_series]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_series")
+    R[$kind.tput_wal]=$(dir_bytes "$dir/data/wal")
+    stop_server "$SERVER_PID" "$dir/server.log"
+    R[$kind.tput_stop]=$STOP_SECS
+}
+
+# Pass 2: bytes per sample in blocks, after a clean shutdown.
+disk_pass() {
+    local kind=$1 dir=$WORK_DIR/disk-$1 json last waited blocks bytes samples
+    echo "pass 2 ($kind): $DISK_SERIES series x $DISK_SAMPLES samples from $DISK_START"
+    start_server "$kind" "$dir"
+    json=$dir/generator.json
+    run_generator "$SERVER_URL" "$DISK_SERIES" "$DISK_SAMPLES" "$DISK_START" "$json"
+    R[$kind.disk_tput]=$(jq '.samples_per_sec' "$json")
+    last=$(jq '.end_ms' "$json")
+    waited=$(now_ms)
+    case $kind in
+    quiver) wait_quiver_blocks "$dir" "$(quiver_expected_flush "$last")" "$DISK_START" ;;
+    prometheus) wait_prometheus_blocks "$SERVER_URL" ;;
+    esac
+    R[$kind.block_wait]=$(awk -v ms=$(($(now_ms) - waited)) 'BEGIN { printf "%.0f", ms / 1000 }')
+    R[$kind.disk_rss]=$(rss_kib "$SERVER_PID")
+    stop_server "$SERVER_PID" "$dir/server.log"
+    R[$kind.disk_stop]=$STOP_SECS
+    case $kind in
+    quiver) read -r blocks bytes samples < <(quiver_block_stats "$dir/data") ;;
+    prometheus) read -r blocks bytes samples < <(prometheus_block_stats "$dir/data") ;;
+    esac
+    R[$kind.blocks]=$blocks
+    R[$kind.block_bytes]=$bytes
+    R[$kind.block_samples]=$samples
+    R[$kind.disk_wal]=$(dir_bytes "$dir/data/wal")
+    R[$kind.chunks_head]=$(dir_bytes "$dir/data/chunks_head")
+    R[$kind.data_dir]=$(dir_bytes "$dir/data")
+}
+
+# Same timestamps for both servers. Pass 1 ends one interval before now.
+TPUT_START=$(($(now_ms) - TPUT_SAMPLES * INTERVAL_MS))
+# Pass 2 starts on a block boundary so both servers cut the same whole windows.
+DISK_START=$((($(now_ms) - DISK_SAMPLES * INTERVAL_MS) / BLOCK_MS * BLOCK_MS))
+if ((DISK_SAMPLES * INTERVAL_MS < 3 * BLOCK_MS)); then
+    echo "warning: DISK_SAMPLES x INTERVAL_MS spans less than 6 h; few or no blocks will be cut" >&2
+fi
+
+for kind in quiver prometheus; do throughput_pass "$kind"; done
+for kind in quiver prometheus; do disk_pass "$kind"; done
+
+# ---- report ---------------------------------------------------------------------------------
+
+# fmt VALUE SCALE DECIMALS: VALUE / SCALE, printed with DECIMALS; "n/a" when there is no value.
+fmt() { awk -v v="$1" -v s="$2" -v d="$3" 'BEGIN { if (v == "") print "n/a"; else printf "%.*f", d, v / s }'; }
+ratio() {
+    awk -v q="$1" -v p="$2" 'BEGIN { if (q == "" || p == "" || p + 0 == 0) print "n/a"; else printf "%.2f", q / p }'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print ""; else printf "%.6f", a / b }'; }
+# row LABEL QUIVER PROMETHEUS SCALE DECIMALS
+row() {
+    printf '| %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$4" "$5")" "$(fmt "$3" "$4" "$5")" "$(ratio "$2" "$3")"
+}
+
+q() { echo "${R[quiver.$1]:-}"; }
+p() { echo "${R[prometheus.$1]:-}"; }
+for kind in quiver prometheus; do
+    R[$kind.rss_per_series]=$(div "$((${R[$kind.rss]} * 1024))" "$TPUT_SERIES")
+    R[$kind.delta_per_series]=$(div "$(((${R[$kind.rss]} - ${R[$kind.idle_rss]}) * 1024))" "$TPUT_SERIES")
+    R[$kind.wal_per_sample]=$(div "${R[$kind.tput_wal]}" "${R[$kind.tput_samples]}")
+    R[$kind.bytes_per_sample]=$(div "${R[$kind.block_bytes]}" "${R[$kind.block_samples]}")
+done
+
+MIB=1048576
+echo
+echo "## Remote-write ingest: Quiver vs Prometheus $("$PROMETHEUS_BIN" --version 2>&1 | awk 'NR == 1 { print $3 }')"
+echo
+echo "Pass 1: $TPUT_SERIES series x $TPUT_SAMPLES samples ($((TPUT_SERIES * TPUT_SAMPLES)) samples, ${INTERVAL_MS} ms apart)." \
+    "Pass 2: $DISK_SERIES series x $DISK_SAMPLES samples, from a 2 h boundary. Batches of $BATCH_SIZE samples," \
+    "$CONCURRENCY senders. Quiver WAL fsync: $QUIVER_FSYNC. Prometheus never fsyncs per write."
+echo
+echo "| Measure | Quiver | Prometheus | Quiver/Prometheus |"
+echo "|---|---:|---:|---:|"
+row "(1) Ingest throughput, samples/s (pass 1)" "$(q tput)" "$(p tput)" 1 0
+row "Ingest wall time, s (pass 1)" "$(q tput_secs)" "$(p tput_secs)" 1 2
+row "Ingest throughput, samples/s (pass 2)" "$(q disk_tput)" "$(p disk_tput)" 1 0
+row "Samples appended, server's own counter (pass 1)" "$(q appended)" "$(p appended)" 1 0
+row "Head series, server's own gauge (pass 1)" "$(q head_series)" "$(p head_series)" 1 0
+row "RSS idle, just started, MiB" "$(q idle_rss)" "$(p idle_rss)" 1024 1
+row "RSS after ingest, MiB (pass 1)" "$(q rss)" "$(p rss)" 1024 1
+row "Peak RSS (VmHWM), MiB (pass 1)" "$(q hwm)" "$(p hwm)" 1024 1
+row "(2) RSS after ingest per active series, bytes" "$(q rss_per_series)" "$(p rss_per_series)" 1 0
+row "(RSS after ingest - idle RSS) per series, bytes" "$(q delta_per_series)" "$(p delta_per_series)" 1 0
+row "WAL after pass 1 (nothing cut yet), MiB" "$(q tput_wal)" "$(p tput_wal)" $MIB 1
+row "WAL after pass 1, bytes/sample" "$(q wal_per_sample)" "$(p wal_per_sample)" 1 2
+row "Blocks written (pass 2)" "$(q blocks)" "$(p blocks)" 1 0
+row "Samples in blocks (pass 2)" "$(q block_samples)" "$(p block_samples)" 1 0
+row "Block bytes on disk, MiB (pass 2)" "$(q block_bytes)" "$(p block_bytes)" $MIB 2
+row "(3) Disk bytes per sample in blocks" "$(q bytes_per_sample)" "$(p bytes_per_sample)" 1 3
+row "WAL after blocks cut and shutdown, MiB (pass 2)" "$(q disk_wal)" "$(p disk_wal)" $MIB 1
+row "chunks_head dir, MiB (pass 2; Prometheus only)" "" "$(p chunks_head)" $MIB 1
+row "Whole data dir after shutdown, MiB (pass 2)" "$(q data_dir)" "$(p data_dir)" $MIB 1
+row "Wait for blocks after ingest, s (pass 2)" "$(q block_wait)" "$(p block_wait)" 1 0
+row "SIGTERM to exit, s (pass 1)" "$(q tput_stop)" "$(p tput_stop)" 1 1
+row "SIGTERM to exit, s (pass 2)" "$(q disk_stop)" "$(p disk_stop)" 1 1
