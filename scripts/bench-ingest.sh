@@ -112,6 +112,8 @@ cleanup() {
     local status=$? pid
     for pid in "${RUNNING[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
+        # Bounded, so a hung server cannot keep the script from exiting.
+        timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     if [[ $status -ne 0 || "$KEEP_DATA" == 1 ]]; then

@@ -98,3 +98,62 @@ async fn acknowledged_samples_survive_kill_9_without_duplicates() {
         .await;
     assert_eq!(distinct as usize, rows.len());
 }
+
+/// The newest WAL segment file of a data directory.
+fn newest_segment(data_dir: &std::path::Path) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a non-empty WAL segment")
+}
+
+#[tokio::test]
+async fn torn_wal_tail_is_reported_and_cut_without_losing_earlier_records() {
+    let mut q = Quiver::start(&config_without_scrapes("  wal:\n    fsync: always")).await;
+    let t = now_ms();
+    for i in 0..10 {
+        let s = series(
+            &[("__name__", "torn"), ("i", &i.to_string())],
+            &[(t, i as f64)],
+        );
+        assert_eq!(q.remote_write(&write_request(vec![s])).await.0, 204);
+    }
+    q.kill9();
+    // A write that was cut off mid-frame: a plausible header, then too few bytes.
+    let segment = newest_segment(&q.data_dir());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let intact = bytes.len();
+    bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]);
+    std::fs::write(&segment, &bytes).unwrap();
+    q.launch().await;
+    assert_eq!(q.scalar("SELECT count(*) FROM torn").await, 10.0);
+    assert!(q.log().contains("torn or corrupt tail"), "{}", q.log());
+    let metrics = q
+        .client
+        .get(q.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("quiver_tsdb_wal_corruptions_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len() as usize,
+        intact,
+        "the torn tail was cut off"
+    );
+
+    // New writes after the repair are durable too.
+    let s = series(&[("__name__", "torn"), ("i", "10")], &[(t, 10.0)]);
+    assert_eq!(q.remote_write(&write_request(vec![s])).await.0, 204);
+    q.kill9();
+    q.launch().await;
+    assert_eq!(q.scalar("SELECT count(*) FROM torn").await, 11.0);
+}
