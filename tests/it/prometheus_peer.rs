@@ -42,7 +42,7 @@ fn start_prometheus(quiver_port: u16) -> Prometheus {
 }
 
 /// Raw samples of `selector` over the last minute, from Prometheus's own storage:
-/// (label set without __name__, timestamp ms) -> value.
+/// (label set without __name__ as Arrow prints a map, timestamp ms) -> value.
 async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String, i64), f64> {
     let url = format!("http://127.0.0.1:{}/api/v1/query", p.port);
     let body: Value = reqwest::Client::new()
@@ -60,14 +60,21 @@ async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String,
         .cloned()
         .unwrap_or_default()
     {
-        let instance = series["metric"]["instance"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        // The label set as Arrow prints a map: `{name: value, ...}`, names sorted.
+        let mut labels: Vec<(String, String)> = series["metric"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "__name__")
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        labels.sort();
+        let rendered: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let label_set = format!("{{{}}}", rendered.join(", "));
         for v in series["values"].as_array().unwrap() {
             let ts = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
             let value: f64 = v[1].as_str().unwrap().parse().unwrap();
-            out.insert((instance.clone(), ts), value);
+            out.insert((label_set.clone(), ts), value);
         }
     }
     out
@@ -99,7 +106,7 @@ async fn prometheus_remote_write_arrives_intact() {
         assert!(!expected.is_empty(), "Prometheus has no {metric}");
         let rows = q
             .rows(&format!(
-                "SELECT instance, CAST(timestamp AS BIGINT), value FROM {metric} WHERE job = 'prom' ORDER BY 2"
+                "SELECT labels, CAST(timestamp AS BIGINT), value FROM samples WHERE metric = '{metric}' AND labels['job'] = 'prom' ORDER BY 2"
             ))
             .await;
         let stored: BTreeMap<(String, i64), f64> = rows
