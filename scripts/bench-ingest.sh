@@ -24,7 +24,8 @@
 #   QUIVER_FSYNC [always]  storage.wal.fsync for Quiver (Prometheus never fsyncs per write)
 #   SETTLE_SECS [5]  wait after ingest before reading RSS
 #   BLOCK_WAIT_SECS [90]  longest wait for each server to cut its blocks
-#   WORK_DIR [mktemp -d]  KEEP_DATA [0]  set to 1 to keep data dirs and logs
+#   WORK_DIR [a new mktemp -d dir, deleted after a successful run; a given one is kept]
+#   KEEP_DATA [0]  set to 1 to keep the data dirs and logs
 set -euo pipefail
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
@@ -99,8 +100,17 @@ locate_generator() {
 
 check_prerequisites
 locate_generator
-if [[ -z "${WORK_DIR:-}" ]]; then WORK_DIR=$(mktemp -d /tmp/quiver-bench-ingest.XXXXXX); fi
+# Only a directory this script created is ever deleted; a given WORK_DIR is always kept.
+OWN_WORK_DIR=0
+if [[ -z "${WORK_DIR:-}" ]]; then
+    WORK_DIR=$(mktemp -d /tmp/quiver-bench-ingest.XXXXXX)
+    OWN_WORK_DIR=1
+fi
 mkdir -p "$WORK_DIR"
+# Servers must start fresh; an old data dir would mix earlier samples into the figures.
+for d in tput-quiver tput-prometheus disk-quiver disk-prometheus; do
+    [[ ! -e "$WORK_DIR/$d" ]] || die "$WORK_DIR/$d exists from an earlier run; use an empty WORK_DIR"
+done
 echo "work dir: $WORK_DIR"
 echo "quiver: $QUIVER_BIN ($("$QUIVER_BIN" --version 2>&1 | head -n 1))"
 echo "prometheus: $(command -v "$PROMETHEUS_BIN") ($("$PROMETHEUS_BIN" --version 2>&1 | head -n 1))"
@@ -116,7 +126,7 @@ cleanup() {
         timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [[ $status -ne 0 || "$KEEP_DATA" == 1 ]]; then
+    if [[ $status -ne 0 || "$KEEP_DATA" == 1 || $OWN_WORK_DIR == 0 ]]; then
         echo "logs and data kept in $WORK_DIR" >&2
     else
         rm -rf "$WORK_DIR"

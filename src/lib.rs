@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod discovery;
 pub mod metrics;
 pub mod model;
 pub mod prompb;

@@ -35,6 +35,9 @@ struct Cli {
     /// Address the HTTP API listens on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen_address: SocketAddr,
+    /// Allow shutdown and reload over HTTP (`/-/quit`, `/-/reload`).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -79,6 +82,7 @@ fn run_server(cli: Cli) -> ExitCode {
         data_dir: cli.data_dir,
         retention: cli.retention,
         listen_address: cli.listen_address,
+        enable_lifecycle: cli.enable_lifecycle,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,12 +106,14 @@ fn run_server(cli: Cli) -> ExitCode {
 fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        match Config::load(file) {
-            Ok(_) => println!(
-                "Checking {}\n  SUCCESS: {} is valid",
-                file.display(),
-                file.display()
-            ),
+        match Config::load(file).and_then(|c| c.check_referenced_files()) {
+            Ok(report) => {
+                println!("Checking {}", file.display());
+                for line in report {
+                    println!("  {line}");
+                }
+                println!("  SUCCESS: {} is valid", file.display());
+            }
             Err(e) => {
                 println!("Checking {}\n  FAILED: {e:#}", file.display());
                 ok = false;

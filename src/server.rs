@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::api::{self, AppState};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+
+use crate::api::{self, ApiOptions, AppState, Lifecycle};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::query::sql::SqlEngine;
-use crate::scrape;
+use crate::scrape::ScrapeManager;
 use crate::storage::{Storage, StorageOptions};
 
 /// Settings from the command line.
@@ -22,15 +26,13 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     pub retention: Duration,
     pub listen_address: SocketAddr,
+    /// `--web.enable-lifecycle`.
+    pub enable_lifecycle: bool,
 }
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
-    let mut config = crate::config::load_or_default(options.config_file.as_ref())?;
-    if options.config_file.is_none() {
-        point_self_scrape_at(&mut config, options.listen_address);
-    }
-    let config = Arc::new(config);
+    let config = Arc::new(load_config(&options)?);
     let metrics = Metrics::new();
     let storage = Storage::open(
         StorageOptions {
@@ -48,11 +50,23 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         metrics.query.clone(),
     )?);
     let ready = Arc::new(AtomicBool::new(false));
+    let scrape = ScrapeManager::new(storage.clone());
+    let controller = Arc::new(Controller {
+        options: options.clone(),
+        scrape: scrape.clone(),
+        current: std::sync::Mutex::new(config.clone()),
+        quit: Notify::new(),
+    });
     let state = AppState {
         storage: storage.clone(),
         sql,
         metrics,
-        config: config.clone(),
+        scrape: scrape.clone(),
+        lifecycle: controller.clone(),
+        options: ApiOptions {
+            remote_write_max_body_bytes: config.storage.remote_write_max_body_bytes,
+            enable_lifecycle: options.enable_lifecycle,
+        },
         ready: ready.clone(),
     };
     let listener = tokio::net::TcpListener::bind(options.listen_address)
@@ -60,19 +74,98 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", options.listen_address))?;
     tracing::info!(address = %options.listen_address, data = %options.data_dir.display(), "Quiver is listening");
 
-    let mut tasks = vec![storage.spawn_background()];
-    tasks.extend(scrape::spawn_all(storage.clone(), scrape::targets(&config)));
+    let tasks = [
+        storage.spawn_background(),
+        spawn_sighup_reloader(controller.clone()),
+    ];
+    scrape.apply(&config).await?;
     ready.store(true, Ordering::Release);
 
+    let quit = controller.clone();
     let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {},
+                _ = quit.quit.notified() => tracing::info!("shutting down on /-/quit"),
+            }
+        })
         .await;
+    scrape.stop_all().await;
     for task in tasks {
         task.abort();
     }
     storage.close().context("syncing the WAL at shutdown")?;
     tracing::info!("Quiver stopped");
     served.context("HTTP server failed")
+}
+
+fn load_config(options: &ServerOptions) -> anyhow::Result<Config> {
+    let mut config = crate::config::load_or_default(options.config_file.as_ref())?;
+    if options.config_file.is_none() {
+        point_self_scrape_at(&mut config, options.listen_address);
+    }
+    Ok(config)
+}
+
+/// Reloads and quits on request; owns the current configuration.
+struct Controller {
+    options: ServerOptions,
+    scrape: Arc<ScrapeManager>,
+    current: std::sync::Mutex<Arc<Config>>,
+    quit: Notify,
+}
+
+impl Controller {
+    async fn reload_now(&self) -> anyhow::Result<()> {
+        let config = load_config(&self.options).context("loading the new configuration")?;
+        let previous = self.current.lock().map(|c| c.clone()).unwrap_or_default();
+        if previous.storage != config.storage || previous.query != config.query {
+            tracing::warn!("storage and query settings change only at restart");
+        }
+        self.scrape.apply(&config).await?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = Arc::new(config);
+        }
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+impl Lifecycle for Controller {
+    fn reload(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        async move {
+            let result = self.reload_now().await;
+            if let Err(e) = &result {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "reload failed; keeping the running configuration"
+                );
+            }
+            result
+        }
+        .boxed()
+    }
+
+    fn quit(&self) {
+        self.quit.notify_one();
+    }
+}
+
+/// SIGHUP reloads the configuration, as with Prometheus.
+fn spawn_sighup_reloader(controller: Arc<Controller>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGHUP; reload only over HTTP");
+                    return;
+                }
+            };
+        while hangups.recv().await.is_some() {
+            let _ = controller.reload().await;
+        }
+    })
 }
 
 /// The embedded default scrapes Quiver itself; follow `--web.listen-address`.

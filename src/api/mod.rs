@@ -4,6 +4,7 @@
 mod error;
 mod format;
 mod sql;
+mod targets;
 mod write;
 
 use std::sync::Arc;
@@ -15,9 +16,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::config::Config;
+use futures::future::BoxFuture;
+
 use crate::metrics::Metrics;
 use crate::query::sql::SqlEngine;
+use crate::scrape::ScrapeManager;
 use crate::storage::Storage;
 
 pub use error::ApiError;
@@ -28,14 +31,35 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     pub sql: Arc<SqlEngine>,
     pub metrics: Metrics,
-    pub config: Arc<Config>,
+    pub scrape: Arc<ScrapeManager>,
+    pub lifecycle: Arc<dyn Lifecycle>,
+    pub options: ApiOptions,
     pub ready: Arc<AtomicBool>,
+}
+
+/// Settings of the HTTP layer fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub remote_write_max_body_bytes: usize,
+    /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
+    pub enable_lifecycle: bool,
+}
+
+/// Server-wide actions the API can trigger; implemented by the server wiring.
+pub trait Lifecycle: Send + Sync {
+    /// Re-reads the configuration; an invalid one is refused and the running one kept.
+    fn reload(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Starts an orderly shutdown.
+    fn quit(&self);
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/sql", get(sql::sql).post(sql::sql))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/-/reload", post(reload).put(reload))
+        .route("/-/quit", post(quit).put(quit))
         .route("/metrics", get(self_metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
@@ -63,4 +87,26 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
     }
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    if !state.options.enable_lifecycle {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    }
+    match state.lifecycle.reload().await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e:#}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn quit(State(state): State<AppState>) -> Response {
+    if !state.options.enable_lifecycle {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    }
+    state.lifecycle.quit();
+    "Requesting termination... Goodbye!\n".into_response()
 }

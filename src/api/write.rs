@@ -41,7 +41,7 @@ pub async fn remote_write(
 
 async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     check_headers(headers)?;
-    let limit = state.config.storage.remote_write_max_body_bytes;
+    let limit = state.options.remote_write_max_body_bytes;
     let compressed = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,6 +4,7 @@
 //! Unknown fields are an error that names the field and its line.
 
 mod duration;
+mod scrape;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub use duration::PromDuration;
+pub use scrape::{
+    AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, ByteSize, ScrapeConfig, TlsConfig,
+};
 
 /// The configuration used when no `--config.file` is given: local storage, and a scrape job
 /// for Quiver's own `/metrics`, so a new user sees data at once.
@@ -24,8 +28,17 @@ pub struct Config {
     pub global: GlobalConfig,
     pub rule_files: Vec<String>,
     pub scrape_configs: Vec<ScrapeConfig>,
+    pub alerting: AlertingConfig,
+    /// Accepted so an existing prometheus.yml loads; Quiver does not forward samples (yet).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<serde_norway::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_read: Vec<serde_norway::Value>,
     pub storage: StorageConfig,
     pub query: QueryConfig,
+    /// Directory of the configuration file; relative paths in it are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,44 +59,6 @@ impl Default for GlobalConfig {
             external_labels: BTreeMap::new(),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrapeConfig {
-    pub job_name: String,
-    #[serde(default)]
-    pub scrape_interval: Option<PromDuration>,
-    #[serde(default)]
-    pub scrape_timeout: Option<PromDuration>,
-    #[serde(default = "default_metrics_path")]
-    pub metrics_path: String,
-    #[serde(default = "default_scheme")]
-    pub scheme: String,
-    #[serde(default)]
-    pub honor_labels: bool,
-    #[serde(default = "default_true")]
-    pub honor_timestamps: bool,
-    #[serde(default)]
-    pub static_configs: Vec<StaticConfig>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticConfig {
-    pub targets: Vec<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_metrics_path() -> String {
-    "/metrics".to_string()
-}
-fn default_scheme() -> String {
-    "http".to_string()
-}
-fn default_true() -> bool {
-    true
 }
 
 /// Where blocks live and how the write path behaves.
@@ -211,7 +186,9 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading configuration file {}", path.display()))?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let mut config = Self::from_yaml(&text, &path.display().to_string())?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
     }
 
     /// The embedded default configuration.
@@ -237,11 +214,46 @@ impl Config {
             if sc.scheme != "http" && sc.scheme != "https" {
                 anyhow::bail!("job {:?}: unknown scheme {:?}", sc.job_name, sc.scheme);
             }
+            if !sc.metrics_path.starts_with('/') {
+                anyhow::bail!("job {:?}: metrics_path must start with /", sc.job_name);
+            }
+            for (i, rule) in sc.relabel_configs.iter().enumerate() {
+                rule.validate().map_err(|e| {
+                    anyhow::anyhow!("job {:?}: relabel_configs[{i}]: {e}", sc.job_name)
+                })?;
+            }
+            for (i, rule) in sc.metric_relabel_configs.iter().enumerate() {
+                rule.validate().map_err(|e| {
+                    anyhow::anyhow!("job {:?}: metric_relabel_configs[{i}]: {e}", sc.job_name)
+                })?;
+            }
+            crate::discovery::static_target_groups(sc.static_configs.clone())
+                .map_err(|e| anyhow::anyhow!("job {:?}: {e}", sc.job_name))?;
+            for (i, sd) in sc.file_sd_configs.iter().enumerate() {
+                sd.validate().map_err(|e| {
+                    anyhow::anyhow!("job {:?}: file_sd_configs[{i}]: {e}", sc.job_name)
+                })?;
+            }
+            if sc.basic_auth.is_some() && sc.authorization.is_some() {
+                anyhow::bail!(
+                    "job {:?}: at most one of basic_auth and authorization may be configured",
+                    sc.job_name
+                );
+            }
             if self.scrape_timeout_for(sc) > self.scrape_interval_for(sc) {
                 anyhow::bail!(
                     "job {:?}: scrape_timeout greater than scrape_interval",
                     sc.job_name
                 );
+            }
+        }
+        for (i, rule) in self.alerting.alert_relabel_configs.iter().enumerate() {
+            rule.validate()
+                .map_err(|e| anyhow::anyhow!("alerting.alert_relabel_configs[{i}]: {e}"))?;
+        }
+        for (i, am) in self.alerting.alertmanagers.iter().enumerate() {
+            if am.api_version != "v2" {
+                anyhow::bail!("alerting.alertmanagers[{i}]: only api_version v2 is supported");
             }
         }
         if self.storage.backend == Backend::S3 && self.storage.s3.is_none() {
@@ -251,6 +263,32 @@ impl Config {
             anyhow::bail!("storage.block_duration must be at least 1s");
         }
         Ok(())
+    }
+
+    /// Checks the files the configuration refers to (file_sd target files), as
+    /// `quiver check config` does; returns a line per file group checked.
+    pub fn check_referenced_files(&self) -> anyhow::Result<Vec<String>> {
+        let mut report = Vec::new();
+        for sc in &self.scrape_configs {
+            for sd in &sc.file_sd_configs {
+                let n = crate::discovery::check_files(sd, &self.base_dir)
+                    .map_err(|e| anyhow::anyhow!("job {:?}: {e}", sc.job_name))?;
+                report.push(format!(
+                    "job {:?}: {n} file_sd target file(s) valid",
+                    sc.job_name
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    /// A path from the configuration, resolved against the configuration file's directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     pub fn scrape_interval_for(&self, sc: &ScrapeConfig) -> Duration {

@@ -4,6 +4,7 @@
 
 mod duration;
 mod labels;
+pub mod relabel;
 
 pub use duration::{format_duration, parse_duration};
 pub use labels::{

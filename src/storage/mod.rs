@@ -85,6 +85,15 @@ pub struct AppendOutcome {
     pub series_created: usize,
 }
 
+/// How [`Storage`] treats an invalid sample in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Refuse the whole batch (remote write: the client learns and nothing is half-stored).
+    AllOrNothing,
+    /// Skip the sample and keep the rest (scrapes).
+    SkipInvalid,
+}
+
 struct HeadState {
     head: Head,
     /// Samples older than this are refused: their window is being or has been cut.
@@ -193,9 +202,23 @@ impl Storage {
     /// Appends a batch of series, all or nothing. Blocks on fsync under the `always` policy,
     /// so call it from a blocking-capable thread.
     pub fn append(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
+        self.append_with(batch, Mode::AllOrNothing)
+    }
+
+    /// Appends what can be appended and skips (and counts) out-of-bounds and out-of-order
+    /// samples, as a scrape does: one bad timestamp must not lose a whole target's scrape.
+    pub fn append_lenient(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
+        self.append_with(batch, Mode::SkipInvalid)
+    }
+
+    fn append_with(
+        &self,
+        batch: &[SeriesSamples],
+        mode: Mode,
+    ) -> Result<AppendOutcome, AppendError> {
         let seq = {
             let mut state = write(&self.head);
-            let record = self.validate(&state, batch).inspect_err(|e| {
+            let record = self.validate(&state, batch, mode).inspect_err(|e| {
                 let n = batch.iter().map(|s| s.samples.len() as u64).sum();
                 self.metrics
                     .samples_rejected
@@ -229,6 +252,7 @@ impl Storage {
         &self,
         state: &HeadState,
         batch: &[SeriesSamples],
+        mode: Mode,
     ) -> Result<WalRecord, AppendError> {
         let window = self.options.config.out_of_order_time_window.as_millis_i64();
         let mut pending: HashMap<SeriesId, Labels> = HashMap::new();
@@ -243,22 +267,34 @@ impl Storage {
             } else {
                 None
             };
+            let kept_before = record.samples.len();
             for sample in &series.samples {
-                if sample.timestamp_ms < state.min_valid_time {
-                    return Err(AppendError::OutOfBounds {
+                let problem = if sample.timestamp_ms < state.min_valid_time {
+                    Some(AppendError::OutOfBounds {
                         series: series.labels.to_string(),
                         timestamp_ms: sample.timestamp_ms,
                         min_valid: state.min_valid_time,
-                    });
-                }
-                if let Some(newest) = newest
-                    && sample.timestamp_ms < newest.saturating_sub(window)
-                {
-                    return Err(AppendError::OutOfOrder {
-                        series: series.labels.to_string(),
-                        timestamp_ms: sample.timestamp_ms,
-                        newest,
-                    });
+                    })
+                } else {
+                    newest
+                        .filter(|n| sample.timestamp_ms < n.saturating_sub(window))
+                        .map(|newest| AppendError::OutOfOrder {
+                            series: series.labels.to_string(),
+                            timestamp_ms: sample.timestamp_ms,
+                            newest,
+                        })
+                };
+                if let Some(problem) = problem {
+                    match mode {
+                        Mode::AllOrNothing => return Err(problem),
+                        Mode::SkipInvalid => {
+                            self.metrics
+                                .samples_rejected
+                                .with_label_values(&[problem.reason()])
+                                .inc();
+                            continue;
+                        }
+                    }
                 }
                 record.samples.push(WalSample {
                     series: id,
@@ -266,7 +302,8 @@ impl Storage {
                     value: sample.value,
                 });
             }
-            if !exists && !pending.contains_key(&id) {
+            let kept_any = record.samples.len() > kept_before;
+            if kept_any && !exists && !pending.contains_key(&id) {
                 pending.insert(id, series.labels.clone());
                 record.new_series.push((id, series.labels.clone()));
             }

@@ -78,11 +78,18 @@ pub struct Quiver {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub client: reqwest::Client,
+    /// Extra command-line flags for every launch.
+    pub extra_args: Vec<String>,
 }
 
 impl Quiver {
     /// Starts Quiver with `config` (YAML) and waits until it is ready.
     pub async fn start(config: &str) -> Quiver {
+        Self::start_with_args(config, &[]).await
+    }
+
+    /// Starts Quiver with extra flags (for example `--web.enable-lifecycle`).
+    pub async fn start_with_args(config: &str, args: &[&str]) -> Quiver {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("quiver.yml");
         std::fs::write(&config_path, config).expect("writing config");
@@ -92,6 +99,7 @@ impl Quiver {
             dir,
             config_path,
             client: reqwest::Client::new(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
         };
         q.launch().await;
         q
@@ -112,7 +120,8 @@ impl Quiver {
         cmd.arg(format!("--config.file={}", self.config_path.display()))
             .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--storage.tsdb.retention.time=0");
+            .arg("--storage.tsdb.retention.time=0")
+            .args(&self.extra_args);
         // Append to the log so a restart keeps the earlier run's lines.
         let previous = std::fs::read_to_string(&log).unwrap_or_default();
         self.process = Some(Process::spawn("quiver", &mut cmd, &log));
@@ -135,6 +144,39 @@ impl Quiver {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Rewrites the configuration file (the server re-reads it on reload).
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(&self.config_path, config).expect("writing config");
+    }
+
+    /// `/api/v1/targets` as JSON.
+    pub async fn targets(&self) -> Value {
+        self.client
+            .get(self.url("/api/v1/targets"))
+            .send()
+            .await
+            .expect("targets request")
+            .json()
+            .await
+            .expect("targets JSON")
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self
+            .process
+            .as_ref()
+            .expect("running")
+            .child
+            .id()
+            .to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     pub fn log(&self) -> String {

@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod prometheus_peer;
 mod remote_write;
+mod scrape;
 mod sql;
 mod storage;

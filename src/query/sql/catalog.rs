@@ -46,7 +46,11 @@ impl SchemaProvider for QuiverSchema {
                 let set = SeriesSet::collect(&storage, None).await.map_err(external)?;
                 series_table(&set).map_err(external)?
             }
-            metric => {
+            name => {
+                let Some(metric) = resolve_metric(&storage, name) else {
+                    return Ok(None);
+                };
+                let metric = metric.as_str();
                 let set = SeriesSet::collect(&storage, Some(metric))
                     .await
                     .map_err(external)?;
@@ -60,6 +64,23 @@ impl SchemaProvider for QuiverSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == SAMPLES_TABLE || name == SERIES_TABLE || metric_names(&self.storage).contains(name)
+        name == SAMPLES_TABLE
+            || name == SERIES_TABLE
+            || resolve_metric(&self.storage, name).is_some()
+    }
+}
+
+/// The metric a table name refers to. SQL folds unquoted names to lower case, so
+/// `node_memory_MemTotal_bytes` arrives as `node_memory_memtotal_bytes`; when no metric has
+/// that exact name, a metric that matches it ignoring case (and only one) is meant.
+fn resolve_metric(storage: &Storage, name: &str) -> Option<String> {
+    let names = metric_names(storage);
+    if names.contains(name) {
+        return Some(name.to_string());
+    }
+    let mut matches = names.into_iter().filter(|m| m.eq_ignore_ascii_case(name));
+    match (matches.next(), matches.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
     }
 }

@@ -1,0 +1,525 @@
+//! One target's scrape loop: fetch on a fixed, per-target offset in the interval, parse,
+//! apply limits and `metric_relabel_configs`, write samples plus the report series (`up`,
+//! `scrape_duration_seconds`, ...), and staleness markers for series that went away.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use crate::config::ScrapeConfig;
+use crate::model::relabel::relabel;
+use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
+use crate::storage::Storage;
+
+use super::parser::{self, Exposition, Metadata};
+use super::target::Target;
+
+const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+
+/// The health of a target as `/api/v1/targets` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct TargetStatus {
+    /// "up", "down" or "unknown" (not scraped yet).
+    pub health: &'static str,
+    pub last_error: String,
+    pub last_scrape: Option<SystemTime>,
+    pub last_scrape_duration: f64,
+    /// Metadata from the last successful scrape, for the metadata APIs.
+    pub metadata: Vec<Metadata>,
+}
+
+/// Per-scrape-config settings a loop needs.
+#[derive(Clone)]
+pub struct LoopSettings {
+    pub config: Arc<ScrapeConfig>,
+    pub client: reqwest::Client,
+    /// Authorization header value, if any.
+    pub auth_header: Option<String>,
+}
+
+/// How a loop ends: with staleness markers for everything it wrote (the target is gone),
+/// or silently (the same target continues in a new loop after a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    MarkStale,
+    Silent,
+}
+
+/// A running loop.
+pub struct LoopHandle {
+    pub target: Target,
+    pub status: Arc<RwLock<TargetStatus>>,
+    stop: Option<oneshot::Sender<StopMode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LoopHandle {
+    pub fn spawn(storage: Arc<Storage>, settings: LoopSettings, target: Target) -> LoopHandle {
+        let status = Arc::new(RwLock::new(TargetStatus {
+            health: "unknown",
+            ..Default::default()
+        }));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let scrape = ScrapeLoop {
+            storage,
+            settings,
+            target: target.clone(),
+            status: status.clone(),
+            previous: HashSet::new(),
+        };
+        let task = tokio::spawn(scrape.run(stop_rx));
+        LoopHandle {
+            target,
+            status,
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+
+    /// Stops the loop and waits until its last write is done.
+    pub async fn stop(mut self, mode: StopMode) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(mode);
+        }
+        if let Err(e) = (&mut self.task).await {
+            tracing::error!(error = %e, "scrape loop ended abnormally");
+        }
+    }
+}
+
+impl Drop for LoopHandle {
+    fn drop(&mut self) {
+        if self.stop.is_some() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Why a scrape failed; the message becomes the target's `lastError`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("{0:#}")]
+    Fetch(anyhow::Error),
+    #[error("{0}")]
+    Parse(String),
+    #[error("sample limit exceeded: {got} samples, limit {limit}")]
+    SampleLimit { got: usize, limit: usize },
+    #[error("{0}")]
+    LabelLimit(String),
+    #[error("invalid series: {0}")]
+    InvalidSeries(String),
+}
+
+struct ScrapeLoop {
+    storage: Arc<Storage>,
+    settings: LoopSettings,
+    target: Target,
+    status: Arc<RwLock<TargetStatus>>,
+    /// Series written by the last scrape without explicit timestamps; those that do not
+    /// come back get a staleness marker.
+    previous: HashSet<Labels>,
+}
+
+/// What one scrape produced, ready to append.
+struct ScrapeOutput {
+    series: Vec<SeriesSamples>,
+    scraped: usize,
+    post_relabel: usize,
+    metadata: Vec<Metadata>,
+}
+
+impl ScrapeLoop {
+    async fn run(mut self, mut stop: oneshot::Receiver<StopMode>) {
+        let interval = self.target.interval;
+        // A stable offset per target spreads the scrapes of a pool over the interval.
+        let offset = Duration::from_millis(self.target.key() % interval.as_millis().max(1) as u64);
+        let first = tokio::time::Instant::now() + offset;
+        let mut ticker = tokio::time::interval_at(first, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                mode = &mut stop => {
+                    if mode.unwrap_or(StopMode::MarkStale) == StopMode::MarkStale {
+                        self.mark_all_stale().await;
+                    }
+                    return;
+                }
+                _ = ticker.tick() => self.scrape_and_store().await,
+            }
+        }
+    }
+
+    async fn scrape_and_store(&mut self) {
+        let started = Instant::now();
+        let wall = SystemTime::now();
+        let now_ms = crate::storage::now_ms();
+        let result = self.scrape(now_ms).await;
+        let duration = started.elapsed().as_secs_f64();
+        let (mut batch, report, current, error) = match result {
+            Ok(output) => {
+                let current: HashSet<Labels> = output
+                    .series
+                    .iter()
+                    .filter(|s| s.samples.iter().all(|x| x.timestamp_ms == now_ms))
+                    .map(|s| s.labels.clone())
+                    .collect();
+                let added = current.difference(&self.previous).count();
+                let report = Report {
+                    up: 1.0,
+                    duration,
+                    scraped: output.scraped,
+                    post_relabel: output.post_relabel,
+                    added,
+                };
+                self.set_metadata(output.metadata);
+                (output.series, report, current, None)
+            }
+            Err(e) => (Vec::new(), Report::down(duration), HashSet::new(), Some(e)),
+        };
+        batch.extend(self.stale_markers(&current, now_ms));
+        batch.extend(self.report_series(&report, now_ms));
+        self.append(batch).await;
+        self.previous = current;
+        self.update_status(wall, duration, error);
+    }
+
+    async fn scrape(&self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
+        let (body, format) = self.fetch().await.map_err(ScrapeError::Fetch)?;
+        let exposition =
+            parser::parse(&body, format).map_err(|e| ScrapeError::Parse(e.to_string()))?;
+        process(&self.target, &self.settings.config, exposition, now_ms)
+    }
+
+    async fn fetch(&self) -> anyhow::Result<(String, parser::Format)> {
+        let mut request = self
+            .settings
+            .client
+            .get(&self.target.url)
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                self.target.timeout.as_secs_f64().to_string(),
+            )
+            .timeout(self.target.timeout);
+        if let Some(auth) = &self.settings.auth_header {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let mut response = request.send().await.context("request failed")?;
+        let status = response.status();
+        if !status.is_success() {
+            anyhow::bail!("server returned HTTP status {status}");
+        }
+        let format = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(parser::format_from_content_type)
+            .unwrap_or(parser::Format::PrometheusText);
+        let limit = self.settings.config.body_size_limit.map(|b| b.0 as usize);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.context("reading body")? {
+            body.extend_from_slice(&chunk);
+            if let Some(limit) = limit
+                && body.len() > limit
+            {
+                anyhow::bail!("body size limit exceeded: more than {limit} bytes");
+            }
+        }
+        let text = String::from_utf8(body).context("body is not valid UTF-8")?;
+        Ok((text, format))
+    }
+
+    fn stale_markers(&self, current: &HashSet<Labels>, now_ms: i64) -> Vec<SeriesSamples> {
+        self.previous
+            .difference(current)
+            .map(|labels| SeriesSamples {
+                labels: labels.clone(),
+                samples: vec![Sample {
+                    timestamp_ms: now_ms,
+                    value: stale_nan(),
+                }],
+            })
+            .collect()
+    }
+
+    fn report_series(&self, report: &Report, now_ms: i64) -> Vec<SeriesSamples> {
+        report
+            .values()
+            .into_iter()
+            .filter_map(|(name, value)| self.own_series(name, value, now_ms))
+            .collect()
+    }
+
+    fn own_series(&self, name: &str, value: f64, now_ms: i64) -> Option<SeriesSamples> {
+        let mut pairs = self.target.labels.clone();
+        pairs.push((METRIC_NAME_LABEL.to_string(), name.to_string()));
+        let labels = Labels::new(pairs).ok()?;
+        Some(SeriesSamples {
+            labels,
+            samples: vec![Sample {
+                timestamp_ms: now_ms,
+                value,
+            }],
+        })
+    }
+
+    /// The target went away: everything it wrote, report series included, goes stale.
+    async fn mark_all_stale(&mut self) {
+        let now_ms = crate::storage::now_ms();
+        let mut batch = self.stale_markers(&HashSet::new(), now_ms);
+        batch.extend(
+            Report::NAMES
+                .iter()
+                .filter_map(|name| self.own_series(name, stale_nan(), now_ms)),
+        );
+        self.append(batch).await;
+        self.previous.clear();
+    }
+
+    async fn append(&self, batch: Vec<SeriesSamples>) {
+        let storage = self.storage.clone();
+        match tokio::task::spawn_blocking(move || storage.append_lenient(&batch)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(target = %self.target.url, error = %e, "storing scrape failed")
+            }
+            Err(e) => tracing::error!(error = %e, "scrape append task failed"),
+        }
+    }
+
+    fn set_metadata(&self, metadata: Vec<Metadata>) {
+        if let Ok(mut status) = self.status.write() {
+            status.metadata = metadata;
+        }
+    }
+
+    fn update_status(&self, wall: SystemTime, duration: f64, error: Option<ScrapeError>) {
+        if let Some(e) = &error {
+            tracing::debug!(target = %self.target.url, error = %e, "scrape failed");
+        }
+        if let Ok(mut status) = self.status.write() {
+            status.health = if error.is_none() { "up" } else { "down" };
+            status.last_error = error.map(|e| e.to_string()).unwrap_or_default();
+            status.last_scrape = Some(wall);
+            status.last_scrape_duration = duration;
+        }
+    }
+}
+
+/// The report series of one scrape.
+struct Report {
+    up: f64,
+    duration: f64,
+    scraped: usize,
+    post_relabel: usize,
+    added: usize,
+}
+
+impl Report {
+    const NAMES: [&'static str; 5] = [
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    ];
+
+    fn down(duration: f64) -> Report {
+        Report {
+            up: 0.0,
+            duration,
+            scraped: 0,
+            post_relabel: 0,
+            added: 0,
+        }
+    }
+
+    fn values(&self) -> [(&'static str, f64); 5] {
+        [
+            (Self::NAMES[0], self.up),
+            (Self::NAMES[1], self.duration),
+            (Self::NAMES[2], self.scraped as f64),
+            (Self::NAMES[3], self.post_relabel as f64),
+            (Self::NAMES[4], self.added as f64),
+        ]
+    }
+}
+
+/// Turns parsed samples into series to store: target labels, `metric_relabel_configs`,
+/// then the limits. Any limit breach fails the whole scrape, so nothing of it is stored.
+fn process(
+    target: &Target,
+    config: &ScrapeConfig,
+    exposition: Exposition,
+    now_ms: i64,
+) -> Result<ScrapeOutput, ScrapeError> {
+    let scraped = exposition.samples.len();
+    let mut series = Vec::with_capacity(scraped);
+    for sample in exposition.samples {
+        let mut pairs = sample.labels;
+        pairs.push((METRIC_NAME_LABEL.to_string(), sample.name));
+        let merged = merge_target_labels(target, pairs, config.honor_labels);
+        let Some(relabeled) = relabel(merged, &config.metric_relabel_configs) else {
+            continue;
+        };
+        check_label_limits(config, &relabeled)?;
+        let labels =
+            Labels::new(relabeled).map_err(|e| ScrapeError::InvalidSeries(e.to_string()))?;
+        let timestamp_ms = match (config.honor_timestamps, sample.timestamp_ms) {
+            (true, Some(ts)) => ts,
+            _ => now_ms,
+        };
+        series.push(SeriesSamples {
+            labels,
+            samples: vec![Sample {
+                timestamp_ms,
+                value: sample.value,
+            }],
+        });
+    }
+    if config.sample_limit > 0 && series.len() > config.sample_limit {
+        return Err(ScrapeError::SampleLimit {
+            got: series.len(),
+            limit: config.sample_limit,
+        });
+    }
+    Ok(ScrapeOutput {
+        post_relabel: series.len(),
+        series,
+        scraped,
+        metadata: exposition.metadata,
+    })
+}
+
+/// Adds the target's labels to a scraped sample. On a clash the target wins and the
+/// scraped value is kept as `exported_<name>`, unless `honor_labels` keeps the scraped one.
+fn merge_target_labels(
+    target: &Target,
+    mut pairs: Vec<(String, String)>,
+    honor_labels: bool,
+) -> Vec<(String, String)> {
+    for (name, value) in &target.labels {
+        match pairs.iter().position(|(n, _)| n == name) {
+            Some(_) if honor_labels => {}
+            Some(i) => {
+                let (_, scraped_value) = pairs.remove(i);
+                if !scraped_value.is_empty() {
+                    pairs.push((format!("exported_{name}"), scraped_value));
+                }
+                pairs.push((name.clone(), value.clone()));
+            }
+            None => pairs.push((name.clone(), value.clone())),
+        }
+    }
+    pairs
+}
+
+fn check_label_limits(
+    config: &ScrapeConfig,
+    labels: &[(String, String)],
+) -> Result<(), ScrapeError> {
+    let count = labels.iter().filter(|(_, v)| !v.is_empty()).count();
+    if config.label_limit > 0 && count > config.label_limit {
+        return Err(ScrapeError::LabelLimit(format!(
+            "label_limit exceeded (metric: {}, number of labels: {count}, limit: {})",
+            metric_name(labels),
+            config.label_limit
+        )));
+    }
+    for (name, value) in labels {
+        if config.label_name_length_limit > 0 && name.len() > config.label_name_length_limit {
+            return Err(ScrapeError::LabelLimit(format!(
+                "label_name_length_limit exceeded (metric: {}, label name: {name}, length: {}, limit: {})",
+                metric_name(labels),
+                name.len(),
+                config.label_name_length_limit
+            )));
+        }
+        if config.label_value_length_limit > 0 && value.len() > config.label_value_length_limit {
+            return Err(ScrapeError::LabelLimit(format!(
+                "label_value_length_limit exceeded (metric: {}, label name: {name}, value length: {}, limit: {})",
+                metric_name(labels),
+                value.len(),
+                config.label_value_length_limit
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn metric_name(labels: &[(String, String)]) -> &str {
+    labels
+        .iter()
+        .find(|(n, _)| n == METRIC_NAME_LABEL)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn setup(extra: &str) -> (Target, ScrapeConfig) {
+        let yaml = format!(
+            "scrape_configs:\n- job_name: j\n{extra}  static_configs:\n  - targets: ['h:1']\n"
+        );
+        let config = Config::from_yaml(&yaml, "t").unwrap();
+        let sc = config.scrape_configs[0].clone();
+        let (targets, _) = super::super::target::build_targets(&config, &sc, &sc.static_configs);
+        (targets[0].clone(), sc)
+    }
+
+    fn parse(text: &str) -> Exposition {
+        parser::parse(text, parser::Format::PrometheusText).unwrap()
+    }
+
+    #[test]
+    fn target_labels_win_unless_honored() {
+        let (target, sc) = setup("");
+        let out = process(&target, &sc, parse("m{job=\"x\",a=\"1\"} 1\n"), 5).unwrap();
+        let labels = &out.series[0].labels;
+        assert_eq!(labels.get("job"), Some("j"));
+        assert_eq!(labels.get("exported_job"), Some("x"));
+        assert_eq!(labels.get("instance"), Some("h:1"));
+        let (target, sc) = setup("  honor_labels: true\n");
+        let out = process(&target, &sc, parse("m{job=\"x\"} 1\n"), 5).unwrap();
+        assert_eq!(out.series[0].labels.get("job"), Some("x"));
+    }
+
+    #[test]
+    fn metric_relabeling_and_sample_limit() {
+        let (target, sc) = setup(
+            "  sample_limit: 1\n  metric_relabel_configs:\n  - source_labels: [__name__]\n    regex: drop_me\n    action: drop\n",
+        );
+        let out = process(&target, &sc, parse("drop_me 1\nkeep 2\n"), 5).unwrap();
+        assert_eq!((out.scraped, out.post_relabel), (2, 1));
+        let err = process(&target, &sc, parse("a 1\nb 2\n"), 5).err().unwrap();
+        assert!(err.to_string().contains("sample limit exceeded"));
+    }
+
+    #[test]
+    fn label_limits_fail_the_scrape() {
+        let (target, sc) = setup("  label_limit: 3\n  label_value_length_limit: 4\n");
+        assert!(process(&target, &sc, parse("m{a=\"1\",b=\"2\"} 1\n"), 5).is_err());
+        let (target, sc) = setup("  label_value_length_limit: 4\n");
+        let err = process(&target, &sc, parse("m{a=\"12345\"} 1\n"), 5)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("label_value_length_limit"));
+    }
+
+    #[test]
+    fn timestamps_are_honored_only_when_configured() {
+        let (target, sc) = setup("");
+        let out = process(&target, &sc, parse("m 1 1000\n"), 5).unwrap();
+        assert_eq!(out.series[0].samples[0].timestamp_ms, 1000);
+        let (target, sc) = setup("  honor_timestamps: false\n");
+        let out = process(&target, &sc, parse("m 1 1000\n"), 5).unwrap();
+        assert_eq!(out.series[0].samples[0].timestamp_ms, 5);
+    }
+}
