@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use crate::api::{self, ApiOptions, AppState, Lifecycle};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::query::promql::PromqlEngine;
 use crate::query::sql::SqlEngine;
 use crate::scrape::ScrapeManager;
 use crate::storage::{Storage, StorageOptions};
@@ -49,6 +50,10 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         config.query.clone(),
         metrics.query.clone(),
     )?);
+    let promql = Arc::new(PromqlEngine::new(
+        storage.clone(),
+        sql.context().runtime_env(),
+    ));
     let ready = Arc::new(AtomicBool::new(false));
     let scrape = ScrapeManager::new(storage.clone());
     let controller = Arc::new(Controller {
@@ -60,11 +65,13 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let state = AppState {
         storage: storage.clone(),
         sql,
+        promql,
         metrics,
         scrape: scrape.clone(),
         lifecycle: controller.clone(),
         options: ApiOptions {
             remote_write_max_body_bytes: config.storage.remote_write_max_body_bytes,
+            query_timeout: config.query.timeout.0,
             enable_lifecycle: options.enable_lifecycle,
         },
         ready: ready.clone(),

@@ -3,6 +3,8 @@
 
 mod error;
 mod format;
+mod params;
+mod query;
 mod sql;
 mod targets;
 mod write;
@@ -19,6 +21,7 @@ use axum::routing::{get, post};
 use futures::future::BoxFuture;
 
 use crate::metrics::Metrics;
+use crate::query::promql::PromqlEngine;
 use crate::query::sql::SqlEngine;
 use crate::scrape::ScrapeManager;
 use crate::storage::Storage;
@@ -30,6 +33,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub storage: Arc<Storage>,
     pub sql: Arc<SqlEngine>,
+    pub promql: Arc<PromqlEngine>,
     pub metrics: Metrics,
     pub scrape: Arc<ScrapeManager>,
     pub lifecycle: Arc<dyn Lifecycle>,
@@ -41,6 +45,8 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct ApiOptions {
     pub remote_write_max_body_bytes: usize,
+    /// Upper bound for a query's `timeout` parameter.
+    pub query_timeout: std::time::Duration,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
 }
@@ -57,6 +63,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/sql", get(sql::sql).post(sql::sql))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/explain", get(query::explain).post(query::explain))
         .route("/api/v1/targets", get(targets::targets))
         .route("/-/reload", post(reload).put(reload))
         .route("/-/quit", post(quit).put(quit))

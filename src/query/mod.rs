@@ -1,3 +1,4 @@
 //! Query engines over storage: SQL now, PromQL (translated to DataFusion plans) next.
 
+pub mod promql;
 pub mod sql;

@@ -1,0 +1,368 @@
+//! Range-vector functions: each takes the samples of one series inside one window
+//! `(T - range, T]` and returns at most one value, with Prometheus's semantics.
+
+/// A PromQL function over a range vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum RangeFunc {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    /// `predict_linear(v, t)`: parameter 0 is t in seconds.
+    PredictLinear,
+    Changes,
+    Resets,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    SumOverTime,
+    CountOverTime,
+    LastOverTime,
+    FirstOverTime,
+    PresentOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    /// Parameter 0 is φ.
+    QuantileOverTime,
+    MadOverTime,
+    TsOfLastOverTime,
+    TsOfFirstOverTime,
+    TsOfMinOverTime,
+    TsOfMaxOverTime,
+    /// Parameters: smoothing factor, trend factor.
+    DoubleExponentialSmoothing,
+}
+
+impl RangeFunc {
+    pub fn from_name(name: &str) -> Option<RangeFunc> {
+        use RangeFunc::*;
+        Some(match name {
+            "rate" => Rate,
+            "increase" => Increase,
+            "delta" => Delta,
+            "irate" => Irate,
+            "idelta" => Idelta,
+            "deriv" => Deriv,
+            "predict_linear" => PredictLinear,
+            "changes" => Changes,
+            "resets" => Resets,
+            "avg_over_time" => AvgOverTime,
+            "min_over_time" => MinOverTime,
+            "max_over_time" => MaxOverTime,
+            "sum_over_time" => SumOverTime,
+            "count_over_time" => CountOverTime,
+            "last_over_time" => LastOverTime,
+            "first_over_time" => FirstOverTime,
+            "present_over_time" => PresentOverTime,
+            "stddev_over_time" => StddevOverTime,
+            "stdvar_over_time" => StdvarOverTime,
+            "quantile_over_time" => QuantileOverTime,
+            "mad_over_time" => MadOverTime,
+            "ts_of_last_over_time" => TsOfLastOverTime,
+            "ts_of_first_over_time" => TsOfFirstOverTime,
+            "ts_of_min_over_time" => TsOfMinOverTime,
+            "ts_of_max_over_time" => TsOfMaxOverTime,
+            "double_exponential_smoothing" => DoubleExponentialSmoothing,
+            _ => return None,
+        })
+    }
+
+    /// Whether the result keeps the metric name (Prometheus keeps it only for these).
+    pub fn keeps_name(self) -> bool {
+        matches!(self, RangeFunc::LastOverTime | RangeFunc::FirstOverTime)
+    }
+
+    /// Computes the function over one window. `ts` (ms) and `vs` are the window's samples in
+    /// time order (staleness markers already removed); `eval_ms` is the window's end, and
+    /// `range_ms` its length.
+    pub fn apply(
+        self,
+        ts: &[i64],
+        vs: &[f64],
+        eval_ms: i64,
+        range_ms: i64,
+        params: &[f64],
+    ) -> Option<f64> {
+        use RangeFunc::*;
+        if vs.is_empty() {
+            return None;
+        }
+        let param = |i: usize| params.get(i).copied().unwrap_or(f64::NAN);
+        match self {
+            Rate => extrapolated_rate(ts, vs, eval_ms, range_ms, true, true),
+            Increase => extrapolated_rate(ts, vs, eval_ms, range_ms, true, false),
+            Delta => extrapolated_rate(ts, vs, eval_ms, range_ms, false, false),
+            Irate => instant_delta(ts, vs, true),
+            Idelta => instant_delta(ts, vs, false),
+            Deriv => (vs.len() >= 2).then(|| linear_regression(ts, vs, ts[0]).0),
+            PredictLinear => (vs.len() >= 2).then(|| {
+                let (slope, intercept) = linear_regression(ts, vs, eval_ms);
+                intercept + slope * param(0)
+            }),
+            Changes => Some(count_pairs(vs, |prev, cur| {
+                !(cur == prev || (cur.is_nan() && prev.is_nan()))
+            })),
+            Resets => Some(count_pairs(vs, |prev, cur| cur < prev)),
+            AvgOverTime => Some(average(vs)),
+            MinOverTime => Some(
+                vs.iter()
+                    .copied()
+                    .fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+            ),
+            MaxOverTime => Some(
+                vs.iter()
+                    .copied()
+                    .fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+            ),
+            SumOverTime => Some(kahan_sum(vs.iter().copied())),
+            CountOverTime => Some(vs.len() as f64),
+            LastOverTime => vs.last().copied(),
+            FirstOverTime => vs.first().copied(),
+            PresentOverTime => Some(1.0),
+            StddevOverTime => Some(variance(vs).sqrt()),
+            StdvarOverTime => Some(variance(vs)),
+            QuantileOverTime => Some(quantile(param(0), vs.to_vec())),
+            MadOverTime => {
+                let median = quantile(0.5, vs.to_vec());
+                Some(quantile(
+                    0.5,
+                    vs.iter().map(|v| (v - median).abs()).collect(),
+                ))
+            }
+            TsOfLastOverTime => ts.last().map(|t| *t as f64 / 1000.0),
+            TsOfFirstOverTime => ts.first().map(|t| *t as f64 / 1000.0),
+            TsOfMinOverTime => extreme_timestamp(ts, vs, |v, m| v <= m),
+            TsOfMaxOverTime => extreme_timestamp(ts, vs, |v, m| v >= m),
+            DoubleExponentialSmoothing => double_exponential_smoothing(vs, param(0), param(1)),
+        }
+    }
+}
+
+/// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
+/// window's edges (but not past where a counter would have been zero).
+fn extrapolated_rate(
+    ts: &[i64],
+    vs: &[f64],
+    eval_ms: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if vs.len() < 2 {
+        return None;
+    }
+    let (first_t, last_t) = (ts[0], ts[ts.len() - 1]);
+    let mut result = vs[vs.len() - 1] - vs[0];
+    if is_counter {
+        for pair in vs.windows(2) {
+            if pair[1] < pair[0] {
+                result += pair[0];
+            }
+        }
+    }
+    let range_start = eval_ms - range_ms;
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (eval_ms - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let average_step = sampled / (vs.len() - 1) as f64;
+    let threshold = average_step * 1.1;
+    if to_start >= threshold {
+        to_start = average_step / 2.0;
+    }
+    if is_counter && result > 0.0 && vs[0] >= 0.0 {
+        let to_zero = sampled * (vs[0] / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = average_step / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`: from the last two samples only.
+fn instant_delta(ts: &[i64], vs: &[f64], is_rate: bool) -> Option<f64> {
+    let n = vs.len();
+    if n < 2 {
+        return None;
+    }
+    let (prev, last) = (vs[n - 2], vs[n - 1]);
+    let mut result = if is_rate && last < prev {
+        last
+    } else {
+        last - prev
+    };
+    if is_rate {
+        let dt = (ts[n - 1] - ts[n - 2]) as f64 / 1000.0;
+        if dt == 0.0 {
+            return None;
+        }
+        result /= dt;
+    }
+    Some(result)
+}
+
+/// Least-squares slope and intercept (at `intercept_ms`), times in seconds.
+fn linear_regression(ts: &[i64], vs: &[f64], intercept_ms: i64) -> (f64, f64) {
+    let n = vs.len() as f64;
+    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0);
+    let constant_y = vs.iter().all(|v| *v == vs[0]);
+    for (t, v) in ts.iter().zip(vs) {
+        let x = (*t - intercept_ms) as f64 / 1000.0;
+        sum_x += x;
+        sum_y += v;
+        sum_xy += x * v;
+        sum_x2 += x * x;
+    }
+    if constant_y {
+        return (0.0, vs[0]);
+    }
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+fn count_pairs(vs: &[f64], counts: impl Fn(f64, f64) -> bool) -> f64 {
+    vs.windows(2).filter(|p| counts(p[0], p[1])).count() as f64
+}
+
+/// Kahan-compensated sum, as Prometheus sums.
+pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for v in values {
+        let t = sum + v;
+        if t.is_infinite() {
+            sum = t;
+            c = 0.0;
+            continue;
+        }
+        if sum.abs() >= v.abs() {
+            c += (sum - t) + v;
+        } else {
+            c += (v - t) + sum;
+        }
+        sum = t;
+    }
+    if c.is_finite() { sum + c } else { sum }
+}
+
+/// The mean, computed incrementally where a plain sum would overflow.
+pub fn average(vs: &[f64]) -> f64 {
+    let sum = kahan_sum(vs.iter().copied());
+    if sum.is_finite() || vs.iter().any(|v| v.is_infinite() || v.is_nan()) {
+        return sum / vs.len() as f64;
+    }
+    let mut mean = 0.0;
+    for (i, v) in vs.iter().enumerate() {
+        mean += (v - mean) / (i + 1) as f64;
+    }
+    mean
+}
+
+/// Population variance.
+pub fn variance(vs: &[f64]) -> f64 {
+    let n = vs.len() as f64;
+    let mean = kahan_sum(vs.iter().copied()) / n;
+    kahan_sum(vs.iter().map(|v| (v - mean) * (v - mean))) / n
+}
+
+/// Prometheus's quantile: linear interpolation between closest ranks; φ outside [0, 1]
+/// gives ∓Inf.
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0) as usize;
+    let upper = (lower + 1).min(values.len() - 1);
+    let weight = rank - rank.floor();
+    values[lower] * (1.0 - weight) + values[upper] * weight
+}
+
+fn extreme_timestamp(ts: &[i64], vs: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let mut best: Option<(f64, i64)> = None;
+    for (t, v) in ts.iter().zip(vs) {
+        best = match best {
+            None => Some((*v, *t)),
+            Some((m, _)) if m.is_nan() || better(*v, m) => Some((*v, *t)),
+            keep => keep,
+        };
+    }
+    best.map(|(_, t)| t as f64 / 1000.0)
+}
+
+fn double_exponential_smoothing(vs: &[f64], sf: f64, tf: f64) -> Option<f64> {
+    if vs.len() < 2 || !(sf > 0.0 && sf < 1.0) || !(tf > 0.0 && tf < 1.0) {
+        return None;
+    }
+    // Holt's linear method: s1 is the smoothed level, b the trend; the trend is first
+    // updated from the previous two levels (except on the first step).
+    let (mut s0, mut s1) = (0.0, vs[0]);
+    let mut b = vs[1] - vs[0];
+    for (i, v) in vs.iter().enumerate().skip(1) {
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let next = sf * v + (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = next;
+    }
+    Some(s1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_extrapolates_like_prometheus() {
+        // 0, 10, 20, ... every 10 s over a 50 s window ending exactly at the last sample.
+        let ts: Vec<i64> = (1..=5).map(|i| i * 10_000).collect();
+        let vs: Vec<f64> = (1..=5).map(|i| (i * 10) as f64).collect();
+        let r = RangeFunc::Rate
+            .apply(&ts, &vs, 50_000, 50_000, &[])
+            .unwrap();
+        assert!((r - 1.0).abs() < 1e-9, "{r}");
+        let inc = RangeFunc::Increase
+            .apply(&ts, &vs, 50_000, 50_000, &[])
+            .unwrap();
+        assert!((inc - 50.0).abs() < 1e-9, "{inc}");
+    }
+
+    #[test]
+    fn counter_resets_are_compensated() {
+        let ts = [0, 10_000, 20_000];
+        let vs = [5.0, 10.0, 2.0];
+        assert_eq!(
+            RangeFunc::Resets.apply(&ts, &vs, 20_000, 30_000, &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            RangeFunc::Irate.apply(&ts, &vs, 20_000, 30_000, &[]),
+            Some(0.2)
+        );
+    }
+
+    #[test]
+    fn quantile_interpolates() {
+        assert_eq!(quantile(0.5, vec![1.0, 2.0, 3.0, 4.0]), 2.5);
+        assert_eq!(quantile(2.0, vec![1.0]), f64::INFINITY);
+    }
+}

@@ -1,0 +1,276 @@
+//! Label sets inside PromQL plans.
+//!
+//! Every PromQL plan row carries its series' label set in one Utf8 column, `labels`, in a
+//! canonical encoding: pairs sorted by name, `name US value` joined by `RS` (ASCII unit and
+//! record separators). Equal label sets are equal strings, so DataFusion can group, join and
+//! sort on them directly; the UDFs below derive new label sets (by/without, on/ignoring,
+//! dropping `__name__`, label_replace).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
+
+use crate::model::METRIC_NAME_LABEL;
+
+const PAIR_SEP: char = '\u{1f}';
+const LABEL_SEP: char = '\u{1e}';
+
+/// Encodes sorted pairs canonically.
+pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(LABEL_SEP);
+        }
+        out.push_str(name);
+        out.push(PAIR_SEP);
+        out.push_str(value);
+    }
+    out
+}
+
+/// Decodes a canonical label string into (name, value) pairs, sorted by name.
+pub fn decode(encoded: &str) -> Vec<(&str, &str)> {
+    if encoded.is_empty() {
+        return Vec::new();
+    }
+    encoded
+        .split(LABEL_SEP)
+        .filter_map(|pair| pair.split_once(PAIR_SEP))
+        .collect()
+}
+
+/// Rebuilds a label string from owned pairs (sorting them first).
+pub fn encode_owned(mut pairs: Vec<(String, String)>) -> String {
+    pairs.sort();
+    pairs.retain(|(_, v)| !v.is_empty());
+    encode(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+}
+
+/// Labels kept by `by (names)` / `on (names)`.
+pub fn keep(encoded: &str, names: &[&str]) -> String {
+    encode(
+        decode(encoded)
+            .into_iter()
+            .filter(|(n, _)| names.contains(n)),
+    )
+}
+
+/// Labels kept by `without (names)` / `ignoring (names)`; the metric name always goes.
+pub fn drop(encoded: &str, names: &[&str]) -> String {
+    encode(
+        decode(encoded)
+            .into_iter()
+            .filter(|(n, _)| !names.contains(n) && *n != METRIC_NAME_LABEL),
+    )
+}
+
+/// The label set without the metric name (and the metadata labels that go with it).
+pub fn drop_name(encoded: &str) -> String {
+    encode(
+        decode(encoded)
+            .into_iter()
+            .filter(|(n, _)| !matches!(*n, "__name__" | "__type__" | "__unit__")),
+    )
+}
+
+pub fn get<'a>(encoded: &'a str, name: &str) -> Option<&'a str> {
+    decode(encoded)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Sets (or, with an empty value, removes) one label.
+pub fn set(encoded: &str, name: &str, value: &str) -> String {
+    let mut pairs: Vec<(String, String)> = decode(encoded)
+        .into_iter()
+        .filter(|(n, _)| *n != name)
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    if !value.is_empty() {
+        pairs.push((name.to_string(), value.to_string()));
+    }
+    encode_owned(pairs)
+}
+
+/// Names for a UDF argument: a comma-separated literal.
+fn names_arg(arg: &ColumnarValue) -> DfResult<Vec<String>> {
+    match arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) => Ok(s
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()),
+        ColumnarValue::Scalar(ScalarValue::Utf8(None)) => Ok(Vec::new()),
+        _ => Err(DataFusionError::Plan(
+            "label names must be a literal".into(),
+        )),
+    }
+}
+
+fn string_arg(arg: &ColumnarValue) -> DfResult<String> {
+    match arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(s)) => Ok(s.clone().unwrap_or_default()),
+        _ => Err(DataFusionError::Plan("expected a string literal".into())),
+    }
+}
+
+/// Applies `f` to every label string of the first argument.
+fn map_labels(arg: &ColumnarValue, f: impl Fn(&str) -> Option<String>) -> DfResult<ColumnarValue> {
+    match arg {
+        ColumnarValue::Array(array) => {
+            let strings = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("labels column is not Utf8".into()))?;
+            let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+            for i in 0..strings.len() {
+                if strings.is_null(i) {
+                    out.append_null();
+                } else {
+                    out.append_option(f(strings.value(i)));
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+        }
+        ColumnarValue::Scalar(ScalarValue::Utf8(s)) => Ok(ColumnarValue::Scalar(
+            ScalarValue::Utf8(s.as_deref().and_then(f)),
+        )),
+        _ => Err(DataFusionError::Internal(
+            "labels argument is not Utf8".into(),
+        )),
+    }
+}
+
+fn labels_udf(
+    name: &str,
+    arity: usize,
+    f: impl Fn(&[ColumnarValue]) -> DfResult<ColumnarValue> + Send + Sync + 'static,
+) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Utf8; arity],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(f),
+    )
+}
+
+/// `prom_labels_keep(labels, 'a,b')`.
+pub fn keep_udf() -> ScalarUDF {
+    labels_udf("prom_labels_keep", 2, |args| {
+        let names = names_arg(&args[1])?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        map_labels(&args[0], |l| Some(keep(l, &names)))
+    })
+}
+
+/// `prom_labels_drop(labels, 'a,b')`: also drops `__name__`.
+pub fn drop_udf() -> ScalarUDF {
+    labels_udf("prom_labels_drop", 2, |args| {
+        let names = names_arg(&args[1])?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        map_labels(&args[0], |l| Some(drop(l, &names)))
+    })
+}
+
+/// `prom_drop_name(labels)`.
+pub fn drop_name_udf() -> ScalarUDF {
+    labels_udf("prom_drop_name", 1, |args| {
+        map_labels(&args[0], |l| Some(drop_name(l)))
+    })
+}
+
+/// `prom_label_set(labels, 'name', 'value')` with literal name and value.
+pub fn set_udf() -> ScalarUDF {
+    labels_udf("prom_label_set", 3, |args| {
+        let name = string_arg(&args[1])?;
+        let value = string_arg(&args[2])?;
+        map_labels(&args[0], |l| Some(set(l, &name, &value)))
+    })
+}
+
+/// `prom_label_replace(labels, dst, replacement, src, regex)`, PromQL's `label_replace`.
+pub fn replace_udf() -> ScalarUDF {
+    labels_udf("prom_label_replace", 5, |args| {
+        let dst = string_arg(&args[1])?;
+        let replacement = string_arg(&args[2])?;
+        let src = string_arg(&args[3])?;
+        let pattern = string_arg(&args[4])?;
+        let regex = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
+            DataFusionError::Plan(format!(
+                "invalid regular expression in label_replace(): {pattern}: {e}"
+            ))
+        })?;
+        map_labels(&args[0], |l| {
+            let source = get(l, &src).unwrap_or("");
+            match regex.captures(source) {
+                Some(caps) => {
+                    let mut value = String::new();
+                    caps.expand(&replacement, &mut value);
+                    Some(set(l, &dst, &value))
+                }
+                None => Some(l.to_string()),
+            }
+        })
+    })
+}
+
+/// `prom_label_join(labels, dst, separator, 'src1,src2')`, PromQL's `label_join`.
+pub fn join_udf() -> ScalarUDF {
+    labels_udf("prom_label_join", 4, |args| {
+        let dst = string_arg(&args[1])?;
+        let sep = string_arg(&args[2])?;
+        let sources = names_arg(&args[3])?;
+        map_labels(&args[0], |l| {
+            let value: Vec<&str> = sources.iter().map(|s| get(l, s).unwrap_or("")).collect();
+            Some(set(l, &dst, &value.join(&sep)))
+        })
+    })
+}
+
+/// Calls a label UDF on `labels` with literal string arguments.
+pub fn call(udf: ScalarUDF, labels: Expr, literals: &[&str]) -> Expr {
+    let mut args = vec![labels];
+    args.extend(
+        literals
+            .iter()
+            .map(|s| Expr::Literal(ScalarValue::Utf8(Some(s.to_string())), None)),
+    );
+    udf.call(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_derivations() {
+        let l = encode([("__name__", "up"), ("instance", "a:1"), ("job", "x")]);
+        assert_eq!(
+            decode(&l),
+            vec![("__name__", "up"), ("instance", "a:1"), ("job", "x")]
+        );
+        assert_eq!(keep(&l, &["job"]), encode([("job", "x")]));
+        assert_eq!(drop(&l, &["job"]), encode([("instance", "a:1")]));
+        assert_eq!(drop_name(&l), encode([("instance", "a:1"), ("job", "x")]));
+        assert_eq!(
+            set(&l, "job", ""),
+            encode([("__name__", "up"), ("instance", "a:1")])
+        );
+        assert_eq!(
+            set(&l, "a", "1"),
+            encode([
+                ("__name__", "up"),
+                ("a", "1"),
+                ("instance", "a:1"),
+                ("job", "x")
+            ])
+        );
+        assert!(decode("").is_empty());
+    }
+}

@@ -1,0 +1,410 @@
+//! PromQL: parsed with `promql-parser`, planned into DataFusion logical plans
+//! ([`planner`]), executed by DataFusion with Quiver's [`step::PromStepExec`] node, and
+//! assembled into Prometheus's result types.
+
+pub mod functions;
+pub mod labels;
+pub mod planner;
+pub mod step;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use async_trait::async_trait;
+use datafusion::common::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use promql_parser::parser::Expr as PromExpr;
+use promql_parser::parser::value::ValueType;
+
+use crate::storage::Storage;
+
+use planner::{Planned, Planner};
+use step::{PromStep, PromStepExec};
+
+/// PromQL's default lookback delta.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(300);
+
+/// Why a query failed; maps onto Prometheus's `errorType`s.
+#[derive(Debug, thiserror::Error)]
+pub enum PromqlError {
+    #[error("{0}")]
+    BadData(String),
+    #[error("{0}")]
+    Execution(String),
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    #[error("query timed out")]
+    Timeout,
+}
+
+impl From<arrow::error::ArrowError> for PromqlError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        PromqlError::Execution(e.to_string())
+    }
+}
+
+impl From<DataFusionError> for PromqlError {
+    fn from(e: DataFusionError) -> Self {
+        PromqlError::Execution(e.to_string())
+    }
+}
+
+/// One series of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Vec<(String, String)>,
+    /// (timestamp ms, value); exactly one point for instant vectors.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// A query result in Prometheus's value types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromValue {
+    Vector(Vec<Series>),
+    Matrix(Vec<Series>),
+    Scalar(i64, f64),
+    String(i64, String),
+}
+
+/// Evaluates PromQL over a storage.
+pub struct PromqlEngine {
+    storage: Arc<Storage>,
+    ctx: SessionContext,
+}
+
+impl PromqlEngine {
+    /// `runtime` must have the block object store registered (share the SQL engine's).
+    pub fn new(storage: Arc<Storage>, runtime: Arc<RuntimeEnv>) -> PromqlEngine {
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_query_planner(Arc::new(PromQueryPlanner))
+            .build();
+        PromqlEngine {
+            storage,
+            ctx: SessionContext::new_with_state(state),
+        }
+    }
+
+    /// Parses PromQL with Prometheus's error texts.
+    pub fn parse(query: &str) -> Result<PromExpr, PromqlError> {
+        promql_parser::parser::parse(query).map_err(PromqlError::BadData)
+    }
+
+    /// An instant query at `time_ms`.
+    pub async fn instant(
+        &self,
+        query: &str,
+        time_ms: i64,
+        lookback: Duration,
+    ) -> Result<PromValue, PromqlError> {
+        let expr = Self::parse(query)?;
+        self.evaluate(&expr, time_ms, time_ms, 1, lookback, true)
+            .await
+    }
+
+    /// A range query; `step_ms` > 0.
+    pub async fn range(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        lookback: Duration,
+    ) -> Result<PromValue, PromqlError> {
+        let expr = Self::parse(query)?;
+        if expr.value_type() != ValueType::Vector && expr.value_type() != ValueType::Scalar {
+            return Err(PromqlError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                value_type_name(expr.value_type())
+            )));
+        }
+        self.evaluate(&expr, start_ms, end_ms, step_ms, lookback, false)
+            .await
+    }
+
+    /// The optimized DataFusion plan a query runs as, for `/api/v1/explain`.
+    pub async fn explain(&self, query: &str, time_ms: i64) -> Result<String, PromqlError> {
+        let expr = Self::parse(query)?;
+        let planner = self.planner(time_ms, time_ms, 1, DEFAULT_LOOKBACK);
+        match planner.plan(&expr).await? {
+            Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => {
+                let optimized = self.ctx.state().optimize(&plan)?;
+                Ok(optimized.display_indent().to_string())
+            }
+            Planned::Const(c) => Ok(format!("constant {c}")),
+            Planned::String(s) => Ok(format!("string {s:?}")),
+        }
+    }
+
+    fn planner(&self, start: i64, end: i64, step: i64, lookback: Duration) -> Planner {
+        Planner {
+            storage: self.storage.clone(),
+            start,
+            end,
+            step,
+            lookback: lookback.as_millis() as i64,
+        }
+    }
+
+    async fn evaluate(
+        &self,
+        expr: &PromExpr,
+        start: i64,
+        end: i64,
+        step: i64,
+        lookback: Duration,
+        instant: bool,
+    ) -> Result<PromValue, PromqlError> {
+        let planner = self.planner(start, end, step, lookback);
+        let planned = planner.plan(expr).await?;
+        let sort = sort_order(expr);
+        match planned {
+            Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
+            Planned::Const(c) => {
+                let points = step_times(start, end, step).map(|t| (t, c)).collect();
+                Ok(PromValue::Matrix(vec![Series {
+                    labels: vec![],
+                    points,
+                }]))
+            }
+            Planned::String(s) => Ok(PromValue::String(start, s)),
+            Planned::Scalar(plan) => {
+                let series = self.run(plan).await?;
+                if instant {
+                    let v = series
+                        .first()
+                        .and_then(|s| s.points.first())
+                        .map(|p| p.1)
+                        .unwrap_or(f64::NAN);
+                    Ok(PromValue::Scalar(start, v))
+                } else {
+                    Ok(PromValue::Matrix(series))
+                }
+            }
+            Planned::Matrix(plan) => {
+                let mut series = self.run(plan).await?;
+                for s in &mut series {
+                    s.points.retain(|(_, v)| !crate::model::is_stale_nan(*v));
+                }
+                series.retain(|s| !s.points.is_empty());
+                Ok(PromValue::Matrix(series))
+            }
+            Planned::Vector(plan) => {
+                let mut series = self.run(plan).await?;
+                check_unique_labels(&series)?;
+                if instant {
+                    apply_sort(&mut series, sort);
+                    Ok(PromValue::Vector(series))
+                } else {
+                    Ok(PromValue::Matrix(series))
+                }
+            }
+        }
+    }
+
+    /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by
+    /// labels, points by time.
+    async fn run(&self, plan: LogicalPlan) -> Result<Vec<Series>, PromqlError> {
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let batches = df.collect().await?;
+        let mut by_labels: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for batch in &batches {
+            append_rows(batch, &mut by_labels)?;
+        }
+        Ok(by_labels
+            .into_iter()
+            .map(|(encoded, mut points)| {
+                points.sort_by_key(|p| p.0);
+                Series {
+                    labels: labels::decode(&encoded)
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                    points,
+                }
+            })
+            .collect())
+    }
+}
+
+fn append_rows(
+    batch: &RecordBatch,
+    out: &mut BTreeMap<String, Vec<(i64, f64)>>,
+) -> Result<(), PromqlError> {
+    let internal = || PromqlError::Execution("unexpected result columns".into());
+    let labels = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(internal)?;
+    let ts = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(internal)?;
+    let vs = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(internal)?;
+    for i in 0..batch.num_rows() {
+        let v = if vs.is_null(i) { f64::NAN } else { vs.value(i) };
+        out.entry(labels.value(i).to_string())
+            .or_default()
+            .push((ts.value(i), v));
+    }
+    Ok(())
+}
+
+/// Two series with one label set at one step is Prometheus's "same labelset" error.
+fn check_unique_labels(series: &[Series]) -> Result<(), PromqlError> {
+    for s in series {
+        let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
+        times.sort_unstable();
+        if times.windows(2).any(|w| w[0] == w[1]) {
+            return Err(PromqlError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn step_times(start: i64, end: i64, step: i64) -> impl Iterator<Item = i64> {
+    let step = step.max(1);
+    (0..)
+        .map(move |i| start + i * step)
+        .take_while(move |t| *t <= end)
+}
+
+/// How an instant vector result is ordered.
+#[derive(Debug, Clone, PartialEq)]
+enum Sort {
+    None,
+    ByValue {
+        descending: bool,
+    },
+    ByLabels {
+        names: Vec<String>,
+        descending: bool,
+    },
+}
+
+fn sort_order(expr: &PromExpr) -> Sort {
+    match expr {
+        PromExpr::Paren(p) => sort_order(&p.expr),
+        PromExpr::Call(call) => match call.func.name {
+            "sort" => Sort::ByValue { descending: false },
+            "sort_desc" => Sort::ByValue { descending: true },
+            "sort_by_label" | "sort_by_label_desc" => Sort::ByLabels {
+                names: call.args.args[1..]
+                    .iter()
+                    .filter_map(|a| match a.as_ref() {
+                        PromExpr::StringLiteral(s) => Some(s.val.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                descending: call.func.name.ends_with("_desc"),
+            },
+            _ => Sort::None,
+        },
+        _ => Sort::None,
+    }
+}
+
+fn apply_sort(series: &mut [Series], sort: Sort) {
+    let value = |s: &Series| s.points.first().map(|p| p.1).unwrap_or(f64::NAN);
+    match sort {
+        Sort::None => {}
+        Sort::ByValue { descending } => series.sort_by(|a, b| {
+            let (x, y) = (value(a), value(b));
+            // NaN sorts last either way, as in Prometheus.
+            match (x.is_nan(), y.is_nan()) {
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if descending => y.total_cmp(&x),
+                _ => x.total_cmp(&y),
+            }
+        }),
+        Sort::ByLabels { names, descending } => series.sort_by(|a, b| {
+            let get = |s: &Series, n: &str| {
+                s.labels
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let mut ord = std::cmp::Ordering::Equal;
+            for n in &names {
+                ord = ord.then_with(|| get(a, n).cmp(&get(b, n)));
+            }
+            let ord = ord.then_with(|| a.labels.cmp(&b.labels));
+            if descending { ord.reverse() } else { ord }
+        }),
+    }
+}
+
+pub fn value_type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// Plans [`PromStep`] nodes into [`PromStepExec`].
+#[derive(Debug)]
+struct PromQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for PromQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let planner =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(PromStepPlanner)]);
+        planner.create_physical_plan(logical_plan, session).await
+    }
+}
+
+struct PromStepPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for PromStepPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn datafusion::catalog::Session,
+        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(step) = node.as_any().downcast_ref::<PromStep>() else {
+            return Ok(None);
+        };
+        let input = physical_inputs
+            .first()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal("PromStep without input".into()))?;
+        Ok(Some(Arc::new(PromStepExec::new(
+            input,
+            step.steps.clone(),
+            step.window.clone(),
+            planner::vector_schema(),
+        ))))
+    }
+}

@@ -1,0 +1,1174 @@
+//! PromQL AST -> DataFusion logical plan.
+//!
+//! Every instant-vector expression becomes a plan with the columns
+//! `(labels Utf8, timestamp Int64 ms, value Float64)`, one row per series and step.
+//! Selectors scan only the series their matchers select (the matching happens on the
+//! series side of the scan, the samples join on `series_id`) and only the time range the
+//! steps need; [`PromStep`] applies PromQL's lookback and range windows; operators,
+//! aggregations and functions are ordinary relational operators and UDFs.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DFSchema, JoinType, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::ExprFunctionExt;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    Extension, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col, lit, when,
+};
+use datafusion::prelude::Expr;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PromExpr, LabelModifier, MatrixSelector,
+    Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
+};
+
+use crate::model::METRIC_NAME_LABEL;
+use crate::query::sql::tables::{RawSamples, SeriesSet};
+use crate::storage::Storage;
+
+use super::PromqlError;
+use super::functions::RangeFunc;
+use super::labels::{self as l};
+use super::step::{PromStep, Steps, Window};
+
+pub const LABELS: &str = "labels";
+pub const TIMESTAMP: &str = "timestamp";
+pub const VALUE: &str = "value";
+
+/// The schema of every vector plan.
+pub fn vector_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, DataType::Utf8, true),
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, true),
+    ]))
+}
+
+/// A planned expression.
+pub enum Planned {
+    /// `(labels, timestamp, value)` rows.
+    Vector(LogicalPlan),
+    /// A constant scalar, folded at planning time.
+    Const(f64),
+    /// A scalar that varies by step: rows `(labels = '', timestamp, value)`.
+    Scalar(LogicalPlan),
+    String(String),
+    /// A range vector as raw samples in `(t - range, t]` at a single evaluation time
+    /// (only valid as the whole query's result).
+    Matrix(LogicalPlan),
+}
+
+/// Plans one query over `[start, end]` at `step`.
+pub struct Planner {
+    pub storage: Arc<Storage>,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub lookback: i64,
+}
+
+type PlanResult = Result<Planned, PromqlError>;
+
+impl Planner {
+    pub fn plan<'a>(&'a self, expr: &'a PromExpr) -> BoxFuture<'a, PlanResult> {
+        self.plan_at(expr, self.steps(0, None)).boxed()
+    }
+
+    fn steps(&self, offset: i64, at: Option<i64>) -> Steps {
+        Steps {
+            start: self.start,
+            end: self.end,
+            step: self.step,
+            offset,
+            at,
+        }
+    }
+
+    fn plan_at<'a>(&'a self, expr: &'a PromExpr, steps: Steps) -> BoxFuture<'a, PlanResult> {
+        async move {
+            match expr {
+                PromExpr::NumberLiteral(n) => Ok(Planned::Const(n.val)),
+                PromExpr::StringLiteral(s) => Ok(Planned::String(s.val.clone())),
+                PromExpr::Paren(p) => self.plan_at(&p.expr, steps).await,
+                PromExpr::Unary(u) => {
+                    let inner = self.plan_at(&u.expr, steps).await?;
+                    map_value(inner, |v| Expr::Negative(Box::new(v)), true)
+                }
+                PromExpr::VectorSelector(vs) => {
+                    self.vector_selector(vs, &steps).await.map(Planned::Vector)
+                }
+                PromExpr::MatrixSelector(ms) => self.matrix_selector(ms).await.map(Planned::Matrix),
+                PromExpr::Call(call) => self.call(call, steps).await,
+                PromExpr::Binary(b) => self.binary(b, steps).await,
+                PromExpr::Aggregate(a) => self.aggregate(a, steps).await,
+                PromExpr::Subquery(_) => Err(PromqlError::Unsupported(
+                    "a subquery is only supported as a range function argument".into(),
+                )),
+                PromExpr::Extension(_) => {
+                    Err(PromqlError::Unsupported("extension expressions".into()))
+                }
+            }
+        }
+        .boxed()
+    }
+
+    // ---- selectors -------------------------------------------------------------------
+
+    /// Raw samples of the series `vs` selects with data times in `(min, max]`:
+    /// `(labels, timestamp, value)`.
+    async fn raw_samples(
+        &self,
+        vs: &VectorSelector,
+        min: i64,
+        max: i64,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let metric = metric_name(vs);
+        let set = SeriesSet::collect(&self.storage, metric.as_deref())
+            .await
+            .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
+        let mut ids = Vec::new();
+        let mut labels = Vec::new();
+        for (id, series) in &set.series {
+            let pairs: Vec<(&str, &str)> = series.iter().collect();
+            if selector_matches(vs, &pairs) {
+                ids.push(*id);
+                labels.push(l::encode(pairs));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new(LABELS, DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from(ids)),
+                Arc::new(StringArray::from(labels)),
+            ],
+        )?;
+        let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
+        let raw = RawSamples::new(self.storage.clone(), metric);
+        let ts = |ms: i64| {
+            lit(ScalarValue::TimestampMillisecond(
+                Some(ms),
+                Some("UTC".into()),
+            ))
+        };
+        let raw_scan = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
+            .filter(
+                col("r.timestamp")
+                    .gt(ts(min))
+                    .and(col("r.timestamp").lt_eq(ts(max))),
+            )?
+            .build()?;
+        let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
+            .join(
+                raw_scan,
+                JoinType::Inner,
+                (vec!["s.series_id"], vec!["r.series_id"]),
+                None,
+            )?
+            .project(vec![
+                col("s.labels").alias(LABELS),
+                cast(col("r.timestamp"), DataType::Int64).alias(TIMESTAMP),
+                col("r.value").alias(VALUE),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    async fn vector_selector(
+        &self,
+        vs: &VectorSelector,
+        steps: &Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let steps = self.with_modifiers(steps, &vs.offset, &vs.at);
+        let (min, max) = data_bounds(&steps, self.lookback);
+        let raw = self.raw_samples(vs, min, max).await?;
+        step_node(
+            raw,
+            steps,
+            Window::Instant {
+                lookback: self.lookback,
+                sample_time: false,
+            },
+        )
+    }
+
+    /// A bare range selector as the query result: raw samples at the single eval time.
+    async fn matrix_selector(&self, ms: &MatrixSelector) -> Result<LogicalPlan, PromqlError> {
+        let steps = self.with_modifiers(&self.steps(0, None), &ms.vs.offset, &ms.vs.at);
+        let t = steps.at.unwrap_or(steps.end) - steps.offset;
+        let range = duration_ms(ms.range);
+        let raw = self.raw_samples(&ms.vs, t - range, t).await?;
+        Ok(raw)
+    }
+
+    fn with_modifiers(
+        &self,
+        steps: &Steps,
+        offset: &Option<Offset>,
+        at: &Option<AtModifier>,
+    ) -> Steps {
+        let mut s = steps.clone();
+        s.offset += offset_ms(offset);
+        if let Some(at) = at {
+            s.at = Some(match at {
+                AtModifier::Start => self.start,
+                AtModifier::End => self.end,
+                AtModifier::At(time) => system_time_ms(*time),
+            });
+        }
+        s
+    }
+
+    // ---- functions -------------------------------------------------------------------
+
+    async fn call(&self, call: &Call, steps: Steps) -> PlanResult {
+        let name = call.func.name;
+        let args: Vec<&PromExpr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        if let Some(func) = RangeFunc::from_name(name) {
+            return self.range_function(func, &args, steps).await;
+        }
+        match name {
+            "time" => Ok(Planned::Scalar(
+                self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?,
+            )),
+            "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "vector" => match self.plan_at(args[0], steps.clone()).await? {
+                Planned::Const(c) => Ok(Planned::Vector(self.steps_plan(&steps, move |_| lit(c))?)),
+                Planned::Scalar(p) => Ok(Planned::Vector(p)),
+                _ => Err(PromqlError::BadData("vector() needs a scalar".into())),
+            },
+            "scalar" => {
+                let inner = self.vector_arg(args[0], steps.clone()).await?;
+                Ok(Planned::Scalar(self.scalar_of(inner, &steps)?))
+            }
+            "timestamp" => {
+                if let PromExpr::VectorSelector(vs) = strip_parens(args[0]) {
+                    let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
+                    let (min, max) = data_bounds(&steps, self.lookback);
+                    let raw = self.raw_samples(vs, min, max).await?;
+                    let plan = step_node(
+                        raw,
+                        steps,
+                        Window::Instant {
+                            lookback: self.lookback,
+                            sample_time: true,
+                        },
+                    )?;
+                    return drop_name(plan).map(Planned::Vector);
+                }
+                let inner = self.vector_arg(args[0], steps.clone()).await?;
+                let plan = LogicalPlanBuilder::from(inner)
+                    .project(vec![
+                        l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                        col(TIMESTAMP),
+                        (cast(col(TIMESTAMP), DataType::Float64) / lit(1000.0)).alias(VALUE),
+                    ])?
+                    .build()?;
+                Ok(Planned::Vector(plan))
+            }
+            "label_replace" => {
+                let inner = self.vector_arg(args[0], steps).await?;
+                let s = string_args(&args[1..])?;
+                if !crate::model::is_valid_label_name(&s[0]) {
+                    return Err(PromqlError::Execution(format!(
+                        "invalid destination label name in label_replace(): {}",
+                        s[0]
+                    )));
+                }
+                regex::Regex::new(&s[3]).map_err(|_| {
+                    PromqlError::Execution(format!(
+                        "invalid regular expression in label_replace(): {}",
+                        s[3]
+                    ))
+                })?;
+                let labels = l::call(l::replace_udf(), col(LABELS), &[&s[0], &s[1], &s[2], &s[3]]);
+                Ok(Planned::Vector(replace_labels(inner, labels)?))
+            }
+            "label_join" => {
+                let inner = self.vector_arg(args[0], steps).await?;
+                let s = string_args(&args[1..])?;
+                let sources = s[2..].join(",");
+                let labels = l::call(l::join_udf(), col(LABELS), &[&s[0], &s[1], &sources]);
+                Ok(Planned::Vector(replace_labels(inner, labels)?))
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                // Ordering is applied when the result is assembled.
+                self.plan_at(args[0], steps).await
+            }
+            "absent" => self.absent(args[0], steps).await,
+            "clamp" | "clamp_min" | "clamp_max" => {
+                let inner = self.plan_at(args[0], steps).await?;
+                let bound = |i: usize| const_arg(args.get(i).copied());
+                let (lo, hi) = match name {
+                    "clamp" => (bound(1)?, bound(2)?),
+                    "clamp_min" => (bound(1)?, f64::INFINITY),
+                    _ => (f64::NEG_INFINITY, bound(1)?),
+                };
+                if lo > hi {
+                    return Ok(Planned::Vector(self.empty_vector()?));
+                }
+                map_value(inner, move |v| clamp_expr(v, lo, hi), true)
+            }
+            "round" => {
+                let inner = self.plan_at(args[0], steps).await?;
+                let to = match args.get(1) {
+                    Some(a) => const_arg(Some(*a))?,
+                    None => 1.0,
+                };
+                map_value(inner, move |v| round_expr(v, to), true)
+            }
+            other => match math_function(other) {
+                Some(f) => {
+                    let inner = self.plan_at(args[0], steps).await?;
+                    map_value(inner, f, true)
+                }
+                None => Err(PromqlError::Unsupported(format!("function {other}()"))),
+            },
+        }
+    }
+
+    async fn range_function(
+        &self,
+        func: RangeFunc,
+        args: &[&PromExpr],
+        steps: Steps,
+    ) -> PlanResult {
+        // The range argument is the first one, except for quantile_over_time(φ, r) and
+        // the smoothing parameters that follow it.
+        let (range_arg, params): (&PromExpr, Vec<&PromExpr>) = match func {
+            RangeFunc::QuantileOverTime => (args[1], vec![args[0]]),
+            _ => (args[0], args[1..].to_vec()),
+        };
+        let params: Vec<u64> = params
+            .iter()
+            .map(|p| const_arg(Some(*p)).map(f64::to_bits))
+            .collect::<Result<_, _>>()?;
+        let (input, range, steps) = match strip_parens(range_arg) {
+            PromExpr::MatrixSelector(ms) => {
+                let steps = self.with_modifiers(&steps, &ms.vs.offset, &ms.vs.at);
+                let range = duration_ms(ms.range);
+                let (min, max) = data_bounds(&steps, range);
+                (self.raw_samples(&ms.vs, min, max).await?, range, steps)
+            }
+            PromExpr::Subquery(sq) => self.subquery(sq, &steps).await?,
+            _ => {
+                return Err(PromqlError::BadData(format!(
+                    "expected a range vector in call to {func:?}"
+                )));
+            }
+        };
+        let plan = step_node(
+            input,
+            steps,
+            Window::Range {
+                range,
+                func,
+                params,
+            },
+        )?;
+        if func.keeps_name() {
+            Ok(Planned::Vector(plan))
+        } else {
+            drop_name(plan).map(Planned::Vector)
+        }
+    }
+
+    /// Plans a subquery's inner expression at its own steps; returns the rows, the range
+    /// and the outer steps (with the subquery's offset and `@`).
+    async fn subquery(
+        &self,
+        sq: &SubqueryExpr,
+        steps: &Steps,
+    ) -> Result<(LogicalPlan, i64, Steps), PromqlError> {
+        let outer = self.with_modifiers(steps, &sq.offset, &sq.at);
+        let range = duration_ms(sq.range);
+        let step = sq.step.map(duration_ms).unwrap_or(60_000).max(1);
+        let (first, last) = data_bounds(&outer, 0);
+        // Inner steps are aligned to multiples of the subquery step, as in Prometheus.
+        let inner_start = (first - range).div_euclid(step) * step + step;
+        let inner = Planner {
+            storage: self.storage.clone(),
+            start: inner_start,
+            end: last,
+            step,
+            lookback: self.lookback,
+        };
+        let inner_steps = inner.steps(0, None);
+        let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
+        let rows = match planned {
+            Planned::Vector(p) | Planned::Scalar(p) => p,
+            Planned::Const(c) => inner.steps_plan(&inner_steps, move |_| lit(c))?,
+            _ => {
+                return Err(PromqlError::BadData(
+                    "subquery needs an instant vector or scalar".into(),
+                ));
+            }
+        };
+        Ok((rows, range, outer))
+    }
+
+    async fn vector_arg(&self, expr: &PromExpr, steps: Steps) -> Result<LogicalPlan, PromqlError> {
+        match self.plan_at(expr, steps).await? {
+            Planned::Vector(p) => Ok(p),
+            _ => Err(PromqlError::BadData("expected an instant vector".into())),
+        }
+    }
+
+    /// `scalar(v)`: the value if exactly one series has one at the step, else NaN.
+    fn scalar_of(&self, vector: LogicalPlan, steps: &Steps) -> Result<LogicalPlan, PromqlError> {
+        let per_step = LogicalPlanBuilder::from(vector)
+            .aggregate(
+                vec![col(TIMESTAMP)],
+                vec![
+                    agg::count(col(VALUE)).alias("n"),
+                    agg::max(col(VALUE)).alias("v"),
+                ],
+            )?
+            .project(vec![col(TIMESTAMP).alias("t"), col("n"), col("v")])?
+            .build()?;
+        let all = self.steps_plan(steps, |_| lit(0.0))?;
+        let plan = LogicalPlanBuilder::from(all)
+            .join(per_step, JoinType::Left, (vec![TIMESTAMP], vec!["t"]), None)?
+            .project(vec![
+                lit("").alias(LABELS),
+                col(TIMESTAMP),
+                when(col("n").eq(lit(1i64)), col("v"))
+                    .otherwise(lit(f64::NAN))?
+                    .alias(VALUE),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    /// `absent(v)`: 1 at steps where `v` has no series, with the labels of `v`'s equality
+    /// matchers.
+    async fn absent(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        let inner = self.vector_arg(arg, steps.clone()).await?;
+        let labels = match strip_parens(arg) {
+            PromExpr::VectorSelector(vs) => absent_labels(vs),
+            PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
+            _ => String::new(),
+        };
+        let present = LogicalPlanBuilder::from(inner)
+            .aggregate(vec![col(TIMESTAMP)], Vec::<Expr>::new())?
+            .project(vec![col(TIMESTAMP).alias("t")])?
+            .build()?;
+        let all = self.steps_plan(&steps, |_| lit(1.0))?;
+        let plan = LogicalPlanBuilder::from(all)
+            .join(
+                present,
+                JoinType::LeftAnti,
+                (vec![TIMESTAMP], vec!["t"]),
+                None,
+            )?
+            .project(vec![lit(labels).alias(LABELS), col(TIMESTAMP), col(VALUE)])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// One row per step: `(labels = '', t, value(t))`.
+    fn steps_plan(
+        &self,
+        steps: &Steps,
+        value: impl Fn(i64) -> Expr,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let rows: Vec<Vec<Expr>> = steps
+            .times()
+            .map(|t| vec![lit(""), lit(t), value(steps.at.unwrap_or(t) - steps.offset)])
+            .collect();
+        if rows.is_empty() {
+            return self.empty_vector();
+        }
+        let plan = LogicalPlanBuilder::values(rows)?
+            .project(vec![
+                col("column1").alias(LABELS),
+                col("column2").alias(TIMESTAMP),
+                cast(col("column3"), DataType::Float64).alias(VALUE),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    fn empty_vector(&self) -> Result<LogicalPlan, PromqlError> {
+        let schema = DFSchema::try_from(vector_schema().as_ref().clone())?;
+        Ok(LogicalPlanBuilder::empty(false).build().map(|_| {
+            LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(schema),
+            })
+        })?)
+    }
+
+    // ---- operators -------------------------------------------------------------------
+
+    async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
+        let op = b.op.to_string();
+        let lhs = self.plan_at(&b.lhs, steps.clone()).await?;
+        let rhs = self.plan_at(&b.rhs, steps.clone()).await?;
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = b.op.is_comparison_operator();
+        match (lhs, rhs) {
+            (Planned::Const(a), Planned::Const(c)) => {
+                let v = scalar_op(&op, a, c)
+                    .ok_or_else(|| PromqlError::BadData(format!("operator {op} on scalars")))?;
+                // The parser only admits scalar comparisons with `bool`, giving 0 or 1.
+                let _ = (comparison, return_bool);
+                Ok(Planned::Const(v))
+            }
+            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, &op),
+            (Planned::Vector(v), other) => {
+                self.vector_scalar(v, other, &op, return_bool, false, &steps)
+            }
+            (other, Planned::Vector(v)) if !matches!(other, Planned::Vector(_)) => {
+                self.vector_scalar(v, other, &op, return_bool, true, &steps)
+            }
+            (Planned::Scalar(a), Planned::Const(c)) => {
+                map_value(Planned::Scalar(a), move |v| arith(&op, v, lit(c)), false)
+            }
+            (Planned::Const(c), Planned::Scalar(a)) => {
+                map_value(Planned::Scalar(a), move |v| arith(&op, lit(c), v), false)
+            }
+            (Planned::Scalar(a), Planned::Scalar(c)) => {
+                let joined = join_on_time(a, c)?;
+                let plan = LogicalPlanBuilder::from(joined)
+                    .project(vec![
+                        lit("").alias(LABELS),
+                        col("l.timestamp").alias(TIMESTAMP),
+                        arith(&op, col("l.value"), col("r.value")).alias(VALUE),
+                    ])?
+                    .build()?;
+                Ok(Planned::Scalar(plan))
+            }
+            _ => Err(PromqlError::BadData(format!("invalid operands for {op}"))),
+        }
+    }
+
+    /// A vector with a scalar (constant or per step) on one side.
+    fn vector_scalar(
+        &self,
+        vector: LogicalPlan,
+        scalar: Planned,
+        op: &str,
+        return_bool: bool,
+        scalar_on_left: bool,
+        _steps: &Steps,
+    ) -> PlanResult {
+        let comparison = is_comparison(op);
+        let (input, scalar_expr) = match scalar {
+            Planned::Const(c) => (vector, lit(c)),
+            Planned::Scalar(s) => {
+                let s = LogicalPlanBuilder::from(s)
+                    .project(vec![col(TIMESTAMP).alias("st"), col(VALUE).alias("sv")])?
+                    .build()?;
+                let joined = LogicalPlanBuilder::from(vector)
+                    .join(s, JoinType::Inner, (vec![TIMESTAMP], vec!["st"]), None)?
+                    .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE), col("sv")])?
+                    .build()?;
+                (joined, col("sv"))
+            }
+            _ => return Err(PromqlError::BadData(format!("invalid operand for {op}"))),
+        };
+        let (left, right) = if scalar_on_left {
+            (scalar_expr, col(VALUE))
+        } else {
+            (col(VALUE), scalar_expr)
+        };
+        let result = arith(op, left, right);
+        let plan = if comparison && !return_bool {
+            // A filter: the vector's samples where the comparison holds, values unchanged.
+            LogicalPlanBuilder::from(input)
+                .filter(result)?
+                .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+                .build()?
+        } else {
+            let value = if comparison {
+                cast(result, DataType::Float64)
+            } else {
+                result
+            };
+            LogicalPlanBuilder::from(input)
+                .project(vec![
+                    l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                    col(TIMESTAMP),
+                    value.alias(VALUE),
+                ])?
+                .build()?
+        };
+        Ok(Planned::Vector(plan))
+    }
+
+    fn vector_vector(
+        &self,
+        lhs: LogicalPlan,
+        rhs: LogicalPlan,
+        b: &BinaryExpr,
+        op: &str,
+    ) -> PlanResult {
+        let modifier = b.modifier.as_ref();
+        let matching = modifier.and_then(|m| m.matching.as_ref());
+        let key = |labels: Expr| match matching {
+            Some(LabelModifier::Include(names)) => {
+                l::call(l::keep_udf(), labels, &[&names.labels.join(",")])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                l::call(l::drop_udf(), labels, &[&names.labels.join(",")])
+            }
+            None => l::call(l::drop_udf(), labels, &[""]),
+        };
+        let side = |plan: LogicalPlan, alias: &str| -> Result<LogicalPlan, PromqlError> {
+            Ok(LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    key(col(LABELS)).alias("k"),
+                ])?
+                .alias(alias)?
+                .build()?)
+        };
+        let (l_side, r_side) = (side(lhs, "l")?, side(rhs, "r")?);
+        let on = (vec!["l.timestamp", "l.k"], vec!["r.timestamp", "r.k"]);
+        let project_lhs = vec![
+            col("l.labels").alias(LABELS),
+            col("l.timestamp").alias(TIMESTAMP),
+            col("l.value").alias(VALUE),
+        ];
+        match op {
+            "and" => {
+                let plan = LogicalPlanBuilder::from(l_side)
+                    .join(r_side, JoinType::LeftSemi, on, None)?
+                    .project(project_lhs)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            "unless" => {
+                let plan = LogicalPlanBuilder::from(l_side)
+                    .join(r_side, JoinType::LeftAnti, on, None)?
+                    .project(project_lhs)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            "or" => {
+                let left_plain = LogicalPlanBuilder::from(l_side.clone())
+                    .project(project_lhs)?
+                    .build()?;
+                let right_only = LogicalPlanBuilder::from(r_side)
+                    .join(
+                        l_side,
+                        JoinType::LeftAnti,
+                        (vec!["r.timestamp", "r.k"], vec!["l.timestamp", "l.k"]),
+                        None,
+                    )?
+                    .project(vec![
+                        col("r.labels").alias(LABELS),
+                        col("r.timestamp").alias(TIMESTAMP),
+                        col("r.value").alias(VALUE),
+                    ])?
+                    .build()?;
+                let plan = LogicalPlanBuilder::from(left_plain)
+                    .union(right_only)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            _ => {}
+        }
+        let comparison = is_comparison(op);
+        let return_bool = modifier.is_some_and(|m| m.return_bool);
+        let drops_name = !comparison || return_bool;
+        let card = modifier.map(|m| &m.card);
+        // Result labels: the "many" side's labels (lhs unless group_right), trimmed to
+        // the matching labels for one-to-one `on`, plus included labels from the other side.
+        let (many, one) = match card {
+            Some(VectorMatchCardinality::OneToMany(_)) => ("r", "l"),
+            _ => ("l", "r"),
+        };
+        let mut labels = col(format!("{many}.labels"));
+        if drops_name {
+            labels = l::call(l::drop_name_udf(), labels, &[]);
+        }
+        match card {
+            Some(VectorMatchCardinality::ManyToOne(include))
+            | Some(VectorMatchCardinality::OneToMany(include)) => {
+                for name in &include.labels {
+                    let value = ScalarFunction::new_udf(
+                        Arc::new(label_get_udf()),
+                        vec![col(format!("{one}.labels")), lit(name.as_str())],
+                    );
+                    labels = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        Arc::new(label_set_dynamic_udf()),
+                        vec![labels, lit(name.as_str()), Expr::ScalarFunction(value)],
+                    ));
+                }
+            }
+            _ => {
+                if let Some(LabelModifier::Include(names)) = matching {
+                    let mut keep: Vec<String> = names.labels.clone();
+                    if !drops_name {
+                        keep.push(METRIC_NAME_LABEL.to_string());
+                    }
+                    labels = l::call(l::keep_udf(), labels, &[&keep.join(",")]);
+                } else if let Some(LabelModifier::Exclude(names)) = matching {
+                    let dropped: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+                    let trimmed = l::call(l::drop_udf(), labels.clone(), &[&dropped.join(",")]);
+                    labels = if drops_name {
+                        trimmed
+                    } else {
+                        // `drop` also removes __name__; put it back for filtering comparisons.
+                        Expr::ScalarFunction(ScalarFunction::new_udf(
+                            Arc::new(label_set_dynamic_udf()),
+                            vec![
+                                trimmed,
+                                lit(METRIC_NAME_LABEL),
+                                Expr::ScalarFunction(ScalarFunction::new_udf(
+                                    Arc::new(label_get_udf()),
+                                    vec![col(format!("{many}.labels")), lit(METRIC_NAME_LABEL)],
+                                )),
+                            ],
+                        ))
+                    };
+                }
+            }
+        }
+        let result = arith(op, col("l.value"), col("r.value"));
+        let joined = LogicalPlanBuilder::from(l_side).join(r_side, JoinType::Inner, on, None)?;
+        let plan = if comparison && !return_bool {
+            joined
+                .filter(result)?
+                .project(vec![
+                    labels.alias(LABELS),
+                    col("l.timestamp").alias(TIMESTAMP),
+                    col(format!("{many}.value")).alias(VALUE),
+                ])?
+                .build()?
+        } else {
+            let value = if comparison {
+                cast(result, DataType::Float64)
+            } else {
+                result
+            };
+            joined
+                .project(vec![
+                    labels.alias(LABELS),
+                    col("l.timestamp").alias(TIMESTAMP),
+                    value.alias(VALUE),
+                ])?
+                .build()?
+        };
+        Ok(Planned::Vector(plan))
+    }
+
+    // ---- aggregations ----------------------------------------------------------------
+
+    async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
+        let op = a.op.to_string();
+        let input = self.vector_arg(&a.expr, steps.clone()).await?;
+        let group_labels = match &a.modifier {
+            Some(LabelModifier::Include(names)) => {
+                l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
+            }
+            None => lit(""),
+        };
+        let keyed = LogicalPlanBuilder::from(input)
+            .project(vec![
+                col(LABELS),
+                col(TIMESTAMP),
+                col(VALUE),
+                group_labels.alias("g"),
+            ])?
+            .build()?;
+        let value = match op.as_str() {
+            "sum" => agg::sum(col(VALUE)),
+            "avg" => agg::avg(col(VALUE)),
+            "min" => agg::min(col(VALUE)),
+            "max" => agg::max(col(VALUE)),
+            "count" => cast(agg::count(col(VALUE)), DataType::Float64),
+            "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
+            "stddev" => agg::stddev_pop(col(VALUE)),
+            "stdvar" => agg::var_pop(col(VALUE)),
+            "topk" | "bottomk" => return self.top_bottom(keyed, &op, a, steps).await,
+            other => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
+        };
+        let plan = LogicalPlanBuilder::from(keyed)
+            .aggregate(vec![col("g"), col(TIMESTAMP)], vec![value.alias(VALUE)])?
+            .project(vec![
+                col("g").alias(LABELS),
+                col(TIMESTAMP),
+                cast(col(VALUE), DataType::Float64).alias(VALUE),
+            ])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    async fn top_bottom(
+        &self,
+        keyed: LogicalPlan,
+        op: &str,
+        a: &AggregateExpr,
+        _steps: Steps,
+    ) -> PlanResult {
+        let k = const_arg(a.param.as_deref())?;
+        let ascending = op == "bottomk";
+        let order = col(VALUE).sort(ascending, false);
+        let rank = Expr::from(datafusion::functions_window::expr_fn::row_number())
+            .partition_by(vec![col("g"), col(TIMESTAMP)])
+            .order_by(vec![order])
+            .build()?;
+        let plan = LogicalPlanBuilder::from(keyed)
+            .window(vec![rank.alias("rank")])?
+            .filter(cast(col("rank"), DataType::Float64).lt_eq(lit(k)))?
+            .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+fn step_node(input: LogicalPlan, steps: Steps, window: Window) -> Result<LogicalPlan, PromqlError> {
+    let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(PromStep {
+            input,
+            schema,
+            steps,
+            window,
+        }),
+    }))
+}
+
+/// Data times `(min, max]` the steps read, widened by `window`.
+fn data_bounds(steps: &Steps, window: i64) -> (i64, i64) {
+    let times: Vec<i64> = steps
+        .times()
+        .map(|t| steps.at.unwrap_or(t) - steps.offset)
+        .collect();
+    let min = times.iter().copied().min().unwrap_or(0);
+    let max = times.iter().copied().max().unwrap_or(0);
+    (min - window, max)
+}
+
+fn metric_name(vs: &VectorSelector) -> Option<String> {
+    if let Some(name) = &vs.name {
+        return Some(name.clone());
+    }
+    vs.matchers
+        .matchers
+        .iter()
+        .find(|m| m.name == METRIC_NAME_LABEL && matches!(m.op, MatchOp::Equal))
+        .map(|m| m.value.clone())
+}
+
+/// Whether a series (its sorted label pairs) satisfies the selector.
+fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
+    let value_of = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or("")
+    };
+    if let Some(name) = &vs.name
+        && value_of(METRIC_NAME_LABEL) != name
+    {
+        return false;
+    }
+    let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(value_of(&m.name)));
+    if vs.matchers.or_matchers.is_empty() {
+        all(&vs.matchers.matchers)
+    } else {
+        vs.matchers.or_matchers.iter().any(|group| all(group))
+    }
+}
+
+fn absent_labels(vs: &VectorSelector) -> String {
+    let mut pairs: Vec<(String, String)> = vs
+        .matchers
+        .matchers
+        .iter()
+        .filter(|m| matches!(m.op, MatchOp::Equal) && m.name != METRIC_NAME_LABEL)
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect();
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    l::encode_owned(pairs)
+}
+
+fn strip_parens(expr: &PromExpr) -> &PromExpr {
+    match expr {
+        PromExpr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        Some(Offset::Pos(d)) => duration_ms(*d),
+        Some(Offset::Neg(d)) => -duration_ms(*d),
+        None => 0,
+    }
+}
+
+fn system_time_ms(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => duration_ms(d),
+        Err(e) => -duration_ms(e.duration()),
+    }
+}
+
+fn const_arg(expr: Option<&PromExpr>) -> Result<f64, PromqlError> {
+    match expr.map(strip_parens) {
+        Some(PromExpr::NumberLiteral(n)) => Ok(n.val),
+        Some(PromExpr::Unary(u)) => const_arg(Some(&u.expr)).map(|v| -v),
+        _ => Err(PromqlError::Unsupported(
+            "a non-constant scalar parameter".into(),
+        )),
+    }
+}
+
+fn string_args(args: &[&PromExpr]) -> Result<Vec<String>, PromqlError> {
+    args.iter()
+        .map(|a| match strip_parens(a) {
+            PromExpr::StringLiteral(s) => Ok(s.val.clone()),
+            _ => Err(PromqlError::BadData("expected a string argument".into())),
+        })
+        .collect()
+}
+
+fn drop_name(plan: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
+    replace_labels(plan, l::call(l::drop_name_udf(), col(LABELS), &[]))
+}
+
+fn replace_labels(plan: LogicalPlan, labels: Expr) -> Result<LogicalPlan, PromqlError> {
+    Ok(LogicalPlanBuilder::from(plan)
+        .project(vec![labels.alias(LABELS), col(TIMESTAMP), col(VALUE)])?
+        .build()?)
+}
+
+/// Applies `f` to the value column (or folds a constant); `drops_name` for functions and
+/// arithmetic, which remove the metric name.
+fn map_value(planned: Planned, f: impl Fn(Expr) -> Expr, drops_name: bool) -> PlanResult {
+    match planned {
+        Planned::Const(c) => {
+            let folded = fold_constant(f(lit(c)))?;
+            Ok(Planned::Const(folded))
+        }
+        Planned::Vector(p) => {
+            let labels = if drops_name {
+                l::call(l::drop_name_udf(), col(LABELS), &[])
+            } else {
+                col(LABELS)
+            };
+            let plan = LogicalPlanBuilder::from(p)
+                .project(vec![
+                    labels.alias(LABELS),
+                    col(TIMESTAMP),
+                    f(col(VALUE)).alias(VALUE),
+                ])?
+                .build()?;
+            Ok(Planned::Vector(plan))
+        }
+        Planned::Scalar(p) => {
+            let plan = LogicalPlanBuilder::from(p)
+                .project(vec![
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    f(col(VALUE)).alias(VALUE),
+                ])?
+                .build()?;
+            Ok(Planned::Scalar(plan))
+        }
+        _ => Err(PromqlError::BadData(
+            "expected a number or an instant vector".into(),
+        )),
+    }
+}
+
+/// Evaluates a constant expression now.
+fn fold_constant(expr: Expr) -> Result<f64, PromqlError> {
+    let props = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+        datafusion::optimizer::simplify_expressions::SimplifyContext::default(),
+    );
+    match props.simplify(expr)? {
+        Expr::Literal(ScalarValue::Float64(Some(v)), _) => Ok(v),
+        Expr::Literal(ScalarValue::Float64(None), _) => Ok(f64::NAN),
+        other => Err(PromqlError::Unsupported(format!(
+            "constant folding of {other}"
+        ))),
+    }
+}
+
+fn scalar_op(op: &str, a: f64, b: f64) -> Option<f64> {
+    Some(match op {
+        "+" => a + b,
+        "-" => a - b,
+        "*" => a * b,
+        "/" => a / b,
+        "%" => a % b,
+        "^" => a.powf(b),
+        "atan2" => a.atan2(b),
+        "==" => f64::from(a == b),
+        "!=" => f64::from(a != b),
+        ">" => f64::from(a > b),
+        "<" => f64::from(a < b),
+        ">=" => f64::from(a >= b),
+        "<=" => f64::from(a <= b),
+        _ => return None,
+    })
+}
+
+fn is_comparison(op: &str) -> bool {
+    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+}
+
+/// The DataFusion expression for a PromQL arithmetic or comparison operator.
+fn arith(op: &str, a: Expr, b: Expr) -> Expr {
+    let f = |o: Operator| binary_expr(a.clone(), o, b.clone());
+    match op {
+        "+" => f(Operator::Plus),
+        "-" => f(Operator::Minus),
+        "*" => f(Operator::Multiply),
+        "/" => f(Operator::Divide),
+        "%" => f(Operator::Modulo),
+        "^" => datafusion::functions::math::expr_fn::power(a, b),
+        "atan2" => datafusion::functions::math::expr_fn::atan2(a, b),
+        "==" => f(Operator::Eq),
+        "!=" => f(Operator::NotEq),
+        ">" => f(Operator::Gt),
+        "<" => f(Operator::Lt),
+        ">=" => f(Operator::GtEq),
+        "<=" => f(Operator::LtEq),
+        _ => f(Operator::Plus),
+    }
+}
+
+fn math_function(name: &str) -> Option<fn(Expr) -> Expr> {
+    use datafusion::functions::math::expr_fn as m;
+    Some(match name {
+        "abs" => m::abs,
+        "ceil" => m::ceil,
+        "floor" => m::floor,
+        "exp" => m::exp,
+        "ln" => m::ln,
+        "log2" => m::log2,
+        "log10" => m::log10,
+        "sqrt" => m::sqrt,
+        "sgn" => m::signum,
+        "sin" => m::sin,
+        "cos" => m::cos,
+        "tan" => m::tan,
+        "asin" => m::asin,
+        "acos" => m::acos,
+        "atan" => m::atan,
+        "sinh" => m::sinh,
+        "cosh" => m::cosh,
+        "tanh" => m::tanh,
+        "asinh" => m::asinh,
+        "acosh" => m::acosh,
+        "atanh" => m::atanh,
+        "deg" => m::degrees,
+        "rad" => m::radians,
+        _ => return None,
+    })
+}
+
+fn clamp_expr(v: Expr, lo: f64, hi: f64) -> Expr {
+    when(v.clone().lt(lit(lo)), lit(lo))
+        .when(v.clone().gt(lit(hi)), lit(hi))
+        .otherwise(v)
+        .unwrap_or_else(|e| lit(e.to_string()))
+}
+
+fn round_expr(v: Expr, to: f64) -> Expr {
+    // Prometheus rounds half up: floor(v / to + 0.5) * to.
+    datafusion::functions::math::expr_fn::floor(v / lit(to) + lit(0.5)) * lit(to)
+}
+
+fn join_on_time(a: LogicalPlan, b: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
+    let a = LogicalPlanBuilder::from(a).alias("l")?.build()?;
+    let b = LogicalPlanBuilder::from(b).alias("r")?.build()?;
+    Ok(LogicalPlanBuilder::from(a)
+        .join(
+            b,
+            JoinType::Inner,
+            (vec!["l.timestamp"], vec!["r.timestamp"]),
+            None,
+        )?
+        .build()?)
+}
+
+/// `prom_label_get(labels, name)` (name a literal).
+fn label_get_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "prom_label_get",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let name = match &args[1] {
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(n))) => n.clone(),
+                _ => String::new(),
+            };
+            let arrays = ColumnarValue::values_to_arrays(&args[..1])?;
+            let labels = arrays[0]
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("labels not Utf8".into())
+                })?;
+            let out: StringArray = labels
+                .iter()
+                .map(|s| s.map(|s| l::get(s, &name).unwrap_or("").to_string()))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// `prom_label_set_dynamic(labels, name, value)` with a per-row value.
+fn label_set_dynamic_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "prom_label_set_dynamic",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let name = match &args[1] {
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(n))) => n.clone(),
+                _ => String::new(),
+            };
+            let arrays = ColumnarValue::values_to_arrays(&[args[0].clone(), args[2].clone()])?;
+            let labels = arrays[0].as_any().downcast_ref::<StringArray>();
+            let values = arrays[1].as_any().downcast_ref::<StringArray>();
+            let (Some(labels), Some(values)) = (labels, values) else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "labels not Utf8".into(),
+                ));
+            };
+            let out: StringArray = labels
+                .iter()
+                .zip(values.iter())
+                .map(|(s, v)| s.map(|s| l::set(s, &name, v.unwrap_or(""))))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}

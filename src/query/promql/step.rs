@@ -1,0 +1,370 @@
+//! `PromStep`: the plan node that turns raw samples into PromQL values at evaluation steps.
+//!
+//! Its input is rows `(labels, timestamp, value)` of raw samples (or of an inner
+//! expression evaluated at finer steps, for subqueries). For every series and every step
+//! `t` in `start..=end` it emits at most one row `(labels, t, value)`:
+//! - instant selection: the newest sample in `(T - lookback, T]`, unless it is a
+//!   staleness marker;
+//! - a range function: the function over the samples in `(T - range, T]`;
+//!
+//! where `T` is `t` (or the `@` time) minus the offset. This is the one place PromQL's
+//! time semantics live; everything else is relational and planned with DataFusion.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::model::is_stale_nan;
+
+use super::functions::RangeFunc;
+
+/// The evaluation steps and time shifts of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct Steps {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub offset: i64,
+    /// `@` time in ms: every step reads the data at this time.
+    pub at: Option<i64>,
+}
+
+impl Steps {
+    pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        let step = self.step.max(1);
+        (0..)
+            .map(move |i| self.start + i * step)
+            .take_while(move |t| *t <= self.end)
+    }
+
+    /// The data time read at step `t`.
+    fn data_time(&self, t: i64) -> i64 {
+        self.at.unwrap_or(t) - self.offset
+    }
+}
+
+/// What a node computes at each step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Window {
+    /// The newest sample within the lookback; `sample_time` emits its timestamp (seconds)
+    /// instead of its value (PromQL's `timestamp()`).
+    Instant { lookback: i64, sample_time: bool },
+    /// A function over `(T - range, T]`; parameters as f64 bits (for Eq/Hash).
+    Range {
+        range: i64,
+        func: RangeFunc,
+        params: Vec<u64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PromStep {
+    pub input: LogicalPlan,
+    pub schema: DFSchemaRef,
+    pub steps: Steps,
+    pub window: Window,
+}
+
+impl PartialOrd for PromStep {
+    /// Plans are ordered by what they compute; the schema is the same for every node.
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        (&self.steps, &self.window, &self.input).partial_cmp(&(
+            &other.steps,
+            &other.window,
+            &other.input,
+        ))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for PromStep {
+    fn name(&self) -> &str {
+        "PromStep"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromStep: {}", describe(&self.steps, &self.window))
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DfResult<Self> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromStep needs one input".into()))?;
+        Ok(PromStep {
+            input,
+            ..self.clone()
+        })
+    }
+}
+
+fn describe(steps: &Steps, window: &Window) -> String {
+    let at = steps.at.map(|a| format!(" @{a}")).unwrap_or_default();
+    let what = match window {
+        Window::Instant {
+            lookback,
+            sample_time,
+        } => {
+            format!(
+                "instant lookback={lookback}ms{}",
+                if *sample_time { " timestamp()" } else { "" }
+            )
+        }
+        Window::Range { range, func, .. } => format!("{func:?} range={range}ms"),
+    };
+    format!(
+        "{what} start={} end={} step={} offset={}{at}",
+        steps.start, steps.end, steps.step, steps.offset
+    )
+}
+
+/// The physical node.
+#[derive(Debug)]
+pub struct PromStepExec {
+    input: Arc<dyn ExecutionPlan>,
+    steps: Steps,
+    window: Window,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl PromStepExec {
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        steps: Steps,
+        window: Window,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        PromStepExec {
+            input,
+            steps,
+            window,
+            schema,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for PromStepExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromStepExec: {}", describe(&self.steps, &self.window))
+    }
+}
+
+impl ExecutionPlan for PromStepExec {
+    fn name(&self) -> &'static str {
+        "PromStepExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        // All samples of a series must meet in one partition.
+        vec![Distribution::SinglePartition]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromStepExec needs one input".into()))?;
+        Ok(Arc::new(PromStepExec::new(
+            input,
+            self.steps.clone(),
+            self.window.clone(),
+            self.schema.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let steps = self.steps.clone();
+        let window = self.window.clone();
+        let schema = self.schema.clone();
+        let output = futures::stream::once(async move {
+            let batches: Vec<RecordBatch> = input.try_collect().await?;
+            let series = group_series(&batches)?;
+            evaluate(&series, &steps, &window, schema)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            output.boxed(),
+        )))
+    }
+}
+
+/// One series' samples, sorted by time.
+struct SeriesSamples {
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+}
+
+fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
+    let mut by_labels: HashMap<String, SeriesSamples> = HashMap::new();
+    for batch in batches {
+        let labels = column::<StringArray>(batch, 0)?;
+        let ts = column::<Int64Array>(batch, 1)?;
+        let vs = column::<Float64Array>(batch, 2)?;
+        for i in 0..batch.num_rows() {
+            if labels.is_null(i) || ts.is_null(i) {
+                continue;
+            }
+            let entry = by_labels
+                .entry(labels.value(i).to_string())
+                .or_insert_with(|| SeriesSamples {
+                    ts: Vec::new(),
+                    vs: Vec::new(),
+                });
+            entry.ts.push(ts.value(i));
+            entry.vs.push(vs.value(i));
+        }
+    }
+    let mut out: Vec<(String, SeriesSamples)> = by_labels.into_iter().collect();
+    for (_, s) in out.iter_mut() {
+        sort_by_time(s);
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn sort_by_time(s: &mut SeriesSamples) {
+    if s.ts.windows(2).all(|w| w[0] <= w[1]) {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..s.ts.len()).collect();
+    idx.sort_by_key(|i| s.ts[*i]);
+    s.ts = idx.iter().map(|i| s.ts[*i]).collect();
+    s.vs = idx.iter().map(|i| s.vs[*i]).collect();
+}
+
+fn column<T: 'static>(batch: &RecordBatch, i: usize) -> DfResult<&T> {
+    batch.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
+        DataFusionError::Internal(format!("PromStep input column {i} has an unexpected type"))
+    })
+}
+
+fn evaluate(
+    series: &[(String, SeriesSamples)],
+    steps: &Steps,
+    window: &Window,
+    schema: SchemaRef,
+) -> DfResult<RecordBatch> {
+    let mut labels = StringBuilder::new();
+    let mut out_ts = Vec::new();
+    let mut out_vs = Vec::new();
+    for (name, s) in series {
+        for t in steps.times() {
+            if let Some(v) = value_at(s, steps.data_time(t), window) {
+                labels.append_value(name);
+                out_ts.push(t);
+                out_vs.push(v);
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(labels.finish()),
+            Arc::new(Int64Array::from(out_ts)),
+            Arc::new(Float64Array::from(out_vs)),
+        ],
+    )?)
+}
+
+/// The value of one series at data time `at`.
+fn value_at(s: &SeriesSamples, at: i64, window: &Window) -> Option<f64> {
+    match window {
+        Window::Instant {
+            lookback,
+            sample_time,
+        } => {
+            // Newest sample with at - lookback < ts <= at.
+            let end = s.ts.partition_point(|&t| t <= at);
+            if end == 0 || s.ts[end - 1] <= at - lookback {
+                return None;
+            }
+            let v = s.vs[end - 1];
+            if is_stale_nan(v) {
+                return None;
+            }
+            Some(if *sample_time {
+                s.ts[end - 1] as f64 / 1000.0
+            } else {
+                v
+            })
+        }
+        Window::Range {
+            range,
+            func,
+            params,
+        } => {
+            let start = s.ts.partition_point(|&t| t <= at - range);
+            let end = s.ts.partition_point(|&t| t <= at);
+            if start >= end {
+                return None;
+            }
+            let (ts, vs): (Vec<i64>, Vec<f64>) = s.ts[start..end]
+                .iter()
+                .zip(&s.vs[start..end])
+                .filter(|(_, v)| !is_stale_nan(**v))
+                .map(|(t, v)| (*t, *v))
+                .unzip();
+            let params: Vec<f64> = params.iter().map(|b| f64::from_bits(*b)).collect();
+            func.apply(&ts, &vs, at, *range, &params)
+        }
+    }
+}
