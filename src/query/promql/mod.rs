@@ -2,6 +2,7 @@
 //! ([`planner`]), executed by DataFusion with Quiver's [`step::PromStepExec`] node, and
 //! assembled into Prometheus's result types.
 
+pub mod aggregates;
 pub mod functions;
 pub mod labels;
 pub mod planner;

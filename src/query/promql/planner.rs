@@ -35,6 +35,7 @@ use crate::query::sql::tables::{RawSamples, SeriesSet};
 use crate::storage::Storage;
 
 use super::PromqlError;
+use super::aggregates::{Kernel, format_value_udf};
 use super::functions::RangeFunc;
 use super::labels::{self as l};
 use super::step::{PromStep, Steps, Window};
@@ -791,16 +792,22 @@ impl Planner {
             ])?
             .build()?;
         let value = match op.as_str() {
-            "sum" => agg::sum(col(VALUE)),
-            "avg" => agg::avg(col(VALUE)),
-            "min" => agg::min(col(VALUE)),
-            "max" => agg::max(col(VALUE)),
             "count" => cast(agg::count(col(VALUE)), DataType::Float64),
             "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
-            "stddev" => agg::stddev_pop(col(VALUE)),
-            "stdvar" => agg::var_pop(col(VALUE)),
             "topk" | "bottomk" => return self.top_bottom(keyed, &op, a, steps).await,
-            other => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
+            "count_values" => return self.count_values(keyed, a),
+            other => match Kernel::from_name(other) {
+                Some(kernel) => {
+                    let param = if kernel == Kernel::Quantile {
+                        const_arg(a.param.as_deref())?
+                    } else {
+                        0.0
+                    };
+                    let values = agg::array_agg(col(VALUE));
+                    return self.kernel_aggregate(keyed, kernel, values, param);
+                }
+                None => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
+            },
         };
         let plan = LogicalPlanBuilder::from(keyed)
             .aggregate(vec![col("g"), col(TIMESTAMP)], vec![value.alias(VALUE)])?
@@ -808,6 +815,63 @@ impl Planner {
                 col("g").alias(LABELS),
                 col(TIMESTAMP),
                 cast(col(VALUE), DataType::Float64).alias(VALUE),
+            ])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// Aggregates each group's values with a Prometheus kernel.
+    fn kernel_aggregate(
+        &self,
+        keyed: LogicalPlan,
+        kernel: Kernel,
+        values: Expr,
+        param: f64,
+    ) -> PlanResult {
+        let plan = LogicalPlanBuilder::from(keyed)
+            .aggregate(vec![col("g"), col(TIMESTAMP)], vec![values.alias("vals")])?
+            .project(vec![
+                col("g").alias(LABELS),
+                col(TIMESTAMP),
+                kernel.call(col("vals"), param).alias(VALUE),
+            ])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// `count_values("label", v)`: how many series have each value, the value as a label.
+    fn count_values(&self, keyed: LogicalPlan, a: &AggregateExpr) -> PlanResult {
+        let label = match a.param.as_deref().map(strip_parens) {
+            Some(PromExpr::StringLiteral(s)) => s.val.clone(),
+            _ => {
+                return Err(PromqlError::BadData(
+                    "count_values needs a label name".into(),
+                ));
+            }
+        };
+        if !crate::model::is_valid_label_name(&label) {
+            return Err(PromqlError::Execution(format!(
+                "invalid label name {label:?}"
+            )));
+        }
+        let formatted = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(format_value_udf()),
+            vec![col(VALUE)],
+        ));
+        let labels = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_set_dynamic_udf()),
+            vec![col("g"), lit(label.as_str()), col("vs")],
+        ));
+        let plan = LogicalPlanBuilder::from(keyed)
+            .project(vec![col("g"), col(TIMESTAMP), formatted.alias("vs")])?
+            .aggregate(
+                vec![col("g"), col(TIMESTAMP), col("vs")],
+                vec![agg::count(lit(1)).alias("n")],
+            )?
+            .project(vec![
+                labels.alias(LABELS),
+                col(TIMESTAMP),
+                cast(col("n"), DataType::Float64).alias(VALUE),
             ])?
             .build()?;
         Ok(Planned::Vector(plan))

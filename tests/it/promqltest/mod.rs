@@ -1,0 +1,277 @@
+//! Runs Prometheus's own PromQL test scripts (`../shared/promqltest/*.test`, see FORMAT.md
+//! there) against a real Quiver storage and the PromQL engine, prints a per-file table and
+//! the pass rate, and fails if the float-only pass count drops below the committed
+//! baseline.
+
+mod compare;
+mod script;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver::config::{PromDuration, QueryConfig, StorageConfig};
+use quiver::metrics::{QueryMetrics, StorageMetrics};
+use quiver::model::{Labels, Sample, SeriesSamples};
+use quiver::query::promql::{PromValue, PromqlEngine};
+use quiver::query::sql::SqlEngine;
+use quiver::storage::{Storage, StorageOptions};
+
+use compare::{Actual, Annotations, check};
+use script::{Command, Eval, EvalMode, Load, SampleValue, parse_script};
+
+/// The float-only evals that must keep passing; raise it as the engine improves.
+const BASELINE_FLOAT_PASSES: usize = include!("baseline.txt");
+
+const LOOKBACK: Duration = Duration::from_secs(300);
+
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/promqltest")
+}
+
+/// A fresh storage that keeps everything in the head and accepts samples in any order.
+struct Instance {
+    _dir: tempfile::TempDir,
+    storage: Arc<Storage>,
+    engine: PromqlEngine,
+}
+
+async fn new_instance() -> Instance {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = StorageConfig {
+        block_duration: PromDuration::from_secs(100 * 365 * 86400),
+        out_of_order_time_window: PromDuration::from_secs(100 * 365 * 86400),
+        ..StorageConfig::default()
+    };
+    let options = StorageOptions {
+        data_dir: dir.path().to_path_buf(),
+        config,
+        retention: Duration::ZERO,
+    };
+    let storage = Storage::open(options, StorageMetrics::unregistered())
+        .await
+        .expect("storage");
+    let sql = SqlEngine::new(
+        storage.clone(),
+        QueryConfig::default(),
+        QueryMetrics::unregistered(),
+    )
+    .expect("sql");
+    let engine = PromqlEngine::new(storage.clone(), sql.context().runtime_env());
+    Instance {
+        _dir: dir,
+        storage,
+        engine,
+    }
+}
+
+/// Writes a load block; native-histogram samples are not stored yet and are skipped.
+fn load(instance: &Instance, block: &Load) -> Result<(), String> {
+    let mut batch = Vec::new();
+    for series in &block.series {
+        let labels = Labels::new(series.labels.clone()).map_err(|e| e.to_string())?;
+        let samples: Vec<Sample> = series
+            .samples
+            .iter()
+            .filter_map(|(t, v)| match v {
+                SampleValue::Float(f) => Some(Sample {
+                    timestamp_ms: *t,
+                    value: *f,
+                }),
+                SampleValue::Histogram(_) => None,
+            })
+            .collect();
+        batch.push(SeriesSamples { labels, samples });
+    }
+    instance
+        .storage
+        .append(&batch)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotations), String> {
+    let result = match eval.mode {
+        EvalMode::Instant { at_ms } => {
+            let at = eval
+                .expect
+                .range_vector
+                .map(|(_, t2, _)| t2)
+                .unwrap_or(at_ms);
+            instance.engine.instant(&eval.expr, at, LOOKBACK).await
+        }
+        EvalMode::Range {
+            start_ms,
+            end_ms,
+            step_ms,
+        } => {
+            instance
+                .engine
+                .range(&eval.expr, start_ms, end_ms, step_ms, LOOKBACK)
+                .await
+        }
+    };
+    let value = result.map_err(|e| e.to_string())?;
+    Ok((
+        to_actual(value),
+        Annotations {
+            warnings: vec![],
+            infos: vec![],
+        },
+    ))
+}
+
+fn to_actual(value: PromValue) -> Actual {
+    match value {
+        PromValue::Vector(series) => Actual::Vector(
+            series
+                .into_iter()
+                .map(|s| {
+                    let v = s.points.first().map(|p| p.1).unwrap_or(f64::NAN);
+                    (s.labels, SampleValue::Float(v))
+                })
+                .collect(),
+        ),
+        PromValue::Matrix(series) => Actual::Matrix(
+            series
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.labels,
+                        s.points
+                            .into_iter()
+                            .map(|(t, v)| (t, SampleValue::Float(v)))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        PromValue::Scalar(_, v) => Actual::Scalar(v),
+        PromValue::String(_, s) => Actual::String(s),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    evals: usize,
+    passed: usize,
+    float_evals: usize,
+    float_passed: usize,
+    failures: Vec<String>,
+}
+
+async fn run_file(path: &Path) -> Tally {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("?")
+        .to_string();
+    let text = std::fs::read_to_string(path).expect("reading test file");
+    let mut tally = Tally::default();
+    let script = match parse_script(&name, &text) {
+        Ok(s) => s,
+        Err(e) => {
+            tally.failures.push(format!("{name}: cannot parse: {e}"));
+            return tally;
+        }
+    };
+    let mut instance = new_instance().await;
+    let mut load_error: Option<String> = None;
+    for command in &script.commands {
+        match command {
+            Command::Clear => {
+                instance = new_instance().await;
+                load_error = None;
+            }
+            Command::Load(block) => {
+                if let Err(e) = load(&instance, block) {
+                    load_error = Some(format!("load at line {} failed: {e}", block.line));
+                }
+            }
+            Command::Eval(eval) => {
+                tally.evals += 1;
+                let float_only = !eval.touches_native_histograms;
+                if float_only {
+                    tally.float_evals += 1;
+                }
+                let verdict = match &load_error {
+                    Some(e) => Err(e.clone()),
+                    None => {
+                        let outcome = evaluate(&instance, eval).await;
+                        check(eval, &outcome)
+                    }
+                };
+                match verdict {
+                    Ok(()) => {
+                        tally.passed += 1;
+                        if float_only {
+                            tally.float_passed += 1;
+                        }
+                    }
+                    Err(reason) => tally
+                        .failures
+                        .push(format!("{name}:{} {}: {reason}", eval.line, eval.expr)),
+                }
+            }
+        }
+    }
+    tally
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_promql_test_suite() {
+    let dir = scripts_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    let mut total = Tally::default();
+    let mut report = String::from(
+        "\n| file | evals | passed | float-only evals | float-only passed |\n|---|---:|---:|---:|---:|\n",
+    );
+    for file in &files {
+        let t = run_file(file).await;
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        report.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            t.evals, t.passed, t.float_evals, t.float_passed
+        ));
+        total.evals += t.evals;
+        total.passed += t.passed;
+        total.float_evals += t.float_evals;
+        total.float_passed += t.float_passed;
+        total.failures.extend(t.failures);
+    }
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    report.push_str(&format!(
+        "| **total** | {} | {} ({:.1}%) | {} | {} ({:.1}%) |\n",
+        total.evals,
+        total.passed,
+        pct(total.passed, total.evals),
+        total.float_evals,
+        total.float_passed,
+        pct(total.float_passed, total.float_evals)
+    ));
+    println!("{report}");
+    let failures_path = std::env::temp_dir().join("quiver-promqltest-failures.txt");
+    let _ = std::fs::write(&failures_path, total.failures.join("\n"));
+    println!("failing evals listed in {}", failures_path.display());
+    println!(
+        "PromQL test suite: {} of {} float-only evals pass (baseline {BASELINE_FLOAT_PASSES})",
+        total.float_passed, total.float_evals
+    );
+    assert!(
+        total.float_passed >= BASELINE_FLOAT_PASSES,
+        "PromQL pass count fell below the baseline: {} < {BASELINE_FLOAT_PASSES}",
+        total.float_passed
+    );
+}
