@@ -208,9 +208,10 @@ async fn run_file(path: &Path) -> Tally {
                             tally.float_passed += 1;
                         }
                     }
-                    Err(reason) => tally
-                        .failures
-                        .push(format!("{name}:{} {}: {reason}", eval.line, eval.expr)),
+                    Err(reason) => {
+                        let kind = if float_only { "float" } else { "native-histogram" };
+                        tally.failures.push(format!("[{kind}] {name}:{} {}: {reason}", eval.line, eval.expr));
+                    }
                 }
             }
         }
