@@ -170,3 +170,283 @@ mod tests {
         assert_eq!(Kernel::Quantile.apply(&[1.0, 2.0, 3.0], 0.5), 2.0);
     }
 }
+
+/// Classic-histogram functions over one group's buckets: `(upper bound, cumulative count)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketKernel {
+    /// `histogram_quantile(φ, ...)`.
+    Quantile,
+    /// `histogram_fraction(lower, upper, ...)`.
+    Fraction,
+}
+
+impl BucketKernel {
+    fn code(self) -> &'static str {
+        match self {
+            BucketKernel::Quantile => "quantile",
+            BucketKernel::Fraction => "fraction",
+        }
+    }
+
+    /// `prom_buckets(array_agg(le), array_agg(value), 'kernel', p1, p2)`.
+    pub fn call(self, les: Expr, counts: Expr, p1: f64, p2: f64) -> Expr {
+        bucket_udf().call(vec![les, counts, lit(self.code()), lit(p1), lit(p2)])
+    }
+
+    pub fn apply(self, buckets: Vec<(f64, f64)>, p1: f64, p2: f64) -> f64 {
+        match self {
+            BucketKernel::Quantile => bucket_quantile(p1, buckets),
+            BucketKernel::Fraction => bucket_fraction(p1, p2, buckets),
+        }
+    }
+}
+
+/// Sorts by upper bound and merges buckets with the same bound; None without a +Inf bucket.
+fn prepare_buckets(mut buckets: Vec<(f64, f64)>) -> Option<Vec<(f64, f64)>> {
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return None;
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for (upper, count) in buckets {
+        match merged.last_mut() {
+            Some(last) if last.0 == upper => last.1 += count,
+            _ => merged.push((upper, count)),
+        }
+    }
+    Some(merged)
+}
+
+/// Makes cumulative counts monotonic, treating tiny decreases as float noise.
+fn ensure_monotonic(buckets: &mut [(f64, f64)]) {
+    let Some(first) = buckets.first() else {
+        return;
+    };
+    let mut prev = first.1;
+    for bucket in buckets.iter_mut().skip(1) {
+        let curr = bucket.1;
+        if curr == prev {
+            continue;
+        }
+        let close = (curr - prev).abs() / (curr.abs() + prev.abs()) < 1e-12;
+        if close || curr < prev {
+            bucket.1 = prev;
+            continue;
+        }
+        prev = curr;
+    }
+}
+
+fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let Some(mut buckets) = prepare_buckets(buckets) else {
+        return f64::NAN;
+    };
+    ensure_monotonic(&mut buckets);
+    if buckets.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = buckets[buckets.len() - 1].1;
+    if observations == 0.0 || observations.is_nan() {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let b = buckets[..buckets.len() - 1].partition_point(|bucket| bucket.1 < rank);
+    if b == buckets.len() - 1 {
+        return buckets[buckets.len() - 2].0;
+    }
+    if b == 0 && buckets[0].0 <= 0.0 {
+        return buckets[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, buckets[b].0, buckets[b].1);
+    if b > 0 {
+        start = buckets[b - 1].0;
+        count -= buckets[b - 1].1;
+        rank -= buckets[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) -> f64 {
+    let Some(buckets) = prepare_buckets(buckets) else {
+        return f64::NAN;
+    };
+    let count = buckets[buckets.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, &(upper_bound, bucket_count)) in buckets.iter().enumerate() {
+        let lower_bound = if i > 0 {
+            buckets[i - 1].0
+        } else if upper_bound > 0.0 {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        let interpolate =
+            |v: f64| rank + (bucket_count - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = bucket_count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+fn bucket_udf() -> ScalarUDF {
+    let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
+    create_udf(
+        "prom_buckets",
+        vec![
+            list(DataType::Utf8),
+            list(DataType::Float64),
+            DataType::Utf8,
+            DataType::Float64,
+            DataType::Float64,
+        ],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let kernel = match &args[2] {
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(c))) if c == "fraction" => {
+                    BucketKernel::Fraction
+                }
+                _ => BucketKernel::Quantile,
+            };
+            let param = |i: usize| match &args[i] {
+                ColumnarValue::Scalar(ScalarValue::Float64(Some(p))) => *p,
+                _ => f64::NAN,
+            };
+            let (p1, p2) = (param(3), param(4));
+            let arrays = ColumnarValue::values_to_arrays(&args[..2])?;
+            let internal = || DataFusionError::Internal("prom_buckets needs lists".into());
+            let les = arrays[0]
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(internal)?;
+            let counts = arrays[1]
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(internal)?;
+            let mut out = Float64Builder::with_capacity(les.len());
+            for i in 0..les.len() {
+                let le_values = les.value(i);
+                let le_strings = le_values
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .ok_or_else(internal)?;
+                let count_values = counts.value(i);
+                let floats = count_values
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .ok_or_else(internal)?;
+                let buckets: Vec<(f64, f64)> = le_strings
+                    .iter()
+                    .zip(floats.iter())
+                    .filter_map(|(le, c)| Some((parse_le(le?)?, c?)))
+                    .collect();
+                out.append_value(kernel.apply(buckets, p1, p2));
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }),
+    )
+}
+
+/// An `le` label value as a bound (`+Inf`, `1e3`, ...); None when it is not a number.
+fn parse_le(text: &str) -> Option<f64> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "+inf" | "inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        other => other.parse::<f64>().ok().filter(|v| !v.is_nan()),
+    }
+}
+
+/// PromQL's date functions (`hour()`, `month()`, ...) on Unix seconds, in UTC.
+pub fn date_udf(name: &str) -> ScalarUDF {
+    use chrono::{DateTime, Datelike, Timelike};
+    let which = name.to_string();
+    create_udf(
+        &format!("prom_{name}"),
+        vec![DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let floats = arrays[0]
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or_else(|| DataFusionError::Internal("date function needs floats".into()))?;
+            let out: Float64Array = floats
+                .iter()
+                .map(|v| {
+                    let v = v?;
+                    if !v.is_finite() {
+                        return Some(f64::NAN);
+                    }
+                    let t = DateTime::from_timestamp(v.floor() as i64, 0)?;
+                    Some(match which.as_str() {
+                        "minute" => f64::from(t.minute()),
+                        "hour" => f64::from(t.hour()),
+                        "day_of_month" => f64::from(t.day()),
+                        "day_of_week" => f64::from(t.weekday().num_days_from_sunday()),
+                        "day_of_year" => f64::from(t.ordinal()),
+                        "days_in_month" => f64::from(days_in_month(t.year(), t.month())),
+                        "month" => f64::from(t.month()),
+                        _ => f64::from(t.year()),
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(next_year, next_month, 1)
+        .and_then(|d| d.pred_opt())
+        .map(|d| chrono::Datelike::day(&d))
+        .unwrap_or(31)
+}

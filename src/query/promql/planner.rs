@@ -35,7 +35,7 @@ use crate::query::sql::tables::{RawSamples, SeriesSet};
 use crate::storage::Storage;
 
 use super::PromqlError;
-use super::aggregates::{Kernel, format_value_udf};
+use super::aggregates::{BucketKernel, Kernel, format_value_udf};
 use super::functions::RangeFunc;
 use super::labels::{self as l};
 use super::step::{PromStep, Steps, Window};
@@ -308,6 +308,40 @@ impl Planner {
                 self.plan_at(args[0], steps).await
             }
             "absent" => self.absent(args[0], steps).await,
+            "absent_over_time" => self.absent_over_time(args[0], steps).await,
+            "histogram_quantile" => {
+                let q = const_arg(Some(args[0]))?;
+                self.buckets(BucketKernel::Quantile, args[1], q, 0.0, steps)
+                    .await
+            }
+            "histogram_fraction" => {
+                let (lower, upper) = (const_arg(Some(args[0]))?, const_arg(Some(args[1]))?);
+                self.buckets(BucketKernel::Fraction, args[2], lower, upper, steps)
+                    .await
+            }
+            "start" => Ok(Planned::Const(self.start as f64 / 1000.0)),
+            "end" => Ok(Planned::Const(self.end as f64 / 1000.0)),
+            "range" => Ok(Planned::Const((self.end - self.start) as f64 / 1000.0)),
+            "step" => Ok(Planned::Const(self.step as f64 / 1000.0)),
+            "min_of" | "max_of" => {
+                let values: Vec<f64> = args
+                    .iter()
+                    .map(|a| const_arg(Some(*a)))
+                    .collect::<Result<_, _>>()?;
+                let pick = if name == "min_of" { f64::min } else { f64::max };
+                Ok(Planned::Const(
+                    values.into_iter().reduce(pick).unwrap_or(f64::NAN),
+                ))
+            }
+            "minute" | "hour" | "day_of_month" | "day_of_week" | "day_of_year"
+            | "days_in_month" | "month" | "year" => {
+                let inner = match args.first() {
+                    Some(a) => self.plan_at(a, steps).await?,
+                    None => Planned::Vector(self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?),
+                };
+                let udf = super::aggregates::date_udf(name);
+                map_value(inner, move |v| udf.call(vec![v]), true)
+            }
             "clamp" | "clamp_min" | "clamp_max" => {
                 let inner = self.plan_at(args[0], steps).await?;
                 let bound = |i: usize| const_arg(args.get(i).copied());
@@ -474,6 +508,84 @@ impl Planner {
                 None,
             )?
             .project(vec![lit(labels).alias(LABELS), col(TIMESTAMP), col(VALUE)])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// `absent_over_time(v[r])`: 1 where no series had a sample in the range.
+    async fn absent_over_time(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        let PromExpr::MatrixSelector(ms) = strip_parens(arg) else {
+            return Err(PromqlError::BadData(
+                "absent_over_time needs a range vector".into(),
+            ));
+        };
+        let present = match self
+            .range_function(RangeFunc::CountOverTime, &[arg], steps.clone())
+            .await?
+        {
+            Planned::Vector(p) => p,
+            _ => {
+                return Err(PromqlError::Execution(
+                    "absent_over_time: unexpected plan".into(),
+                ));
+            }
+        };
+        let times = LogicalPlanBuilder::from(present)
+            .aggregate(vec![col(TIMESTAMP)], Vec::<Expr>::new())?
+            .project(vec![col(TIMESTAMP).alias("t")])?
+            .build()?;
+        let all = self.steps_plan(&steps, |_| lit(1.0))?;
+        let plan = LogicalPlanBuilder::from(all)
+            .join(
+                times,
+                JoinType::LeftAnti,
+                (vec![TIMESTAMP], vec!["t"]),
+                None,
+            )?
+            .project(vec![
+                lit(absent_labels(&ms.vs)).alias(LABELS),
+                col(TIMESTAMP),
+                col(VALUE),
+            ])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
+    /// the labels without `le`, then compute from the group's (le, count) pairs.
+    async fn buckets(
+        &self,
+        kernel: BucketKernel,
+        arg: &PromExpr,
+        p1: f64,
+        p2: f64,
+        steps: Steps,
+    ) -> PlanResult {
+        let inner = self.vector_arg(arg, steps).await?;
+        let le = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(LABELS), lit("le")],
+        ));
+        let plan = LogicalPlanBuilder::from(inner)
+            .project(vec![
+                l::call(l::drop_udf(), col(LABELS), &["le"]).alias("g"),
+                col(TIMESTAMP),
+                col(VALUE),
+                le.alias("le"),
+            ])?
+            .filter(col("le").not_eq(lit("")))?
+            .aggregate(
+                vec![col("g"), col(TIMESTAMP)],
+                vec![
+                    agg::array_agg(col("le")).alias("les"),
+                    agg::array_agg(col(VALUE)).alias("counts"),
+                ],
+            )?
+            .project(vec![
+                col("g").alias(LABELS),
+                col(TIMESTAMP),
+                kernel.call(col("les"), col("counts"), p1, p2).alias(VALUE),
+            ])?
             .build()?;
         Ok(Planned::Vector(plan))
     }

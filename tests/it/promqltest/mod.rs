@@ -209,8 +209,15 @@ async fn run_file(path: &Path) -> Tally {
                         }
                     }
                     Err(reason) => {
-                        let kind = if float_only { "float" } else { "native-histogram" };
-                        tally.failures.push(format!("[{kind}] {name}:{} {}: {reason}", eval.line, eval.expr));
+                        let kind = if float_only {
+                            "float"
+                        } else {
+                            "native-histogram"
+                        };
+                        tally.failures.push(format!(
+                            "[{kind}] {name}:{} {}: {reason}",
+                            eval.line, eval.expr
+                        ));
                     }
                 }
             }
