@@ -255,24 +255,66 @@ pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
     if c.is_finite() { sum + c } else { sum }
 }
 
-/// The mean, computed incrementally where a plain sum would overflow.
+/// The mean: a Kahan sum divided by the count, switching to an incremental mean once the
+/// sum would overflow (as Prometheus's `avg` does).
 pub fn average(vs: &[f64]) -> f64 {
-    let sum = kahan_sum(vs.iter().copied());
-    if sum.is_finite() || vs.iter().any(|v| v.is_infinite() || v.is_nan()) {
-        return sum / vs.len() as f64;
-    }
-    let mut mean = 0.0;
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    let mut incremental: Option<(f64, f64)> = None;
     for (i, v) in vs.iter().enumerate() {
-        mean += (v - mean) / (i + 1) as f64;
+        let n = (i + 1) as f64;
+        match incremental.as_mut() {
+            None => {
+                let (s, k) = kahan_add(*v, sum, c);
+                if !s.is_infinite() || v.is_infinite() {
+                    (sum, c) = (s, k);
+                    continue;
+                }
+                let before = n - 1.0;
+                incremental = Some((sum / before, c / before));
+                let (mean, kc) = incremental.unwrap_or_default();
+                let q = before / n;
+                incremental = Some(kahan_add(v / n, q * mean, q * kc));
+            }
+            Some((mean, kc)) => {
+                let q = (n - 1.0) / n;
+                (*mean, *kc) = kahan_add(v / n, q * *mean, q * *kc);
+            }
+        }
     }
-    mean
+    match incremental {
+        Some((mean, kc)) => mean + kc,
+        None => {
+            let n = vs.len() as f64;
+            let total = if c.is_finite() { sum + c } else { sum };
+            total / n
+        }
+    }
 }
 
-/// Population variance.
+/// One Kahan summation step: adds `v` to `sum` with compensation `c`.
+fn kahan_add(v: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + v;
+    if t.is_infinite() {
+        return (t, 0.0);
+    }
+    let c = if sum.abs() >= v.abs() {
+        c + ((sum - t) + v)
+    } else {
+        c + ((v - t) + sum)
+    };
+    (t, c)
+}
+
+/// Population variance, with Welford's running mean as Prometheus computes it.
 pub fn variance(vs: &[f64]) -> f64 {
-    let n = vs.len() as f64;
-    let mean = kahan_sum(vs.iter().copied()) / n;
-    kahan_sum(vs.iter().map(|v| (v - mean) * (v - mean))) / n
+    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for v in vs {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
 }
 
 /// Prometheus's quantile: linear interpolation between closest ranks; φ outside [0, 1]
@@ -287,7 +329,13 @@ pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
+    // NaN sorts first, as Go's sort.Float64s does.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0) as usize;

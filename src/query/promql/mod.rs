@@ -304,6 +304,11 @@ enum Sort {
 fn sort_order(expr: &PromExpr) -> Sort {
     match expr {
         PromExpr::Paren(p) => sort_order(&p.expr),
+        PromExpr::Aggregate(a) => match a.op.to_string().as_str() {
+            "topk" => Sort::ByValue { descending: true },
+            "bottomk" => Sort::ByValue { descending: false },
+            _ => Sort::None,
+        },
         PromExpr::Call(call) => match call.func.name {
             "sort" => Sort::ByValue { descending: false },
             "sort_desc" => Sort::ByValue { descending: true },

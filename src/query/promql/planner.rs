@@ -806,62 +806,46 @@ impl Planner {
             Some(VectorMatchCardinality::OneToMany(_)) => ("r", "l"),
             _ => ("l", "r"),
         };
-        let mut labels = col(format!("{many}.labels"));
-        if drops_name {
-            labels = l::call(l::drop_name_udf(), labels, &[]);
+        let fill = modifier
+            .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
+            .unwrap_or((None, None));
+        let mut labels = result_labels(many, one, card, matching, drops_name);
+        if fill.0.is_some() || fill.1.is_some() {
+            // A side filled in has no labels of its own: take them from the present side.
+            let other = if many == "l" { "r" } else { "l" };
+            labels = datafusion::functions::core::expr_fn::coalesce(vec![
+                labels,
+                result_labels(other, other, card, matching, drops_name),
+            ]);
         }
-        match card {
-            Some(VectorMatchCardinality::ManyToOne(include))
-            | Some(VectorMatchCardinality::OneToMany(include)) => {
-                for name in &include.labels {
-                    let value = ScalarFunction::new_udf(
-                        Arc::new(label_get_udf()),
-                        vec![col(format!("{one}.labels")), lit(name.as_str())],
-                    );
-                    labels = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        Arc::new(label_set_dynamic_udf()),
-                        vec![labels, lit(name.as_str()), Expr::ScalarFunction(value)],
-                    ));
-                }
-            }
-            _ => {
-                if let Some(LabelModifier::Include(names)) = matching {
-                    let mut keep: Vec<String> = names.labels.clone();
-                    if !drops_name {
-                        keep.push(METRIC_NAME_LABEL.to_string());
-                    }
-                    labels = l::call(l::keep_udf(), labels, &[&keep.join(",")]);
-                } else if let Some(LabelModifier::Exclude(names)) = matching {
-                    let dropped: Vec<&str> = names.labels.iter().map(String::as_str).collect();
-                    let trimmed = l::call(l::drop_udf(), labels.clone(), &[&dropped.join(",")]);
-                    labels = if drops_name {
-                        trimmed
-                    } else {
-                        // `drop` also removes __name__; put it back for filtering comparisons.
-                        Expr::ScalarFunction(ScalarFunction::new_udf(
-                            Arc::new(label_set_dynamic_udf()),
-                            vec![
-                                trimmed,
-                                lit(METRIC_NAME_LABEL),
-                                Expr::ScalarFunction(ScalarFunction::new_udf(
-                                    Arc::new(label_get_udf()),
-                                    vec![col(format!("{many}.labels")), lit(METRIC_NAME_LABEL)],
-                                )),
-                            ],
-                        ))
-                    };
-                }
-            }
-        }
-        let result = arith(op, col("l.value"), col("r.value"));
-        let joined = LogicalPlanBuilder::from(l_side).join(r_side, JoinType::Inner, on, None)?;
+        let side_value = |side: &str, fill: Option<f64>| match fill {
+            Some(v) => datafusion::functions::core::expr_fn::coalesce(vec![
+                col(format!("{side}.value")),
+                lit(v),
+            ]),
+            None => col(format!("{side}.value")),
+        };
+        let (lv, rv) = (side_value("l", fill.0), side_value("r", fill.1));
+        let many_value = if many == "l" { lv.clone() } else { rv.clone() };
+        let join_type = match fill {
+            (Some(_), Some(_)) => JoinType::Full,
+            (Some(_), None) => JoinType::Right,
+            (None, Some(_)) => JoinType::Left,
+            (None, None) => JoinType::Inner,
+        };
+        let timestamp = datafusion::functions::core::expr_fn::coalesce(vec![
+            col("l.timestamp"),
+            col("r.timestamp"),
+        ]);
+        let result = arith(op, lv, rv);
+        let joined = LogicalPlanBuilder::from(l_side).join(r_side, join_type, on, None)?;
         let plan = if comparison && !return_bool {
             joined
                 .filter(result)?
                 .project(vec![
                     labels.alias(LABELS),
-                    col("l.timestamp").alias(TIMESTAMP),
-                    col(format!("{many}.value")).alias(VALUE),
+                    timestamp.alias(TIMESTAMP),
+                    many_value.alias(VALUE),
                 ])?
                 .build()?
         } else {
@@ -873,7 +857,7 @@ impl Planner {
             joined
                 .project(vec![
                     labels.alias(LABELS),
-                    col("l.timestamp").alias(TIMESTAMP),
+                    timestamp.alias(TIMESTAMP),
                     value.alias(VALUE),
                 ])?
                 .build()?
@@ -998,10 +982,14 @@ impl Planner {
     ) -> PlanResult {
         let k = const_arg(a.param.as_deref())?;
         let ascending = op == "bottomk";
-        let order = col(VALUE).sort(ascending, false);
+        // NaN ranks last for both topk and bottomk, as in Prometheus.
+        let is_nan = datafusion::functions::math::expr_fn::isnan(col(VALUE));
         let rank = Expr::from(datafusion::functions_window::expr_fn::row_number())
             .partition_by(vec![col("g"), col(TIMESTAMP)])
-            .order_by(vec![order])
+            .order_by(vec![
+                is_nan.sort(true, false),
+                col(VALUE).sort(ascending, false),
+            ])
             .build()?;
         let plan = LogicalPlanBuilder::from(keyed)
             .window(vec![rank.alias("rank")])?
@@ -1013,6 +1001,62 @@ impl Planner {
 }
 
 // ---- helpers ---------------------------------------------------------------------------
+
+/// Result labels of a vector-vector operation: the `many` side's labels (name dropped for
+/// arithmetic), trimmed to the matching labels for one-to-one `on`/`ignoring`, plus the
+/// `group_left`/`group_right` labels copied from the `one` side.
+fn result_labels(
+    many: &str,
+    one: &str,
+    card: Option<&VectorMatchCardinality>,
+    matching: Option<&LabelModifier>,
+    drops_name: bool,
+) -> Expr {
+    let get = |side: &str, name: &str| {
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(format!("{side}.labels")), lit(name.to_string())],
+        ))
+    };
+    let set = |labels: Expr, name: &str, value: Expr| {
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_set_dynamic_udf()),
+            vec![labels, lit(name.to_string()), value],
+        ))
+    };
+    let mut labels = col(format!("{many}.labels"));
+    if drops_name {
+        labels = l::call(l::drop_name_udf(), labels, &[]);
+    }
+    match card {
+        Some(VectorMatchCardinality::ManyToOne(include))
+        | Some(VectorMatchCardinality::OneToMany(include)) => {
+            for name in &include.labels {
+                labels = set(labels, name, get(one, name));
+            }
+            labels
+        }
+        _ => match matching {
+            Some(LabelModifier::Include(names)) => {
+                let mut keep: Vec<String> = names.labels.clone();
+                if !drops_name {
+                    keep.push(METRIC_NAME_LABEL.to_string());
+                }
+                l::call(l::keep_udf(), labels, &[&keep.join(",")])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                let trimmed = l::call(l::drop_udf(), labels, &[&names.labels.join(",")]);
+                if drops_name {
+                    trimmed
+                } else {
+                    // `drop` also removes __name__; filtering comparisons keep it.
+                    set(trimmed, METRIC_NAME_LABEL, get(many, METRIC_NAME_LABEL))
+                }
+            }
+            None => labels,
+        },
+    }
+}
 
 fn step_node(input: LogicalPlan, steps: Steps, window: Window) -> Result<LogicalPlan, PromqlError> {
     let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
@@ -1272,8 +1316,9 @@ fn clamp_expr(v: Expr, lo: f64, hi: f64) -> Expr {
 }
 
 fn round_expr(v: Expr, to: f64) -> Expr {
-    // Prometheus rounds half up: floor(v / to + 0.5) * to.
-    datafusion::functions::math::expr_fn::floor(v / lit(to) + lit(0.5)) * lit(to)
+    // Prometheus rounds half up through the inverse: floor(v * (1/to) + 0.5) / (1/to).
+    let inverse = 1.0 / to;
+    datafusion::functions::math::expr_fn::floor(v * lit(inverse) + lit(0.5)) / lit(inverse)
 }
 
 fn join_on_time(a: LogicalPlan, b: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
