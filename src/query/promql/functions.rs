@@ -124,6 +124,7 @@ impl RangeFunc {
             StddevOverTime => Some(variance(vs).sqrt()),
             StdvarOverTime => Some(variance(vs)),
             QuantileOverTime => Some(quantile(param(0), vs.to_vec())),
+            MadOverTime if vs.iter().any(|v| v.is_nan()) => Some(f64::NAN),
             MadOverTime => {
                 let median = quantile(0.5, vs.to_vec());
                 Some(quantile(

@@ -352,11 +352,46 @@ fn apply_sort(series: &mut [Series], sort: Sort) {
             };
             let mut ord = std::cmp::Ordering::Equal;
             for n in &names {
-                ord = ord.then_with(|| get(a, n).cmp(&get(b, n)));
+                ord = ord.then_with(|| natural_cmp(&get(a, n), &get(b, n)));
             }
             let ord = ord.then_with(|| a.labels.cmp(&b.labels));
             if descending { ord.reverse() } else { ord }
         }),
+    }
+}
+
+/// Natural order: runs of digits compare by number (`cpu2` < `cpu10`).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (x.first(), y.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let xn = x.iter().take_while(|c| c.is_ascii_digit()).count();
+                let yn = y.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (xd, yd) = (&x[..xn], &y[..yn]);
+                let strip = |d: &[u8]| {
+                    let zeros = d.iter().take_while(|c| **c == b'0').count();
+                    d[zeros..].to_vec()
+                };
+                let (xs, ys) = (strip(xd), strip(yd));
+                let ord = xs.len().cmp(&ys.len()).then_with(|| xs.cmp(&ys));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+                x = &x[xn..];
+                y = &y[yn..];
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(d);
+                }
+                x = &x[1..];
+                y = &y[1..];
+            }
+        }
     }
 }
 

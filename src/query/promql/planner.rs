@@ -1114,15 +1114,15 @@ fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
     }
 }
 
+/// Labels `absent()` reports: those with exactly one matcher, an equality one.
 fn absent_labels(vs: &VectorSelector) -> String {
-    let mut pairs: Vec<(String, String)> = vs
-        .matchers
-        .matchers
+    let matchers = &vs.matchers.matchers;
+    let pairs: Vec<(String, String)> = matchers
         .iter()
         .filter(|m| matches!(m.op, MatchOp::Equal) && m.name != METRIC_NAME_LABEL)
+        .filter(|m| matchers.iter().filter(|o| o.name == m.name).count() == 1)
         .map(|m| (m.name.clone(), m.value.clone()))
         .collect();
-    pairs.dedup_by(|a, b| a.0 == b.0);
     l::encode_owned(pairs)
 }
 
