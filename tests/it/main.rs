@@ -5,6 +5,7 @@ mod blocks;
 mod common;
 mod crash;
 mod prometheus_peer;
+mod promql_diff;
 mod promqltest;
 mod remote_write;
 mod scrape;
