@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod prometheus_peer;
 mod promql_diff;
+mod promql_fuzz;
 mod promqltest;
 mod remote_write;
 mod scrape;
