@@ -5,8 +5,9 @@
 #
 # Two passes, each on freshly started servers (one server at a time, so they never compete
 # for the CPU):
-#   1. throughput + memory: TPUT_SERIES series x TPUT_SAMPLES samples (1 h at 15 s by default).
-#      This measures samples/s, RSS when idle and after ingest, and the WAL size. No block is cut.
+#   1. throughput + memory: TPUT_SERIES series x TPUT_SAMPLES samples (1 h at 15 s by default),
+#      TPUT_RUNS times per server. This measures samples/s, RSS when idle and after ingest, and
+#      the WAL size. No block is cut.
 #   2. disk: DISK_SERIES series x DISK_SAMPLES samples (6 h by default), starting on a 2 h
 #      boundary. Both servers then cut the same 2 h windows into blocks. This measures bytes
 #      per sample in blocks, after a clean SIGTERM shutdown.
@@ -20,6 +21,7 @@
 #   PROMETHEUS_BIN    [prometheus]
 #   QUIVER_PORT [19190]  PROM_PORT [19191]  (both on 127.0.0.1)
 #   TPUT_SERIES [10000]  TPUT_SAMPLES [240]  DISK_SERIES [2000]  DISK_SAMPLES [1440]
+#   TPUT_RUNS [3]  pass 1 runs per server, each on a fresh server; the table shows medians
 #   INTERVAL_MS [15000]  BATCH_SIZE [2000]  CONCURRENCY [4]
 #   QUIVER_FSYNC [always]  storage.wal.fsync for Quiver (Prometheus never fsyncs per write)
 #   SETTLE_SECS [5]  wait after ingest before reading RSS
@@ -29,7 +31,7 @@
 set -euo pipefail
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
-    TPUT_SERIES TPUT_SAMPLES DISK_SERIES DISK_SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY
+    TPUT_SERIES TPUT_SAMPLES TPUT_RUNS DISK_SERIES DISK_SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY
     QUIVER_FSYNC SETTLE_SECS BLOCK_WAIT_SECS WORK_DIR KEEP_DATA)
 
 # Printed first so that a result can always be reproduced.
@@ -50,6 +52,7 @@ QUIVER_PORT=${QUIVER_PORT:-19190}
 PROM_PORT=${PROM_PORT:-19191}
 TPUT_SERIES=${TPUT_SERIES:-10000}
 TPUT_SAMPLES=${TPUT_SAMPLES:-240}
+TPUT_RUNS=${TPUT_RUNS:-3}
 DISK_SERIES=${DISK_SERIES:-2000}
 DISK_SAMPLES=${DISK_SAMPLES:-1440}
 INTERVAL_MS=${INTERVAL_MS:-15000}
@@ -75,6 +78,7 @@ check_prerequisites() {
     [[ -x "$QUIVER_BIN" ]] ||
         die "no Quiver binary at $QUIVER_BIN. Build it with: CARGO_TARGET_DIR=$TARGET_DIR cargo build --release (or set QUIVER_BIN)"
     [[ -f Cargo.toml && -f benches/ingest.rs ]] || die "run this from the repository root"
+    [[ "$TPUT_RUNS" =~ ^[1-9][0-9]*$ ]] || die "TPUT_RUNS must be a positive integer"
     local port
     for port in "$QUIVER_PORT" "$PROM_PORT"; do
         if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
@@ -108,8 +112,8 @@ if [[ -z "${WORK_DIR:-}" ]]; then
 fi
 mkdir -p "$WORK_DIR"
 # Servers must start fresh; an old data dir would mix earlier samples into the figures.
-for d in tput-quiver tput-prometheus disk-quiver disk-prometheus; do
-    [[ ! -e "$WORK_DIR/$d" ]] || die "$WORK_DIR/$d exists from an earlier run; use an empty WORK_DIR"
+for d in "$WORK_DIR"/tput-* "$WORK_DIR"/disk-*; do
+    [[ ! -e "$d" ]] || die "$d exists from an earlier run; use an empty WORK_DIR"
 done
 echo "work dir: $WORK_DIR"
 echo "quiver: $QUIVER_BIN ($("$QUIVER_BIN" --version 2>&1 | head -n 1))"
@@ -279,25 +283,49 @@ quiver_block_stats() {
 declare -A R
 
 # Pass 1: ingest throughput, memory per series, and the WAL size with every sample still in it.
+# Run RUN stores each figure as R[<server>.<name>.RUN]; summarize_pass1 takes the medians.
+PASS1_FIELDS=(tput tput_secs tput_samples idle_rss rss hwm appended head_series tput_wal tput_stop)
 throughput_pass() {
-    local kind=$1 dir=$WORK_DIR/tput-$1 json
-    echo "pass 1 ($kind): $TPUT_SERIES series x $TPUT_SAMPLES samples"
+    local kind=$1 run=$2 dir=$WORK_DIR/tput-$1-$2 json
+    echo "pass 1 ($kind, run $run of $TPUT_RUNS): $TPUT_SERIES series x $TPUT_SAMPLES samples"
     start_server "$kind" "$dir"
     sleep 2
-    R[$kind.idle_rss]=$(rss_kib "$SERVER_PID")
+    R[$kind.idle_rss.$run]=$(rss_kib "$SERVER_PID")
     json=$dir/generator.json
     run_generator "$SERVER_URL" "$TPUT_SERIES" "$TPUT_SAMPLES" "$TPUT_START" "$json"
-    R[$kind.tput]=$(jq '.samples_per_sec' "$json")
-    R[$kind.tput_secs]=$(jq '.seconds' "$json")
-    R[$kind.tput_samples]=$(jq '.samples' "$json")
+    R[$kind.tput.$run]=$(jq '.samples_per_sec' "$json")
+    R[$kind.tput_secs.$run]=$(jq '.seconds' "$json")
+    R[$kind.tput_samples.$run]=$(jq '.samples' "$json")
+    # Let the server finish any work left over from the ingest before reading its memory.
     sleep "$SETTLE_SECS"
-    R[$kind.rss]=$(rss_kib "$SERVER_PID")
-    R[$kind.hwm]=$(hwm_kib "$SERVER_PID")
-    R[$kind.appended]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total")
-    R[$kind.head_series]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_series")
-    R[$kind.tput_wal]=$(dir_bytes "$dir/data/wal")
+    R[$kind.rss.$run]=$(rss_kib "$SERVER_PID")
+    R[$kind.hwm.$run]=$(hwm_kib "$SERVER_PID")
+    R[$kind.appended.$run]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total")
+    R[$kind.head_series.$run]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_series")
+    R[$kind.tput_wal.$run]=$(dir_bytes "$dir/data/wal")
     stop_server "$SERVER_PID" "$dir/server.log"
-    R[$kind.tput_stop]=$STOP_SECS
+    R[$kind.tput_stop.$run]=$STOP_SECS
+}
+
+median() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+summarize_pass1() {
+    local kind field run values
+    for kind in quiver prometheus; do
+        for field in "${PASS1_FIELDS[@]}"; do
+            values=()
+            for ((run = 1; run <= TPUT_RUNS; run++)); do values+=("${R[$kind.$field.$run]}"); done
+            R[$kind.$field]=$(median "${values[@]}")
+        done
+        values=()
+        for ((run = 1; run <= TPUT_RUNS; run++)); do
+            values+=("$(awk -v v="${R[$kind.tput.$run]}" 'BEGIN { printf "%.0f", v }')")
+        done
+        R[$kind.tput_all]=${values[*]}
+    done
 }
 
 # Pass 2: bytes per sample in blocks, after a clean shutdown.
@@ -338,7 +366,11 @@ if ((DISK_SAMPLES * INTERVAL_MS < 3 * BLOCK_MS)); then
     echo "warning: DISK_SAMPLES x INTERVAL_MS spans less than 6 h; few or no blocks will be cut" >&2
 fi
 
-for kind in quiver prometheus; do throughput_pass "$kind"; done
+# The servers take turns, so a slow phase of the machine does not hit only one of them.
+for ((run = 1; run <= TPUT_RUNS; run++)); do
+    for kind in quiver prometheus; do throughput_pass "$kind" "$run"; done
+done
+summarize_pass1
 for kind in quiver prometheus; do disk_pass "$kind"; done
 
 # ---- report ---------------------------------------------------------------------------------
@@ -367,13 +399,15 @@ MIB=1048576
 echo
 echo "## Remote-write ingest: Quiver vs Prometheus $("$PROMETHEUS_BIN" --version 2>&1 | awk 'NR == 1 { print $3 }')"
 echo
-echo "Pass 1: $TPUT_SERIES series x $TPUT_SAMPLES samples ($((TPUT_SERIES * TPUT_SAMPLES)) samples, ${INTERVAL_MS} ms apart)." \
+echo "Pass 1: $TPUT_SERIES series x $TPUT_SAMPLES samples ($((TPUT_SERIES * TPUT_SAMPLES)) samples, ${INTERVAL_MS} ms apart)," \
+    "$TPUT_RUNS runs per server on fresh servers; pass 1 rows are medians." \
     "Pass 2: $DISK_SERIES series x $DISK_SAMPLES samples, from a 2 h boundary. Batches of $BATCH_SIZE samples," \
     "$CONCURRENCY senders. Quiver WAL fsync: $QUIVER_FSYNC. Prometheus never fsyncs per write."
 echo
 echo "| Measure | Quiver | Prometheus | Quiver/Prometheus |"
 echo "|---|---:|---:|---:|"
-row "(1) Ingest throughput, samples/s (pass 1)" "$(q tput)" "$(p tput)" 1 0
+row "(1) Ingest throughput, samples/s (pass 1, median)" "$(q tput)" "$(p tput)" 1 0
+printf '| Pass 1 runs, samples/s | %s | %s | |\n' "$(q tput_all)" "$(p tput_all)"
 row "Ingest wall time, s (pass 1)" "$(q tput_secs)" "$(p tput_secs)" 1 2
 row "Ingest throughput, samples/s (pass 2)" "$(q disk_tput)" "$(p disk_tput)" 1 0
 row "Samples appended, server's own counter (pass 1)" "$(q appended)" "$(p appended)" 1 0

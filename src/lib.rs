@@ -13,3 +13,7 @@ pub mod query;
 pub mod scrape;
 pub mod server;
 pub mod storage;
+
+/// The Prometheus version whose HTTP API and PromQL semantics Quiver follows; reported by
+/// `/api/v1/status/buildinfo` so clients pick the right feature set.
+pub const PROMETHEUS_COMPAT_VERSION: &str = "3.0.0";

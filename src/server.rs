@@ -72,6 +72,10 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         options: ApiOptions {
             remote_write_max_body_bytes: config.storage.remote_write_max_body_bytes,
             query_timeout: config.query.timeout.0,
+            start_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            retention: crate::model::format_duration(options.retention),
+            flags: flags(&options),
+            config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),
             enable_lifecycle: options.enable_lifecycle,
         },
         ready: ready.clone(),
@@ -104,6 +108,34 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     storage.close().context("syncing the WAL at shutdown")?;
     tracing::info!("Quiver stopped");
     served.context("HTTP server failed")
+}
+
+/// Flags by their Prometheus names, as `/api/v1/status/flags` shows them.
+fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> {
+    let mut flags = std::collections::BTreeMap::new();
+    let config = options
+        .config_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    flags.insert("config.file".to_string(), config);
+    flags.insert(
+        "storage.tsdb.path".to_string(),
+        options.data_dir.display().to_string(),
+    );
+    flags.insert(
+        "storage.tsdb.retention.time".to_string(),
+        crate::model::format_duration(options.retention),
+    );
+    flags.insert(
+        "web.listen-address".to_string(),
+        options.listen_address.to_string(),
+    );
+    flags.insert(
+        "web.enable-lifecycle".to_string(),
+        options.enable_lifecycle.to_string(),
+    );
+    flags
 }
 
 fn load_config(options: &ServerOptions) -> anyhow::Result<Config> {

@@ -3,6 +3,7 @@
 
 mod error;
 mod format;
+mod meta;
 mod params;
 mod query;
 mod sql;
@@ -47,6 +48,14 @@ pub struct ApiOptions {
     pub remote_write_max_body_bytes: usize,
     /// Upper bound for a query's `timeout` parameter.
     pub query_timeout: std::time::Duration,
+    /// RFC 3339 start time of the process, for `/api/v1/status/runtimeinfo`.
+    pub start_time: String,
+    /// The retention flag as given.
+    pub retention: String,
+    /// Command-line flags by Prometheus name, for `/api/v1/status/flags`.
+    pub flags: std::collections::BTreeMap<String, String>,
+    /// The loaded configuration as YAML, for `/api/v1/status/config`.
+    pub config_yaml: String,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
 }
@@ -67,6 +76,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/explain", get(query::explain).post(query::explain))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/series", get(meta::series).post(meta::series))
+        .route("/api/v1/labels", get(meta::labels).post(meta::labels))
+        .route(
+            "/api/v1/label/{name}/values",
+            get(meta::label_values).post(meta::label_values),
+        )
+        .route("/api/v1/metadata", get(meta::metadata).post(meta::metadata))
+        .route("/api/v1/targets/metadata", get(meta::targets_metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(meta::query_exemplars).post(meta::query_exemplars),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(meta::format_query).post(meta::format_query),
+        )
+        .route("/api/v1/status/buildinfo", get(meta::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(meta::runtimeinfo))
+        .route("/api/v1/status/flags", get(meta::flags))
+        .route("/api/v1/status/config", get(meta::config))
+        .route("/api/v1/status/tsdb", get(meta::tsdb))
+        .route("/api/v1/status/walreplay", get(meta::walreplay))
+        .route("/api/v1/rules", get(meta::rules).post(meta::rules))
+        .route("/api/v1/alerts", get(meta::alerts))
+        .route("/api/v1/alertmanagers", get(meta::alertmanagers))
+        .route("/api/v1/scrape_pools", get(meta::scrape_pools))
         .route("/-/reload", post(reload).put(reload))
         .route("/-/quit", post(quit).put(quit))
         .route("/metrics", get(self_metrics))

@@ -59,6 +59,14 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
+    /// Every value of a repeated parameter such as `match[]`, empty ones dropped.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .map(|v| v.iter().filter(|s| !s.is_empty()).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A required parameter.
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name)

@@ -204,6 +204,10 @@ fn matrix_item(series: &Series) -> Value {
 
 /// Unix seconds with millisecond precision, as a JSON number.
 fn seconds(ms: i64) -> Value {
+    // Whole seconds without a fraction (`4`, not `4.0`), as Prometheus writes them.
+    if ms % 1000 == 0 {
+        return Value::from(ms / 1000);
+    }
     serde_json::Number::from_f64(ms as f64 / 1000.0)
         .map(Value::Number)
         .unwrap_or(Value::Null)

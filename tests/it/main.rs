@@ -4,6 +4,7 @@
 mod blocks;
 mod common;
 mod crash;
+mod grafana;
 mod prometheus_peer;
 mod promql_diff;
 mod promql_fuzz;

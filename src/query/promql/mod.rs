@@ -6,6 +6,7 @@ pub mod aggregates;
 pub mod functions;
 pub mod labels;
 pub mod planner;
+pub mod select;
 pub mod step;
 
 use std::collections::BTreeMap;

@@ -1081,7 +1081,7 @@ fn data_bounds(steps: &Steps, window: i64) -> (i64, i64) {
     (min - window, max)
 }
 
-fn metric_name(vs: &VectorSelector) -> Option<String> {
+pub fn metric_name(vs: &VectorSelector) -> Option<String> {
     if let Some(name) = &vs.name {
         return Some(name.clone());
     }
@@ -1093,7 +1093,7 @@ fn metric_name(vs: &VectorSelector) -> Option<String> {
 }
 
 /// Whether a series (its sorted label pairs) satisfies the selector.
-fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
+pub fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
     let value_of = |name: &str| {
         pairs
             .iter()

@@ -220,6 +220,17 @@ pub struct SeriesSet {
 impl SeriesSet {
     /// Series of `metric` (or of every metric) in head and blocks.
     pub async fn collect(storage: &Storage, metric: Option<&str>) -> anyhow::Result<SeriesSet> {
+        Self::collect_in_range(storage, metric, i64::MIN, i64::MAX).await
+    }
+
+    /// Series of `metric` (or all) with samples between `min` and `max` (inclusive, ms):
+    /// head series whose samples overlap, and the series of blocks that overlap.
+    pub async fn collect_in_range(
+        storage: &Storage,
+        metric: Option<&str>,
+        min: i64,
+        max: i64,
+    ) -> anyhow::Result<SeriesSet> {
         let mut series = BTreeMap::new();
         let manifest = storage.with_head(|head, manifest| {
             let ids: Vec<SeriesId> = match metric {
@@ -230,14 +241,16 @@ impl SeriesSet {
                 None => head.all_series().map(|(id, _)| *id).collect(),
             };
             for id in ids {
-                if let Some(s) = head.get(id) {
+                if let Some(s) = head.get(id)
+                    && !s.range(min, max.saturating_add(1)).is_empty()
+                {
                     series.insert(id, s.labels.clone());
                 }
             }
             manifest.clone()
         });
         for block in &manifest.blocks {
-            if metric.is_some_and(|m| !block.metrics.contains_key(m)) {
+            if !block.overlaps(min, max) || metric.is_some_and(|m| !block.metrics.contains_key(m)) {
                 continue;
             }
             let block_series = storage.block_series(block).await?;

@@ -43,6 +43,7 @@ pub fn is_stale_marker(v: f64) -> bool {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // `name` is for messages; the runner names files itself.
 pub struct Script {
     pub name: String,
     pub commands: Vec<Command>,

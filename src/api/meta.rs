@@ -1,0 +1,431 @@
+//! Metadata and status endpoints of the Prometheus HTTP API: series, label names and
+//! values, metric metadata, build info, flags, runtime and TSDB status, and the shapes of
+//! endpoints whose content later subsystems fill (rules, alerts, exemplars).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::model::METRIC_NAME_LABEL;
+use crate::query::promql::select::select_series;
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use super::query::to_api_error;
+
+fn success(data: Value) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+fn respond(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(data) => success(data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `start`/`end` (default: all time) and `match[]` of a metadata request.
+struct Selection {
+    matchers: Vec<String>,
+    start: i64,
+    end: i64,
+    limit: Option<usize>,
+}
+
+impl Selection {
+    fn read(params: &Params) -> Result<Selection, ApiError> {
+        let limit = match params.get("limit") {
+            None => None,
+            Some(text) => match text.parse::<usize>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(ApiError::bad_data(format!(
+                        "invalid parameter \"limit\": cannot parse {text:?}"
+                    )));
+                }
+            },
+        };
+        Ok(Selection {
+            matchers: params.all("match[]"),
+            start: params.time_ms("start", i64::MIN)?,
+            end: params.time_ms("end", i64::MAX)?,
+            limit,
+        })
+    }
+}
+
+fn truncate<T>(mut items: Vec<T>, limit: Option<usize>) -> Vec<T> {
+    if let Some(n) = limit {
+        items.truncate(n);
+    }
+    items
+}
+
+pub async fn series(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let selection = Selection::read(&params)?;
+        if selection.matchers.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        let series = select_series(
+            &state.storage,
+            &selection.matchers,
+            selection.start,
+            selection.end,
+        )
+        .await
+        .map_err(to_api_error)?;
+        let items: Vec<Value> = series
+            .iter()
+            .map(|labels| {
+                Value::Object(
+                    labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), Value::String(v.to_string())))
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(Value::Array(truncate(items, selection.limit)))
+    }
+    .await;
+    respond(result)
+}
+
+pub async fn labels(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let selection = Selection::read(&params)?;
+        let series = select_series(
+            &state.storage,
+            &selection.matchers,
+            selection.start,
+            selection.end,
+        )
+        .await
+        .map_err(to_api_error)?;
+        let names: BTreeSet<String> = series
+            .iter()
+            .flat_map(|l| l.iter().map(|(n, _)| n.to_string()))
+            .collect();
+        let names: Vec<Value> = names.into_iter().map(Value::String).collect();
+        Ok(Value::Array(truncate(names, selection.limit)))
+    }
+    .await;
+    respond(result)
+}
+
+pub async fn label_values(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let name = decode_label_name(&name)?;
+        let params = Params::read(query, &headers, body).await?;
+        let selection = Selection::read(&params)?;
+        let series = select_series(
+            &state.storage,
+            &selection.matchers,
+            selection.start,
+            selection.end,
+        )
+        .await
+        .map_err(to_api_error)?;
+        let values: BTreeSet<String> = series
+            .iter()
+            .filter_map(|l| l.get(&name).map(str::to_string))
+            .collect();
+        let values: Vec<Value> = values.into_iter().map(Value::String).collect();
+        Ok(Value::Array(truncate(values, selection.limit)))
+    }
+    .await;
+    respond(result)
+}
+
+/// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names.
+fn decode_label_name(raw: &str) -> Result<String, ApiError> {
+    let Some(encoded) = raw.strip_prefix("U__") else {
+        if crate::model::is_valid_label_name(raw) || raw == METRIC_NAME_LABEL {
+            return Ok(raw.to_string());
+        }
+        return Err(ApiError::bad_data(format!("invalid label name: {raw:?}")));
+    };
+    let mut out = String::new();
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("__") {
+            out.push('_');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix('_') {
+            let end = after
+                .find('_')
+                .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {raw:?}")))?;
+            let code = u32::from_str_radix(&after[..end], 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {raw:?}")))?;
+            out.push(code);
+            rest = &after[end + 1..];
+        } else {
+            let c = rest.chars().next().unwrap_or('_');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    Ok(out)
+}
+
+/// `/api/v1/metadata`: metric metadata from the latest scrapes of every target.
+pub async fn metadata(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let limit = params
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
+        let per_metric = params
+            .get("limit_per_metric")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
+        let wanted = params.get("metric");
+        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for target in state.scrape.active_targets().await {
+            for m in &target.status.metadata {
+                if wanted.is_some_and(|w| w != m.metric_family) {
+                    continue;
+                }
+                let entry = json!({"type": metric_type_name(m), "help": m.help, "unit": m.unit});
+                let list = out.entry(m.metric_family.clone()).or_default();
+                if !list.contains(&entry) && per_metric.is_none_or(|n| list.len() < n) {
+                    list.push(entry);
+                }
+            }
+        }
+        let mut data = serde_json::Map::new();
+        for (name, list) in out {
+            if limit.is_some_and(|l| data.len() >= l) {
+                break;
+            }
+            data.insert(name, Value::Array(list));
+        }
+        Ok(Value::Object(data))
+    }
+    .await;
+    respond(result)
+}
+
+fn metric_type_name(m: &crate::scrape::parser::Metadata) -> &'static str {
+    use crate::scrape::parser::MetricType::*;
+    match m.metric_type {
+        Counter => "counter",
+        Gauge => "gauge",
+        Histogram => "histogram",
+        GaugeHistogram => "gaugehistogram",
+        Summary => "summary",
+        Info => "info",
+        StateSet => "stateset",
+        Unknown => "unknown",
+    }
+}
+
+/// `/api/v1/targets/metadata`.
+pub async fn targets_metadata(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let metric = params.get("metric");
+        let limit = params
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
+        let mut items = Vec::new();
+        for target in state.scrape.active_targets().await {
+            let labels: BTreeMap<&str, &str> = target
+                .target
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            for m in &target.status.metadata {
+                if metric.is_some_and(|w| w != m.metric_family) {
+                    continue;
+                }
+                items.push(json!({
+                    "target": labels,
+                    "metric": m.metric_family,
+                    "type": metric_type_name(m),
+                    "help": m.help,
+                    "unit": m.unit,
+                }));
+            }
+        }
+        Ok(Value::Array(truncate(items, limit)))
+    }
+    .await;
+    respond(result)
+}
+
+/// `/api/v1/status/buildinfo`, without a `features` map (that would make Grafana treat
+/// the server as Mimir).
+pub async fn buildinfo() -> Response {
+    success(json!({
+        "version": crate::PROMETHEUS_COMPAT_VERSION,
+        "revision": env!("CARGO_PKG_VERSION"),
+        "branch": "quiver",
+        "buildUser": "quiver",
+        "buildDate": "",
+        "goVersion": concat!("quiver-", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
+pub async fn runtimeinfo(State(state): State<AppState>) -> Response {
+    let manifest = state.storage.manifest();
+    success(json!({
+        "startTime": state.options.start_time,
+        "CWD": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        "reloadConfigSuccess": true,
+        "lastConfigTime": state.options.start_time,
+        "corruptionCount": state.storage.replay_report().truncated.len(),
+        "goroutineCount": 0,
+        "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "GOMEMLIMIT": 0,
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": state.options.retention,
+        "blocks": manifest.blocks.len(),
+    }))
+}
+
+pub async fn flags(State(state): State<AppState>) -> Response {
+    success(json!(state.options.flags))
+}
+
+pub async fn config(State(state): State<AppState>) -> Response {
+    success(json!({"yaml": state.options.config_yaml}))
+}
+
+/// `/api/v1/status/tsdb`: head statistics and the top-10 cardinality tables.
+pub async fn tsdb(State(state): State<AppState>) -> Response {
+    let (head_stats, by_metric, by_label, by_pair, memory) = state.storage.with_head(|head, _| {
+        let mut by_metric: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut by_pair: BTreeMap<String, usize> = BTreeMap::new();
+        let mut memory: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, series) in head.all_series() {
+            for (name, value) in series.labels.iter() {
+                if name == METRIC_NAME_LABEL {
+                    *by_metric.entry(value.to_string()).or_default() += 1;
+                }
+                by_label
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(value.to_string());
+                *by_pair.entry(format!("{name}={value}")).or_default() += 1;
+                *memory.entry(name.to_string()).or_default() += value.len();
+            }
+        }
+        let stats = json!({
+            "numSeries": head.num_series(),
+            "numLabelPairs": by_pair.len(),
+            "chunkCount": 0,
+            "minTime": head.min_time().unwrap_or(0),
+            "maxTime": head.max_time().unwrap_or(0),
+        });
+        (stats, by_metric, by_label, by_pair, memory)
+    });
+    let top = |counts: Vec<(String, usize)>| -> Vec<Value> {
+        let mut counts = counts;
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counts.truncate(10);
+        counts
+            .into_iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect()
+    };
+    success(json!({
+        "headStats": head_stats,
+        "seriesCountByMetricName": top(by_metric.into_iter().collect()),
+        "labelValueCountByLabelName": top(by_label.into_iter().map(|(k, v)| (k, v.len())).collect()),
+        "memoryInBytesByLabelName": top(memory.into_iter().collect()),
+        "seriesCountByLabelValuePair": top(by_pair.into_iter().collect()),
+    }))
+}
+
+pub async fn walreplay(State(state): State<AppState>) -> Response {
+    let report = state.storage.replay_report();
+    success(json!({"min": 0, "max": report.segments, "current": report.segments}))
+}
+
+/// Exemplars are not stored yet: a valid, empty answer.
+pub async fn query_exemplars(
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        params.require("query")?;
+        Ok(json!([]))
+    }
+    .await;
+    respond(result)
+}
+
+/// Recording and alerting rules arrive with the rules engine; until then, no groups.
+pub async fn rules() -> Response {
+    success(json!({"groups": []}))
+}
+
+pub async fn alerts() -> Response {
+    success(json!({"alerts": []}))
+}
+
+pub async fn alertmanagers() -> Response {
+    success(json!({"activeAlertmanagers": [], "droppedAlertmanagers": []}))
+}
+
+pub async fn scrape_pools(State(state): State<AppState>) -> Response {
+    success(json!({"scrapePools": state.scrape.pool_names().await}))
+}
+
+/// `/api/v1/format_query`: the query pretty-printed.
+pub async fn format_query(RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let expr = crate::query::promql::PromqlEngine::parse(params.require("query")?)
+            .map_err(to_api_error)?;
+        Ok(Value::String(expr.prettify()))
+    }
+    .await;
+    respond(result)
+}
