@@ -8,7 +8,8 @@
 //!
 //! Run it with `cargo bench --bench parse`, or with options:
 //! `cargo bench --bench parse -- --series 10000 --iterations 30`.
-//! It prints a markdown table on stdout.
+//! It prints a markdown table on stdout. `--dump text` (or `openmetrics`) prints the generated
+//! input instead.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -31,9 +32,28 @@ struct Args {
     /// Untimed parses per format first, so caches and the allocator are warm.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Print the generated exposition in this format instead of timing, e.g. to check it with
+    /// `promtool check metrics`.
+    #[arg(long, value_enum)]
+    dump: Option<DumpFormat>,
     /// `cargo bench` passes `--bench` to every bench binary. It is accepted and ignored.
     #[arg(long = "bench", hide = true)]
     _bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DumpFormat {
+    Text,
+    Openmetrics,
+}
+
+impl From<DumpFormat> for Format {
+    fn from(format: DumpFormat) -> Format {
+        match format {
+            DumpFormat::Text => Format::PrometheusText,
+            DumpFormat::Openmetrics => Format::OpenMetrics,
+        }
+    }
 }
 
 /// HTTP-style buckets, as client libraries use by default (plus `+Inf`).
@@ -339,6 +359,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ensure!(args.series > 0, "--series must be positive");
     ensure!(args.iterations > 0, "--iterations must be positive");
+    if let Some(format) = args.dump {
+        print!("{}", exposition(format.into(), args.series).0);
+        return Ok(());
+    }
     let results = [
         measure("Prometheus text 0.0.4", Format::PrometheusText, &args)?,
         measure("OpenMetrics 1.0", Format::OpenMetrics, &args)?,
