@@ -95,9 +95,14 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(args.timeout_secs))
         .build()
         .context("building the HTTP client")?;
+    let cpu_before = cpu_ticks();
     let clock = Instant::now();
     let samples = send_all(&client, &args.url, plans).await?;
     let seconds = clock.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(cpu_ticks()).map(|(before, after)| CpuTicks {
+        machine_busy: after.machine_busy.saturating_sub(before.machine_busy),
+        own: after.own.saturating_sub(before.own),
+    });
 
     let end_ms = start_ms + (args.samples_per_series as i64 - 1) * args.interval_ms;
     let report = serde_json::json!({
@@ -115,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
         "samples": samples,
         "seconds": seconds,
         "samples_per_sec": samples as f64 / seconds,
+        // In 1/CLK_TCK s, over the sending phase only; null where /proc is missing.
+        "cpu_ticks_machine_busy": cpu.map(|c| c.machine_busy),
+        "cpu_ticks_self": cpu.map(|c| c.own),
     });
     println!("{report}");
     Ok(())
@@ -138,6 +146,37 @@ fn default_start_ms(args: &Args) -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     now_ms - args.samples_per_series as i64 * args.interval_ms
+}
+
+/// CPU time in ticks (1/CLK_TCK s) from Linux's /proc. The script subtracts this program's
+/// and the server's share from the machine's, which shows whether other work on the machine
+/// took CPU during the run and skewed it.
+#[derive(Debug, Clone, Copy)]
+struct CpuTicks {
+    /// All CPUs, busy time: user, nice, system, irq and softirq (not idle, iowait or steal).
+    machine_busy: u64,
+    /// This process: user and system time.
+    own: u64,
+}
+
+/// `None` where /proc is missing or reads oddly, so the benchmark still runs there.
+fn cpu_ticks() -> Option<CpuTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let machine_busy =
+        fields.get(0..3)?.iter().sum::<u64>() + fields.get(5..7)?.iter().sum::<u64>();
+    let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may contain spaces, so count from the ')' that closes it:
+    // utime and stime, fields 14 and 15, are then the 12th and 13th.
+    let rest: Vec<&str> = own_stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let own = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some(CpuTicks { machine_busy, own })
 }
 
 /// Labels of series `index`, already sorted by name as the remote-write spec requires.

@@ -145,6 +145,20 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
 
+CLK_TCK=$(getconf CLK_TCK)
+# User + system CPU ticks of a process (fields 14 and 15 of /proc/PID/stat; counted from the
+# ')' that closes the command name, which may contain spaces).
+proc_ticks() { awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
+
+# CPU taken by processes other than the server and the generator while the generator was
+# sending, as a percentage of all cores. Well above 0, the run competed with other work.
+other_cpu_percent() {
+    jq -r --argjson server "$2" --argjson hz "$CLK_TCK" --argjson cores "$(nproc)" '
+        if .cpu_ticks_machine_busy == null then ""
+        else ((.cpu_ticks_machine_busy - .cpu_ticks_self - $server) / $hz / .seconds / $cores * 100)
+             | if . < 0 then 0 else . end end' "$1"
+}
+
 # Sum of every series of one metric in a server's /metrics (Prometheus splits some by label).
 metric_sum() {
     curl -sf "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
@@ -284,7 +298,8 @@ declare -A R
 
 # Pass 1: ingest throughput, memory per series, and the WAL size with every sample still in it.
 # Run RUN stores each figure as R[<server>.<name>.RUN]; summarize_pass1 takes the medians.
-PASS1_FIELDS=(tput tput_secs tput_samples idle_rss rss hwm appended head_series tput_wal tput_stop)
+PASS1_FIELDS=(tput tput_secs tput_samples idle_rss rss hwm appended head_series tput_wal tput_stop
+    server_cpu server_cpu_us other_cpu)
 throughput_pass() {
     local kind=$1 run=$2 dir=$WORK_DIR/tput-$1-$2 json
     echo "pass 1 ($kind, run $run of $TPUT_RUNS): $TPUT_SERIES series x $TPUT_SAMPLES samples"
@@ -292,10 +307,17 @@ throughput_pass() {
     sleep 2
     R[$kind.idle_rss.$run]=$(rss_kib "$SERVER_PID")
     json=$dir/generator.json
+    local ticks_before server_ticks
+    ticks_before=$(proc_ticks "$SERVER_PID")
     run_generator "$SERVER_URL" "$TPUT_SERIES" "$TPUT_SAMPLES" "$TPUT_START" "$json"
+    server_ticks=$(($(proc_ticks "$SERVER_PID") - ticks_before))
     R[$kind.tput.$run]=$(jq '.samples_per_sec' "$json")
     R[$kind.tput_secs.$run]=$(jq '.seconds' "$json")
     R[$kind.tput_samples.$run]=$(jq '.samples' "$json")
+    R[$kind.server_cpu.$run]=$(awk -v t="$server_ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+    R[$kind.server_cpu_us.$run]=$(awk -v t="$server_ticks" -v hz="$CLK_TCK" -v n="${R[$kind.tput_samples.$run]}" \
+        'BEGIN { printf "%.4f", t / hz * 1e6 / n }')
+    R[$kind.other_cpu.$run]=$(other_cpu_percent "$json" "$server_ticks")
     # Let the server finish any work left over from the ingest before reading its memory.
     sleep "$SETTLE_SECS"
     R[$kind.rss.$run]=$(rss_kib "$SERVER_PID")
@@ -381,9 +403,12 @@ ratio() {
     awk -v q="$1" -v p="$2" 'BEGIN { if (q == "" || p == "" || p + 0 == 0) print "n/a"; else printf "%.2f", q / p }'
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print ""; else printf "%.6f", a / b }'; }
-# row LABEL QUIVER PROMETHEUS SCALE DECIMALS
+# row LABEL QUIVER PROMETHEUS SCALE DECIMALS [-]: a trailing "-" leaves the ratio out where
+# it would mean nothing.
 row() {
-    printf '| %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$4" "$5")" "$(fmt "$3" "$4" "$5")" "$(ratio "$2" "$3")"
+    local r
+    if [[ "${6:-}" == - ]]; then r=""; else r=$(ratio "$2" "$3"); fi
+    printf '| %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$4" "$5")" "$(fmt "$3" "$4" "$5")" "$r"
 }
 
 q() { echo "${R[quiver.$1]:-}"; }
@@ -402,13 +427,17 @@ echo
 echo "Pass 1: $TPUT_SERIES series x $TPUT_SAMPLES samples ($((TPUT_SERIES * TPUT_SAMPLES)) samples, ${INTERVAL_MS} ms apart)," \
     "$TPUT_RUNS runs per server on fresh servers; pass 1 rows are medians." \
     "Pass 2: $DISK_SERIES series x $DISK_SAMPLES samples, from a 2 h boundary. Batches of $BATCH_SIZE samples," \
-    "$CONCURRENCY senders. Quiver WAL fsync: $QUIVER_FSYNC. Prometheus never fsyncs per write."
+    "$CONCURRENCY senders. Quiver WAL fsync: $QUIVER_FSYNC. Prometheus never fsyncs per write." \
+    "The generator shares the machine's $(nproc) cores with the server."
 echo
 echo "| Measure | Quiver | Prometheus | Quiver/Prometheus |"
 echo "|---|---:|---:|---:|"
 row "(1) Ingest throughput, samples/s (pass 1, median)" "$(q tput)" "$(p tput)" 1 0
 printf '| Pass 1 runs, samples/s | %s | %s | |\n' "$(q tput_all)" "$(p tput_all)"
 row "Ingest wall time, s (pass 1)" "$(q tput_secs)" "$(p tput_secs)" 1 2
+row "Server CPU during ingest, s (pass 1)" "$(q server_cpu)" "$(p server_cpu)" 1 2
+row "Server CPU per sample, µs (pass 1)" "$(q server_cpu_us)" "$(p server_cpu_us)" 1 3
+row "Other processes' CPU during ingest, % of all cores (pass 1)" "$(q other_cpu)" "$(p other_cpu)" 1 0 -
 row "Ingest throughput, samples/s (pass 2)" "$(q disk_tput)" "$(p disk_tput)" 1 0
 row "Samples appended, server's own counter (pass 1)" "$(q appended)" "$(p appended)" 1 0
 row "Head series, server's own gauge (pass 1)" "$(q head_series)" "$(p head_series)" 1 0
@@ -424,8 +453,8 @@ row "Samples in blocks (pass 2)" "$(q block_samples)" "$(p block_samples)" 1 0
 row "Block bytes on disk, MiB (pass 2)" "$(q block_bytes)" "$(p block_bytes)" $MIB 2
 row "(3) Disk bytes per sample in blocks" "$(q bytes_per_sample)" "$(p bytes_per_sample)" 1 3
 row "WAL after blocks cut and shutdown, MiB (pass 2)" "$(q disk_wal)" "$(p disk_wal)" $MIB 1
-row "chunks_head dir, MiB (pass 2; Prometheus only)" "" "$(p chunks_head)" $MIB 1
+row "chunks_head dir, MiB (pass 2; Prometheus only)" "" "$(p chunks_head)" $MIB 1 -
 row "Whole data dir after shutdown, MiB (pass 2)" "$(q data_dir)" "$(p data_dir)" $MIB 1
-row "Wait for blocks after ingest, s (pass 2)" "$(q block_wait)" "$(p block_wait)" 1 0
+row "Wait for blocks after ingest, s (pass 2)" "$(q block_wait)" "$(p block_wait)" 1 0 -
 row "SIGTERM to exit, s (pass 1)" "$(q tput_stop)" "$(p tput_stop)" 1 1
 row "SIGTERM to exit, s (pass 2)" "$(q disk_stop)" "$(p disk_stop)" 1 1

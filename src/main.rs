@@ -38,6 +38,9 @@ struct Cli {
     /// Allow shutdown and reload over HTTP (`/-/quit`, `/-/reload`).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// Regex for CORS origin (fully anchored), e.g. 'https?://(domain1|domain2)\.com'.
+    #[arg(long = "web.cors.origin", default_value = ".*")]
+    cors_origin: String,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -83,6 +86,7 @@ fn run_server(cli: Cli) -> ExitCode {
         retention: cli.retention,
         listen_address: cli.listen_address,
         enable_lifecycle: cli.enable_lifecycle,
+        cors_origin: cli.cors_origin,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

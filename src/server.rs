@@ -29,6 +29,8 @@ pub struct ServerOptions {
     pub listen_address: SocketAddr,
     /// `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
+    /// `--web.cors.origin`.
+    pub cors_origin: String,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -77,6 +79,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             flags: flags(&options),
             config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),
             enable_lifecycle: options.enable_lifecycle,
+            cors_origin: options.cors_origin.clone(),
         },
         ready: ready.clone(),
     };

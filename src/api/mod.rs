@@ -2,6 +2,7 @@
 //! here as the PromQL engine lands.)
 
 mod error;
+mod federate;
 mod format;
 mod meta;
 mod params;
@@ -58,6 +59,8 @@ pub struct ApiOptions {
     pub config_yaml: String,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
+    /// `--web.cors.origin`: a regex that allowed CORS origins must match in full.
+    pub cors_origin: String,
 }
 
 /// Server-wide actions the API can trigger; implemented by the server wiring.
@@ -69,6 +72,7 @@ pub trait Lifecycle: Send + Sync {
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.options.cors_origin);
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/sql", get(sql::sql).post(sql::sql))
@@ -76,6 +80,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/explain", get(query::explain).post(query::explain))
         .route("/api/v1/targets", get(targets::targets))
+        .route(
+            "/federate",
+            get(federate::federate).post(federate::federate),
+        )
+        .route("/api/v1/read", post(federate::remote_read))
         .route("/api/v1/series", get(meta::series).post(meta::series))
         .route("/api/v1/labels", get(meta::labels).post(meta::labels))
         .route(
@@ -109,7 +118,31 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(ready).head(ready))
         // Handlers enforce their own, configurable body limits with clear messages.
         .layer(DefaultBodyLimit::disable())
+        // gzip only: Grafana's plugin cannot decode zstd.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS as Prometheus does it: origins matching `--web.cors.origin` (anchored) may read.
+fn cors_layer(pattern: &str) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let regex = regex::Regex::new(&format!("^(?:{pattern})$")).ok();
+    let allow = AllowOrigin::predicate(move |origin, _| {
+        let origin = origin.to_str().unwrap_or("");
+        regex.as_ref().is_some_and(|r| r.is_match(origin))
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            HeaderName::from_static("accept"),
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("origin"),
+        ])
+        .expose_headers([HeaderName::from_static("date")])
 }
 
 async fn self_metrics(State(state): State<AppState>) -> Response {

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (each test binary links all of DataFusion), one module per
 //! capability. Tests start real processes on loopback and stop them when done.
 
+mod api_peers;
 mod blocks;
 mod common;
 mod crash;

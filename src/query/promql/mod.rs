@@ -134,6 +134,19 @@ impl PromqlEngine {
             .await
     }
 
+    /// Raw samples (staleness markers included) of the series `selector` selects with
+    /// timestamps in `(min, max]`, for remote read and federation.
+    pub async fn raw_series(
+        &self,
+        selector: &promql_parser::parser::VectorSelector,
+        min: i64,
+        max: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
+        let planner = self.planner(min, max, 1, DEFAULT_LOOKBACK);
+        let plan = planner.raw_samples(selector, min, max).await?;
+        self.run(plan).await
+    }
+
     /// The optimized DataFusion plan a query runs as, for `/api/v1/explain`.
     pub async fn explain(&self, query: &str, time_ms: i64) -> Result<String, PromqlError> {
         let expr = Self::parse(query)?;

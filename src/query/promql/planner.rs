@@ -125,7 +125,7 @@ impl Planner {
 
     /// Raw samples of the series `vs` selects with data times in `(min, max]`:
     /// `(labels, timestamp, value)`.
-    async fn raw_samples(
+    pub async fn raw_samples(
         &self,
         vs: &VectorSelector,
         min: i64,

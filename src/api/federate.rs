@@ -1,0 +1,197 @@
+//! `GET /federate` (the latest sample of every selected series, in the text format, so a
+//! Prometheus can scrape Quiver) and `POST /api/v1/read` (remote read 1.0, samples).
+
+use std::fmt::Write;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use promql_parser::label::{MatchOp, Matcher, Matchers};
+use promql_parser::parser::VectorSelector;
+use prost::Message;
+
+use crate::model::is_stale_nan;
+use crate::prompb::{Label, QueryResult, ReadRequest, ReadResponse, Sample, TimeSeries};
+use crate::query::promql::select::parse_selector;
+use crate::storage::now_ms;
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use super::query::{format_value, to_api_error};
+
+/// Federation returns a series' newest sample within this window, as Prometheus does.
+const FEDERATE_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+const MAX_READ_BODY: usize = 32 << 20;
+
+pub async fn federate(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match federate_text(&state, query, &headers, body).await {
+        Ok(text) => {
+            let mut response = text.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn federate_text(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<String, ApiError> {
+    let params = Params::read(query, headers, body).await?;
+    let selectors = params.all("match[]");
+    if selectors.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let now = now_ms();
+    let mut latest: std::collections::BTreeMap<Vec<(String, String)>, (i64, f64)> =
+        Default::default();
+    for text in &selectors {
+        let selector = parse_selector(text).map_err(to_api_error)?;
+        let series = state
+            .promql
+            .raw_series(&selector, now - FEDERATE_LOOKBACK_MS, now)
+            .await
+            .map_err(to_api_error)?;
+        for s in series {
+            if let Some(&(t, v)) = s.points.last()
+                && !is_stale_nan(v)
+            {
+                latest.insert(s.labels, (t, v));
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut last_family = String::new();
+    for (labels, (t, v)) in &latest {
+        let name = labels
+            .iter()
+            .find(|(n, _)| n == "__name__")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        if name != last_family {
+            let _ = writeln!(out, "# TYPE {name} untyped");
+            last_family = name.to_string();
+        }
+        let rendered: Vec<String> = labels
+            .iter()
+            .filter(|(n, _)| n != "__name__")
+            .map(|(n, v)| format!("{n}=\"{}\"", escape_label_value(v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{name}{{{}}} {} {t}",
+            rendered.join(","),
+            format_value(*v)
+        );
+    }
+    Ok(out)
+}
+
+fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn remote_read(State(state): State<AppState>, body: Body) -> Response {
+    match read(&state, body).await {
+        Ok(bytes) => {
+            let mut response = bytes.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            );
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read(state: &AppState, body: Body) -> Result<Vec<u8>, ApiError> {
+    let compressed = to_bytes(body, MAX_READ_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_data",
+            "remote read request too large",
+        )
+    })?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&compressed)
+        .map_err(|e| ApiError::bad_data(format!("corrupt snappy body: {e}")))?;
+    let request = ReadRequest::decode(raw.as_slice())
+        .map_err(|e| ApiError::bad_data(format!("malformed ReadRequest: {e}")))?;
+    let mut response = ReadResponse::default();
+    for query in &request.queries {
+        let selector = selector_of(query)?;
+        // Remote read ranges are inclusive at both ends.
+        let series = state
+            .promql
+            .raw_series(
+                &selector,
+                query.start_timestamp_ms - 1,
+                query.end_timestamp_ms,
+            )
+            .await
+            .map_err(to_api_error)?;
+        let timeseries = series
+            .into_iter()
+            .map(|s| TimeSeries {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|(name, value)| Label { name, value })
+                    .collect(),
+                samples: s
+                    .points
+                    .into_iter()
+                    .map(|(timestamp, value)| Sample { value, timestamp })
+                    .collect(),
+            })
+            .collect();
+        response.results.push(QueryResult { timeseries });
+    }
+    snap::raw::Encoder::new()
+        .compress_vec(&response.encode_to_vec())
+        .map_err(|e| ApiError::internal(format!("compressing the response: {e}")))
+}
+
+fn selector_of(query: &crate::prompb::Query) -> Result<VectorSelector, ApiError> {
+    let mut matchers = Vec::new();
+    for m in &query.matchers {
+        let op = match m.r#type {
+            0 => MatchOp::Equal,
+            1 => MatchOp::NotEqual,
+            2 | 3 => {
+                let regex = regex::Regex::new(&format!("^(?s:{})$", m.value))
+                    .map_err(|e| ApiError::bad_data(format!("invalid regex {:?}: {e}", m.value)))?;
+                if m.r#type == 2 {
+                    MatchOp::Re(regex)
+                } else {
+                    MatchOp::NotRe(regex)
+                }
+            }
+            other => return Err(ApiError::bad_data(format!("unknown matcher type {other}"))),
+        };
+        matchers.push(Matcher {
+            op,
+            name: m.name.clone(),
+            value: m.value.clone(),
+        });
+    }
+    Ok(VectorSelector::new(None, Matchers::new(matchers)))
+}

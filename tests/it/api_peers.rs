@@ -1,0 +1,248 @@
+//! Real Prometheus clients against Quiver's HTTP API: a Prometheus federating from it,
+//! another reading through `remote_read`, and `promtool query` giving the same output as
+//! against a real Prometheus with the same data.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn start_prometheus(config: &str, extra: &[&str]) -> (Process, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, config).unwrap();
+    let process = Process::spawn(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra),
+        &dir.path().join("prometheus.log"),
+    );
+    (process, port, dir)
+}
+
+/// An instant query against Prometheus; None while it is not up yet.
+async fn prom_query(port: u16, query: &str) -> Option<Value> {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Writes `peer_metric{job="api", instance=i}` = i * 10 + k at now - 60 s + k * 10 s.
+async fn seed(q: &Quiver, base: i64) {
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        let instance = format!("i{i}");
+        let samples: Vec<(i64, f64)> = (0..6)
+            .map(|k| (base + k * 10_000, (i * 10 + k) as f64))
+            .collect();
+        batch.push(series(
+            &[
+                ("__name__", "peer_metric"),
+                ("job", "api"),
+                ("instance", &instance),
+            ],
+            &samples,
+        ));
+    }
+    assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_federates_and_remote_reads_from_quiver() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let base = now_ms() - 60_000;
+    seed(&q, base).await;
+    // One Prometheus federates from Quiver, another reads from it; each proves one path.
+    let federating = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{job=\"api\"}}']\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        q.port
+    );
+    let reading = format!(
+        "global:\n  scrape_interval: 1h\nremote_read:\n  - url: http://127.0.0.1:{}/api/v1/read\n    read_recent: true\n",
+        q.port
+    );
+    let (_fed, port, _dir) = start_prometheus(&federating, &[]);
+    let (_reader, reader_port, _reader_dir) = start_prometheus(&reading, &[]);
+    // Federation: Prometheus scrapes the newest sample of each series, with its timestamp.
+    let federated = eventually("federated series", Duration::from_secs(30), || async move {
+        let body = prom_query(port, "peer_metric{job=\"api\"}").await?;
+        let result = body["data"]["result"].as_array()?.clone();
+        (result.len() == 3).then_some(result)
+    })
+    .await;
+    for s in &federated {
+        let i: i64 = s["metric"]["instance"].as_str().unwrap()[1..]
+            .parse()
+            .unwrap();
+        assert_eq!(
+            s["value"][1].as_str().unwrap(),
+            (i * 10 + 5).to_string(),
+            "{s}"
+        );
+    }
+    // Remote read: raw samples of a past window come back through Quiver.
+    let body = eventually(
+        "remote read answer",
+        Duration::from_secs(30),
+        || async move {
+            prom_query(reader_port, "peer_metric{instance=\"i2\"}[2m]")
+                .await
+                .filter(|b| b["status"] == "success")
+        },
+    )
+    .await;
+    let values = body["data"]["result"][0]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let got: Vec<(i64, String)> = values
+        .iter()
+        .map(|v| {
+            (
+                (v[0].as_f64().unwrap() * 1000.0).round() as i64,
+                v[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(i64, String)> = (0..6)
+        .map(|k| (base + k * 10_000, (20 + k).to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_sees_the_same_as_with_prometheus() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let (_prom, port, _dir) = start_prometheus(
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    let client = reqwest::Client::new();
+    eventually("prometheus ready", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{port}/-/ready"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    let base = (now_ms() / 1000) * 1000 - 60_000;
+    seed(&q, base).await;
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        let instance = format!("i{i}");
+        let samples: Vec<(i64, f64)> = (0..6)
+            .map(|k| (base + k * 10_000, (i * 10 + k) as f64))
+            .collect();
+        batch.push(series(
+            &[
+                ("__name__", "peer_metric"),
+                ("job", "api"),
+                ("instance", &instance),
+            ],
+            &samples,
+        ));
+    }
+    let body = snappy(&prost::Message::encode_to_vec(&write_request(batch)));
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let quiver_url = q.url("");
+    let prom_url = format!("http://127.0.0.1:{port}");
+    let at = ((base + 55_000) / 1000).to_string();
+    let start = (base / 1000).to_string();
+    let end = ((base + 50_000) / 1000).to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec![
+            "query",
+            "instant",
+            "--time",
+            &at,
+            "URL",
+            "sum by (job) (peer_metric)",
+        ],
+        vec!["query", "instant", "--time", &at, "URL", "peer_metric"],
+        vec![
+            "query",
+            "range",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "10s",
+            "URL",
+            "rate(peer_metric[30s])",
+        ],
+        vec![
+            "query",
+            "series",
+            "--match",
+            "peer_metric{instance=\"i1\"}",
+            "URL",
+        ],
+        vec!["query", "labels", "URL", "instance"],
+    ];
+    for command in commands {
+        let with = |url: &str| -> Vec<String> {
+            command
+                .iter()
+                .map(|a| {
+                    if *a == "URL" {
+                        url.trim_end_matches('/').to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect()
+        };
+        let ours = with(&quiver_url);
+        let theirs = with(&prom_url);
+        let ours_out = promtool(&ours.iter().map(String::as_str).collect::<Vec<_>>());
+        let theirs_out = promtool(&theirs.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(ours_out, theirs_out, "promtool {command:?}");
+        assert!(
+            !ours_out.trim().is_empty(),
+            "promtool {command:?} printed nothing"
+        );
+    }
+}
