@@ -414,8 +414,10 @@ row() {
 q() { echo "${R[quiver.$1]:-}"; }
 p() { echo "${R[prometheus.$1]:-}"; }
 for kind in quiver prometheus; do
-    R[$kind.rss_per_series]=$(div "$((${R[$kind.rss]} * 1024))" "$TPUT_SERIES")
-    R[$kind.delta_per_series]=$(div "$(((${R[$kind.rss]} - ${R[$kind.idle_rss]}) * 1024))" "$TPUT_SERIES")
+    # RSS figures are in KiB, and medians of an even number of runs are not whole numbers.
+    R[$kind.rss_per_series]=$(div "$(awk -v r="${R[$kind.rss]}" 'BEGIN { print r * 1024 }')" "$TPUT_SERIES")
+    R[$kind.delta_per_series]=$(div "$(awk -v r="${R[$kind.rss]}" -v i="${R[$kind.idle_rss]}" \
+        'BEGIN { print (r - i) * 1024 }')" "$TPUT_SERIES")
     R[$kind.wal_per_sample]=$(div "${R[$kind.tput_wal]}" "${R[$kind.tput_samples]}")
     R[$kind.bytes_per_sample]=$(div "${R[$kind.block_bytes]}" "${R[$kind.block_samples]}")
 done

@@ -38,6 +38,9 @@ struct Cli {
     /// Allow shutdown and reload over HTTP (`/-/quit`, `/-/reload`).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// Allow the admin API (deleting series).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Regex for CORS origin (fully anchored), e.g. 'https?://(domain1|domain2)\.com'.
     #[arg(long = "web.cors.origin", default_value = ".*")]
     cors_origin: String,
@@ -87,6 +90,7 @@ fn run_server(cli: Cli) -> ExitCode {
         listen_address: cli.listen_address,
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,
+        enable_admin_api: cli.enable_admin_api,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -31,6 +31,8 @@ pub struct ServerOptions {
     pub enable_lifecycle: bool,
     /// `--web.cors.origin`.
     pub cors_origin: String,
+    /// `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -80,6 +82,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),
             enable_lifecycle: options.enable_lifecycle,
             cors_origin: options.cors_origin.clone(),
+            enable_admin_api: options.enable_admin_api,
         },
         ready: ready.clone(),
     };

@@ -429,3 +429,66 @@ pub async fn format_query(RawQuery(query): RawQuery, headers: HeaderMap, body: B
     .await;
     respond(result)
 }
+
+/// `POST /api/v1/admin/tsdb/delete_series` (with `--web.enable-admin-api`): deletes the
+/// selected series' samples in `[start, end]` from head and blocks at once.
+pub async fn delete_series(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        admin_enabled(&state)?;
+        let params = Params::read(query, &headers, body).await?;
+        let selection = Selection::read(&params)?;
+        if selection.matchers.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        let selectors = selection
+            .matchers
+            .iter()
+            .map(|m| crate::query::promql::select::parse_selector(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(to_api_error)?;
+        let select = move |labels: &crate::model::Labels| {
+            let pairs: Vec<(&str, &str)> = labels.iter().collect();
+            selectors
+                .iter()
+                .any(|s| crate::query::promql::planner::selector_matches(s, &pairs))
+        };
+        let deleted = state
+            .storage
+            .delete_series(&select, selection.start, selection.end)
+            .await
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        tracing::info!(deleted, "deleted series samples");
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /api/v1/admin/tsdb/clean_tombstones`: deletions are applied to blocks at once,
+/// so there is nothing left to clean.
+pub async fn clean_tombstones(State(state): State<AppState>) -> Response {
+    match admin_enabled(&state) {
+        Ok(()) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn admin_enabled(state: &AppState) -> Result<(), ApiError> {
+    if state.options.enable_admin_api {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "admin APIs disabled",
+        ))
+    }
+}

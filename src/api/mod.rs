@@ -59,6 +59,8 @@ pub struct ApiOptions {
     pub config_yaml: String,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
+    /// `--web.enable-admin-api`: allow deleting series.
+    pub enable_admin_api: bool,
     /// `--web.cors.origin`: a regex that allowed CORS origins must match in full.
     pub cors_origin: String,
 }
@@ -85,6 +87,14 @@ pub fn router(state: AppState) -> Router {
             get(federate::federate).post(federate::federate),
         )
         .route("/api/v1/read", post(federate::remote_read))
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(meta::delete_series).put(meta::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(meta::clean_tombstones).put(meta::clean_tombstones),
+        )
         .route("/api/v1/series", get(meta::series).post(meta::series))
         .route("/api/v1/labels", get(meta::labels).post(meta::labels))
         .route(

@@ -302,6 +302,35 @@ async fn write_parquet(
     Ok(store.head(path).await?.size)
 }
 
+/// Every sample of a block as `(series id, timestamp, value)`; for rewriting a block.
+pub async fn read_samples(
+    store: &Arc<dyn ObjectStore>,
+    meta: &BlockMeta,
+) -> anyhow::Result<Vec<(SeriesId, i64, f64)>> {
+    let path = meta.data_path();
+    let bytes = store
+        .get(&path)
+        .await
+        .with_context(|| format!("fetching {path}"))?
+        .bytes()
+        .await
+        .with_context(|| format!("fetching {path}"))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .with_context(|| format!("opening {path}"))?
+        .build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("reading {path}"))?;
+        let ids = column::<UInt64Array>(&batch, 1)?;
+        let ts = column::<TimestampMillisecondArray>(&batch, 2)?;
+        let vs = column::<Float64Array>(&batch, 3)?;
+        for i in 0..batch.num_rows() {
+            out.push((ids.value(i), ts.value(i), vs.value(i)));
+        }
+    }
+    Ok(out)
+}
+
 /// The series of one block, grouped by metric; loaded from `series.parquet` and cached.
 #[derive(Debug, Default)]
 pub struct BlockSeries {

@@ -197,6 +197,30 @@ impl Head {
         self.series.insert(id, MemSeries::new(labels));
     }
 
+    /// Deletes the samples in `[min, max]` of the series `select` picks, then the series
+    /// left empty. Returns how many samples went.
+    pub fn delete(&mut self, select: &dyn Fn(&Labels) -> bool, min: i64, max: i64) -> usize {
+        let mut deleted = 0;
+        let mut emptied = Vec::new();
+        for (id, series) in self.series.iter_mut() {
+            if !select(&series.labels) {
+                continue;
+            }
+            let r = series.range(min, max.saturating_add(1));
+            deleted += r.len();
+            series.timestamps.drain(r.clone());
+            series.values.drain(r);
+            if series.timestamps.is_empty() {
+                emptied.push(*id);
+            }
+        }
+        self.num_samples -= deleted;
+        for id in emptied {
+            self.remove_series(id);
+        }
+        deleted
+    }
+
     /// Drops every sample older than `before`, then every series left with no samples.
     pub fn truncate_before(&mut self, before: i64) {
         let mut emptied = Vec::new();

@@ -402,6 +402,108 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes the samples in `[min, max]` of every series `select` picks, from the head
+    /// (then checkpoints the WAL, so the deletion survives a restart) and from the blocks
+    /// (rewriting each affected block and swapping it in the manifest). Returns the number
+    /// of samples deleted.
+    pub async fn delete_series(
+        &self,
+        select: &(dyn Fn(&Labels) -> bool + Send + Sync),
+        min: i64,
+        max: i64,
+    ) -> anyhow::Result<usize> {
+        let _guard = self.flush_lock.lock().await;
+        let mut deleted = {
+            let mut state = write(&self.head);
+            let n = state.head.delete(select, min, max);
+            if n > 0 {
+                let records = state.head.to_records(CHECKPOINT_RECORD_SAMPLES);
+                self.wal
+                    .checkpoint(&records)
+                    .context("checkpointing the WAL after a deletion")?;
+                self.metrics.head_series.set(state.head.num_series() as i64);
+                self.metrics
+                    .head_samples
+                    .set(state.head.num_samples() as i64);
+            }
+            n
+        };
+        for meta in self.manifest().blocks.clone() {
+            if meta.overlaps(min, max) {
+                deleted += self.rewrite_block_without(&meta, select, min, max).await?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Rewrites one block without the selected samples; a no-op when it has none.
+    async fn rewrite_block_without(
+        &self,
+        meta: &BlockMeta,
+        select: &(dyn Fn(&Labels) -> bool + Send + Sync),
+        min: i64,
+        max: i64,
+    ) -> anyhow::Result<usize> {
+        let series = self.block_series(meta).await?;
+        let all: Vec<(SeriesId, Arc<Labels>)> =
+            series.by_metric.values().flatten().cloned().collect();
+        let hit: std::collections::HashSet<SeriesId> = all
+            .iter()
+            .filter(|(_, l)| select(l))
+            .map(|(id, _)| *id)
+            .collect();
+        if hit.is_empty() {
+            return Ok(0);
+        }
+        let samples = block::read_samples(&self.store, meta).await?;
+        let mut rebuilt = Head::new();
+        let mut record = WalRecord {
+            new_series: all
+                .iter()
+                .map(|(id, l)| (*id, l.as_ref().clone()))
+                .collect(),
+            samples: Vec::new(),
+        };
+        let mut deleted = 0;
+        for (id, ts, value) in samples {
+            if hit.contains(&id) && ts >= min && ts <= max {
+                deleted += 1;
+            } else {
+                record.samples.push(WalSample {
+                    series: id,
+                    timestamp_ms: ts,
+                    value,
+                });
+            }
+        }
+        if deleted == 0 {
+            return Ok(0);
+        }
+        rebuilt.apply(&record);
+        rebuilt.truncate_before(i64::MIN);
+        let data = block::BlockData::from_head(&rebuilt, meta.min_time, meta.max_time);
+        let replacement = if data.is_empty() {
+            None
+        } else {
+            Some(data.write(&self.store, new_block_id(meta.min_time)).await?)
+        };
+        let mut manifest = self.manifest().as_ref().clone();
+        manifest.blocks.retain(|b| b.id != meta.id);
+        if let Some(new_meta) = replacement {
+            manifest.blocks.push(new_meta);
+            manifest.blocks.sort_by_key(|b| b.min_time);
+        }
+        manifest.publish(&self.store).await?;
+        *write(&self.manifest) = Arc::new(manifest);
+        for path in [meta.data_path(), meta.series_path()] {
+            if let Err(e) = self.store.delete(&path).await {
+                tracing::warn!(%path, error = %e, "could not delete a replaced block file");
+            }
+        }
+        self.series_cache.invalidate(&meta.id).await;
+        Ok(deleted)
+    }
+
     /// The series of one block, from the cache or the block's series file.
     pub async fn block_series(&self, meta: &BlockMeta) -> anyhow::Result<Arc<BlockSeries>> {
         let store = self.store.clone();

@@ -246,3 +246,74 @@ async fn promtool_sees_the_same_as_with_prometheus() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_delete_series_removes_data_from_head_and_blocks() {
+    let storage = "  block_duration: 1m\n  out_of_order_time_window: 0s";
+    let mut q = Quiver::start_with_args(
+        &config_without_scrapes(storage),
+        &["--web.enable-admin-api"],
+    )
+    .await;
+    let end = now_ms();
+    for step in 0..60 {
+        let ts = end - 10 * 60_000 + step * 10_000;
+        let batch = vec![
+            series(&[("__name__", "del_me"), ("job", "x")], &[(ts, 1.0)]),
+            series(&[("__name__", "keep_me"), ("job", "x")], &[(ts, 2.0)]),
+        ];
+        assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
+    }
+    let data_dir = q.data_dir();
+    eventually("blocks", Duration::from_secs(40), || {
+        let d = data_dir.clone();
+        async move {
+            let text = std::fs::read_to_string(d.join("manifest.json")).ok()?;
+            let m: Value = serde_json::from_str(&text).ok()?;
+            (m["blocks"].as_array()?.len() >= 5).then_some(())
+        }
+    })
+    .await;
+    let before = q.scalar("SELECT count(*) FROM keep_me").await;
+    let r = q
+        .client
+        .post(q.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[("match[]", "del_me")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        204,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let (status, _) = q.sql_raw("SELECT count(*) FROM del_me").await;
+    assert_eq!(status, 400, "the deleted metric's table is gone");
+    assert_eq!(q.scalar("SELECT count(*) FROM keep_me").await, before);
+    let r = q
+        .client
+        .post(q.url("/api/v1/admin/tsdb/clean_tombstones"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // Gone from storage for good: the blocks on disk no longer hold it, even after a restart.
+    q.stop();
+    q.launch().await;
+    let (status, _) = q.sql_raw("SELECT count(*) FROM del_me").await;
+    assert_eq!(status, 400);
+    let plain = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let r = plain
+        .client
+        .post(plain.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[("match[]", "up")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "admin API needs --web.enable-admin-api"
+    );
+}
