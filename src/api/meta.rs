@@ -418,6 +418,20 @@ pub async fn scrape_pools(State(state): State<AppState>) -> Response {
     success(json!({"scrapePools": state.scrape.pool_names().await}))
 }
 
+/// `/api/v1/parse_query`: the query's syntax tree as JSON, in the shape Prometheus's UI
+/// reads (node `type`s `vectorSelector`, `binaryExpr`, `aggregation`, ...).
+pub async fn parse_query(RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let params = Params::read(query, &headers, body).await?;
+        let expr = crate::query::promql::PromqlEngine::parse(params.require("query")?)
+            .map_err(to_api_error)?;
+        serde_json::to_value(&expr)
+            .map_err(|e| ApiError::internal(format!("encoding the syntax tree: {e}")))
+    }
+    .await;
+    respond(result)
+}
+
 /// `/api/v1/format_query`: the query pretty-printed.
 pub async fn format_query(RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
     let result = async {

@@ -111,6 +111,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/format_query",
             get(meta::format_query).post(meta::format_query),
         )
+        .route(
+            "/api/v1/parse_query",
+            get(meta::parse_query).post(meta::parse_query),
+        )
         .route("/api/v1/status/buildinfo", get(meta::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(meta::runtimeinfo))
         .route("/api/v1/status/flags", get(meta::flags))

@@ -1,11 +1,13 @@
 //! Integration tests: one binary (each test binary links all of DataFusion), one module per
 //! capability. Tests start real processes on loopback and stop them when done.
 
+mod api_diff;
 mod api_peers;
 mod blocks;
 mod common;
 mod crash;
 mod grafana;
+mod http;
 mod prometheus_peer;
 mod promql_diff;
 mod promql_fuzz;

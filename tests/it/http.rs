@@ -1,0 +1,144 @@
+//! HTTP conventions: gzip when asked, CORS, the query helpers and status endpoints, and
+//! Prometheus's error envelope and status codes for bad queries.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn gzip_cors_helpers_and_errors() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let t = now_ms();
+    let s = series(&[("__name__", "http_test"), ("job", "x")], &[(t, 1.0)]);
+    assert_eq!(q.remote_write(&write_request(vec![s])).await.0, 204);
+
+    // gzip only when the client asks for it (reqwest here has gzip decoding off).
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let r = raw
+        .get(q.url("/api/v1/label/__name__/values"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    let r = raw
+        .get(q.url("/api/v1/label/__name__/values"))
+        .header("Accept-Encoding", "zstd, br")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("content-encoding").is_none(),
+        "never zstd or br"
+    );
+
+    // CORS: the default origin pattern allows any origin.
+    let r = raw
+        .get(q.url("/api/v1/query?query=1"))
+        .header("Origin", "https://grafana.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://grafana.example"
+    );
+
+    let body: Value = q
+        .client
+        .get(q.url("/api/v1/format_query?query=sum(rate(x[5m]))by(job)"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"], "sum by (job) (rate(x[5m]))");
+    let body: Value = q
+        .client
+        .get(q.url("/api/v1/parse_query?query=up%7Bjob%3D%22x%22%7D"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["type"], "vectorSelector", "{body}");
+
+    for path in [
+        "/api/v1/status/buildinfo",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/status/flags",
+        "/api/v1/status/config",
+        "/api/v1/status/tsdb",
+        "/api/v1/status/walreplay",
+        "/api/v1/scrape_pools",
+        "/api/v1/alertmanagers",
+    ] {
+        let body: Value = q
+            .client
+            .get(q.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "success", "{path}: {body}");
+    }
+    let tsdb: Value = q
+        .client
+        .get(q.url("/api/v1/status/tsdb"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tsdb["data"]["headStats"]["numSeries"], 1);
+    assert_eq!(
+        tsdb["data"]["seriesCountByMetricName"][0]["name"],
+        "http_test"
+    );
+
+    // Errors: Prometheus's status codes and errorTypes.
+    let cases = [
+        ("/api/v1/query?query=sum(", 400, "bad_data"),
+        ("/api/v1/query?query=up&time=yesterday", 400, "bad_data"),
+        (
+            "/api/v1/query_range?query=up&start=10&end=5&step=1",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=10&step=0",
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up[5m]&start=0&end=10&step=1",
+            400,
+            "bad_data",
+        ),
+        ("/api/v1/series", 400, "bad_data"),
+        ("/api/v1/series?match[]=sum(up)", 400, "bad_data"),
+        ("/api/v1/label/in-valid/values", 400, "bad_data"),
+    ];
+    for (path, status, error_type) in cases {
+        let r = q.client.get(q.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "error", "{path}");
+        assert_eq!(body["errorType"], error_type, "{path}: {body}");
+    }
+}
