@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::model::METRIC_NAME_LABEL;
-use crate::query::promql::select::select_series;
+use crate::query::promql::select::{label_index, select_series};
 
 use super::AppState;
 use super::error::ApiError;
@@ -114,18 +114,7 @@ pub async fn labels(
     let result = async {
         let params = Params::read(query, &headers, body).await?;
         let selection = Selection::read(&params)?;
-        let series = select_series(
-            &state.storage,
-            &selection.matchers,
-            selection.start,
-            selection.end,
-        )
-        .await
-        .map_err(to_api_error)?;
-        let names: BTreeSet<String> = series
-            .iter()
-            .flat_map(|l| l.iter().map(|(n, _)| n.to_string()))
-            .collect();
+        let names = label_set(&state, &selection, None).await?;
         let names: Vec<Value> = names.into_iter().map(Value::String).collect();
         Ok(Value::Array(truncate(names, selection.limit)))
     }
@@ -144,23 +133,44 @@ pub async fn label_values(
         let name = decode_label_name(&name)?;
         let params = Params::read(query, &headers, body).await?;
         let selection = Selection::read(&params)?;
-        let series = select_series(
-            &state.storage,
-            &selection.matchers,
-            selection.start,
-            selection.end,
-        )
-        .await
-        .map_err(to_api_error)?;
-        let values: BTreeSet<String> = series
-            .iter()
-            .filter_map(|l| l.get(&name).map(str::to_string))
-            .collect();
+        let values = label_set(&state, &selection, Some(&name)).await?;
         let values: Vec<Value> = values.into_iter().map(Value::String).collect();
         Ok(Value::Array(truncate(values, selection.limit)))
     }
     .await;
     respond(result)
+}
+
+/// Label names (`label` None) or one label's values across the selected series. Without
+/// `match[]` the label index answers, which does not visit every series.
+async fn label_set(
+    state: &AppState,
+    selection: &Selection,
+    label: Option<&str>,
+) -> Result<BTreeSet<String>, ApiError> {
+    if selection.matchers.is_empty() {
+        return label_index(&state.storage, label, selection.start, selection.end)
+            .await
+            .map_err(to_api_error);
+    }
+    let series = select_series(
+        &state.storage,
+        &selection.matchers,
+        selection.start,
+        selection.end,
+    )
+    .await
+    .map_err(to_api_error)?;
+    Ok(match label {
+        None => series
+            .iter()
+            .flat_map(|l| l.iter().map(|(n, _)| n.to_string()))
+            .collect(),
+        Some(name) => series
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect(),
+    })
 }
 
 /// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names.

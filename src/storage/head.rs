@@ -121,6 +121,11 @@ impl Head {
         self.postings.get(name).and_then(|values| values.get(value))
     }
 
+    /// Label names in use, from the postings index.
+    pub fn label_names(&self) -> impl Iterator<Item = &String> {
+        self.postings.keys()
+    }
+
     pub fn label_values(&self, name: &str) -> impl Iterator<Item = &String> {
         self.postings.get(name).into_iter().flat_map(|v| v.keys())
     }

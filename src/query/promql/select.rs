@@ -1,7 +1,7 @@
 //! Series selection by `match[]` selectors, for the metadata APIs (series, labels, label
 //! values) and federation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use promql_parser::parser::Expr as PromExpr;
@@ -54,4 +54,41 @@ pub async fn select_series(
     series.sort();
     series.dedup();
     Ok(series)
+}
+
+/// Label names, or the values of one label, of all series with samples in `[min, max]`,
+/// read from the head's postings and the blocks' series without touching every series.
+pub async fn label_index(
+    storage: &Storage,
+    label: Option<&str>,
+    min: i64,
+    max: i64,
+) -> Result<BTreeSet<String>, PromqlError> {
+    let mut out = BTreeSet::new();
+    let manifest = storage.with_head(|head, manifest| {
+        let head_overlaps = head
+            .min_time()
+            .zip(head.max_time())
+            .is_some_and(|(lo, hi)| lo <= max && min <= hi);
+        if head_overlaps {
+            match label {
+                None => out.extend(head.label_names().cloned()),
+                Some(name) => out.extend(head.label_values(name).cloned()),
+            }
+        }
+        manifest.clone()
+    });
+    for block in manifest.blocks.iter().filter(|b| b.overlaps(min, max)) {
+        let series = storage
+            .block_series(block)
+            .await
+            .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
+        for labels in series.by_metric.values().flatten().map(|(_, l)| l) {
+            match label {
+                None => out.extend(labels.iter().map(|(n, _)| n.to_string())),
+                Some(name) => out.extend(labels.get(name).map(str::to_string)),
+            }
+        }
+    }
+    Ok(out)
 }
