@@ -25,6 +25,9 @@ const FRAME_HEADER_LEN: usize = 8;
 /// A frame larger than this is treated as corruption rather than allocated.
 const MAX_FRAME_LEN: u32 = 1 << 30;
 const KIND_APPEND: u8 = 1;
+/// A KIND_APPEND payload compressed with snappy (raw format): label sets and timestamps
+/// repeat a lot, and the WAL is written once and read only at start-up.
+const KIND_APPEND_SNAPPY: u8 = 2;
 
 /// One logical WAL entry: series first seen in this write, then the samples of the write.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -330,11 +333,27 @@ fn encode_frame(record: &WalRecord) -> Vec<u8> {
         payload.extend_from_slice(&s.timestamp_ms.to_le_bytes());
         payload.extend_from_slice(&s.value.to_bits().to_le_bytes());
     }
+    let payload = compress_payload(payload);
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     frame.extend_from_slice(&payload);
     frame
+}
+
+/// Replaces `[KIND_APPEND][body]` by `[KIND_APPEND_SNAPPY][snappy(body)]` when that is
+/// smaller.
+fn compress_payload(payload: Vec<u8>) -> Vec<u8> {
+    let Ok(compressed) = snap::raw::Encoder::new().compress_vec(&payload[1..]) else {
+        return payload;
+    };
+    if compressed.len() + 1 >= payload.len() {
+        return payload;
+    }
+    let mut out = Vec::with_capacity(compressed.len() + 1);
+    out.push(KIND_APPEND_SNAPPY);
+    out.extend_from_slice(&compressed);
+    out
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -368,13 +387,23 @@ fn decode_frame(data: &[u8]) -> Result<(WalRecord, usize), String> {
 }
 
 fn decode_payload(payload: &[u8]) -> io::Result<WalRecord> {
-    let mut r = Reader(payload);
-    if r.u8()? != KIND_APPEND {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "unknown record kind",
-        ));
-    }
+    let decompressed;
+    let body = match payload.first() {
+        Some(&KIND_APPEND) => &payload[1..],
+        Some(&KIND_APPEND_SNAPPY) => {
+            decompressed = snap::raw::Decoder::new()
+                .decompress_vec(&payload[1..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            decompressed.as_slice()
+        }
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unknown record kind",
+            ));
+        }
+    };
+    let mut r = Reader(body);
     let mut record = WalRecord::default();
     for _ in 0..r.u32()? {
         let id = r.u64()?;
