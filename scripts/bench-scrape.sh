@@ -27,13 +27,14 @@
 #   BASE_PORT [20000]  first simulator port; QUIVER_PORT [19290]  PROM_PORT [19291]
 #   QUIVER_FSYNC [unset: Quiver's default]  storage.wal.fsync for Quiver, when set
 #   SIM_THREADS [1]  worker threads of the simulator
+#   SERVERS ["quiver prometheus"]  which servers to run, in this order
 #   WORK_DIR [a new mktemp -d dir, deleted after a successful run; a given one is kept]
 #   KEEP_DATA [0]  set to 1 to keep the data dirs and logs
 set -euo pipefail
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN SCRAPE_BIN PROMETHEUS_BIN TARGETS SERIES SCRAPE_INTERVAL
     SCRAPE_TIMEOUT WARMUP_SECS WINDOW_SECS BASE_PORT QUIVER_PORT PROM_PORT QUIVER_FSYNC
-    SIM_THREADS WORK_DIR KEEP_DATA)
+    SIM_THREADS SERVERS WORK_DIR KEEP_DATA)
 
 # Printed first so that a result can always be reproduced.
 print_command() {
@@ -60,6 +61,7 @@ QUIVER_PORT=${QUIVER_PORT:-19290}
 PROM_PORT=${PROM_PORT:-19291}
 QUIVER_FSYNC=${QUIVER_FSYNC:-}
 SIM_THREADS=${SIM_THREADS:-1}
+SERVERS=${SERVERS:-quiver prometheus}
 KEEP_DATA=${KEEP_DATA:-0}
 CLK_TCK=$(getconf CLK_TCK)
 # Both servers add these per scrape: up, scrape_duration_seconds, scrape_samples_scraped,
@@ -93,7 +95,10 @@ check_prerequisites() {
     [[ -f Cargo.toml && -f benches/scrape.rs ]] || die "run this from the repository root"
     ((TARGETS > 0 && SERIES > 0 && WINDOW_SECS > 0)) || die "TARGETS, SERIES and WINDOW_SECS must be positive"
     ((BASE_PORT + TARGETS - 1 <= 65535)) || die "BASE_PORT + TARGETS does not fit below port 65536"
-    local port
+    local port kind
+    for kind in $SERVERS; do
+        [[ $kind == quiver || $kind == prometheus ]] || die "SERVERS may list only quiver and prometheus, not '$kind'"
+    done
     # The simulator itself refuses to start on any taken port; these are the servers' ports
     # and the ends of the simulator's range, for an early and clear message.
     for port in "$QUIVER_PORT" "$PROM_PORT" "$BASE_PORT" $((BASE_PORT + TARGETS - 1)); do
@@ -161,13 +166,19 @@ now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-# utime + stime of a whole process (all its threads), in clock ticks. The command name in
+# "utime stime" of a whole process (all its threads), in clock ticks. The command name in
 # field 2 may hold spaces, so fields are counted after its closing parenthesis.
 cpu_ticks() {
     local stat
     stat=$(<"/proc/$1/stat")
     stat=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$stat"
+    awk '{ print $12, $13 }' <<<"$stat"
+}
+
+# Busy clock ticks of the whole machine (every CPU, idle and iowait left out). Over the window,
+# what neither the server nor the simulator used shows how busy the shared host was.
+machine_busy_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 
 # Sum of every series of one metric in a server's /metrics; Prometheus splits the appended
@@ -273,22 +284,36 @@ start_server() {
 # Results live in an associative array keyed "<server>.<name>".
 declare -A R
 
+# measure_window KIND: the CPU and samples of the running server over WINDOW_SECS.
+measure_window() {
+    local kind=$1 samples0 user0 sys0 user1 sys1 sim0 sim1 busy0 start_ms
+    samples0=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total")
+    read -r user0 sys0 < <(cpu_ticks "$SERVER_PID")
+    read -r sim0 < <(cpu_ticks "$SIM_PID" | awk '{ print $1 + $2 }')
+    busy0=$(machine_busy_ticks)
+    start_ms=$(now_ms)
+    sleep "$WINDOW_SECS"
+    read -r user1 sys1 < <(cpu_ticks "$SERVER_PID")
+    read -r sim1 < <(cpu_ticks "$SIM_PID" | awk '{ print $1 + $2 }')
+    R[$kind.busy_ticks]=$(($(machine_busy_ticks) - busy0))
+    R[$kind.window_ms]=$(($(now_ms) - start_ms))
+    R[$kind.samples]=$(($(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total") - samples0))
+    R[$kind.user_ticks]=$((user1 - user0))
+    R[$kind.sys_ticks]=$((sys1 - sys0))
+    R[$kind.sim_ticks]=$((sim1 - sim0))
+}
+
+# Warnings and errors in a server log, except the notice of the SIGTERM this script sent.
+log_problems() { grep -iE 'warn|error' "$1" | grep -v 'Received SIGTERM' || true; }
+
 run() {
-    local kind=$1 dir=$WORK_DIR/$1 start_ms samples0 cpu0 sim0 up total max_dur problems
+    local kind=$1 dir=$WORK_DIR/$1 up total max_dur problems
     mkdir -p "$dir"
     echo "$kind: simulator + server, ${WARMUP_SECS}s warm-up, then a ${WINDOW_SECS}s window"
     start_simulator "$dir"
     start_server "$kind" "$dir"
     sleep "$WARMUP_SECS"
-    samples0=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total")
-    cpu0=$(cpu_ticks "$SERVER_PID")
-    sim0=$(cpu_ticks "$SIM_PID")
-    start_ms=$(now_ms)
-    sleep "$WINDOW_SECS"
-    R[$kind.cpu_ticks]=$(($(cpu_ticks "$SERVER_PID") - cpu0))
-    R[$kind.sim_ticks]=$(($(cpu_ticks "$SIM_PID") - sim0))
-    R[$kind.window_ms]=$(($(now_ms) - start_ms))
-    R[$kind.samples]=$(($(metric_sum "$SERVER_URL" "${kind}_tsdb_head_samples_appended_total") - samples0))
+    measure_window "$kind"
     R[$kind.rss]=$(rss_kib "$SERVER_PID")
     R[$kind.hwm]=$(hwm_kib "$SERVER_PID")
     R[$kind.head_series]=$(metric_sum "$SERVER_URL" "${kind}_tsdb_head_series")
@@ -298,12 +323,12 @@ run() {
     stop "$SERVER_PID" "$dir/server.log"
     stop "$SIM_PID" "$dir/simulator.log"
     R[$kind.sim_summary]=$(cat "$dir/simulator.out")
-    problems=$(grep -ciE 'warn|error' "$dir/server.log" || true)
-    echo "  window: ${R[$kind.samples]} samples, $(fmt "${R[$kind.cpu_ticks]}" "$CLK_TCK" 2) CPU s;" \
-        "simulator: ${R[$kind.sim_summary]}"
-    if ((problems > 0)); then
-        echo "  $kind log has $problems warning/error lines, the first ones:"
-        grep -iE 'warn|error' "$dir/server.log" | head -n 5 | cut -c1-300 | sed 's/^/    /'
+    echo "  window: ${R[$kind.samples]} samples, CPU user $(fmt "${R[$kind.user_ticks]}" "$CLK_TCK" 2) s +" \
+        "system $(fmt "${R[$kind.sys_ticks]}" "$CLK_TCK" 2) s; simulator: ${R[$kind.sim_summary]}"
+    problems=$(log_problems "$dir/server.log")
+    if [[ -n "$problems" ]]; then
+        echo "  $kind log has $(wc -l <<<"$problems") warning/error lines, the first ones:"
+        head -n 5 <<<"$problems" | cut -c1-300 | sed 's/^/    /'
     fi
 }
 
@@ -312,28 +337,35 @@ fmt() { awk -v v="$1" -v s="$2" -v d="$3" 'BEGIN { if (v == "" || v == "n/a") pr
 ratio() {
     awk -v q="$1" -v p="$2" 'BEGIN { if (q == "" || p == "" || p + 0 == 0) print "n/a"; else printf "%.2f", q / p }'
 }
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print ""; else printf "%.6f", a / b }'; }
+# div A B: A / B with enough digits for the tables, or nothing when B is zero or missing.
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print ""; else printf "%.9g", a / b }'; }
 
-for kind in quiver prometheus; do run "$kind"; done
+for kind in $SERVERS; do run "$kind"; done
 
 # ---- report ---------------------------------------------------------------------------------
 
 # Each target is scraped once per interval, with SERIES samples plus the report series.
 EXPECTED=$((TARGETS * (SERIES + REPORT_SERIES) * WINDOW_SECS / INTERVAL_SECS))
-for kind in quiver prometheus; do
-    R[$kind.cpu_secs]=$(div "${R[$kind.cpu_ticks]}" "$CLK_TCK")
-    R[$kind.us_per_sample]=$(div "$(div "${R[$kind.cpu_ticks]}" "$CLK_TCK")" "${R[$kind.samples]}")
-    R[$kind.us_per_sample]=$(fmt "${R[$kind.us_per_sample]}" 0.000001 3)
-    R[$kind.pct_expected]=$(fmt "$(div "${R[$kind.samples]}" "$EXPECTED")" 0.01 1)
+for kind in $SERVERS; do
+    R[$kind.cpu_secs]=$(div "$((R[$kind.user_ticks] + R[$kind.sys_ticks]))" "$CLK_TCK")
+    R[$kind.sys_secs]=$(div "${R[$kind.sys_ticks]}" "$CLK_TCK")
+    R[$kind.us_per_sample]=$(div "$(awk -v s="${R[$kind.cpu_secs]}" 'BEGIN { print s * 1e6 }')" "${R[$kind.samples]}")
+    R[$kind.pct_expected]=$(div "$((R[$kind.samples] * 100))" "$EXPECTED")
     R[$kind.sim_cpu]=$(div "${R[$kind.sim_ticks]}" "$CLK_TCK")
+    # The rest of the machine: busy time not spent by the server or the simulator. The two
+    # sources are read a moment apart, so a quiet host can come out a tick or two below zero.
+    other=$((R[$kind.busy_ticks] - R[$kind.user_ticks] - R[$kind.sys_ticks] - R[$kind.sim_ticks]))
+    R[$kind.other_cpu]=$(div "$((other > 0 ? other : 0))" "$CLK_TCK")
 done
 
 q() { echo "${R[quiver.$1]:-}"; }
 p() { echo "${R[prometheus.$1]:-}"; }
 row() {
     local kind=$1 name=$2
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${R[$kind.samples]}" \
-        "${R[$kind.pct_expected]}" "$(fmt "${R[$kind.cpu_secs]}" 1 2)" "${R[$kind.us_per_sample]}" \
+    [[ -n "${R[$kind.samples]:-}" ]] || return 0
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${R[$kind.samples]}" \
+        "$(fmt "${R[$kind.pct_expected]}" 1 1)" "$(fmt "${R[$kind.cpu_secs]}" 1 2)" \
+        "$(fmt "${R[$kind.sys_secs]}" 1 2)" "$(fmt "${R[$kind.us_per_sample]}" 1 3)" \
         "$(fmt "${R[$kind.rss]}" 1024 1)" "$(fmt "${R[$kind.hwm]}" 1024 1)" "${R[$kind.head_series]}" \
         "${R[$kind.up]}" "$(fmt "${R[$kind.max_scrape]}" 1 3)"
 }
@@ -346,15 +378,17 @@ echo "$TARGETS targets x $SERIES series, scraped every $SCRAPE_INTERVAL (timeout
     "($REPORT_SERIES report series per scrape included). Quiver WAL fsync: ${QUIVER_FSYNC:-default}." \
     "CPU is utime+stime of the server process over the window (CLK_TCK $CLK_TCK)."
 echo
-echo "| server | samples scraped in window | % of expected | CPU s | CPU µs/sample | RSS at end, MiB | peak RSS, MiB | head series | targets up | max last scrape, s |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| server | samples scraped in window | % of expected | CPU s | of which system, s | CPU µs/sample | RSS at end, MiB | peak RSS, MiB | head series | targets up | max last scrape, s |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row quiver Quiver
 row prometheus Prometheus
-printf '| Quiver/Prometheus | %s | | %s | %s | %s | %s | | | |\n' \
+printf '| Quiver/Prometheus | %s | | %s | %s | %s | %s | %s | | | |\n' \
     "$(ratio "$(q samples)" "$(p samples)")" "$(ratio "$(q cpu_secs)" "$(p cpu_secs)")" \
-    "$(ratio "$(q us_per_sample)" "$(p us_per_sample)")" "$(ratio "$(q rss)" "$(p rss)")" \
-    "$(ratio "$(q hwm)" "$(p hwm)")"
+    "$(ratio "$(q sys_secs)" "$(p sys_secs)")" "$(ratio "$(q us_per_sample)" "$(p us_per_sample)")" \
+    "$(ratio "$(q rss)" "$(p rss)")" "$(ratio "$(q hwm)" "$(p hwm)")"
 echo
-echo "Simulator CPU in the window: $(fmt "$(q sim_cpu)" 1 2) s (Quiver run), $(fmt "$(p sim_cpu)" 1 2) s (Prometheus run)."
-echo "Simulator, whole Quiver run: $(q sim_summary)"
-echo "Simulator, whole Prometheus run: $(p sim_summary)"
+for kind in $SERVERS; do
+    echo "- $kind run: simulator CPU in the window $(fmt "${R[$kind.sim_cpu]}" 1 2) s;" \
+        "other processes on the host $(fmt "${R[$kind.other_cpu]}" 1 2) s of $(($(nproc) * WINDOW_SECS)) s;" \
+        "simulator over the whole run: ${R[$kind.sim_summary]}"
+done

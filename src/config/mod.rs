@@ -122,7 +122,8 @@ pub struct S3Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
-    /// fsync before every acknowledgement (concurrent writers share one fsync).
+    /// fsync before every acknowledgement of a remote write (concurrent writers share one
+    /// fsync); scraped samples, which nobody waits for, are synced every `fsync_interval`.
     Always,
     /// fsync in the background every `fsync_interval`; a power loss may lose that much, a
     /// process crash loses nothing.

@@ -384,6 +384,11 @@ pub fn relabel(
     labels: Vec<(String, String)>,
     rules: &[RelabelConfig],
 ) -> Option<Vec<(String, String)>> {
+    if rules.is_empty() {
+        // Nothing to apply: the normalised input is the answer, without the copy a
+        // snapshot of the builder makes.
+        return Some(LabelBuilder::new(labels).base);
+    }
     let mut builder = LabelBuilder::new(labels);
     for rule in rules {
         if !apply_rule(rule, &mut builder) {

@@ -2,7 +2,7 @@
 //! apply limits and `metric_relabel_configs`, write samples plus the report series (`up`,
 //! `scrape_duration_seconds`, ...), and staleness markers for series that went away.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,7 +69,8 @@ impl LoopHandle {
             settings,
             target: target.clone(),
             status: status.clone(),
-            previous: HashSet::new(),
+            previous: HashMap::new(),
+            cache: SeriesCache::default(),
         };
         let task = tokio::spawn(scrape.run(stop_rx));
         LoopHandle {
@@ -114,19 +115,58 @@ pub enum ScrapeError {
     InvalidSeries(String),
 }
 
+/// What earlier scrapes of this target made of each exposed series, keyed by the series
+/// as exposed (name and labels in exposition order): the final label set, or None when
+/// `metric_relabel_configs` dropped it. Saves merging, relabeling, validating and sorting
+/// labels again on every scrape, as Prometheus's scrape cache does.
+#[derive(Default)]
+pub(super) struct SeriesCache {
+    entries: std::collections::HashMap<String, CachedSeries>,
+    generation: u64,
+}
+
+struct CachedSeries {
+    labels: Option<(Labels, u64)>,
+    seen: u64,
+}
+
+impl SeriesCache {
+    /// Forgets series not exposed in the last two scrapes, so churn does not grow it.
+    fn evict_stale(&mut self) {
+        let keep_after = self.generation.saturating_sub(1);
+        self.entries.retain(|_, e| e.seen >= keep_after);
+        self.generation += 1;
+    }
+}
+
+fn cache_key(name: &str, labels: &[(String, String)]) -> String {
+    let mut key = String::with_capacity(name.len() + labels.len() * 24);
+    key.push_str(name);
+    for (n, v) in labels {
+        key.push('\u{1f}');
+        key.push_str(n);
+        key.push('\u{1e}');
+        key.push_str(v);
+    }
+    key
+}
+
 struct ScrapeLoop {
     storage: Arc<Storage>,
     settings: LoopSettings,
     target: Target,
     status: Arc<RwLock<TargetStatus>>,
-    /// Series written by the last scrape without explicit timestamps; those that do not
-    /// come back get a staleness marker.
-    previous: HashSet<Labels>,
+    /// Series written by the last scrape without explicit timestamps, by label hash;
+    /// those that do not come back get a staleness marker.
+    previous: HashMap<u64, Labels>,
+    cache: SeriesCache,
 }
 
 /// What one scrape produced, ready to append.
 struct ScrapeOutput {
     series: Vec<SeriesSamples>,
+    /// `series[i].labels.stable_hash()`, computed once per series.
+    hashes: Vec<u64>,
     scraped: usize,
     post_relabel: usize,
     metadata: Vec<Metadata>,
@@ -161,13 +201,22 @@ impl ScrapeLoop {
         let duration = started.elapsed().as_secs_f64();
         let (mut batch, report, current, error) = match result {
             Ok(output) => {
-                let current: HashSet<Labels> = output
+                let current: HashSet<u64> = output
                     .series
                     .iter()
-                    .filter(|s| s.samples.iter().all(|x| x.timestamp_ms == now_ms))
-                    .map(|s| s.labels.clone())
+                    .zip(&output.hashes)
+                    .filter(|(s, _)| s.samples.iter().all(|x| x.timestamp_ms == now_ms))
+                    .map(|(_, h)| *h)
                     .collect();
-                let added = current.difference(&self.previous).count();
+                let added = current
+                    .iter()
+                    .filter(|h| !self.previous.contains_key(h))
+                    .count();
+                for (series, hash) in output.series.iter().zip(&output.hashes) {
+                    if current.contains(hash) && !self.previous.contains_key(hash) {
+                        self.previous.insert(*hash, series.labels.clone());
+                    }
+                }
                 let report = Report {
                     up: 1.0,
                     duration,
@@ -183,15 +232,23 @@ impl ScrapeLoop {
         batch.extend(self.stale_markers(&current, now_ms));
         batch.extend(self.report_series(&report, now_ms));
         self.append(batch).await;
-        self.previous = current;
+        self.previous.retain(|h, _| current.contains(h));
         self.update_status(wall, duration, error);
     }
 
-    async fn scrape(&self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
+    async fn scrape(&mut self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
         let (body, format) = self.fetch().await.map_err(ScrapeError::Fetch)?;
         let exposition =
             parser::parse(&body, format).map_err(|e| ScrapeError::Parse(e.to_string()))?;
-        process(&self.target, &self.settings.config, exposition, now_ms)
+        let output = process(
+            &self.target,
+            &self.settings.config,
+            exposition,
+            now_ms,
+            &mut self.cache,
+        );
+        self.cache.evict_stale();
+        output
     }
 
     async fn fetch(&self) -> anyhow::Result<(String, parser::Format)> {
@@ -233,10 +290,11 @@ impl ScrapeLoop {
         Ok((text, format))
     }
 
-    fn stale_markers(&self, current: &HashSet<Labels>, now_ms: i64) -> Vec<SeriesSamples> {
+    fn stale_markers(&self, current: &HashSet<u64>, now_ms: i64) -> Vec<SeriesSamples> {
         self.previous
-            .difference(current)
-            .map(|labels| SeriesSamples {
+            .iter()
+            .filter(|(h, _)| !current.contains(h))
+            .map(|(_, labels)| SeriesSamples {
                 labels: labels.clone(),
                 samples: vec![Sample {
                     timestamp_ms: now_ms,
@@ -351,28 +409,49 @@ impl Report {
 
 /// Turns parsed samples into series to store: target labels, `metric_relabel_configs`,
 /// then the limits. Any limit breach fails the whole scrape, so nothing of it is stored.
+/// Series seen before come from `cache` without that work.
 fn process(
     target: &Target,
     config: &ScrapeConfig,
     exposition: Exposition,
     now_ms: i64,
+    cache: &mut SeriesCache,
 ) -> Result<ScrapeOutput, ScrapeError> {
     let scraped = exposition.samples.len();
     let mut series = Vec::with_capacity(scraped);
+    let mut hashes = Vec::with_capacity(scraped);
+    let generation = cache.generation;
     for sample in exposition.samples {
-        let mut pairs = sample.labels;
-        pairs.push((METRIC_NAME_LABEL.to_string(), sample.name));
-        let merged = merge_target_labels(target, pairs, config.honor_labels);
-        let Some(relabeled) = relabel(merged, &config.metric_relabel_configs) else {
+        let key = cache_key(&sample.name, &sample.labels);
+        let final_labels = match cache.entries.get_mut(&key) {
+            Some(entry) => {
+                entry.seen = generation;
+                entry.labels.clone()
+            }
+            None => {
+                let labels = final_labels(target, config, sample.name, sample.labels)?;
+                let labels = labels.map(|l| {
+                    let h = l.stable_hash();
+                    (l, h)
+                });
+                cache.entries.insert(
+                    key,
+                    CachedSeries {
+                        labels: labels.clone(),
+                        seen: generation,
+                    },
+                );
+                labels
+            }
+        };
+        let Some((labels, hash)) = final_labels else {
             continue;
         };
-        check_label_limits(config, &relabeled)?;
-        let labels =
-            Labels::new(relabeled).map_err(|e| ScrapeError::InvalidSeries(e.to_string()))?;
         let timestamp_ms = match (config.honor_timestamps, sample.timestamp_ms) {
             (true, Some(ts)) => ts,
             _ => now_ms,
         };
+        hashes.push(hash);
         series.push(SeriesSamples {
             labels,
             samples: vec![Sample {
@@ -390,9 +469,29 @@ fn process(
     Ok(ScrapeOutput {
         post_relabel: series.len(),
         series,
+        hashes,
         scraped,
         metadata: exposition.metadata,
     })
+}
+
+/// A scraped series' final labels (None when metric relabeling drops it), checked
+/// against the label limits.
+fn final_labels(
+    target: &Target,
+    config: &ScrapeConfig,
+    name: String,
+    mut pairs: Vec<(String, String)>,
+) -> Result<Option<Labels>, ScrapeError> {
+    pairs.push((METRIC_NAME_LABEL.to_string(), name));
+    let merged = merge_target_labels(target, pairs, config.honor_labels);
+    let Some(relabeled) = relabel(merged, &config.metric_relabel_configs) else {
+        return Ok(None);
+    };
+    check_label_limits(config, &relabeled)?;
+    Labels::new(relabeled)
+        .map(Some)
+        .map_err(|e| ScrapeError::InvalidSeries(e.to_string()))
 }
 
 /// Adds the target's labels to a scraped sample. On a clash the target wins and the
@@ -481,13 +580,27 @@ mod tests {
     #[test]
     fn target_labels_win_unless_honored() {
         let (target, sc) = setup("");
-        let out = process(&target, &sc, parse("m{job=\"x\",a=\"1\"} 1\n"), 5).unwrap();
+        let out = process(
+            &target,
+            &sc,
+            parse("m{job=\"x\",a=\"1\"} 1\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
         let labels = &out.series[0].labels;
         assert_eq!(labels.get("job"), Some("j"));
         assert_eq!(labels.get("exported_job"), Some("x"));
         assert_eq!(labels.get("instance"), Some("h:1"));
         let (target, sc) = setup("  honor_labels: true\n");
-        let out = process(&target, &sc, parse("m{job=\"x\"} 1\n"), 5).unwrap();
+        let out = process(
+            &target,
+            &sc,
+            parse("m{job=\"x\"} 1\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
         assert_eq!(out.series[0].labels.get("job"), Some("x"));
     }
 
@@ -496,30 +609,74 @@ mod tests {
         let (target, sc) = setup(
             "  sample_limit: 1\n  metric_relabel_configs:\n  - source_labels: [__name__]\n    regex: drop_me\n    action: drop\n",
         );
-        let out = process(&target, &sc, parse("drop_me 1\nkeep 2\n"), 5).unwrap();
+        let out = process(
+            &target,
+            &sc,
+            parse("drop_me 1\nkeep 2\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
         assert_eq!((out.scraped, out.post_relabel), (2, 1));
-        let err = process(&target, &sc, parse("a 1\nb 2\n"), 5).err().unwrap();
+        let err = process(
+            &target,
+            &sc,
+            parse("a 1\nb 2\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("sample limit exceeded"));
     }
 
     #[test]
     fn label_limits_fail_the_scrape() {
         let (target, sc) = setup("  label_limit: 3\n  label_value_length_limit: 4\n");
-        assert!(process(&target, &sc, parse("m{a=\"1\",b=\"2\"} 1\n"), 5).is_err());
+        assert!(
+            process(
+                &target,
+                &sc,
+                parse("m{a=\"1\",b=\"2\"} 1\n"),
+                5,
+                &mut SeriesCache::default()
+            )
+            .is_err()
+        );
         let (target, sc) = setup("  label_value_length_limit: 4\n");
-        let err = process(&target, &sc, parse("m{a=\"12345\"} 1\n"), 5)
-            .err()
-            .unwrap();
+        let err = process(
+            &target,
+            &sc,
+            parse("m{a=\"12345\"} 1\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("label_value_length_limit"));
     }
 
     #[test]
     fn timestamps_are_honored_only_when_configured() {
         let (target, sc) = setup("");
-        let out = process(&target, &sc, parse("m 1 1000\n"), 5).unwrap();
+        let out = process(
+            &target,
+            &sc,
+            parse("m 1 1000\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
         assert_eq!(out.series[0].samples[0].timestamp_ms, 1000);
         let (target, sc) = setup("  honor_timestamps: false\n");
-        let out = process(&target, &sc, parse("m 1 1000\n"), 5).unwrap();
+        let out = process(
+            &target,
+            &sc,
+            parse("m 1 1000\n"),
+            5,
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
         assert_eq!(out.series[0].samples[0].timestamp_ms, 5);
     }
 }

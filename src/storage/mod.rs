@@ -207,6 +207,8 @@ impl Storage {
 
     /// Appends what can be appended and skips (and counts) out-of-bounds and out-of-order
     /// samples, as a scrape does: one bad timestamp must not lose a whole target's scrape.
+    /// Returns once the samples are in the WAL; they reach stable storage with the next
+    /// background sync (every `wal.fsync_interval`), not with an fsync of their own.
     pub fn append_lenient(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
         self.append_with(batch, Mode::SkipInvalid)
     }
@@ -243,7 +245,11 @@ impl Storage {
                 },
             )
         };
-        self.wal.sync(seq.0)?;
+        // A scrape has no client waiting for an acknowledgement: its samples are made
+        // durable by the background sync within `fsync_interval` instead of one fsync each.
+        if mode == Mode::AllOrNothing {
+            self.wal.sync(seq.0)?;
+        }
         Ok(seq.1)
     }
 
@@ -532,7 +538,7 @@ impl Storage {
             let mut last_flush = tokio::time::Instant::now();
             loop {
                 ticker.tick().await;
-                if storage.wal.fsync_policy() == FsyncPolicy::Interval {
+                if storage.wal.fsync_policy() != FsyncPolicy::Never {
                     let s = storage.clone();
                     if let Err(e) = tokio::task::spawn_blocking(move || s.wal.sync_all()).await {
                         tracing::error!(error = %e, "WAL sync task failed");

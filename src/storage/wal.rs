@@ -58,6 +58,8 @@ struct Writer {
     size: u64,
     /// Sequence number of the last frame written.
     written_seq: u64,
+    /// Bytes in the segments before this one (for the WAL size metric).
+    older_bytes: u64,
 }
 
 pub struct Wal {
@@ -114,7 +116,7 @@ impl Wal {
         writer.write_frame(&frame)?;
         self.metrics
             .wal_bytes
-            .set(self.total_size_locked(&writer) as i64);
+            .set((writer.older_bytes + writer.size) as i64);
         Ok(writer.written_seq)
     }
 
@@ -174,9 +176,8 @@ impl Wal {
                     .with_context(|| format!("removing old WAL segment {}", path.display()))?;
             }
         }
-        self.metrics
-            .wal_bytes
-            .set(self.total_size_locked(&writer) as i64);
+        writer.older_bytes = 0;
+        self.metrics.wal_bytes.set(writer.size as i64);
         Ok(())
     }
 
@@ -185,21 +186,16 @@ impl Wal {
     }
 
     fn update_size_metric(&self) {
-        let writer = lock(&self.writer);
-        self.metrics
-            .wal_bytes
-            .set(self.total_size_locked(&writer) as i64);
-    }
-
-    fn total_size_locked(&self, _writer: &Writer) -> u64 {
-        list_segments(&self.dir)
+        let mut writer = lock(&self.writer);
+        writer.older_bytes = list_segments(&self.dir)
             .map(|segs| {
                 segs.iter()
                     .filter_map(|(_, p)| fs::metadata(p).ok())
                     .map(|m| m.len())
                     .sum()
             })
-            .unwrap_or(0)
+            .unwrap_or(0);
+        self.metrics.wal_bytes.set(writer.older_bytes as i64);
     }
 }
 
@@ -217,6 +213,7 @@ impl Writer {
             segment,
             size: 0,
             written_seq: 0,
+            older_bytes: 0,
         })
     }
 
@@ -225,8 +222,10 @@ impl Writer {
             .sync_data()
             .context("fsync of WAL segment before rotation")?;
         let seq = self.written_seq;
+        let older = self.older_bytes + self.size;
         *self = Writer::create(dir, self.segment + 1)?;
         self.written_seq = seq;
+        self.older_bytes = older;
         Ok(())
     }
 
@@ -437,9 +436,6 @@ impl Reader<'_> {
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Ok(head)
-    }
-    fn u8(&mut self) -> io::Result<u8> {
-        Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> io::Result<u32> {
         let b = self.take(4)?;
