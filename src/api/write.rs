@@ -126,7 +126,10 @@ fn to_series(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
                     value: s.value,
                 })
                 .collect();
-            Ok(SeriesSamples { labels, samples })
+            Ok(SeriesSamples {
+                labels: std::sync::Arc::new(labels),
+                samples,
+            })
         })
         .collect()
 }

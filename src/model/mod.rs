@@ -40,7 +40,8 @@ pub struct Sample {
 /// A series' label set with the samples to append to it; the unit of ingest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSamples {
-    pub labels: Labels,
+    /// Shared, so a scrape's series cache and the head can hold one copy.
+    pub labels: std::sync::Arc<Labels>,
     pub samples: Vec<Sample>,
 }
 

@@ -126,7 +126,7 @@ pub(super) struct SeriesCache {
 }
 
 struct CachedSeries {
-    labels: Option<(Labels, u64)>,
+    labels: Option<(Arc<Labels>, u64)>,
     seen: u64,
 }
 
@@ -158,7 +158,7 @@ struct ScrapeLoop {
     status: Arc<RwLock<TargetStatus>>,
     /// Series written by the last scrape without explicit timestamps, by label hash;
     /// those that do not come back get a staleness marker.
-    previous: HashMap<u64, Labels>,
+    previous: HashMap<u64, Arc<Labels>>,
     cache: SeriesCache,
 }
 
@@ -317,7 +317,7 @@ impl ScrapeLoop {
         pairs.push((METRIC_NAME_LABEL.to_string(), name.to_string()));
         let labels = Labels::new(pairs).ok()?;
         Some(SeriesSamples {
-            labels,
+            labels: Arc::new(labels),
             samples: vec![Sample {
                 timestamp_ms: now_ms,
                 value,
@@ -432,7 +432,7 @@ fn process(
                 let labels = final_labels(target, config, sample.name, sample.labels)?;
                 let labels = labels.map(|l| {
                     let h = l.stable_hash();
-                    (l, h)
+                    (Arc::new(l), h)
                 });
                 cache.entries.insert(
                     key,

@@ -310,8 +310,8 @@ impl Storage {
             }
             let kept_any = record.samples.len() > kept_before;
             if kept_any && !exists && !pending.contains_key(&id) {
-                pending.insert(id, series.labels.clone());
-                record.new_series.push((id, series.labels.clone()));
+                pending.insert(id, series.labels.as_ref().clone());
+                record.new_series.push((id, series.labels.as_ref().clone()));
             }
         }
         Ok(record)

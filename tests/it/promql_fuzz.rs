@@ -133,7 +133,10 @@ async fn mutated_queries_never_panic() {
                 value: i as f64,
             })
             .collect();
-        batch.push(SeriesSamples { labels, samples });
+        batch.push(SeriesSamples {
+            labels: std::sync::Arc::new(labels),
+            samples,
+        });
     }
     storage.append(&batch).unwrap();
     let sql = SqlEngine::new(

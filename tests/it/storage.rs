@@ -88,7 +88,10 @@ async fn layout_0_is_migrated_at_start_and_newer_layouts_are_refused() {
             })
             .collect();
         storage
-            .append(&[SeriesSamples { labels, samples }])
+            .append(&[SeriesSamples {
+                labels: Arc::new(labels),
+                samples,
+            }])
             .unwrap();
         assert!(storage.flush(true).await.unwrap() >= 5);
         assert_eq!(count(storage).await, 300.0);

@@ -81,7 +81,10 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
                 SampleValue::Histogram(_) => None,
             })
             .collect();
-        batch.push(SeriesSamples { labels, samples });
+        batch.push(SeriesSamples {
+            labels: Arc::new(labels),
+            samples,
+        });
     }
     instance
         .storage
