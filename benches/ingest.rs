@@ -198,7 +198,7 @@ fn series_labels(index: usize) -> Vec<Label> {
 
 /// Even metric names are counters, odd ones gauges, so both value shapes get stored.
 fn is_counter(index: usize) -> bool {
-    (index % METRIC_NAMES) % 2 == 0
+    (index % METRIC_NAMES).is_multiple_of(2)
 }
 
 /// SplitMix64 over (series, step). It gives values that look random but are the same on every

@@ -1,8 +1,12 @@
 //! Both exposition parsers must return Ok or Err on any input, never panic or hang.
 #![no_main]
 
+#[path = "../../src/scrape/parser.rs"]
+#[allow(dead_code)]
+mod parser;
+
 use libfuzzer_sys::fuzz_target;
-use quiver::scrape::parser::{Format, parse};
+use parser::{Format, parse};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

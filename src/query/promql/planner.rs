@@ -984,7 +984,7 @@ impl Planner {
         let ascending = op == "bottomk";
         // NaN ranks last for both topk and bottomk, as in Prometheus.
         let is_nan = datafusion::functions::math::expr_fn::isnan(col(VALUE));
-        let rank = Expr::from(datafusion::functions_window::expr_fn::row_number())
+        let rank = datafusion::functions_window::expr_fn::row_number()
             .partition_by(vec![col("g"), col(TIMESTAMP)])
             .order_by(vec![
                 is_nan.sort(true, false),
