@@ -25,4 +25,6 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   cargo install s3s-fs@0.14.1 --features binary --locked
 fi
 
-cargo test --no-fail-fast "$@"
+# --nocapture: the PromQL suite prints its per-file pass-rate table, the differential
+# and fuzz tests their counts.
+cargo test --no-fail-fast -- --nocapture "$@"
