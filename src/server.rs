@@ -57,6 +57,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let promql = Arc::new(PromqlEngine::new(
         storage.clone(),
         sql.context().runtime_env(),
+        config.query.max_samples,
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let scrape = ScrapeManager::new(storage.clone());
@@ -70,6 +71,9 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         storage: storage.clone(),
         sql,
         promql,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.query.max_concurrency.max(1),
+        )),
         metrics,
         scrape: scrape.clone(),
         lifecycle: controller.clone(),

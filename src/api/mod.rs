@@ -36,6 +36,8 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     pub sql: Arc<SqlEngine>,
     pub promql: Arc<PromqlEngine>,
+    /// At most `query.max_concurrency` PromQL queries run at once; the others wait.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub scrape: Arc<ScrapeManager>,
     pub lifecycle: Arc<dyn Lifecycle>,

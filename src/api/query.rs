@@ -77,6 +77,11 @@ async fn run_instant(
     let time = params.time_ms("time", now_ms())?;
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
+    let _slot = state
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("query slots closed"))?;
     let value = tokio::time::timeout(timeout, state.promql.instant(expr, time, lookback))
         .await
         .map_err(|_| to_api_error(PromqlError::Timeout))?
@@ -118,6 +123,11 @@ async fn run_range(
     }
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
+    let _slot = state
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("query slots closed"))?;
     let value = tokio::time::timeout(
         timeout,
         state.promql.range(expr, start, end, step, lookback),

@@ -160,6 +160,10 @@ pub struct QueryConfig {
     pub max_result_rows: usize,
     /// Memory DataFusion may use for one query's operators, in bytes.
     pub memory_limit_bytes: usize,
+    /// Most samples one PromQL selection may load (Prometheus's `--query.max-samples`).
+    pub max_samples: usize,
+    /// PromQL queries run at once; more wait (Prometheus's `--query.max-concurrency`).
+    pub max_concurrency: usize,
 }
 
 impl Default for QueryConfig {
@@ -168,6 +172,8 @@ impl Default for QueryConfig {
             timeout: PromDuration::from_secs(120),
             max_result_rows: 1_000_000,
             memory_limit_bytes: 1 << 30,
+            max_samples: 50_000_000,
+            max_concurrency: 20,
         }
     }
 }

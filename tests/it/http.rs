@@ -142,3 +142,37 @@ async fn gzip_cors_helpers_and_errors() {
         assert_eq!(body["errorType"], error_type, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn max_samples_limit_gives_prometheus_error() {
+    let q = Quiver::start(
+        "global:\n  scrape_interval: 15s\nquery:\n  max_samples: 5\n  max_concurrency: 1\n",
+    )
+    .await;
+    let t = now_ms() - 60_000;
+    let samples: Vec<(i64, f64)> = (0..10).map(|i| (t + i * 1000, i as f64)).collect();
+    let s = series(&[("__name__", "many"), ("job", "x")], &samples);
+    assert_eq!(q.remote_write(&write_request(vec![s])).await.0, 204);
+    let r = q
+        .client
+        .get(q.url("/api/v1/query?query=sum_over_time(many[5m])"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errorType"], "execution");
+    assert_eq!(
+        body["error"],
+        "query processing would load too many samples into memory in query execution"
+    );
+    // Within the limit, and one at a time with max_concurrency 1, queries still run.
+    let queries = (0..4).map(|_| {
+        q.client
+            .get(q.url("/api/v1/query?query=count(many)"))
+            .send()
+    });
+    for r in futures::future::join_all(queries).await {
+        assert_eq!(r.unwrap().status().as_u16(), 200);
+    }
+}

@@ -145,7 +145,7 @@ async fn mutated_queries_never_panic() {
         QueryMetrics::unregistered(),
     )
     .unwrap();
-    let engine = PromqlEngine::new(storage, sql.context().runtime_env());
+    let engine = PromqlEngine::new(storage, sql.context().runtime_env(), 50_000_000);
     let corpus = corpus();
     assert!(corpus.len() > 1000, "corpus too small: {}", corpus.len());
     let mut rng = Rng(0x5EED_1234_ABCD_0001);

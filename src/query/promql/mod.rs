@@ -55,7 +55,12 @@ impl From<arrow::error::ArrowError> for PromqlError {
 
 impl From<DataFusionError> for PromqlError {
     fn from(e: DataFusionError) -> Self {
-        PromqlError::Execution(e.to_string())
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(m) if m == step::TOO_MANY_SAMPLES => {
+                PromqlError::Execution(m.clone())
+            }
+            _ => PromqlError::Execution(e.to_string()),
+        }
     }
 }
 
@@ -84,9 +89,16 @@ pub struct PromqlEngine {
 
 impl PromqlEngine {
     /// `runtime` must have the block object store registered (share the SQL engine's).
-    pub fn new(storage: Arc<Storage>, runtime: Arc<RuntimeEnv>) -> PromqlEngine {
+    pub fn new(
+        storage: Arc<Storage>,
+        runtime: Arc<RuntimeEnv>,
+        max_samples: usize,
+    ) -> PromqlEngine {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_extension(Arc::new(step::MaxSamples(max_samples)));
         let state = SessionStateBuilder::new()
-            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(Arc::new(PromQueryPlanner))

@@ -33,6 +33,14 @@ use crate::model::is_stale_nan;
 
 use super::functions::RangeFunc;
 
+/// Most samples one [`PromStepExec`] may load; a session config extension.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxSamples(pub usize);
+
+/// Prometheus's error text when a query would load too many samples.
+pub const TOO_MANY_SAMPLES: &str =
+    "query processing would load too many samples into memory in query execution";
+
 /// The evaluation steps and time shifts of a node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub struct Steps {
@@ -231,14 +239,30 @@ impl ExecutionPlan for PromStepExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        let max_samples = context
+            .session_config()
+            .get_extension::<MaxSamples>()
+            .map(|m| m.0)
+            .unwrap_or(usize::MAX);
         let input = self.input.execute(partition, context)?;
         let steps = self.steps.clone();
         let window = self.window.clone();
         let schema = self.schema.clone();
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
+            // As in Prometheus: a range function holds every sample of its windows, an
+            // instant selection one sample per series and step.
+            let too_many = || DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string());
+            let loaded: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if matches!(window, Window::Range { .. }) && loaded > max_samples {
+                return Err(too_many());
+            }
             let series = group_series(&batches)?;
-            evaluate(&series, &steps, &window, schema)
+            let output = evaluate(&series, &steps, &window, schema)?;
+            if output.num_rows() > max_samples {
+                return Err(too_many());
+            }
+            Ok(output)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),

@@ -57,7 +57,7 @@ async fn new_instance() -> Instance {
         QueryMetrics::unregistered(),
     )
     .expect("sql");
-    let engine = PromqlEngine::new(storage.clone(), sql.context().runtime_env());
+    let engine = PromqlEngine::new(storage.clone(), sql.context().runtime_env(), 50_000_000);
     Instance {
         _dir: dir,
         storage,
