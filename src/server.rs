@@ -84,6 +84,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             retention: crate::model::format_duration(options.retention),
             flags: flags(&options),
             config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),
+            external_labels: config.global.external_labels.clone(),
             enable_lifecycle: options.enable_lifecycle,
             cors_origin: options.cors_origin.clone(),
             enable_admin_api: options.enable_admin_api,

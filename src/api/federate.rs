@@ -69,7 +69,14 @@ async fn federate_text(
             if let Some(&(t, v)) = s.points.last()
                 && !is_stale_nan(v)
             {
-                latest.insert(s.labels, (t, v));
+                let mut labels = s.labels;
+                for (name, value) in &state.options.external_labels {
+                    if !labels.iter().any(|(n, _)| n == name) {
+                        labels.push((name.clone(), value.clone()));
+                    }
+                }
+                labels.sort();
+                latest.insert(labels, (t, v));
             }
         }
     }

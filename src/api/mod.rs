@@ -59,6 +59,8 @@ pub struct ApiOptions {
     pub flags: std::collections::BTreeMap<String, String>,
     /// The loaded configuration as YAML, for `/api/v1/status/config`.
     pub config_yaml: String,
+    /// `global.external_labels`, added to federated series that lack them.
+    pub external_labels: std::collections::BTreeMap<String, String>,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
     /// `--web.enable-admin-api`: allow deleting series.

@@ -440,3 +440,67 @@ fn check_config_validates_shipped_examples_and_names_errors() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A target that answers only with the right Authorization header.
+async fn start_auth_target(expected: &'static [&'static str]) -> u16 {
+    use axum::http::{HeaderMap, StatusCode};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move |headers: HeaderMap| async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if expected.contains(&auth) {
+                (
+                    StatusCode::OK,
+                    "# TYPE secret_metric gauge\nsecret_metric 42\n",
+                )
+            } else {
+                (StatusCode::UNAUTHORIZED, "no")
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_send_basic_auth_and_bearer_credentials() {
+    // "user:pass" in base64, and a bearer token read from a file.
+    let port = start_auth_target(&["Basic dXNlcjpwYXNz", "Bearer s3cr3t"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cr3t\n").unwrap();
+    let config = format!(
+        "scrape_configs:\n  - job_name: basic\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    basic_auth:\n      username: user\n      password: pass\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: bearer\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: anonymous\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        token.display()
+    );
+    let q = Quiver::start(&config).await;
+    let targets = eventually("all three scraped", Duration::from_secs(15), || async {
+        let t = active_targets(&q).await;
+        (t.len() == 3 && t.iter().all(|x| x["health"] != "unknown")).then_some(t)
+    })
+    .await;
+    let health = |job: &str| {
+        targets
+            .iter()
+            .find(|t| t["scrapePool"] == job)
+            .map(|t| t["health"].clone())
+            .unwrap()
+    };
+    assert_eq!(health("basic"), "up");
+    assert_eq!(health("bearer"), "up");
+    assert_eq!(health("anonymous"), "down");
+    let jobs = q
+        .rows("SELECT DISTINCT job FROM secret_metric ORDER BY job")
+        .await;
+    assert_eq!(
+        jobs,
+        vec![vec![Value::from("basic")], vec![Value::from("bearer")]]
+    );
+}
