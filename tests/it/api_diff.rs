@@ -10,45 +10,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn start_prometheus(
-    config: &str,
-    remote_write_receiver: bool,
-) -> (Process, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let path = dir.path().join("prometheus.yml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    if remote_write_receiver {
-        cmd.arg("--web.enable-remote-write-receiver");
-    }
-    let process = Process::spawn("prometheus", &mut cmd, &dir.path().join("prometheus.log"));
-    (process, port, dir)
-}
-
-async fn wait_ready(port: u16) {
-    let client = reqwest::Client::new();
-    eventually("prometheus ready", Duration::from_secs(30), || {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://127.0.0.1:{port}/-/ready"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
-    .await;
-}
-
 /// The `data` of a response, with arrays turned into sorted sets of their JSON text so
 /// that order does not matter.
 fn normalized(body: &Value) -> Value {
@@ -77,10 +38,13 @@ async fn get(client: &reqwest::Client, base: &str, path: &str, params: &[(&str, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_apis_agree_with_a_real_prometheus() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
-    let (_prom, port, _dir) = start_prometheus("global:\n  scrape_interval: 1h\n", true);
-    wait_ready(port).await;
+    let prometheus = Prometheus::start(
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let prom = format!("http://127.0.0.1:{port}");
+    let prom = prometheus.url("");
     let base = (now_ms() / 1000) * 1000 - 120_000;
     let mut batch = Vec::new();
     for (metric, jobs) in [
@@ -112,16 +76,7 @@ async fn metadata_apis_agree_with_a_real_prometheus() {
         &[(base, 1.0)],
     ));
     assert_eq!(q.remote_write(&write_request(batch.clone())).await.0, 204);
-    let body = snappy(&prost::Message::encode_to_vec(&write_request(batch)));
-    let r = client
-        .post(format!("{prom}/api/v1/write"))
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    prometheus.remote_write(&write_request(batch)).await;
 
     let all = [
         ("start", (base / 1000 - 60).to_string()),
@@ -203,10 +158,9 @@ async fn metric_metadata_agrees_with_a_real_prometheus() {
         "scrape_configs:\n  - job_name: node\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
     );
     let q = Quiver::start(&job).await;
-    let (_prom, port, _pdir) = start_prometheus(&job, false);
-    wait_ready(port).await;
+    let prometheus = Prometheus::start(&job, &[]).await;
     let client = reqwest::Client::new();
-    let prom = format!("http://127.0.0.1:{port}");
+    let prom = prometheus.url("");
     for metric in [
         "node_cpu_seconds_total",
         "node_memory_MemTotal_bytes",

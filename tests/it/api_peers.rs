@@ -9,26 +9,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn start_prometheus(config: &str, extra: &[&str]) -> (Process, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let path = dir.path().join("prometheus.yml");
-    std::fs::write(&path, config).unwrap();
-    let process = Process::spawn(
-        "prometheus",
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(extra),
-        &dir.path().join("prometheus.log"),
-    );
-    (process, port, dir)
-}
-
 /// An instant query against Prometheus; None while it is not up yet.
 async fn prom_query(port: u16, query: &str) -> Option<Value> {
     reqwest::Client::new()
@@ -42,31 +22,32 @@ async fn prom_query(port: u16, query: &str) -> Option<Value> {
         .ok()
 }
 
-/// Writes `peer_metric{job="api", instance=i}` = i * 10 + k at now - 60 s + k * 10 s.
-async fn seed(q: &Quiver, base: i64) {
-    let mut batch = Vec::new();
-    for i in 0..3 {
-        let instance = format!("i{i}");
-        let samples: Vec<(i64, f64)> = (0..6)
-            .map(|k| (base + k * 10_000, (i * 10 + k) as f64))
-            .collect();
-        batch.push(series(
-            &[
-                ("__name__", "peer_metric"),
-                ("job", "api"),
-                ("instance", &instance),
-            ],
-            &samples,
-        ));
-    }
-    assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
+/// `peer_metric{job="api", instance=i}` = i * 10 + k at `base` + k * 10 s.
+fn peer_batch(base: i64) -> quiver::prompb::WriteRequest {
+    let batch = (0..3)
+        .map(|i| {
+            let instance = format!("i{i}");
+            let samples: Vec<(i64, f64)> = (0..6)
+                .map(|k| (base + k * 10_000, (i * 10 + k) as f64))
+                .collect();
+            series(
+                &[
+                    ("__name__", "peer_metric"),
+                    ("job", "api"),
+                    ("instance", &instance),
+                ],
+                &samples,
+            )
+        })
+        .collect();
+    write_request(batch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_federates_and_remote_reads_from_quiver() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
     let base = now_ms() - 60_000;
-    seed(&q, base).await;
+    assert_eq!(q.remote_write(&peer_batch(base)).await.0, 204);
     // One Prometheus federates from Quiver, another reads from it; each proves one path.
     let federating = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{job=\"api\"}}']\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
@@ -76,8 +57,10 @@ async fn prometheus_federates_and_remote_reads_from_quiver() {
         "global:\n  scrape_interval: 1h\nremote_read:\n  - url: http://127.0.0.1:{}/api/v1/read\n    read_recent: true\n",
         q.port
     );
-    let (_fed, port, _dir) = start_prometheus(&federating, &[]);
-    let (_reader, reader_port, _reader_dir) = start_prometheus(&reading, &[]);
+    let federator = Prometheus::start(&federating, &[]).await;
+    let port = federator.port;
+    let reader = Prometheus::start(&reading, &[]).await;
+    let reader_port = reader.port;
     // Federation: Prometheus scrapes the newest sample of each series, with its timestamp.
     let federated = eventually("federated series", Duration::from_secs(30), || async move {
         let body = prom_query(port, "peer_metric{job=\"api\"}").await?;
@@ -141,53 +124,16 @@ fn promtool(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_sees_the_same_as_with_prometheus() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
-    let (_prom, port, _dir) = start_prometheus(
+    let prometheus = Prometheus::start(
         "global:\n  scrape_interval: 1h\n",
         &["--web.enable-remote-write-receiver"],
-    );
-    let client = reqwest::Client::new();
-    eventually("prometheus ready", Duration::from_secs(30), || {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://127.0.0.1:{port}/-/ready"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
+    )
     .await;
     let base = (now_ms() / 1000) * 1000 - 60_000;
-    seed(&q, base).await;
-    let mut batch = Vec::new();
-    for i in 0..3 {
-        let instance = format!("i{i}");
-        let samples: Vec<(i64, f64)> = (0..6)
-            .map(|k| (base + k * 10_000, (i * 10 + k) as f64))
-            .collect();
-        batch.push(series(
-            &[
-                ("__name__", "peer_metric"),
-                ("job", "api"),
-                ("instance", &instance),
-            ],
-            &samples,
-        ));
-    }
-    let body = snappy(&prost::Message::encode_to_vec(&write_request(batch)));
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/write"))
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    assert_eq!(q.remote_write(&peer_batch(base)).await.0, 204);
+    prometheus.remote_write(&peer_batch(base)).await;
     let quiver_url = q.url("");
-    let prom_url = format!("http://127.0.0.1:{port}");
+    let prom_url = prometheus.url("");
     let at = ((base + 55_000) / 1000).to_string();
     let start = (base / 1000).to_string();
     let end = ((base + 50_000) / 1000).to_string();

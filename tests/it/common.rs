@@ -303,3 +303,72 @@ where
 pub fn now_ms() -> i64 {
     quiver::storage::now_ms()
 }
+
+/// A real Prometheus (Debian's package) on a loopback port with its own data directory.
+pub struct Prometheus {
+    _process: Process,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (YAML; `PROMETHEUS_PORT` in it is replaced by the
+    /// port it listens on) and extra flags, and waits until it is ready.
+    pub async fn start(config: &str, flags: &[&str]) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let path = dir.path().join("prometheus.yml");
+        let config = config.replace("PROMETHEUS_PORT", &port.to_string());
+        std::fs::write(&path, config).expect("writing prometheus.yml");
+        let process = Process::spawn(
+            "prometheus",
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", path.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(flags),
+            &dir.path().join("prometheus.log"),
+        );
+        let client = reqwest::Client::new();
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        eventually("prometheus ready", Duration::from_secs(30), || {
+            let client = client.clone();
+            let ready = ready.clone();
+            async move {
+                let r = client.get(ready).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+        Prometheus {
+            _process: process,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Remote-writes `request` (needs `--web.enable-remote-write-receiver`).
+    pub async fn remote_write(&self, request: &WriteRequest) {
+        let r = reqwest::Client::new()
+            .post(self.url("/api/v1/write"))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "snappy")
+            .body(snappy(&request.encode_to_vec()))
+            .send()
+            .await
+            .expect("remote write to prometheus");
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "prometheus refused a write: {status} {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+}

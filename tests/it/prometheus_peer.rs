@@ -2,43 +2,18 @@
 //! Quiver stores equal the ones Prometheus stored itself.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::*;
 
-struct Prometheus {
-    _process: Process,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-fn start_prometheus(quiver_port: u16) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+/// Prometheus scraping itself every second and remote-writing to Quiver.
+async fn start_prometheus(quiver_port: u16) -> Prometheus {
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\nremote_write:\n  - url: http://127.0.0.1:{quiver_port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:PROMETHEUS_PORT']\nremote_write:\n  - url: http://127.0.0.1:{quiver_port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let process = Process::spawn(
-        "prometheus",
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
-        &dir.path().join("prometheus.log"),
-    );
-    Prometheus {
-        _process: process,
-        port,
-        _dir: dir,
-    }
+    Prometheus::start(&config, &[]).await
 }
 
 /// Raw samples of `selector` over the last minute, from Prometheus's own storage:
@@ -83,7 +58,7 @@ async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_write_arrives_intact() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
-    let prom = start_prometheus(q.port);
+    let prom = start_prometheus(q.port).await;
     // Wait until a handful of scrapes went through the remote-write queue.
     eventually(
         "samples from Prometheus",

@@ -7,8 +7,6 @@
 //! see below).
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -141,26 +139,6 @@ const QUERIES: &[&str] = &[
     "time()",
 ];
 
-fn start_prometheus() -> (Process, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let process = Process::spawn(
-        "prometheus",
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver"),
-        &dir.path().join("prometheus.log"),
-    );
-    (process, port, dir)
-}
-
 /// (labels, points) from a Prometheus-style JSON result, keyed by the label set.
 fn parse_result(body: &Value) -> Result<BTreeMap<String, Vec<(i64, f64)>>, String> {
     if body["status"] != "success" {
@@ -243,40 +221,17 @@ fn compare(query: &str, mode: &str, ours: &Value, theirs: &Value) -> Result<(), 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_agree_with_a_real_prometheus() {
     let q = Quiver::start(&config_without_scrapes("  out_of_order_time_window: 2h")).await;
-    let (_prom, prom_port, _dir) = start_prometheus();
-    let client = reqwest::Client::new();
-    let prom_url = format!("http://127.0.0.1:{prom_port}");
-    eventually("prometheus ready", Duration::from_secs(30), || {
-        let client = client.clone();
-        let url = format!("{prom_url}/-/ready");
-        async move {
-            client
-                .get(url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
+    let prometheus = Prometheus::start(
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
+    )
     .await;
+    let client = reqwest::Client::new();
+    let prom_url = prometheus.url("");
     let (end, requests) = generate(now_ms());
     for request in &requests {
         assert_eq!(q.remote_write(request).await.0, 204);
-        let body = snappy(&prost::Message::encode_to_vec(request));
-        let r = client
-            .post(format!("{prom_url}/api/v1/write"))
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "snappy")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "prometheus refused a write: {}",
-            r.text().await.unwrap_or_default()
-        );
+        prometheus.remote_write(request).await;
     }
     // Evaluate on the whole-minute grid, 7 s away from every sample.
     let eval_end = (end - 7_000) / 1000;

@@ -34,25 +34,6 @@ fn start_node_exporter() -> (Process, u16, tempfile::TempDir) {
     (process, port, dir)
 }
 
-fn start_prometheus(config: &str) -> (Process, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let path = dir.path().join("prometheus.yml");
-    std::fs::write(&path, config).unwrap();
-    let process = Process::spawn(
-        "prometheus",
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
-        &dir.path().join("prometheus.log"),
-    );
-    (process, port, dir)
-}
-
 /// `metric{a="1", b="2"}` strings of a Prometheus series response.
 fn prometheus_series_set(body: &Value) -> BTreeSet<String> {
     body["data"]
@@ -90,8 +71,9 @@ async fn node_exporter_scraped_like_prometheus_does() {
         "scrape_configs:\n  - job_name: node\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
     );
     let q = Quiver::start(&format!("global:\n  scrape_interval: 1s\n{job}")).await;
-    let (_prom, prom_port, _pdir) =
-        start_prometheus(&format!("global:\n  scrape_interval: 1s\n{job}"));
+    let prometheus =
+        Prometheus::start(&format!("global:\n  scrape_interval: 1s\n{job}"), &[]).await;
+    let prom_port = prometheus.port;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let client = reqwest::Client::new();
