@@ -174,6 +174,8 @@ pub struct AlertmanagerConfig {
     pub timeout: PromDuration,
     #[serde(default = "default_api_version")]
     pub api_version: String,
+    // The HTTP client fields repeat ScrapeConfig's on purpose: serde cannot combine
+    // `flatten` with `deny_unknown_fields`, and unknown fields must stay errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
