@@ -62,8 +62,8 @@ impl Kernel {
     }
 
     /// `prom_aggregate(array_agg(value), 'kernel', param)`.
-    pub fn call(self, values: Expr, param: f64) -> Expr {
-        aggregate_udf().call(vec![values, lit(self.code()), lit(param)])
+    pub fn call(self, values: Expr, param: Expr) -> Expr {
+        aggregate_udf().call(vec![values, lit(self.code()), param])
     }
 }
 
@@ -93,11 +93,13 @@ fn aggregate_udf() -> ScalarUDF {
             .ok_or_else(|| {
                 DataFusionError::Internal("prom_aggregate needs a kernel name".into())
             })?;
-            let param = match &args[2] {
-                ColumnarValue::Scalar(ScalarValue::Float64(Some(p))) => *p,
-                _ => f64::NAN,
-            };
-            let arrays = ColumnarValue::values_to_arrays(&args[..1])?;
+            let arrays = ColumnarValue::values_to_arrays(&[args[0].clone(), args[2].clone()])?;
+            let params = arrays[1]
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or_else(|| {
+                    DataFusionError::Internal("prom_aggregate needs a float parameter".into())
+                })?;
             let lists = arrays[0]
                 .as_any()
                 .downcast_ref::<ListArray>()
@@ -116,6 +118,11 @@ fn aggregate_udf() -> ScalarUDF {
                         DataFusionError::Internal("prom_aggregate needs floats".into())
                     })?;
                 let values: Vec<f64> = floats.iter().flatten().collect();
+                let param = if params.is_null(i) {
+                    f64::NAN
+                } else {
+                    params.value(i)
+                };
                 out.append_value(kernel.apply(&values, param));
             }
             Ok(ColumnarValue::Array(Arc::new(out.finish())))

@@ -890,17 +890,23 @@ impl Planner {
         let value = match op.as_str() {
             "count" => cast(agg::count(col(VALUE)), DataType::Float64),
             "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
-            "topk" | "bottomk" => return self.top_bottom(keyed, &op, a, steps).await,
+            "topk" | "bottomk" => {
+                if const_arg(a.param.as_deref()).is_ok_and(f64::is_nan) {
+                    return Err(PromqlError::Execution("Parameter value is NaN".into()));
+                }
+                let keyed = self.with_param(keyed, a.param.as_deref(), steps).await?;
+                return self.top_bottom(keyed, &op);
+            }
             "count_values" => return self.count_values(keyed, a),
             other => match Kernel::from_name(other) {
                 Some(kernel) => {
                     let param = if kernel == Kernel::Quantile {
-                        const_arg(a.param.as_deref())?
+                        a.param.as_deref()
                     } else {
-                        0.0
+                        None
                     };
-                    let values = agg::array_agg(col(VALUE));
-                    return self.kernel_aggregate(keyed, kernel, values, param);
+                    let keyed = self.with_param(keyed, param, steps).await?;
+                    return self.kernel_aggregate(keyed, kernel);
                 }
                 None => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
             },
@@ -916,20 +922,20 @@ impl Planner {
         Ok(Planned::Vector(plan))
     }
 
-    /// Aggregates each group's values with a Prometheus kernel.
-    fn kernel_aggregate(
-        &self,
-        keyed: LogicalPlan,
-        kernel: Kernel,
-        values: Expr,
-        param: f64,
-    ) -> PlanResult {
+    /// Aggregates each group's values with a Prometheus kernel (parameter column `p`).
+    fn kernel_aggregate(&self, keyed: LogicalPlan, kernel: Kernel) -> PlanResult {
         let plan = LogicalPlanBuilder::from(keyed)
-            .aggregate(vec![col("g"), col(TIMESTAMP)], vec![values.alias("vals")])?
+            .aggregate(
+                vec![col("g"), col(TIMESTAMP)],
+                vec![
+                    agg::array_agg(col(VALUE)).alias("vals"),
+                    agg::max(col("p")).alias("p"),
+                ],
+            )?
             .project(vec![
                 col("g").alias(LABELS),
                 col(TIMESTAMP),
-                kernel.call(col("vals"), param).alias(VALUE),
+                kernel.call(col("vals"), col("p")).alias(VALUE),
             ])?
             .build()?;
         Ok(Planned::Vector(plan))
@@ -973,14 +979,55 @@ impl Planner {
         Ok(Planned::Vector(plan))
     }
 
-    async fn top_bottom(
+    /// Adds the aggregation parameter as column `p`: a constant, or a scalar expression's
+    /// value at each step (joined on the timestamp).
+    async fn with_param(
         &self,
         keyed: LogicalPlan,
-        op: &str,
-        a: &AggregateExpr,
-        _steps: Steps,
-    ) -> PlanResult {
-        let k = const_arg(a.param.as_deref())?;
+        param: Option<&PromExpr>,
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let Some(param) = param else {
+            return Ok(LogicalPlanBuilder::from(keyed)
+                .project(vec![
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    col("g"),
+                    lit(0.0).alias("p"),
+                ])?
+                .build()?);
+        };
+        match self.plan_at(param, steps).await? {
+            Planned::Const(c) => Ok(LogicalPlanBuilder::from(keyed)
+                .project(vec![
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    col("g"),
+                    lit(c).alias("p"),
+                ])?
+                .build()?),
+            Planned::Scalar(plan) => {
+                let scalar = LogicalPlanBuilder::from(plan)
+                    .project(vec![col(TIMESTAMP).alias("pt"), col(VALUE).alias("p")])?
+                    .build()?;
+                Ok(LogicalPlanBuilder::from(keyed)
+                    .join(scalar, JoinType::Inner, (vec![TIMESTAMP], vec!["pt"]), None)?
+                    .project(vec![
+                        col(LABELS),
+                        col(TIMESTAMP),
+                        col(VALUE),
+                        col("g"),
+                        col("p"),
+                    ])?
+                    .build()?)
+            }
+            _ => Err(PromqlError::BadData("expected a scalar parameter".into())),
+        }
+    }
+
+    fn top_bottom(&self, keyed: LogicalPlan, op: &str) -> PlanResult {
         let ascending = op == "bottomk";
         // NaN ranks last for both topk and bottomk, as in Prometheus.
         let is_nan = datafusion::functions::math::expr_fn::isnan(col(VALUE));
@@ -993,7 +1040,7 @@ impl Planner {
             .build()?;
         let plan = LogicalPlanBuilder::from(keyed)
             .window(vec![rank.alias("rank")])?
-            .filter(cast(col("rank"), DataType::Float64).lt_eq(lit(k)))?
+            .filter(cast(col("rank"), DataType::Float64).lt_eq(col("p")))?
             .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
             .build()?;
         Ok(Planned::Vector(plan))
