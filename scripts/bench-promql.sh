@@ -275,6 +275,8 @@ def report(quiver_path, prom_path, spec_path, summary_from):
         if in_summary:
             ratios.append(ratio)
         check = "ok" if a["series"] == b["series"] else "**series differ**"
+        if a["series"] == b["series"] and a["points"] != b["points"]:
+            check = f"**points differ** ({a['points']} / {b['points']})"
         if a["warnings"] or b["warnings"]:
             check += " (warnings)"
         label = name.replace("|", "\\|")
@@ -323,7 +325,7 @@ measure_server() {
     echo "$kind: $SERIES series x $SAMPLES samples"
     start_server "$kind" "$dir"
     run_generator "$SERVER_URL" "$dir/generator.json"
-    R[$kind.load_secs]=$(jq '.seconds' "$dir/generator.json")
+    R[$kind.load_secs]=$(jq '.seconds * 10 | round / 10' "$dir/generator.json")
     sleep "$SETTLE_SECS"
     python3 "$WORK_DIR/timer.py" measure "$SERVER_URL" "$WORK_DIR/queries.tsv" "$WORK_DIR/$kind.json"
     R[$kind.rss]=$(rss_kib "$SERVER_PID")

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::query::promql::{DEFAULT_LOOKBACK, PromValue, PromqlError, Series};
+use crate::query::promql::{DEFAULT_LOOKBACK, Evaluation, PromValue, PromqlError, Series};
 use crate::storage::now_ms;
 
 use super::AppState;
@@ -82,10 +82,13 @@ async fn run_instant(
         .acquire()
         .await
         .map_err(|_| ApiError::internal("query slots closed"))?;
-    let value = tokio::time::timeout(timeout, state.promql.instant(expr, time, lookback))
-        .await
-        .map_err(|_| to_api_error(PromqlError::Timeout))?
-        .map_err(to_api_error)?;
+    let value = tokio::time::timeout(
+        timeout,
+        state.promql.instant_annotated(expr, time, lookback),
+    )
+    .await
+    .map_err(|_| to_api_error(PromqlError::Timeout))?
+    .map_err(to_api_error)?;
     Ok(success(&value))
 }
 
@@ -130,7 +133,9 @@ async fn run_range(
         .map_err(|_| ApiError::internal("query slots closed"))?;
     let value = tokio::time::timeout(
         timeout,
-        state.promql.range(expr, start, end, step, lookback),
+        state
+            .promql
+            .range_annotated(expr, start, end, step, lookback),
     )
     .await
     .map_err(|_| to_api_error(PromqlError::Timeout))?
@@ -172,7 +177,18 @@ pub fn to_api_error(e: PromqlError) -> ApiError {
     }
 }
 
-fn success(value: &PromValue) -> Value {
+fn success(evaluation: &Evaluation) -> Value {
+    let mut body = success_value(&evaluation.value);
+    if !evaluation.warnings.is_empty() {
+        body["warnings"] = json!(evaluation.warnings);
+    }
+    if !evaluation.infos.is_empty() {
+        body["infos"] = json!(evaluation.infos);
+    }
+    body
+}
+
+fn success_value(value: &PromValue) -> Value {
     let (kind, result) = match value {
         PromValue::Vector(series) => (
             "vector",

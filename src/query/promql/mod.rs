@@ -72,6 +72,16 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
 }
 
+/// A result with the annotations Prometheus would attach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub value: PromValue,
+    /// `PromQL warning: ...` texts.
+    pub warnings: Vec<String>,
+    /// `PromQL info: ...` texts.
+    pub infos: Vec<String>,
+}
+
 /// A query result in Prometheus's value types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromValue {
@@ -121,8 +131,20 @@ impl PromqlEngine {
         time_ms: i64,
         lookback: Duration,
     ) -> Result<PromValue, PromqlError> {
+        self.instant_annotated(query, time_ms, lookback)
+            .await
+            .map(|e| e.value)
+    }
+
+    /// An instant query with its annotations. Its step is 0, which `step()` returns.
+    pub async fn instant_annotated(
+        &self,
+        query: &str,
+        time_ms: i64,
+        lookback: Duration,
+    ) -> Result<Evaluation, PromqlError> {
         let expr = Self::parse(query)?;
-        self.evaluate(&expr, time_ms, time_ms, 1, lookback, true)
+        self.evaluate(&expr, time_ms, time_ms, 0, lookback, true)
             .await
     }
 
@@ -135,6 +157,20 @@ impl PromqlEngine {
         step_ms: i64,
         lookback: Duration,
     ) -> Result<PromValue, PromqlError> {
+        self.range_annotated(query, start_ms, end_ms, step_ms, lookback)
+            .await
+            .map(|e| e.value)
+    }
+
+    /// A range query with its annotations.
+    pub async fn range_annotated(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        lookback: Duration,
+    ) -> Result<Evaluation, PromqlError> {
         let expr = Self::parse(query)?;
         if expr.value_type() != ValueType::Vector && expr.value_type() != ValueType::Scalar {
             return Err(PromqlError::BadData(format!(
@@ -180,6 +216,7 @@ impl PromqlEngine {
             end,
             step,
             lookback: lookback.as_millis() as i64,
+            warnings: Default::default(),
         }
     }
 
@@ -191,11 +228,22 @@ impl PromqlEngine {
         step: i64,
         lookback: Duration,
         instant: bool,
-    ) -> Result<PromValue, PromqlError> {
+    ) -> Result<Evaluation, PromqlError> {
         let planner = self.planner(start, end, step, lookback);
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
-        match planned {
+        let mut warnings = planner
+            .warnings
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        if !instant && sort != Sort::None {
+            warnings.push(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
+                    .to_string(),
+            );
+        }
+        let value: Result<PromValue, PromqlError> = match planned {
             Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
             Planned::Const(c) => {
                 let points = step_times(start, end, step).map(|t| (t, c)).collect();
@@ -236,7 +284,12 @@ impl PromqlEngine {
                     Ok(PromValue::Matrix(series))
                 }
             }
-        }
+        };
+        Ok(Evaluation {
+            value: value?,
+            warnings,
+            infos: Vec::new(),
+        })
     }
 
     /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by

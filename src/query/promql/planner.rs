@@ -74,6 +74,8 @@ pub struct Planner {
     pub end: i64,
     pub step: i64,
     pub lookback: i64,
+    /// Warnings found while planning, in Prometheus's wording.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -81,6 +83,23 @@ type PlanResult = Result<Planned, PromqlError>;
 impl Planner {
     pub fn plan<'a>(&'a self, expr: &'a PromExpr) -> BoxFuture<'a, PlanResult> {
         self.plan_at(expr, self.steps(0, None)).boxed()
+    }
+
+    /// Records a warning annotation.
+    fn warn(&self, message: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(format!("PromQL warning: {message}"));
+        }
+    }
+
+    /// Warns, as Prometheus does, about a constant quantile outside [0, 1].
+    fn check_quantile(&self, q: f64) {
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            self.warn(format!(
+                "quantile value should be between 0 and 1, got {}",
+                super::aggregates::format_float(q)
+            ));
+        }
     }
 
     fn steps(&self, offset: i64, at: Option<i64>) -> Steps {
@@ -311,6 +330,7 @@ impl Planner {
             "absent_over_time" => self.absent_over_time(args[0], steps).await,
             "histogram_quantile" => {
                 let q = const_arg(Some(args[0]))?;
+                self.check_quantile(q);
                 self.buckets(BucketKernel::Quantile, args[1], q, 0.0, steps)
                     .await
             }
@@ -389,6 +409,11 @@ impl Planner {
             .iter()
             .map(|p| const_arg(Some(*p)).map(f64::to_bits))
             .collect::<Result<_, _>>()?;
+        if func == RangeFunc::QuantileOverTime
+            && let Some(q) = params.first()
+        {
+            self.check_quantile(f64::from_bits(*q));
+        }
         let (input, range, steps) = match strip_parens(range_arg) {
             PromExpr::MatrixSelector(ms) => {
                 let steps = self.with_modifiers(&steps, &ms.vs.offset, &ms.vs.at);
@@ -438,6 +463,7 @@ impl Planner {
             end: last,
             step,
             lookback: self.lookback,
+            warnings: Default::default(),
         };
         let inner_steps = inner.steps(0, None);
         let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
@@ -905,6 +931,9 @@ impl Planner {
                     } else {
                         None
                     };
+                    if let Ok(q) = const_arg(param) {
+                        self.check_quantile(q);
+                    }
                     let keyed = self.with_param(keyed, param, steps).await?;
                     return self.kernel_aggregate(keyed, kernel);
                 }

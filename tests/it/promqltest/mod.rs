@@ -101,7 +101,10 @@ async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotatio
                 .range_vector
                 .map(|(_, t2, _)| t2)
                 .unwrap_or(at_ms);
-            instance.engine.instant(&eval.expr, at, LOOKBACK).await
+            instance
+                .engine
+                .instant_annotated(&eval.expr, at, LOOKBACK)
+                .await
         }
         EvalMode::Range {
             start_ms,
@@ -110,18 +113,16 @@ async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotatio
         } => {
             instance
                 .engine
-                .range(&eval.expr, start_ms, end_ms, step_ms, LOOKBACK)
+                .range_annotated(&eval.expr, start_ms, end_ms, step_ms, LOOKBACK)
                 .await
         }
     };
-    let value = result.map_err(|e| e.to_string())?;
-    Ok((
-        to_actual(value),
-        Annotations {
-            warnings: vec![],
-            infos: vec![],
-        },
-    ))
+    let evaluation = result.map_err(|e| e.to_string())?;
+    let annotations = Annotations {
+        warnings: evaluation.warnings,
+        infos: evaluation.infos,
+    };
+    Ok((to_actual(evaluation.value), annotations))
 }
 
 fn to_actual(value: PromValue) -> Actual {
