@@ -348,7 +348,16 @@ impl Planner {
                     .iter()
                     .map(|a| const_arg(Some(*a)))
                     .collect::<Result<_, _>>()?;
-                let pick = if name == "min_of" { f64::min } else { f64::max };
+                // Go's math.Min/Max: NaN wins.
+                let pick = |a: f64, b: f64| {
+                    if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else if name == "min_of" {
+                        a.min(b)
+                    } else {
+                        a.max(b)
+                    }
+                };
                 Ok(Planned::Const(
                     values.into_iter().reduce(pick).unwrap_or(f64::NAN),
                 ))
@@ -540,10 +549,9 @@ impl Planner {
 
     /// `absent_over_time(v[r])`: 1 where no series had a sample in the range.
     async fn absent_over_time(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
-        let PromExpr::MatrixSelector(ms) = strip_parens(arg) else {
-            return Err(PromqlError::BadData(
-                "absent_over_time needs a range vector".into(),
-            ));
+        let labels = match strip_parens(arg) {
+            PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
+            _ => String::new(),
         };
         let present = match self
             .range_function(RangeFunc::CountOverTime, &[arg], steps.clone())
@@ -568,11 +576,7 @@ impl Planner {
                 (vec![TIMESTAMP], vec!["t"]),
                 None,
             )?
-            .project(vec![
-                lit(absent_labels(&ms.vs)).alias(LABELS),
-                col(TIMESTAMP),
-                col(VALUE),
-            ])?
+            .project(vec![lit(labels).alias(LABELS), col(TIMESTAMP), col(VALUE)])?
             .build()?;
         Ok(Planned::Vector(plan))
     }
@@ -1228,10 +1232,16 @@ fn system_time_ms(t: std::time::SystemTime) -> i64 {
     }
 }
 
+/// A parameter that is a constant expression (`0.5`, `-1`, `1./6.`), evaluated now.
 fn const_arg(expr: Option<&PromExpr>) -> Result<f64, PromqlError> {
     match expr.map(strip_parens) {
         Some(PromExpr::NumberLiteral(n)) => Ok(n.val),
         Some(PromExpr::Unary(u)) => const_arg(Some(&u.expr)).map(|v| -v),
+        Some(PromExpr::Binary(b)) => {
+            let (l, r) = (const_arg(Some(&b.lhs))?, const_arg(Some(&b.rhs))?);
+            scalar_op(&b.op.to_string(), l, r)
+                .ok_or_else(|| PromqlError::Unsupported("a non-constant scalar parameter".into()))
+        }
         _ => Err(PromqlError::Unsupported(
             "a non-constant scalar parameter".into(),
         )),
