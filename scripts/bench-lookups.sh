@@ -222,7 +222,7 @@ def load_spec(path):
             if not line:
                 continue
             name, api, runs, *params = line.split("\t")
-            spec.append((name, api, int(runs), [tuple(p.split("=", 1)) for p in params]))
+            spec.append((name, api, int(runs), [tuple(p.split("=", 1)) for p in params if p]))
     return spec
 
 def shape(data):
@@ -259,6 +259,8 @@ def measure(base, spec_path, out_path):
         results[name] = {"url": url, "times": times, "median": statistics.median(times),
                          "series": series, "points": points, "bytes": len(body),
                          "warnings": doc.get("warnings", [])}
+        for warning in doc.get("warnings", []):
+            print(f"  warning for {name}: {warning}", flush=True)
         print(f"  {statistics.median(times) * 1000:9.2f} ms  {series:>8} entries  {name}", flush=True)
     with open(out_path, "w") as f:
         json.dump(results, f, indent=1)
@@ -278,8 +280,9 @@ def report(quiver_path, prom_path, spec_path, summary_from):
         check = "ok" if a["series"] == b["series"] else "**entries differ**"
         if a["series"] == b["series"] and a["points"] != b["points"]:
             check = f"**points differ** ({a['points']} / {b['points']})"
-        if a["warnings"] or b["warnings"]:
-            check += " (warnings)"
+        warned = [s for s, r in (("Quiver", a), ("Prometheus", b)) if r["warnings"]]
+        if warned:
+            check += f" (warnings from {' and '.join(warned)})"
         label = name.replace("|", "\\|")
         print(f"| `{label}` | {a['median'] * 1000:.2f} | {b['median'] * 1000:.2f} | {ratio:.2f} "
               f"| {a['series']} / {b['series']} | {check} |")

@@ -390,7 +390,12 @@ fn bucket_udf() -> ScalarUDF {
                     .zip(floats.iter())
                     .filter_map(|(le, c)| Some((parse_le(le?)?, c?)))
                     .collect();
-                out.append_value(kernel.apply(buckets, p1, p2));
+                if buckets.is_empty() {
+                    // No bucket with a usable `le`: Prometheus returns nothing for the group.
+                    out.append_null();
+                } else {
+                    out.append_value(kernel.apply(buckets, p1, p2));
+                }
             }
             Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }),

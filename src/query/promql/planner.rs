@@ -616,6 +616,7 @@ impl Planner {
                 col(TIMESTAMP),
                 kernel.call(col("les"), col("counts"), p1, p2).alias(VALUE),
             ])?
+            .filter(col(VALUE).is_not_null())?
             .build()?;
         Ok(Planned::Vector(plan))
     }
