@@ -237,7 +237,7 @@ impl PromqlEngine {
             .lock()
             .map(|w| w.clone())
             .unwrap_or_default();
-        if !instant && sort != Sort::None {
+        if !instant && is_sort_call(expr) {
             warnings.push(
                 "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
                     .to_string(),
@@ -365,6 +365,18 @@ fn step_times(start: i64, end: i64, step: i64) -> impl Iterator<Item = i64> {
     (0..)
         .map(move |i| start + i * step)
         .take_while(move |t| *t <= end)
+}
+
+/// `sort()` and friends at the top of the query, which a range query cannot honour.
+fn is_sort_call(expr: &PromExpr) -> bool {
+    match expr {
+        PromExpr::Paren(p) => is_sort_call(&p.expr),
+        PromExpr::Call(call) => matches!(
+            call.func.name,
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        ),
+        _ => false,
+    }
 }
 
 /// How an instant vector result is ordered.
