@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::model::METRIC_NAME_LABEL;
-use crate::query::promql::select::{label_index, select_series};
+use crate::query::promql::select::{label_index, label_values_matching, select_series};
 
 use super::AppState;
 use super::error::ApiError;
@@ -152,6 +152,19 @@ async fn label_set(
         return label_index(&state.storage, label, selection.start, selection.end)
             .await
             .map_err(to_api_error);
+    }
+    if let Some(name) = label
+        && let Some(values) = label_values_matching(
+            &state.storage,
+            name,
+            &selection.matchers,
+            selection.start,
+            selection.end,
+        )
+        .await
+        .map_err(to_api_error)?
+    {
+        return Ok(values);
     }
     let series = select_series(
         &state.storage,

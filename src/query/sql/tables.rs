@@ -249,6 +249,31 @@ impl SeriesSet {
             }
             manifest.clone()
         });
+        Self::add_block_series(storage, &manifest, metric, min, max, &mut series).await?;
+        Ok(SeriesSet { series })
+    }
+
+    /// Like [`SeriesSet::collect_in_range`], for the blocks only.
+    pub async fn collect_blocks_in_range(
+        storage: &Storage,
+        metric: Option<&str>,
+        min: i64,
+        max: i64,
+    ) -> anyhow::Result<SeriesSet> {
+        let mut series = BTreeMap::new();
+        let manifest = storage.manifest();
+        Self::add_block_series(storage, &manifest, metric, min, max, &mut series).await?;
+        Ok(SeriesSet { series })
+    }
+
+    async fn add_block_series(
+        storage: &Storage,
+        manifest: &Manifest,
+        metric: Option<&str>,
+        min: i64,
+        max: i64,
+        series: &mut BTreeMap<SeriesId, Arc<Labels>>,
+    ) -> anyhow::Result<()> {
         for block in &manifest.blocks {
             if !block.overlaps(min, max) || metric.is_some_and(|m| !block.metrics.contains_key(m)) {
                 continue;
@@ -262,7 +287,7 @@ impl SeriesSet {
                 series.entry(*id).or_insert_with(|| labels.clone());
             }
         }
-        Ok(SeriesSet { series })
+        Ok(())
     }
 
     /// Label names across the set, without `__name__`.
