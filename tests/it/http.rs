@@ -176,3 +176,33 @@ async fn max_samples_limit_gives_prometheus_error() {
         assert_eq!(r.unwrap().status().as_u16(), 200);
     }
 }
+
+#[tokio::test]
+async fn quit_stops_the_server_only_with_the_lifecycle_flag() {
+    let plain = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let r = plain
+        .client
+        .post(plain.url("/-/quit"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let mut q = Quiver::start_with_args(
+        &config_without_scrapes("  backend: local"),
+        &["--web.enable-lifecycle"],
+    )
+    .await;
+    let r = q.client.post(q.url("/-/quit")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let process = q.process.as_mut().expect("running");
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Ok(Some(status)) = process.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status = exited.expect("quiver exits after /-/quit");
+    assert!(status.success(), "{status}");
+}
