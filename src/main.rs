@@ -58,6 +58,14 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Print the DataFusion plan a PromQL expression runs as, from a running server.
+    Explain {
+        /// The PromQL expression.
+        expr: String,
+        /// The server to ask.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
         Some(Command::Check {
             what: CheckCommand::Config { files },
         }) => check_config(&files),
+        Some(Command::Explain { expr, url }) => explain(&url, &expr),
         None => run_server(cli),
     }
 }
@@ -109,6 +118,50 @@ fn run_server(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks a running server's `/api/v1/explain` and prints the plan.
+fn explain(url: &str, expr: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let endpoint = format!("{}/api/v1/explain", url.trim_end_matches('/'));
+    let result = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(&endpoint)
+            .form(&[("query", expr)])
+            .send()
+            .await
+            .map_err(|e| format!("asking {endpoint}: {e}"))?;
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| format!("reading the answer of {endpoint}: {e}"))?;
+        match body["data"]["plan"].as_str() {
+            Some(plan) => Ok(plan.to_string()),
+            None => Err(body["error"]
+                .as_str()
+                .unwrap_or("unexpected answer")
+                .to_string()),
+        }
+    });
+    match result {
+        Ok(plan) => {
+            println!("{plan}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -206,3 +206,41 @@ async fn quit_stops_the_server_only_with_the_lifecycle_flag() {
     let status = exited.expect("quiver exits after /-/quit");
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn explain_shows_the_plan_over_http_and_on_the_command_line() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let body: Value = q
+        .client
+        .get(q.url("/api/v1/explain"))
+        .query(&[("query", "sum by (job) (rate(up[5m]))")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plan = body["data"]["plan"].as_str().unwrap();
+    assert!(plan.contains("PromStep: Rate range=300000ms"), "{plan}");
+    assert!(plan.contains("Aggregate"), "{plan}");
+    let url = q.url("");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(["explain", "--url", &url, "rate(up[1m])"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PromStep: Rate range=60000ms"));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["explain", "--url", &q.url(""), "rate(up[1m]"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
