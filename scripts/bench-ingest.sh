@@ -30,19 +30,14 @@
 #   KEEP_DATA [0]  set to 1 to keep the data dirs and logs
 set -euo pipefail
 
+# Shared helpers.
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
     TPUT_SERIES TPUT_SAMPLES TPUT_RUNS DISK_SERIES DISK_SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY
     QUIVER_FSYNC SETTLE_SECS BLOCK_WAIT_SECS WORK_DIR KEEP_DATA)
 
 # Printed first so that a result can always be reproduced.
-print_command() {
-    local words=() name
-    for name in "${ENV_VARS[@]}"; do
-        if [[ -n "${!name+set}" ]]; then words+=("$name=$(printf '%q' "${!name}")"); fi
-    done
-    echo "command: ${words[*]+${words[*]} }bash $0${*:+ $*}"
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  host: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-}
 print_command "$@"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target-release}
@@ -65,11 +60,6 @@ KEEP_DATA=${KEEP_DATA:-0}
 # Both servers use 2 h blocks. Prometheus's head range is fixed; Quiver's default config matches it.
 BLOCK_MS=$((2 * 3600 * 1000))
 
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
 check_prerequisites() {
     command -v "$PROMETHEUS_BIN" >/dev/null ||
         die "Prometheus not found ('$PROMETHEUS_BIN'). Install it (Debian: apt-get install prometheus) or set PROMETHEUS_BIN."
@@ -90,17 +80,6 @@ check_prerequisites() {
 # The generator is the `ingest` bench target. With the release build already done, only the
 # bench file is compiled. The path is taken from cargo's JSON output, because the file name
 # carries a hash.
-locate_generator() {
-    if [[ -n "${INGEST_BIN:-}" ]]; then
-        [[ -x "$INGEST_BIN" ]] || die "INGEST_BIN=$INGEST_BIN is not executable"
-        return
-    fi
-    echo "building the load generator: CARGO_TARGET_DIR=$TARGET_DIR cargo bench --bench ingest --no-run" >&2
-    INGEST_BIN=$(CARGO_TARGET_DIR=$TARGET_DIR cargo bench --bench ingest --no-run --message-format=json |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "ingest"
-                      and any(.target.kind[]; . == "bench")) | .executable // empty' | tail -n 1)
-    [[ -n "$INGEST_BIN" && -x "$INGEST_BIN" ]] || die "cargo did not produce the ingest bench binary"
-}
 
 check_prerequisites
 locate_generator
@@ -122,27 +101,9 @@ echo "generator: $INGEST_BIN"
 
 # PIDs of servers still running, stopped on any exit so no server outlives the script.
 RUNNING=()
-cleanup() {
-    local status=$? pid
-    for pid in "${RUNNING[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        # Bounded, so a hung server cannot keep the script from exiting.
-        timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ $status -ne 0 || "$KEEP_DATA" == 1 || $OWN_WORK_DIR == 0 ]]; then
-        echo "logs and data kept in $WORK_DIR" >&2
-    else
-        rm -rf "$WORK_DIR"
-    fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { date +%s%3N; }
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -162,17 +123,6 @@ other_cpu_percent() {
 # Sum of every series of one metric in a server's /metrics (Prometheus splits some by label).
 metric_sum() {
     curl -sf "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
-}
-
-wait_ready() {
-    local url=$1 pid=$2 log=$3 i
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$log" >&2; die "server exited during startup (log: $log)"; }
-        if curl -sf -o /dev/null "$url/-/ready"; then return; fi
-        sleep 0.1
-    done
-    tail -n 30 "$log" >&2
-    die "server at $url not ready after 60 s"
 }
 
 # start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets

@@ -32,19 +32,14 @@
 #   KEEP_DATA [0]  set to 1 to keep the data dirs and logs
 set -euo pipefail
 
+# Shared helpers.
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN SCRAPE_BIN PROMETHEUS_BIN TARGETS SERIES SCRAPE_INTERVAL
     SCRAPE_TIMEOUT WARMUP_SECS WINDOW_SECS BASE_PORT QUIVER_PORT PROM_PORT QUIVER_FSYNC
     SIM_THREADS SERVERS WORK_DIR KEEP_DATA)
 
 # Printed first so that a result can always be reproduced.
-print_command() {
-    local words=() name
-    for name in "${ENV_VARS[@]}"; do
-        if [[ -n "${!name+set}" ]]; then words+=("$name=$(printf '%q' "${!name}")"); fi
-    done
-    echo "command: ${words[*]+${words[*]} }bash $0${*:+ $*}"
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  host: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-}
 print_command "$@"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target-release}
@@ -67,11 +62,6 @@ CLK_TCK=$(getconf CLK_TCK)
 # Both servers add these per scrape: up, scrape_duration_seconds, scrape_samples_scraped,
 # scrape_samples_post_metric_relabeling, scrape_series_added.
 REPORT_SERIES=5
-
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
 
 # Seconds in a Prometheus duration made of one number and s or m, which is all this needs.
 duration_secs() {
@@ -161,10 +151,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-now_ms() { date +%s%3N; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 # "utime stime" of a whole process (all its threads), in clock ticks. The command name in
 # field 2 may hold spaces, so fields are counted after its closing parenthesis.
