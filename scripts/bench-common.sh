@@ -22,6 +22,8 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
+# The generator is the `ingest` bench target. With the release build done, only the bench
+# file compiles; its path comes from cargo's JSON output because the file name has a hash.
 locate_generator() {
     if [[ -n "${INGEST_BIN:-}" ]]; then
         [[ -x "$INGEST_BIN" ]] || die "INGEST_BIN=$INGEST_BIN is not executable"

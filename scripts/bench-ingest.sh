@@ -77,10 +77,6 @@ check_prerequisites() {
     done
 }
 
-# The generator is the `ingest` bench target. With the release build already done, only the
-# bench file is compiled. The path is taken from cargo's JSON output, because the file name
-# carries a hash.
-
 check_prerequisites
 locate_generator
 # Only a directory this script created is ever deleted; a given WORK_DIR is always kept.

@@ -81,9 +81,6 @@ check_prerequisites() {
     done
 }
 
-# The generator is the `ingest` bench target; its file name carries a hash, so the path is
-# taken from cargo's JSON output.
-
 check_prerequisites
 locate_generator
 # Only a directory this script created is ever deleted; a given WORK_DIR is always kept.
@@ -105,19 +102,6 @@ echo "generator: $INGEST_BIN"
 RUNNING=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
-# SERVER_PID and SERVER_URL. Neither server scrapes anything, so the generator is the only
-# writer and the queries see only its series.
-
-# SIGTERM, bounded wait, then SIGKILL. Run in this shell (not a subshell) so it can `wait`.
-
-# run_generator URL OUT: loads the data set and leaves the generator's JSON report in OUT.
-
-# The timing client. Python's http.client over one keep-alive connection, without
-# Accept-Encoding, so neither server compresses and no connection setup is timed. The clock
-# runs from sending the request to reading the last byte of the body; the JSON is parsed
-# after the clock stops.
 
 # The requests. Without start/end both servers look at all time, which is what a metric
 # browser asks for.

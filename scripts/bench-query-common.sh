@@ -3,6 +3,9 @@
 # names what it times through ITEM_NOUN and ITEMS_NOUN ("query"/"queries", "request"/"requests") and COUNT_NOUN ("series",
 # "entries"), which the calling script sets.
 
+# start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
+# SERVER_PID and SERVER_URL. Neither server scrapes anything, so the generator is the only
+# writer and the requests see only its series.
 start_server() {
     local kind=$1 dir=$2
     mkdir -p "$dir"
@@ -27,6 +30,7 @@ start_server() {
     wait_ready "$SERVER_URL" "$SERVER_PID" "$dir/server.log"
 }
 
+# SIGTERM, bounded wait, then SIGKILL. Run in this shell (not a subshell) so it can `wait`.
 stop_server() {
     local pid=$1 i p kept=()
     kill -TERM "$pid" 2>/dev/null || true
@@ -40,6 +44,7 @@ stop_server() {
     RUNNING=("${kept[@]+"${kept[@]}"}")
 }
 
+# run_generator URL OUT: loads the data set and leaves the generator's JSON report in OUT.
 run_generator() {
     local cmd=("$INGEST_BIN" --url "$1/api/v1/write" --series "$SERIES" --samples-per-series "$SAMPLES"
         --batch-size "$BATCH_SIZE" --concurrency "$CONCURRENCY" --interval-ms "$INTERVAL_MS"
@@ -52,6 +57,10 @@ run_generator() {
     echo "  $(cat "$2")"
 }
 
+# The timing client: Python's http.client over one keep-alive connection, without
+# Accept-Encoding, so neither server compresses and no connection setup is timed. The clock
+# runs from sending the request to reading the last byte of the body; the JSON is parsed
+# after the clock stops.
 write_timer() {
     cat >"$WORK_DIR/timer.py" <<'PY'
 import http.client, json, statistics, sys, time, urllib.parse

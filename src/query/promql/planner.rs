@@ -530,14 +530,19 @@ impl Planner {
             PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
             _ => String::new(),
         };
-        let present = LogicalPlanBuilder::from(inner)
+        self.steps_without(inner, labels, &steps)
+    }
+
+    /// 1, labelled `labels`, at every step where `present` has no row: `absent()`.
+    fn steps_without(&self, present: LogicalPlan, labels: String, steps: &Steps) -> PlanResult {
+        let times = LogicalPlanBuilder::from(present)
             .aggregate(vec![col(TIMESTAMP)], Vec::<Expr>::new())?
             .project(vec![col(TIMESTAMP).alias("t")])?
             .build()?;
-        let all = self.steps_plan(&steps, |_| lit(1.0))?;
+        let all = self.steps_plan(steps, |_| lit(1.0))?;
         let plan = LogicalPlanBuilder::from(all)
             .join(
-                present,
+                times,
                 JoinType::LeftAnti,
                 (vec![TIMESTAMP], vec!["t"]),
                 None,
@@ -564,21 +569,7 @@ impl Planner {
                 ));
             }
         };
-        let times = LogicalPlanBuilder::from(present)
-            .aggregate(vec![col(TIMESTAMP)], Vec::<Expr>::new())?
-            .project(vec![col(TIMESTAMP).alias("t")])?
-            .build()?;
-        let all = self.steps_plan(&steps, |_| lit(1.0))?;
-        let plan = LogicalPlanBuilder::from(all)
-            .join(
-                times,
-                JoinType::LeftAnti,
-                (vec![TIMESTAMP], vec!["t"]),
-                None,
-            )?
-            .project(vec![lit(labels).alias(LABELS), col(TIMESTAMP), col(VALUE)])?
-            .build()?;
-        Ok(Planned::Vector(plan))
+        self.steps_without(present, labels, &steps)
     }
 
     /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
