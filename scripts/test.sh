@@ -11,6 +11,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 apt_packages=()
 command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-node-exporter)
+command -v prometheus-alertmanager >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 if ((${#apt_packages[@]})); then
   echo "installing ${apt_packages[*]}"
   apt-get update -qq
@@ -19,6 +20,7 @@ fi
 # Debian's packages may start their services; the tests run their own instances.
 pkill -x prometheus 2>/dev/null || true
 pkill -x prometheus-node-exporter 2>/dev/null || true
+pkill -x prometheus-alertmanager 2>/dev/null || true
 
 # S3-compatible server for the object-store tests (0.14.1: later releases need a newer rustc).
 if ! command -v s3s-fs >/dev/null 2>&1; then

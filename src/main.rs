@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use quiver::config::Config;
 use quiver::model::parse_duration;
+use quiver::rules;
 use quiver::server::{self, ServerOptions};
 
 #[cfg(feature = "jemalloc")]
@@ -44,6 +45,21 @@ struct Cli {
     /// Regex for CORS origin (fully anchored), e.g. 'https?://(domain1|domain2)\.com'.
     #[arg(long = "web.cors.origin", default_value = ".*")]
     cors_origin: String,
+    /// The URL users reach Quiver at (alerts link back to it); default from the listen address.
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
+    /// Longest outage after which alerts' `for` state is still restored at start-up.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h", value_parser = parse_duration)]
+    outage_tolerance: std::time::Duration,
+    /// Least time an alert still needs to be pending after a restore before it fires.
+    #[arg(long = "rules.alert.for-grace-period", default_value = "10m", value_parser = parse_duration)]
+    grace_period: std::time::Duration,
+    /// Least time between re-sends of a firing alert to Alertmanager.
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m", value_parser = parse_duration)]
+    resend_delay: std::time::Duration,
+    /// Alerts waiting for Alertmanager beyond this many are dropped, oldest first.
+    #[arg(long = "alertmanager.notification-queue-capacity", default_value_t = quiver::notifier::DEFAULT_QUEUE_CAPACITY)]
+    queue_capacity: usize,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -58,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Run unit tests.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
     /// Print the DataFusion plan a PromQL expression runs as, from a running server.
     Explain {
         /// The PromQL expression.
@@ -70,14 +91,33 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CheckCommand {
-    /// Validate a configuration file.
+    /// Validate a configuration file and the rule files it names.
     Config { files: Vec<PathBuf> },
+    /// Validate rule files, as `promtool check rules` does.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests in promtool's test-file format.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    // The tools print their own results; only the server logs at info by default.
+    let level = if cli.command.is_some() && cli.log_level == "info" {
+        "warn"
+    } else {
+        cli.log_level.as_str()
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // Colours only for a terminal; log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -89,6 +129,12 @@ fn main() -> ExitCode {
         Some(Command::Check {
             what: CheckCommand::Config { files },
         }) => check_config(&files),
+        Some(Command::Check {
+            what: CheckCommand::Rules { files },
+        }) => check_rules(&files),
+        Some(Command::Test {
+            what: TestCommand::Rules { files },
+        }) => test_rules(&files),
         Some(Command::Explain { expr, url }) => explain(&url, &expr),
         None => run_server(cli),
     }
@@ -103,16 +149,16 @@ fn run_server(cli: Cli) -> ExitCode {
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,
         enable_admin_api: cli.enable_admin_api,
+        external_url: cli
+            .external_url
+            .unwrap_or_else(|| format!("http://{}", cli.listen_address)),
+        outage_tolerance: cli.outage_tolerance,
+        grace_period: cli.grace_period,
+        resend_delay: cli.resend_delay,
+        queue_capacity: cli.queue_capacity,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = multi_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(server::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,10 +213,30 @@ fn explain(url: &str, expr: &str) -> ExitCode {
     }
 }
 
+fn multi_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        match Config::load(file).and_then(|c| c.check_referenced_files()) {
+        match Config::load(file).and_then(|c| {
+            let mut report = c.check_referenced_files()?;
+            for rule_file in rules::file::expand_rule_files(&c.rule_files, &c.base_dir)? {
+                let n = count_rules(&rules::load_file(&rule_file)?);
+                report.push(format!("{}: {n} rules found", rule_file.display()));
+            }
+            Ok(report)
+        }) {
             Ok(report) => {
                 println!("Checking {}", file.display());
                 for line in report {
@@ -185,6 +251,46 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         }
     }
     if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn count_rules(groups: &[rules::GroupSpec]) -> usize {
+    groups.iter().map(|g| g.rules.len()).sum()
+}
+
+/// `promtool check rules`: each file's verdict, exit 1 if any failed.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        println!("Checking {}", file.display());
+        match rules::load_file(file) {
+            Ok(groups) => println!("  SUCCESS: {} rules found\n", count_rules(&groups)),
+            Err(e) => {
+                ok = false;
+                println!("  FAILED:");
+                for problem in &e.problems {
+                    println!("{problem}");
+                }
+                println!();
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `promtool test rules`: runs each test file, exit 1 if any test failed.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let Some(runtime) = multi_thread_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    if runtime.block_on(rules::unittest::run_files(files)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -37,6 +37,17 @@ pub struct IngestMetrics {
     pub remote_write_requests: IntCounterVec,
 }
 
+/// Instruments of rule evaluation, by rule group (`file;name`, as Prometheus labels them).
+#[derive(Clone)]
+pub struct RuleMetrics {
+    pub evaluations: IntCounterVec,
+    pub evaluation_failures: IntCounterVec,
+    pub iterations_missed: IntCounterVec,
+    pub iterations: IntCounterVec,
+    pub last_duration_seconds: prometheus::GaugeVec,
+    pub evaluation_seconds: Histogram,
+}
+
 /// The registry and every instrument in it.
 #[derive(Clone)]
 pub struct Metrics {
@@ -44,6 +55,8 @@ pub struct Metrics {
     pub storage: StorageMetrics,
     pub query: QueryMetrics,
     pub ingest: IngestMetrics,
+    pub rules: RuleMetrics,
+    pub notifier: crate::notifier::NotifierMetrics,
 }
 
 impl Metrics {
@@ -53,6 +66,8 @@ impl Metrics {
             storage: StorageMetrics::unregistered(),
             query: QueryMetrics::unregistered(),
             ingest: IngestMetrics::unregistered(),
+            rules: RuleMetrics::unregistered(),
+            notifier: notifier_metrics(),
             registry,
         };
         metrics.register_all();
@@ -77,6 +92,18 @@ impl Metrics {
             Box::new(self.query.sql_queries.clone()),
             Box::new(self.query.sql_query_seconds.clone()),
             Box::new(self.ingest.remote_write_requests.clone()),
+            Box::new(self.rules.evaluations.clone()),
+            Box::new(self.rules.evaluation_failures.clone()),
+            Box::new(self.rules.iterations_missed.clone()),
+            Box::new(self.rules.iterations.clone()),
+            Box::new(self.rules.last_duration_seconds.clone()),
+            Box::new(self.rules.evaluation_seconds.clone()),
+            Box::new(self.notifier.sent.clone()),
+            Box::new(self.notifier.errors.clone()),
+            Box::new(self.notifier.dropped.clone()),
+            Box::new(self.notifier.queue_length.clone()),
+            Box::new(self.notifier.queue_capacity.clone()),
+            Box::new(self.notifier.alertmanagers.clone()),
         ];
         for c in collectors {
             // Names are fixed and unique in this file; a clash is a programming error caught
@@ -187,6 +214,79 @@ impl QueryMetrics {
                 prometheus::exponential_buckets(0.001, 4.0, 9).unwrap_or_default(),
             ),
         }
+    }
+}
+
+impl RuleMetrics {
+    pub fn unregistered() -> RuleMetrics {
+        let group = &["rule_group"];
+        RuleMetrics {
+            evaluations: counter_vec(
+                "quiver_rule_evaluations_total",
+                "Rule evaluations, by group.",
+                group,
+            ),
+            evaluation_failures: counter_vec(
+                "quiver_rule_evaluation_failures_total",
+                "Rule evaluations that failed, by group.",
+                group,
+            ),
+            iterations_missed: counter_vec(
+                "quiver_rule_group_iterations_missed_total",
+                "Group evaluations skipped because the previous one ran too long.",
+                group,
+            ),
+            iterations: counter_vec(
+                "quiver_rule_group_iterations_total",
+                "Scheduled group evaluations, run or missed.",
+                group,
+            ),
+            last_duration_seconds: prometheus::GaugeVec::new(
+                Opts::new(
+                    "quiver_rule_group_last_duration_seconds",
+                    "Duration of the group's last evaluation.",
+                ),
+                group,
+            )
+            .expect("valid metric name"),
+            evaluation_seconds: histogram(
+                "quiver_rule_evaluation_duration_seconds",
+                "Duration of single rule evaluations.",
+                prometheus::exponential_buckets(0.001, 4.0, 8).unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+fn notifier_metrics() -> crate::notifier::NotifierMetrics {
+    let am = &["alertmanager"];
+    crate::notifier::NotifierMetrics {
+        sent: counter_vec(
+            "quiver_notifications_sent_total",
+            "Alerts delivered, by Alertmanager.",
+            am,
+        ),
+        errors: counter_vec(
+            "quiver_notifications_errors_total",
+            "Alerts whose delivery failed, by Alertmanager.",
+            am,
+        ),
+        dropped: counter(
+            "quiver_notifications_dropped_total",
+            "Alerts dropped because the queue was full.",
+        ),
+        queue_length: gauge(
+            "quiver_notifications_queue_length",
+            "Alerts waiting to be sent.",
+        ),
+        queue_capacity: gauge(
+            "quiver_notifications_queue_capacity",
+            "Capacity of the alert queue.",
+        ),
+        alertmanagers: gauge(
+            "quiver_notifications_alertmanagers_discovered",
+            "Alertmanagers alerts are sent to.",
+        ),
     }
 }
 

@@ -15,8 +15,10 @@ use tokio::sync::Notify;
 use crate::api::{self, ApiOptions, AppState, Lifecycle};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notifier::Notifier;
 use crate::query::promql::PromqlEngine;
 use crate::query::sql::SqlEngine;
+use crate::rules::{EngineQuerier, ManagerOptions, RuleManager};
 use crate::scrape::ScrapeManager;
 use crate::storage::{Storage, StorageOptions};
 
@@ -33,6 +35,16 @@ pub struct ServerOptions {
     pub cors_origin: String,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
+    /// `--web.external-url`: the base of alerts' generator URLs.
+    pub external_url: String,
+    /// `--rules.alert.for-outage-tolerance`.
+    pub outage_tolerance: Duration,
+    /// `--rules.alert.for-grace-period`.
+    pub grace_period: Duration,
+    /// `--rules.alert.resend-delay`.
+    pub resend_delay: Duration,
+    /// `--alertmanager.notification-queue-capacity`.
+    pub queue_capacity: usize,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -61,9 +73,28 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let scrape = ScrapeManager::new(storage.clone());
+    let notifier = Notifier::new(options.queue_capacity, metrics.notifier.clone());
+    notifier.apply_config(&config)?;
+    let rules = RuleManager::new(
+        Arc::new(EngineQuerier {
+            promql: promql.clone(),
+            sql: Some(sql.clone()),
+        }),
+        storage.clone(),
+        notifier.clone(),
+        metrics.rules.clone(),
+        ManagerOptions {
+            external_url: options.external_url.clone(),
+            resend_delay: options.resend_delay,
+            outage_tolerance: options.outage_tolerance,
+            grace_period: options.grace_period,
+        },
+    );
     let controller = Arc::new(Controller {
         options: options.clone(),
         scrape: scrape.clone(),
+        rules: rules.clone(),
+        notifier: notifier.clone(),
         current: std::sync::Mutex::new(config.clone()),
         quit: Notify::new(),
     });
@@ -76,6 +107,8 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         )),
         metrics,
         scrape: scrape.clone(),
+        rules: rules.clone(),
+        notifier: notifier.clone(),
         lifecycle: controller.clone(),
         options: ApiOptions {
             remote_write_max_body_bytes: config.storage.remote_write_max_body_bytes,
@@ -99,7 +132,9 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let tasks = [
         storage.spawn_background(),
         spawn_sighup_reloader(controller.clone()),
+        notifier.spawn(),
     ];
+    rules.apply(&config).await.context("loading rule files")?;
     scrape.apply(&config).await?;
     ready.store(true, Ordering::Release);
 
@@ -113,6 +148,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         })
         .await;
     scrape.stop_all().await;
+    rules.stop_all().await;
     for task in tasks {
         task.abort();
     }
@@ -161,6 +197,8 @@ fn load_config(options: &ServerOptions) -> anyhow::Result<Config> {
 struct Controller {
     options: ServerOptions,
     scrape: Arc<ScrapeManager>,
+    rules: Arc<RuleManager>,
+    notifier: Arc<Notifier>,
     current: std::sync::Mutex<Arc<Config>>,
     quit: Notify,
 }
@@ -172,6 +210,12 @@ impl Controller {
         if previous.storage != config.storage || previous.query != config.query {
             tracing::warn!("storage and query settings change only at restart");
         }
+        // Rules first: a broken rule file fails the whole reload before anything changed.
+        self.rules
+            .apply(&config)
+            .await
+            .context("loading rule files")?;
+        self.notifier.apply_config(&config)?;
         self.scrape.apply(&config).await?;
         if let Ok(mut current) = self.current.lock() {
             *current = Arc::new(config);

@@ -1,6 +1,6 @@
 //! Metadata and status endpoints of the Prometheus HTTP API: series, label names and
-//! values, metric metadata, build info, flags, runtime and TSDB status, and the shapes of
-//! endpoints whose content later subsystems fill (rules, alerts, exemplars).
+//! values, metric metadata, build info, flags, runtime and TSDB status, and the shape of
+//! the exemplars endpoint (exemplars are not stored).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,11 +19,11 @@ use super::error::ApiError;
 use super::params::Params;
 use super::query::to_api_error;
 
-fn success(data: Value) -> Response {
+pub(super) fn success(data: Value) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
-fn respond(result: Result<Value, ApiError>) -> Response {
+pub(super) fn respond(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(data) => success(data),
         Err(e) => e.into_response(),
@@ -422,19 +422,6 @@ pub async fn query_exemplars(
     }
     .await;
     respond(result)
-}
-
-/// Recording and alerting rules arrive with the rules engine; until then, no groups.
-pub async fn rules() -> Response {
-    success(json!({"groups": []}))
-}
-
-pub async fn alerts() -> Response {
-    success(json!({"alerts": []}))
-}
-
-pub async fn alertmanagers() -> Response {
-    success(json!({"activeAlertmanagers": [], "droppedAlertmanagers": []}))
 }
 
 pub async fn scrape_pools(State(state): State<AppState>) -> Response {

@@ -7,6 +7,7 @@ mod format;
 mod meta;
 mod params;
 mod query;
+mod rules;
 mod sql;
 mod targets;
 mod write;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub scrape: Arc<ScrapeManager>,
+    pub rules: Arc<crate::rules::RuleManager>,
+    pub notifier: Arc<crate::notifier::Notifier>,
     pub lifecycle: Arc<dyn Lifecycle>,
     pub options: ApiOptions,
     pub ready: Arc<AtomicBool>,
@@ -125,9 +128,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/config", get(meta::config))
         .route("/api/v1/status/tsdb", get(meta::tsdb))
         .route("/api/v1/status/walreplay", get(meta::walreplay))
-        .route("/api/v1/rules", get(meta::rules).post(meta::rules))
-        .route("/api/v1/alerts", get(meta::alerts))
-        .route("/api/v1/alertmanagers", get(meta::alertmanagers))
+        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(rules::alertmanagers))
         .route("/api/v1/scrape_pools", get(meta::scrape_pools))
         .route("/-/reload", post(reload).put(reload))
         .route("/-/quit", post(quit).put(quit))

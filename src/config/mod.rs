@@ -4,6 +4,7 @@
 //! Unknown fields are an error that names the field and its line.
 
 mod duration;
+pub mod http;
 mod scrape;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::DiscoveryError;
+use super::target_file::TargetGroup;
 
 const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
@@ -92,6 +93,26 @@ pub(super) struct FilePattern {
 /// for `quiver check config`. Returns how many files were read.
 pub fn check_files(config: &FileSdConfig, base_dir: &Path) -> Result<usize, DiscoveryError> {
     let mut count = 0;
+    read_each(config, base_dir, |_| count += 1)?;
+    Ok(count)
+}
+
+/// The target groups of every file the patterns match right now, for one-off readers (the
+/// notifier's Alertmanager list) that do not watch files.
+pub fn read_all(
+    config: &FileSdConfig,
+    base_dir: &Path,
+) -> Result<Vec<TargetGroup>, DiscoveryError> {
+    let mut all = Vec::new();
+    read_each(config, base_dir, |groups| all.extend(groups))?;
+    Ok(all)
+}
+
+fn read_each(
+    config: &FileSdConfig,
+    base_dir: &Path,
+    mut each: impl FnMut(Vec<TargetGroup>),
+) -> Result<(), DiscoveryError> {
     for pattern in &config.files {
         let resolved = FilePattern::resolve(pattern, base_dir).map_err(|why| {
             DiscoveryError::InvalidConfig(format!("path {pattern:?} is not valid: {why}"))
@@ -100,11 +121,10 @@ pub fn check_files(config: &FileSdConfig, base_dir: &Path) -> Result<usize, Disc
             DiscoveryError::InvalidConfig(format!("path {pattern:?} is not valid: {e}"))
         })?;
         for path in paths.flatten() {
-            super::read_target_file(&path)?;
-            count += 1;
+            each(super::read_target_file(&path)?);
         }
     }
-    Ok(count)
+    Ok(())
 }
 
 impl FilePattern {

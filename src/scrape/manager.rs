@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
-use crate::config::{Config, ScrapeConfig};
+use crate::config::{Config, ScrapeConfig, http};
 use crate::discovery::{FileDiscoverer, TargetGroup};
 use crate::storage::Storage;
 
@@ -255,69 +255,11 @@ async fn wait_any_changed(receivers: &mut [watch::Receiver<Vec<TargetGroup>>]) -
 
 /// The HTTP client and auth header of one scrape config.
 fn loop_settings(config: &Config, sc: &ScrapeConfig) -> anyhow::Result<LoopSettings> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("Quiver/", env!("CARGO_PKG_VERSION")))
-        .gzip(true);
-    if let Some(tls) = &sc.tls_config {
-        if let Some(ca) = &tls.ca_file {
-            let pem = std::fs::read(config.resolve_path(ca))
-                .with_context(|| format!("reading ca_file {}", ca.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).context("parsing ca_file")? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-            let mut pem = std::fs::read(config.resolve_path(cert))
-                .with_context(|| format!("reading cert_file {}", cert.display()))?;
-            pem.extend(
-                std::fs::read(config.resolve_path(key))
-                    .with_context(|| format!("reading key_file {}", key.display()))?,
-            );
-            builder = builder.identity(
-                reqwest::Identity::from_pem(&pem).context("parsing client certificate and key")?,
-            );
-        }
-        if tls.insecure_skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-    }
-    let client = builder.build().context("building the scrape HTTP client")?;
     Ok(LoopSettings {
         config: Arc::new(sc.clone()),
-        client,
-        auth_header: auth_header(config, sc)?,
+        client: http::build_client(config, sc.tls_config.as_ref(), "scrape")?,
+        auth_header: http::auth_header(config, sc.basic_auth.as_ref(), sc.authorization.as_ref())?,
     })
-}
-
-fn auth_header(config: &Config, sc: &ScrapeConfig) -> anyhow::Result<Option<String>> {
-    use base64::Engine;
-    if let Some(basic) = &sc.basic_auth {
-        let password = match (&basic.password, &basic.password_file) {
-            (Some(p), _) => p.clone(),
-            (None, Some(file)) => read_secret(config, file)?,
-            (None, None) => String::new(),
-        };
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{password}", basic.username));
-        return Ok(Some(format!("Basic {token}")));
-    }
-    if let Some(auth) = &sc.authorization {
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (Some(c), _) => c.clone(),
-            (None, Some(file)) => read_secret(config, file)?,
-            (None, None) => String::new(),
-        };
-        return Ok(Some(format!("{} {credentials}", auth.auth_type)));
-    }
-    Ok(None)
-}
-
-fn read_secret(config: &Config, file: &std::path::Path) -> anyhow::Result<String> {
-    let path = config.resolve_path(file);
-    Ok(std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .trim()
-        .to_string())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -13,6 +13,7 @@ mod promql_diff;
 mod promql_fuzz;
 mod promqltest;
 mod remote_write;
+mod rules;
 mod scrape;
 mod sql;
 mod storage;

@@ -1,0 +1,189 @@
+//! How rules read data: an instant PromQL query or a SQL query at an evaluation time, and the
+//! raw samples needed to restore alert state. Behind a trait so `quiver test rules` and the
+//! server evaluate rules the same way over their own storage.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Float64Type};
+use async_trait::async_trait;
+
+use crate::query::promql::{DEFAULT_LOOKBACK, PromValue, PromqlEngine};
+use crate::query::sql::SqlEngine;
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSample {
+    /// Sorted by name, `__name__` included when the query kept it.
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// A raw sample with its own timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPoint {
+    pub labels: Vec<(String, String)>,
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+#[async_trait]
+pub trait RuleQuerier: Send + Sync {
+    /// An instant query; a scalar result is one sample without labels, as in Prometheus.
+    async fn promql(&self, expr: &str, ts_ms: i64) -> Result<Vec<RuleSample>, String>;
+    /// A `sql:` rule's query: every column but `value` (and `timestamp`) is a label.
+    async fn sql(&self, sql: &str) -> Result<Vec<RuleSample>, String>;
+    /// The newest raw sample in `[min, max]` of each series the selector matches.
+    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> Result<Vec<RawPoint>, String>;
+}
+
+/// The server's query engines.
+pub struct EngineQuerier {
+    pub promql: Arc<PromqlEngine>,
+    pub sql: Option<Arc<SqlEngine>>,
+}
+
+#[async_trait]
+impl RuleQuerier for EngineQuerier {
+    async fn promql(&self, expr: &str, ts_ms: i64) -> Result<Vec<RuleSample>, String> {
+        let value = self
+            .promql
+            .instant(expr, ts_ms, DEFAULT_LOOKBACK)
+            .await
+            .map_err(|e| e.to_string())?;
+        match value {
+            PromValue::Vector(series) => Ok(series
+                .into_iter()
+                .filter_map(|s| {
+                    let value = s.points.first()?.1;
+                    Some(RuleSample {
+                        labels: s.labels,
+                        value,
+                    })
+                })
+                .collect()),
+            PromValue::Scalar(_, v) => Ok(vec![RuleSample {
+                labels: Vec::new(),
+                value: v,
+            }]),
+            _ => Err("rule result is not a vector or scalar".to_string()),
+        }
+    }
+
+    async fn sql(&self, sql: &str) -> Result<Vec<RuleSample>, String> {
+        let engine = self
+            .sql
+            .as_ref()
+            .ok_or_else(|| "SQL rules need the SQL engine".to_string())?;
+        let result = engine.query(sql).await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for batch in &result.batches {
+            out.extend(sql_samples(batch)?);
+        }
+        Ok(out)
+    }
+
+    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> Result<Vec<RawPoint>, String> {
+        let expr = PromqlEngine::parse(selector).map_err(|e| e.to_string())?;
+        let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
+            return Err(format!("not a series selector: {selector}"));
+        };
+        // raw_series reads (min, max]; widen by one millisecond to include `min`.
+        let series = self
+            .promql
+            .raw_series(&vs, min - 1, max)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(series
+            .into_iter()
+            .filter_map(|s| {
+                let &(timestamp_ms, value) = s.points.last()?;
+                Some(RawPoint {
+                    labels: s.labels,
+                    timestamp_ms,
+                    value,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Rows of a SQL rule's result as samples: `value` must be numeric, other columns are labels.
+fn sql_samples(batch: &arrow::record_batch::RecordBatch) -> Result<Vec<RuleSample>, String> {
+    let schema = batch.schema();
+    let value_index = schema
+        .index_of("value")
+        .map_err(|_| "a SQL rule must return a column named \"value\"".to_string())?;
+    let values = arrow::compute::cast(batch.column(value_index), &DataType::Float64)
+        .map_err(|e| format!("column \"value\" is not numeric: {e}"))?;
+    let values = values.as_primitive::<Float64Type>();
+    let mut label_columns = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if i == value_index || field.name() == "timestamp" {
+            continue;
+        }
+        let text = arrow::compute::cast(batch.column(i), &DataType::Utf8)
+            .map_err(|e| format!("column {:?} cannot be a label: {e}", field.name()))?;
+        label_columns.push((field.name().clone(), text));
+    }
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        if values.is_null(row) {
+            continue;
+        }
+        let mut labels: Vec<(String, String)> = label_columns
+            .iter()
+            .filter(|(_, col)| col.is_valid(row))
+            .map(|(name, col)| (name.clone(), col.as_string::<i32>().value(row).to_string()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        labels.sort();
+        out.push(RuleSample {
+            labels,
+            value: values.value(row),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    #[test]
+    fn sql_rows_become_samples() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("job", DataType::Utf8, true),
+            Field::new("code", DataType::Int64, true),
+            Field::new("value", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("api"), None])),
+                Arc::new(Int64Array::from(vec![200, 500])),
+                Arc::new(Float64Array::from(vec![Some(1.5), Some(2.0)])),
+            ],
+        )
+        .unwrap();
+        let samples = sql_samples(&batch).unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(
+            samples[0].labels,
+            vec![("code".into(), "200".into()), ("job".into(), "api".into())]
+        );
+        assert_eq!(samples[1].labels, vec![("code".into(), "500".into())]);
+        assert_eq!(samples[1].value, 2.0);
+    }
+
+    #[test]
+    fn sql_without_value_column_is_an_error() {
+        let schema = Arc::new(Schema::new(vec![Field::new("job", DataType::Utf8, true)]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
+        assert!(sql_samples(&batch).unwrap_err().contains("value"));
+    }
+}
