@@ -36,6 +36,17 @@ locate_generator() {
     [[ -n "$INGEST_BIN" && -x "$INGEST_BIN" ]] || die "cargo did not produce the ingest bench binary"
 }
 
+# prepare_work_dir NAME: uses WORK_DIR if given (and then always keeps it), else a new
+# /tmp/quiver-bench-NAME.XXXXXX that cleanup deletes after a successful run.
+prepare_work_dir() {
+    OWN_WORK_DIR=0
+    if [[ -z "${WORK_DIR:-}" ]]; then
+        WORK_DIR=$(mktemp -d "/tmp/quiver-bench-$1.XXXXXX")
+        OWN_WORK_DIR=1
+    fi
+    mkdir -p "$WORK_DIR"
+}
+
 wait_ready() {
     local url=$1 pid=$2 log=$3 i
     for ((i = 0; i < 600; i++)); do

@@ -79,13 +79,7 @@ check_prerequisites() {
 
 check_prerequisites
 locate_generator
-# Only a directory this script created is ever deleted; a given WORK_DIR is always kept.
-OWN_WORK_DIR=0
-if [[ -z "${WORK_DIR:-}" ]]; then
-    WORK_DIR=$(mktemp -d /tmp/quiver-bench-ingest.XXXXXX)
-    OWN_WORK_DIR=1
-fi
-mkdir -p "$WORK_DIR"
+prepare_work_dir ingest
 # Servers must start fresh; an old data dir would mix earlier samples into the figures.
 for d in "$WORK_DIR"/tput-* "$WORK_DIR"/disk-*; do
     [[ ! -e "$d" ]] || die "$d exists from an earlier run; use an empty WORK_DIR"

@@ -83,13 +83,7 @@ check_prerequisites() {
 
 check_prerequisites
 locate_generator
-# Only a directory this script created is ever deleted; a given WORK_DIR is always kept.
-OWN_WORK_DIR=0
-if [[ -z "${WORK_DIR:-}" ]]; then
-    WORK_DIR=$(mktemp -d /tmp/quiver-bench-lookups.XXXXXX)
-    OWN_WORK_DIR=1
-fi
-mkdir -p "$WORK_DIR"
+prepare_work_dir lookups
 for d in "$WORK_DIR"/quiver "$WORK_DIR"/prometheus; do
     [[ ! -e "$d" ]] || die "$d exists from an earlier run; use an empty WORK_DIR"
 done

@@ -117,13 +117,7 @@ locate_simulator() {
 
 check_prerequisites
 locate_simulator
-# Only a directory this script created is ever deleted; a given WORK_DIR is always kept.
-OWN_WORK_DIR=0
-if [[ -z "${WORK_DIR:-}" ]]; then
-    WORK_DIR=$(mktemp -d /tmp/quiver-bench-scrape.XXXXXX)
-    OWN_WORK_DIR=1
-fi
-mkdir -p "$WORK_DIR"
+prepare_work_dir scrape
 # Servers must start fresh; an old data dir would add its replay to the figures.
 for d in quiver prometheus; do
     [[ ! -e "$WORK_DIR/$d" ]] || die "$WORK_DIR/$d exists from an earlier run; use an empty WORK_DIR"

@@ -12,6 +12,8 @@ apt_packages=()
 command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-node-exporter)
 command -v prometheus-alertmanager >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
+command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if ((${#apt_packages[@]})); then
   echo "installing ${apt_packages[*]}"
   apt-get update -qq
@@ -21,6 +23,11 @@ fi
 pkill -x prometheus 2>/dev/null || true
 pkill -x prometheus-node-exporter 2>/dev/null || true
 pkill -x prometheus-alertmanager 2>/dev/null || true
+
+# PostgreSQL drivers for the wire-protocol tests.
+if ! python3 -c "import psycopg, psycopg2" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "psycopg[binary]" psycopg2-binary
+fi
 
 # S3-compatible server for the object-store tests (0.14.1: later releases need a newer rustc).
 if ! command -v s3s-fs >/dev/null 2>&1; then

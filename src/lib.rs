@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod metrics;
 pub mod model;
 pub mod notifier;
+pub mod postgres;
 pub mod prompb;
 pub mod query;
 pub mod rules;

@@ -60,6 +60,9 @@ struct Cli {
     /// Alerts waiting for Alertmanager beyond this many are dropped, oldest first.
     #[arg(long = "alertmanager.notification-queue-capacity", default_value_t = quiver::notifier::DEFAULT_QUEUE_CAPACITY)]
     queue_capacity: usize,
+    /// Address of the PostgreSQL wire protocol; an empty value turns it off.
+    #[arg(long = "postgres.listen-address", default_value = "127.0.0.1:5433")]
+    postgres_listen_address: String,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -156,6 +159,16 @@ fn run_server(cli: Cli) -> ExitCode {
         grace_period: cli.grace_period,
         resend_delay: cli.resend_delay,
         queue_capacity: cli.queue_capacity,
+        postgres_listen_address: match cli.postgres_listen_address.trim() {
+            "" => None,
+            address => match address.parse() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("error: --postgres.listen-address {address:?}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        },
     };
     let Some(runtime) = multi_thread_runtime() else {
         return ExitCode::FAILURE;

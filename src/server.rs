@@ -45,6 +45,8 @@ pub struct ServerOptions {
     pub resend_delay: Duration,
     /// `--alertmanager.notification-queue-capacity`.
     pub queue_capacity: usize,
+    /// `--postgres.listen-address`; `None` turns the wire protocol off.
+    pub postgres_listen_address: Option<SocketAddr>,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -98,6 +100,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         current: std::sync::Mutex::new(config.clone()),
         quit: Notify::new(),
     });
+    let pg_sql = sql.clone();
     let state = AppState {
         storage: storage.clone(),
         sql,
@@ -129,11 +132,23 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", options.listen_address))?;
     tracing::info!(address = %options.listen_address, data = %options.data_dir.display(), "Quiver is listening");
 
-    let tasks = [
+    let mut tasks = vec![
         storage.spawn_background(),
         spawn_sighup_reloader(controller.clone()),
         notifier.spawn(),
     ];
+    if let Some(address) = options.postgres_listen_address {
+        let pg_options = crate::postgres::PostgresOptions::from_config(&config, address)?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening for postgres on {address}"))?;
+        tracing::info!(address = %address, "PostgreSQL wire protocol is listening");
+        tasks.push(tokio::spawn(crate::postgres::serve(
+            listener,
+            pg_sql.context().clone(),
+            pg_options,
+        )));
+    }
     rules.apply(&config).await.context("loading rule files")?;
     scrape.apply(&config).await?;
     ready.store(true, Ordering::Release);

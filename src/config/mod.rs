@@ -37,6 +37,7 @@ pub struct Config {
     pub remote_read: Vec<serde_norway::Value>,
     pub storage: StorageConfig,
     pub query: QueryConfig,
+    pub postgres: PostgresConfig,
     /// Directory of the configuration file; relative paths in it are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -179,7 +180,62 @@ impl Default for QueryConfig {
     }
 }
 
+/// The PostgreSQL wire protocol frontend (`--postgres.listen-address` says where).
+///
+/// Without `users`, connections are trusted, which Quiver allows only on a loopback address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `scram-sha-256` (default), `md5` or `password` (cleartext, use with TLS).
+    pub auth_method: PgAuthMethod,
+    pub users: Vec<PgUser>,
+    pub tls: Option<PgTls>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgAuthMethod {
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "md5")]
+    Md5,
+    #[serde(rename = "password")]
+    Password,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgUser {
+    pub name: String,
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
 impl Config {
+    /// The password of a configured PostgreSQL user (from `password` or `password_file`).
+    pub fn postgres_password(&self, user: &PgUser) -> anyhow::Result<String> {
+        match (&user.password, &user.password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(file)) => {
+                let path = self.resolve_path(file);
+                Ok(std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_string())
+            }
+            (None, None) => anyhow::bail!("postgres user {:?} has no password", user.name),
+        }
+    }
+
     /// Parses and validates YAML; `origin` names the source in error messages.
     pub fn from_yaml(text: &str, origin: &str) -> anyhow::Result<Config> {
         let config: Config = serde_norway::from_str(text)

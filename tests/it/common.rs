@@ -75,6 +75,8 @@ impl Drop for Process {
 pub struct Quiver {
     pub process: Option<Process>,
     pub port: u16,
+    /// The PostgreSQL wire protocol port (unless a test passes its own flag).
+    pub pg_port: u16,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub client: reqwest::Client,
@@ -96,6 +98,7 @@ impl Quiver {
         let mut q = Quiver {
             process: None,
             port: free_port(),
+            pg_port: free_port(),
             dir,
             config_path,
             client: reqwest::Client::new(),
@@ -122,6 +125,16 @@ impl Quiver {
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
             .arg("--storage.tsdb.retention.time=0")
             .args(&self.extra_args);
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--postgres.listen-address"))
+        {
+            cmd.arg(format!(
+                "--postgres.listen-address=127.0.0.1:{}",
+                self.pg_port
+            ));
+        }
         // Append to the log so a restart keeps the earlier run's lines.
         let previous = std::fs::read_to_string(&log).unwrap_or_default();
         self.process = Some(Process::spawn("quiver", &mut cmd, &log));

@@ -8,6 +8,7 @@ mod common;
 mod crash;
 mod grafana;
 mod http;
+mod postgres;
 mod prometheus_peer;
 mod promql_diff;
 mod promql_fuzz;

@@ -63,10 +63,10 @@ async fn metric_tables_samples_series_and_information_schema() {
     assert_eq!(
         columns,
         vec![
-            vec![json!("instance"), json!("Utf8")],
-            vec![json!("job"), json!("Utf8")],
-            vec![json!("timestamp"), json!("Timestamp(ms, \"UTC\")")],
-            vec![json!("value"), json!("Float64")],
+            vec![json!("instance"), json!("text")],
+            vec![json!("job"), json!("text")],
+            vec![json!("timestamp"), json!("timestamp with time zone")],
+            vec![json!("value"), json!("double precision")],
         ]
     );
     let tables = q.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1").await;

@@ -1,8 +1,11 @@
 //! The SQL session: DataFusion over Quiver's tables, read-only, with a timeout, a result
-//! row cap and a memory limit per query. HTTP and (later) the PostgreSQL wire protocol share
-//! one [`SqlEngine`].
+//! row cap and a memory limit per query. HTTP and the PostgreSQL wire protocol share one
+//! [`SqlEngine`] and its session, which also carries PostgreSQL's catalogs (`pg_catalog`
+//! from `datafusion-pg-catalog`, our PostgreSQL-shaped `information_schema`) and functions.
 
 mod catalog;
+pub mod information_schema;
+pub mod pg_functions;
 pub mod tables;
 pub mod timerange;
 
@@ -84,11 +87,13 @@ impl SqlEngine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true);
+            // Ours, in PostgreSQL's shape, replaces DataFusion's information_schema.
+            .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, Arc::new(catalog::QuiverSchema::new(storage)))?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
+        add_postgres_catalogs(&ctx)?;
         Ok(SqlEngine {
             ctx,
             limits,
@@ -141,6 +146,25 @@ impl SqlEngine {
         }
         Ok(QueryResult { schema, batches })
     }
+}
+
+/// `information_schema`, `pg_catalog` and the PostgreSQL functions clients call.
+fn add_postgres_catalogs(ctx: &SessionContext) -> anyhow::Result<()> {
+    let catalogs = ctx.state().catalog_list().clone();
+    let info = information_schema::PgInformationSchema::new(&catalogs);
+    ctx.catalog(CATALOG)
+        .ok_or_else(|| anyhow::anyhow!("catalog {CATALOG} is missing"))?
+        .register_schema(information_schema::INFORMATION_SCHEMA, Arc::new(info))?;
+    datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog(
+        ctx,
+        CATALOG,
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+    )
+    .map_err(|e| anyhow::anyhow!("setting up pg_catalog: {e}"))?;
+    ctx.register_udf(pg_functions::current_setting_udf());
+    ctx.register_udf(pg_functions::version_udf());
+    ctx.register_udf(pg_functions::time_bucket_udf());
+    Ok(())
 }
 
 fn classify_planning(e: DataFusionError) -> SqlError {
