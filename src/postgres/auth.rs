@@ -23,8 +23,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use crate::config::PgAuthMethod;
 use crate::query::sql::pg_functions::SERVER_VERSION;
 
-/// Client metadata key datafusion-postgres reads as the statement timeout, in ms.
-const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+use super::limits::STATEMENT_TIMEOUT_KEY;
 
 /// How clients prove who they are.
 #[derive(Debug, Clone)]

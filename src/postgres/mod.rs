@@ -9,6 +9,7 @@
 mod auth;
 mod errors;
 mod guard;
+mod limits;
 mod settings;
 
 use std::collections::HashMap;
@@ -104,7 +105,7 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result
 /// The handlers of every connection: one query service on the shared session, and a
 /// start-up handler made fresh per connection.
 struct Handlers {
-    service: Arc<DfSessionService>,
+    service: Arc<limits::Limited>,
     connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
     authentication: Authentication,
@@ -149,7 +150,9 @@ pub async fn serve(listener: TcpListener, session: SessionContext, options: Post
     ];
     let connections = Arc::new(ConnectionManager::new());
     let handlers = Arc::new(Handlers {
-        service: Arc::new(DfSessionService::new_with_hooks(Arc::new(session), hooks)),
+        service: Arc::new(limits::Limited {
+            inner: Arc::new(DfSessionService::new_with_hooks(Arc::new(session), hooks)),
+        }),
         cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
         connections,
         authentication: options.authentication,

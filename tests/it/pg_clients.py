@@ -10,6 +10,7 @@ failure, with the reason.
 
 import datetime
 import sys
+import threading
 
 import psycopg
 import psycopg2
@@ -84,6 +85,26 @@ def psycopg3_extended():
         except psycopg.Error as e:
             check("psycopg3 error has sqlstate", e.sqlstate is not None, e)
         check("psycopg3 usable after error", conn.execute("SELECT 2").fetchone() == (2,))
+    # A CancelRequest on a second socket stops a long query; the statement timeout is the
+    # backstop, and its message differs, so a cancel that did not work cannot pass.
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 20000")
+        timer = threading.Timer(1.0, conn.cancel)
+        timer.start()
+        try:
+            conn.execute("SELECT count(*) FROM generate_series(1, 100000000000)")
+            check("cancel request", False, "the query finished")
+        except psycopg.errors.QueryCanceled as e:
+            check("cancel request", "user request" in str(e), e)
+        finally:
+            timer.cancel()
+        check("usable after cancel", conn.execute("SELECT 3").fetchone() == (3,))
+        conn.execute("SET statement_timeout = 500")
+        try:
+            conn.execute("SELECT count(*) FROM generate_series(1, 100000000000)")
+            check("statement timeout", False, "the query finished")
+        except psycopg.errors.QueryCanceled as e:
+            check("statement timeout", "statement timeout" in str(e), e)
 
 
 def grafana_session():

@@ -138,7 +138,9 @@ async fn psql_and_python_drivers_with_scram_passwords() {
     assert!(!success, "an unknown user was accepted");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pg_clients.py");
-    let out = Command::new("python3")
+    // Bounded: a client stuck on a query the server failed to stop must not hang the suite.
+    let out = Command::new("timeout")
+        .args(["300", "python3"])
         .arg(&script)
         .args([&port.to_string(), "grafana", "s3cret", METRIC])
         .output()
