@@ -86,8 +86,11 @@ large = "SELECT * FROM bench_metric_0"
 
 def timed(cmd):
     t = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True).stdout
-    return time.perf_counter() - t, out
+    done = subprocess.run(cmd, capture_output=True)
+    secs = time.perf_counter() - t
+    if done.returncode != 0:
+        sys.exit(f"{cmd[0]} failed: {done.stderr.decode(errors='replace')[:500]}")
+    return secs, done.stdout
 
 rows = None
 results = {}

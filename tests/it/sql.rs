@@ -218,3 +218,38 @@ async fn limits_fail_cleanly_and_the_server_keeps_serving() {
 
     assert_eq!(q.scalar("SELECT count(*) FROM up").await, 3.0);
 }
+
+/// Labels named like the columns a metric table uses inside its plan still work.
+#[tokio::test]
+async fn labels_named_series_id_timestamp_and_value() {
+    let q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
+    let t = now_ms() - 10_000;
+    let labels = [
+        ("__name__", "odd_labels"),
+        ("series_id", "7"),
+        ("timestamp", "x"),
+        ("value", "y"),
+    ];
+    let request = write_request(vec![series(&labels, &[(t, 3.0)])]);
+    assert_eq!(q.remote_write(&request).await.0, 204);
+    let rows = q.rows("SELECT * FROM odd_labels").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let columns = q
+        .rows("SELECT column_name FROM information_schema.columns WHERE table_name = 'odd_labels' ORDER BY ordinal_position")
+        .await;
+    assert_eq!(
+        columns,
+        vec![
+            vec![json!("series_id")],
+            vec![json!("label_timestamp")],
+            vec![json!("label_value")],
+            vec![json!("timestamp")],
+            vec![json!("value")]
+        ]
+    );
+    assert_eq!(
+        q.scalar("SELECT sum(value) FROM odd_labels WHERE series_id = '7'")
+            .await,
+        3.0
+    );
+}

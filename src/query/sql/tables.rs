@@ -309,6 +309,10 @@ pub fn label_column_name(label: &str) -> String {
     }
 }
 
+/// The series id column inside a metric table's plan. `#` cannot appear in a label name, so
+/// a label called `series_id` cannot collide with it.
+const METRIC_SERIES_KEY: &str = "#series_id";
+
 /// A metric's table: one Utf8 column per label name, `timestamp`, `value`.
 pub fn metric_table(
     storage: Arc<Storage>,
@@ -316,7 +320,7 @@ pub fn metric_table(
     set: &SeriesSet,
 ) -> anyhow::Result<Arc<dyn TableProvider>> {
     let label_names: Vec<String> = set.label_names().into_iter().collect();
-    let mut fields = vec![Field::new(SERIES_ID, DataType::UInt64, false)];
+    let mut fields = vec![Field::new(METRIC_SERIES_KEY, DataType::UInt64, false)];
     fields.extend(
         label_names
             .iter()
@@ -345,7 +349,14 @@ pub fn metric_table(
         .collect();
     outputs.push(col("r.timestamp").alias(TIMESTAMP));
     outputs.push(col("r.value").alias(VALUE));
-    let plan = join_view(storage, Some(metric), schema, batch, outputs)?;
+    let plan = join_view(
+        storage,
+        Some(metric),
+        schema,
+        batch,
+        METRIC_SERIES_KEY,
+        outputs,
+    )?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
@@ -361,7 +372,7 @@ pub fn samples_table(
         col("r.timestamp").alias(TIMESTAMP),
         col("r.value").alias(VALUE),
     ];
-    let plan = join_view(storage, None, batch.schema(), batch, outputs)?;
+    let plan = join_view(storage, None, batch.schema(), batch, SERIES_ID, outputs)?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
@@ -403,12 +414,13 @@ fn series_batch(set: &SeriesSet) -> anyhow::Result<RecordBatch> {
     )?)
 }
 
-/// `series (s) JOIN raw samples (r) ON series_id`, projected to `outputs`.
+/// `series (s) JOIN raw samples (r) ON s.<series_key> = r.series_id`, projected to `outputs`.
 fn join_view(
     storage: Arc<Storage>,
     metric: Option<&str>,
     series_schema: SchemaRef,
     series: RecordBatch,
+    series_key: &str,
     outputs: Vec<Expr>,
 ) -> anyhow::Result<LogicalPlan> {
     let series_table = MemTable::try_new(series_schema, vec![vec![series]])?;
@@ -420,8 +432,8 @@ fn join_view(
             raw_scan,
             JoinType::Inner,
             (
-                vec![format!("s.{SERIES_ID}")],
-                vec![format!("r.{SERIES_ID}")],
+                vec![datafusion::common::Column::new(Some("s"), series_key)],
+                vec![datafusion::common::Column::new(Some("r"), SERIES_ID)],
             ),
             None,
         )?
