@@ -126,7 +126,8 @@ start_server() {
         printf 'storage:\n  wal:\n    fsync: %s\n' "$QUIVER_FSYNC" >"$dir/quiver.yml"
         SERVER_URL=http://127.0.0.1:$QUIVER_PORT
         "$QUIVER_BIN" --config.file="$dir/quiver.yml" --storage.tsdb.path="$dir/data" \
-            --web.listen-address="127.0.0.1:$QUIVER_PORT" >"$dir/server.log" 2>&1 &
+            --web.listen-address="127.0.0.1:$QUIVER_PORT" --postgres.listen-address= \
+            >"$dir/server.log" 2>&1 &
         ;;
     prometheus)
         printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$dir/prometheus.yml"

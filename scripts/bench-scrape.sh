@@ -248,7 +248,8 @@ start_server() {
         fi
         SERVER_URL=http://127.0.0.1:$QUIVER_PORT
         "$QUIVER_BIN" --config.file="$dir/$kind.yml" --storage.tsdb.path="$dir/data" \
-            --web.listen-address="127.0.0.1:$QUIVER_PORT" >"$dir/server.log" 2>&1 &
+            --web.listen-address="127.0.0.1:$QUIVER_PORT" --postgres.listen-address= \
+            >"$dir/server.log" 2>&1 &
         ;;
     prometheus)
         SERVER_URL=http://127.0.0.1:$PROM_PORT
