@@ -11,7 +11,7 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::VectorSelector;
 use prost::Message;
 
-use crate::model::is_stale_nan;
+use crate::model::{escape_label_value, is_stale_nan};
 use crate::prompb::{Label, QueryResult, ReadRequest, ReadResponse, Sample, TimeSeries};
 use crate::query::promql::select::parse_selector;
 use crate::storage::now_ms;
@@ -105,12 +105,6 @@ async fn federate_text(
         );
     }
     Ok(out)
-}
-
-fn escape_label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 pub async fn remote_read(State(state): State<AppState>, body: Body) -> Response {

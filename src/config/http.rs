@@ -71,7 +71,8 @@ pub fn auth_header(
     Ok(None)
 }
 
-fn read_secret(config: &Config, file: &std::path::Path) -> anyhow::Result<String> {
+/// A secret kept in a file (relative to the configuration), without surrounding whitespace.
+pub(crate) fn read_secret(config: &Config, file: &std::path::Path) -> anyhow::Result<String> {
     let path = config.resolve_path(file);
     Ok(std::fs::read_to_string(&path)
         .with_context(|| format!("reading {}", path.display()))?

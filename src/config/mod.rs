@@ -225,13 +225,7 @@ impl Config {
     pub fn postgres_password(&self, user: &PgUser) -> anyhow::Result<String> {
         match (&user.password, &user.password_file) {
             (Some(p), _) => Ok(p.clone()),
-            (None, Some(file)) => {
-                let path = self.resolve_path(file);
-                Ok(std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .trim()
-                    .to_string())
-            }
+            (None, Some(file)) => http::read_secret(self, file),
             (None, None) => anyhow::bail!("postgres user {:?} has no password", user.name),
         }
     }

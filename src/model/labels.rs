@@ -123,6 +123,15 @@ impl fmt::Display for Labels {
     }
 }
 
+/// A label value quoted for `name{a="v"}` notation, which the text exposition format and
+/// PromQL string literals share: backslash, double quote and newline are escaped.
+pub fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus's classic label name rule.
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -8,7 +8,8 @@ pub mod relabel;
 
 pub use duration::{format_duration, parse_duration};
 pub use labels::{
-    LabelError, Labels, METRIC_NAME_LABEL, is_valid_label_name, is_valid_metric_name,
+    LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, is_valid_label_name,
+    is_valid_metric_name,
 };
 
 /// Bit pattern of Prometheus's staleness marker, a NaN that is not the usual quiet NaN.

@@ -147,19 +147,14 @@ impl Notifier {
         self.metrics.queue_length.set(queue.len() as i64);
     }
 
-    /// Puts a batch that reached no Alertmanager back at the front, within capacity.
+    /// Puts a batch that reached no Alertmanager back at the front, within capacity (the
+    /// oldest alerts, the requeued ones included, go first).
     fn requeue(&self, batch: Vec<Notification>) {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         for alert in batch.into_iter().rev() {
             queue.push_front(alert);
         }
-        let overflow = queue.len().saturating_sub(self.capacity);
-        if overflow > 0 {
-            // The newest copies of re-sent alerts are at the back: drop the oldest.
-            queue.drain(..overflow);
-            self.metrics.dropped.inc_by(overflow as u64);
-        }
-        self.metrics.queue_length.set(queue.len() as i64);
+        self.drop_overflow(&mut queue);
     }
 
     fn next_batch(&self) -> Vec<Notification> {

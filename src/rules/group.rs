@@ -415,16 +415,9 @@ fn stale_marker(labels: &[(String, String)], ts: i64) -> SeriesSamples {
 fn for_state_selector(labels: &[(String, String)]) -> String {
     let matchers: Vec<String> = labels
         .iter()
-        .map(|(n, v)| format!("{n}=\"{}\"", escape_promql_string(v)))
+        .map(|(n, v)| format!("{n}=\"{}\"", crate::model::escape_label_value(v)))
         .collect();
     format!("ALERTS_FOR_STATE{{{}}}", matchers.join(","))
-}
-
-fn escape_promql_string(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Templates' `query` function: runs PromQL at the evaluation time. Templates expand

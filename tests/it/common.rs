@@ -159,6 +159,18 @@ impl Quiver {
         }
     }
 
+    /// Quiver's own `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// Rewrites the configuration file (the server re-reads it on reload).
     pub fn write_config(&self, config: &str) {
         std::fs::write(&self.config_path, config).expect("writing config");

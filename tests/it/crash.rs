@@ -131,15 +131,7 @@ async fn torn_wal_tail_is_reported_and_cut_without_losing_earlier_records() {
     q.launch().await;
     assert_eq!(q.scalar("SELECT count(*) FROM torn").await, 10.0);
     assert!(q.log().contains("torn or corrupt tail"), "{}", q.log());
-    let metrics = q
-        .client
-        .get(q.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = q.metrics_text().await;
     assert!(
         metrics.contains("quiver_tsdb_wal_corruptions_total 1"),
         "{metrics}"

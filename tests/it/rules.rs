@@ -423,15 +423,7 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
         ams["data"]["activeAlertmanagers"][0]["url"],
         format!("http://127.0.0.1:{am_port}/api/v2/alerts")
     );
-    let metrics = q
-        .client
-        .get(q.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = q.metrics_text().await;
     assert!(
         metrics.contains("quiver_notifications_sent_total"),
         "{metrics}"
