@@ -216,7 +216,7 @@ fn validate_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
             None
         }
         (Some(expr), None) => {
-            if let Err(e) = promql_parser::parser::parse(&expr) {
+            if let Err(e) = crate::query::promql::PromqlEngine::parse(&expr) {
                 errs.push(format!("could not parse expression: {e}"));
             }
             Some(RuleQuery::PromQL(expr))

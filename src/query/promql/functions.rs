@@ -37,36 +37,72 @@ pub enum RangeFunc {
 
 impl RangeFunc {
     pub fn from_name(name: &str) -> Option<RangeFunc> {
+        Self::ALL.iter().find(|f| f.name() == name).copied()
+    }
+
+    const ALL: [RangeFunc; 26] = {
         use RangeFunc::*;
-        Some(match name {
-            "rate" => Rate,
-            "increase" => Increase,
-            "delta" => Delta,
-            "irate" => Irate,
-            "idelta" => Idelta,
-            "deriv" => Deriv,
-            "predict_linear" => PredictLinear,
-            "changes" => Changes,
-            "resets" => Resets,
-            "avg_over_time" => AvgOverTime,
-            "min_over_time" => MinOverTime,
-            "max_over_time" => MaxOverTime,
-            "sum_over_time" => SumOverTime,
-            "count_over_time" => CountOverTime,
-            "last_over_time" => LastOverTime,
-            "first_over_time" => FirstOverTime,
-            "present_over_time" => PresentOverTime,
-            "stddev_over_time" => StddevOverTime,
-            "stdvar_over_time" => StdvarOverTime,
-            "quantile_over_time" => QuantileOverTime,
-            "mad_over_time" => MadOverTime,
-            "ts_of_last_over_time" => TsOfLastOverTime,
-            "ts_of_first_over_time" => TsOfFirstOverTime,
-            "ts_of_min_over_time" => TsOfMinOverTime,
-            "ts_of_max_over_time" => TsOfMaxOverTime,
-            "double_exponential_smoothing" => DoubleExponentialSmoothing,
-            _ => return None,
-        })
+        [
+            Rate,
+            Increase,
+            Delta,
+            Irate,
+            Idelta,
+            Deriv,
+            PredictLinear,
+            Changes,
+            Resets,
+            AvgOverTime,
+            MinOverTime,
+            MaxOverTime,
+            SumOverTime,
+            CountOverTime,
+            LastOverTime,
+            FirstOverTime,
+            PresentOverTime,
+            StddevOverTime,
+            StdvarOverTime,
+            QuantileOverTime,
+            MadOverTime,
+            TsOfLastOverTime,
+            TsOfFirstOverTime,
+            TsOfMinOverTime,
+            TsOfMaxOverTime,
+            DoubleExponentialSmoothing,
+        ]
+    };
+
+    /// The PromQL name.
+    pub fn name(self) -> &'static str {
+        use RangeFunc::*;
+        match self {
+            Rate => "rate",
+            Increase => "increase",
+            Delta => "delta",
+            Irate => "irate",
+            Idelta => "idelta",
+            Deriv => "deriv",
+            PredictLinear => "predict_linear",
+            Changes => "changes",
+            Resets => "resets",
+            AvgOverTime => "avg_over_time",
+            MinOverTime => "min_over_time",
+            MaxOverTime => "max_over_time",
+            SumOverTime => "sum_over_time",
+            CountOverTime => "count_over_time",
+            LastOverTime => "last_over_time",
+            FirstOverTime => "first_over_time",
+            PresentOverTime => "present_over_time",
+            StddevOverTime => "stddev_over_time",
+            StdvarOverTime => "stdvar_over_time",
+            QuantileOverTime => "quantile_over_time",
+            MadOverTime => "mad_over_time",
+            TsOfLastOverTime => "ts_of_last_over_time",
+            TsOfFirstOverTime => "ts_of_first_over_time",
+            TsOfMinOverTime => "ts_of_min_over_time",
+            TsOfMaxOverTime => "ts_of_max_over_time",
+            DoubleExponentialSmoothing => "double_exponential_smoothing",
+        }
     }
 
     /// Whether the result keeps the metric name (Prometheus keeps it only for these).

@@ -3,11 +3,13 @@
 //! assembled into Prometheus's result types.
 
 pub mod aggregates;
+pub mod extended;
 pub mod functions;
 pub mod labels;
 pub mod planner;
 pub mod select;
 pub mod step;
+pub mod syntax;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,9 +121,16 @@ impl PromqlEngine {
         }
     }
 
-    /// Parses PromQL with Prometheus's error texts.
+    /// Parses PromQL with Prometheus's error texts, as for an instant query (`step()` and
+    /// `range()` are 0).
     pub fn parse(query: &str) -> Result<PromExpr, PromqlError> {
-        promql_parser::parser::parse(query).map_err(PromqlError::BadData)
+        Self::parse_for(query, syntax::QueryTimes::default())
+    }
+
+    /// Parses PromQL for a query whose `step()` and `range()` are `times`.
+    pub fn parse_for(query: &str, times: syntax::QueryTimes) -> Result<PromExpr, PromqlError> {
+        let text = syntax::rewrite(query, times).map_err(PromqlError::BadData)?;
+        promql_parser::parser::parse(&text).map_err(PromqlError::BadData)
     }
 
     /// An instant query at `time_ms`.
@@ -171,7 +180,11 @@ impl PromqlEngine {
         step_ms: i64,
         lookback: Duration,
     ) -> Result<Evaluation, PromqlError> {
-        let expr = Self::parse(query)?;
+        let times = syntax::QueryTimes {
+            step_ms,
+            range_ms: end_ms - start_ms,
+        };
+        let expr = Self::parse_for(query, times)?;
         if expr.value_type() != ValueType::Vector && expr.value_type() != ValueType::Scalar {
             return Err(PromqlError::BadData(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",

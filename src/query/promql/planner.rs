@@ -36,9 +36,11 @@ use crate::storage::Storage;
 
 use super::PromqlError;
 use super::aggregates::{BucketKernel, Kernel, format_value_udf};
+use super::extended;
 use super::functions::RangeFunc;
 use super::labels::{self as l};
 use super::step::{PromStep, Steps, Window};
+use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
 
 pub const LABELS: &str = "labels";
 pub const TIMESTAMP: &str = "timestamp";
@@ -211,7 +213,11 @@ impl Planner {
         steps: &Steps,
     ) -> Result<LogicalPlan, PromqlError> {
         let steps = self.with_modifiers(steps, &vs.offset, &vs.at);
-        let (min, max) = data_bounds(&steps, self.lookback);
+        let smoothed = selector_mode(vs) == SelectorMode::Smoothed;
+        let (min, mut max) = data_bounds(&steps, self.lookback);
+        if smoothed {
+            max += self.lookback;
+        }
         let raw = self.raw_samples(vs, min, max).await?;
         step_node(
             raw,
@@ -219,6 +225,7 @@ impl Planner {
             Window::Instant {
                 lookback: self.lookback,
                 sample_time: false,
+                smoothed,
             },
         )
     }
@@ -283,6 +290,7 @@ impl Planner {
                         Window::Instant {
                             lookback: self.lookback,
                             sample_time: true,
+                            smoothed: false,
                         },
                     )?;
                     return drop_name(plan).map(Planned::Vector);
@@ -423,11 +431,21 @@ impl Planner {
         {
             self.check_quantile(f64::from_bits(*q));
         }
+        let mut mode = SelectorMode::Plain;
         let (input, range, steps) = match strip_parens(range_arg) {
             PromExpr::MatrixSelector(ms) => {
+                mode = selector_mode(&ms.vs);
+                extended::check(mode, func.name()).map_err(PromqlError::BadData)?;
                 let steps = self.with_modifiers(&steps, &ms.vs.offset, &ms.vs.at);
                 let range = duration_ms(ms.range);
-                let (min, max) = data_bounds(&steps, range);
+                let (min, max) = match mode {
+                    SelectorMode::Plain => data_bounds(&steps, range),
+                    SelectorMode::Anchored => data_bounds(&steps, range + self.lookback),
+                    SelectorMode::Smoothed => {
+                        let (min, max) = data_bounds(&steps, range + self.lookback);
+                        (min, max + self.lookback)
+                    }
+                };
                 (self.raw_samples(&ms.vs, min, max).await?, range, steps)
             }
             PromExpr::Subquery(sq) => self.subquery(sq, &steps).await?,
@@ -444,6 +462,8 @@ impl Planner {
                 range,
                 func,
                 params,
+                mode,
+                lookback: self.lookback,
             },
         )?;
         if func.keeps_name() {
@@ -1178,7 +1198,11 @@ pub fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
     {
         return false;
     }
-    let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(value_of(&m.name)));
+    let all = |ms: &[Matcher]| {
+        ms.iter()
+            .filter(|m| m.name != MODE_LABEL)
+            .all(|m| m.is_match(value_of(&m.name)))
+    };
     if vs.matchers.or_matchers.is_empty() {
         all(&vs.matchers.matchers)
     } else {
@@ -1191,7 +1215,9 @@ fn absent_labels(vs: &VectorSelector) -> String {
     let matchers = &vs.matchers.matchers;
     let pairs: Vec<(String, String)> = matchers
         .iter()
-        .filter(|m| matches!(m.op, MatchOp::Equal) && m.name != METRIC_NAME_LABEL)
+        .filter(|m| {
+            matches!(m.op, MatchOp::Equal) && m.name != METRIC_NAME_LABEL && m.name != MODE_LABEL
+        })
         .filter(|m| matchers.iter().filter(|o| o.name == m.name).count() == 1)
         .map(|m| (m.name.clone(), m.value.clone()))
         .collect();

@@ -31,7 +31,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::model::is_stale_nan;
 
+use super::extended;
 use super::functions::RangeFunc;
+use super::syntax::SelectorMode;
 
 /// Most samples one [`PromStepExec`] may load; a session config extension.
 #[derive(Debug, Clone, Copy)]
@@ -71,12 +73,20 @@ impl Steps {
 pub enum Window {
     /// The newest sample within the lookback; `sample_time` emits its timestamp (seconds)
     /// instead of its value (PromQL's `timestamp()`).
-    Instant { lookback: i64, sample_time: bool },
-    /// A function over `(T - range, T]`; parameters as f64 bits (for Eq/Hash).
+    /// `smoothed` interpolates the value at `T` instead (see [`super::extended`]).
+    Instant {
+        lookback: i64,
+        sample_time: bool,
+        smoothed: bool,
+    },
+    /// A function over `(T - range, T]`; parameters as f64 bits (for Eq/Hash). An anchored
+    /// or smoothed `mode` also reads up to `lookback` around that window.
     Range {
         range: i64,
         func: RangeFunc,
         params: Vec<u64>,
+        mode: SelectorMode,
+        lookback: i64,
     },
 }
 
@@ -141,13 +151,20 @@ fn describe(steps: &Steps, window: &Window) -> String {
         Window::Instant {
             lookback,
             sample_time,
+            smoothed,
         } => {
             format!(
-                "instant lookback={lookback}ms{}",
-                if *sample_time { " timestamp()" } else { "" }
+                "instant lookback={lookback}ms{}{}",
+                if *sample_time { " timestamp()" } else { "" },
+                if *smoothed { " smoothed" } else { "" }
             )
         }
-        Window::Range { range, func, .. } => format!("{func:?} range={range}ms"),
+        Window::Range {
+            range, func, mode, ..
+        } => match mode {
+            SelectorMode::Plain => format!("{func:?} range={range}ms"),
+            mode => format!("{func:?} range={range}ms {mode:?}"),
+        },
     };
     format!(
         "{what} start={} end={} step={} offset={}{at}",
@@ -354,7 +371,16 @@ fn value_at(s: &SeriesSamples, at: i64, window: &Window) -> Option<f64> {
     match window {
         Window::Instant {
             lookback,
+            smoothed: true,
+            ..
+        } => {
+            let (ts, vs) = live_samples(s, at - lookback, at + lookback);
+            extended::smoothed_instant(&ts, &vs, at)
+        }
+        Window::Instant {
+            lookback,
             sample_time,
+            smoothed: false,
         } => {
             // Newest sample with at - lookback < ts <= at.
             let end = s.ts.partition_point(|&t| t <= at);
@@ -375,20 +401,42 @@ fn value_at(s: &SeriesSamples, at: i64, window: &Window) -> Option<f64> {
             range,
             func,
             params,
+            mode: SelectorMode::Plain,
+            ..
         } => {
-            let start = s.ts.partition_point(|&t| t <= at - range);
-            let end = s.ts.partition_point(|&t| t <= at);
-            if start >= end {
+            let (ts, vs) = live_samples(s, at - range, at);
+            if ts.is_empty() {
                 return None;
             }
-            let (ts, vs): (Vec<i64>, Vec<f64>) = s.ts[start..end]
-                .iter()
-                .zip(&s.vs[start..end])
-                .filter(|(_, v)| !is_stale_nan(**v))
-                .map(|(t, v)| (*t, *v))
-                .unzip();
             let params: Vec<f64> = params.iter().map(|b| f64::from_bits(*b)).collect();
             func.apply(&ts, &vs, at, *range, &params)
         }
+        Window::Range {
+            range,
+            func,
+            mode,
+            lookback,
+            ..
+        } => {
+            let ahead = if *mode == SelectorMode::Smoothed {
+                *lookback
+            } else {
+                0
+            };
+            let (ts, vs) = live_samples(s, at - range - lookback, at + ahead);
+            extended::apply(*func, &ts, &vs, at, *range, *mode)
+        }
     }
+}
+
+/// The samples with `lo < t <= hi`, staleness markers left out.
+fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Vec<i64>, Vec<f64>) {
+    let start = s.ts.partition_point(|&t| t <= lo);
+    let end = s.ts.partition_point(|&t| t <= hi);
+    s.ts[start..end.max(start)]
+        .iter()
+        .zip(&s.vs[start..end.max(start)])
+        .filter(|(_, v)| !is_stale_nan(**v))
+        .map(|(t, v)| (*t, *v))
+        .unzip()
 }
