@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod extended;
 pub mod functions;
+pub mod info;
 pub mod labels;
 pub mod planner;
 pub mod select;
@@ -538,6 +539,19 @@ impl ExtensionPlanner for PromStepPlanner {
         _session: &dyn datafusion::catalog::Session,
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(info) = node.as_any().downcast_ref::<info::PromInfo>() {
+            let [base, info_series] = physical_inputs else {
+                return Err(DataFusionError::Internal(
+                    "PromInfo needs two inputs".into(),
+                ));
+            };
+            return Ok(Some(Arc::new(info::PromInfoExec::new(
+                base.clone(),
+                info_series.clone(),
+                info.spec.clone(),
+                planner::vector_schema(),
+            ))));
+        }
         let Some(step) = node.as_any().downcast_ref::<PromStep>() else {
             return Ok(None);
         };

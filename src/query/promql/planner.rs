@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::Expr;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::{
     AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PromExpr, LabelModifier, MatrixSelector,
     Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
@@ -38,6 +38,7 @@ use super::PromqlError;
 use super::aggregates::{BucketKernel, Kernel, format_value_udf};
 use super::extended;
 use super::functions::RangeFunc;
+use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
 use super::step::{PromStep, Steps, Window};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
@@ -305,6 +306,7 @@ impl Planner {
                     .build()?;
                 Ok(Planned::Vector(plan))
             }
+            "info" => self.info(&args, steps).await,
             "label_replace" => {
                 let inner = self.vector_arg(args[0], steps).await?;
                 let s = string_args(&args[1..])?;
@@ -471,6 +473,51 @@ impl Planner {
         } else {
             drop_name(plan).map(Planned::Vector)
         }
+    }
+
+    /// `info(v, {selector})`: `v` and the info series it names, read at the time the first
+    /// selector of `v` reads (its `@` and offset), joined per step by [`PromInfo`].
+    async fn info(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
+        let base = self.vector_arg(args[0], steps.clone()).await?;
+        let selector = match args.get(1).map(|a| strip_parens(a)) {
+            None => None,
+            Some(PromExpr::VectorSelector(vs)) => {
+                let mut matchers = vs.matchers.matchers.clone();
+                if let Some(name) = &vs.name {
+                    matchers.push(Matcher::new(MatchOp::Equal, METRIC_NAME_LABEL, name));
+                }
+                Some(matchers)
+            }
+            Some(_) => {
+                return Err(PromqlError::BadData(
+                    "expected label selectors as the second argument to info()".into(),
+                ));
+            }
+        };
+        let spec = InfoSpec::new(selector.as_deref());
+        let (at, offset) = info_reference(args[0]).unwrap_or((None, None));
+        let info_steps = self.with_modifiers(&steps, &offset, &at);
+        let selector = VectorSelector::new(None, Matchers::new(spec.selector_matchers()));
+        let (min, max) = data_bounds(&info_steps, self.lookback);
+        let raw = self.raw_samples(&selector, min, max).await?;
+        let info = step_node(
+            raw,
+            info_steps,
+            Window::Instant {
+                lookback: self.lookback,
+                sample_time: true,
+                smoothed: false,
+            },
+        )?;
+        let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+        Ok(Planned::Vector(LogicalPlan::Extension(Extension {
+            node: Arc::new(PromInfo {
+                base,
+                info,
+                schema,
+                spec,
+            }),
+        })))
     }
 
     /// Plans a subquery's inner expression at its own steps; returns the rows, the range
@@ -1222,6 +1269,42 @@ fn absent_labels(vs: &VectorSelector) -> String {
         .map(|m| (m.name.clone(), m.value.clone()))
         .collect();
     l::encode_owned(pairs)
+}
+
+/// The `@` and offset that pin when `info()` reads its info series: those of the first
+/// selector in `expr`, plus the offsets of the subqueries around it up to one with an `@`.
+fn info_reference(expr: &PromExpr) -> Option<(Option<AtModifier>, Option<Offset>)> {
+    match expr {
+        PromExpr::VectorSelector(vs) => Some((vs.at.clone(), vs.offset.clone())),
+        PromExpr::MatrixSelector(ms) => Some((ms.vs.at.clone(), ms.vs.offset.clone())),
+        PromExpr::Subquery(sq) => {
+            let (at, offset) = info_reference(&sq.expr)?;
+            if at.is_some() {
+                return Some((at, offset));
+            }
+            let total = offset_ms(&offset) + offset_ms(&sq.offset);
+            Some((sq.at.clone(), offset_of_ms(total)))
+        }
+        PromExpr::Paren(p) => info_reference(&p.expr),
+        PromExpr::Unary(u) => info_reference(&u.expr),
+        PromExpr::Call(c) => c.args.args.iter().find_map(|a| info_reference(a)),
+        PromExpr::Aggregate(a) => a
+            .param
+            .as_deref()
+            .and_then(info_reference)
+            .or_else(|| info_reference(&a.expr)),
+        PromExpr::Binary(b) => info_reference(&b.lhs).or_else(|| info_reference(&b.rhs)),
+        _ => None,
+    }
+}
+
+fn offset_of_ms(ms: i64) -> Option<Offset> {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    match ms {
+        0 => None,
+        ms if ms > 0 => Some(Offset::Pos(d)),
+        _ => Some(Offset::Neg(d)),
+    }
 }
 
 fn strip_parens(expr: &PromExpr) -> &PromExpr {

@@ -340,6 +340,9 @@ impl<'a> Rewriter<'a> {
                 i += 1;
                 continue;
             }
+            if word == "info" && self.is_punct(i + 1, "(") {
+                self.accept_any_info_selector(i + 1);
+            }
             if self.is_punct(i, "@") {
                 i = self.skip_at_operand(i + 1);
                 continue;
@@ -522,6 +525,38 @@ impl<'a> Rewriter<'a> {
             self.replace(from, end, format!("{ms}ms"));
         }
         Ok(end)
+    }
+
+    /// `info(v, {data=~".*"})` may select with matchers that all accept the empty value,
+    /// which the parser refuses for any other selector: give it a reserved non-empty one.
+    fn accept_any_info_selector(&mut self, open: usize) {
+        let close = self.matching(open, "(", ")");
+        let mut depth = 0i32;
+        for j in open + 1..close.min(self.tokens.len()) {
+            match self.token_text(j) {
+                "(" | "{" | "[" => depth += 1,
+                ")" | "}" | "]" => depth -= 1,
+                "," if depth == 0 && self.is_punct(j + 1, "{") => {
+                    let brace_close = self.matching(j + 1, "{", "}");
+                    if brace_close < self.tokens.len() {
+                        let comma = brace_close > j + 2 && !self.is_punct(brace_close - 1, ",");
+                        let at = self.tokens[brace_close].start;
+                        let matcher = format!("{MODE_LABEL}=\"plain\"");
+                        self.edits.push(Edit {
+                            start: at,
+                            end: at,
+                            text: if comma {
+                                format!(",{matcher}")
+                            } else {
+                                matcher
+                            },
+                        });
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// `@ <number>` or `@ start()`/`@ end()`.
@@ -841,6 +876,15 @@ mod tests {
         );
         // A metric may be called `anchored`.
         assert_eq!(range_query("anchored + smoothed"), "anchored + smoothed");
+    }
+
+    #[test]
+    fn info_selectors_may_match_empty_values() {
+        assert_eq!(
+            range_query(r#"info(m, {data=~".*"})"#),
+            format!(r#"info(m, {{data=~".*",{MODE_LABEL}="plain"}})"#)
+        );
+        assert_eq!(range_query("info(m)"), "info(m)");
     }
 
     #[test]
