@@ -5,6 +5,7 @@
 //! timestamps as values) are the two inputs of one plan node, [`PromInfo`]: matching is per
 //! step and picks, per info metric, the newest info sample, which is not a relational join.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -352,11 +353,13 @@ fn enrich(base: &[Row], info: &[Row], spec: &InfoSpec) -> Result<Vec<Row>, Strin
         let labels = if spec.is_info_series(name) {
             Some(row.0.clone())
         } else {
-            if !newest_by_step.contains_key(&row.1) {
-                let step_info = info_by_step.get(&row.1).map(Vec::as_slice).unwrap_or(&[]);
-                newest_by_step.insert(row.1, newest_info(step_info)?);
-            }
-            let newest = &newest_by_step[&row.1];
+            let newest = match newest_by_step.entry(row.1) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let step_info = info_by_step.get(&row.1).map(Vec::as_slice).unwrap_or(&[]);
+                    e.insert(newest_info(step_info)?)
+                }
+            };
             let matched: Vec<&Row> = info_names
                 .iter()
                 .filter_map(|n| newest.get(&signature(n, &row.0)).copied())
