@@ -1455,14 +1455,29 @@ fn arith(op: &str, a: Expr, b: Expr) -> Expr {
         "%" => f(Operator::Modulo),
         "^" => datafusion::functions::math::expr_fn::power(a, b),
         "atan2" => datafusion::functions::math::expr_fn::atan2(a, b),
-        "==" => f(Operator::Eq),
-        "!=" => f(Operator::NotEq),
-        ">" => f(Operator::Gt),
-        "<" => f(Operator::Lt),
-        ">=" => f(Operator::GtEq),
-        "<=" => f(Operator::LtEq),
+        "==" => f(Operator::Eq).and(not_nan(a)),
+        "!=" => f(Operator::NotEq).or(is_nan(a)),
+        ">" => ordered(f(Operator::Gt), a, b),
+        "<" => ordered(f(Operator::Lt), a, b),
+        ">=" => ordered(f(Operator::GtEq), a, b),
+        "<=" => ordered(f(Operator::LtEq), a, b),
         _ => f(Operator::Plus),
     }
+}
+
+// DataFusion orders floats totally (NaN equals NaN and sorts above everything); PromQL
+// compares as IEEE 754 does, where every comparison with NaN but `!=` is false.
+
+fn is_nan(v: Expr) -> Expr {
+    datafusion::functions::math::expr_fn::isnan(v)
+}
+
+fn not_nan(v: Expr) -> Expr {
+    Expr::Not(Box::new(is_nan(v)))
+}
+
+fn ordered(comparison: Expr, a: Expr, b: Expr) -> Expr {
+    comparison.and(not_nan(a)).and(not_nan(b))
 }
 
 fn math_function(name: &str) -> Option<fn(Expr) -> Expr> {

@@ -349,7 +349,7 @@ fn evaluate(
     let mut out_vs = Vec::new();
     for (name, s) in series {
         for t in steps.times() {
-            if let Some(v) = value_at(s, steps.data_time(t), window) {
+            if let Some(v) = value_at(s, steps.data_time(t), t, window) {
                 labels.append_value(name);
                 out_ts.push(t);
                 out_vs.push(v);
@@ -366,8 +366,8 @@ fn evaluate(
     )?)
 }
 
-/// The value of one series at data time `at`.
-fn value_at(s: &SeriesSamples, at: i64, window: &Window) -> Option<f64> {
+/// The value of one series at data time `at`, for the step at `step_time`.
+fn value_at(s: &SeriesSamples, at: i64, step_time: i64, window: &Window) -> Option<f64> {
     match window {
         Window::Instant {
             lookback,
@@ -409,7 +409,14 @@ fn value_at(s: &SeriesSamples, at: i64, window: &Window) -> Option<f64> {
                 return None;
             }
             let params: Vec<f64> = params.iter().map(|b| f64::from_bits(*b)).collect();
-            func.apply(&ts, &vs, at, *range, &params)
+            // As in Prometheus, predict_linear predicts from the step's time even when `@`
+            // or an offset moved the window.
+            let eval_time = if *func == RangeFunc::PredictLinear {
+                step_time
+            } else {
+                at
+            };
+            func.apply(&ts, &vs, eval_time, *range, &params)
         }
         Window::Range {
             range,
