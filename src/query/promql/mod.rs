@@ -154,7 +154,7 @@ impl PromqlEngine {
         lookback: Duration,
     ) -> Result<Evaluation, PromqlError> {
         let expr = Self::parse(query)?;
-        self.evaluate(&expr, time_ms, time_ms, 0, lookback, true)
+        self.evaluate(query, &expr, time_ms, time_ms, 0, lookback, true)
             .await
     }
 
@@ -192,7 +192,7 @@ impl PromqlEngine {
                 value_type_name(expr.value_type())
             )));
         }
-        self.evaluate(&expr, start_ms, end_ms, step_ms, lookback, false)
+        self.evaluate(query, &expr, start_ms, end_ms, step_ms, lookback, false)
             .await
     }
 
@@ -231,11 +231,14 @@ impl PromqlEngine {
             step,
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),
+            source: String::new(),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn evaluate(
         &self,
+        source: &str,
         expr: &PromExpr,
         start: i64,
         end: i64,
@@ -243,20 +246,15 @@ impl PromqlEngine {
         lookback: Duration,
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
-        let planner = self.planner(start, end, step, lookback);
+        let mut planner = self.planner(start, end, step, lookback);
+        planner.source = source.to_string();
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
-        let mut warnings = planner
+        let warnings = planner
             .warnings
             .lock()
             .map(|w| w.clone())
             .unwrap_or_default();
-        if !instant && is_sort_call(expr) {
-            warnings.push(
-                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
-                    .to_string(),
-            );
-        }
         let value: Result<PromValue, PromqlError> = match planned {
             Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
             Planned::Const(c) => {
@@ -382,16 +380,6 @@ fn step_times(start: i64, end: i64, step: i64) -> impl Iterator<Item = i64> {
 }
 
 /// `sort()` and friends at the top of the query, which a range query cannot honour.
-fn is_sort_call(expr: &PromExpr) -> bool {
-    match expr {
-        PromExpr::Paren(p) => is_sort_call(&p.expr),
-        PromExpr::Call(call) => matches!(
-            call.func.name,
-            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
-        ),
-        _ => false,
-    }
-}
 
 /// How an instant vector result is ordered.
 #[derive(Debug, Clone, PartialEq)]

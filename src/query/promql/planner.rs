@@ -79,6 +79,8 @@ pub struct Planner {
     pub lookback: i64,
     /// Warnings found while planning, in Prometheus's wording.
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// The query text, for the positions annotations cite.
+    pub source: String,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -95,12 +97,26 @@ impl Planner {
         }
     }
 
+    /// Where `expr` starts in the query, as Prometheus cites it: ` (line:column)`. The parser
+    /// keeps no positions, so this finds the expression's text; the first occurrence is taken.
+    fn position(&self, expr: &PromExpr) -> String {
+        let text = expr.to_string();
+        let Some(offset) = self.source.find(&text) else {
+            return String::new();
+        };
+        let before = &self.source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" ({line}:{column})")
+    }
+
     /// Warns, as Prometheus does, about a constant quantile outside [0, 1].
-    fn check_quantile(&self, q: f64) {
+    fn check_quantile(&self, q: f64, expr: &PromExpr) {
         if q.is_nan() || !(0.0..=1.0).contains(&q) {
             self.warn(format!(
-                "quantile value should be between 0 and 1, got {}",
-                super::aggregates::format_float(q)
+                "quantile value should be between 0 and 1, got {}{}",
+                super::aggregates::format_float(q),
+                self.position(expr)
             ));
         }
     }
@@ -333,6 +349,12 @@ impl Planner {
                 Ok(Planned::Vector(replace_labels(inner, labels)?))
             }
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                if self.step > 0 {
+                    self.warn(format!(
+                        "sort is ineffective for range queries since results are always ordered by labels{}",
+                        self.position(&PromExpr::Call(call.clone()))
+                    ));
+                }
                 // Ordering is applied when the result is assembled.
                 self.plan_at(args[0], steps).await
             }
@@ -340,10 +362,11 @@ impl Planner {
             "absent_over_time" => self.absent_over_time(args[0], steps).await,
             "histogram_quantile" => {
                 let q = const_arg(Some(args[0]))?;
-                self.check_quantile(q);
+                self.check_quantile(q, args[0]);
                 self.buckets(BucketKernel::Quantile, args[1], q, 0.0, steps)
                     .await
             }
+            "histogram_quantiles" => self.histogram_quantiles(&args, steps).await,
             "histogram_fraction" => {
                 let (lower, upper) = (const_arg(Some(args[0]))?, const_arg(Some(args[1]))?);
                 self.buckets(BucketKernel::Fraction, args[2], lower, upper, steps)
@@ -431,7 +454,7 @@ impl Planner {
         if func == RangeFunc::QuantileOverTime
             && let Some(q) = params.first()
         {
-            self.check_quantile(f64::from_bits(*q));
+            self.check_quantile(f64::from_bits(*q), args[0]);
         }
         let mut mode = SelectorMode::Plain;
         let (input, range, steps) = match strip_parens(range_arg) {
@@ -540,6 +563,7 @@ impl Planner {
             step,
             lookback: self.lookback,
             warnings: Default::default(),
+            source: self.source.clone(),
         };
         let inner_steps = inner.steps(0, None);
         let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
@@ -641,6 +665,39 @@ impl Planner {
 
     /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
     /// the labels without `le`, then compute from the group's (le, count) pairs.
+    /// `histogram_quantiles(v, "label", φ...)`: one `histogram_quantile` per φ, told apart
+    /// by `label`.
+    async fn histogram_quantiles(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
+        let label = string_args(&args[1..2])?.remove(0);
+        let mut union: Option<LogicalPlanBuilder> = None;
+        for arg in &args[2..] {
+            let q = const_arg(Some(*arg))?;
+            self.check_quantile(q, arg);
+            let Planned::Vector(plan) = self
+                .buckets(BucketKernel::Quantile, args[0], q, 0.0, steps.clone())
+                .await?
+            else {
+                continue;
+            };
+            let labelled = LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    l::call(l::set_udf(), col(LABELS), &[&label, &open_metrics_float(q)])
+                        .alias(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                ])?
+                .build()?;
+            union = Some(match union {
+                None => LogicalPlanBuilder::from(labelled),
+                Some(u) => u.union(labelled)?,
+            });
+        }
+        match union {
+            Some(u) => Ok(Planned::Vector(u.build()?)),
+            None => Ok(Planned::Vector(self.empty_vector()?)),
+        }
+    }
+
     async fn buckets(
         &self,
         kernel: BucketKernel,
@@ -994,8 +1051,8 @@ impl Planner {
                     } else {
                         None
                     };
-                    if let Ok(q) = const_arg(param) {
-                        self.check_quantile(q);
+                    if let (Ok(q), Some(p)) = (const_arg(param), param) {
+                        self.check_quantile(q, p);
                     }
                     let keyed = self.with_param(keyed, param, steps).await?;
                     return self.kernel_aggregate(keyed, kernel);
@@ -1304,6 +1361,17 @@ fn offset_of_ms(ms: i64) -> Option<Offset> {
         0 => None,
         ms if ms > 0 => Some(Offset::Pos(d)),
         _ => Some(Offset::Neg(d)),
+    }
+}
+
+/// A float as OpenMetrics writes it in a label: `1.0`, `0.25`, `+Inf`, `NaN`.
+fn open_metrics_float(v: f64) -> String {
+    match v {
+        v if v.is_nan() => "NaN".into(),
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.1}"),
+        v => v.to_string(),
     }
 }
 
