@@ -40,7 +40,7 @@ impl RangeFunc {
         Self::ALL.iter().find(|f| f.name() == name).copied()
     }
 
-    const ALL: [RangeFunc; 26] = {
+    pub const ALL: [RangeFunc; 26] = {
         use RangeFunc::*;
         [
             Rate,

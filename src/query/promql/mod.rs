@@ -9,6 +9,7 @@ pub mod info;
 pub mod labels;
 pub mod planner;
 pub mod select;
+pub mod sql_functions;
 pub mod step;
 pub mod syntax;
 

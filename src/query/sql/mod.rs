@@ -164,6 +164,9 @@ fn add_postgres_catalogs(ctx: &SessionContext) -> anyhow::Result<()> {
     ctx.register_udf(pg_functions::current_setting_udf());
     ctx.register_udf(pg_functions::version_udf());
     ctx.register_udf(pg_functions::time_bucket_udf());
+    for udaf in crate::query::promql::sql_functions::udafs() {
+        ctx.register_udaf(udaf);
+    }
     Ok(())
 }
 
