@@ -207,7 +207,16 @@ fn explain(url: &str, expr: &str) -> ExitCode {
             .await
             .map_err(|e| format!("reading the answer of {endpoint}: {e}"))?;
         match body["data"]["plan"].as_str() {
-            Some(plan) => Ok(plan.to_string()),
+            Some(plan) => {
+                let sql = match body["data"]["sql"].as_str() {
+                    Some(sql) => sql.to_string(),
+                    None => format!(
+                        "-- no SQL form: {}",
+                        body["data"]["sqlUnavailable"].as_str().unwrap_or("unknown")
+                    ),
+                };
+                Ok(format!("{plan}\n\nEquivalent SQL:\n{sql}"))
+            }
             None => Err(body["error"]
                 .as_str()
                 .unwrap_or("unexpected answer")

@@ -48,12 +48,20 @@ pub async fn explain(
         let params = Params::read(query, &headers, body).await?;
         let expr = params.require("query")?;
         let time = params.time_ms("time", now_ms())?;
-        let plan = state
+        let explanation = state
             .promql
             .explain(expr, time)
             .await
             .map_err(to_api_error)?;
-        Ok(json!({"status": "success", "data": {"plan": plan}}))
+        let sql = match &explanation.sql {
+            Ok(sql) => json!({"sql": sql}),
+            Err(why) => json!({"sql": null, "sqlUnavailable": why}),
+        };
+        let mut data = json!({"plan": explanation.plan});
+        if let (Some(data), Some(sql)) = (data.as_object_mut(), sql.as_object()) {
+            data.extend(sql.clone());
+        }
+        Ok(json!({"status": "success", "data": data}))
     }
     .await;
     respond(result)

@@ -237,7 +237,10 @@ async fn explain_shows_the_plan_over_http_and_on_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("PromStep: Rate range=60000ms"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PromStep: Rate range=60000ms"), "{stdout}");
+    assert!(stdout.contains("Equivalent SQL:"), "{stdout}");
+    assert!(stdout.contains("prom_rate(timestamp, value"), "{stdout}");
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["explain", "--url", &q.url(""), "rate(up[1m]"])
         .output()

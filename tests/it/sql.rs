@@ -253,3 +253,177 @@ async fn labels_named_series_id_timestamp_and_value() {
         3.0
     );
 }
+
+/// The label set (without `__name__`) and value of each PromQL result series.
+fn promql_answer(body: &Value) -> Vec<(Vec<(String, String)>, f64)> {
+    let mut out: Vec<_> = body["data"]["result"]
+        .as_array()
+        .expect("a vector result")
+        .iter()
+        .map(|s| {
+            let mut labels: Vec<(String, String)> = s["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            labels.sort();
+            let value: f64 = s["value"][1].as_str().unwrap().parse().unwrap();
+            (labels, value)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The same shape from a SQL answer: every column but `value` is a label; NULL and '' are
+/// absent labels, as in PromQL.
+fn sql_answer(body: &Value) -> Vec<(Vec<(String, String)>, f64)> {
+    let columns: Vec<String> = body["data"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut out: Vec<_> = body["data"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let mut labels = Vec::new();
+            let mut value = f64::NAN;
+            for (name, cell) in columns.iter().zip(row.as_array().unwrap()) {
+                if name == "value" {
+                    value = cell.as_f64().unwrap_or(f64::NAN);
+                } else if let Some(v) = cell.as_str().filter(|v| !v.is_empty()) {
+                    labels.push((name.clone(), v.to_string()));
+                }
+            }
+            labels.sort();
+            (labels, value)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[tokio::test]
+async fn explain_sql_gives_the_promql_answer() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let t0 = now_ms() - 20 * 60_000;
+    let mut batch = Vec::new();
+    for (i, (instance, job)) in [("a", "api"), ("b", "api"), ("c", "db")].iter().enumerate() {
+        // A counter with a reset, a gauge, and a series that ends early.
+        let counter: Vec<(i64, f64)> = (0..80)
+            .map(|k| {
+                (
+                    t0 + k * 15_000 + 7,
+                    if k == 40 {
+                        3.0
+                    } else {
+                        (k * (i as i64 + 1)) as f64
+                    },
+                )
+            })
+            .collect();
+        batch.push(series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("instance", instance),
+                ("job", job),
+            ],
+            &counter,
+        ));
+        let gauge: Vec<(i64, f64)> = (0..80)
+            .map(|k| {
+                (
+                    t0 + k * 15_000 + 3,
+                    ((k as f64) / 7.0 + i as f64).sin() * 10.0,
+                )
+            })
+            .collect();
+        batch.push(series(
+            &[
+                ("__name__", "temperature"),
+                ("instance", instance),
+                ("job", job),
+            ],
+            &gauge,
+        ));
+    }
+    assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
+    let time = ((t0 + 19 * 60_000) as f64 / 1000.0).to_string();
+    let queries = [
+        "http_requests_total",
+        r#"temperature{job="api"}"#,
+        r#"temperature{instance=~"a|c"} offset 2m"#,
+        "rate(http_requests_total[5m])",
+        "increase(http_requests_total[10m])",
+        "sum by (job) (rate(http_requests_total[5m]))",
+        "max without (instance) (temperature)",
+        "avg_over_time(temperature[3m])",
+        "quantile_over_time(0.9, temperature[10m])",
+        "count(temperature > 0)",
+        "temperature * 2 + 1",
+        "abs(temperature) >= bool 5",
+        "rate(http_requests_total[5m]) / rate(http_requests_total[10m])",
+        "stddev(deriv(temperature[5m]))",
+    ];
+    for query in queries {
+        let promql: Value = q
+            .client
+            .get(q.url("/api/v1/query"))
+            .query(&[("query", query), ("time", &time)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let explained: Value = q
+            .client
+            .get(q.url("/api/v1/explain"))
+            .query(&[("query", query), ("time", &time)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sql = explained["data"]["sql"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{query}: no SQL: {explained}"));
+        let want = promql_answer(&promql);
+        let got = sql_answer(&q.sql(sql).await);
+        assert!(!want.is_empty(), "{query}: empty PromQL answer");
+        assert_eq!(
+            want.iter().map(|w| &w.0).collect::<Vec<_>>(),
+            got.iter().map(|g| &g.0).collect::<Vec<_>>(),
+            "{query}: label sets differ\nSQL: {sql}"
+        );
+        for ((labels, w), (_, g)) in want.iter().zip(&got) {
+            assert!(
+                (w - g).abs() <= 1e-9 * w.abs().max(1.0),
+                "{query} {labels:?}: PromQL {w} vs SQL {g}\nSQL: {sql}"
+            );
+        }
+    }
+    let unavailable: Value = q
+        .client
+        .get(q.url("/api/v1/explain"))
+        .query(&[("query", "a and b")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(unavailable["data"]["sql"].is_null());
+    assert!(
+        unavailable["data"]["sqlUnavailable"]
+            .as_str()
+            .unwrap()
+            .contains("and between vectors")
+    );
+}

@@ -12,8 +12,9 @@ pub mod select;
 pub mod sql_functions;
 pub mod step;
 pub mod syntax;
+pub mod to_sql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,15 @@ impl From<DataFusionError> for PromqlError {
             _ => PromqlError::Execution(e.to_string()),
         }
     }
+}
+
+/// What `/api/v1/explain` shows.
+#[derive(Debug)]
+pub struct Explanation {
+    /// The optimized DataFusion logical plan.
+    pub plan: String,
+    /// The equivalent SQL, or why the query has none.
+    pub sql: Result<String, String>,
 }
 
 /// One series of a result.
@@ -210,18 +220,46 @@ impl PromqlEngine {
         self.run(plan).await
     }
 
-    /// The optimized DataFusion plan a query runs as, for `/api/v1/explain`.
-    pub async fn explain(&self, query: &str, time_ms: i64) -> Result<String, PromqlError> {
+    /// The optimized DataFusion plan an instant query at `time_ms` runs as, and the SQL
+    /// over the metric tables that gives the same result (or why there is none), for
+    /// `/api/v1/explain`.
+    pub async fn explain(&self, query: &str, time_ms: i64) -> Result<Explanation, PromqlError> {
         let expr = Self::parse(query)?;
-        let planner = self.planner(time_ms, time_ms, 1, DEFAULT_LOOKBACK);
-        match planner.plan(&expr).await? {
+        let mut planner = self.planner(time_ms, time_ms, 0, DEFAULT_LOOKBACK);
+        planner.source = query.to_string();
+        let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => {
                 let optimized = self.ctx.state().optimize(&plan)?;
-                Ok(optimized.display_indent().to_string())
+                optimized.display_indent().to_string()
             }
-            Planned::Const(c) => Ok(format!("constant {c}")),
-            Planned::String(s) => Ok(format!("string {s:?}")),
+            Planned::Const(c) => format!("constant {c}"),
+            Planned::String(s) => format!("string {s:?}"),
+        };
+        let sql = self.equivalent_sql(&expr, time_ms).await;
+        Ok(Explanation { plan, sql })
+    }
+
+    async fn equivalent_sql(&self, expr: &PromExpr, time_ms: i64) -> Result<String, String> {
+        let mut metrics: BTreeSet<String> = BTreeSet::new();
+        to_sql::metric_names(expr, &mut metrics);
+        let mut columns = BTreeMap::new();
+        for metric in metrics {
+            let set = crate::query::sql::tables::SeriesSet::collect(&self.storage, Some(&metric))
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let names = set
+                .label_names()
+                .iter()
+                .map(|l| crate::query::sql::tables::label_column_name(l))
+                .collect();
+            columns.insert(metric, names);
         }
+        to_sql::Translator {
+            time_ms,
+            lookback_ms: DEFAULT_LOOKBACK.as_millis() as i64,
+            columns,
+        }
+        .translate(expr)
     }
 
     fn planner(&self, start: i64, end: i64, step: i64, lookback: Duration) -> Planner {
@@ -379,8 +417,6 @@ fn step_times(start: i64, end: i64, step: i64) -> impl Iterator<Item = i64> {
         .map(move |i| start + i * step)
         .take_while(move |t| *t <= end)
 }
-
-/// `sort()` and friends at the top of the query, which a range query cannot honour.
 
 /// How an instant vector result is ordered.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,7 +22,9 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 
 use crate::model::is_stale_nan;
 
@@ -179,8 +181,6 @@ struct Samples {
     params: Vec<f64>,
 }
 
-
-
 fn ms_values(array: &ArrayRef) -> DfResult<Int64Array> {
     let cast = arrow::compute::cast(array, &DataType::Int64)?;
     Ok(cast.as_primitive::<Int64Type>().clone())
@@ -205,7 +205,9 @@ fn range_ms(array: &ArrayRef, row: usize) -> DfResult<i64> {
         )),
         other => match other.cast_to(&DataType::Float64)? {
             ScalarValue::Float64(Some(seconds)) => Ok((seconds * 1000.0).round() as i64),
-            _ => Err(DataFusionError::Execution("the range must not be NULL".into())),
+            _ => Err(DataFusionError::Execution(
+                "the range must not be NULL".into(),
+            )),
         },
     }
 }
@@ -233,7 +235,11 @@ impl Samples {
             .iter()
             .map(|a| {
                 let v = a.as_primitive::<Float64Type>();
-                Ok(if v.is_null(row) { f64::NAN } else { v.value(row) })
+                Ok(if v.is_null(row) {
+                    f64::NAN
+                } else {
+                    v.value(row)
+                })
             })
             .collect()
     }
