@@ -952,18 +952,33 @@ impl Planner {
             Some(VectorMatchCardinality::OneToMany(_)) => ("r", "l"),
             _ => ("l", "r"),
         };
-        let fill = modifier
+        let mut fill = modifier
             .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
             .unwrap_or((None, None));
-        let mut labels = result_labels(many, one, card, matching, drops_name);
-        if fill.0.is_some() || fill.1.is_some() {
-            // A side filled in has no labels of its own: take them from the present side.
-            let other = if many == "l" { "r" } else { "l" };
-            labels = datafusion::functions::core::expr_fn::coalesce(vec![
-                labels,
-                result_labels(other, other, card, matching, drops_name),
-            ]);
+        if many == "r" {
+            // As in Prometheus, group_right swaps the sides, fill values included.
+            fill = (fill.1, fill.0);
         }
+        let side_labels = |side: &str, other: &str, filled: bool| {
+            let own = col(format!("{side}.labels"));
+            if !filled {
+                return own;
+            }
+            // A side filled in carries the present side's matching labels.
+            datafusion::functions::core::expr_fn::coalesce(vec![
+                own,
+                matching_labels(col(format!("{other}.labels")), matching),
+            ])
+        };
+        let (l_filled, r_filled) = (fill.0.is_some(), fill.1.is_some());
+        let side = |name: &str| {
+            if name == "l" {
+                side_labels("l", "r", l_filled)
+            } else {
+                side_labels("r", "l", r_filled)
+            }
+        };
+        let labels = result_labels(side(many), side(one), card, matching, drops_name);
         let side_value = |side: &str, fill: Option<f64>| match fill {
             Some(v) => datafusion::functions::core::expr_fn::coalesce(vec![
                 col(format!("{side}.value")),
@@ -1201,17 +1216,31 @@ impl Planner {
 /// Result labels of a vector-vector operation: the `many` side's labels (name dropped for
 /// arithmetic), trimmed to the matching labels for one-to-one `on`/`ignoring`, plus the
 /// `group_left`/`group_right` labels copied from the `one` side.
+/// The labels a filled-in sample gets from the sample it matches: the `on` labels, or all
+/// but the `ignoring` ones and `__name__`.
+fn matching_labels(labels: Expr, matching: Option<&LabelModifier>) -> Expr {
+    match matching {
+        Some(LabelModifier::Include(names)) => {
+            l::call(l::keep_udf(), labels, &[&names.labels.join(",")])
+        }
+        Some(LabelModifier::Exclude(names)) => {
+            l::call(l::drop_udf(), labels, &[&names.labels.join(",")])
+        }
+        None => l::call(l::drop_name_udf(), labels, &[]),
+    }
+}
+
 fn result_labels(
-    many: &str,
-    one: &str,
+    many: Expr,
+    one: Expr,
     card: Option<&VectorMatchCardinality>,
     matching: Option<&LabelModifier>,
     drops_name: bool,
 ) -> Expr {
-    let get = |side: &str, name: &str| {
+    let get = |side: &Expr, name: &str| {
         Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(label_get_udf()),
-            vec![col(format!("{side}.labels")), lit(name.to_string())],
+            vec![side.clone(), lit(name.to_string())],
         ))
     };
     let set = |labels: Expr, name: &str, value: Expr| {
@@ -1220,7 +1249,7 @@ fn result_labels(
             vec![labels, lit(name.to_string()), value],
         ))
     };
-    let mut labels = col(format!("{many}.labels"));
+    let mut labels = many.clone();
     if drops_name {
         labels = l::call(l::drop_name_udf(), labels, &[]);
     }
@@ -1228,7 +1257,7 @@ fn result_labels(
         Some(VectorMatchCardinality::ManyToOne(include))
         | Some(VectorMatchCardinality::OneToMany(include)) => {
             for name in &include.labels {
-                labels = set(labels, name, get(one, name));
+                labels = set(labels, name, get(&one, name));
             }
             labels
         }
@@ -1246,7 +1275,7 @@ fn result_labels(
                     trimmed
                 } else {
                     // `drop` also removes __name__; filtering comparisons keep it.
-                    set(trimmed, METRIC_NAME_LABEL, get(many, METRIC_NAME_LABEL))
+                    set(trimmed, METRIC_NAME_LABEL, get(&many, METRIC_NAME_LABEL))
                 }
             }
             None => labels,
