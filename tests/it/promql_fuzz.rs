@@ -58,6 +58,17 @@ const FRAGMENTS: &[&str] = &[
     "__name__",
     "[0s]",
     "[1y]",
+    " anchored",
+    " smoothed",
+    "[step()*2+1m]",
+    "[range():min_of(step(),1s)]",
+    " offset -(2*1m)",
+    " offset max_of(1s, step())",
+    "info(",
+    ", {data=~\".*\"})",
+    "histogram_quantiles(",
+    "((((",
+    "----",
 ];
 
 fn mutate(rng: &mut Rng, query: &str) -> String {

@@ -205,6 +205,14 @@ fn number_kind(text: &str) -> Kind {
     }
 }
 
+/// A decimal or hexadecimal number literal.
+fn number_value(text: &str) -> Option<f64> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => i64::from_str_radix(hex, 16).ok().map(|v| v as f64),
+        None => text.parse().ok(),
+    }
+}
+
 /// A duration literal such as `1h30m` or `500ms` in milliseconds; None if `text` is not one.
 fn duration_ms(text: &str) -> Option<f64> {
     const UNITS: [(&str, f64); 7] = [
@@ -632,6 +640,7 @@ impl<'a> Rewriter<'a> {
             rewriter: self,
             pos: from,
             end: to,
+            depth: 0,
         };
         let value = eval.sum()?;
         if eval.pos != to {
@@ -651,7 +660,11 @@ struct DurationExpr<'r, 'a> {
     rewriter: &'r Rewriter<'a>,
     pos: usize,
     end: usize,
+    depth: usize,
 }
+
+/// Deeper duration expressions are refused rather than risking the stack.
+const MAX_DEPTH: usize = 200;
 
 impl DurationExpr<'_, '_> {
     fn peek_punct(&self, p: &str) -> bool {
@@ -707,7 +720,18 @@ impl DurationExpr<'_, '_> {
         }
     }
 
+    /// Every level of nesting passes here, so this is where depth is bounded.
     fn unary(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("duration expression nested too deeply".into());
+        }
+        let value = self.signed();
+        self.depth -= 1;
+        value
+    }
+
+    fn signed(&mut self) -> Result<f64, String> {
         if self.peek_punct("-") {
             self.pos += 1;
             return Ok(-self.unary()?);
@@ -739,9 +763,8 @@ impl DurationExpr<'_, '_> {
         match token.kind {
             Kind::Number => {
                 self.pos += 1;
-                promql_parser::util::number::parse_str_radix(text)
-                    .or_else(|_| text.parse::<f64>().map_err(|e| e.to_string()))
-                    .map_err(|_| format!("bad number {text:?} in duration expression"))
+                number_value(text)
+                    .ok_or_else(|| format!("bad number {text:?} in duration expression"))
             }
             Kind::Duration => {
                 self.pos += 1;
@@ -900,6 +923,10 @@ mod tests {
             "anchored and smoothed modifiers cannot be used together"
         );
         assert!(err("x[0s+0s]").contains("greater than 0"));
+        let deep = format!("x[{}1m{}]", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(err(&deep).contains("too deeply"));
+        let signs = format!("x offset {}1m", "-".repeat(10_000));
+        assert!(err(&signs).contains("too deeply"));
     }
 
     #[test]
