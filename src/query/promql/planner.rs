@@ -40,7 +40,7 @@ use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
-use super::step::{PromStep, Steps, Window};
+use super::step::{Param, PromStep, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
 
 pub const LABELS: &str = "labels";
@@ -447,15 +447,20 @@ impl Planner {
             RangeFunc::QuantileOverTime => (args[1], vec![args[0]]),
             _ => (args[0], args[1..].to_vec()),
         };
-        let params: Vec<u64> = params
+        let param_exprs = params;
+        let params: Vec<Param> = param_exprs
             .iter()
-            .map(|p| const_arg(Some(*p)).map(f64::to_bits))
-            .collect::<Result<_, _>>()?;
+            .map(|p| match const_arg(Some(*p)) {
+                Ok(v) => Param::Const(v.to_bits()),
+                Err(_) => Param::PerStep,
+            })
+            .collect();
         if func == RangeFunc::QuantileOverTime
-            && let Some(q) = params.first()
+            && let Some(Param::Const(q)) = params.first()
         {
             self.check_quantile(f64::from_bits(*q), args[0]);
         }
+        let outer_steps = steps.clone();
         let mut mode = SelectorMode::Plain;
         let (input, range, steps) = match strip_parens(range_arg) {
             PromExpr::MatrixSelector(ms) => {
@@ -480,6 +485,9 @@ impl Planner {
                 )));
             }
         };
+        let input = self
+            .with_step_params(input, &param_exprs, &params, outer_steps)
+            .await?;
         let plan = step_node(
             input,
             steps,
@@ -496,6 +504,40 @@ impl Planner {
         } else {
             drop_name(plan).map(Planned::Vector)
         }
+    }
+
+    /// Adds the rows of the parameters that vary by step to a range function's input,
+    /// labelled so `PromStep` tells them apart (see [`param_labels`]).
+    async fn with_step_params(
+        &self,
+        input: LogicalPlan,
+        exprs: &[&PromExpr],
+        params: &[Param],
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let mut plan = LogicalPlanBuilder::from(input);
+        for (i, (expr, param)) in exprs.iter().zip(params).enumerate() {
+            if *param != Param::PerStep {
+                continue;
+            }
+            let rows = match self.plan_at(expr, steps.clone()).await? {
+                Planned::Scalar(p) => p,
+                _ => {
+                    return Err(PromqlError::BadData(
+                        "expected a scalar as a range function parameter".into(),
+                    ));
+                }
+            };
+            let rows = LogicalPlanBuilder::from(rows)
+                .project(vec![
+                    lit(param_labels(i)).alias(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                ])?
+                .build()?;
+            plan = plan.union(rows)?;
+        }
+        Ok(plan.build()?)
     }
 
     /// `info(v, {selector})`: `v` and the info series it names, read at the time the first

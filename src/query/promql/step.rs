@@ -79,15 +79,64 @@ pub enum Window {
         sample_time: bool,
         smoothed: bool,
     },
-    /// A function over `(T - range, T]`; parameters as f64 bits (for Eq/Hash). An anchored
-    /// or smoothed `mode` also reads up to `lookback` around that window.
+    /// A function over `(T - range, T]`. An anchored or smoothed `mode` also reads up to
+    /// `lookback` around that window.
     Range {
         range: i64,
         func: RangeFunc,
-        params: Vec<u64>,
+        params: Vec<Param>,
         mode: SelectorMode,
         lookback: i64,
     },
+}
+
+/// A range function's parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Param {
+    /// A constant, as f64 bits (for Eq/Hash).
+    Const(u64),
+    /// A scalar that varies by step: its rows `(param_labels(i), step time, value)` come
+    /// with the input samples.
+    PerStep,
+}
+
+/// The `labels` value marking the rows of per-step parameter `i` in a `PromStep` input; no
+/// encoded label set starts with NUL.
+pub fn param_labels(i: usize) -> String {
+    format!("\u{0}param{i}")
+}
+
+/// Per-step parameter values by parameter index and step time.
+type StepParams = HashMap<(usize, i64), f64>;
+
+/// Splits the parameter rows off the series.
+fn take_step_params(series: &mut Vec<(String, SeriesSamples)>) -> StepParams {
+    let mut params = StepParams::new();
+    series.retain(|(name, s)| {
+        let Some(index) = name.strip_prefix("\u{0}param") else {
+            return true;
+        };
+        if let Ok(i) = index.parse::<usize>() {
+            for (t, v) in s.ts.iter().zip(&s.vs) {
+                params.insert((i, *t), *v);
+            }
+        }
+        false
+    });
+    params
+}
+
+/// The parameter values at step `t` (NaN where a per-step scalar has no value, as
+/// `scalar()` of nothing is NaN).
+fn params_at(params: &[Param], step_params: &StepParams, t: i64) -> Vec<f64> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Param::Const(bits) => f64::from_bits(*bits),
+            Param::PerStep => step_params.get(&(i, t)).copied().unwrap_or(f64::NAN),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -274,8 +323,9 @@ impl ExecutionPlan for PromStepExec {
             if matches!(window, Window::Range { .. }) && loaded > max_samples {
                 return Err(too_many());
             }
-            let series = group_series(&batches)?;
-            let output = evaluate(&series, &steps, &window, schema)?;
+            let mut series = group_series(&batches)?;
+            let step_params = take_step_params(&mut series);
+            let output = evaluate(&series, &steps, &window, &step_params, schema)?;
             if output.num_rows() > max_samples {
                 return Err(too_many());
             }
@@ -342,14 +392,23 @@ fn evaluate(
     series: &[(String, SeriesSamples)],
     steps: &Steps,
     window: &Window,
+    step_params: &StepParams,
     schema: SchemaRef,
 ) -> DfResult<RecordBatch> {
     let mut labels = StringBuilder::new();
     let mut out_ts = Vec::new();
     let mut out_vs = Vec::new();
+    let params_by_step: Vec<(i64, Vec<f64>)> = match window {
+        Window::Range { params, .. } => steps
+            .times()
+            .map(|t| (t, params_at(params, step_params, t)))
+            .collect(),
+        Window::Instant { .. } => steps.times().map(|t| (t, Vec::new())).collect(),
+    };
     for (name, s) in series {
-        for t in steps.times() {
-            if let Some(v) = value_at(s, steps.data_time(t), t, window) {
+        for (t, params) in &params_by_step {
+            let t = *t;
+            if let Some(v) = value_at(s, steps.data_time(t), t, window, params) {
                 labels.append_value(name);
                 out_ts.push(t);
                 out_vs.push(v);
@@ -366,8 +425,15 @@ fn evaluate(
     )?)
 }
 
-/// The value of one series at data time `at`, for the step at `step_time`.
-fn value_at(s: &SeriesSamples, at: i64, step_time: i64, window: &Window) -> Option<f64> {
+/// The value of one series at data time `at`, for the step at `step_time` whose range
+/// function parameters are `params`.
+fn value_at(
+    s: &SeriesSamples,
+    at: i64,
+    step_time: i64,
+    window: &Window,
+    params: &[f64],
+) -> Option<f64> {
     match window {
         Window::Instant {
             lookback,
@@ -400,7 +466,6 @@ fn value_at(s: &SeriesSamples, at: i64, step_time: i64, window: &Window) -> Opti
         Window::Range {
             range,
             func,
-            params,
             mode: SelectorMode::Plain,
             ..
         } => {
@@ -408,7 +473,6 @@ fn value_at(s: &SeriesSamples, at: i64, step_time: i64, window: &Window) -> Opti
             if ts.is_empty() {
                 return None;
             }
-            let params: Vec<f64> = params.iter().map(|b| f64::from_bits(*b)).collect();
             // As in Prometheus, predict_linear predicts from the step's time even when `@`
             // or an offset moved the window.
             let eval_time = if *func == RangeFunc::PredictLinear {
@@ -416,7 +480,7 @@ fn value_at(s: &SeriesSamples, at: i64, step_time: i64, window: &Window) -> Opti
             } else {
                 at
             };
-            func.apply(&ts, &vs, eval_time, *range, &params)
+            func.apply(&ts, &vs, eval_time, *range, params)
         }
         Window::Range {
             range,
