@@ -13,6 +13,7 @@ pub mod sql_functions;
 pub mod step;
 pub mod syntax;
 pub mod to_sql;
+pub mod unique;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -64,6 +65,8 @@ impl From<DataFusionError> for PromqlError {
             DataFusionError::ResourcesExhausted(m) if m == step::TOO_MANY_SAMPLES => {
                 PromqlError::Execution(m.clone())
             }
+            // Our plan nodes fail with Prometheus's own wording; keep it unprefixed.
+            DataFusionError::Execution(m) => PromqlError::Execution(m.clone()),
             _ => PromqlError::Execution(e.to_string()),
         }
     }
@@ -564,6 +567,17 @@ impl ExtensionPlanner for PromStepPlanner {
         _session: &dyn datafusion::catalog::Session,
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(check) = node.as_any().downcast_ref::<unique::PromUnique>() {
+            let [input] = physical_inputs else {
+                return Err(DataFusionError::Internal(
+                    "PromUnique needs one input".into(),
+                ));
+            };
+            return Ok(Some(Arc::new(unique::PromUniqueExec::new(
+                input.clone(),
+                check.check,
+            ))));
+        }
         if let Some(info) = node.as_any().downcast_ref::<info::PromInfo>() {
             let [base, info_series] = physical_inputs else {
                 return Err(DataFusionError::Internal(

@@ -42,6 +42,7 @@ use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
 use super::step::{Param, PromStep, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
+use super::unique::{self, Check, Violation};
 
 pub const LABELS: &str = "labels";
 pub const TIMESTAMP: &str = "timestamp";
@@ -927,16 +928,36 @@ impl Planner {
             }
             None => l::call(l::drop_udf(), labels, &[""]),
         };
+        // The "one" side of a match must not repeat a match group (set operators excepted).
+        let one_side = match modifier.map(|m| &m.card) {
+            _ if matches!(op, "and" | "or" | "unless") => None,
+            Some(VectorMatchCardinality::OneToMany(_)) => Some("l"),
+            _ => Some("r"),
+        };
         let side = |plan: LogicalPlan, alias: &str| -> Result<LogicalPlan, PromqlError> {
-            Ok(LogicalPlanBuilder::from(plan)
+            let keyed = LogicalPlanBuilder::from(plan)
                 .project(vec![
                     col(LABELS),
                     col(TIMESTAMP),
                     col(VALUE),
                     key(col(LABELS)).alias("k"),
                 ])?
-                .alias(alias)?
-                .build()?)
+                .build()?;
+            let keyed = if one_side == Some(alias) {
+                let side_name = if alias == "l" { "left" } else { "right" };
+                unique::checked(
+                    keyed,
+                    Check {
+                        key: 3,
+                        timestamp: 1,
+                        labels: 0,
+                        violation: Violation::OneSide(side_name),
+                    },
+                )
+            } else {
+                keyed
+            };
+            Ok(LogicalPlanBuilder::from(keyed).alias(alias)?.build()?)
         };
         let (l_side, r_side) = (side(lhs, "l")?, side(rhs, "r")?);
         let on = (vec!["l.timestamp", "l.k"], vec!["r.timestamp", "r.k"]);
@@ -1041,15 +1062,39 @@ impl Planner {
             col("r.timestamp"),
         ]);
         let result = arith(op, lv, rv);
-        let joined = LogicalPlanBuilder::from(l_side).join(r_side, join_type, on, None)?;
+        // Each match group pairs at most once (one-to-one), and each result label set is
+        // made once (many-to-one); checked before a comparison filters rows away.
+        let (check_key, violation) = match card {
+            Some(VectorMatchCardinality::ManyToOne(_))
+            | Some(VectorMatchCardinality::OneToMany(_)) => (labels.clone(), Violation::Grouping),
+            _ => (
+                datafusion::functions::core::expr_fn::coalesce(vec![col("l.k"), col("r.k")]),
+                Violation::OneToOne,
+            ),
+        };
+        let joined = LogicalPlanBuilder::from(l_side)
+            .join(r_side, join_type, on, None)?
+            .project(vec![
+                labels.alias(LABELS),
+                timestamp.alias(TIMESTAMP),
+                check_key.alias("check_key"),
+                col("l.value"),
+                col("r.value"),
+            ])?
+            .build()?;
+        let joined = LogicalPlanBuilder::from(unique::checked(
+            joined,
+            Check {
+                key: 2,
+                timestamp: 1,
+                labels: 0,
+                violation,
+            },
+        ));
         let plan = if comparison && !return_bool {
             joined
                 .filter(result)?
-                .project(vec![
-                    labels.alias(LABELS),
-                    timestamp.alias(TIMESTAMP),
-                    many_value.alias(VALUE),
-                ])?
+                .project(vec![col(LABELS), col(TIMESTAMP), many_value.alias(VALUE)])?
                 .build()?
         } else {
             let value = if comparison {
@@ -1058,11 +1103,7 @@ impl Planner {
                 result
             };
             joined
-                .project(vec![
-                    labels.alias(LABELS),
-                    timestamp.alias(TIMESTAMP),
-                    value.alias(VALUE),
-                ])?
+                .project(vec![col(LABELS), col(TIMESTAMP), value.alias(VALUE)])?
                 .build()?
         };
         Ok(Planned::Vector(plan))

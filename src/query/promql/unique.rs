@@ -1,0 +1,264 @@
+//! `PromUnique`: the matching-cardinality checks of binary operators. Rows pass through
+//! unchanged unless two share a key at one timestamp, which fails the query with
+//! Prometheus's error: a duplicate on the "one" side of a match, a one-to-one match hit
+//! twice, or a many-to-one result label set produced twice. The checks come before a
+//! comparison filters rows away, as in Prometheus.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::labels as l;
+
+/// Which rule a duplicate breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Violation {
+    /// Two series of the "one" side (`"left"` or `"right"`) share a match group.
+    OneSide(&'static str),
+    /// A one-to-one match group matched more than once.
+    OneToOne,
+    /// A many-to-one match produced one result label set twice.
+    Grouping,
+}
+
+/// Columns (by index) a check reads: the key, the timestamp and the labels it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct Check {
+    pub key: usize,
+    pub timestamp: usize,
+    pub labels: usize,
+    pub violation: Violation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct PromUnique {
+    pub input: LogicalPlan,
+    pub check: Check,
+}
+
+/// `input` with `check` applied.
+pub fn checked(input: LogicalPlan, check: Check) -> LogicalPlan {
+    LogicalPlan::Extension(Extension {
+        node: Arc::new(PromUnique { input, check }),
+    })
+}
+
+impl UserDefinedLogicalNodeCore for PromUnique {
+    fn name(&self) -> &str {
+        "PromUnique"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.input.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromUnique: {:?}", self.check.violation)
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DfResult<Self> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromUnique needs one input".into()))?;
+        Ok(PromUnique {
+            input,
+            check: self.check,
+        })
+    }
+
+    fn necessary_children_exprs(&self, _output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        // The check reads columns by index: keep them all.
+        None
+    }
+}
+
+/// The physical node.
+#[derive(Debug)]
+pub struct PromUniqueExec {
+    input: Arc<dyn ExecutionPlan>,
+    check: Check,
+    properties: Arc<PlanProperties>,
+}
+
+impl PromUniqueExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, check: Check) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(input.schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        PromUniqueExec {
+            input,
+            check,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for PromUniqueExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromUniqueExec: {:?}", self.check.violation)
+    }
+}
+
+impl ExecutionPlan for PromUniqueExec {
+    fn name(&self) -> &'static str {
+        "PromUniqueExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromUniqueExec needs one input".into()))?;
+        Ok(Arc::new(PromUniqueExec::new(input, self.check)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let schema: SchemaRef = self.input.schema();
+        let check = self.check;
+        let output = futures::stream::once(async move {
+            let batches: Vec<RecordBatch> = input.try_collect().await?;
+            verify(&batches, check).map_err(DataFusionError::Execution)?;
+            Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            output.boxed(),
+        )))
+    }
+}
+
+fn strings(batch: &RecordBatch, i: usize) -> Result<&StringArray, String> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| format!("PromUnique column {i} is not text"))
+}
+
+/// Fails on the first key seen twice at one timestamp.
+fn verify(batches: &[RecordBatch], check: Check) -> Result<(), String> {
+    let mut seen: HashMap<(String, i64), String> = HashMap::new();
+    for batch in batches {
+        let keys = strings(batch, check.key)?;
+        let labels = strings(batch, check.labels)?;
+        let ts = batch
+            .column(check.timestamp)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or("PromUnique timestamp column is not an integer")?;
+        for i in 0..batch.num_rows() {
+            if keys.is_null(i) || ts.is_null(i) {
+                continue;
+            }
+            let series = if labels.is_null(i) {
+                ""
+            } else {
+                labels.value(i)
+            };
+            let key = (keys.value(i).to_string(), ts.value(i));
+            if let Some(first) = seen.get(&key) {
+                return Err(message(check.violation, &key.0, first, series));
+            }
+            seen.insert(key, series.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn message(violation: Violation, key: &str, a: &str, b: &str) -> String {
+    match violation {
+        Violation::OneSide(side) => {
+            let (a, b) = (display(a), display(b));
+            let (first, second) = if a <= b { (a, b) } else { (b, a) };
+            format!(
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{first}, {second}];many-to-many matching not allowed: matching labels must be unique on one side",
+                display(key)
+            )
+        }
+        Violation::OneToOne => "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+        Violation::Grouping => {
+            "multiple matches for labels: grouping labels must ensure unique matches".into()
+        }
+    }
+}
+
+/// A label set as Prometheus prints one: `{a="1", b="2"}`.
+fn display(encoded: &str) -> String {
+    let pairs: Vec<String> = l::decode(encoded)
+        .into_iter()
+        .map(|(n, v)| format!("{n}={v:?}"))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_on_the_one_side_are_named_in_order() {
+        let a = l::encode([("__name__", "dup"), ("label", "beta")]);
+        let b = l::encode([("__name__", "dup"), ("label", "alpha")]);
+        let m = message(Violation::OneSide("right"), "", &a, &b);
+        assert_eq!(
+            m,
+            "found duplicate series for the match group {} on the right hand-side of the operation: [{__name__=\"dup\", label=\"alpha\"}, {__name__=\"dup\", label=\"beta\"}];many-to-many matching not allowed: matching labels must be unique on one side"
+        );
+    }
+}
