@@ -754,9 +754,23 @@ impl Planner {
             Arc::new(label_get_udf()),
             vec![col(LABELS), lit("le")],
         ));
+        // Grouped with the metric name, which goes afterwards: two histograms that differ
+        // only by name then collide, as in Prometheus.
+        let name = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(LABELS), lit(METRIC_NAME_LABEL)],
+        ));
+        let group = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_set_dynamic_udf()),
+            vec![
+                l::call(l::drop_udf(), col(LABELS), &["le"]),
+                lit(METRIC_NAME_LABEL),
+                name,
+            ],
+        ));
         let plan = LogicalPlanBuilder::from(inner)
             .project(vec![
-                l::call(l::drop_udf(), col(LABELS), &["le"]).alias("g"),
+                group.alias("g"),
                 col(TIMESTAMP),
                 col(VALUE),
                 le.alias("le"),
@@ -770,7 +784,7 @@ impl Planner {
                 ],
             )?
             .project(vec![
-                col("g").alias(LABELS),
+                l::call(l::drop_name_udf(), col("g"), &[]).alias(LABELS),
                 col(TIMESTAMP),
                 kernel.call(col("les"), col("counts"), p1, p2).alias(VALUE),
             ])?
