@@ -303,8 +303,15 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) -> f64 {
         } else {
             f64::NEG_INFINITY
         };
-        let interpolate =
-            |v: f64| rank + (bucket_count - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        // A bucket reaching down to -Inf has no width to interpolate in: all of it counts
+        // as below any value inside it (as in Prometheus).
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                bucket_count
+            } else {
+                rank + (bucket_count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
         if !lower_set && lower_bound >= lower {
             lower_rank = rank;
             lower_set = true;
