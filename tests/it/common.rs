@@ -222,6 +222,19 @@ impl Quiver {
         self.process = None;
     }
 
+    /// GETs `path` with `query` parameters and returns the JSON body.
+    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        self.client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .expect("GET request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// Runs SQL and returns the JSON body; panics unless it succeeded.
     pub async fn sql(&self, query: &str) -> Value {
         let (status, body) = self.sql_raw(query).await;

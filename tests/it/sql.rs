@@ -371,26 +371,9 @@ async fn explain_sql_gives_the_promql_answer() {
         "stddev(deriv(temperature[5m]))",
     ];
     for query in queries {
-        let promql: Value = q
-            .client
-            .get(q.url("/api/v1/query"))
-            .query(&[("query", query), ("time", &time)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let explained: Value = q
-            .client
-            .get(q.url("/api/v1/explain"))
-            .query(&[("query", query), ("time", &time)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let params = [("query", query), ("time", time.as_str())];
+        let promql = q.get_json("/api/v1/query", &params).await;
+        let explained = q.get_json("/api/v1/explain", &params).await;
         let sql = explained["data"]["sql"]
             .as_str()
             .unwrap_or_else(|| panic!("{query}: no SQL: {explained}"));
@@ -409,16 +392,7 @@ async fn explain_sql_gives_the_promql_answer() {
             );
         }
     }
-    let unavailable: Value = q
-        .client
-        .get(q.url("/api/v1/explain"))
-        .query(&[("query", "a and b")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unavailable = q.get_json("/api/v1/explain", &[("query", "a and b")]).await;
     assert!(unavailable["data"]["sql"].is_null());
     assert!(
         unavailable["data"]["sqlUnavailable"]

@@ -16,11 +16,10 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
 use promql_parser::label::{MatchOp, Matcher};
@@ -28,6 +27,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use crate::model::METRIC_NAME_LABEL;
 
 use super::labels as l;
+use super::step::{column, final_properties};
 use super::syntax::MODE_LABEL;
 
 /// Labels that tie a series to its info series.
@@ -180,12 +180,7 @@ impl PromInfoExec {
         spec: InfoSpec,
         schema: SchemaRef,
     ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let properties = final_properties(schema.clone());
         PromInfoExec {
             base,
             info,
@@ -280,12 +275,6 @@ fn rows_of(batches: &[RecordBatch]) -> DfResult<Vec<Row>> {
         }
     }
     Ok(rows)
-}
-
-fn column<T: 'static>(batch: &RecordBatch, i: usize) -> DfResult<&T> {
-    batch.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
-        DataFusionError::Internal(format!("PromInfo input column {i} has an unexpected type"))
-    })
 }
 
 fn to_batch(rows: Vec<Row>, schema: SchemaRef) -> DfResult<RecordBatch> {

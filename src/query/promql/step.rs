@@ -221,6 +221,17 @@ fn describe(steps: &Steps, window: &Window) -> String {
     )
 }
 
+/// Properties of a node that emits everything once its input is read: one partition,
+/// bounded. PromQL's plan nodes all work that way.
+pub(super) fn final_properties(schema: SchemaRef) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        Partitioning::UnknownPartitioning(1),
+        EmissionType::Final,
+        Boundedness::Bounded,
+    ))
+}
+
 /// The physical node.
 #[derive(Debug)]
 pub struct PromStepExec {
@@ -238,12 +249,7 @@ impl PromStepExec {
         window: Window,
         schema: SchemaRef,
     ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let properties = final_properties(schema.clone());
         PromStepExec {
             input,
             steps,
@@ -382,9 +388,10 @@ fn sort_by_time(s: &mut SeriesSamples) {
     s.vs = idx.iter().map(|i| s.vs[*i]).collect();
 }
 
-fn column<T: 'static>(batch: &RecordBatch, i: usize) -> DfResult<&T> {
+/// Column `i` of a PromQL plan node's input, as the array type the node expects.
+pub(super) fn column<T: 'static>(batch: &RecordBatch, i: usize) -> DfResult<&T> {
     batch.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
-        DataFusionError::Internal(format!("PromStep input column {i} has an unexpected type"))
+        DataFusionError::Internal(format!("plan node input column {i} has an unexpected type"))
     })
 }
 

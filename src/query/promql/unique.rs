@@ -14,15 +14,15 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
 
 use super::labels as l;
+use super::step::{column, final_properties};
 
 /// Which rule a duplicate breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -108,12 +108,7 @@ pub struct PromUniqueExec {
 
 impl PromUniqueExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, check: Check) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(input.schema()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let properties = final_properties(input.schema());
         PromUniqueExec {
             input,
             check,
@@ -172,7 +167,7 @@ impl ExecutionPlan for PromUniqueExec {
         let check = self.check;
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
-            verify(&batches, check).map_err(DataFusionError::Execution)?;
+            verify(&batches, check)?;
             Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
         })
         .try_flatten();
@@ -183,25 +178,13 @@ impl ExecutionPlan for PromUniqueExec {
     }
 }
 
-fn strings(batch: &RecordBatch, i: usize) -> Result<&StringArray, String> {
-    batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| format!("PromUnique column {i} is not text"))
-}
-
 /// Fails on the first key seen twice at one timestamp.
-fn verify(batches: &[RecordBatch], check: Check) -> Result<(), String> {
+fn verify(batches: &[RecordBatch], check: Check) -> DfResult<()> {
     let mut seen: HashMap<(String, i64), String> = HashMap::new();
     for batch in batches {
-        let keys = strings(batch, check.key)?;
-        let labels = strings(batch, check.labels)?;
-        let ts = batch
-            .column(check.timestamp)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or("PromUnique timestamp column is not an integer")?;
+        let keys = column::<StringArray>(batch, check.key)?;
+        let labels = column::<StringArray>(batch, check.labels)?;
+        let ts = column::<Int64Array>(batch, check.timestamp)?;
         for i in 0..batch.num_rows() {
             if keys.is_null(i) || ts.is_null(i) {
                 continue;
@@ -213,7 +196,8 @@ fn verify(batches: &[RecordBatch], check: Check) -> Result<(), String> {
             };
             let key = (keys.value(i).to_string(), ts.value(i));
             if let Some(first) = seen.get(&key) {
-                return Err(message(check.violation, &key.0, first, series));
+                let message = message(check.violation, &key.0, first, series);
+                return Err(DataFusionError::Execution(message));
             }
             seen.insert(key, series.to_string());
         }
