@@ -128,11 +128,22 @@ fn map_labels(arg: &ColumnarValue, f: impl Fn(&str) -> Option<String>) -> DfResu
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| DataFusionError::Internal("labels column is not Utf8".into()))?;
             let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+            // Rows of one series come together (a series has a row per step), so the last
+            // answer is usually the next one too.
+            let mut last: Option<(&str, Option<String>)> = None;
             for i in 0..strings.len() {
                 if strings.is_null(i) {
                     out.append_null();
-                } else {
-                    out.append_option(f(strings.value(i)));
+                    continue;
+                }
+                let input = strings.value(i);
+                match &last {
+                    Some((prev, answer)) if *prev == input => out.append_option(answer.as_deref()),
+                    _ => {
+                        let answer = f(input);
+                        out.append_option(answer.as_deref());
+                        last = Some((input, answer));
+                    }
                 }
             }
             Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))

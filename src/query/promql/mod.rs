@@ -393,9 +393,13 @@ fn append_rows(
         .ok_or_else(internal)?;
     for i in 0..batch.num_rows() {
         let v = if vs.is_null(i) { f64::NAN } else { vs.value(i) };
-        out.entry(labels.value(i).to_string())
-            .or_default()
-            .push((ts.value(i), v));
+        let point = (ts.value(i), v);
+        match out.get_mut(labels.value(i)) {
+            Some(points) => points.push(point),
+            None => {
+                out.insert(labels.value(i).to_string(), vec![point]);
+            }
+        }
     }
     Ok(())
 }

@@ -1750,11 +1750,14 @@ fn label_get_udf() -> datafusion::logical_expr::ScalarUDF {
                 .ok_or_else(|| {
                     datafusion::error::DataFusionError::Internal("labels not Utf8".into())
                 })?;
-            let out: StringArray = labels
-                .iter()
-                .map(|s| s.map(|s| l::get(s, &name).unwrap_or("").to_string()))
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out)))
+            let mut out = arrow::array::StringBuilder::with_capacity(
+                arrow::array::Array::len(labels),
+                labels.value_data().len(),
+            );
+            for s in labels.iter() {
+                out.append_option(s.map(|s| l::get(s, &name).unwrap_or("")));
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }),
     )
 }
@@ -1780,12 +1783,28 @@ fn label_set_dynamic_udf() -> datafusion::logical_expr::ScalarUDF {
                     "labels not Utf8".into(),
                 ));
             };
-            let out: StringArray = labels
-                .iter()
-                .zip(values.iter())
-                .map(|(s, v)| s.map(|s| l::set(s, &name, v.unwrap_or(""))))
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out)))
+            let mut out = arrow::array::StringBuilder::with_capacity(
+                arrow::array::Array::len(labels),
+                labels.value_data().len(),
+            );
+            // A series' rows come together: reuse the last answer while the input repeats.
+            let mut last: Option<((&str, &str), String)> = None;
+            for (s, v) in labels.iter().zip(values.iter()) {
+                let Some(s) = s else {
+                    out.append_null();
+                    continue;
+                };
+                let key = (s, v.unwrap_or(""));
+                match &last {
+                    Some((prev, answer)) if *prev == key => out.append_value(answer),
+                    _ => {
+                        let answer = l::set(s, &name, key.1);
+                        out.append_value(&answer);
+                        last = Some((key, answer));
+                    }
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }),
     )
 }

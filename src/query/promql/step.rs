@@ -10,6 +10,7 @@
 //! where `T` is `t` (or the `@` time) minus the offset. This is the one place PromQL's
 //! time semantics live; everything else is relational and planned with DataFusion.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -351,26 +352,45 @@ struct SeriesSamples {
 }
 
 fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
-    let mut by_labels: HashMap<String, SeriesSamples> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<(String, SeriesSamples)> = Vec::new();
     for batch in batches {
         let labels = column::<StringArray>(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
+        // Scans return a series' samples together: look the labels up once per run.
+        let mut current: Option<(&str, usize)> = None;
         for i in 0..batch.num_rows() {
             if labels.is_null(i) || ts.is_null(i) {
                 continue;
             }
-            let entry = by_labels
-                .entry(labels.value(i).to_string())
-                .or_insert_with(|| SeriesSamples {
-                    ts: Vec::new(),
-                    vs: Vec::new(),
-                });
-            entry.ts.push(ts.value(i));
-            entry.vs.push(vs.value(i));
+            let name = labels.value(i);
+            let slot = match current {
+                Some((prev, slot)) if prev == name => slot,
+                _ => {
+                    let slot = match index.get(name) {
+                        Some(slot) => *slot,
+                        None => {
+                            index.insert(name.to_string(), out.len());
+                            out.push((
+                                name.to_string(),
+                                SeriesSamples {
+                                    ts: Vec::new(),
+                                    vs: Vec::new(),
+                                },
+                            ));
+                            out.len() - 1
+                        }
+                    };
+                    current = Some((name, slot));
+                    slot
+                }
+            };
+            let samples = &mut out[slot].1;
+            samples.ts.push(ts.value(i));
+            samples.vs.push(vs.value(i));
         }
     }
-    let mut out: Vec<(String, SeriesSamples)> = by_labels.into_iter().collect();
     for (_, s) in out.iter_mut() {
         sort_by_time(s);
     }
@@ -507,14 +527,20 @@ fn value_at(
     }
 }
 
-/// The samples with `lo < t <= hi`, staleness markers left out.
-fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Vec<i64>, Vec<f64>) {
+/// The samples with `lo < t <= hi`, staleness markers left out; borrowed when the window
+/// has none, which is the common case.
+fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Cow<'_, [i64]>, Cow<'_, [f64]>) {
     let start = s.ts.partition_point(|&t| t <= lo);
-    let end = s.ts.partition_point(|&t| t <= hi);
-    s.ts[start..end.max(start)]
+    let end = s.ts.partition_point(|&t| t <= hi).max(start);
+    let (ts, vs) = (&s.ts[start..end], &s.vs[start..end]);
+    if !vs.iter().any(|v| is_stale_nan(*v)) {
+        return (Cow::Borrowed(ts), Cow::Borrowed(vs));
+    }
+    let (ts, vs): (Vec<i64>, Vec<f64>) = ts
         .iter()
-        .zip(&s.vs[start..end.max(start)])
+        .zip(vs)
         .filter(|(_, v)| !is_stale_nan(**v))
         .map(|(t, v)| (*t, *v))
-        .unzip()
+        .unzip();
+    (Cow::Owned(ts), Cow::Owned(vs))
 }
