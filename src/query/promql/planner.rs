@@ -1135,7 +1135,7 @@ impl Planner {
             Some(LabelModifier::Exclude(names)) => {
                 l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
             }
-            None => lit(""),
+            None => l::call(l::keep_udf(), col(LABELS), &[""]),
         };
         let keyed = LogicalPlanBuilder::from(input)
             .project(vec![
