@@ -1135,6 +1135,10 @@ impl Planner {
             Some(LabelModifier::Exclude(names)) => {
                 l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
             }
+            // Grouping on a literal slows DataFusion's hash aggregation down (2.5x for
+            // count()), while its window functions prefer it (4x for topk): each gets its
+            // own.
+            None if matches!(op.as_str(), "topk" | "bottomk") => lit(""),
             None => l::call(l::keep_udf(), col(LABELS), &[""]),
         };
         let keyed = LogicalPlanBuilder::from(input)
