@@ -2,7 +2,7 @@
 //! semantics (Kahan summation, NaN handling in min/max, incremental means, Prometheus's
 //! quantile) match Prometheus exactly.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, Float64Array, Float64Builder, ListArray};
 use arrow::datatypes::{DataType, Field};
@@ -195,16 +195,74 @@ impl BucketKernel {
         }
     }
 
-    /// `prom_buckets(array_agg(le), array_agg(value), 'kernel', p1, p2)`.
-    pub fn call(self, les: Expr, counts: Expr, p1: f64, p2: f64) -> Expr {
-        bucket_udf().call(vec![les, counts, lit(self.code()), lit(p1), lit(p2)])
+    /// `prom_buckets(array_agg(le), array_agg(value), group labels, 'kernel', p1, p2)`;
+    /// what it finds wrong with the buckets goes to `notes`.
+    pub fn call(
+        self,
+        les: Expr,
+        counts: Expr,
+        group: Expr,
+        (p1, p2): (f64, f64),
+        notes: BucketNotes,
+    ) -> Expr {
+        bucket_udf(notes).call(vec![les, counts, group, lit(self.code()), lit(p1), lit(p2)])
     }
 
-    pub fn apply(self, buckets: Vec<(f64, f64)>, p1: f64, p2: f64) -> f64 {
+    /// The result, and whether the counts had to be made monotonic to get it.
+    pub fn apply(self, buckets: Vec<(f64, f64)>, p1: f64, p2: f64) -> (f64, bool) {
         match self {
             BucketKernel::Quantile => bucket_quantile(p1, buckets),
-            BucketKernel::Fraction => bucket_fraction(p1, p2, buckets),
+            BucketKernel::Fraction => (bucket_fraction(p1, p2, buckets), false),
         }
+    }
+}
+
+/// Annotations the bucket kernels add while a query runs: where they go and the position
+/// of the histogram argument they cite.
+#[derive(Debug, Clone)]
+pub struct BucketNotes {
+    pub warnings: Arc<Mutex<Vec<String>>>,
+    pub infos: Arc<Mutex<Vec<String>>>,
+    pub position: String,
+}
+
+impl BucketNotes {
+    fn add(list: &Mutex<Vec<String>>, message: String) {
+        if let Ok(mut list) = list.lock()
+            && !list.contains(&message)
+        {
+            list.push(message);
+        }
+    }
+
+    fn bad_le(&self, le: &str, metric: &str) {
+        Self::add(
+            &self.warnings,
+            format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}{}{}",
+                for_metric(metric),
+                self.position
+            ),
+        );
+    }
+
+    fn forced_monotonic(&self, metric: &str) {
+        Self::add(
+            &self.infos,
+            format!(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){}{}",
+                for_metric(metric),
+                self.position
+            ),
+        );
+    }
+}
+
+fn for_metric(metric: &str) -> String {
+    if metric.is_empty() {
+        String::new()
+    } else {
+        format!(" for metric name {metric:?}")
     }
 }
 
@@ -225,10 +283,13 @@ fn prepare_buckets(mut buckets: Vec<(f64, f64)>) -> Option<Vec<(f64, f64)>> {
 }
 
 /// Makes cumulative counts monotonic, treating tiny decreases as float noise.
-fn ensure_monotonic(buckets: &mut [(f64, f64)]) {
+/// Makes cumulative counts non-decreasing; tells whether a real decrease (not float noise)
+/// had to be fixed.
+fn ensure_monotonic(buckets: &mut [(f64, f64)]) -> bool {
     let Some(first) = buckets.first() else {
-        return;
+        return false;
     };
+    let mut forced = false;
     let mut prev = first.1;
     for bucket in buckets.iter_mut().skip(1) {
         let curr = bucket.1;
@@ -237,27 +298,33 @@ fn ensure_monotonic(buckets: &mut [(f64, f64)]) {
         }
         let close = (curr - prev).abs() / (curr.abs() + prev.abs()) < 1e-12;
         if close || curr < prev {
+            forced |= !close;
             bucket.1 = prev;
             continue;
         }
         prev = curr;
     }
+    forced
 }
 
-fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     let Some(mut buckets) = prepare_buckets(buckets) else {
-        return f64::NAN;
+        return (f64::NAN, false);
     };
-    ensure_monotonic(&mut buckets);
+    let forced = ensure_monotonic(&mut buckets);
+    (quantile_of_monotonic(q, &buckets), forced)
+}
+
+fn quantile_of_monotonic(q: f64, buckets: &[(f64, f64)]) -> f64 {
     if buckets.len() < 2 {
         return f64::NAN;
     }
@@ -345,7 +412,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) -> f64 {
     (upper_rank - lower_rank) / count
 }
 
-fn bucket_udf() -> ScalarUDF {
+fn bucket_udf(notes: BucketNotes) -> ScalarUDF {
     let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
     create_udf(
         "prom_buckets",
@@ -353,13 +420,14 @@ fn bucket_udf() -> ScalarUDF {
             list(DataType::Utf8),
             list(DataType::Float64),
             DataType::Utf8,
+            DataType::Utf8,
             DataType::Float64,
             DataType::Float64,
         ],
         DataType::Float64,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let kernel = match &args[2] {
+        Arc::new(move |args: &[ColumnarValue]| {
+            let kernel = match &args[3] {
                 ColumnarValue::Scalar(ScalarValue::Utf8(Some(c))) if c == "fraction" => {
                     BucketKernel::Fraction
                 }
@@ -369,8 +437,8 @@ fn bucket_udf() -> ScalarUDF {
                 ColumnarValue::Scalar(ScalarValue::Float64(Some(p))) => *p,
                 _ => f64::NAN,
             };
-            let (p1, p2) = (param(3), param(4));
-            let arrays = ColumnarValue::values_to_arrays(&args[..2])?;
+            let (p1, p2) = (param(4), param(5));
+            let arrays = ColumnarValue::values_to_arrays(&args[..3])?;
             let internal = || DataFusionError::Internal("prom_buckets needs lists".into());
             let les = arrays[0]
                 .as_any()
@@ -379,6 +447,10 @@ fn bucket_udf() -> ScalarUDF {
             let counts = arrays[1]
                 .as_any()
                 .downcast_ref::<ListArray>()
+                .ok_or_else(internal)?;
+            let groups = arrays[2]
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
                 .ok_or_else(internal)?;
             let mut out = Float64Builder::with_capacity(les.len());
             for i in 0..les.len() {
@@ -392,17 +464,26 @@ fn bucket_udf() -> ScalarUDF {
                     .as_any()
                     .downcast_ref::<Float64Array>()
                     .ok_or_else(internal)?;
-                let buckets: Vec<(f64, f64)> = le_strings
-                    .iter()
-                    .zip(floats.iter())
-                    .filter_map(|(le, c)| Some((parse_le(le?)?, c?)))
-                    .collect();
+                let metric = super::labels::get(groups.value(i), "__name__").unwrap_or("");
+                let mut buckets = Vec::with_capacity(le_strings.len());
+                for (le, count) in le_strings.iter().zip(floats.iter()) {
+                    let le = le.unwrap_or("");
+                    match (parse_le(le), count) {
+                        (Some(bound), Some(count)) => buckets.push((bound, count)),
+                        (None, _) => notes.bad_le(le, metric),
+                        _ => {}
+                    }
+                }
                 if buckets.is_empty() {
                     // No bucket with a usable `le`: Prometheus returns nothing for the group.
                     out.append_null();
-                } else {
-                    out.append_value(kernel.apply(buckets, p1, p2));
+                    continue;
                 }
+                let (value, forced) = kernel.apply(buckets, p1, p2);
+                if forced {
+                    notes.forced_monotonic(metric);
+                }
+                out.append_value(value);
             }
             Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }),

@@ -273,6 +273,7 @@ impl PromqlEngine {
             step,
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),
+            infos: Default::default(),
             source: String::new(),
         }
     }
@@ -292,11 +293,6 @@ impl PromqlEngine {
         planner.source = source.to_string();
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
-        let warnings = planner
-            .warnings
-            .lock()
-            .map(|w| w.clone())
-            .unwrap_or_default();
         let value: Result<PromValue, PromqlError> = match planned {
             Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
             Planned::Const(c) => {
@@ -339,10 +335,14 @@ impl PromqlEngine {
                 }
             }
         };
+        // Read after running: plan nodes and UDFs add annotations while they execute.
+        let collected = |list: &std::sync::Mutex<Vec<String>>| {
+            list.lock().map(|l| l.clone()).unwrap_or_default()
+        };
         Ok(Evaluation {
             value: value?,
-            warnings,
-            infos: Vec::new(),
+            warnings: collected(&planner.warnings),
+            infos: collected(&planner.infos),
         })
     }
 

@@ -35,7 +35,7 @@ use crate::query::sql::tables::{RawSamples, SeriesSet};
 use crate::storage::Storage;
 
 use super::PromqlError;
-use super::aggregates::{BucketKernel, Kernel, format_value_udf};
+use super::aggregates::{BucketKernel, BucketNotes, Kernel, format_value_udf};
 use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
@@ -78,8 +78,10 @@ pub struct Planner {
     pub end: i64,
     pub step: i64,
     pub lookback: i64,
-    /// Warnings found while planning, in Prometheus's wording.
-    pub warnings: std::sync::Mutex<Vec<String>>,
+    /// Warnings found while planning (and, by UDFs, while running), in Prometheus's wording.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Infos found while running.
+    pub infos: Arc<std::sync::Mutex<Vec<String>>>,
     /// The query text, for the positions annotations cite.
     pub source: String,
 }
@@ -606,6 +608,7 @@ impl Planner {
             step,
             lookback: self.lookback,
             warnings: Default::default(),
+            infos: self.infos.clone(),
             source: self.source.clone(),
         };
         let inner_steps = inner.steps(0, None);
@@ -775,7 +778,6 @@ impl Planner {
                 col(VALUE),
                 le.alias("le"),
             ])?
-            .filter(col("le").not_eq(lit("")))?
             .aggregate(
                 vec![col("g"), col(TIMESTAMP)],
                 vec![
@@ -786,7 +788,19 @@ impl Planner {
             .project(vec![
                 l::call(l::drop_name_udf(), col("g"), &[]).alias(LABELS),
                 col(TIMESTAMP),
-                kernel.call(col("les"), col("counts"), p1, p2).alias(VALUE),
+                kernel
+                    .call(
+                        col("les"),
+                        col("counts"),
+                        col("g"),
+                        (p1, p2),
+                        BucketNotes {
+                            warnings: self.warnings.clone(),
+                            infos: self.infos.clone(),
+                            position: self.position(arg),
+                        },
+                    )
+                    .alias(VALUE),
             ])?
             .filter(col(VALUE).is_not_null())?
             .build()?;
