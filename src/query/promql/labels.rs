@@ -77,6 +77,52 @@ pub fn drop_name(encoded: &str) -> String {
     )
 }
 
+/// Prometheus's hash of a label set (`Labels.Hash()`): xxHash64 of every name and value,
+/// each followed by 0xff.
+pub fn prometheus_hash(encoded: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(encoded.len() + 2);
+    for (name, value) in decode(encoded) {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0xff);
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.push(0xff);
+    }
+    twox_hash::XxHash64::oneshot(0, &bytes)
+}
+
+/// `prom_ratio_sample(labels, ratio)`: whether `limit_ratio(ratio, ...)` keeps the series,
+/// by where its hash falls in [0, 1), as Prometheus decides.
+pub fn ratio_sample_udf() -> ScalarUDF {
+    create_udf(
+        "prom_ratio_sample",
+        vec![DataType::Utf8, DataType::Float64],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let labels = arrays[0]
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("labels column is not Utf8".into()))?;
+            let ratios = arrays[1]
+                .as_any()
+                .downcast_ref::<arrow::array::Float64Array>()
+                .ok_or_else(|| DataFusionError::Internal("ratio is not Float64".into()))?;
+            let keep: arrow::array::BooleanArray = (0..labels.len())
+                .map(|i| {
+                    if labels.is_null(i) || ratios.is_null(i) {
+                        return Some(false);
+                    }
+                    let offset = prometheus_hash(labels.value(i)) as f64 / u64::MAX as f64;
+                    let ratio = ratios.value(i);
+                    Some((ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(keep)))
+        }),
+    )
+}
+
 pub fn get<'a>(encoded: &'a str, name: &str) -> Option<&'a str> {
     decode(encoded)
         .into_iter()
@@ -258,6 +304,18 @@ pub fn call(udf: ScalarUDF, labels: Expr, literals: &[&str]) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_hash_is_xxhash64_of_prometheus_bytes() {
+        // XXH64 of no bytes, seed 0: the algorithm's published test vector.
+        assert_eq!(prometheus_hash(""), 0xef46_db37_51d8_e999);
+        let bytes = b"__name__\xffup\xffjob\xffnode\xff";
+        let encoded = encode([("__name__", "up"), ("job", "node")]);
+        assert_eq!(
+            prometheus_hash(&encoded),
+            twox_hash::XxHash64::oneshot(0, bytes)
+        );
+    }
 
     #[test]
     fn round_trip_and_derivations() {

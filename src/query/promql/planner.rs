@@ -1152,7 +1152,7 @@ impl Planner {
             // Grouping on a literal slows DataFusion's hash aggregation down (2.5x for
             // count()), while its window functions prefer it (4x for topk): each gets its
             // own.
-            None if matches!(op.as_str(), "topk" | "bottomk") => lit(""),
+            None if matches!(op.as_str(), "topk" | "bottomk" | "limitk") => lit(""),
             None => l::call(l::keep_udf(), col(LABELS), &[""]),
         };
         let keyed = LogicalPlanBuilder::from(input)
@@ -1166,12 +1166,39 @@ impl Planner {
         let value = match op.as_str() {
             "count" => cast(agg::count(col(VALUE)), DataType::Float64),
             "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
-            "topk" | "bottomk" => {
+            "topk" | "bottomk" | "limitk" => {
                 if const_arg(a.param.as_deref()).is_ok_and(f64::is_nan) {
                     return Err(PromqlError::Execution("Parameter value is NaN".into()));
                 }
                 let keyed = self.with_param(keyed, a.param.as_deref(), steps).await?;
                 return self.top_bottom(keyed, &op);
+            }
+            "limit_ratio" => {
+                let param = a.param.as_deref();
+                if let (Ok(r), Some(p)) = (const_arg(param), param) {
+                    if r.is_nan() {
+                        return Err(PromqlError::Execution("Ratio value is NaN".into()));
+                    }
+                    if !(-1.0..=1.0).contains(&r) {
+                        let cap = r.clamp(-1.0, 1.0);
+                        self.warn(format!(
+                            "ratio value should be between -1 and 1, got {}, capping to {}{}",
+                            super::aggregates::format_float(r),
+                            super::aggregates::format_float(cap),
+                            self.position(p)
+                        ));
+                    }
+                }
+                let keyed = self.with_param(keyed, param, steps).await?;
+                let sampled = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    Arc::new(l::ratio_sample_udf()),
+                    vec![col(LABELS), col("p")],
+                ));
+                let plan = LogicalPlanBuilder::from(keyed)
+                    .filter(sampled)?
+                    .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
             }
             "count_values" => return self.count_values(keyed, a),
             other => match Kernel::from_name(other) {
@@ -1306,16 +1333,19 @@ impl Planner {
         }
     }
 
+    /// `topk`/`bottomk` rank by value; `limitk` keeps the first `k` series in label order.
     fn top_bottom(&self, keyed: LogicalPlan, op: &str) -> PlanResult {
         let ascending = op == "bottomk";
         // NaN ranks last for both topk and bottomk, as in Prometheus.
         let is_nan = datafusion::functions::math::expr_fn::isnan(col(VALUE));
+        let order = if op == "limitk" {
+            vec![col(LABELS).sort(true, false)]
+        } else {
+            vec![is_nan.sort(true, false), col(VALUE).sort(ascending, false)]
+        };
         let rank = datafusion::functions_window::expr_fn::row_number()
             .partition_by(vec![col("g"), col(TIMESTAMP)])
-            .order_by(vec![
-                is_nan.sort(true, false),
-                col(VALUE).sort(ascending, false),
-            ])
+            .order_by(order)
             .build()?;
         let plan = LogicalPlanBuilder::from(keyed)
             .window(vec![rank.alias("rank")])?
