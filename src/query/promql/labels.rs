@@ -64,17 +64,66 @@ pub fn drop(encoded: &str, names: &[&str]) -> String {
     encode(
         decode(encoded)
             .into_iter()
-            .filter(|(n, _)| !names.contains(n) && *n != METRIC_NAME_LABEL),
+            .filter(|(n, _)| !names.contains(n) && *n != METRIC_NAME_LABEL && *n != NAME_DROPPED),
     )
 }
 
-/// The label set without the metric name (and the metadata labels that go with it).
+/// The reserved label marking a set whose metric name is to be dropped. As in Prometheus
+/// 3.x, operations that drop the name only mark it: label functions and `by (__name__)` still
+/// see it, and [`finish`] removes it when the query's result is assembled.
+pub const NAME_DROPPED: &str = "\u{0}name_dropped";
+
+fn is_name_or_metadata(name: &str) -> bool {
+    matches!(name, METRIC_NAME_LABEL | "__type__" | "__unit__")
+}
+
+/// The label set without the metric name, the metadata labels that go with it, and the mark.
 pub fn drop_name(encoded: &str) -> String {
     encode(
         decode(encoded)
             .into_iter()
-            .filter(|(n, _)| !matches!(*n, "__name__" | "__type__" | "__unit__")),
+            .filter(|(n, _)| !is_name_or_metadata(n) && *n != NAME_DROPPED),
     )
+}
+
+/// Marks the metric name (and its metadata labels) to be dropped at the end.
+pub fn mark_name_dropped(encoded: &str) -> String {
+    let pairs = decode(encoded);
+    if pairs.iter().any(|(n, _)| *n == NAME_DROPPED)
+        || !pairs.iter().any(|(n, _)| is_name_or_metadata(n))
+    {
+        return encoded.to_string();
+    }
+    let mut owned: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    owned.push((NAME_DROPPED.to_string(), "1".to_string()));
+    encode_owned(owned)
+}
+
+/// Whether the set's name is marked to be dropped.
+pub fn is_name_dropped(encoded: &str) -> bool {
+    get(encoded, NAME_DROPPED).is_some()
+}
+
+/// The label set a result shows: a marked name is dropped now.
+pub fn finish(encoded: &str) -> String {
+    if is_name_dropped(encoded) {
+        drop_name(encoded)
+    } else {
+        encoded.to_string()
+    }
+}
+
+/// `set`, for label_replace and label_join: a new metric name is kept, mark or not.
+fn set_from_label_function(encoded: &str, name: &str, value: &str) -> String {
+    let set = set(encoded, name, value);
+    if name == METRIC_NAME_LABEL && is_name_dropped(&set) {
+        encode(decode(&set).into_iter().filter(|(n, _)| *n != NAME_DROPPED))
+    } else {
+        set
+    }
 }
 
 /// Prometheus's hash of a label set (`Labels.Hash()`): xxHash64 of every name and value,
@@ -238,7 +287,49 @@ pub fn drop_udf() -> ScalarUDF {
 /// `prom_drop_name(labels)`.
 pub fn drop_name_udf() -> ScalarUDF {
     labels_udf("prom_drop_name", 1, |args| {
-        map_labels(&args[0], |l| Some(drop_name(l)))
+        map_labels(&args[0], |l| Some(mark_name_dropped(l)))
+    })
+}
+
+/// `prom_mark_if(labels, flag)`: marks the name dropped when `flag` is `'1'` (an aggregation
+/// by `__name__` whose inputs had marked names).
+pub fn mark_if_udf() -> ScalarUDF {
+    create_udf(
+        "prom_mark_if",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let strings = |i: usize| {
+                arrays[i]
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| DataFusionError::Internal("prom_mark_if needs text".into()))
+            };
+            let (labels, flags) = (strings(0)?, strings(1)?);
+            let out: StringArray = (0..labels.len())
+                .map(|i| {
+                    (!labels.is_null(i)).then(|| {
+                        if !flags.is_null(i) && flags.value(i) == "1" {
+                            mark_name_dropped(labels.value(i))
+                        } else {
+                            labels.value(i).to_string()
+                        }
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// `prom_name_dropped(labels)`: `'1'` when the set's name is marked dropped, else `''`.
+pub fn name_dropped_udf() -> ScalarUDF {
+    labels_udf("prom_name_dropped", 1, |args| {
+        map_labels(&args[0], |l| {
+            Some(if is_name_dropped(l) { "1" } else { "" }.to_string())
+        })
     })
 }
 
@@ -269,7 +360,7 @@ pub fn replace_udf() -> ScalarUDF {
                 Some(caps) => {
                     let mut value = String::new();
                     caps.expand(&replacement, &mut value);
-                    Some(set(l, &dst, &value))
+                    Some(set_from_label_function(l, &dst, &value))
                 }
                 None => Some(l.to_string()),
             }
@@ -285,7 +376,7 @@ pub fn join_udf() -> ScalarUDF {
         let sources = names_arg(&args[3])?;
         map_labels(&args[0], |l| {
             let value: Vec<&str> = sources.iter().map(|s| get(l, s).unwrap_or("")).collect();
-            Some(set(l, &dst, &value.join(&sep)))
+            Some(set_from_label_function(l, &dst, &value.join(&sep)))
         })
     })
 }

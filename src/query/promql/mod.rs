@@ -355,7 +355,16 @@ impl PromqlEngine {
         for batch in &batches {
             append_rows(batch, &mut by_labels)?;
         }
-        Ok(by_labels
+        // Names marked dropped go now; series that become equal merge (two values at one
+        // step are then an error for vectors, see `check_unique_labels`).
+        let mut finished: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for (encoded, points) in by_labels {
+            finished
+                .entry(labels::finish(&encoded))
+                .or_default()
+                .extend(points);
+        }
+        Ok(finished
             .into_iter()
             .map(|(encoded, mut points)| {
                 points.sort_by_key(|p| p.0);

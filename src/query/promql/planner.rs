@@ -1163,6 +1163,10 @@ impl Planner {
                 group_labels.alias("g"),
             ])?
             .build()?;
+        // Grouping by __name__ keeps names whose drop is pending; the group's name is
+        // dropped at the end if any input's was.
+        let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
+            if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
         let value = match op.as_str() {
             "count" => cast(agg::count(col(VALUE)), DataType::Float64),
             "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
@@ -1212,15 +1216,18 @@ impl Planner {
                         self.check_quantile(q, p);
                     }
                     let keyed = self.with_param(keyed, param, steps).await?;
-                    return self.kernel_aggregate(keyed, kernel);
+                    return self.kernel_aggregate(keyed, kernel, by_name);
                 }
                 None => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
             },
         };
         let plan = LogicalPlanBuilder::from(keyed)
-            .aggregate(vec![col("g"), col(TIMESTAMP)], vec![value.alias(VALUE)])?
+            .aggregate(
+                vec![col("g"), col(TIMESTAMP)],
+                vec![value.alias(VALUE), any_name_dropped()],
+            )?
             .project(vec![
-                col("g").alias(LABELS),
+                group_labels_with_mark(by_name),
                 col(TIMESTAMP),
                 cast(col(VALUE), DataType::Float64).alias(VALUE),
             ])?
@@ -1229,17 +1236,18 @@ impl Planner {
     }
 
     /// Aggregates each group's values with a Prometheus kernel (parameter column `p`).
-    fn kernel_aggregate(&self, keyed: LogicalPlan, kernel: Kernel) -> PlanResult {
+    fn kernel_aggregate(&self, keyed: LogicalPlan, kernel: Kernel, by_name: bool) -> PlanResult {
         let plan = LogicalPlanBuilder::from(keyed)
             .aggregate(
                 vec![col("g"), col(TIMESTAMP)],
                 vec![
                     agg::array_agg(col(VALUE)).alias("vals"),
                     agg::max(col("p")).alias("p"),
+                    any_name_dropped(),
                 ],
             )?
             .project(vec![
-                col("g").alias(LABELS),
+                group_labels_with_mark(by_name),
                 col(TIMESTAMP),
                 kernel.call(col("vals"), col("p")).alias(VALUE),
             ])?
@@ -1361,6 +1369,29 @@ impl Planner {
 /// Result labels of a vector-vector operation: the `many` side's labels (name dropped for
 /// arithmetic), trimmed to the matching labels for one-to-one `on`/`ignoring`, plus the
 /// `group_left`/`group_right` labels copied from the `one` side.
+/// `'1'` when any input of a group had its name marked dropped (column `dropped`).
+fn any_name_dropped() -> Expr {
+    agg::max(l::call(l::name_dropped_udf(), col(LABELS), &[])).alias("dropped")
+}
+
+/// An aggregation's result labels: the group, marked when grouping kept a name some input
+/// had marked dropped.
+fn group_labels_with_mark(by_name: bool) -> Expr {
+    if by_name {
+        mark_if(col("g"), col("dropped")).alias(LABELS)
+    } else {
+        col("g").alias(LABELS)
+    }
+}
+
+/// `labels`, with the name marked dropped where `flag` is `'1'`.
+fn mark_if(labels: Expr, flag: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(l::mark_if_udf()),
+        vec![labels, flag],
+    ))
+}
+
 /// The labels a filled-in sample gets from the sample it matches: the `on` labels, or all
 /// but the `ignoring` ones and `__name__`.
 fn matching_labels(labels: Expr, matching: Option<&LabelModifier>) -> Expr {
@@ -1395,10 +1426,7 @@ fn result_labels(
         ))
     };
     let mut labels = many.clone();
-    if drops_name {
-        labels = l::call(l::drop_name_udf(), labels, &[]);
-    }
-    match card {
+    let trimmed = match card {
         Some(VectorMatchCardinality::ManyToOne(include))
         | Some(VectorMatchCardinality::OneToMany(include)) => {
             for name in &include.labels {
@@ -1419,12 +1447,20 @@ fn result_labels(
                 if drops_name {
                     trimmed
                 } else {
-                    // `drop` also removes __name__; filtering comparisons keep it.
-                    set(trimmed, METRIC_NAME_LABEL, get(&many, METRIC_NAME_LABEL))
+                    // `drop` also removes __name__ and its mark; filtering comparisons keep
+                    // both.
+                    let named = set(trimmed, METRIC_NAME_LABEL, get(&many, METRIC_NAME_LABEL));
+                    mark_if(named, l::call(l::name_dropped_udf(), many.clone(), &[]))
                 }
             }
             None => labels,
         },
+    };
+    // Marked last, so the metadata labels that trimming kept are dropped with the name.
+    if drops_name {
+        l::call(l::drop_name_udf(), trimmed, &[])
+    } else {
+        trimmed
     }
 }
 
