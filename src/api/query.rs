@@ -1,6 +1,7 @@
 //! `/api/v1/query`, `/api/v1/query_range` and `/api/v1/explain`: PromQL over HTTP with
 //! Prometheus's parameters and JSON.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Json;
@@ -26,7 +27,7 @@ pub async fn instant(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(run_instant(&state, query, &headers, body).await)
+    respond_text(run_instant(&state, query, &headers, body).await)
 }
 
 pub async fn range(
@@ -35,7 +36,7 @@ pub async fn range(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(run_range(&state, query, &headers, body).await)
+    respond_text(run_range(&state, query, &headers, body).await)
 }
 
 pub async fn explain(
@@ -67,6 +68,18 @@ pub async fn explain(
     respond(result)
 }
 
+/// A JSON body already written as text.
+fn respond_text(result: Result<String, ApiError>) -> Response {
+    match result {
+        Ok(text) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn respond(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(v) => Json(v).into_response(),
@@ -79,7 +92,7 @@ async fn run_instant(
     query: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Value, ApiError> {
+) -> Result<String, ApiError> {
     let params = Params::read(query, headers, body).await?;
     let expr = params.require("query")?;
     let time = params.time_ms("time", now_ms())?;
@@ -97,7 +110,7 @@ async fn run_instant(
     .await
     .map_err(|_| to_api_error(PromqlError::Timeout))?
     .map_err(to_api_error)?;
-    Ok(success(&value))
+    Ok(success_json(&value))
 }
 
 async fn run_range(
@@ -105,7 +118,7 @@ async fn run_range(
     query: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Value, ApiError> {
+) -> Result<String, ApiError> {
     let params = Params::read(query, headers, body).await?;
     let expr = params.require("query")?;
     let start = params
@@ -148,7 +161,7 @@ async fn run_range(
     .await
     .map_err(|_| to_api_error(PromqlError::Timeout))?
     .map_err(to_api_error)?;
-    Ok(success(&value))
+    Ok(success_json(&value))
 }
 
 fn required(t: i64, name: &str) -> Result<i64, ApiError> {
@@ -185,66 +198,117 @@ pub fn to_api_error(e: PromqlError) -> ApiError {
     }
 }
 
-fn success(evaluation: &Evaluation) -> Value {
-    let mut body = success_value(&evaluation.value);
-    if !evaluation.warnings.is_empty() {
-        body["warnings"] = json!(evaluation.warnings);
+/// The success envelope, written straight to text: a range query's answer can hold hundreds
+/// of thousands of points, and a JSON value tree would allocate several times per point.
+fn success_json(evaluation: &Evaluation) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str(r#"{"status":"success","data":"#);
+    write_value(&mut out, &evaluation.value);
+    for (key, list) in [
+        ("warnings", &evaluation.warnings),
+        ("infos", &evaluation.infos),
+    ] {
+        if !list.is_empty() {
+            let _ = write!(out, r#","{key}":{}"#, json!(list));
+        }
     }
-    if !evaluation.infos.is_empty() {
-        body["infos"] = json!(evaluation.infos);
+    out.push('}');
+    out
+}
+
+fn write_value(out: &mut String, value: &PromValue) {
+    match value {
+        PromValue::Vector(series) => {
+            out.push_str(r#"{"resultType":"vector","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_metric(out, s);
+                let (t, v) = s.points.first().copied().unwrap_or((0, f64::NAN));
+                out.push_str(r#","value":"#);
+                write_point(out, t, v);
+                out.push('}');
+            }
+        }
+        PromValue::Matrix(series) => {
+            out.push_str(r#"{"resultType":"matrix","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_metric(out, s);
+                out.push_str(r#","values":["#);
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(out, *t, *v);
+                }
+                out.push_str("]}");
+            }
+        }
+        PromValue::Scalar(t, v) => {
+            out.push_str(r#"{"resultType":"scalar","result":"#);
+            write_point(out, *t, *v);
+            out.push('}');
+            return;
+        }
+        PromValue::String(t, text) => {
+            out.push_str(r#"{"resultType":"string","result":["#);
+            write_seconds(out, *t);
+            let _ = write!(out, ",{}]}}", Value::String(text.clone()));
+            return;
+        }
     }
-    body
+    out.push_str("]}");
 }
 
-fn success_value(value: &PromValue) -> Value {
-    let (kind, result) = match value {
-        PromValue::Vector(series) => (
-            "vector",
-            Value::Array(series.iter().map(vector_item).collect()),
-        ),
-        PromValue::Matrix(series) => (
-            "matrix",
-            Value::Array(series.iter().map(matrix_item).collect()),
-        ),
-        PromValue::Scalar(t, v) => ("scalar", json!([seconds(*t), format_value(*v)])),
-        PromValue::String(t, s) => ("string", json!([seconds(*t), s])),
-    };
-    json!({"status": "success", "data": {"resultType": kind, "result": result}})
+/// `{"metric":{...}` (left open for the points).
+fn write_metric(out: &mut String, series: &Series) {
+    out.push_str(r#"{"metric":{"#);
+    for (i, (name, value)) in series.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}:{}", json_string(name), json_string(value));
+    }
+    out.push('}');
 }
 
-fn metric(series: &Series) -> Value {
-    Value::Object(
-        series
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
 }
 
-fn vector_item(series: &Series) -> Value {
-    let (t, v) = series.points.first().copied().unwrap_or((0, f64::NAN));
-    json!({"metric": metric(series), "value": [seconds(t), format_value(v)]})
+/// `[<unix seconds>,"<value>"]`.
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_seconds(out, t);
+    out.push_str(",\"");
+    write_sample_value(out, v);
+    out.push_str("\"]");
 }
 
-fn matrix_item(series: &Series) -> Value {
-    let values: Vec<Value> = series
-        .points
-        .iter()
-        .map(|(t, v)| json!([seconds(*t), format_value(*v)]))
-        .collect();
-    json!({"metric": metric(series), "values": values})
-}
-
-/// Unix seconds with millisecond precision, as a JSON number.
-fn seconds(ms: i64) -> Value {
-    // Whole seconds without a fraction (`4`, not `4.0`), as Prometheus writes them.
+/// Unix seconds with millisecond precision; whole seconds without a fraction (`4`, not
+/// `4.0`), as Prometheus writes them.
+fn write_seconds(out: &mut String, ms: i64) {
     if ms % 1000 == 0 {
-        return Value::from(ms / 1000);
+        let _ = write!(out, "{}", ms / 1000);
+    } else {
+        let _ = write!(out, "{}", ms as f64 / 1000.0);
     }
-    serde_json::Number::from_f64(ms as f64 / 1000.0)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+}
+
+fn write_sample_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
 }
 
 /// Prometheus's sample value text: shortest round-trip decimal, `NaN`, `+Inf`, `-Inf`.
