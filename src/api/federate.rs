@@ -19,7 +19,8 @@ use crate::storage::now_ms;
 use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
-use super::query::{format_value, to_api_error};
+use super::query::to_api_error;
+use crate::query::promql::aggregates::format_float;
 
 /// Federation returns a series' newest sample within this window, as Prometheus does.
 const FEDERATE_LOOKBACK_MS: i64 = 5 * 60 * 1000;
@@ -101,7 +102,7 @@ async fn federate_text(
             out,
             "{name}{{{}}} {} {t}",
             rendered.join(","),
-            format_value(*v)
+            format_float(*v)
         );
     }
     Ok(out)

@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::query::promql::aggregates::PromFloat;
 use crate::query::promql::{DEFAULT_LOOKBACK, Evaluation, PromValue, PromqlError, Series};
 use crate::storage::now_ms;
 
@@ -284,9 +285,7 @@ fn json_string(text: &str) -> String {
 fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_seconds(out, t);
-    out.push_str(",\"");
-    write_sample_value(out, v);
-    out.push_str("\"]");
+    let _ = write!(out, ",\"{}\"]", PromFloat(v));
 }
 
 /// Unix seconds with millisecond precision; whole seconds without a fraction (`4`, not
@@ -296,30 +295,5 @@ fn write_seconds(out: &mut String, ms: i64) {
         let _ = write!(out, "{}", ms / 1000);
     } else {
         let _ = write!(out, "{}", ms as f64 / 1000.0);
-    }
-}
-
-fn write_sample_value(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v == f64::INFINITY {
-        out.push_str("+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("-Inf");
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// Prometheus's sample value text: shortest round-trip decimal, `NaN`, `+Inf`, `-Inf`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
     }
 }

@@ -154,14 +154,25 @@ pub fn format_value_udf() -> ScalarUDF {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)` with Prometheus's NaN/Inf spellings.
 pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
+    PromFloat(v).to_string()
+}
+
+/// A float as Prometheus prints sample values: shortest round-trip decimal, `NaN`, `+Inf`,
+/// `-Inf`; writes without allocating.
+pub struct PromFloat(pub f64);
+
+impl std::fmt::Display for PromFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v == f64::INFINITY {
+            f.write_str("+Inf")
+        } else if v == f64::NEG_INFINITY {
+            f.write_str("-Inf")
+        } else {
+            write!(f, "{v}")
+        }
     }
 }
 

@@ -218,7 +218,7 @@ impl PromqlEngine {
         min: i64,
         max: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let planner = self.planner(min, max, 1, DEFAULT_LOOKBACK);
+        let planner = self.planner("", min, max, 1, DEFAULT_LOOKBACK);
         let plan = planner.raw_samples(selector, min, max).await?;
         self.run(plan).await
     }
@@ -228,8 +228,7 @@ impl PromqlEngine {
     /// `/api/v1/explain`.
     pub async fn explain(&self, query: &str, time_ms: i64) -> Result<Explanation, PromqlError> {
         let expr = Self::parse(query)?;
-        let mut planner = self.planner(time_ms, time_ms, 0, DEFAULT_LOOKBACK);
-        planner.source = query.to_string();
+        let planner = self.planner(query, time_ms, time_ms, 0, DEFAULT_LOOKBACK);
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => {
                 let optimized = self.ctx.state().optimize(&plan)?;
@@ -265,7 +264,15 @@ impl PromqlEngine {
         .translate(expr)
     }
 
-    fn planner(&self, start: i64, end: i64, step: i64, lookback: Duration) -> Planner {
+    /// A planner for `source` (the query text annotations cite) over `[start, end]`.
+    fn planner(
+        &self,
+        source: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        lookback: Duration,
+    ) -> Planner {
         Planner {
             storage: self.storage.clone(),
             start,
@@ -274,7 +281,7 @@ impl PromqlEngine {
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),
             infos: Default::default(),
-            source: String::new(),
+            source: source.to_string(),
         }
     }
 
@@ -289,8 +296,7 @@ impl PromqlEngine {
         lookback: Duration,
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
-        let mut planner = self.planner(start, end, step, lookback);
-        planner.source = source.to_string();
+        let planner = self.planner(source, start, end, step, lookback);
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
         let value: Result<PromValue, PromqlError> = match planned {

@@ -1585,7 +1585,7 @@ fn open_metrics_float(v: f64) -> String {
     }
 }
 
-fn strip_parens(expr: &PromExpr) -> &PromExpr {
+pub(super) fn strip_parens(expr: &PromExpr) -> &PromExpr {
     match expr {
         PromExpr::Paren(p) => strip_parens(&p.expr),
         other => other,
@@ -1596,7 +1596,7 @@ fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn offset_ms(offset: &Option<Offset>) -> i64 {
+pub(super) fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
         Some(Offset::Pos(d)) => duration_ms(*d),
         Some(Offset::Neg(d)) => -duration_ms(*d),
@@ -1604,7 +1604,7 @@ fn offset_ms(offset: &Option<Offset>) -> i64 {
     }
 }
 
-fn system_time_ms(t: std::time::SystemTime) -> i64 {
+pub(super) fn system_time_ms(t: std::time::SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => duration_ms(d),
         Err(e) => -duration_ms(e.duration()),
@@ -1612,7 +1612,7 @@ fn system_time_ms(t: std::time::SystemTime) -> i64 {
 }
 
 /// A parameter that is a constant expression (`0.5`, `-1`, `1./6.`), evaluated now.
-fn const_arg(expr: Option<&PromExpr>) -> Result<f64, PromqlError> {
+pub(super) fn const_arg(expr: Option<&PromExpr>) -> Result<f64, PromqlError> {
     match expr.map(strip_parens) {
         Some(PromExpr::NumberLiteral(n)) => Ok(n.val),
         Some(PromExpr::Unary(u)) => const_arg(Some(&u.expr)).map(|v| -v),

@@ -12,14 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{
-    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PromExpr, LabelModifier, Offset,
-    VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PromExpr, LabelModifier, VectorSelector,
 };
 
 use crate::model::METRIC_NAME_LABEL;
 use crate::query::sql::tables::label_column_name;
 
 use super::functions::RangeFunc;
+use super::planner::{const_arg, offset_ms, strip_parens, system_time_ms};
 use super::sql_functions::sql_name;
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
 
@@ -97,18 +97,10 @@ impl Translator {
     /// The data time a selector reads at, after `@` and offset.
     fn data_time(&self, vs: &VectorSelector) -> i64 {
         let at = match &vs.at {
-            Some(AtModifier::At(t)) => t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            Some(AtModifier::At(t)) => system_time_ms(*t),
             _ => self.time_ms,
         };
-        let offset = match &vs.offset {
-            Some(Offset::Pos(d)) => d.as_millis() as i64,
-            Some(Offset::Neg(d)) => -(d.as_millis() as i64),
-            None => 0,
-        };
-        at - offset
+        at - offset_ms(&vs.offset)
     }
 
     /// `prom_instant` (no range) or a range function over one metric table.
@@ -260,7 +252,8 @@ impl Translator {
     }
 
     fn binary(&self, b: &BinaryExpr) -> Translated {
-        let op = token_text(b.op.id()).ok_or("this operator has no SQL form here")?;
+        let op = b.op.to_string();
+        let op = op.as_str();
         let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
         let bool_modifier = b.return_bool();
         match (constant(&b.lhs), constant(&b.rhs)) {
@@ -336,28 +329,6 @@ fn operation(op: &str, a: &str, b: &str) -> String {
     }
 }
 
-fn token_text(id: promql_parser::parser::token::TokenId) -> Option<&'static str> {
-    use promql_parser::parser::token::*;
-    Some(match id {
-        T_ADD => "+",
-        T_SUB => "-",
-        T_MUL => "*",
-        T_DIV => "/",
-        T_MOD => "%",
-        T_POW => "^",
-        T_EQLC => "==",
-        T_NEQ => "!=",
-        T_GTR => ">",
-        T_LSS => "<",
-        T_GTE => ">=",
-        T_LTE => "<=",
-        T_LAND => "and",
-        T_LOR => "or",
-        T_LUNLESS => "unless",
-        _ => return None,
-    })
-}
-
 /// Arithmetic with a number maps the value; a comparison filters (or, with `bool`, gives
 /// 0/1).
 fn scalar_op(
@@ -402,19 +373,9 @@ fn matcher(m: &Matcher, columns: &[String]) -> String {
     }
 }
 
-fn strip_parens(expr: &PromExpr) -> &PromExpr {
-    match expr {
-        PromExpr::Paren(p) => strip_parens(&p.expr),
-        other => other,
-    }
-}
-
+/// A number the expression folds to (`2`, `-(1+1)`), if it is constant.
 fn constant(expr: &PromExpr) -> Option<f64> {
-    match strip_parens(expr) {
-        PromExpr::NumberLiteral(n) => Some(n.val),
-        PromExpr::Unary(u) => constant(&u.expr).map(|v| -v),
-        _ => None,
-    }
+    const_arg(Some(expr)).ok()
 }
 
 fn ident(name: &str) -> String {

@@ -178,9 +178,10 @@ impl ExecutionPlan for PromUniqueExec {
     }
 }
 
-/// Fails on the first key seen twice at one timestamp.
+/// Fails on the first key seen twice at one timestamp. Keys borrow from the batches: this
+/// runs over every row of a binary operation.
 fn verify(batches: &[RecordBatch], check: Check) -> DfResult<()> {
-    let mut seen: HashMap<(String, i64), String> = HashMap::new();
+    let mut seen: HashMap<(&str, i64), &str> = HashMap::new();
     for batch in batches {
         let keys = column::<StringArray>(batch, check.key)?;
         let labels = column::<StringArray>(batch, check.labels)?;
@@ -194,12 +195,11 @@ fn verify(batches: &[RecordBatch], check: Check) -> DfResult<()> {
             } else {
                 labels.value(i)
             };
-            let key = (keys.value(i).to_string(), ts.value(i));
-            if let Some(first) = seen.get(&key) {
-                let message = message(check.violation, &key.0, first, series);
+            let key = keys.value(i);
+            if let Some(first) = seen.insert((key, ts.value(i)), series) {
+                let message = message(check.violation, key, first, series);
                 return Err(DataFusionError::Execution(message));
             }
-            seen.insert(key, series.to_string());
         }
     }
     Ok(())
