@@ -121,10 +121,7 @@ fn to_series(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
             let samples = ts
                 .samples
                 .into_iter()
-                .map(|s| Sample {
-                    timestamp_ms: s.timestamp,
-                    value: s.value,
-                })
+                .map(|s| Sample::new(s.timestamp, s.value))
                 .collect();
             Ok(SeriesSamples {
                 labels: std::sync::Arc::new(labels),

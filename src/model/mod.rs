@@ -36,6 +36,21 @@ pub type SeriesId = u64;
 pub struct Sample {
     pub timestamp_ms: i64,
     pub value: f64,
+    /// When the counter this sample belongs to started counting (ms), or 0 when unknown,
+    /// as in Prometheus. A cumulative sample whose start time moved past the previous
+    /// sample was reset in between; a delta sample covers `(start, timestamp]`.
+    pub start_timestamp_ms: i64,
+}
+
+impl Sample {
+    /// A sample with an unknown start time, which is what most sources send.
+    pub fn new(timestamp_ms: i64, value: f64) -> Self {
+        Sample {
+            timestamp_ms,
+            value,
+            start_timestamp_ms: 0,
+        }
+    }
 }
 
 /// A series' label set with the samples to append to it; the unit of ingest.

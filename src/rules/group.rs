@@ -270,10 +270,7 @@ impl Group {
             current.insert(s.labels);
             batch.push(SeriesSamples {
                 labels: Arc::new(labels),
-                samples: vec![Sample {
-                    timestamp_ms: ts,
-                    value: s.value,
-                }],
+                samples: vec![Sample::new(ts, s.value)],
             });
         }
         let mut state = rule.state();
@@ -404,10 +401,7 @@ fn record(
 fn stale_marker(labels: &[(String, String)], ts: i64) -> SeriesSamples {
     SeriesSamples {
         labels: Arc::new(Labels::from_trusted(labels.to_vec())),
-        samples: vec![Sample {
-            timestamp_ms: ts,
-            value: stale_nan(),
-        }],
+        samples: vec![Sample::new(ts, stale_nan())],
     }
 }
 

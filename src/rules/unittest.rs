@@ -524,12 +524,7 @@ impl ScratchStorage {
                 .with_context(|| format!("series {:?}", s.series))?
                 .into_iter()
                 .enumerate()
-                .filter_map(|(i, v)| {
-                    v.map(|value| Sample {
-                        timestamp_ms: i as i64 * step,
-                        value,
-                    })
-                })
+                .filter_map(|(i, v)| v.map(|value| Sample::new(i as i64 * step, value)))
                 .collect();
             batch.push(SeriesSamples {
                 labels: Arc::new(labels),

@@ -296,10 +296,7 @@ impl ScrapeLoop {
             .filter(|(h, _)| !current.contains(h))
             .map(|(_, labels)| SeriesSamples {
                 labels: labels.clone(),
-                samples: vec![Sample {
-                    timestamp_ms: now_ms,
-                    value: stale_nan(),
-                }],
+                samples: vec![Sample::new(now_ms, stale_nan())],
             })
             .collect()
     }
@@ -318,10 +315,7 @@ impl ScrapeLoop {
         let labels = Labels::new(pairs).ok()?;
         Some(SeriesSamples {
             labels: Arc::new(labels),
-            samples: vec![Sample {
-                timestamp_ms: now_ms,
-                value,
-            }],
+            samples: vec![Sample::new(now_ms, value)],
         })
     }
 
@@ -454,10 +448,7 @@ fn process(
         hashes.push(hash);
         series.push(SeriesSamples {
             labels,
-            samples: vec![Sample {
-                timestamp_ms,
-                value: sample.value,
-            }],
+            samples: vec![Sample::new(timestamp_ms, sample.value)],
         });
     }
     if config.sample_limit > 0 && series.len() > config.sample_limit {

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Labels, METRIC_NAME_LABEL, SeriesId};
 
 use super::head::Head;
+use super::wal::WalSample;
 
 pub const DATA_FILE: &str = "data.parquet";
 pub const SERIES_FILE: &str = "series.parquet";
@@ -77,6 +78,13 @@ pub fn data_schema() -> SchemaRef {
             false,
         ),
         Field::new("value", DataType::Float64, false),
+        // Null when unknown. Blocks written before start timestamps lack the column, and
+        // readers see it as all null.
+        Field::new(
+            "start_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
     ]))
 }
 
@@ -118,6 +126,8 @@ fn writer_properties() -> WriterProperties {
         .set_column_encoding(col("timestamp"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(col("value"), false)
         .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_dictionary_enabled(col("start_timestamp"), false)
+        .set_column_encoding(col("start_timestamp"), Encoding::DELTA_BINARY_PACKED)
         .build()
 }
 
@@ -127,6 +137,8 @@ struct WindowSeries {
     labels: Arc<Labels>,
     timestamps: Vec<i64>,
     values: Vec<f64>,
+    /// Empty when every start timestamp is unknown.
+    start_timestamps: Vec<i64>,
 }
 
 /// A window of head data, sorted and ready to be written as a block.
@@ -148,7 +160,12 @@ impl BlockData {
                     id: *id,
                     labels: s.labels.clone(),
                     timestamps: s.timestamps[r.clone()].to_vec(),
-                    values: s.values[r].to_vec(),
+                    values: s.values[r.clone()].to_vec(),
+                    start_timestamps: s
+                        .start_timestamps
+                        .get(r)
+                        .map(<[i64]>::to_vec)
+                        .unwrap_or_default(),
                 })
             })
             .collect();
@@ -212,24 +229,23 @@ impl BlockData {
 
     fn data_batches(&self) -> Vec<anyhow::Result<RecordBatch>> {
         let mut batches = Vec::new();
-        let mut metric = StringBuilder::new();
-        let mut ids = Vec::new();
-        let mut ts = Vec::new();
-        let mut vals = Vec::new();
+        let mut rows = DataRows::default();
         for s in &self.series {
             let name = metric_of(&s.labels);
-            for (t, v) in s.timestamps.iter().zip(&s.values) {
-                metric.append_value(name);
-                ids.push(s.id);
-                ts.push(*t);
-                vals.push(*v);
+            for (i, (t, v)) in s.timestamps.iter().zip(&s.values).enumerate() {
+                rows.metric.append_value(name);
+                rows.ids.push(s.id);
+                rows.ts.push(*t);
+                rows.vals.push(*v);
+                let start = s.start_timestamps.get(i).copied().unwrap_or(0);
+                rows.starts.push((start != 0).then_some(start));
             }
-            if ids.len() >= ROWS_PER_BATCH {
-                batches.push(data_batch(&mut metric, &mut ids, &mut ts, &mut vals));
+            if rows.ids.len() >= ROWS_PER_BATCH {
+                batches.push(rows.take_batch());
             }
         }
-        if !ids.is_empty() {
-            batches.push(data_batch(&mut metric, &mut ids, &mut ts, &mut vals));
+        if !rows.ids.is_empty() {
+            batches.push(rows.take_batch());
         }
         batches
     }
@@ -267,19 +283,32 @@ pub fn new_labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
     .with_values_field(Arc::new(Field::new("values", DataType::Utf8, true)))
 }
 
-fn data_batch(
-    metric: &mut StringBuilder,
-    ids: &mut Vec<u64>,
-    ts: &mut Vec<i64>,
-    vals: &mut Vec<f64>,
-) -> anyhow::Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(metric.finish()),
-        Arc::new(UInt64Array::from(std::mem::take(ids))),
-        Arc::new(TimestampMillisecondArray::from(std::mem::take(ts)).with_timezone("UTC")),
-        Arc::new(Float64Array::from(std::mem::take(vals))),
-    ];
-    Ok(RecordBatch::try_new(data_schema(), columns)?)
+/// The columns of `data.parquet` being gathered for the next batch.
+#[derive(Default)]
+struct DataRows {
+    metric: StringBuilder,
+    ids: Vec<u64>,
+    ts: Vec<i64>,
+    vals: Vec<f64>,
+    starts: Vec<Option<i64>>,
+}
+
+impl DataRows {
+    fn take_batch(&mut self) -> anyhow::Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.metric.finish()),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::take(&mut self.ts)).with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.vals))),
+            Arc::new(
+                TimestampMillisecondArray::from(std::mem::take(&mut self.starts))
+                    .with_timezone("UTC"),
+            ),
+        ];
+        Ok(RecordBatch::try_new(data_schema(), columns)?)
+    }
 }
 
 fn metric_of(labels: &Labels) -> &str {
@@ -302,11 +331,11 @@ async fn write_parquet(
     Ok(store.head(path).await?.size)
 }
 
-/// Every sample of a block as `(series id, timestamp, value)`; for rewriting a block.
+/// Every sample of a block; for rewriting a block.
 pub async fn read_samples(
     store: &Arc<dyn ObjectStore>,
     meta: &BlockMeta,
-) -> anyhow::Result<Vec<(SeriesId, i64, f64)>> {
+) -> anyhow::Result<Vec<WalSample>> {
     let path = meta.data_path();
     let bytes = store
         .get(&path)
@@ -324,8 +353,18 @@ pub async fn read_samples(
         let ids = column::<UInt64Array>(&batch, 1)?;
         let ts = column::<TimestampMillisecondArray>(&batch, 2)?;
         let vs = column::<Float64Array>(&batch, 3)?;
+        // Absent from blocks written before start timestamps were stored.
+        let starts = match batch.num_columns() > 4 {
+            true => Some(column::<TimestampMillisecondArray>(&batch, 4)?),
+            false => None,
+        };
         for i in 0..batch.num_rows() {
-            out.push((ids.value(i), ts.value(i), vs.value(i)));
+            out.push(WalSample {
+                series: ids.value(i),
+                timestamp_ms: ts.value(i),
+                value: vs.value(i),
+                start_timestamp_ms: starts.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i)),
+            });
         }
     }
     Ok(out)

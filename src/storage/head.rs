@@ -18,6 +18,9 @@ pub struct MemSeries {
     pub labels: Arc<Labels>,
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
+    /// Start timestamps parallel to `timestamps`, or empty while every one is unknown (0):
+    /// most sources send none, and those series should not pay for them.
+    pub start_timestamps: Vec<i64>,
 }
 
 impl MemSeries {
@@ -26,7 +29,13 @@ impl MemSeries {
             labels: Arc::new(labels),
             timestamps: Vec::new(),
             values: Vec::new(),
+            start_timestamps: Vec::new(),
         }
+    }
+
+    /// The start timestamp of sample `i` (0 when unknown).
+    pub fn start_timestamp(&self, i: usize) -> i64 {
+        self.start_timestamps.get(i).copied().unwrap_or(0)
     }
 
     pub fn max_time(&self) -> Option<i64> {
@@ -35,27 +44,41 @@ impl MemSeries {
 
     /// Inserts in time order; an existing timestamp keeps the newer value.
     /// Returns true when a new sample was added (not a replacement).
-    fn insert(&mut self, ts: i64, value: f64) -> bool {
-        match self.timestamps.last() {
-            None => {}
-            Some(&last) if ts > last => {}
-            Some(_) => {
-                return match self.timestamps.binary_search(&ts) {
-                    Ok(i) => {
-                        self.values[i] = value;
-                        false
-                    }
-                    Err(i) => {
-                        self.timestamps.insert(i, ts);
-                        self.values.insert(i, value);
-                        true
-                    }
-                };
+    fn insert(&mut self, ts: i64, value: f64, start: i64) -> bool {
+        let tracks_starts = start != 0 || !self.start_timestamps.is_empty();
+        if tracks_starts {
+            self.start_timestamps.resize(self.timestamps.len(), 0);
+        }
+        let at = match self.timestamps.last() {
+            Some(&last) if ts <= last => self.timestamps.binary_search(&ts),
+            _ => Err(self.timestamps.len()),
+        };
+        match at {
+            Ok(i) => {
+                self.values[i] = value;
+                if tracks_starts {
+                    self.start_timestamps[i] = start;
+                }
+                false
+            }
+            Err(i) => {
+                self.timestamps.insert(i, ts);
+                self.values.insert(i, value);
+                if tracks_starts {
+                    self.start_timestamps.insert(i, start);
+                }
+                true
             }
         }
-        self.timestamps.push(ts);
-        self.values.push(value);
-        true
+    }
+
+    /// Removes the samples at `range`, keeping the columns parallel.
+    fn drain(&mut self, range: std::ops::Range<usize>) {
+        self.timestamps.drain(range.clone());
+        self.values.drain(range.clone());
+        if !self.start_timestamps.is_empty() {
+            self.start_timestamps.drain(range);
+        }
     }
 
     /// Index range of samples with `min <= ts < max`.
@@ -164,7 +187,7 @@ impl Head {
         let mut added = 0;
         for s in &record.samples {
             if let Some(series) = self.series.get_mut(&s.series)
-                && series.insert(s.timestamp_ms, s.value)
+                && series.insert(s.timestamp_ms, s.value, s.start_timestamp_ms)
             {
                 added += 1;
                 self.min_time = Some(
@@ -213,8 +236,7 @@ impl Head {
             }
             let r = series.range(min, max.saturating_add(1));
             deleted += r.len();
-            series.timestamps.drain(r.clone());
-            series.values.drain(r);
+            series.drain(r);
             if series.timestamps.is_empty() {
                 emptied.push(*id);
             }
@@ -232,8 +254,7 @@ impl Head {
         for (id, series) in self.series.iter_mut() {
             let cut = series.timestamps.partition_point(|&t| t < before);
             if cut > 0 {
-                series.timestamps.drain(..cut);
-                series.values.drain(..cut);
+                series.drain(0..cut);
                 self.num_samples -= cut;
             }
             if series.timestamps.is_empty() {
@@ -289,11 +310,12 @@ impl Head {
             current
                 .new_series
                 .push((*id, series.labels.as_ref().clone()));
-            for (ts, v) in series.timestamps.iter().zip(&series.values) {
+            for (i, (ts, v)) in series.timestamps.iter().zip(&series.values).enumerate() {
                 current.samples.push(WalSample {
                     series: *id,
                     timestamp_ms: *ts,
                     value: *v,
+                    start_timestamp_ms: series.start_timestamp(i),
                 });
             }
             if current.samples.len() >= max_samples_per_record {
@@ -327,6 +349,7 @@ mod tests {
                     series: id,
                     timestamp_ms: t,
                     value: v,
+                    start_timestamp_ms: 0,
                 })
                 .collect(),
         }
@@ -344,6 +367,26 @@ mod tests {
         assert_eq!(s.timestamps, vec![10, 20, 30]);
         assert_eq!(s.values, vec![1.0, 2.0, 4.0]);
         assert_eq!(head.num_samples(), 3);
+    }
+
+    #[test]
+    fn start_timestamps_stay_parallel_and_cost_nothing_until_known() {
+        let mut head = Head::new();
+        head.apply(&record(1, labels("c", "a"), &[(10, 1.0), (20, 2.0)]));
+        assert!(head.get(1).unwrap().start_timestamps.is_empty());
+        let mut later = record(1, labels("c", "a"), &[(15, 1.5), (30, 3.0)]);
+        later.samples[0].start_timestamp_ms = 12;
+        head.apply(&later);
+        let s = head.get(1).unwrap();
+        assert_eq!(s.timestamps, vec![10, 15, 20, 30]);
+        assert_eq!(s.start_timestamps, vec![0, 12, 0, 0]);
+        // The very first sample of a series may carry one too.
+        let mut first = record(2, labels("c", "b"), &[(5, 1.0)]);
+        first.samples[0].start_timestamp_ms = 4;
+        head.apply(&first);
+        assert_eq!(head.get(2).unwrap().start_timestamps, vec![4]);
+        head.truncate_before(16);
+        assert_eq!(head.get(1).unwrap().start_timestamps, vec![0, 0]);
     }
 
     #[test]

@@ -306,6 +306,7 @@ impl Storage {
                     series: id,
                     timestamp_ms: sample.timestamp_ms,
                     value: sample.value,
+                    start_timestamp_ms: sample.start_timestamp_ms,
                 });
             }
             let kept_any = record.samples.len() > kept_before;
@@ -471,15 +472,12 @@ impl Storage {
             samples: Vec::new(),
         };
         let mut deleted = 0;
-        for (id, ts, value) in samples {
-            if hit.contains(&id) && ts >= min && ts <= max {
+        for sample in samples {
+            let ts = sample.timestamp_ms;
+            if hit.contains(&sample.series) && ts >= min && ts <= max {
                 deleted += 1;
             } else {
-                record.samples.push(WalSample {
-                    series: id,
-                    timestamp_ms: ts,
-                    value,
-                });
+                record.samples.push(sample);
             }
         }
         if deleted == 0 {

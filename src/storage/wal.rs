@@ -41,6 +41,8 @@ pub struct WalSample {
     pub series: SeriesId,
     pub timestamp_ms: i64,
     pub value: f64,
+    /// 0 when unknown (see [`crate::model::Sample`]).
+    pub start_timestamp_ms: i64,
 }
 
 /// What replay found, for logs and `/api/v1/status/walreplay`.
@@ -332,6 +334,7 @@ fn encode_frame(record: &WalRecord) -> Vec<u8> {
         payload.extend_from_slice(&s.timestamp_ms.to_le_bytes());
         payload.extend_from_slice(&s.value.to_bits().to_le_bytes());
     }
+    put_start_timestamps(&mut payload, &record.samples);
     let payload = compress_payload(payload);
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -353,6 +356,18 @@ fn compress_payload(payload: Vec<u8>) -> Vec<u8> {
     out.push(KIND_APPEND_SNAPPY);
     out.extend_from_slice(&compressed);
     out
+}
+
+/// Start timestamps follow the samples only when one is known, so records of sources that
+/// send none stay as small as before; readers that predate them stop at the samples.
+fn put_start_timestamps(payload: &mut Vec<u8>, samples: &[WalSample]) {
+    if samples.iter().all(|s| s.start_timestamp_ms == 0) {
+        return;
+    }
+    payload.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    for s in samples {
+        payload.extend_from_slice(&s.start_timestamp_ms.to_le_bytes());
+    }
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -418,7 +433,20 @@ fn decode_payload(payload: &[u8]) -> io::Result<WalRecord> {
             series: r.u64()?,
             timestamp_ms: r.u64()? as i64,
             value: f64::from_bits(r.u64()?),
+            start_timestamp_ms: 0,
         });
+    }
+    if !r.0.is_empty() {
+        let n = r.u32()? as usize;
+        if n != record.samples.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{n} start timestamps for {} samples", record.samples.len()),
+            ));
+        }
+        for s in record.samples.iter_mut() {
+            s.start_timestamp_ms = r.u64()? as i64;
+        }
     }
     Ok(record)
 }
@@ -467,6 +495,7 @@ mod tests {
                 series: id,
                 timestamp_ms: ts,
                 value: ts as f64,
+                start_timestamp_ms: 0,
             }],
         }
     }
@@ -490,6 +519,30 @@ mod tests {
         assert_eq!(recs.len(), 10);
         assert_eq!(recs[3], record(3, 3));
         assert!(report.truncated.is_empty());
+    }
+
+    #[test]
+    fn start_timestamps_round_trip_and_older_frames_read_as_unknown() {
+        let mut with_starts = record(1, 2_000);
+        with_starts.samples[0].start_timestamp_ms = 1_500;
+        let frame = encode_frame(&with_starts);
+        assert_eq!(decode_frame(&frame).unwrap().0, with_starts);
+        // A record without start timestamps is written as before they existed, and reads
+        // back with every start unknown.
+        let plain = record(2, 3_000);
+        let frame = encode_frame(&plain);
+        assert_eq!(decode_frame(&frame).unwrap().0, plain);
+        let mut payload = vec![KIND_APPEND];
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(&7u64.to_le_bytes());
+        payload.extend_from_slice(&9i64.to_le_bytes());
+        payload.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        let decoded = decode_payload(&payload).unwrap();
+        assert_eq!(decoded.samples[0].start_timestamp_ms, 0);
+        // A trailer that does not match the samples is corruption, not a guess.
+        payload.extend_from_slice(&2u32.to_le_bytes());
+        assert!(decode_payload(&payload).is_err());
     }
 
     #[test]

@@ -17,4 +17,5 @@ mod remote_write;
 mod rules;
 mod scrape;
 mod sql;
+mod start_timestamps;
 mod storage;

@@ -138,12 +138,7 @@ async fn mutated_queries_never_panic() {
             ("le".into(), "1".into()),
         ])
         .unwrap();
-        let samples = (0..60)
-            .map(|i| Sample {
-                timestamp_ms: i * 10_000,
-                value: i as f64,
-            })
-            .collect();
+        let samples = (0..60).map(|i| Sample::new(i * 10_000, i as f64)).collect();
         batch.push(SeriesSamples {
             labels: std::sync::Arc::new(labels),
             samples,

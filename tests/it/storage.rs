@@ -81,12 +81,7 @@ async fn layout_0_is_migrated_at_start_and_newer_layouts_are_refused() {
             ("k".into(), "v".into()),
         ])
         .unwrap();
-        let samples = (0..300)
-            .map(|i| Sample {
-                timestamp_ms: i * 1000,
-                value: i as f64,
-            })
-            .collect();
+        let samples = (0..300).map(|i| Sample::new(i * 1000, i as f64)).collect();
         storage
             .append(&[SeriesSamples {
                 labels: Arc::new(labels),

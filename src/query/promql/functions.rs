@@ -110,6 +110,15 @@ impl RangeFunc {
         matches!(self, RangeFunc::LastOverTime | RangeFunc::FirstOverTime)
     }
 
+    /// Whether the function reads the samples' start timestamps (Prometheus's start-time
+    /// aware `rate`, `increase`, `irate` and `resets`).
+    pub fn uses_start_timestamps(self) -> bool {
+        matches!(
+            self,
+            RangeFunc::Rate | RangeFunc::Increase | RangeFunc::Irate | RangeFunc::Resets
+        )
+    }
+
     /// Computes the function over one window. `ts` (ms) and `vs` are the window's samples in
     /// time order (staleness markers already removed); `eval_ms` is the window's end, and
     /// `range_ms` its length.
@@ -121,17 +130,32 @@ impl RangeFunc {
         range_ms: i64,
         params: &[f64],
     ) -> Option<f64> {
+        self.apply_with_starts(ts, vs, &[], eval_ms, range_ms, params)
+    }
+
+    /// [`RangeFunc::apply`] for samples whose start timestamps are known: `starts` is
+    /// parallel to `ts` (0 where unknown) or empty when none is known.
+    pub fn apply_with_starts(
+        self,
+        ts: &[i64],
+        vs: &[f64],
+        starts: &[i64],
+        eval_ms: i64,
+        range_ms: i64,
+        params: &[f64],
+    ) -> Option<f64> {
         use RangeFunc::*;
         if vs.is_empty() {
             return None;
         }
         let param = |i: usize| params.get(i).copied().unwrap_or(f64::NAN);
+        let counter = Counter { ts, vs, starts };
         match self {
-            Rate => extrapolated_rate(ts, vs, eval_ms, range_ms, true, true),
-            Increase => extrapolated_rate(ts, vs, eval_ms, range_ms, true, false),
-            Delta => extrapolated_rate(ts, vs, eval_ms, range_ms, false, false),
-            Irate => instant_delta(ts, vs, true),
-            Idelta => instant_delta(ts, vs, false),
+            Rate => extrapolated_rate(counter, eval_ms, range_ms, true, true),
+            Increase => extrapolated_rate(counter, eval_ms, range_ms, true, false),
+            Delta => extrapolated_rate(counter.without_starts(), eval_ms, range_ms, false, false),
+            Irate => instant_delta(counter, true),
+            Idelta => instant_delta(counter.without_starts(), false),
             Deriv => (vs.len() >= 2).then(|| linear_regression(ts, vs, ts[0]).0),
             PredictLinear => (vs.len() >= 2).then(|| {
                 let (slope, intercept) = linear_regression(ts, vs, eval_ms);
@@ -140,7 +164,7 @@ impl RangeFunc {
             Changes => Some(count_pairs(vs, |prev, cur| {
                 !(cur == prev || (cur.is_nan() && prev.is_nan()))
             })),
-            Resets => Some(count_pairs(vs, |prev, cur| cur < prev)),
+            Resets => Some((1..vs.len()).filter(|i| counter.reset_at(*i)).count() as f64),
             AvgOverTime => Some(average(vs)),
             MinOverTime => Some(
                 vs.iter()
@@ -177,61 +201,141 @@ impl RangeFunc {
     }
 }
 
+/// A window's samples seen as a counter: values, times and start timestamps (`starts`
+/// parallel to `ts`, 0 where unknown, or empty when none is known).
+#[derive(Clone, Copy)]
+struct Counter<'a> {
+    ts: &'a [i64],
+    vs: &'a [f64],
+    starts: &'a [i64],
+}
+
+impl Counter<'_> {
+    fn without_starts(self) -> Self {
+        Counter {
+            starts: &[],
+            ..self
+        }
+    }
+
+    fn start(&self, i: usize) -> i64 {
+        self.starts.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether the counter restarted between samples `i - 1` and `i`: its value fell, or
+    /// its start time says so (see [`started_anew`]).
+    fn reset_at(&self, i: usize) -> bool {
+        self.vs[i] < self.vs[i - 1]
+            || started_anew(
+                (self.ts[i - 1], self.start(i - 1)),
+                (self.ts[i], self.start(i)),
+            )
+    }
+
+    /// The first sample's start time, when it lies inside the window `(range_start,
+    /// first sample)`: the counter was then zero, so the increase counts from there
+    /// instead of being extrapolated.
+    fn start_inside(&self, range_start: i64) -> Option<i64> {
+        let start = self.start(0);
+        (start != 0 && range_start < start && start < self.ts[0]).then_some(start)
+    }
+}
+
+/// Whether a sample at `t` with start time `start` began counting after the previous
+/// sample `(prev_t, prev_start)`, as in Prometheus: its start lies in `(prev_t, t)`, or
+/// equals `prev_t` while the previous sample had a valid start of its own (a delta
+/// sample). An unknown (0) start, or a start equal to `prev_t` after a sample of unknown
+/// or impossible start, says nothing.
+fn started_anew((prev_t, prev_start): (i64, i64), (t, start): (i64, i64)) -> bool {
+    if start == 0 || start >= t {
+        return false;
+    }
+    start > prev_t || (start == prev_t && prev_start != 0 && prev_start < prev_t)
+}
+
+/// Whether a sample's start time overlaps the previous sample, which Prometheus warns
+/// about: a known start before the previous sample that is not the previous sample's own
+/// start.
+pub fn overlapping_start(ts: &[i64], starts: &[i64]) -> bool {
+    (1..starts.len().min(ts.len()))
+        .any(|i| starts[i] != 0 && starts[i] < ts[i - 1] && starts[i] != starts[i - 1])
+}
+
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
-/// window's edges (but not past where a counter would have been zero).
+/// window's edges (but not past where a counter would have been zero). A counter whose
+/// first sample started inside the window counts from zero at that start instead of
+/// extrapolating to the left.
 fn extrapolated_rate(
-    ts: &[i64],
-    vs: &[f64],
+    counter: Counter,
     eval_ms: i64,
     range_ms: i64,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    if vs.len() < 2 {
+    let Counter { ts, vs, .. } = counter;
+    let range_start = eval_ms - range_ms;
+    let from_start = counter.start_inside(range_start).filter(|_| is_counter);
+    if vs.len() < 2 && from_start.is_none() {
         return None;
     }
     let (first_t, last_t) = (ts[0], ts[ts.len() - 1]);
     let mut result = vs[vs.len() - 1] - vs[0];
     if is_counter {
-        for pair in vs.windows(2) {
-            if pair[1] < pair[0] {
-                result += pair[0];
+        for i in 1..vs.len() {
+            if counter.reset_at(i) {
+                result += vs[i - 1];
             }
         }
     }
-    let range_start = eval_ms - range_ms;
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (eval_ms - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let average_step = sampled / (vs.len() - 1) as f64;
+    let seconds = |ms: i64| ms as f64 / 1000.0;
+    let sampled = seconds(last_t - first_t);
+    let average_step = sampled / (vs.len() - 1).max(1) as f64;
     let threshold = average_step * 1.1;
-    if to_start >= threshold {
-        to_start = average_step / 2.0;
-    }
-    if is_counter && result > 0.0 && vs[0] >= 0.0 {
-        let to_zero = sampled * (vs[0] / result);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
+    let mut to_end = seconds(eval_ms - last_t);
     if to_end >= threshold {
         to_end = average_step / 2.0;
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
+    let factor = match from_start {
+        // A single sample gives no spacing to extrapolate with.
+        Some(_) if vs.len() == 1 => 1.0,
+        Some(start) => {
+            let counted = seconds(last_t - start);
+            (counted + to_end) / counted
+        }
+        None => {
+            let mut to_start = seconds(first_t - range_start);
+            if to_start >= threshold {
+                to_start = average_step / 2.0;
+            }
+            if is_counter && result > 0.0 && vs[0] >= 0.0 {
+                let to_zero = sampled * (vs[0] / result);
+                if to_zero < to_start {
+                    to_start = to_zero;
+                }
+            }
+            (sampled + to_start + to_end) / sampled
+        }
+    };
+    if from_start.is_some() {
+        result += vs[0];
     }
+    let factor = if is_rate {
+        factor / seconds(range_ms)
+    } else {
+        factor
+    };
     Some(result * factor)
 }
 
 /// `irate` and `idelta`: from the last two samples only.
-fn instant_delta(ts: &[i64], vs: &[f64], is_rate: bool) -> Option<f64> {
+fn instant_delta(counter: Counter, is_rate: bool) -> Option<f64> {
+    let Counter { ts, vs, .. } = counter;
     let n = vs.len();
     if n < 2 {
         return None;
     }
     let (prev, last) = (vs[n - 2], vs[n - 1]);
-    let mut result = if is_rate && last < prev {
+    let mut result = if is_rate && counter.reset_at(n - 1) {
         last
     } else {
         last - prev
@@ -442,6 +546,66 @@ mod tests {
         assert_eq!(
             RangeFunc::Irate.apply(&ts, &vs, 20_000, 30_000, &[]),
             Some(0.2)
+        );
+    }
+
+    #[test]
+    fn start_times_tell_restarts_apart_from_overlaps() {
+        // (previous sample, this sample) as (t, start) pairs.
+        let delta = ((60, 0), (120, 60));
+        assert!(
+            !started_anew(delta.0, delta.1),
+            "unknown start before: cumulative"
+        );
+        assert!(
+            started_anew((60, 30), (120, 60)),
+            "delta sample after a valid start"
+        );
+        assert!(
+            !started_anew((60, 90), (120, 60)),
+            "previous start was impossible"
+        );
+        assert!(
+            !started_anew((60, 60), (120, 60)),
+            "same start: still counting"
+        );
+        assert!(
+            started_anew((60, 30), (120, 61)),
+            "started after the previous sample"
+        );
+        assert!(
+            !started_anew((60, 30), (120, 120)),
+            "an empty interval says nothing"
+        );
+        assert!(overlapping_start(&[60, 120], &[0, 30]));
+        assert!(!overlapping_start(&[60, 120], &[30, 30]));
+        assert!(!overlapping_start(&[60, 120], &[30, 60]));
+    }
+
+    #[test]
+    fn increase_counts_from_a_start_inside_the_window() {
+        // A counter that started at 90s, sampled at 120s..300s, window (60s, 360s].
+        let ts = [120_000, 180_000, 240_000, 300_000];
+        let vs = [1.0, 2.0, 3.0, 4.0];
+        let starts = [90_000; 4];
+        let increase = |starts: &[i64]| {
+            RangeFunc::Increase.apply_with_starts(&ts, &vs, starts, 360_000, 300_000, &[])
+        };
+        // 4 since 90s, extrapolated one step to the right only: 4 × 270 / 210.
+        assert_eq!(increase(&starts), Some(4.0 * 270.0 / 210.0));
+        // Unknown starts fall back to extrapolating both ways.
+        assert_eq!(increase(&[]), Some(5.0));
+        // A lone sample whose counter started inside the window is its own increase.
+        assert_eq!(
+            RangeFunc::Increase.apply_with_starts(
+                &[240_000],
+                &[3.0],
+                &[150_000],
+                360_000,
+                300_000,
+                &[]
+            ),
+            Some(3.0)
         );
     }
 

@@ -621,6 +621,7 @@ impl ExtensionPlanner for PromStepPlanner {
             input,
             step.steps.clone(),
             step.window.clone(),
+            step.notes.clone(),
             planner::vector_schema(),
         ))))
     }

@@ -31,7 +31,7 @@ use promql_parser::parser::{
 };
 
 use crate::model::METRIC_NAME_LABEL;
-use crate::query::sql::tables::{RawSamples, SeriesSet};
+use crate::query::sql::tables::{RawSamples, START_TIMESTAMP, SeriesSet};
 use crate::storage::Storage;
 
 use super::PromqlError;
@@ -40,7 +40,7 @@ use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
-use super::step::{Param, PromStep, Steps, Window, param_labels};
+use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
 use super::unique::{self, Check, Violation};
 
@@ -172,6 +172,17 @@ impl Planner {
         min: i64,
         max: i64,
     ) -> Result<LogicalPlan, PromqlError> {
+        self.selected_samples(vs, (min, max), false).await
+    }
+
+    /// [`Planner::raw_samples`], with the samples' start timestamps (ms, null when unknown)
+    /// as a fourth column when `with_starts`.
+    async fn selected_samples(
+        &self,
+        vs: &VectorSelector,
+        (min, max): (i64, i64),
+        with_starts: bool,
+    ) -> Result<LogicalPlan, PromqlError> {
         let metric = metric_name(vs);
         let set = SeriesSet::collect(&self.storage, metric.as_deref())
             .await
@@ -218,11 +229,17 @@ impl Planner {
                 (vec!["s.series_id"], vec!["r.series_id"]),
                 None,
             )?
-            .project(vec![
-                col("s.labels").alias(LABELS),
-                cast(col("r.timestamp"), DataType::Int64).alias(TIMESTAMP),
-                col("r.value").alias(VALUE),
-            ])?
+            .project(
+                [
+                    col("s.labels").alias(LABELS),
+                    cast(col("r.timestamp"), DataType::Int64).alias(TIMESTAMP),
+                    col("r.value").alias(VALUE),
+                ]
+                .into_iter()
+                .chain(with_starts.then(|| {
+                    cast(col("r.start_timestamp"), DataType::Int64).alias(START_TIMESTAMP)
+                })),
+            )?
             .build()?;
         Ok(plan)
     }
@@ -244,9 +261,10 @@ impl Planner {
             steps,
             Window::Instant {
                 lookback: self.lookback,
-                sample_time: false,
+                emit: Emit::Value,
                 smoothed,
             },
+            StepNotes::default(),
         )
     }
 
@@ -301,19 +319,7 @@ impl Planner {
             }
             "timestamp" => {
                 if let PromExpr::VectorSelector(vs) = strip_parens(args[0]) {
-                    let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
-                    let (min, max) = data_bounds(&steps, self.lookback);
-                    let raw = self.raw_samples(vs, min, max).await?;
-                    let plan = step_node(
-                        raw,
-                        steps,
-                        Window::Instant {
-                            lookback: self.lookback,
-                            sample_time: true,
-                            smoothed: false,
-                        },
-                    )?;
-                    return drop_name(plan).map(Planned::Vector);
+                    return self.selected_sample(vs, steps, Emit::SampleTime).await;
                 }
                 let inner = self.vector_arg(args[0], steps.clone()).await?;
                 let plan = LogicalPlanBuilder::from(inner)
@@ -325,6 +331,7 @@ impl Planner {
                     .build()?;
                 Ok(Planned::Vector(plan))
             }
+            "start_timestamp" => self.start_timestamp(args[0], steps).await,
             "info" => self.info(&args, steps).await,
             "label_replace" => {
                 let inner = self.vector_arg(args[0], steps).await?;
@@ -479,7 +486,11 @@ impl Planner {
                         (min, max + self.lookback)
                     }
                 };
-                (self.raw_samples(&ms.vs, min, max).await?, range, steps)
+                let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
+                let raw = self
+                    .selected_samples(&ms.vs, (min, max), with_starts)
+                    .await?;
+                (raw, range, steps)
             }
             PromExpr::Subquery(sq) => self.subquery(sq, &steps).await?,
             _ => {
@@ -491,6 +502,10 @@ impl Planner {
         let input = self
             .with_step_params(input, &param_exprs, &params, outer_steps)
             .await?;
+        let notes = StepNotes {
+            warnings: Some(self.warnings.clone()),
+            position: self.position(range_arg),
+        };
         let plan = step_node(
             input,
             steps,
@@ -501,6 +516,7 @@ impl Planner {
                 mode,
                 lookback: self.lookback,
             },
+            notes,
         )?;
         if func.keeps_name() {
             Ok(Planned::Vector(plan))
@@ -543,6 +559,35 @@ impl Planner {
         Ok(plan.build()?)
     }
 
+    /// What `emit` says of the sample `vs` selects at each step, without the metric name.
+    async fn selected_sample(&self, vs: &VectorSelector, steps: Steps, emit: Emit) -> PlanResult {
+        let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
+        let bounds = data_bounds(&steps, self.lookback);
+        let raw = self
+            .selected_samples(vs, bounds, emit == Emit::StartTime)
+            .await?;
+        let window = Window::Instant {
+            lookback: self.lookback,
+            emit,
+            smoothed: false,
+        };
+        let plan = step_node(raw, steps, window, StepNotes::default())?;
+        drop_name(plan).map(Planned::Vector)
+    }
+
+    /// `start_timestamp(v)`: when each selected sample's counter started. Only a selector
+    /// has start timestamps; any other expression yields nothing, as in Prometheus.
+    async fn start_timestamp(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        match strip_parens(arg) {
+            PromExpr::VectorSelector(vs) => self.selected_sample(vs, steps, Emit::StartTime).await,
+            other => {
+                // Planned anyway, so its errors surface.
+                self.vector_arg(other, steps).await?;
+                self.empty_vector().map(Planned::Vector)
+            }
+        }
+    }
+
     /// `info(v, {selector})`: `v` and the info series it names, read at the time the first
     /// selector of `v` reads (its `@` and offset), joined per step by [`PromInfo`].
     async fn info(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
@@ -573,9 +618,10 @@ impl Planner {
             info_steps,
             Window::Instant {
                 lookback: self.lookback,
-                sample_time: true,
+                emit: Emit::SampleTime,
                 smoothed: false,
             },
+            StepNotes::default(),
         )?;
         let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
         Ok(Planned::Vector(LogicalPlan::Extension(Extension {
@@ -1464,7 +1510,12 @@ fn result_labels(
     }
 }
 
-fn step_node(input: LogicalPlan, steps: Steps, window: Window) -> Result<LogicalPlan, PromqlError> {
+fn step_node(
+    input: LogicalPlan,
+    steps: Steps,
+    window: Window,
+    notes: StepNotes,
+) -> Result<LogicalPlan, PromqlError> {
     let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(PromStep {
@@ -1472,6 +1523,7 @@ fn step_node(input: LogicalPlan, steps: Steps, window: Window) -> Result<Logical
             schema,
             steps,
             window,
+            notes,
         }),
     }))
 }

@@ -9,12 +9,15 @@
 //!
 //! where `T` is `t` (or the `@` time) minus the offset. This is the one place PromQL's
 //! time semantics live; everything else is relational and planned with DataFusion.
+//!
+//! A selector's input may carry a fourth column, the samples' start timestamps (ms, null
+//! when unknown), for the functions that read them and for `start_timestamp()`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::SchemaRef;
@@ -33,7 +36,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::model::is_stale_nan;
 
 use super::extended;
-use super::functions::RangeFunc;
+use super::functions::{RangeFunc, overlapping_start};
 use super::syntax::SelectorMode;
 
 /// Most samples one [`PromStepExec`] may load; a session config extension.
@@ -72,12 +75,11 @@ impl Steps {
 /// What a node computes at each step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub enum Window {
-    /// The newest sample within the lookback; `sample_time` emits its timestamp (seconds)
-    /// instead of its value (PromQL's `timestamp()`).
+    /// The newest sample within the lookback, of which `emit` says what to output.
     /// `smoothed` interpolates the value at `T` instead (see [`super::extended`]).
     Instant {
         lookback: i64,
-        sample_time: bool,
+        emit: Emit,
         smoothed: bool,
     },
     /// A function over `(T - range, T]`. An anchored or smoothed `mode` also reads up to
@@ -89,6 +91,61 @@ pub enum Window {
         mode: SelectorMode,
         lookback: i64,
     },
+}
+
+/// What an instant selection outputs of the sample it picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum Emit {
+    Value,
+    /// Its timestamp in seconds (PromQL's `timestamp()`).
+    SampleTime,
+    /// Its start timestamp in seconds, 0 when unknown (`start_timestamp()`).
+    StartTime,
+}
+
+/// Where a node's annotations go, and the position in the query of the selector they
+/// cite. Annotations do not change what a node computes, so every `StepNotes` compares
+/// equal.
+#[derive(Debug, Clone, Default)]
+pub struct StepNotes {
+    pub warnings: Option<Arc<Mutex<Vec<String>>>>,
+    pub position: String,
+}
+
+impl StepNotes {
+    fn warn(&self, message: String) {
+        if let Some(Ok(mut list)) = self.warnings.as_ref().map(|w| w.lock())
+            && !list.contains(&message)
+        {
+            list.push(message);
+        }
+    }
+
+    fn overlapping_start(&self, series: &str) {
+        let metric = super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
+        self.warn(format!(
+            "PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {metric:?}{}",
+            self.position
+        ));
+    }
+}
+
+impl PartialEq for StepNotes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StepNotes {}
+
+impl PartialOrd for StepNotes {
+    fn partial_cmp(&self, _: &Self) -> Option<std::cmp::Ordering> {
+        Some(std::cmp::Ordering::Equal)
+    }
+}
+
+impl Hash for StepNotes {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
 }
 
 /// A range function's parameter.
@@ -146,6 +203,7 @@ pub struct PromStep {
     pub schema: DFSchemaRef,
     pub steps: Steps,
     pub window: Window,
+    pub notes: StepNotes,
 }
 
 impl PartialOrd for PromStep {
@@ -200,12 +258,16 @@ fn describe(steps: &Steps, window: &Window) -> String {
     let what = match window {
         Window::Instant {
             lookback,
-            sample_time,
+            emit,
             smoothed,
         } => {
             format!(
                 "instant lookback={lookback}ms{}{}",
-                if *sample_time { " timestamp()" } else { "" },
+                match emit {
+                    Emit::Value => "",
+                    Emit::SampleTime => " timestamp()",
+                    Emit::StartTime => " start_timestamp()",
+                },
                 if *smoothed { " smoothed" } else { "" }
             )
         }
@@ -239,6 +301,7 @@ pub struct PromStepExec {
     input: Arc<dyn ExecutionPlan>,
     steps: Steps,
     window: Window,
+    notes: StepNotes,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -248,6 +311,7 @@ impl PromStepExec {
         input: Arc<dyn ExecutionPlan>,
         steps: Steps,
         window: Window,
+        notes: StepNotes,
         schema: SchemaRef,
     ) -> Self {
         let properties = final_properties(schema.clone());
@@ -255,6 +319,7 @@ impl PromStepExec {
             input,
             steps,
             window,
+            notes,
             schema,
             properties,
         }
@@ -303,6 +368,7 @@ impl ExecutionPlan for PromStepExec {
             input,
             self.steps.clone(),
             self.window.clone(),
+            self.notes.clone(),
             self.schema.clone(),
         )))
     }
@@ -320,6 +386,7 @@ impl ExecutionPlan for PromStepExec {
         let input = self.input.execute(partition, context)?;
         let steps = self.steps.clone();
         let window = self.window.clone();
+        let notes = self.notes.clone();
         let schema = self.schema.clone();
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
@@ -332,7 +399,7 @@ impl ExecutionPlan for PromStepExec {
             }
             let mut series = group_series(&batches)?;
             let step_params = take_step_params(&mut series);
-            let output = evaluate(&series, &steps, &window, &step_params, schema)?;
+            let output = evaluate(&series, &steps, &window, &step_params, &notes, schema)?;
             if output.num_rows() > max_samples {
                 return Err(too_many());
             }
@@ -346,9 +413,12 @@ impl ExecutionPlan for PromStepExec {
 }
 
 /// One series' samples, sorted by time.
+#[derive(Default)]
 struct SeriesSamples {
     ts: Vec<i64>,
     vs: Vec<f64>,
+    /// Start timestamps parallel to `ts` (0 where unknown), or empty when none is known.
+    starts: Vec<i64>,
 }
 
 fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
@@ -358,6 +428,10 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
         let labels = column::<StringArray>(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
+        let starts = match batch.num_columns() > 3 {
+            true => Some(column::<Int64Array>(batch, 3)?).filter(|s| s.null_count() < s.len()),
+            false => None,
+        };
         // Scans return a series' samples together: look the labels up once per run.
         let mut current: Option<(&str, usize)> = None;
         for i in 0..batch.num_rows() {
@@ -372,13 +446,7 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
                         Some(slot) => *slot,
                         None => {
                             index.insert(name.to_string(), out.len());
-                            out.push((
-                                name.to_string(),
-                                SeriesSamples {
-                                    ts: Vec::new(),
-                                    vs: Vec::new(),
-                                },
-                            ));
+                            out.push((name.to_string(), SeriesSamples::default()));
                             out.len() - 1
                         }
                     };
@@ -387,6 +455,12 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
                 }
             };
             let samples = &mut out[slot].1;
+            if let Some(starts) = starts.filter(|s| s.is_valid(i)) {
+                samples.starts.resize(samples.ts.len(), 0);
+                samples.starts.push(starts.value(i));
+            } else if !samples.starts.is_empty() {
+                samples.starts.push(0);
+            }
             samples.ts.push(ts.value(i));
             samples.vs.push(vs.value(i));
         }
@@ -406,6 +480,10 @@ fn sort_by_time(s: &mut SeriesSamples) {
     idx.sort_by_key(|i| s.ts[*i]);
     s.ts = idx.iter().map(|i| s.ts[*i]).collect();
     s.vs = idx.iter().map(|i| s.vs[*i]).collect();
+    if !s.starts.is_empty() {
+        s.starts.resize(s.ts.len(), 0);
+        s.starts = idx.iter().map(|i| s.starts[*i]).collect();
+    }
 }
 
 /// Column `i` of a PromQL plan node's input, as the array type the node expects.
@@ -420,6 +498,7 @@ fn evaluate(
     steps: &Steps,
     window: &Window,
     step_params: &StepParams,
+    notes: &StepNotes,
     schema: SchemaRef,
 ) -> DfResult<RecordBatch> {
     let mut labels = StringBuilder::new();
@@ -433,6 +512,12 @@ fn evaluate(
         Window::Instant { .. } => steps.times().map(|t| (t, Vec::new())).collect(),
     };
     for (name, s) in series {
+        if let Window::Range { func, .. } = window
+            && matches!(func, RangeFunc::Rate | RangeFunc::Increase)
+            && overlapping_start(&s.ts, &s.starts)
+        {
+            notes.overlapping_start(name);
+        }
         for (t, params) in &params_by_step {
             let t = *t;
             if let Some(v) = value_at(s, steps.data_time(t), t, window, params) {
@@ -472,7 +557,7 @@ fn value_at(
         }
         Window::Instant {
             lookback,
-            sample_time,
+            emit,
             smoothed: false,
         } => {
             // Newest sample with at - lookback < ts <= at.
@@ -484,11 +569,20 @@ fn value_at(
             if is_stale_nan(v) {
                 return None;
             }
-            Some(if *sample_time {
-                s.ts[end - 1] as f64 / 1000.0
-            } else {
-                v
+            Some(match emit {
+                Emit::Value => v,
+                Emit::SampleTime => s.ts[end - 1] as f64 / 1000.0,
+                Emit::StartTime => s.starts.get(end - 1).copied().unwrap_or(0) as f64 / 1000.0,
             })
+        }
+        Window::Range {
+            range,
+            func,
+            mode: SelectorMode::Plain,
+            ..
+        } if func.uses_start_timestamps() && !s.starts.is_empty() => {
+            let (ts, vs, starts) = live_samples_with_starts(s, at - range, at);
+            func.apply_with_starts(&ts, &vs, &starts, at, *range, params)
         }
         Window::Range {
             range,
@@ -543,4 +637,17 @@ fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Cow<'_, [i64]>, Cow<'_,
         .map(|(t, v)| (*t, *v))
         .unzip();
     (Cow::Owned(ts), Cow::Owned(vs))
+}
+
+/// [`live_samples`] with the samples' start timestamps, for a series that has some.
+fn live_samples_with_starts(s: &SeriesSamples, lo: i64, hi: i64) -> (Vec<i64>, Vec<f64>, Vec<i64>) {
+    let start = s.ts.partition_point(|&t| t <= lo);
+    let end = s.ts.partition_point(|&t| t <= hi).max(start);
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for i in (start..end).filter(|i| !is_stale_nan(s.vs[*i])) {
+        out.0.push(s.ts[i]);
+        out.1.push(s.vs[i]);
+        out.2.push(s.starts[i]);
+    }
+    out
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
-    UInt64Array,
+    UInt64Array, new_null_array,
 };
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::view::ViewTable;
@@ -43,13 +44,15 @@ pub const BLOCKS_URL: &str = "quiver://blocks/";
 
 pub const TIMESTAMP: &str = "timestamp";
 pub const VALUE: &str = "value";
+pub const START_TIMESTAMP: &str = "start_timestamp";
 pub const SERIES_ID: &str = "series_id";
 
 fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-/// `series_id`, `timestamp`, `value` of one metric (or all), from head and blocks.
+/// `series_id`, `timestamp`, `value`, `start_timestamp` (null when unknown) of one metric
+/// (or all), from head and blocks.
 #[derive(Debug)]
 pub struct RawSamples {
     storage: Arc<Storage>,
@@ -63,6 +66,7 @@ impl RawSamples {
             Field::new(SERIES_ID, DataType::UInt64, false),
             Field::new(TIMESTAMP, timestamp_type(), false),
             Field::new(VALUE, DataType::Float64, false),
+            Field::new(START_TIMESTAMP, timestamp_type(), true),
         ]));
         RawSamples {
             storage,
@@ -82,12 +86,17 @@ impl RawSamples {
         let mut ids = Vec::new();
         let mut ts = Vec::new();
         let mut vals = Vec::new();
+        let mut starts: Vec<i64> = Vec::new();
         let mut push_series = |id: SeriesId| {
             if let Some(s) = head.get(id) {
                 let r = s.range(min, max);
                 ids.extend(std::iter::repeat_n(id, r.len()));
                 ts.extend_from_slice(&s.timestamps[r.clone()]);
-                vals.extend_from_slice(&s.values[r]);
+                vals.extend_from_slice(&s.values[r.clone()]);
+                match s.start_timestamps.get(r.clone()) {
+                    Some(known) => starts.extend_from_slice(known),
+                    None => starts.extend(std::iter::repeat_n(0, r.len())),
+                }
             }
         };
         match &self.metric {
@@ -102,6 +111,7 @@ impl RawSamples {
             Arc::new(UInt64Array::from(ids)),
             Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
             Arc::new(Float64Array::from(vals)),
+            start_timestamp_array(starts),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -143,7 +153,7 @@ impl RawSamples {
         // Raw column i is file column i + 1 (the file also has `metric` first).
         let file_projection: Vec<usize> = match projection {
             Some(p) => p.iter().map(|i| i + 1).collect(),
-            None => vec![1, 2, 3],
+            None => vec![1, 2, 3, 4],
         };
         let partitions = state.config().target_partitions().max(1);
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
@@ -210,6 +220,15 @@ impl TableProvider for RawSamples {
         }
         UnionExec::try_new(inputs)
     }
+}
+
+/// Start timestamps as a column: null where unknown (0).
+fn start_timestamp_array(starts: Vec<i64>) -> ArrayRef {
+    if starts.iter().all(|st| *st == 0) {
+        return new_null_array(&timestamp_type(), starts.len());
+    }
+    let known = NullBuffer::from_iter(starts.iter().map(|st| *st != 0));
+    Arc::new(TimestampMillisecondArray::new(starts.into(), Some(known)).with_timezone("UTC"))
 }
 
 /// The series a table needs, gathered from the head and the blocks' series files.

@@ -18,7 +18,7 @@ use quiver::query::sql::SqlEngine;
 use quiver::storage::{Storage, StorageOptions};
 
 use compare::{Actual, Annotations, check};
-use script::{Command, Eval, EvalMode, Load, SampleValue, parse_script};
+use script::{Command, Eval, EvalMode, Load, LoadSeries, SampleValue, parse_script};
 
 /// The float-only evals that must keep passing; raise it as the engine improves.
 const BASELINE_FLOAT_PASSES: usize = include!("baseline.txt");
@@ -73,10 +73,11 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
         let samples: Vec<Sample> = series
             .samples
             .iter()
-            .filter_map(|(t, v)| match v {
+            .enumerate()
+            .filter_map(|(i, (t, v))| match v {
                 SampleValue::Float(f) => Some(Sample {
-                    timestamp_ms: *t,
-                    value: *f,
+                    start_timestamp_ms: start_timestamp(series, i, *t),
+                    ..Sample::new(*t, *f)
                 }),
                 SampleValue::Histogram(_) => None,
             })
@@ -91,6 +92,16 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
         .append(&batch)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Sample `i`'s start timestamp from its `@st` offset (§3.5): 0 when unknown.
+fn start_timestamp(series: &LoadSeries, i: usize, t: i64) -> i64 {
+    series
+        .start_offsets
+        .get(i)
+        .copied()
+        .flatten()
+        .map_or(0, |offset| t + offset)
 }
 
 async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotations), String> {
