@@ -24,9 +24,10 @@ pkill -x prometheus 2>/dev/null || true
 pkill -x prometheus-node-exporter 2>/dev/null || true
 pkill -x prometheus-alertmanager 2>/dev/null || true
 
-# PostgreSQL drivers for the wire-protocol tests.
-if ! python3 -c "import psycopg, psycopg2" >/dev/null 2>&1; then
-  python3 -m pip install --quiet "psycopg[binary]" psycopg2-binary
+# PostgreSQL drivers for the wire-protocol tests; the official Python client library as
+# an OpenMetrics exporter for the scrape tests.
+if ! python3 -c "import psycopg, psycopg2, prometheus_client" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "psycopg[binary]" psycopg2-binary prometheus-client
 fi
 
 # S3-compatible server for the object-store tests (0.14.1: later releases need a newer rustc).

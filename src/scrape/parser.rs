@@ -100,6 +100,8 @@ pub struct ParsedSample {
     pub labels: Vec<(String, String)>,
     pub value: f64,
     pub timestamp_ms: Option<i64>,
+    /// When the counter, histogram or summary started: its OpenMetrics `_created` sample.
+    pub start_timestamp_ms: Option<i64>,
 }
 
 /// Everything a scrape response contained that is worth keeping.
@@ -268,6 +270,8 @@ struct Parser {
     families: HashMap<String, FamilyMetadata>,
     /// Families that already had a sample, to reject metadata arriving late.
     families_with_samples: HashSet<String>,
+    /// OpenMetrics `_created` values (ms) by family and label set.
+    created: HashMap<(String, Vec<(String, String)>), i64>,
 }
 
 impl Parser {
@@ -277,6 +281,7 @@ impl Parser {
             samples: Vec::new(),
             families: HashMap::new(),
             families_with_samples: HashSet::new(),
+            created: HashMap::new(),
         }
     }
 
@@ -350,11 +355,37 @@ impl Parser {
             self.families_with_samples.insert(family.to_owned());
         }
         // In OpenMetrics a `_created` series holds the creation time of a
-        // counter, histogram or summary, not a measurement, so Prometheus
-        // does not store it.
+        // counter, histogram or summary, not a measurement: it is not stored as a
+        // series but becomes the start timestamp of the family's samples.
         let is_created_series = self.format == Format::OpenMetrics && suffix == Some("_created");
         if !is_created_series {
             self.samples.push(sample);
+            return;
+        }
+        let ms = sample.value * 1000.0;
+        if ms.is_finite() && ms >= 1.0 {
+            let key = (family.to_owned(), created_key(&sample.labels));
+            self.created.insert(key, ms.round() as i64);
+        }
+    }
+
+    /// Gives every sample of a family with a `_created` value its start timestamp: the
+    /// samples whose labels, without `le` or `quantile`, are those of the `_created` line.
+    fn apply_created(&mut self) {
+        if self.created.is_empty() {
+            return;
+        }
+        let mut starts = Vec::with_capacity(self.samples.len());
+        for sample in &self.samples {
+            let family = self.resolve_family(&sample.name).0.to_owned();
+            starts.push(
+                self.created
+                    .get(&(family, created_key(&sample.labels)))
+                    .copied(),
+            );
+        }
+        for (sample, start) in self.samples.iter_mut().zip(starts) {
+            sample.start_timestamp_ms = start;
         }
     }
 
@@ -380,7 +411,8 @@ impl Parser {
         (name, None)
     }
 
-    fn finish(self) -> Exposition {
+    fn finish(mut self) -> Exposition {
+        self.apply_created();
         let mut families: Vec<FamilyMetadata> = self.families.into_values().collect();
         families.sort_unstable_by_key(|family| family.order);
         Exposition {
@@ -388,6 +420,18 @@ impl Parser {
             metadata: families.into_iter().map(|family| family.metadata).collect(),
         }
     }
+}
+
+/// The labels that tie a sample to its family's `_created` line: sorted, without the
+/// bucket and quantile labels that only the buckets and quantiles have.
+fn created_key(labels: &[(String, String)]) -> Vec<(String, String)> {
+    let mut key: Vec<(String, String)> = labels
+        .iter()
+        .filter(|(name, _)| name != "le" && name != "quantile")
+        .cloned()
+        .collect();
+    key.sort();
+    key
 }
 
 /// Whether a label set may carry the metric name as a lone quoted string
@@ -603,6 +647,7 @@ impl<'a> LineParser<'a> {
             labels,
             value,
             timestamp_ms,
+            start_timestamp_ms: None,
         })
     }
 
@@ -1078,7 +1123,49 @@ mod tests {
             labels: labels(pairs),
             value,
             timestamp_ms: ts,
+            start_timestamp_ms: None,
         }
+    }
+
+    #[test]
+    fn created_lines_become_start_timestamps() {
+        let input = "\
+# TYPE rpc_seconds histogram
+rpc_seconds_bucket{le=\"1\",path=\"/a\"} 3
+rpc_seconds_bucket{le=\"+Inf\",path=\"/a\"} 4
+rpc_seconds_count{path=\"/a\"} 4
+rpc_seconds_sum{path=\"/a\"} 2.5
+rpc_seconds_created{path=\"/a\"} 1605281325.5
+rpc_seconds_count{path=\"/b\"} 1
+# TYPE jobs counter
+jobs_total{kind=\"x\"} 7
+jobs_created{kind=\"x\"} 1.6e9
+# TYPE temperature gauge
+temperature 21
+# EOF
+";
+        let starts: Vec<(String, Option<i64>)> = parse_om(input)
+            .samples
+            .into_iter()
+            .map(|s| (s.name, s.start_timestamp_ms))
+            .collect();
+        let a = Some(1_605_281_325_500);
+        let expected = [
+            ("rpc_seconds_bucket", a),
+            ("rpc_seconds_bucket", a),
+            ("rpc_seconds_count", a),
+            ("rpc_seconds_sum", a),
+            ("rpc_seconds_count", None),
+            ("jobs_total", Some(1_600_000_000_000)),
+            ("temperature", None),
+        ];
+        assert_eq!(
+            starts,
+            expected
+                .iter()
+                .map(|(n, s)| (n.to_string(), *s))
+                .collect::<Vec<_>>()
+        );
     }
 
     fn metadata(family: &str, metric_type: MetricType, help: &str, unit: &str) -> Metadata {

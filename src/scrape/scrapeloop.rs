@@ -448,7 +448,10 @@ fn process(
         hashes.push(hash);
         series.push(SeriesSamples {
             labels,
-            samples: vec![Sample::new(timestamp_ms, sample.value)],
+            samples: vec![Sample {
+                start_timestamp_ms: sample.start_timestamp_ms.unwrap_or(0),
+                ..Sample::new(timestamp_ms, sample.value)
+            }],
         });
     }
     if config.sample_limit > 0 && series.len() > config.sample_limit {

@@ -486,3 +486,119 @@ async fn scrapes_send_basic_auth_and_bearer_credentials() {
         vec![vec![Value::from("basic")], vec![Value::from("bearer")]]
     );
 }
+
+/// The official Python client as an exporter: a counter that goes up 10 per scrape and
+/// restarts (a new `Counter` of the same name) when `/restart` is fetched, then at once
+/// counts past its old value, so only its `_created` time shows the restart.
+const PYTHON_EXPORTER: &str = r#"
+import sys, time
+from http.server import HTTPServer, BaseHTTPRequestHandler
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.openmetrics.exposition import generate_latest
+
+state = {}
+def restart(start=0):
+    state["registry"] = CollectorRegistry()
+    state["jobs"] = Counter("jobs", "Jobs done.", registry=state["registry"])
+    state["jobs"].inc(start)
+restart()
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/restart":
+            restart(start=100000)
+            body = b"restarted\n"
+            kind = "text/plain"
+        else:
+            state["jobs"].inc(10)
+            body = generate_latest(state["registry"])
+            kind = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_created_times_become_start_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _exporter = Process::spawn(
+        "python exporter",
+        Command::new("python3").args(["-c", PYTHON_EXPORTER, &port.to_string()]),
+        &dir.path().join("exporter.log"),
+    );
+    let q = Quiver::start(&format!(
+        "scrape_configs:\n  - job_name: py\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let instant = |query: &'static str| {
+        let q = &q;
+        async move {
+            let body = q.get_json("/api/v1/query", &[("query", query)]).await;
+            body["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+        }
+    };
+    // The first counter's start, as the exporter's own process recorded it.
+    let first_start = eventually(
+        "a scrape with a start time",
+        Duration::from_secs(20),
+        || instant("start_timestamp(jobs_total)"),
+    )
+    .await;
+    let now = now_ms() as f64 / 1000.0;
+    assert!(
+        first_start > now - 120.0 && first_start < now,
+        "start {first_start} is not a recent time (now {now})"
+    );
+    let created = q
+        .get_json("/api/v1/series", &[("match[]", "jobs_created")])
+        .await;
+    assert_eq!(
+        created["data"],
+        serde_json::json!([]),
+        "_created is not stored as a series of its own"
+    );
+    eventually("three scrapes", Duration::from_secs(20), || async {
+        instant("count_over_time(jobs_total[1m])")
+            .await
+            .filter(|n| *n >= 3.0)
+    })
+    .await;
+    // The restarted counter is already past the old value: without start times the
+    // restart would be invisible.
+    client
+        .get(format!("http://127.0.0.1:{port}/restart"))
+        .send()
+        .await
+        .unwrap();
+    let second_start = eventually(
+        "the restart's start time",
+        Duration::from_secs(20),
+        || async {
+            instant("start_timestamp(jobs_total)")
+                .await
+                .filter(|s| *s > first_start)
+        },
+    )
+    .await;
+    assert!(second_start > first_start);
+    let resets = eventually(
+        "the restart seen by resets()",
+        Duration::from_secs(20),
+        || async {
+            instant("resets(jobs_total[1m])")
+                .await
+                .filter(|n| *n >= 1.0)
+        },
+    )
+    .await;
+    assert_eq!(resets, 1.0);
+}
