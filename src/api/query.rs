@@ -63,10 +63,36 @@ pub async fn explain(
         if let (Some(data), Some(sql)) = (data.as_object_mut(), sql.as_object()) {
             data.extend(sql.clone());
         }
+        if params
+            .get("analyze")
+            .is_some_and(|v| v == "true" || v == "1")
+        {
+            let span = analyze_span(&params, time)?;
+            let timeout = timeout(&params, &state)?;
+            let _slot = state
+                .query_slots
+                .acquire()
+                .await
+                .map_err(|_| ApiError::internal("query slots closed"))?;
+            let analyzed = tokio::time::timeout(timeout, state.promql.analyze(expr, span))
+                .await
+                .map_err(|_| to_api_error(PromqlError::Timeout))?
+                .map_err(to_api_error)?;
+            data["analyzed"] = json!(analyzed);
+        }
         Ok(json!({"status": "success", "data": data}))
     }
     .await;
     respond(result)
+}
+
+/// `(start, end, step)` of an analyzed query: the range query's when `step` is given, else
+/// the instant query at `time`.
+fn analyze_span(params: &Params, time: i64) -> Result<(i64, i64, i64), ApiError> {
+    match params.get("step") {
+        Some(_) => range_span(params),
+        None => Ok((time, time, 0)),
+    }
 }
 
 /// A JSON body already written as text.
@@ -122,6 +148,28 @@ async fn run_range(
 ) -> Result<String, ApiError> {
     let params = Params::read(query, headers, body).await?;
     let expr = params.require("query")?;
+    let (start, end, step) = range_span(&params)?;
+    let lookback = lookback(&params)?;
+    let timeout = timeout(&params, state)?;
+    let _slot = state
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("query slots closed"))?;
+    let value = tokio::time::timeout(
+        timeout,
+        state
+            .promql
+            .range_annotated(expr, start, end, step, lookback),
+    )
+    .await
+    .map_err(|_| to_api_error(PromqlError::Timeout))?
+    .map_err(to_api_error)?;
+    Ok(success_json(&value))
+}
+
+/// A range query's `(start, end, step)`, checked as Prometheus checks them.
+fn range_span(params: &Params) -> Result<(i64, i64, i64), ApiError> {
     let start = params
         .time_ms("start", i64::MIN)
         .and_then(|t| required(t, "start"))?;
@@ -146,23 +194,7 @@ async fn run_range(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let lookback = lookback(&params)?;
-    let timeout = timeout(&params, state)?;
-    let _slot = state
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::internal("query slots closed"))?;
-    let value = tokio::time::timeout(
-        timeout,
-        state
-            .promql
-            .range_annotated(expr, start, end, step, lookback),
-    )
-    .await
-    .map_err(|_| to_api_error(PromqlError::Timeout))?
-    .map_err(to_api_error)?;
-    Ok(success_json(&value))
+    Ok((start, end, step))
 }
 
 fn required(t: i64, name: &str) -> Result<i64, ApiError> {

@@ -247,3 +247,51 @@ async fn explain_shows_the_plan_over_http_and_on_the_command_line() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn explain_analyze_runs_the_query_and_reports_each_operator() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let now = now_ms();
+    let samples: Vec<(i64, f64)> = (0..20)
+        .map(|i| (now - 600_000 + i * 30_000, i as f64))
+        .collect();
+    let batch = ["a", "b"]
+        .iter()
+        .map(|job| series(&[("__name__", "req_total"), ("job", job)], &samples))
+        .collect();
+    let (status, body) = q.remote_write(&write_request(batch)).await;
+    assert_eq!(status, 204, "{body}");
+    let end = (now / 1000).to_string();
+    let start = (now / 1000 - 300).to_string();
+    let body = q
+        .get_json(
+            "/api/v1/explain",
+            &[
+                ("query", "sum by (job) (rate(req_total[5m]))"),
+                ("analyze", "true"),
+                ("start", &start),
+                ("end", &end),
+                ("step", "15s"),
+            ],
+        )
+        .await;
+    let analyzed = body["data"]["analyzed"].as_str().unwrap_or_default();
+    assert!(analyzed.starts_with("planning: "), "{body}");
+    // 21 steps for each of the two jobs.
+    assert!(analyzed.contains("\nrows: 42\n"), "{analyzed}");
+    assert!(analyzed.contains("PromStepExec: Rate"), "{analyzed}");
+    assert!(analyzed.contains("output_rows=42"), "{analyzed}");
+    // Without analyze nothing runs; a bad step is refused as the range API refuses it.
+    let plain = q
+        .get_json("/api/v1/explain", &[("query", "up"), ("analyze", "false")])
+        .await;
+    assert!(plain["data"].get("analyzed").is_none(), "{plain}");
+    let bad = q
+        .client
+        .get(q.url("/api/v1/explain"))
+        .query(&[("query", "up"), ("analyze", "true"), ("step", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+}

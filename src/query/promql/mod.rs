@@ -241,6 +241,44 @@ impl PromqlEngine {
         Ok(Explanation { plan, sql })
     }
 
+    /// Runs the query over `[start, end]` every `step` (an instant query when `step` is 0)
+    /// and shows where its time went: planning and execution, then the physical plan with
+    /// each operator's rows and compute time. For `/api/v1/explain?analyze=true`.
+    pub async fn analyze(
+        &self,
+        query: &str,
+        (start, end, step): (i64, i64, i64),
+    ) -> Result<String, PromqlError> {
+        let began = std::time::Instant::now();
+        let times = syntax::QueryTimes {
+            step_ms: step,
+            range_ms: end - start,
+        };
+        let expr = Self::parse_for(query, times)?;
+        let planner = self.planner(query, start, end, step, DEFAULT_LOOKBACK);
+        let plan = match planner.plan(&expr).await? {
+            Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => plan,
+            Planned::Const(_) | Planned::String(_) => {
+                return Ok("a constant: nothing to execute\n".to_string());
+            }
+        };
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let planned = began.elapsed();
+        let batches =
+            datafusion::physical_plan::collect(physical.clone(), self.ctx.task_ctx()).await?;
+        let executed = began.elapsed() - planned;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let operators = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+            physical.as_ref(),
+        )
+        .indent(true);
+        Ok(format!(
+            "planning: {:.3} ms\nexecution: {:.3} ms\nrows: {rows}\n{operators}",
+            planned.as_secs_f64() * 1000.0,
+            executed.as_secs_f64() * 1000.0,
+        ))
+    }
+
     async fn equivalent_sql(&self, expr: &PromExpr, time_ms: i64) -> Result<String, String> {
         let mut metrics: BTreeSet<String> = BTreeSet::new();
         to_sql::metric_names(expr, &mut metrics);
