@@ -29,6 +29,19 @@ use tokio::task::JoinSet;
 const SYNC_SPAN_MS: i64 = 15 * 60 * 1000;
 const METRIC_NAMES: usize = 10;
 const INSTANCES: usize = 100;
+/// Bucket bounds of the classic histogram `bench_request_seconds`, and the share of each
+/// step's observations at or below each bound (cumulative, so the buckets stay monotonic).
+const BUCKETS: [(&str, f64); 9] = [
+    ("0.005", 0.02),
+    ("0.01", 0.05),
+    ("0.025", 0.15),
+    ("0.05", 0.3),
+    ("0.1", 0.5),
+    ("0.25", 0.75),
+    ("0.5", 0.9),
+    ("1", 0.97),
+    ("+Inf", 1.0),
+];
 
 #[derive(Debug, Parser)]
 #[command(about = "Prometheus remote-write 1.0 load generator")]
@@ -39,6 +52,10 @@ struct Args {
     /// Number of distinct series.
     #[arg(long, default_value_t = 10_000)]
     series: usize,
+    /// Instances that also expose the classic histogram `bench_request_seconds` (9 bucket
+    /// series each, in addition to `--series`).
+    #[arg(long, default_value_t = 0)]
+    histogram_instances: usize,
     /// Samples sent for each series, one every `--interval-ms`.
     #[arg(long, default_value_t = 240)]
     samples_per_series: usize,
@@ -108,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let report = serde_json::json!({
         "url": args.url,
         "series": args.series,
+        "histogram_series": args.histogram_instances * BUCKETS.len(),
         "samples_per_series": args.samples_per_series,
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
@@ -179,12 +197,47 @@ fn cpu_ticks() -> Option<CpuTicks> {
     Some(CpuTicks { machine_busy, own })
 }
 
-/// Labels of series `index`, already sorted by name as the remote-write spec requires.
-fn series_labels(index: usize) -> Vec<Label> {
-    let label = |name: &str, value: String| Label {
+/// What series `index` is: one of the `--series` plain series, or a histogram bucket.
+enum SeriesKind {
+    Plain(usize),
+    Bucket { instance: usize, bucket: usize },
+}
+
+fn series_kind(args: &Args, index: usize) -> SeriesKind {
+    match index.checked_sub(args.series) {
+        None => SeriesKind::Plain(index),
+        Some(i) => SeriesKind::Bucket {
+            instance: i / BUCKETS.len(),
+            bucket: i % BUCKETS.len(),
+        },
+    }
+}
+
+fn total_series(args: &Args) -> usize {
+    args.series + args.histogram_instances * BUCKETS.len()
+}
+
+fn label(name: &str, value: String) -> Label {
+    Label {
         name: name.to_string(),
         value,
-    };
+    }
+}
+
+/// Labels of series `index`, already sorted by name as the remote-write spec requires.
+fn series_labels(args: &Args, index: usize) -> Vec<Label> {
+    match series_kind(args, index) {
+        SeriesKind::Plain(index) => plain_labels(index),
+        SeriesKind::Bucket { instance, bucket } => vec![
+            label("__name__", "bench_request_seconds_bucket".to_string()),
+            label("instance", format!("host-{}", instance % INSTANCES)),
+            label("job", "bench".to_string()),
+            label("le", BUCKETS[bucket].0.to_string()),
+        ],
+    }
+}
+
+fn plain_labels(index: usize) -> Vec<Label> {
     vec![
         label("__name__", format!("bench_metric_{}", index % METRIC_NAMES)),
         label(
@@ -215,7 +268,15 @@ fn mix(series: usize, step: usize) -> u64 {
 
 /// Next value of a series. Counters grow by a whole number in 0..100, as request or byte
 /// counters do. Gauges jump to a two-decimal value in 0..100, the hard case for XOR encoding.
-fn next_value(series: usize, step: usize, previous: f64) -> f64 {
+/// A bucket grows by its share of the step's 0..100 observations of its instance.
+fn next_value(args: &Args, series: usize, step: usize, previous: f64) -> f64 {
+    let series = match series_kind(args, series) {
+        SeriesKind::Plain(series) => series,
+        SeriesKind::Bucket { instance, bucket } => {
+            let observations = (mix(usize::MAX - instance, step) % 100) as f64;
+            return previous + (observations * BUCKETS[bucket].1).floor();
+        }
+    };
     let h = mix(series, step);
     if is_counter(series) {
         previous + (h % 100) as f64
@@ -227,12 +288,13 @@ fn next_value(series: usize, step: usize, previous: f64) -> f64 {
 /// Encodes every shard's requests, in parallel because encoding millions of samples takes a
 /// few seconds.
 fn encode_all(args: &Args, start_ms: i64) -> Vec<ShardPlan> {
-    let shards = args.concurrency.min(args.series);
-    let labels: Vec<Vec<Label>> = (0..args.series).map(series_labels).collect();
+    let total = total_series(args);
+    let shards = args.concurrency.min(total);
+    let labels: Vec<Vec<Label>> = (0..total).map(|i| series_labels(args, i)).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..shards)
             .map(|shard| {
-                let members: Vec<usize> = (shard..args.series).step_by(shards).collect();
+                let members: Vec<usize> = (shard..total).step_by(shards).collect();
                 let labels = &labels;
                 scope.spawn(move || encode_shard(args, start_ms, &members, labels))
             })
@@ -257,7 +319,7 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
         for step in span_start..span_end {
             let timestamp = start_ms + step as i64 * args.interval_ms;
             for (slot, &series) in members.iter().enumerate() {
-                values[slot] = next_value(series, step, values[slot]);
+                values[slot] = next_value(args, series, step, values[slot]);
                 batch.push(TimeSeries {
                     labels: labels[series].clone(),
                     samples: vec![Sample {

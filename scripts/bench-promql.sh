@@ -13,7 +13,8 @@
 # must match: every response must be status "success" (the run fails otherwise), and a
 # query whose number of result series differs between the servers is flagged in the table.
 #
-# histogram_quantile is not measured: the generator writes no _bucket series.
+# HISTOGRAM_INSTANCES instances also get the classic histogram bench_request_seconds
+# (9 _bucket series each), for histogram_quantile.
 #
 # Needs: a release build of Quiver, `prometheus` (2.42 from Debian), curl, jq and python3
 # (standard library only). Installs nothing.
@@ -24,7 +25,7 @@
 #   INGEST_BIN        [built with `cargo bench --bench ingest --no-run`]  the load generator
 #   PROMETHEUS_BIN    [prometheus]
 #   QUIVER_PORT [19190]  PROM_PORT [19191]  (both on 127.0.0.1)
-#   SERIES [2000]  SAMPLES [1440]  INTERVAL_MS [15000]  BATCH_SIZE [2000]  CONCURRENCY [4]
+#   SERIES [2000]  HISTOGRAM_INSTANCES [100]  SAMPLES [1440]  INTERVAL_MS [15000]  BATCH_SIZE [2000]  CONCURRENCY [4]
 #   RUNS [5]  timed runs per query; the table shows the median
 #   TRIVIAL_RUNS [50]  timed runs of the instant query vector(1), the fixed per-request cost
 #   SETTLE_SECS [5]  wait after loading before the first query
@@ -40,7 +41,7 @@ ITEMS_NOUN=queries
 COUNT_NOUN=series
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
-    SERIES SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY RUNS TRIVIAL_RUNS SETTLE_SECS WORK_DIR KEEP_DATA)
+    SERIES HISTOGRAM_INSTANCES SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY RUNS TRIVIAL_RUNS SETTLE_SECS WORK_DIR KEEP_DATA)
 
 # Printed first so that a result can always be reproduced.
 print_command "$@"
@@ -51,6 +52,7 @@ PROMETHEUS_BIN=${PROMETHEUS_BIN:-prometheus}
 QUIVER_PORT=${QUIVER_PORT:-19190}
 PROM_PORT=${PROM_PORT:-19191}
 SERIES=${SERIES:-2000}
+HISTOGRAM_INSTANCES=${HISTOGRAM_INSTANCES:-100}
 SAMPLES=${SAMPLES:-1440}
 INTERVAL_MS=${INTERVAL_MS:-15000}
 BATCH_SIZE=${BATCH_SIZE:-2000}
@@ -72,6 +74,7 @@ check_prerequisites() {
     for n in SERIES SAMPLES RUNS TRIVIAL_RUNS; do
         [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer"
     done
+    [[ "$HISTOGRAM_INSTANCES" =~ ^[0-9]+$ ]] || die "HISTOGRAM_INSTANCES must be a whole number"
     local port
     for port in "$QUIVER_PORT" "$PROM_PORT"; do
         if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
@@ -119,13 +122,14 @@ write_spec() {
     range1h 'max by (job) (bench_metric_7)'
     range1h 'count(bench_metric_9)'
     range1h 'count by (instance) ({job="bench"})'
+    range1h 'histogram_quantile(0.9, sum by (instance, le) (rate(bench_request_seconds_bucket[5m])))'
     SUMMARY_FROM='sum by (job) (rate(bench_metric_0[5m]))'
 }
 
 declare -A R
 measure_server() {
     local kind=$1 dir=$WORK_DIR/$1
-    echo "$kind: $SERIES series x $SAMPLES samples"
+    echo "$kind: $SERIES series + $((HISTOGRAM_INSTANCES * 9)) bucket series x $SAMPLES samples"
     start_server "$kind" "$dir"
     run_generator "$SERVER_URL" "$dir/generator.json"
     R[$kind.load_secs]=$(jq '.seconds * 10 | round / 10' "$dir/generator.json")
@@ -145,10 +149,9 @@ for kind in quiver prometheus; do measure_server "$kind"; done
 echo
 echo "## PromQL range-query latency: Quiver vs Prometheus $("$PROMETHEUS_BIN" --version 2>&1 | awk 'NR == 1 { print $3 }')"
 echo
-echo "$SERIES series x $SAMPLES samples, ${INTERVAL_MS} ms apart ($((SERIES * SAMPLES)) samples, all in the head)," \
+echo "$SERIES series and $((HISTOGRAM_INSTANCES * 9)) histogram bucket series x $SAMPLES samples, ${INTERVAL_MS} ms apart ($(((SERIES + HISTOGRAM_INSTANCES * 9) * SAMPLES)) samples)," \
     "remote-written to fresh servers. Range queries cover the last 1 h at step 15 s unless noted; median of $RUNS runs" \
     "(vector(1): $TRIVIAL_RUNS runs), one keep-alive connection, uncompressed answers." \
-    "histogram_quantile is not measured: the generator writes no _bucket series." \
     "Load time: Quiver ${R[quiver.load_secs]} s, Prometheus ${R[prometheus.load_secs]} s." \
     "RSS after the queries: Quiver $((R[quiver.rss] / 1024)) MiB, Prometheus $((R[prometheus.rss] / 1024)) MiB."
 echo

@@ -49,7 +49,7 @@ stop_server() {
 run_generator() {
     local cmd=("$INGEST_BIN" --url "$1/api/v1/write" --series "$SERIES" --samples-per-series "$SAMPLES"
         --batch-size "$BATCH_SIZE" --concurrency "$CONCURRENCY" --interval-ms "$INTERVAL_MS"
-        --start-ms "$START_MS")
+        --start-ms "$START_MS" --histogram-instances "${HISTOGRAM_INSTANCES:-0}")
     echo "  \$ ${cmd[*]}"
     "${cmd[@]}" >"$2" 2>"$2.stderr" || {
         cat "$2.stderr" >&2

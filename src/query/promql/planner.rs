@@ -1481,12 +1481,10 @@ fn result_labels(
             labels
         }
         _ => match matching {
+            // As in Prometheus, one-to-one matching `on` keeps only the matching labels,
+            // even for a filtering comparison.
             Some(LabelModifier::Include(names)) => {
-                let mut keep: Vec<String> = names.labels.clone();
-                if !drops_name {
-                    keep.push(METRIC_NAME_LABEL.to_string());
-                }
-                l::call(l::keep_udf(), labels, &[&keep.join(",")])
+                l::call(l::keep_udf(), labels, &[&names.labels.join(",")])
             }
             Some(LabelModifier::Exclude(names)) => {
                 let trimmed = l::call(l::drop_udf(), labels, &[&names.labels.join(",")]);

@@ -27,6 +27,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
@@ -304,6 +307,8 @@ pub struct PromStepExec {
     notes: StepNotes,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Rows out and compute time, for `explain?analyze=true`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PromStepExec {
@@ -322,6 +327,7 @@ impl PromStepExec {
             notes,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -348,6 +354,10 @@ impl ExecutionPlan for PromStepExec {
     fn required_input_distribution(&self) -> Vec<Distribution> {
         // All samples of a series must meet in one partition.
         vec![Distribution::SinglePartition]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn apply_expressions(
@@ -388,8 +398,11 @@ impl ExecutionPlan for PromStepExec {
         let window = self.window.clone();
         let notes = self.notes.clone();
         let schema = self.schema.clone();
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let grouping = MetricBuilder::new(&self.metrics).subset_time("grouping_time", partition);
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
+            let _timer = baseline.elapsed_compute().timer();
             // As in Prometheus: a range function holds every sample of its windows, an
             // instant selection one sample per series and step.
             let too_many = || DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string());
@@ -397,12 +410,15 @@ impl ExecutionPlan for PromStepExec {
             if matches!(window, Window::Range { .. }) && loaded > max_samples {
                 return Err(too_many());
             }
+            let grouping_timer = grouping.timer();
             let mut series = group_series(&batches)?;
+            grouping_timer.done();
             let step_params = take_step_params(&mut series);
             let output = evaluate(&series, &steps, &window, &step_params, &notes, schema)?;
             if output.num_rows() > max_samples {
                 return Err(too_many());
             }
+            baseline.record_output(output.num_rows());
             Ok(output)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
