@@ -226,10 +226,11 @@ impl Counter<'_> {
     /// its start time says so (see [`started_anew`]).
     fn reset_at(&self, i: usize) -> bool {
         self.vs[i] < self.vs[i - 1]
-            || started_anew(
-                (self.ts[i - 1], self.start(i - 1)),
-                (self.ts[i], self.start(i)),
-            )
+            || !self.starts.is_empty()
+                && started_anew(
+                    (self.ts[i - 1], self.start(i - 1)),
+                    (self.ts[i], self.start(i)),
+                )
     }
 
     /// The first sample's start time, when it lies inside the window `(range_start,

@@ -440,8 +440,10 @@ fn append_rows(
     out: &mut BTreeMap<String, Vec<(i64, f64)>>,
 ) -> Result<(), PromqlError> {
     let internal = || PromqlError::Execution("unexpected result columns".into());
-    let labels = batch
-        .column(0)
+    // A bare selector's rows carry their labels as a dictionary.
+    let labels = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| PromqlError::Execution(e.to_string()))?;
+    let labels = labels
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(internal)?;

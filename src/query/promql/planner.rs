@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::array::{DictionaryArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, JoinType, ScalarValue};
 use datafusion::datasource::MemTable;
@@ -196,16 +196,18 @@ impl Planner {
                 labels.push(l::encode(pairs));
             }
         }
+        // A dictionary, so the join hands each sample a key instead of a copy of its
+        // series' label string; `PromStep` groups samples by that key.
+        let label_type = DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8));
         let schema = Arc::new(Schema::new(vec![
             Field::new("series_id", DataType::UInt64, false),
-            Field::new(LABELS, DataType::Utf8, false),
+            Field::new(LABELS, label_type, false),
         ]));
+        let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
+        let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![
-                Arc::new(UInt64Array::from(ids)),
-                Arc::new(StringArray::from(labels)),
-            ],
+            vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
         )?;
         let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
         let raw = RawSamples::new(self.storage.clone(), metric);
@@ -534,7 +536,15 @@ impl Planner {
         params: &[Param],
         steps: Steps,
     ) -> Result<LogicalPlan, PromqlError> {
-        let mut plan = LogicalPlanBuilder::from(input);
+        if !params.contains(&Param::PerStep) {
+            return Ok(input);
+        }
+        // The parameter rows' labels are plain strings; so must the input's be.
+        let mut plan = LogicalPlanBuilder::from(input).project(vec![
+            cast(col(LABELS), DataType::Utf8).alias(LABELS),
+            col(TIMESTAMP),
+            col(VALUE),
+        ])?;
         for (i, (expr, param)) in exprs.iter().zip(params).enumerate() {
             if *param != Param::PerStep {
                 continue;

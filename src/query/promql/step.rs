@@ -19,8 +19,12 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{
+    Array, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder,
+    UInt32Array,
+};
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::UInt32Type;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -435,13 +439,62 @@ struct SeriesSamples {
     vs: Vec<f64>,
     /// Start timestamps parallel to `ts` (0 where unknown), or empty when none is known.
     starts: Vec<i64>,
+    /// Whether any value is a staleness marker; most series have none, and their windows
+    /// need not be searched for one.
+    has_stale: bool,
+}
+
+/// A batch's label sets: plain strings (an inner expression's rows), or a selector's
+/// dictionary, whose rows share one string per series.
+enum LabelColumn<'a> {
+    Plain(&'a StringArray),
+    Dictionary {
+        keys: &'a UInt32Array,
+        values: &'a StringArray,
+    },
+}
+
+impl<'a> LabelColumn<'a> {
+    fn of(batch: &'a RecordBatch) -> DfResult<Self> {
+        if let Some(dictionary) = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<DictionaryArray<UInt32Type>>()
+        {
+            let values = dictionary.values().as_any().downcast_ref::<StringArray>();
+            let values = values.ok_or_else(|| {
+                DataFusionError::Internal("label dictionary values are not strings".into())
+            })?;
+            return Ok(LabelColumn::Dictionary {
+                keys: dictionary.keys(),
+                values,
+            });
+        }
+        column::<StringArray>(batch, 0).map(LabelColumn::Plain)
+    }
+
+    /// Row `i`'s label set and, for a dictionary, its key; None for a null row.
+    fn get(&self, i: usize) -> Option<(&'a str, Option<usize>)> {
+        match self {
+            LabelColumn::Plain(strings) => strings.is_valid(i).then(|| (strings.value(i), None)),
+            LabelColumn::Dictionary { keys, values } => keys.is_valid(i).then(|| {
+                let key = keys.value(i) as usize;
+                (values.value(key), Some(key))
+            }),
+        }
+    }
 }
 
 fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
     for batch in batches {
-        let labels = column::<StringArray>(batch, 0)?;
+        let labels = LabelColumn::of(batch)?;
+        // A dictionary key's slot, once its label set has been looked up in this batch.
+        let mut slot_of_key: Vec<Option<usize>> = match &labels {
+            LabelColumn::Dictionary { values, .. } => vec![None; values.len()],
+            LabelColumn::Plain(_) => Vec::new(),
+        };
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
         let starts = match batch.num_columns() > 3 {
@@ -451,12 +504,13 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
         // Scans return a series' samples together: look the labels up once per run.
         let mut current: Option<(&str, usize)> = None;
         for i in 0..batch.num_rows() {
-            if labels.is_null(i) || ts.is_null(i) {
+            let Some((name, key)) = labels.get(i).filter(|_| ts.is_valid(i)) else {
                 continue;
-            }
-            let name = labels.value(i);
-            let slot = match current {
-                Some((prev, slot)) if prev == name => slot,
+            };
+            let known = key.and_then(|k| slot_of_key[k]);
+            let slot = match (known, current) {
+                (Some(slot), _) => slot,
+                (None, Some((prev, slot))) if prev == name => slot,
                 _ => {
                     let slot = match index.get(name) {
                         Some(slot) => *slot,
@@ -467,6 +521,9 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
                         }
                     };
                     current = Some((name, slot));
+                    if let Some(k) = key {
+                        slot_of_key[k] = Some(slot);
+                    }
                     slot
                 }
             };
@@ -483,6 +540,7 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
     }
     for (_, s) in out.iter_mut() {
         sort_by_time(s);
+        s.has_stale = s.vs.iter().any(|v| is_stale_nan(*v));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
@@ -517,9 +575,14 @@ fn evaluate(
     notes: &StepNotes,
     schema: SchemaRef,
 ) -> DfResult<RecordBatch> {
-    let mut labels = StringBuilder::new();
-    let mut out_ts = Vec::new();
-    let mut out_vs = Vec::new();
+    // Sized for a value at every step, which dashboards' queries mostly have, up to a
+    // bound: sparse series over a long range would otherwise reserve far too much.
+    let rows = (series.len() * steps.times().count()).min(1 << 20);
+    let average_label_len =
+        series.iter().map(|(name, _)| name.len()).sum::<usize>() / series.len().max(1);
+    let mut labels = StringBuilder::with_capacity(rows, rows * average_label_len);
+    let mut out_ts = Vec::with_capacity(rows);
+    let mut out_vs = Vec::with_capacity(rows);
     let params_by_step: Vec<(i64, Vec<f64>)> = match window {
         Window::Range { params, .. } => steps
             .times()
@@ -528,6 +591,7 @@ fn evaluate(
         Window::Instant { .. } => steps.times().map(|t| (t, Vec::new())).collect(),
     };
     for (name, s) in series {
+        let mut cursor = Cursor::default();
         if let Window::Range { func, .. } = window
             && matches!(func, RangeFunc::Rate | RangeFunc::Increase)
             && overlapping_start(&s.ts, &s.starts)
@@ -536,7 +600,7 @@ fn evaluate(
         }
         for (t, params) in &params_by_step {
             let t = *t;
-            if let Some(v) = value_at(s, steps.data_time(t), t, window, params) {
+            if let Some(v) = value_at(s, &mut cursor, steps.data_time(t), t, window, params) {
                 labels.append_value(name);
                 out_ts.push(t);
                 out_vs.push(v);
@@ -557,6 +621,7 @@ fn evaluate(
 /// function parameters are `params`.
 fn value_at(
     s: &SeriesSamples,
+    cursor: &mut Cursor,
     at: i64,
     step_time: i64,
     window: &Window,
@@ -568,7 +633,7 @@ fn value_at(
             smoothed: true,
             ..
         } => {
-            let (ts, vs) = live_samples(s, at - lookback, at + lookback);
+            let (ts, vs) = live_samples(s, cursor, at - lookback, at + lookback);
             extended::smoothed_instant(&ts, &vs, at)
         }
         Window::Instant {
@@ -577,7 +642,7 @@ fn value_at(
             smoothed: false,
         } => {
             // Newest sample with at - lookback < ts <= at.
-            let end = s.ts.partition_point(|&t| t <= at);
+            let end = cursor.end.first_after(&s.ts, at);
             if end == 0 || s.ts[end - 1] <= at - lookback {
                 return None;
             }
@@ -606,7 +671,7 @@ fn value_at(
             mode: SelectorMode::Plain,
             ..
         } => {
-            let (ts, vs) = live_samples(s, at - range, at);
+            let (ts, vs) = live_samples(s, cursor, at - range, at);
             if ts.is_empty() {
                 return None;
             }
@@ -631,7 +696,7 @@ fn value_at(
             } else {
                 0
             };
-            let (ts, vs) = live_samples(s, at - range - lookback, at + ahead);
+            let (ts, vs) = live_samples(s, cursor, at - range - lookback, at + ahead);
             extended::apply(*func, &ts, &vs, at, *range, *mode)
         }
     }
@@ -639,11 +704,15 @@ fn value_at(
 
 /// The samples with `lo < t <= hi`, staleness markers left out; borrowed when the window
 /// has none, which is the common case.
-fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Cow<'_, [i64]>, Cow<'_, [f64]>) {
-    let start = s.ts.partition_point(|&t| t <= lo);
-    let end = s.ts.partition_point(|&t| t <= hi).max(start);
+fn live_samples<'a>(
+    s: &'a SeriesSamples,
+    cursor: &mut Cursor,
+    lo: i64,
+    hi: i64,
+) -> (Cow<'a, [i64]>, Cow<'a, [f64]>) {
+    let (start, end) = cursor.window(&s.ts, lo, hi);
     let (ts, vs) = (&s.ts[start..end], &s.vs[start..end]);
-    if !vs.iter().any(|v| is_stale_nan(*v)) {
+    if !s.has_stale || !vs.iter().any(|v| is_stale_nan(*v)) {
         return (Cow::Borrowed(ts), Cow::Borrowed(vs));
     }
     let (ts, vs): (Vec<i64>, Vec<f64>) = ts
@@ -657,8 +726,7 @@ fn live_samples(s: &SeriesSamples, lo: i64, hi: i64) -> (Cow<'_, [i64]>, Cow<'_,
 
 /// [`live_samples`] with the samples' start timestamps, for a series that has some.
 fn live_samples_with_starts(s: &SeriesSamples, lo: i64, hi: i64) -> (Vec<i64>, Vec<f64>, Vec<i64>) {
-    let start = s.ts.partition_point(|&t| t <= lo);
-    let end = s.ts.partition_point(|&t| t <= hi).max(start);
+    let (start, end) = Cursor::default().window(&s.ts, lo, hi);
     let mut out = (Vec::new(), Vec::new(), Vec::new());
     for i in (start..end).filter(|i| !is_stale_nan(s.vs[*i])) {
         out.0.push(s.ts[i]);
@@ -666,4 +734,73 @@ fn live_samples_with_starts(s: &SeriesSamples, lo: i64, hi: i64) -> (Vec<i64>, V
         out.2.push(s.starts[i]);
     }
     out
+}
+
+/// Where a series' previous window started and ended. Steps move forward in time, so the
+/// next window's edges are usually a sample or two further on: walking there beats a
+/// binary search per step.
+#[derive(Default)]
+struct Cursor {
+    start: Edge,
+    end: Edge,
+}
+
+impl Cursor {
+    /// The index range of the samples with `lo < t <= hi`.
+    fn window(&mut self, ts: &[i64], lo: i64, hi: i64) -> (usize, usize) {
+        let start = self.start.first_after(ts, lo);
+        let end = self.end.first_after(ts, hi).max(start);
+        (start, end)
+    }
+}
+
+/// One edge of a window: the index of the first sample after the last bound asked for.
+#[derive(Default)]
+struct Edge(usize);
+
+impl Edge {
+    /// How many samples to walk before a binary search is cheaper.
+    const WALK: usize = 8;
+
+    /// The index of the first sample with `t > bound`.
+    fn first_after(&mut self, ts: &[i64], bound: i64) -> usize {
+        let from = self.0.min(ts.len());
+        let moved_back = from > 0 && ts[from - 1] > bound;
+        let mut i = from;
+        if !moved_back {
+            while i < ts.len() && i - from < Self::WALK && ts[i] <= bound {
+                i += 1;
+            }
+        }
+        if moved_back || (i - from == Self::WALK && i < ts.len() && ts[i] <= bound) {
+            i = ts.partition_point(|&t| t <= bound);
+        }
+        self.0 = i;
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_agree_with_a_binary_search_whichever_way_bounds_move() {
+        let ts: Vec<i64> = (0..200).map(|i| i * 15 + (i % 7)).collect();
+        let mut edge = Edge::default();
+        // Forward in small and large strides, then backwards, then past both ends.
+        let bounds = (0..3_200)
+            .step_by(7)
+            .chain((0..3_200).step_by(400))
+            .chain((0..3_200).rev().step_by(13))
+            .chain([-5, 10_000, -1, 2_999, 3_000]);
+        for bound in bounds {
+            assert_eq!(
+                edge.first_after(&ts, bound),
+                ts.partition_point(|&t| t <= bound),
+                "bound {bound}"
+            );
+        }
+        assert_eq!(Edge::default().first_after(&[], 5), 0);
+    }
 }

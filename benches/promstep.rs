@@ -1,0 +1,155 @@
+//! Cost of `PromStepExec`, the node that applies PromQL's lookback and range windows, on
+//! the shape a dashboard query gives it: `--series` series of one metric, one sample every
+//! 15 s, evaluated every 15 s over one hour, as an instant selection and as `rate(...[5m])`.
+//!
+//! The input is already in memory (labels as the selector's dictionary), so the figure is
+//! the node's own work: grouping rows into series, then one value per series and step.
+//!
+//! Run it with `cargo bench --bench promstep`, or `cargo bench --bench promstep --
+//! --series 2000 --iterations 50`. It prints a markdown table on stdout.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow::array::{
+    DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use clap::Parser;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+use quiver::query::promql::functions::RangeFunc;
+use quiver::query::promql::planner::vector_schema;
+use quiver::query::promql::step::{Emit, PromStepExec, StepNotes, Steps, Window};
+use quiver::query::promql::syntax::SelectorMode;
+
+#[derive(Debug, Parser)]
+#[command(about = "Cost of PromQL's step node")]
+struct Args {
+    /// Series in the input.
+    #[arg(long, default_value_t = 200)]
+    series: usize,
+    /// Timed runs per window; the median is reported.
+    #[arg(long, default_value_t = 30)]
+    iterations: usize,
+    /// `cargo bench` passes `--bench` to every bench binary. It is accepted and ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const STEP_MS: i64 = 15_000;
+const HOUR_MS: i64 = 3_600_000;
+const LOOKBACK_MS: i64 = 300_000;
+
+/// Samples from 5 minutes before the first step to the last, as the selector reads them.
+fn input(series: usize) -> anyhow::Result<RecordBatch> {
+    let per_series = ((HOUR_MS + LOOKBACK_MS) / STEP_MS) as usize;
+    let names: Vec<String> = (0..series)
+        .map(|i| format!("__name__\u{1}bench_metric\u{2}instance\u{1}host-{i}\u{2}job\u{1}bench"))
+        .collect();
+    let mut keys = Vec::with_capacity(series * per_series);
+    let mut ts = Vec::with_capacity(series * per_series);
+    let mut vs = Vec::with_capacity(series * per_series);
+    for s in 0..series {
+        for i in 0..per_series {
+            keys.push(s as u32);
+            ts.push(i as i64 * STEP_MS + 7_000);
+            vs.push((s * 7 + i * 13) as f64);
+        }
+    }
+    let label_type = DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("labels", label_type, false),
+        Field::new("timestamp", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+    ]));
+    let labels = DictionaryArray::new(UInt32Array::from(keys), Arc::new(StringArray::from(names)));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(labels),
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(Float64Array::from(vs)),
+        ],
+    )
+    .context("building the input batch")
+}
+
+async fn time_window(
+    batch: &RecordBatch,
+    window: Window,
+    iterations: usize,
+) -> anyhow::Result<(Duration, usize)> {
+    let ctx = SessionContext::new();
+    let steps = Steps {
+        start: LOOKBACK_MS,
+        end: LOOKBACK_MS + HOUR_MS,
+        step: STEP_MS,
+        offset: 0,
+        at: None,
+    };
+    let mut times = Vec::with_capacity(iterations);
+    let mut rows = 0;
+    for _ in 0..iterations {
+        let source =
+            MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], batch.schema(), None)?;
+        let node: Arc<dyn ExecutionPlan> = Arc::new(PromStepExec::new(
+            source,
+            steps.clone(),
+            window.clone(),
+            StepNotes::default(),
+            vector_schema(),
+        ));
+        let clock = Instant::now();
+        let out = collect(node, ctx.task_ctx()).await?;
+        times.push(clock.elapsed());
+        rows = black_box(out).iter().map(RecordBatch::num_rows).sum();
+    }
+    times.sort();
+    Ok((times[times.len() / 2], rows))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let batch = input(args.series)?;
+    println!(
+        "PromStepExec over {} series x {} samples, 241 steps (median of {} runs)\n",
+        args.series,
+        batch.num_rows() / args.series.max(1),
+        args.iterations
+    );
+    println!("| window | ms | output rows | ns per input row |\n|---|---:|---:|---:|");
+    let windows = [
+        (
+            "instant selection",
+            Window::Instant {
+                lookback: LOOKBACK_MS,
+                emit: Emit::Value,
+                smoothed: false,
+            },
+        ),
+        (
+            "rate([5m])",
+            Window::Range {
+                range: LOOKBACK_MS,
+                func: RangeFunc::Rate,
+                params: Vec::new(),
+                mode: SelectorMode::Plain,
+                lookback: LOOKBACK_MS,
+            },
+        ),
+    ];
+    for (name, window) in windows {
+        let (median, rows) = time_window(&batch, window, args.iterations).await?;
+        println!(
+            "| {name} | {:.3} | {rows} | {:.1} |",
+            median.as_secs_f64() * 1000.0,
+            median.as_nanos() as f64 / batch.num_rows() as f64
+        );
+    }
+    Ok(())
+}
