@@ -488,8 +488,17 @@ impl<'a> LabelColumn<'a> {
 fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
+    let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     for batch in batches {
         let labels = LabelColumn::of(batch)?;
+        // A selector's dictionary holds every series it selected, which share the rows
+        // about evenly: reserve that much for each instead of growing it step by step.
+        let reserve = match &labels {
+            LabelColumn::Dictionary { values, .. } => {
+                (total_rows / values.len().max(1)).min(1 << 16)
+            }
+            LabelColumn::Plain(_) => 0,
+        };
         // A dictionary key's slot, once its label set has been looked up in this batch.
         let mut slot_of_key: Vec<Option<usize>> = match &labels {
             LabelColumn::Dictionary { values, .. } => vec![None; values.len()],
@@ -516,7 +525,10 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
                         Some(slot) => *slot,
                         None => {
                             index.insert(name.to_string(), out.len());
-                            out.push((name.to_string(), SeriesSamples::default()));
+                            let mut samples = SeriesSamples::default();
+                            samples.ts.reserve(reserve);
+                            samples.vs.reserve(reserve);
+                            out.push((name.to_string(), samples));
                             out.len() - 1
                         }
                     };

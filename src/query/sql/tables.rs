@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
-    UInt64Array, new_null_array,
+    ArrayRef, Float64Array, RecordBatch, RecordBatchOptions, StringArray, StringBuilder,
+    TimestampMillisecondArray, UInt64Array, new_null_array,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -35,6 +35,7 @@ use datafusion::prelude::{col, lit};
 
 use crate::model::{Labels, SeriesId};
 use crate::storage::block::{data_schema, labels_map_type, new_labels_builder};
+use crate::storage::head::MemSeries;
 use crate::storage::{Head, Manifest, Storage};
 
 use super::timerange::TimeRange;
@@ -75,45 +76,69 @@ impl RawSamples {
         }
     }
 
+    /// The head's samples in `range` as one batch of the `projection`'s columns (all when
+    /// None): only what the query reads is copied out.
     fn head_batch(
         &self,
         head: &Head,
         manifest: &Manifest,
         range: TimeRange,
+        projection: Option<&Vec<usize>>,
     ) -> DfResult<RecordBatch> {
         let min = range.min.max(manifest.flushed_until.unwrap_or(i64::MIN));
         let max = range.max.saturating_add(1);
-        let mut ids = Vec::new();
-        let mut ts = Vec::new();
-        let mut vals = Vec::new();
-        let mut starts: Vec<i64> = Vec::new();
-        let mut push_series = |id: SeriesId| {
-            if let Some(s) = head.get(id) {
-                let r = s.range(min, max);
-                ids.extend(std::iter::repeat_n(id, r.len()));
-                ts.extend_from_slice(&s.timestamps[r.clone()]);
-                vals.extend_from_slice(&s.values[r.clone()]);
-                match s.start_timestamps.get(r.clone()) {
-                    Some(known) => starts.extend_from_slice(known),
-                    None => starts.extend(std::iter::repeat_n(0, r.len())),
-                }
-            }
+        let in_range = |id: &SeriesId| {
+            let s = head.get(*id)?;
+            let r = s.range(min, max);
+            (!r.is_empty()).then_some((*id, s, r))
         };
-        match &self.metric {
+        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> = match &self.metric {
             Some(m) => head
                 .metric(m)
                 .into_iter()
                 .flat_map(|idx| idx.series.iter())
-                .for_each(|id| push_series(*id)),
-            None => head.all_series().for_each(|(id, _)| push_series(*id)),
+                .filter_map(in_range)
+                .collect(),
+            None => head
+                .all_series()
+                .filter_map(|(id, _)| in_range(id))
+                .collect(),
+        };
+        let rows: usize = parts.iter().map(|(_, _, r)| r.len()).sum();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
+        for column in &wanted {
+            columns.push(match *column {
+                0 => Arc::new(UInt64Array::from_iter_values(
+                    parts
+                        .iter()
+                        .flat_map(|(id, _, r)| std::iter::repeat_n(*id, r.len())),
+                )),
+                1 => {
+                    let mut ts = Vec::with_capacity(rows);
+                    parts
+                        .iter()
+                        .for_each(|(_, s, r)| ts.extend_from_slice(&s.timestamps[r.clone()]));
+                    Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC"))
+                }
+                2 => {
+                    let mut vals = Vec::with_capacity(rows);
+                    parts
+                        .iter()
+                        .for_each(|(_, s, r)| vals.extend_from_slice(&s.values[r.clone()]));
+                    Arc::new(Float64Array::from(vals))
+                }
+                _ => start_timestamp_array(&parts, rows),
+            });
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from(ids)),
-            Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
-            Arc::new(Float64Array::from(vals)),
-            start_timestamp_array(starts),
-        ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        let schema = Arc::new(self.schema.project(&wanted)?);
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            schema, columns, &options,
+        )?)
     }
 
     fn blocks_exec(
@@ -206,14 +231,16 @@ impl TableProvider for RawSamples {
         let range = TimeRange::from_filters(filters, TIMESTAMP);
         let (head_batch, manifest) = self.storage.with_head(|head, manifest| {
             (
-                self.head_batch(head, manifest, range),
+                self.head_batch(head, manifest, range, projection),
                 Arc::new(manifest.clone()),
             )
         });
+        let head_batch = head_batch?;
+        let head_schema = head_batch.schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
-            &[vec![head_batch?]],
-            self.schema.clone(),
-            projection.cloned(),
+            &[vec![head_batch]],
+            head_schema,
+            None,
         )?];
         if let Some(blocks) = self.blocks_exec(state, &manifest, range, filters, projection)? {
             inputs.push(blocks);
@@ -222,13 +249,29 @@ impl TableProvider for RawSamples {
     }
 }
 
-/// Start timestamps as a column: null where unknown (0).
-fn start_timestamp_array(starts: Vec<i64>) -> ArrayRef {
-    if starts.iter().all(|st| *st == 0) {
-        return new_null_array(&timestamp_type(), starts.len());
+/// The start timestamps of the head's selected samples: null where unknown (0), and all
+/// null, without copying anything, when no series in `parts` has one.
+fn start_timestamp_array(
+    parts: &[(SeriesId, &MemSeries, std::ops::Range<usize>)],
+    rows: usize,
+) -> ArrayRef {
+    let known = |(_, s, r): &&(SeriesId, &MemSeries, std::ops::Range<usize>)| {
+        s.start_timestamps
+            .get(r.clone())
+            .is_some_and(|st| st.iter().any(|v| *v != 0))
+    };
+    if !parts.iter().any(|p| known(&p)) {
+        return new_null_array(&timestamp_type(), rows);
     }
-    let known = NullBuffer::from_iter(starts.iter().map(|st| *st != 0));
-    Arc::new(TimestampMillisecondArray::new(starts.into(), Some(known)).with_timezone("UTC"))
+    let mut starts = Vec::with_capacity(rows);
+    for (_, s, r) in parts {
+        match s.start_timestamps.get(r.clone()) {
+            Some(known) => starts.extend_from_slice(known),
+            None => starts.extend(std::iter::repeat_n(0, r.len())),
+        }
+    }
+    let valid = NullBuffer::from_iter(starts.iter().map(|st| *st != 0));
+    Arc::new(TimestampMillisecondArray::new(starts.into(), Some(valid)).with_timezone("UTC"))
 }
 
 /// The series a table needs, gathered from the head and the blocks' series files.
