@@ -101,6 +101,7 @@ async fn time_window(
             source,
             steps.clone(),
             window.clone(),
+            false,
             StepNotes::default(),
             vector_schema(),
         ));

@@ -672,6 +672,7 @@ impl ExtensionPlanner for PromStepPlanner {
             input,
             step.steps.clone(),
             step.window.clone(),
+            step.drop_name,
             step.notes.clone(),
             planner::vector_schema(),
         ))))

@@ -508,23 +508,14 @@ impl Planner {
             warnings: Some(self.warnings.clone()),
             position: self.position(range_arg),
         };
-        let plan = step_node(
-            input,
-            steps,
-            Window::Range {
-                range,
-                func,
-                params,
-                mode,
-                lookback: self.lookback,
-            },
-            notes,
-        )?;
-        if func.keeps_name() {
-            Ok(Planned::Vector(plan))
-        } else {
-            drop_name(plan).map(Planned::Vector)
-        }
+        let window = Window::Range {
+            range,
+            func,
+            params,
+            mode,
+            lookback: self.lookback,
+        };
+        step_node_naming(input, (steps, window), !func.keeps_name(), notes).map(Planned::Vector)
     }
 
     /// Adds the rows of the parameters that vary by step to a range function's input,
@@ -581,8 +572,7 @@ impl Planner {
             emit,
             smoothed: false,
         };
-        let plan = step_node(raw, steps, window, StepNotes::default())?;
-        drop_name(plan).map(Planned::Vector)
+        step_node_naming(raw, (steps, window), true, StepNotes::default()).map(Planned::Vector)
     }
 
     /// `start_timestamp(v)`: when each selected sample's counter started. Only a selector
@@ -1524,6 +1514,16 @@ fn step_node(
     window: Window,
     notes: StepNotes,
 ) -> Result<LogicalPlan, PromqlError> {
+    step_node_naming(input, (steps, window), false, notes)
+}
+
+/// [`step_node`] whose output marks `__name__` dropped when `drop_name`.
+fn step_node_naming(
+    input: LogicalPlan,
+    (steps, window): (Steps, Window),
+    drop_name: bool,
+    notes: StepNotes,
+) -> Result<LogicalPlan, PromqlError> {
     let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(PromStep {
@@ -1531,6 +1531,7 @@ fn step_node(
             schema,
             steps,
             window,
+            drop_name,
             notes,
         }),
     }))
@@ -1694,10 +1695,6 @@ fn string_args(args: &[&PromExpr]) -> Result<Vec<String>, PromqlError> {
             _ => Err(PromqlError::BadData("expected a string argument".into())),
         })
         .collect()
-}
-
-fn drop_name(plan: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
-    replace_labels(plan, l::call(l::drop_name_udf(), col(LABELS), &[]))
 }
 
 fn replace_labels(plan: LogicalPlan, labels: Expr) -> Result<LogicalPlan, PromqlError> {

@@ -210,6 +210,9 @@ pub struct PromStep {
     pub schema: DFSchemaRef,
     pub steps: Steps,
     pub window: Window,
+    /// Whether the output marks `__name__` dropped (range functions and `timestamp()` drop
+    /// it): done once per series here instead of once per row after.
+    pub drop_name: bool,
     pub notes: StepNotes,
 }
 
@@ -242,7 +245,12 @@ impl UserDefinedLogicalNodeCore for PromStep {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "PromStep: {}", describe(&self.steps, &self.window))
+        write!(
+            f,
+            "PromStep: {}{}",
+            describe(&self.steps, &self.window),
+            naming(self.drop_name)
+        )
     }
 
     fn with_exprs_and_inputs(
@@ -258,6 +266,10 @@ impl UserDefinedLogicalNodeCore for PromStep {
             ..self.clone()
         })
     }
+}
+
+fn naming(drop_name: bool) -> &'static str {
+    if drop_name { " drop __name__" } else { "" }
 }
 
 fn describe(steps: &Steps, window: &Window) -> String {
@@ -308,6 +320,7 @@ pub struct PromStepExec {
     input: Arc<dyn ExecutionPlan>,
     steps: Steps,
     window: Window,
+    drop_name: bool,
     notes: StepNotes,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -320,6 +333,7 @@ impl PromStepExec {
         input: Arc<dyn ExecutionPlan>,
         steps: Steps,
         window: Window,
+        drop_name: bool,
         notes: StepNotes,
         schema: SchemaRef,
     ) -> Self {
@@ -328,6 +342,7 @@ impl PromStepExec {
             input,
             steps,
             window,
+            drop_name,
             notes,
             schema,
             properties,
@@ -338,7 +353,12 @@ impl PromStepExec {
 
 impl DisplayAs for PromStepExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "PromStepExec: {}", describe(&self.steps, &self.window))
+        write!(
+            f,
+            "PromStepExec: {}{}",
+            describe(&self.steps, &self.window),
+            naming(self.drop_name)
+        )
     }
 }
 
@@ -382,6 +402,7 @@ impl ExecutionPlan for PromStepExec {
             input,
             self.steps.clone(),
             self.window.clone(),
+            self.drop_name,
             self.notes.clone(),
             self.schema.clone(),
         )))
@@ -401,6 +422,7 @@ impl ExecutionPlan for PromStepExec {
         let steps = self.steps.clone();
         let window = self.window.clone();
         let notes = self.notes.clone();
+        let drop_name = self.drop_name;
         let schema = self.schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let grouping = MetricBuilder::new(&self.metrics).subset_time("grouping_time", partition);
@@ -418,6 +440,11 @@ impl ExecutionPlan for PromStepExec {
             let mut series = group_series(&batches)?;
             grouping_timer.done();
             let step_params = take_step_params(&mut series);
+            if drop_name {
+                for (name, _) in series.iter_mut() {
+                    *name = super::labels::mark_name_dropped(name);
+                }
+            }
             let output = evaluate(&series, &steps, &window, &step_params, &notes, schema)?;
             if output.num_rows() > max_samples {
                 return Err(too_many());
