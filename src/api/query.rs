@@ -69,15 +69,7 @@ pub async fn explain(
         {
             let span = analyze_span(&params, time)?;
             let timeout = timeout(&params, &state)?;
-            let _slot = state
-                .query_slots
-                .acquire()
-                .await
-                .map_err(|_| ApiError::internal("query slots closed"))?;
-            let analyzed = tokio::time::timeout(timeout, state.promql.analyze(expr, span))
-                .await
-                .map_err(|_| to_api_error(PromqlError::Timeout))?
-                .map_err(to_api_error)?;
+            let analyzed = limited(&state, timeout, state.promql.analyze(expr, span)).await?;
             data["analyzed"] = json!(analyzed);
         }
         Ok(json!({"status": "success", "data": data}))
@@ -125,18 +117,8 @@ async fn run_instant(
     let time = params.time_ms("time", now_ms())?;
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
-    let _slot = state
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::internal("query slots closed"))?;
-    let value = tokio::time::timeout(
-        timeout,
-        state.promql.instant_annotated(expr, time, lookback),
-    )
-    .await
-    .map_err(|_| to_api_error(PromqlError::Timeout))?
-    .map_err(to_api_error)?;
+    let query = state.promql.instant_annotated(expr, time, lookback);
+    let value = limited(state, timeout, query).await?;
     Ok(success_json(&value))
 }
 
@@ -151,21 +133,28 @@ async fn run_range(
     let (start, end, step) = range_span(&params)?;
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
+    let query = state
+        .promql
+        .range_annotated(expr, start, end, step, lookback);
+    let value = limited(state, timeout, query).await?;
+    Ok(success_json(&value))
+}
+
+/// Runs a query within the concurrency limit and its timeout, failing as Prometheus does.
+async fn limited<T>(
+    state: &AppState,
+    timeout: Duration,
+    query: impl Future<Output = Result<T, PromqlError>>,
+) -> Result<T, ApiError> {
     let _slot = state
         .query_slots
         .acquire()
         .await
         .map_err(|_| ApiError::internal("query slots closed"))?;
-    let value = tokio::time::timeout(
-        timeout,
-        state
-            .promql
-            .range_annotated(expr, start, end, step, lookback),
-    )
-    .await
-    .map_err(|_| to_api_error(PromqlError::Timeout))?
-    .map_err(to_api_error)?;
-    Ok(success_json(&value))
+    tokio::time::timeout(timeout, query)
+        .await
+        .map_err(|_| to_api_error(PromqlError::Timeout))?
+        .map_err(to_api_error)
 }
 
 /// A range query's `(start, end, step)`, checked as Prometheus checks them.

@@ -410,3 +410,36 @@ impl Prometheus {
         );
     }
 }
+
+/// A storage in `dir` and a PromQL engine over it, without a server: for tests of the
+/// query engine and storage themselves.
+pub async fn embedded_engine(
+    dir: &Path,
+    config: quiver::config::StorageConfig,
+    max_samples: usize,
+) -> (
+    std::sync::Arc<quiver::storage::Storage>,
+    quiver::query::promql::PromqlEngine,
+) {
+    let options = quiver::storage::StorageOptions {
+        data_dir: dir.to_path_buf(),
+        config,
+        retention: Duration::ZERO,
+    };
+    let storage =
+        quiver::storage::Storage::open(options, quiver::metrics::StorageMetrics::unregistered())
+            .await
+            .expect("storage opens");
+    let sql = quiver::query::sql::SqlEngine::new(
+        storage.clone(),
+        quiver::config::QueryConfig::default(),
+        quiver::metrics::QueryMetrics::unregistered(),
+    )
+    .expect("sql engine");
+    let engine = quiver::query::promql::PromqlEngine::new(
+        storage.clone(),
+        sql.context().runtime_env(),
+        max_samples,
+    );
+    (storage, engine)
+}

@@ -9,33 +9,16 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use quiver::config::{QueryConfig, StorageConfig};
-use quiver::metrics::{QueryMetrics, StorageMetrics};
+use quiver::config::StorageConfig;
 use quiver::model::{Labels, Sample, SeriesSamples};
 use quiver::query::promql::{PromValue, PromqlEngine};
-use quiver::query::sql::SqlEngine;
-use quiver::storage::{Storage, StorageOptions};
+use quiver::storage::Storage;
 
 const LOOKBACK: Duration = Duration::from_secs(300);
 const EVAL_MS: i64 = 360_000;
 
 async fn open(dir: &Path) -> (Arc<Storage>, PromqlEngine) {
-    let options = StorageOptions {
-        data_dir: dir.to_path_buf(),
-        config: StorageConfig::default(),
-        retention: Duration::ZERO,
-    };
-    let storage = Storage::open(options, StorageMetrics::unregistered())
-        .await
-        .expect("storage opens");
-    let sql = SqlEngine::new(
-        storage.clone(),
-        QueryConfig::default(),
-        QueryMetrics::unregistered(),
-    )
-    .expect("sql engine");
-    let engine = PromqlEngine::new(storage.clone(), sql.context().runtime_env(), 1_000_000);
-    (storage, engine)
+    crate::common::embedded_engine(dir, StorageConfig::default(), 1_000_000).await
 }
 
 /// A counter restarted between 3m and 4m whose values never fall: only the start

@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiver::config::{PromDuration, QueryConfig, StorageConfig};
-use quiver::metrics::{QueryMetrics, StorageMetrics};
+use quiver::config::{PromDuration, StorageConfig};
 use quiver::model::{Labels, Sample, SeriesSamples};
 use quiver::query::promql::{PromValue, PromqlEngine};
-use quiver::query::sql::SqlEngine;
-use quiver::storage::{Storage, StorageOptions};
+use quiver::storage::Storage;
 
 use compare::{Actual, Annotations, check};
 use script::{Command, Eval, EvalMode, Load, LoadSeries, SampleValue, parse_script};
@@ -43,21 +41,7 @@ async fn new_instance() -> Instance {
         out_of_order_time_window: PromDuration::from_secs(100 * 365 * 86400),
         ..StorageConfig::default()
     };
-    let options = StorageOptions {
-        data_dir: dir.path().to_path_buf(),
-        config,
-        retention: Duration::ZERO,
-    };
-    let storage = Storage::open(options, StorageMetrics::unregistered())
-        .await
-        .expect("storage");
-    let sql = SqlEngine::new(
-        storage.clone(),
-        QueryConfig::default(),
-        QueryMetrics::unregistered(),
-    )
-    .expect("sql");
-    let engine = PromqlEngine::new(storage.clone(), sql.context().runtime_env(), 50_000_000);
+    let (storage, engine) = crate::common::embedded_engine(dir.path(), config, 50_000_000).await;
     Instance {
         _dir: dir,
         storage,
