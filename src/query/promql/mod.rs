@@ -22,6 +22,7 @@ use std::time::Duration;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use async_trait::async_trait;
 use datafusion::common::DataFusionError;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -108,10 +109,18 @@ pub enum PromValue {
     String(i64, String),
 }
 
+/// Below this many selected series a query runs in one partition: a second one then costs
+/// more in repartitioning than it saves (about 1 ms of 10 on the benchmark's light
+/// queries). Ranking with a window function gains from two even so.
+const SMALL_QUERY_SERIES: usize = 300;
+
 /// Evaluates PromQL over a storage.
 pub struct PromqlEngine {
     storage: Arc<Storage>,
+    /// Two partitions, for queries over many series.
     ctx: SessionContext,
+    /// One partition, for small queries.
+    small: SessionContext,
 }
 
 impl PromqlEngine {
@@ -121,18 +130,37 @@ impl PromqlEngine {
         runtime: Arc<RuntimeEnv>,
         max_samples: usize,
     ) -> PromqlEngine {
-        let config = SessionConfig::new()
-            .with_target_partitions(2)
-            .with_extension(Arc::new(step::MaxSamples(max_samples)));
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_query_planner(Arc::new(PromQueryPlanner))
-            .build();
+        let context = |partitions: usize| {
+            let config = SessionConfig::new()
+                .with_target_partitions(partitions)
+                .with_extension(Arc::new(step::MaxSamples(max_samples)));
+            let state = SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(runtime.clone())
+                .with_default_features()
+                .with_query_planner(Arc::new(PromQueryPlanner))
+                .build();
+            SessionContext::new_with_state(state)
+        };
         PromqlEngine {
             storage,
-            ctx: SessionContext::new_with_state(state),
+            ctx: context(2),
+            small: context(1),
+        }
+    }
+
+    /// The session a planned query runs in: see [`SMALL_QUERY_SERIES`].
+    fn context_for(&self, plan: &LogicalPlan, planner: &Planner) -> &SessionContext {
+        let series = planner
+            .selected_series
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let ranks = plan
+            .exists(|node| Ok(matches!(node, LogicalPlan::Window(_))))
+            .unwrap_or(true);
+        if series < SMALL_QUERY_SERIES && !ranks {
+            &self.small
+        } else {
+            &self.ctx
         }
     }
 
@@ -220,7 +248,7 @@ impl PromqlEngine {
     ) -> Result<Vec<Series>, PromqlError> {
         let planner = self.planner("", min, max, 1, DEFAULT_LOOKBACK);
         let plan = planner.raw_samples(selector, min, max).await?;
-        self.run(plan).await
+        self.run(plan, &planner).await
     }
 
     /// The optimized DataFusion plan an instant query at `time_ms` runs as, and the SQL
@@ -263,7 +291,8 @@ impl PromqlEngine {
             }
         };
         let translated = began.elapsed();
-        let state = self.ctx.state();
+        let ctx = self.context_for(&plan, &planner);
+        let state = ctx.state();
         let optimized = state.optimize(&plan)?;
         let logical_optimized = began.elapsed();
         let physical = state
@@ -271,8 +300,7 @@ impl PromqlEngine {
             .create_physical_plan(&optimized, &state)
             .await?;
         let planned = began.elapsed();
-        let batches =
-            datafusion::physical_plan::collect(physical.clone(), self.ctx.task_ctx()).await?;
+        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
         let executed = began.elapsed() - planned;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let operators = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
@@ -331,6 +359,7 @@ impl PromqlEngine {
             warnings: Default::default(),
             infos: Default::default(),
             source: source.to_string(),
+            selected_series: Default::default(),
         }
     }
 
@@ -359,7 +388,7 @@ impl PromqlEngine {
             }
             Planned::String(s) => Ok(PromValue::String(start, s)),
             Planned::Scalar(plan) => {
-                let series = self.run(plan).await?;
+                let series = self.run(plan, &planner).await?;
                 if instant {
                     let v = series
                         .first()
@@ -372,7 +401,7 @@ impl PromqlEngine {
                 }
             }
             Planned::Matrix(plan) => {
-                let mut series = self.run(plan).await?;
+                let mut series = self.run(plan, &planner).await?;
                 for s in &mut series {
                     s.points.retain(|(_, v)| !crate::model::is_stale_nan(*v));
                 }
@@ -380,7 +409,7 @@ impl PromqlEngine {
                 Ok(PromValue::Matrix(series))
             }
             Planned::Vector(plan) => {
-                let mut series = self.run(plan).await?;
+                let mut series = self.run(plan, &planner).await?;
                 check_unique_labels(&series)?;
                 if instant {
                     apply_sort(&mut series, sort);
@@ -403,8 +432,11 @@ impl PromqlEngine {
 
     /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by
     /// labels, points by time.
-    async fn run(&self, plan: LogicalPlan) -> Result<Vec<Series>, PromqlError> {
-        let df = self.ctx.execute_logical_plan(plan).await?;
+    async fn run(&self, plan: LogicalPlan, planner: &Planner) -> Result<Vec<Series>, PromqlError> {
+        let df = self
+            .context_for(&plan, planner)
+            .execute_logical_plan(plan)
+            .await?;
         let batches = df.collect().await?;
         let mut by_labels: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
         for batch in &batches {

@@ -84,6 +84,8 @@ pub struct Planner {
     pub infos: Arc<std::sync::Mutex<Vec<String>>>,
     /// The query text, for the positions annotations cite.
     pub source: String,
+    /// How many series the query's selectors picked, which sizes how it runs.
+    pub selected_series: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -203,6 +205,8 @@ impl Planner {
             Field::new("series_id", DataType::UInt64, false),
             Field::new(LABELS, label_type, false),
         ]));
+        self.selected_series
+            .fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
         let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
         let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
         let batch = RecordBatch::try_new(
@@ -656,6 +660,7 @@ impl Planner {
             warnings: Default::default(),
             infos: self.infos.clone(),
             source: self.source.clone(),
+            selected_series: self.selected_series.clone(),
         };
         let inner_steps = inner.steps(0, None);
         let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
