@@ -8,6 +8,7 @@ pub mod functions;
 pub mod info;
 pub mod labels;
 pub mod planner;
+pub mod rank;
 pub mod select;
 pub mod sql_functions;
 pub mod step;
@@ -678,6 +679,16 @@ impl ExtensionPlanner for PromStepPlanner {
             return Ok(Some(Arc::new(unique::PromUniqueExec::new(
                 input.clone(),
                 check.check,
+            ))));
+        }
+        if let Some(rank) = node.as_any().downcast_ref::<rank::PromRank>() {
+            let [input] = physical_inputs else {
+                return Err(DataFusionError::Internal("PromRank needs one input".into()));
+            };
+            return Ok(Some(Arc::new(rank::PromRankExec::new(
+                input.clone(),
+                rank.order,
+                planner::vector_schema(),
             ))));
         }
         if let Some(info) = node.as_any().downcast_ref::<info::PromInfo>() {

@@ -16,7 +16,6 @@ use datafusion::common::{DFSchema, JoinType, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::provider_as_source;
 use datafusion::functions_aggregate::expr_fn as agg;
-use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     Extension, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col, lit, when,
@@ -40,6 +39,7 @@ use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
+use super::rank::{RankOrder, ranked};
 use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
 use super::unique::{self, Check, Violation};
@@ -1394,24 +1394,23 @@ impl Planner {
 
     /// `topk`/`bottomk` rank by value; `limitk` keeps the first `k` series in label order.
     fn top_bottom(&self, keyed: LogicalPlan, op: &str) -> PlanResult {
-        let ascending = op == "bottomk";
-        // NaN ranks last for both topk and bottomk, as in Prometheus.
-        let is_nan = datafusion::functions::math::expr_fn::isnan(col(VALUE));
-        let order = if op == "limitk" {
-            vec![col(LABELS).sort(true, false)]
-        } else {
-            vec![is_nan.sort(true, false), col(VALUE).sort(ascending, false)]
+        let order = match op {
+            "bottomk" => RankOrder::Smallest,
+            "limitk" => RankOrder::Labels,
+            _ => RankOrder::Largest,
         };
-        let rank = datafusion::functions_window::expr_fn::row_number()
-            .partition_by(vec![col("g"), col(TIMESTAMP)])
-            .order_by(order)
+        // The node reads (labels, timestamp, value, g, p) by position.
+        let input = LogicalPlanBuilder::from(keyed)
+            .project(vec![
+                col(LABELS),
+                col(TIMESTAMP),
+                col(VALUE),
+                col("g"),
+                cast(col("p"), DataType::Float64).alias("p"),
+            ])?
             .build()?;
-        let plan = LogicalPlanBuilder::from(keyed)
-            .window(vec![rank.alias("rank")])?
-            .filter(cast(col("rank"), DataType::Float64).lt_eq(col("p")))?
-            .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
-            .build()?;
-        Ok(Planned::Vector(plan))
+        let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+        Ok(Planned::Vector(ranked(input, schema, order)))
     }
 }
 

@@ -1,0 +1,315 @@
+//! `PromRank`: the plan node behind `topk`, `bottomk` and `limitk`.
+//!
+//! Its input is rows `(labels, timestamp, value, g, p)`: a series' value at a step, its
+//! group's key and the `k` of that step. For every `(g, timestamp)` it keeps the first `k`
+//! rows in the aggregation's order. A sorting window function would order every group in
+//! full; this picks the few rows Prometheus keeps with a partial selection, as its heap does.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::step::{column, final_properties};
+
+/// Which rows of a group come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum RankOrder {
+    /// `topk`: largest values first, NaN last.
+    Largest,
+    /// `bottomk`: smallest values first, NaN last.
+    Smallest,
+    /// `limitk`: label sets in order.
+    Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PromRank {
+    pub input: LogicalPlan,
+    pub schema: DFSchemaRef,
+    pub order: RankOrder,
+}
+
+/// `input` ranked in `order`, with the `(labels, timestamp, value)` schema `schema`.
+pub fn ranked(input: LogicalPlan, schema: DFSchemaRef, order: RankOrder) -> LogicalPlan {
+    LogicalPlan::Extension(Extension {
+        node: Arc::new(PromRank {
+            input,
+            schema,
+            order,
+        }),
+    })
+}
+
+impl PartialOrd for PromRank {
+    /// Ordered by what the node computes; the schema is the same for every node.
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (&self.order, &self.input).partial_cmp(&(&other.order, &other.input))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for PromRank {
+    fn name(&self) -> &str {
+        "PromRank"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromRank: {:?}", self.order)
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DfResult<Self> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromRank needs one input".into()))?;
+        Ok(PromRank {
+            input,
+            ..self.clone()
+        })
+    }
+
+    fn necessary_children_exprs(&self, _output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        // The node reads its five input columns by index: keep them all.
+        None
+    }
+}
+
+/// The physical node.
+#[derive(Debug)]
+pub struct PromRankExec {
+    input: Arc<dyn ExecutionPlan>,
+    order: RankOrder,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl PromRankExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, order: RankOrder, schema: SchemaRef) -> Self {
+        let properties = final_properties(schema.clone());
+        PromRankExec {
+            input,
+            order,
+            schema,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for PromRankExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PromRankExec: {:?}", self.order)
+    }
+}
+
+impl ExecutionPlan for PromRankExec {
+    fn name(&self) -> &'static str {
+        "PromRankExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        // Every row of a group must meet in one partition.
+        vec![Distribution::SinglePartition]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PromRankExec needs one input".into()))?;
+        Ok(Arc::new(PromRankExec::new(
+            input,
+            self.order,
+            self.schema.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let order = self.order;
+        let schema = self.schema.clone();
+        let output = futures::stream::once(async move {
+            let batches: Vec<RecordBatch> = input.try_collect().await?;
+            rank(&batches, order, schema)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            output.boxed(),
+        )))
+    }
+}
+
+/// One input row: its label set and value, and the `k` of its step.
+struct Row<'a> {
+    labels: &'a str,
+    timestamp: i64,
+    value: f64,
+    k: f64,
+}
+
+/// The rows each `(g, timestamp)` keeps, in input order within a group's ranking.
+fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResult<RecordBatch> {
+    let mut groups: HashMap<(&str, i64), Vec<Row>> = HashMap::new();
+    for batch in batches {
+        let labels = column::<StringArray>(batch, 0)?;
+        let ts = column::<Int64Array>(batch, 1)?;
+        let vs = column::<Float64Array>(batch, 2)?;
+        let keys = column::<StringArray>(batch, 3)?;
+        let ks = column::<Float64Array>(batch, 4)?;
+        for i in 0..batch.num_rows() {
+            if labels.is_null(i) || ts.is_null(i) || keys.is_null(i) || ks.is_null(i) {
+                continue;
+            }
+            let row = Row {
+                labels: labels.value(i),
+                timestamp: ts.value(i),
+                value: if vs.is_null(i) { f64::NAN } else { vs.value(i) },
+                k: ks.value(i),
+            };
+            groups
+                .entry((keys.value(i), row.timestamp))
+                .or_default()
+                .push(row);
+        }
+    }
+    let mut out_labels = StringBuilder::new();
+    let mut out_ts = Vec::new();
+    let mut out_vs = Vec::new();
+    for rows in groups.values_mut() {
+        let keep = kept(rows.first().map_or(0.0, |r| r.k), rows.len());
+        if keep == 0 {
+            continue;
+        }
+        let compare = |a: &Row, b: &Row| compare(order, a, b);
+        if keep < rows.len() {
+            rows.select_nth_unstable_by(keep - 1, compare);
+            rows.truncate(keep);
+        }
+        for row in rows.iter() {
+            out_labels.append_value(row.labels);
+            out_ts.push(row.timestamp);
+            out_vs.push(row.value);
+        }
+    }
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(out_labels.finish()),
+            Arc::new(Int64Array::from(out_ts)),
+            Arc::new(Float64Array::from(out_vs)),
+        ],
+    )?)
+}
+
+/// How many of `len` rows a group keeps for parameter `k`: rows ranked `1..=k`.
+fn kept(k: f64, len: usize) -> usize {
+    if k.is_nan() || k < 1.0 {
+        0
+    } else if k >= len as f64 {
+        len
+    } else {
+        k as usize
+    }
+}
+
+/// The aggregation's order; equal rows fall back to their label sets, so the choice among
+/// ties does not depend on how rows arrived.
+fn compare(order: RankOrder, a: &Row, b: &Row) -> Ordering {
+    let by_value = |ascending: bool| {
+        let (x, y) = if ascending {
+            (a.value, b.value)
+        } else {
+            (b.value, a.value)
+        };
+        // NaN ranks last either way.
+        a.value
+            .is_nan()
+            .cmp(&b.value.is_nan())
+            .then_with(|| x.partial_cmp(&y).unwrap_or(Ordering::Equal))
+    };
+    match order {
+        RankOrder::Largest => by_value(false),
+        RankOrder::Smallest => by_value(true),
+        RankOrder::Labels => Ordering::Equal,
+    }
+    .then_with(|| a.labels.cmp(b.labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k_counts_whole_ranks() {
+        assert_eq!(kept(2.0, 5), 2);
+        assert_eq!(kept(2.7, 5), 2);
+        assert_eq!(kept(9.0, 5), 5);
+        assert_eq!(kept(0.5, 5), 0);
+        assert_eq!(kept(-1.0, 5), 0);
+        assert_eq!(kept(f64::NAN, 5), 0);
+    }
+
+    #[test]
+    fn nan_ranks_last_for_both_directions() {
+        let row = |labels, value| Row {
+            labels,
+            timestamp: 0,
+            value,
+            k: 1.0,
+        };
+        let (nan, one, two) = (row("a", f64::NAN), row("b", 1.0), row("c", 2.0));
+        assert_eq!(compare(RankOrder::Largest, &two, &one), Ordering::Less);
+        assert_eq!(compare(RankOrder::Largest, &one, &nan), Ordering::Less);
+        assert_eq!(compare(RankOrder::Smallest, &one, &two), Ordering::Less);
+        assert_eq!(compare(RankOrder::Smallest, &two, &nan), Ordering::Less);
+        assert_eq!(compare(RankOrder::Labels, &two, &one), Ordering::Greater);
+    }
+}
