@@ -23,7 +23,6 @@ use std::time::Duration;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use async_trait::async_trait;
 use datafusion::common::DataFusionError;
-use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -112,7 +111,7 @@ pub enum PromValue {
 
 /// Below this many selected series a query runs in one partition: a second one then costs
 /// more in repartitioning than it saves (about 1 ms of 10 on the benchmark's light
-/// queries). Ranking with a window function gains from two even so.
+/// queries).
 const SMALL_QUERY_SERIES: usize = 300;
 
 /// Evaluates PromQL over a storage.
@@ -151,14 +150,11 @@ impl PromqlEngine {
     }
 
     /// The session a planned query runs in: see [`SMALL_QUERY_SERIES`].
-    fn context_for(&self, plan: &LogicalPlan, planner: &Planner) -> &SessionContext {
+    fn context_for(&self, planner: &Planner) -> &SessionContext {
         let series = planner
             .selected_series
             .load(std::sync::atomic::Ordering::Relaxed);
-        let ranks = plan
-            .exists(|node| Ok(matches!(node, LogicalPlan::Window(_))))
-            .unwrap_or(true);
-        if series < SMALL_QUERY_SERIES && !ranks {
+        if series < SMALL_QUERY_SERIES {
             &self.small
         } else {
             &self.ctx
@@ -292,7 +288,7 @@ impl PromqlEngine {
             }
         };
         let translated = began.elapsed();
-        let ctx = self.context_for(&plan, &planner);
+        let ctx = self.context_for(&planner);
         let state = ctx.state();
         let optimized = state.optimize(&plan)?;
         let logical_optimized = began.elapsed();
@@ -434,10 +430,7 @@ impl PromqlEngine {
     /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by
     /// labels, points by time.
     async fn run(&self, plan: LogicalPlan, planner: &Planner) -> Result<Vec<Series>, PromqlError> {
-        let df = self
-            .context_for(&plan, planner)
-            .execute_logical_plan(plan)
-            .await?;
+        let df = self.context_for(planner).execute_logical_plan(plan).await?;
         let batches = df.collect().await?;
         let mut by_labels: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
         for batch in &batches {
