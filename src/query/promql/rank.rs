@@ -13,17 +13,15 @@ use std::sync::Arc;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
+use datafusion::common::{DFSchemaRef, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
 
-use super::step::{column, final_properties};
+use super::step::{after_all_input, column, final_properties, only_input};
 
 /// Which rows of a group come first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -82,14 +80,8 @@ impl UserDefinedLogicalNodeCore for PromRank {
         write!(f, "PromRank: {:?}", self.order)
     }
 
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> DfResult<Self> {
-        let input = inputs
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromRank needs one input".into()))?;
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {
+        let input = only_input(inputs, "PromRank")?;
         Ok(PromRank {
             input,
             ..self.clone()
@@ -156,11 +148,9 @@ impl ExecutionPlan for PromRankExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromRankExec needs one input".into()))?;
+        let input = only_input(children, "PromRankExec")?;
         Ok(Arc::new(PromRankExec::new(
             input,
             self.order,
@@ -176,14 +166,11 @@ impl ExecutionPlan for PromRankExec {
         let input = self.input.execute(partition, context)?;
         let order = self.order;
         let schema = self.schema.clone();
-        let output = futures::stream::once(async move {
-            let batches: Vec<RecordBatch> = input.try_collect().await?;
-            rank(&batches, order, schema)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        Ok(after_all_input(
+            input,
             self.schema.clone(),
-            output.boxed(),
-        )))
+            move |batches| rank(&batches, order, schema),
+        ))
     }
 }
 

@@ -253,14 +253,8 @@ impl UserDefinedLogicalNodeCore for PromStep {
         )
     }
 
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> DfResult<Self> {
-        let input = inputs
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromStep needs one input".into()))?;
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {
+        let input = only_input(inputs, "PromStep")?;
         Ok(PromStep {
             input,
             ..self.clone()
@@ -393,11 +387,9 @@ impl ExecutionPlan for PromStepExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromStepExec needs one input".into()))?;
+        let input = only_input(children, "PromStepExec")?;
         Ok(Arc::new(PromStepExec::new(
             input,
             self.steps.clone(),
@@ -426,8 +418,7 @@ impl ExecutionPlan for PromStepExec {
         let schema = self.schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let grouping = MetricBuilder::new(&self.metrics).subset_time("grouping_time", partition);
-        let output = futures::stream::once(async move {
-            let batches: Vec<RecordBatch> = input.try_collect().await?;
+        Ok(after_all_input(input, schema.clone(), move |batches| {
             let _timer = baseline.elapsed_compute().timer();
             // As in Prometheus: a range function holds every sample of its windows, an
             // instant selection one sample per series and step.
@@ -451,11 +442,7 @@ impl ExecutionPlan for PromStepExec {
             }
             baseline.record_output(output.num_rows());
             Ok(output)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            output.boxed(),
-        )))
+        }))
     }
 }
 
@@ -597,6 +584,28 @@ fn sort_by_time(s: &mut SeriesSamples) {
         s.starts.resize(s.ts.len(), 0);
         s.starts = idx.iter().map(|i| s.starts[*i]).collect();
     }
+}
+
+/// The one input a single-input plan node is rebuilt with.
+pub(super) fn only_input<T>(mut inputs: Vec<T>, node: &str) -> DfResult<T> {
+    match (inputs.pop(), inputs.is_empty()) {
+        (Some(input), true) => Ok(input),
+        _ => Err(DataFusionError::Internal(format!("{node} needs one input"))),
+    }
+}
+
+/// A stream that reads all of `input`, then yields the one batch `compute` makes of it:
+/// a PromQL node needs every row of a series (or group) before it can emit any.
+pub(super) fn after_all_input(
+    input: SendableRecordBatchStream,
+    schema: SchemaRef,
+    compute: impl FnOnce(Vec<RecordBatch>) -> DfResult<RecordBatch> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let output = futures::stream::once(async move {
+        let batches: Vec<RecordBatch> = input.try_collect().await?;
+        compute(batches)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, output.boxed()))
 }
 
 /// Column `i` of a PromQL plan node's input, as the array type the node expects.

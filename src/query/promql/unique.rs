@@ -22,7 +22,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use super::labels as l;
-use super::step::{column, final_properties};
+use super::step::{column, final_properties, only_input};
 
 /// Which rule a duplicate breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -78,14 +78,8 @@ impl UserDefinedLogicalNodeCore for PromUnique {
         write!(f, "PromUnique: {:?}", self.check.violation)
     }
 
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> DfResult<Self> {
-        let input = inputs
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromUnique needs one input".into()))?;
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {
+        let input = only_input(inputs, "PromUnique")?;
         Ok(PromUnique {
             input,
             check: self.check,
@@ -149,11 +143,9 @@ impl ExecutionPlan for PromUniqueExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("PromUniqueExec needs one input".into()))?;
+        let input = only_input(children, "PromUniqueExec")?;
         Ok(Arc::new(PromUniqueExec::new(input, self.check)))
     }
 
