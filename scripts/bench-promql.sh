@@ -103,10 +103,14 @@ trap 'exit 130' INT TERM
 # metric has SERIES/10 series over 100 instances, all with job="bench".
 write_spec() {
     local end_s start1h_s start6h_s spec=$WORK_DIR/queries.tsv
+    # The steps fall half an interval before a sample, never on one: Prometheus 2.42's
+    # range windows include a sample at their lower edge and 3.x's (Quiver's) do not, so
+    # on-grid steps would give the two servers different answers.
+    local query_end_ms=$((END_MS - INTERVAL_MS / 2))
     # Seconds with millisecond precision, so both servers see the same step grid.
-    end_s=$(awk -v ms="$END_MS" 'BEGIN { printf "%.3f", ms / 1000 }')
-    start1h_s=$(awk -v ms="$END_MS" 'BEGIN { printf "%.3f", ms / 1000 - 3600 }')
-    start6h_s=$(awk -v ms="$END_MS" 'BEGIN { printf "%.3f", ms / 1000 - 6 * 3600 }')
+    end_s=$(awk -v ms="$query_end_ms" 'BEGIN { printf "%.3f", ms / 1000 }')
+    start1h_s=$(awk -v ms="$query_end_ms" 'BEGIN { printf "%.3f", ms / 1000 - 3600 }')
+    start6h_s=$(awk -v ms="$query_end_ms" 'BEGIN { printf "%.3f", ms / 1000 - 6 * 3600 }')
     : >"$spec"
     add() { printf '%s\t%s\t%s' "$1" "$2" "$3" >>"$spec"; shift 3; printf '\t%s' "$@" >>"$spec"; echo >>"$spec"; }
     add 'vector(1) (instant)' /api/v1/query "$TRIVIAL_RUNS" 'query=vector(1)' "time=$end_s"

@@ -27,7 +27,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use crate::model::METRIC_NAME_LABEL;
 
 use super::labels as l;
-use super::step::{column, final_properties};
+use super::step::{LabelColumn, column, final_properties};
 use super::syntax::MODE_LABEL;
 
 /// Labels that tie a series to its info series.
@@ -265,12 +265,12 @@ type Row = (String, i64, f64);
 fn rows_of(batches: &[RecordBatch]) -> DfResult<Vec<Row>> {
     let mut rows = Vec::new();
     for batch in batches {
-        let labels = column::<StringArray>(batch, 0)?;
+        let labels = LabelColumn::of(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
         for i in 0..batch.num_rows() {
-            if !labels.is_null(i) && !ts.is_null(i) {
-                rows.push((labels.value(i).to_string(), ts.value(i), vs.value(i)));
+            if let Some(text) = labels.text(i).filter(|_| !ts.is_null(i)) {
+                rows.push((text.to_string(), ts.value(i), vs.value(i)));
             }
         }
     }

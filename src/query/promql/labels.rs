@@ -8,10 +8,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, DictionaryArray, StringArray, StringBuilder};
+use arrow::datatypes::{DataType, UInt32Type};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
+    create_udf,
+};
 
 use crate::model::METRIC_NAME_LABEL;
 
@@ -214,10 +217,14 @@ fn string_arg(arg: &ColumnarValue) -> DfResult<String> {
     }
 }
 
-/// Applies `f` to every label string of the first argument.
+/// Applies `f` to every label string of the first argument, which is plain text or (from a
+/// selector or `PromStep`) a dictionary; the answer is plain text.
 fn map_labels(arg: &ColumnarValue, f: impl Fn(&str) -> Option<String>) -> DfResult<ColumnarValue> {
     match arg {
         ColumnarValue::Array(array) => {
+            if let Some(dictionary) = array.as_any().downcast_ref::<DictionaryArray<UInt32Type>>() {
+                return map_dictionary(dictionary, f).map(ColumnarValue::Array);
+            }
             let strings = array
                 .as_any()
                 .downcast_ref::<StringArray>()
@@ -246,24 +253,72 @@ fn map_labels(arg: &ColumnarValue, f: impl Fn(&str) -> Option<String>) -> DfResu
         ColumnarValue::Scalar(ScalarValue::Utf8(s)) => Ok(ColumnarValue::Scalar(
             ScalarValue::Utf8(s.as_deref().and_then(f)),
         )),
+        ColumnarValue::Scalar(ScalarValue::Dictionary(_, value)) => match value.as_ref() {
+            ScalarValue::Utf8(s) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                s.as_deref().and_then(f),
+            ))),
+            _ => Err(DataFusionError::Internal(
+                "labels dictionary does not hold Utf8".into(),
+            )),
+        },
         _ => Err(DataFusionError::Internal(
             "labels argument is not Utf8".into(),
         )),
     }
 }
 
+/// [`map_labels`] over a dictionary: `f` runs once per label set, not once per row.
+fn map_dictionary(
+    dictionary: &DictionaryArray<UInt32Type>,
+    f: impl Fn(&str) -> Option<String>,
+) -> DfResult<ArrayRef> {
+    let values = dictionary
+        .values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| DataFusionError::Internal("label dictionary values are not Utf8".into()))?;
+    let answers: Vec<Option<String>> = values.iter().map(|v| v.and_then(&f)).collect();
+    let bytes: usize = answers.iter().flatten().map(String::len).sum();
+    let rows = dictionary.len();
+    let per_row = bytes / answers.len().max(1);
+    let mut out = StringBuilder::with_capacity(rows, rows * per_row);
+    for key in dictionary.keys() {
+        match key.and_then(|k| answers.get(k as usize)) {
+            Some(answer) => out.append_option(answer.as_deref()),
+            None => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// A UDF of a label set (plain or dictionary text) and `arity - 1` more text arguments,
+/// returning text.
 fn labels_udf(
     name: &str,
     arity: usize,
     f: impl Fn(&[ColumnarValue]) -> DfResult<ColumnarValue> + Send + Sync + 'static,
 ) -> ScalarUDF {
-    create_udf(
-        name,
-        vec![DataType::Utf8; arity],
-        DataType::Utf8,
+    let with_first = |first: DataType| {
+        let mut types = vec![first];
+        types.extend(std::iter::repeat_n(DataType::Utf8, arity.saturating_sub(1)));
+        TypeSignature::Exact(types)
+    };
+    let signature = Signature::one_of(
+        vec![
+            with_first(DataType::Utf8),
+            with_first(DataType::Dictionary(
+                Box::new(DataType::UInt32),
+                Box::new(DataType::Utf8),
+            )),
+        ],
         Volatility::Immutable,
+    );
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        name,
+        signature,
+        DataType::Utf8,
         Arc::new(f),
-    )
+    ))
 }
 
 /// `prom_labels_keep(labels, 'a,b')`.

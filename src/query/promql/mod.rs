@@ -710,7 +710,7 @@ impl ExtensionPlanner for PromStepPlanner {
             step.window.clone(),
             step.drop_name,
             step.notes.clone(),
-            planner::vector_schema(),
+            planner::step_schema(),
         ))))
     }
 }

@@ -29,7 +29,7 @@ use promql_parser::parser::{
     Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
 };
 
-use crate::model::METRIC_NAME_LABEL;
+use crate::model::{METRIC_NAME_LABEL, SeriesId};
 use crate::query::sql::tables::{RawSamples, START_TIMESTAMP, SeriesSet};
 use crate::storage::Storage;
 
@@ -55,6 +55,22 @@ pub fn vector_schema() -> SchemaRef {
         Field::new(TIMESTAMP, DataType::Int64, false),
         Field::new(VALUE, DataType::Float64, true),
     ]))
+}
+
+/// The schema of a `PromStep` node's output: [`vector_schema`] with the labels as a
+/// dictionary, each batch holding a series' label set once rather than once per step.
+/// Label functions read both forms.
+pub fn step_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, label_dictionary_type(), true),
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, true),
+    ]))
+}
+
+/// Label sets as a dictionary: `UInt32` keys into label-set strings.
+pub fn label_dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
 }
 
 /// A planned expression.
@@ -200,13 +216,13 @@ impl Planner {
         }
         // A dictionary, so the join hands each sample a key instead of a copy of its
         // series' label string; `PromStep` groups samples by that key.
-        let label_type = DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8));
         let schema = Arc::new(Schema::new(vec![
             Field::new("series_id", DataType::UInt64, false),
-            Field::new(LABELS, label_type, false),
+            Field::new(LABELS, label_dictionary_type(), false),
         ]));
         self.selected_series
             .fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
+        let selected_ids: Arc<[SeriesId]> = ids.as_slice().into();
         let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
         let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
         let batch = RecordBatch::try_new(
@@ -214,7 +230,7 @@ impl Planner {
             vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
         )?;
         let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
-        let raw = RawSamples::new(self.storage.clone(), metric);
+        let raw = RawSamples::new(self.storage.clone(), metric).with_series(selected_ids);
         let ts = |ms: i64| {
             lit(ScalarValue::TimestampMillisecond(
                 Some(ms),
@@ -1528,7 +1544,7 @@ fn step_node_naming(
     drop_name: bool,
     notes: StepNotes,
 ) -> Result<LogicalPlan, PromqlError> {
-    let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+    let schema = Arc::new(DFSchema::try_from(step_schema().as_ref().clone())?);
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(PromStep {
             input,

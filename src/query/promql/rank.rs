@@ -21,7 +21,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
 
-use super::step::{after_all_input, column, final_properties, only_input};
+use super::step::{LabelColumn, after_all_input, column, final_properties, only_input};
 
 /// Which rows of a group come first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -169,7 +169,7 @@ impl ExecutionPlan for PromRankExec {
         Ok(after_all_input(
             input,
             self.schema.clone(),
-            move |batches| rank(&batches, order, schema),
+            move |batches| Ok(vec![rank(&batches, order, schema)?]),
         ))
     }
 }
@@ -186,17 +186,20 @@ struct Row<'a> {
 fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResult<RecordBatch> {
     let mut groups: HashMap<(&str, i64), Vec<Row>> = HashMap::new();
     for batch in batches {
-        let labels = column::<StringArray>(batch, 0)?;
+        let labels = LabelColumn::of(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
         let keys = column::<StringArray>(batch, 3)?;
         let ks = column::<Float64Array>(batch, 4)?;
         for i in 0..batch.num_rows() {
-            if labels.is_null(i) || ts.is_null(i) || keys.is_null(i) || ks.is_null(i) {
+            let Some(row_labels) = labels.text(i) else {
+                continue;
+            };
+            if ts.is_null(i) || keys.is_null(i) || ks.is_null(i) {
                 continue;
             }
             let row = Row {
-                labels: labels.value(i),
+                labels: row_labels,
                 timestamp: ts.value(i),
                 value: if vs.is_null(i) { f64::NAN } else { vs.value(i) },
                 k: ks.value(i),

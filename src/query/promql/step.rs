@@ -23,8 +23,7 @@ use arrow::array::{
     Array, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder,
     UInt32Array,
 };
-use arrow::datatypes::SchemaRef;
-use arrow::datatypes::UInt32Type;
+use arrow::datatypes::{SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -410,6 +409,7 @@ impl ExecutionPlan for PromStepExec {
             .get_extension::<MaxSamples>()
             .map(|m| m.0)
             .unwrap_or(usize::MAX);
+        let batch_rows = context.session_config().batch_size();
         let input = self.input.execute(partition, context)?;
         let steps = self.steps.clone();
         let window = self.window.clone();
@@ -436,12 +436,13 @@ impl ExecutionPlan for PromStepExec {
                     *name = super::labels::mark_name_dropped(name);
                 }
             }
-            let output = evaluate(&series, &steps, &window, &step_params, &notes, schema)?;
-            if output.num_rows() > max_samples {
+            let mut output = Chunks::new(schema, batch_rows);
+            evaluate(&series, &steps, &window, &step_params, &notes, &mut output)?;
+            if output.rows() > max_samples {
                 return Err(too_many());
             }
-            baseline.record_output(output.num_rows());
-            Ok(output)
+            baseline.record_output(output.rows());
+            Ok(output.into_batches())
         }))
     }
 }
@@ -458,9 +459,9 @@ struct SeriesSamples {
     has_stale: bool,
 }
 
-/// A batch's label sets: plain strings (an inner expression's rows), or a selector's
-/// dictionary, whose rows share one string per series.
-enum LabelColumn<'a> {
+/// A batch's label sets: plain strings (an inner expression's rows), or a selector's or
+/// `PromStep`'s dictionary, whose rows share one string per series.
+pub(super) enum LabelColumn<'a> {
     Plain(&'a StringArray),
     Dictionary {
         keys: &'a UInt32Array,
@@ -469,9 +470,10 @@ enum LabelColumn<'a> {
 }
 
 impl<'a> LabelColumn<'a> {
-    fn of(batch: &'a RecordBatch) -> DfResult<Self> {
+    /// Column `i` of a PromQL plan node's input, read as label sets.
+    pub(super) fn of(batch: &'a RecordBatch, i: usize) -> DfResult<Self> {
         if let Some(dictionary) = batch
-            .column(0)
+            .column(i)
             .as_any()
             .downcast_ref::<DictionaryArray<UInt32Type>>()
         {
@@ -484,7 +486,7 @@ impl<'a> LabelColumn<'a> {
                 values,
             });
         }
-        column::<StringArray>(batch, 0).map(LabelColumn::Plain)
+        column::<StringArray>(batch, i).map(LabelColumn::Plain)
     }
 
     /// Row `i`'s label set and, for a dictionary, its key; None for a null row.
@@ -497,6 +499,11 @@ impl<'a> LabelColumn<'a> {
             }),
         }
     }
+
+    /// Row `i`'s label set; None for a null row.
+    pub(super) fn text(&self, i: usize) -> Option<&'a str> {
+        self.get(i).map(|(text, _)| text)
+    }
 }
 
 fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
@@ -504,7 +511,7 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
     let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     for batch in batches {
-        let labels = LabelColumn::of(batch)?;
+        let labels = LabelColumn::of(batch, 0)?;
         // A selector's dictionary holds every series it selected, which share the rows
         // about evenly: reserve that much for each instead of growing it step by step.
         let reserve = match &labels {
@@ -594,17 +601,19 @@ pub(super) fn only_input<T>(mut inputs: Vec<T>, node: &str) -> DfResult<T> {
     }
 }
 
-/// A stream that reads all of `input`, then yields the one batch `compute` makes of it:
+/// A stream that reads all of `input`, then yields the batches `compute` makes of it:
 /// a PromQL node needs every row of a series (or group) before it can emit any.
 pub(super) fn after_all_input(
     input: SendableRecordBatchStream,
     schema: SchemaRef,
-    compute: impl FnOnce(Vec<RecordBatch>) -> DfResult<RecordBatch> + Send + 'static,
+    compute: impl FnOnce(Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> + Send + 'static,
 ) -> SendableRecordBatchStream {
     let output = futures::stream::once(async move {
         let batches: Vec<RecordBatch> = input.try_collect().await?;
         compute(batches)
-    });
+    })
+    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+    .try_flatten();
     Box::pin(RecordBatchStreamAdapter::new(schema, output.boxed()))
 }
 
@@ -621,16 +630,8 @@ fn evaluate(
     window: &Window,
     step_params: &StepParams,
     notes: &StepNotes,
-    schema: SchemaRef,
-) -> DfResult<RecordBatch> {
-    // Sized for a value at every step, which dashboards' queries mostly have, up to a
-    // bound: sparse series over a long range would otherwise reserve far too much.
-    let rows = (series.len() * steps.times().count()).min(1 << 20);
-    let average_label_len =
-        series.iter().map(|(name, _)| name.len()).sum::<usize>() / series.len().max(1);
-    let mut labels = StringBuilder::with_capacity(rows, rows * average_label_len);
-    let mut out_ts = Vec::with_capacity(rows);
-    let mut out_vs = Vec::with_capacity(rows);
+    out: &mut Chunks,
+) -> DfResult<()> {
     let params_by_step: Vec<(i64, Vec<f64>)> = match window {
         Window::Range { params, .. } => steps
             .times()
@@ -646,23 +647,102 @@ fn evaluate(
         {
             notes.overlapping_start(name);
         }
+        out.start_series();
         for (t, params) in &params_by_step {
             let t = *t;
             if let Some(v) = value_at(s, &mut cursor, steps.data_time(t), t, window, params) {
-                labels.append_value(name);
-                out_ts.push(t);
-                out_vs.push(v);
+                out.push(name, t, v)?;
             }
         }
     }
-    Ok(RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(labels.finish()),
-            Arc::new(Int64Array::from(out_ts)),
-            Arc::new(Float64Array::from(out_vs)),
-        ],
-    )?)
+    out.finish_chunk()
+}
+
+/// The output of a [`PromStepExec`], cut into batches of at most `batch_rows` rows.
+///
+/// Each batch carries its labels as a dictionary of just the series it holds: a row costs
+/// a key instead of a copy of its label set, and a batch stays self-contained (no batch
+/// shares a buffer with another, so memory accounting counts each byte once).
+pub(super) struct Chunks {
+    schema: SchemaRef,
+    batch_rows: usize,
+    names: StringBuilder,
+    keys: Vec<u32>,
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+    /// The current series' key in the chunk being built, once it has a row there.
+    key: Option<u32>,
+    rows: usize,
+    batches: Vec<RecordBatch>,
+}
+
+impl Chunks {
+    pub(super) fn new(schema: SchemaRef, batch_rows: usize) -> Self {
+        Chunks {
+            schema,
+            batch_rows: batch_rows.max(1),
+            names: StringBuilder::new(),
+            keys: Vec::new(),
+            ts: Vec::new(),
+            vs: Vec::new(),
+            key: None,
+            rows: 0,
+            batches: Vec::new(),
+        }
+    }
+
+    /// The rows that follow belong to another series.
+    fn start_series(&mut self) {
+        self.key = None;
+    }
+
+    fn push(&mut self, name: &str, t: i64, v: f64) -> DfResult<()> {
+        if self.keys.len() == self.batch_rows {
+            self.finish_chunk()?;
+        }
+        let key = match self.key {
+            Some(key) => key,
+            None => {
+                self.names.append_value(name);
+                let key = (arrow::array::ArrayBuilder::len(&self.names) - 1) as u32;
+                self.key = Some(key);
+                key
+            }
+        };
+        self.keys.push(key);
+        self.ts.push(t);
+        self.vs.push(v);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish_chunk(&mut self) -> DfResult<()> {
+        self.key = None;
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let keys = UInt32Array::from(std::mem::take(&mut self.keys));
+        let labels = DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(self.names.finish()))?;
+        let batch = RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(labels),
+                Arc::new(Int64Array::from(std::mem::take(&mut self.ts))),
+                Arc::new(Float64Array::from(std::mem::take(&mut self.vs))),
+            ],
+        )?;
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    /// Output rows so far.
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn into_batches(self) -> Vec<RecordBatch> {
+        self.batches
+    }
 }
 
 /// The value of one series at data time `at`, for the step at `step_time` whose range

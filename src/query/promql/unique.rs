@@ -22,7 +22,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use super::labels as l;
-use super::step::{column, final_properties, only_input};
+use super::step::{LabelColumn, column, final_properties, only_input};
 
 /// Which rule a duplicate breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -176,17 +176,13 @@ fn verify(batches: &[RecordBatch], check: Check) -> DfResult<()> {
     let mut seen: HashMap<(&str, i64), &str> = HashMap::new();
     for batch in batches {
         let keys = column::<StringArray>(batch, check.key)?;
-        let labels = column::<StringArray>(batch, check.labels)?;
+        let labels = LabelColumn::of(batch, check.labels)?;
         let ts = column::<Int64Array>(batch, check.timestamp)?;
         for i in 0..batch.num_rows() {
             if keys.is_null(i) || ts.is_null(i) {
                 continue;
             }
-            let series = if labels.is_null(i) {
-                ""
-            } else {
-                labels.value(i)
-            };
+            let series = labels.text(i).unwrap_or("");
             let key = keys.value(i);
             if let Some(first) = seen.insert((key, ts.value(i)), series) {
                 let message = message(check.violation, key, first, series);

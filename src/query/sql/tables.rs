@@ -52,12 +52,18 @@ fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
+/// Up to this many series, a block scan tests row groups' `series_id` statistics against
+/// each of them; beyond it, the list costs more to test than it saves.
+const PRUNE_BY_SERIES: usize = 64;
+
 /// `series_id`, `timestamp`, `value`, `start_timestamp` (null when unknown) of one metric
 /// (or all), from head and blocks.
 #[derive(Debug)]
 pub struct RawSamples {
     storage: Arc<Storage>,
     metric: Option<String>,
+    /// The only series to read, when the caller already knows them (a PromQL selector).
+    series: Option<Arc<[SeriesId]>>,
     schema: SchemaRef,
 }
 
@@ -72,8 +78,17 @@ impl RawSamples {
         RawSamples {
             storage,
             metric,
+            series: None,
             schema,
         }
+    }
+
+    /// Reads only `series`: the head copies just their samples, and blocks
+    /// skip row groups holding none of a few of them. Rows of other series may still come
+    /// from blocks, so the caller keeps its own filter (PromQL joins on the ids anyway).
+    pub fn with_series(mut self, series: Arc<[SeriesId]>) -> Self {
+        self.series = Some(series);
+        self
     }
 
     /// The head's samples in `range` as one batch of the `projection`'s columns (all when
@@ -92,14 +107,18 @@ impl RawSamples {
             let r = s.range(min, max);
             (!r.is_empty()).then_some((*id, s, r))
         };
-        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> = match &self.metric {
-            Some(m) => head
+        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> = match (
+            &self.series,
+            &self.metric,
+        ) {
+            (Some(ids), _) => ids.iter().filter_map(in_range).collect(),
+            (None, Some(m)) => head
                 .metric(m)
                 .into_iter()
                 .flat_map(|idx| idx.series.iter())
                 .filter_map(in_range)
                 .collect(),
-            None => head
+            (None, None) => head
                 .all_series()
                 .filter_map(|(id, _)| in_range(id))
                 .collect(),
@@ -169,6 +188,10 @@ impl RawSamples {
             // Prunes row groups and pages of other metrics; rows of other metrics that share
             // a page are dropped by the join on series_id.
             predicates.push(col("metric").eq(lit(m.as_str())));
+        }
+        if let Some(ids) = self.series.as_ref().filter(|ids| ids.len() <= PRUNE_BY_SERIES) {
+            let ids = ids.iter().map(|id| lit(*id)).collect();
+            predicates.push(col(SERIES_ID).in_list(ids, false));
         }
         let mut source = ParquetSource::new(file_schema.clone());
         if let Some(predicate) = conjunction(predicates) {
