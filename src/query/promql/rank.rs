@@ -17,9 +17,12 @@ use datafusion::common::{DFSchemaRef, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
+
+use rustc_hash::FxHashMap;
 
 use super::step::{LabelColumn, after_all_input, column, final_properties, only_input};
 
@@ -101,6 +104,8 @@ pub struct PromRankExec {
     order: RankOrder,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Rows out and compute time, for `explain?analyze=true`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PromRankExec {
@@ -111,6 +116,7 @@ impl PromRankExec {
             order,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -137,6 +143,10 @@ impl ExecutionPlan for PromRankExec {
     fn required_input_distribution(&self) -> Vec<Distribution> {
         // Every row of a group must meet in one partition.
         vec![Distribution::SinglePartition]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn apply_expressions(
@@ -166,10 +176,16 @@ impl ExecutionPlan for PromRankExec {
         let input = self.input.execute(partition, context)?;
         let order = self.order;
         let schema = self.schema.clone();
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         Ok(after_all_input(
             input,
             self.schema.clone(),
-            move |batches| Ok(vec![rank(&batches, order, schema)?]),
+            move |batches| {
+                let _timer = baseline.elapsed_compute().timer();
+                let output = rank(&batches, order, schema)?;
+                baseline.record_output(output.num_rows());
+                Ok(vec![output])
+            },
         ))
     }
 }
@@ -184,7 +200,7 @@ struct Row<'a> {
 
 /// The rows each `(g, timestamp)` keeps, in input order within a group's ranking.
 fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResult<RecordBatch> {
-    let mut groups: HashMap<(&str, i64), Vec<Row>> = HashMap::new();
+    let mut groups = Groups::default();
     for batch in batches {
         let labels = LabelColumn::of(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
@@ -204,16 +220,13 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
                 value: if vs.is_null(i) { f64::NAN } else { vs.value(i) },
                 k: ks.value(i),
             };
-            groups
-                .entry((keys.value(i), row.timestamp))
-                .or_default()
-                .push(row);
+            groups.rows(keys.value(i), row.timestamp).push(row);
         }
     }
     let mut out_labels = StringBuilder::new();
     let mut out_ts = Vec::new();
     let mut out_vs = Vec::new();
-    for rows in groups.values_mut() {
+    for rows in groups.rows.iter_mut() {
         let keep = kept(rows.first().map_or(0.0, |r| r.k), rows.len());
         if keep == 0 {
             continue;
@@ -237,6 +250,37 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
             Arc::new(Float64Array::from(out_vs)),
         ],
     )?)
+}
+
+/// The rows of every `(g, timestamp)`. Rows arrive a series at a time, step after step:
+/// the group key rarely changes from one row to the next and is looked up only when it
+/// does, and `(group, timestamp)` hashes as two integers.
+#[derive(Default)]
+struct Groups<'a> {
+    group_of_key: HashMap<&'a str, usize>,
+    last_key: Option<(&'a str, usize)>,
+    slot_of: FxHashMap<(usize, i64), usize>,
+    rows: Vec<Vec<Row<'a>>>,
+}
+
+impl<'a> Groups<'a> {
+    fn rows(&mut self, key: &'a str, timestamp: i64) -> &mut Vec<Row<'a>> {
+        let group = match self.last_key {
+            Some((last, group)) if last == key => group,
+            _ => {
+                let next = self.group_of_key.len();
+                let group = *self.group_of_key.entry(key).or_insert(next);
+                self.last_key = Some((key, group));
+                group
+            }
+        };
+        let next = self.rows.len();
+        let slot = *self.slot_of.entry((group, timestamp)).or_insert(next);
+        if slot == next {
+            self.rows.push(Vec::new());
+        }
+        &mut self.rows[slot]
+    }
 }
 
 /// How many of `len` rows a group keeps for parameter `k`: rows ranked `1..=k`.

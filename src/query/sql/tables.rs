@@ -107,22 +107,20 @@ impl RawSamples {
             let r = s.range(min, max);
             (!r.is_empty()).then_some((*id, s, r))
         };
-        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> = match (
-            &self.series,
-            &self.metric,
-        ) {
-            (Some(ids), _) => ids.iter().filter_map(in_range).collect(),
-            (None, Some(m)) => head
-                .metric(m)
-                .into_iter()
-                .flat_map(|idx| idx.series.iter())
-                .filter_map(in_range)
-                .collect(),
-            (None, None) => head
-                .all_series()
-                .filter_map(|(id, _)| in_range(id))
-                .collect(),
-        };
+        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> =
+            match (&self.series, &self.metric) {
+                (Some(ids), _) => ids.iter().filter_map(in_range).collect(),
+                (None, Some(m)) => head
+                    .metric(m)
+                    .into_iter()
+                    .flat_map(|idx| idx.series.iter())
+                    .filter_map(in_range)
+                    .collect(),
+                (None, None) => head
+                    .all_series()
+                    .filter_map(|(id, _)| in_range(id))
+                    .collect(),
+            };
         let rows: usize = parts.iter().map(|(_, _, r)| r.len()).sum();
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -189,7 +187,11 @@ impl RawSamples {
             // a page are dropped by the join on series_id.
             predicates.push(col("metric").eq(lit(m.as_str())));
         }
-        if let Some(ids) = self.series.as_ref().filter(|ids| ids.len() <= PRUNE_BY_SERIES) {
+        if let Some(ids) = self
+            .series
+            .as_ref()
+            .filter(|ids| ids.len() <= PRUNE_BY_SERIES)
+        {
             let ids = ids.iter().map(|id| lit(*id)).collect();
             predicates.push(col(SERIES_ID).in_list(ids, false));
         }
