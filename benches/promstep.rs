@@ -1,6 +1,7 @@
 //! Cost of `PromStepExec`, the node that applies PromQL's lookback and range windows, on
 //! the shape a dashboard query gives it: `--series` series of one metric, one sample every
-//! 15 s, evaluated every 15 s over one hour, as an instant selection and as `rate(...[5m])`.
+//! 15 s, evaluated every 15 s over one hour, as an instant selection and as `rate(...[5m])`;
+//! then of `PromRankExec` choosing `topk(5, ...)` of the `rate` rows at every step.
 //!
 //! The input is already in memory (labels as the selector's dictionary), so the figure is
 //! the node's own work: grouping rows into series, then one value per series and step.
@@ -22,7 +23,8 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use quiver::query::promql::functions::RangeFunc;
-use quiver::query::promql::planner::vector_schema;
+use quiver::query::promql::planner::{step_schema, vector_schema};
+use quiver::query::promql::rank::{PromRankExec, RankOrder};
 use quiver::query::promql::step::{Emit, PromStepExec, StepNotes, Steps, Window};
 use quiver::query::promql::syntax::SelectorMode;
 
@@ -82,7 +84,7 @@ async fn time_window(
     batch: &RecordBatch,
     window: Window,
     iterations: usize,
-) -> anyhow::Result<(Duration, Duration, usize)> {
+) -> anyhow::Result<(Duration, Duration, Vec<RecordBatch>)> {
     let ctx = SessionContext::new();
     let steps = Steps {
         start: LOOKBACK_MS,
@@ -93,7 +95,7 @@ async fn time_window(
     };
     let mut times = Vec::with_capacity(iterations);
     let mut grouping = Vec::with_capacity(iterations);
-    let mut rows = 0;
+    let mut output = Vec::new();
     for _ in 0..iterations {
         let source =
             MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], batch.schema(), None)?;
@@ -103,17 +105,61 @@ async fn time_window(
             window.clone(),
             false,
             StepNotes::default(),
-            vector_schema(),
+            step_schema(),
         ));
         let clock = Instant::now();
         let out = collect(node.clone(), ctx.task_ctx()).await?;
         times.push(clock.elapsed());
         grouping.push(grouping_time(node.as_ref()));
-        rows = black_box(out).iter().map(RecordBatch::num_rows).sum();
+        output = black_box(out);
     }
     times.sort();
     grouping.sort();
-    Ok((times[times.len() / 2], grouping[grouping.len() / 2], rows))
+    Ok((times[times.len() / 2], grouping[grouping.len() / 2], output))
+}
+
+/// `topk(5, ...)` over `rows` (a `PromStep` output): the node's input adds the group key
+/// (one group) and `k` to every row.
+async fn time_topk(rows: &[RecordBatch], iterations: usize) -> anyhow::Result<(Duration, usize)> {
+    let ctx = SessionContext::new();
+    let mut keyed = Vec::with_capacity(rows.len());
+    let mut schema = None;
+    for batch in rows {
+        let n = batch.num_rows();
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain([
+                Field::new("g", DataType::Utf8, false),
+                Field::new("p", DataType::Float64, false),
+            ])
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![""; n])));
+        columns.push(Arc::new(Float64Array::from(vec![5.0; n])));
+        let with_key = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        schema = Some(with_key.schema());
+        keyed.push(with_key);
+    }
+    let schema = schema.context("no rows to rank")?;
+    let mut times = Vec::with_capacity(iterations);
+    let mut out_rows = 0;
+    for _ in 0..iterations {
+        let source = MemorySourceConfig::try_new_exec(&[keyed.clone()], schema.clone(), None)?;
+        let node: Arc<dyn ExecutionPlan> = Arc::new(PromRankExec::new(
+            source,
+            RankOrder::Largest,
+            vector_schema(),
+        ));
+        let clock = Instant::now();
+        let out = collect(node, ctx.task_ctx()).await?;
+        times.push(clock.elapsed());
+        out_rows = black_box(out).iter().map(RecordBatch::num_rows).sum();
+    }
+    times.sort();
+    Ok((times[times.len() / 2], out_rows))
 }
 
 /// The part of a run spent grouping rows into series, from the node's metrics.
@@ -158,8 +204,11 @@ async fn main() -> anyhow::Result<()> {
             },
         ),
     ];
+    let mut rate_rows = Vec::new();
     for (name, window) in windows {
-        let (median, grouping, rows) = time_window(&batch, window, args.iterations).await?;
+        let (median, grouping, output) = time_window(&batch, window, args.iterations).await?;
+        let rows: usize = output.iter().map(RecordBatch::num_rows).sum();
+        rate_rows = output;
         println!(
             "| {name} | {:.3} | {:.3} | {rows} | {:.1} |",
             median.as_secs_f64() * 1000.0,
@@ -167,5 +216,12 @@ async fn main() -> anyhow::Result<()> {
             median.as_nanos() as f64 / batch.num_rows() as f64
         );
     }
+    let (median, kept) = time_topk(&rate_rows, args.iterations).await?;
+    let rows: usize = rate_rows.iter().map(RecordBatch::num_rows).sum();
+    println!(
+        "| PromRankExec: topk(5, rate) | {:.3} | | {kept} | {:.1} |",
+        median.as_secs_f64() * 1000.0,
+        median.as_nanos() as f64 / rows.max(1) as f64
+    );
     Ok(())
 }

@@ -24,6 +24,7 @@ use datafusion::physical_plan::{
 
 use rustc_hash::FxHashMap;
 
+use super::labels as l;
 use super::step::{LabelColumn, after_all_input, column, final_properties, only_input};
 
 /// Which rows of a group come first.
@@ -190,9 +191,9 @@ impl ExecutionPlan for PromRankExec {
     }
 }
 
-/// One input row: its label set and value, and the `k` of its step.
-struct Row<'a> {
-    labels: &'a str,
+/// One input row: its series (an index into [`SeriesNames`]), value, and the `k` of its step.
+struct Row {
+    series: u32,
     timestamp: i64,
     value: f64,
     k: f64,
@@ -201,6 +202,7 @@ struct Row<'a> {
 /// The rows each `(g, timestamp)` keeps, in input order within a group's ranking.
 fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResult<RecordBatch> {
     let mut groups = Groups::default();
+    let mut names = SeriesNames::default();
     for batch in batches {
         let labels = LabelColumn::of(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
@@ -215,7 +217,7 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
                 continue;
             }
             let row = Row {
-                labels: row_labels,
+                series: names.index(row_labels),
                 timestamp: ts.value(i),
                 value: if vs.is_null(i) { f64::NAN } else { vs.value(i) },
                 k: ks.value(i),
@@ -223,6 +225,7 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
             groups.rows(keys.value(i), row.timestamp).push(row);
         }
     }
+    let label_order = names.label_order();
     let mut out_labels = StringBuilder::new();
     let mut out_ts = Vec::new();
     let mut out_vs = Vec::new();
@@ -231,13 +234,13 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
         if keep == 0 {
             continue;
         }
-        let compare = |a: &Row, b: &Row| compare(order, a, b);
+        let compare = |a: &Row, b: &Row| compare(order, a, b, &label_order);
         if keep < rows.len() {
             rows.select_nth_unstable_by(keep - 1, compare);
             rows.truncate(keep);
         }
         for row in rows.iter() {
-            out_labels.append_value(row.labels);
+            out_labels.append_value(names.name(row.series));
             out_ts.push(row.timestamp);
             out_vs.push(row.value);
         }
@@ -252,6 +255,49 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
     )?)
 }
 
+/// The distinct label sets of the input, numbered as they first appear. Ties are broken by
+/// label order, and many rows tie (series whose counters did not move all have a rate of
+/// 0): comparing two numbers instead of two long label strings keeps that cheap.
+#[derive(Default)]
+struct SeriesNames<'a> {
+    names: Vec<&'a str>,
+    index: HashMap<&'a str, u32>,
+    last: Option<(&'a str, u32)>,
+}
+
+impl<'a> SeriesNames<'a> {
+    fn index(&mut self, labels: &'a str) -> u32 {
+        // A series' rows come together, sharing one dictionary string: the same pointer.
+        if let Some((last, i)) = self.last
+            && std::ptr::eq(last, labels)
+        {
+            return i;
+        }
+        let next = self.names.len() as u32;
+        let i = *self.index.entry(labels).or_insert(next);
+        if i == next {
+            self.names.push(labels);
+        }
+        self.last = Some((labels, i));
+        i
+    }
+
+    fn name(&self, series: u32) -> &'a str {
+        self.names[series as usize]
+    }
+
+    /// Each series' position in label order.
+    fn label_order(&self) -> Vec<u32> {
+        let mut sorted: Vec<u32> = (0..self.names.len() as u32).collect();
+        sorted.sort_unstable_by_key(|i| self.names[*i as usize]);
+        let mut position = vec![0; sorted.len()];
+        for (rank, series) in sorted.into_iter().enumerate() {
+            position[series as usize] = rank as u32;
+        }
+        position
+    }
+}
+
 /// The rows of every `(g, timestamp)`. Rows arrive a series at a time, step after step:
 /// the group key rarely changes from one row to the next and is looked up only when it
 /// does, and `(group, timestamp)` hashes as two integers.
@@ -260,13 +306,13 @@ struct Groups<'a> {
     group_of_key: HashMap<&'a str, usize>,
     last_key: Option<(&'a str, usize)>,
     slot_of: FxHashMap<(usize, i64), usize>,
-    rows: Vec<Vec<Row<'a>>>,
+    rows: Vec<Vec<Row>>,
 }
 
 impl<'a> Groups<'a> {
-    fn rows(&mut self, key: &'a str, timestamp: i64) -> &mut Vec<Row<'a>> {
+    fn rows(&mut self, key: &'a str, timestamp: i64) -> &mut Vec<Row> {
         let group = match self.last_key {
-            Some((last, group)) if last == key => group,
+            Some((last, group)) if l::same_text(last, key) => group,
             _ => {
                 let next = self.group_of_key.len();
                 let group = *self.group_of_key.entry(key).or_insert(next);
@@ -294,9 +340,10 @@ fn kept(k: f64, len: usize) -> usize {
     }
 }
 
-/// The aggregation's order; equal rows fall back to their label sets, so the choice among
-/// ties does not depend on how rows arrived.
-fn compare(order: RankOrder, a: &Row, b: &Row) -> Ordering {
+/// The aggregation's order; equal rows fall back to their label sets (`label_order`, a
+/// series' position among them), so the choice among ties does not depend on how rows
+/// arrived.
+fn compare(order: RankOrder, a: &Row, b: &Row, label_order: &[u32]) -> Ordering {
     let by_value = |ascending: bool| {
         let (x, y) = if ascending {
             (a.value, b.value)
@@ -314,7 +361,7 @@ fn compare(order: RankOrder, a: &Row, b: &Row) -> Ordering {
         RankOrder::Smallest => by_value(true),
         RankOrder::Labels => Ordering::Equal,
     }
-    .then_with(|| a.labels.cmp(b.labels))
+    .then_with(|| label_order[a.series as usize].cmp(&label_order[b.series as usize]))
 }
 
 #[cfg(test)]
@@ -333,17 +380,56 @@ mod tests {
 
     #[test]
     fn nan_ranks_last_for_both_directions() {
-        let row = |labels, value| Row {
-            labels,
+        let row = |series, value| Row {
+            series,
             timestamp: 0,
             value,
             k: 1.0,
         };
-        let (nan, one, two) = (row("a", f64::NAN), row("b", 1.0), row("c", 2.0));
-        assert_eq!(compare(RankOrder::Largest, &two, &one), Ordering::Less);
-        assert_eq!(compare(RankOrder::Largest, &one, &nan), Ordering::Less);
-        assert_eq!(compare(RankOrder::Smallest, &one, &two), Ordering::Less);
-        assert_eq!(compare(RankOrder::Smallest, &two, &nan), Ordering::Less);
-        assert_eq!(compare(RankOrder::Labels, &two, &one), Ordering::Greater);
+        let (nan, one, two) = (row(0, f64::NAN), row(1, 1.0), row(2, 2.0));
+        let order = [0, 1, 2];
+        assert_eq!(
+            compare(RankOrder::Largest, &two, &one, &order),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(RankOrder::Largest, &one, &nan, &order),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(RankOrder::Smallest, &one, &two, &order),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(RankOrder::Smallest, &two, &nan, &order),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(RankOrder::Labels, &two, &one, &order),
+            Ordering::Greater
+        );
+    }
+
+    #[test]
+    fn ties_fall_back_to_label_order_not_arrival() {
+        let mut names = SeriesNames::default();
+        let (b, a, c) = (names.index("b"), names.index("a"), names.index("c"));
+        assert_eq!(names.index("a"), a);
+        let order = names.label_order();
+        let row = |series| Row {
+            series,
+            timestamp: 0,
+            value: 1.0,
+            k: 1.0,
+        };
+        assert_eq!(
+            compare(RankOrder::Largest, &row(a), &row(b), &order),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(RankOrder::Smallest, &row(c), &row(b), &order),
+            Ordering::Greater
+        );
+        assert_eq!(names.name(c), "c");
     }
 }

@@ -540,7 +540,7 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
             let known = key.and_then(|k| slot_of_key[k]);
             let slot = match (known, current) {
                 (Some(slot), _) => slot,
-                (None, Some((prev, slot))) if prev == name => slot,
+                (None, Some((prev, slot))) if super::labels::same_text(prev, name) => slot,
                 _ => {
                     let slot = match index.get(name) {
                         Some(slot) => *slot,
