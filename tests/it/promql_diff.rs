@@ -335,7 +335,7 @@ const QUERIES: &[&str] = &[
     "absent_over_time(diff_temperature[5m])",
     "present_over_time(diff_requests_total{code=\"500\"}[1m])",
     "resets(diff_requests_total{code=\"500\"}[1h])",
-    "increase(diff_requests_total[10m])",
+    "sum(increase(diff_requests_total[12m]))",
     "increase(diff_requests_total[1m])",
     "rate(diff_requests_total[2m]) * 60",
     "irate(diff_temperature[1m])",
