@@ -4,15 +4,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, Float64Array, Float64Builder, ListArray};
-use arrow::datatypes::{DataType, Field};
-use datafusion::common::{DataFusionError, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf, lit};
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, ListArray};
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, Expr, GroupsAccumulator,
+    ScalarUDF, Signature, Volatility, create_udf, lit,
+};
 
-use super::functions::{average, kahan_sum, quantile, variance};
+use super::functions::{KahanSum, Mean, average, kahan_sum, quantile, variance};
 
 /// An aggregation computed from all values of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Sum,
     Avg,
@@ -64,6 +69,334 @@ impl Kernel {
     /// `prom_aggregate(array_agg(value), 'kernel', param)`.
     pub fn call(self, values: Expr, param: Expr) -> Expr {
         aggregate_udf().call(vec![values, lit(self.code()), param])
+    }
+}
+
+impl Kernel {
+    /// Whether the kernel can run as values arrive (a DataFusion groups accumulator),
+    /// rather than over a collected list: the sums, means and extremes can; the variances
+    /// and the quantile keep `array_agg`.
+    pub fn streams(self) -> bool {
+        matches!(self, Kernel::Sum | Kernel::Avg | Kernel::Min | Kernel::Max)
+    }
+
+    /// `prom_group_<kernel>(value)`: the streaming form, for kernels that [`Self::streams`].
+    pub fn aggregate(self, values: Expr) -> Expr {
+        AggregateUDF::from(StreamingKernel::new(self)).call(vec![values])
+    }
+}
+
+/// One group's running aggregate.
+#[derive(Debug, Clone, Copy)]
+enum Running {
+    Sum(KahanSum),
+    Mean(Mean),
+    /// min (`largest` false) or max; NaN until a number arrives.
+    Extreme {
+        value: f64,
+        largest: bool,
+    },
+}
+
+impl Running {
+    fn new(kernel: Kernel) -> Running {
+        match kernel {
+            Kernel::Sum => Running::Sum(KahanSum::default()),
+            Kernel::Avg => Running::Mean(Mean::default()),
+            _ => Running::Extreme {
+                value: f64::NAN,
+                largest: kernel == Kernel::Max,
+            },
+        }
+    }
+
+    fn add(&mut self, v: f64) {
+        match self {
+            Running::Sum(sum) => sum.add(v),
+            Running::Mean(mean) => mean.add(v),
+            Running::Extreme { value, largest } => {
+                let better = if *largest { v > *value } else { v < *value };
+                if value.is_nan() || better {
+                    *value = v;
+                }
+            }
+        }
+    }
+
+    /// Folds in the running aggregate of values that came later (another partition's).
+    fn merge(&mut self, later: Running) {
+        match (self, later) {
+            (Running::Sum(sum), Running::Sum(other)) => sum.merge(other),
+            (Running::Mean(mean), Running::Mean(other)) => mean.merge(other),
+            (this @ Running::Extreme { .. }, Running::Extreme { value, .. }) => this.add(value),
+            _ => {}
+        }
+    }
+
+    fn value(self) -> f64 {
+        match self {
+            Running::Sum(sum) => sum.value(),
+            Running::Mean(mean) => mean.value(),
+            Running::Extreme { value, .. } => value,
+        }
+    }
+
+    /// The partial aggregate's state: `(count, a, b, incremental)`.
+    fn state(self) -> (f64, f64, f64, bool) {
+        match self {
+            Running::Sum(sum) => {
+                let (a, b) = sum.parts();
+                (0.0, a, b, false)
+            }
+            Running::Mean(mean) => mean.parts(),
+            Running::Extreme { value, .. } => (0.0, value, 0.0, false),
+        }
+    }
+
+    fn from_state(kernel: Kernel, (count, a, b, incremental): (f64, f64, f64, bool)) -> Running {
+        match Running::new(kernel) {
+            Running::Sum(_) => Running::Sum(KahanSum::from_parts(a, b)),
+            Running::Mean(_) => Running::Mean(Mean::from_parts(count, a, b, incremental)),
+            Running::Extreme { largest, .. } => Running::Extreme { value: a, largest },
+        }
+    }
+}
+
+/// A Prometheus aggregation kernel as a DataFusion aggregate function, so a group's values
+/// fold into its state as they arrive instead of being collected into a list first.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct StreamingKernel {
+    kernel: Kernel,
+    name: String,
+    signature: Signature,
+}
+
+impl StreamingKernel {
+    fn new(kernel: Kernel) -> Self {
+        StreamingKernel {
+            kernel,
+            name: format!("prom_group_{}", kernel.code()),
+            signature: Signature::exact(vec![DataType::Float64], Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for StreamingKernel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup {
+            kernel: self.kernel,
+            running: Running::new(self.kernel),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        let field = |part: &str, data_type: DataType| {
+            Arc::new(Field::new(
+                format_state_name(args.name, part),
+                data_type,
+                true,
+            ))
+        };
+        Ok(vec![
+            field("count", DataType::Float64),
+            field("a", DataType::Float64),
+            field("b", DataType::Float64),
+            field("incremental", DataType::Boolean),
+        ])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> DfResult<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(ManyGroups {
+            kernel: self.kernel,
+            groups: Vec::new(),
+        }))
+    }
+}
+
+fn floats(array: &ArrayRef) -> DfResult<&Float64Array> {
+    array
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| DataFusionError::Internal("aggregation kernel needs floats".into()))
+}
+
+/// The rows of a partial state batch, as `(count, a, b, incremental)`.
+fn state_rows(states: &[ArrayRef]) -> DfResult<Vec<(f64, f64, f64, bool)>> {
+    let [count, a, b, incremental] = states else {
+        return Err(DataFusionError::Internal(
+            "aggregation kernel state has four columns".into(),
+        ));
+    };
+    let (count, a, b) = (floats(count)?, floats(a)?, floats(b)?);
+    let incremental = incremental
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| DataFusionError::Internal("kernel state flag is not boolean".into()))?;
+    Ok((0..count.len())
+        .map(|i| (count.value(i), a.value(i), b.value(i), incremental.value(i)))
+        .collect())
+}
+
+fn state_arrays(states: impl Iterator<Item = (f64, f64, f64, bool)>) -> Vec<ArrayRef> {
+    let (mut count, mut a, mut b, mut incremental) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (n, x, y, inc) in states {
+        count.push(n);
+        a.push(x);
+        b.push(y);
+        incremental.push(inc);
+    }
+    vec![
+        Arc::new(Float64Array::from(count)),
+        Arc::new(Float64Array::from(a)),
+        Arc::new(Float64Array::from(b)),
+        Arc::new(BooleanArray::from(incremental)),
+    ]
+}
+
+/// The kernel over one group (DataFusion's aggregation without `GROUP BY`).
+#[derive(Debug)]
+struct OneGroup {
+    kernel: Kernel,
+    running: Running,
+}
+
+impl Accumulator for OneGroup {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let Some(values) = values.first() else {
+            return Ok(());
+        };
+        floats(values)?
+            .iter()
+            .flatten()
+            .for_each(|v| self.running.add(v));
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        Ok(ScalarValue::Float64(Some(self.running.value())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let (count, a, b, incremental) = self.running.state();
+        Ok(vec![
+            ScalarValue::Float64(Some(count)),
+            ScalarValue::Float64(Some(a)),
+            ScalarValue::Float64(Some(b)),
+            ScalarValue::Boolean(Some(incremental)),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        for state in state_rows(states)? {
+            self.running.merge(Running::from_state(self.kernel, state));
+        }
+        Ok(())
+    }
+}
+
+/// The kernel over every group of a `GROUP BY`, one running state per group index.
+struct ManyGroups {
+    kernel: Kernel,
+    groups: Vec<Running>,
+}
+
+impl GroupsAccumulator for ManyGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.groups
+            .resize(total_num_groups, Running::new(self.kernel));
+        let Some(values) = values.first() else {
+            return Ok(());
+        };
+        let values = floats(values)?;
+        for (row, group) in group_indices.iter().enumerate() {
+            let filtered_out = opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row));
+            if filtered_out || values.is_null(row) {
+                continue;
+            }
+            self.groups[*group].add(values.value(row));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        Ok(Arc::new(Float64Array::from_iter_values(
+            groups.into_iter().map(Running::value),
+        )))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        Ok(state_arrays(groups.into_iter().map(Running::state)))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.groups
+            .resize(total_num_groups, Running::new(self.kernel));
+        for (state, group) in state_rows(values)?.into_iter().zip(group_indices) {
+            self.groups[*group].merge(Running::from_state(self.kernel, state));
+        }
+        Ok(())
+    }
+
+    /// Each row as a group of its own, for when DataFusion skips partial aggregation.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        let Some(values) = values.first() else {
+            return Ok(state_arrays(std::iter::empty()));
+        };
+        let values = floats(values)?;
+        let states = (0..values.len()).map(|row| {
+            let mut running = Running::new(self.kernel);
+            let filtered_out = opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row));
+            if !filtered_out && !values.is_null(row) {
+                running.add(values.value(row));
+            }
+            running.state()
+        });
+        Ok(state_arrays(states))
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Running>()
     }
 }
 
@@ -186,6 +519,47 @@ mod tests {
         assert!(Kernel::Min.apply(&[f64::NAN], 0.0).is_nan());
         assert_eq!(Kernel::Sum.apply(&[1e100, 1.0, -1e100], 0.0), 1.0);
         assert_eq!(Kernel::Quantile.apply(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    }
+
+    /// Running `values` through the streaming state, split in two partial states that are
+    /// then merged (as two partitions would), gives the list kernel's answer.
+    fn streamed(kernel: Kernel, values: &[f64], split: usize) -> f64 {
+        let (first, second) = values.split_at(split);
+        let mut a = Running::new(kernel);
+        first.iter().for_each(|v| a.add(*v));
+        let mut b = Running::new(kernel);
+        second.iter().for_each(|v| b.add(*v));
+        let b = Running::from_state(kernel, b.state());
+        a.merge(b);
+        Running::from_state(kernel, a.state()).value()
+    }
+
+    #[test]
+    fn streaming_kernels_match_the_list_kernels() {
+        let cases: [&[f64]; 5] = [
+            &[1.0, 2.0, 3.5, -4.0],
+            &[1e100, 1.0, -1e100, 1.0],
+            &[f64::NAN, 3.0, 1.0],
+            &[f64::MAX, f64::MAX, -f64::MAX / 2.0],
+            &[f64::INFINITY, 1.0, f64::NEG_INFINITY],
+        ];
+        for kernel in [Kernel::Sum, Kernel::Avg, Kernel::Min, Kernel::Max] {
+            for values in cases {
+                let expected = kernel.apply(values, 0.0);
+                let whole = streamed(kernel, values, values.len());
+                assert!(
+                    whole == expected || (whole.is_nan() && expected.is_nan()),
+                    "{kernel:?} of {values:?}: {whole} streamed, {expected} listed"
+                );
+                // Merged partials agree to within rounding where the sum stays finite.
+                let merged = streamed(kernel, values, 1);
+                let close = (merged - expected).abs() <= 1e-9 * expected.abs().max(1.0);
+                assert!(
+                    close || merged == expected || (merged.is_nan() && expected.is_nan()),
+                    "{kernel:?} of {values:?} merged: {merged}, listed: {expected}"
+                );
+            }
+        }
     }
 }
 

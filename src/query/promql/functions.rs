@@ -377,45 +377,106 @@ fn count_pairs(vs: &[f64], counts: impl Fn(f64, f64) -> bool) -> f64 {
     vs.windows(2).filter(|p| counts(p[0], p[1])).count() as f64
 }
 
-/// Kahan-compensated sum, as Prometheus sums.
+/// Kahan-compensated sum of `values` in order, as Prometheus sums.
 pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut c) = (0.0f64, 0.0f64);
-    for v in values {
-        let t = sum + v;
-        if t.is_infinite() {
-            sum = t;
-            c = 0.0;
-            continue;
-        }
-        if sum.abs() >= v.abs() {
-            c += (sum - t) + v;
-        } else {
-            c += (v - t) + sum;
-        }
-        sum = t;
-    }
-    if c.is_finite() { sum + c } else { sum }
+    let mut sum = KahanSum::default();
+    values.for_each(|v| sum.add(v));
+    sum.value()
 }
 
 /// The mean: a Kahan sum divided by the count, switching to an incremental mean once the
 /// sum would overflow (as Prometheus's `avg` does).
 pub fn average(vs: &[f64]) -> f64 {
-    let (mut sum, mut c) = (0.0f64, 0.0f64);
-    let mut incremental: Option<(f64, f64)> = None;
-    for (i, v) in vs.iter().enumerate() {
-        let n = (i + 1) as f64;
-        match incremental.as_mut() {
+    let mut mean = Mean::default();
+    vs.iter().for_each(|v| mean.add(*v));
+    mean.value()
+}
+
+/// A running Kahan-compensated sum, fed one value at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KahanSum {
+    sum: f64,
+    c: f64,
+}
+
+impl KahanSum {
+    /// The sum and its compensation, as a partial aggregate's state.
+    pub fn from_parts(sum: f64, c: f64) -> Self {
+        KahanSum { sum, c }
+    }
+
+    pub fn parts(self) -> (f64, f64) {
+        (self.sum, self.c)
+    }
+
+    pub fn add(&mut self, v: f64) {
+        (self.sum, self.c) = kahan_add(v, self.sum, self.c);
+    }
+
+    /// Adds the partial sum of values that came after this one's.
+    pub fn merge(&mut self, later: KahanSum) {
+        self.add(later.sum);
+        self.c += later.c;
+    }
+
+    pub fn value(self) -> f64 {
+        if self.c.is_finite() {
+            self.sum + self.c
+        } else {
+            self.sum
+        }
+    }
+}
+
+/// A running mean as Prometheus's `avg` computes it: a Kahan sum over the count, until the
+/// sum would overflow; from then on an incremental (compensated) mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Mean {
+    count: f64,
+    sum: KahanSum,
+    /// `(mean, compensation)` once the sum overflowed.
+    incremental: Option<(f64, f64)>,
+}
+
+impl Mean {
+    /// `(count, a, b, incremental)`: the state of a partial aggregate, `a` and `b` being
+    /// the sum and its compensation, or the mean and its compensation once incremental.
+    pub fn parts(self) -> (f64, f64, f64, bool) {
+        match self.incremental {
+            Some((mean, kc)) => (self.count, mean, kc, true),
+            None => (self.count, self.sum.sum, self.sum.c, false),
+        }
+    }
+
+    pub fn from_parts(count: f64, a: f64, b: f64, incremental: bool) -> Self {
+        match incremental {
+            true => Mean {
+                count,
+                sum: KahanSum::default(),
+                incremental: Some((a, b)),
+            },
+            false => Mean {
+                count,
+                sum: KahanSum::from_parts(a, b),
+                incremental: None,
+            },
+        }
+    }
+
+    pub fn add(&mut self, v: f64) {
+        self.count += 1.0;
+        let n = self.count;
+        match self.incremental.as_mut() {
             None => {
-                let (s, k) = kahan_add(*v, sum, c);
+                let (s, k) = kahan_add(v, self.sum.sum, self.sum.c);
                 if !s.is_infinite() || v.is_infinite() {
-                    (sum, c) = (s, k);
-                    continue;
+                    self.sum = KahanSum::from_parts(s, k);
+                    return;
                 }
                 let before = n - 1.0;
-                incremental = Some((sum / before, c / before));
-                let (mean, kc) = incremental.unwrap_or_default();
+                let (mean, kc) = (self.sum.sum / before, self.sum.c / before);
                 let q = before / n;
-                incremental = Some(kahan_add(v / n, q * mean, q * kc));
+                self.incremental = Some(kahan_add(v / n, q * mean, q * kc));
             }
             Some((mean, kc)) => {
                 let q = (n - 1.0) / n;
@@ -423,12 +484,39 @@ pub fn average(vs: &[f64]) -> f64 {
             }
         }
     }
-    match incremental {
-        Some((mean, kc)) => mean + kc,
-        None => {
-            let n = vs.len() as f64;
-            let total = if c.is_finite() { sum + c } else { sum };
-            total / n
+
+    /// Adds the partial mean of values that came after this one's. While neither side
+    /// overflowed, the sums add exactly as one running sum would; otherwise the two means
+    /// are weighted by their counts.
+    pub fn merge(&mut self, later: Mean) {
+        if later.count == 0.0 {
+            return;
+        }
+        if self.count == 0.0 {
+            *self = later;
+            return;
+        }
+        let count = self.count + later.count;
+        if self.incremental.is_none() && later.incremental.is_none() {
+            let mut sum = self.sum;
+            sum.merge(later.sum);
+            if !sum.sum.is_infinite() {
+                (self.sum, self.count) = (sum, count);
+                return;
+            }
+        }
+        let mean = self.value() * (self.count / count) + later.value() * (later.count / count);
+        *self = Mean {
+            count,
+            sum: KahanSum::default(),
+            incremental: Some((mean, 0.0)),
+        };
+    }
+
+    pub fn value(self) -> f64 {
+        match self.incremental {
+            Some((mean, kc)) => mean + kc,
+            None => self.sum.value() / self.count,
         }
     }
 }

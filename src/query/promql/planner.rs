@@ -1310,6 +1310,19 @@ impl Planner {
         kernel: Kernel,
         grouping: Grouping,
     ) -> PlanResult {
+        if kernel.streams() {
+            let plan = LogicalPlanBuilder::from(keyed)
+                .aggregate(
+                    grouping.keys(),
+                    vec![
+                        kernel.aggregate(col(VALUE)).alias(VALUE),
+                        any_name_dropped(),
+                    ],
+                )?
+                .project(vec![grouping.labels(), col(TIMESTAMP), col(VALUE)])?
+                .build()?;
+            return Ok(Planned::Vector(plan));
+        }
         let plan = LogicalPlanBuilder::from(keyed)
             .aggregate(
                 grouping.keys(),
