@@ -387,9 +387,23 @@ pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
 /// The mean: a Kahan sum divided by the count, switching to an incremental mean once the
 /// sum would overflow (as Prometheus's `avg` does).
 pub fn average(vs: &[f64]) -> f64 {
-    let mut mean = Mean::default();
-    vs.iter().for_each(|v| mean.add(*v));
-    mean.value()
+    // A plain running sum until it overflows, then `Mean` takes over from that value on:
+    // `avg_over_time` runs this over every window, and the plain loop is twice as fast.
+    let mut sum = KahanSum::default();
+    for (i, v) in vs.iter().enumerate() {
+        let before = sum;
+        sum.add(*v);
+        if sum.sum.is_infinite() && !v.is_infinite() {
+            let mut mean = Mean {
+                count: i as f64,
+                sum: before,
+                incremental: None,
+            };
+            vs[i..].iter().for_each(|v| mean.add(*v));
+            return mean.value();
+        }
+    }
+    sum.value() / vs.len() as f64
 }
 
 /// A running Kahan-compensated sum, fed one value at a time.
@@ -409,6 +423,7 @@ impl KahanSum {
         (self.sum, self.c)
     }
 
+    #[inline]
     pub fn add(&mut self, v: f64) {
         (self.sum, self.c) = kahan_add(v, self.sum, self.c);
     }
@@ -463,6 +478,7 @@ impl Mean {
         }
     }
 
+    #[inline]
     pub fn add(&mut self, v: f64) {
         self.count += 1.0;
         let n = self.count;
@@ -522,6 +538,7 @@ impl Mean {
 }
 
 /// One Kahan summation step: adds `v` to `sum` with compensation `c`.
+#[inline]
 fn kahan_add(v: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + v;
     if t.is_infinite() {
