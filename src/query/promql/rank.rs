@@ -388,26 +388,20 @@ mod tests {
         };
         let (nan, one, two) = (row(0, f64::NAN), row(1, 1.0), row(2, 2.0));
         let order = [0, 1, 2];
-        assert_eq!(
-            compare(RankOrder::Largest, &two, &one, &order),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare(RankOrder::Largest, &one, &nan, &order),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare(RankOrder::Smallest, &one, &two, &order),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare(RankOrder::Smallest, &two, &nan, &order),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare(RankOrder::Labels, &two, &one, &order),
-            Ordering::Greater
-        );
+        let cases = [
+            (RankOrder::Largest, &two, &one, Ordering::Less),
+            (RankOrder::Largest, &one, &nan, Ordering::Less),
+            (RankOrder::Smallest, &one, &two, Ordering::Less),
+            (RankOrder::Smallest, &two, &nan, Ordering::Less),
+            (RankOrder::Labels, &two, &one, Ordering::Greater),
+        ];
+        for (rank_order, a, b, expected) in cases {
+            assert_eq!(
+                compare(rank_order, a, b, &order),
+                expected,
+                "{rank_order:?}"
+            );
+        }
     }
 
     #[test]
