@@ -4,7 +4,6 @@
 //! twice, or a many-to-one result label set produced twice. The checks come before a
 //! comparison filters rows away, as in Prometheus.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,11 +14,13 @@ use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
+use rustc_hash::FxHashMap;
 
 use super::labels as l;
 use super::step::{LabelColumn, column, final_properties, only_input};
@@ -98,6 +99,8 @@ pub struct PromUniqueExec {
     input: Arc<dyn ExecutionPlan>,
     check: Check,
     properties: Arc<PlanProperties>,
+    /// Rows and compute time, for `explain?analyze=true`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PromUniqueExec {
@@ -107,6 +110,7 @@ impl PromUniqueExec {
             input,
             check,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -134,6 +138,10 @@ impl ExecutionPlan for PromUniqueExec {
         vec![Distribution::SinglePartition]
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
@@ -157,9 +165,13 @@ impl ExecutionPlan for PromUniqueExec {
         let input = self.input.execute(partition, context)?;
         let schema: SchemaRef = self.input.schema();
         let check = self.check;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
+            let timer = baseline.elapsed_compute().timer();
             verify(&batches, check)?;
+            timer.done();
+            baseline.record_output(batches.iter().map(RecordBatch::num_rows).sum());
             Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
         })
         .try_flatten();
@@ -173,7 +185,11 @@ impl ExecutionPlan for PromUniqueExec {
 /// Fails on the first key seen twice at one timestamp. Keys borrow from the batches: this
 /// runs over every row of a binary operation.
 fn verify(batches: &[RecordBatch], check: Check) -> DfResult<()> {
-    let mut seen: HashMap<(&str, i64), &str> = HashMap::new();
+    // An unkeyed hash, as Prometheus's own matching uses (xxHash of the label set): this
+    // map takes every row of a binary operation, and SipHash made it the slowest step.
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut seen: FxHashMap<(&str, i64), &str> =
+        FxHashMap::with_capacity_and_hasher(rows, Default::default());
     for batch in batches {
         let keys = column::<StringArray>(batch, check.key)?;
         let labels = LabelColumn::of(batch, check.labels)?;
