@@ -1310,33 +1310,25 @@ impl Planner {
         kernel: Kernel,
         grouping: Grouping,
     ) -> PlanResult {
-        if kernel.streams() {
-            let plan = LogicalPlanBuilder::from(keyed)
-                .aggregate(
-                    grouping.keys(),
-                    vec![
-                        kernel.aggregate(col(VALUE)).alias(VALUE),
-                        any_name_dropped(),
-                    ],
-                )?
-                .project(vec![grouping.labels(), col(TIMESTAMP), col(VALUE)])?
-                .build()?;
-            return Ok(Planned::Vector(plan));
-        }
-        let plan = LogicalPlanBuilder::from(keyed)
-            .aggregate(
-                grouping.keys(),
+        // A streaming kernel folds values as they arrive; the others collect each group's
+        // values (and its parameter `p`) and apply the kernel to the list.
+        let (aggregates, value) = if kernel.streams() {
+            (vec![kernel.aggregate(col(VALUE)).alias(VALUE)], col(VALUE))
+        } else {
+            (
                 vec![
                     agg::array_agg(col(VALUE)).alias("vals"),
                     agg::max(col("p")).alias("p"),
-                    any_name_dropped(),
                 ],
-            )?
-            .project(vec![
-                grouping.labels(),
-                col(TIMESTAMP),
                 kernel.call(col("vals"), col("p")).alias(VALUE),
-            ])?
+            )
+        };
+        let plan = LogicalPlanBuilder::from(keyed)
+            .aggregate(
+                grouping.keys(),
+                aggregates.into_iter().chain([any_name_dropped()]),
+            )?
+            .project(vec![grouping.labels(), col(TIMESTAMP), value])?
             .build()?;
         Ok(Planned::Vector(plan))
     }

@@ -25,7 +25,9 @@ use datafusion::physical_plan::{
 use rustc_hash::FxHashMap;
 
 use super::labels as l;
-use super::step::{LabelColumn, after_all_input, column, final_properties, only_input};
+use super::step::{
+    LabelColumn, after_all_input, column, final_properties, one_input_node_methods, only_input,
+};
 
 /// Which rows of a group come first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -129,33 +131,7 @@ impl DisplayAs for PromRankExec {
 }
 
 impl ExecutionPlan for PromRankExec {
-    fn name(&self) -> &'static str {
-        "PromRankExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        // Every row of a group must meet in one partition.
-        vec![Distribution::SinglePartition]
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+    one_input_node_methods!("PromRankExec");
 
     fn with_new_children(
         self: Arc<Self>,
@@ -181,12 +157,8 @@ impl ExecutionPlan for PromRankExec {
         Ok(after_all_input(
             input,
             self.schema.clone(),
-            move |batches| {
-                let _timer = baseline.elapsed_compute().timer();
-                let output = rank(&batches, order, schema)?;
-                baseline.record_output(output.num_rows());
-                Ok(vec![output])
-            },
+            baseline,
+            move |batches| Ok(vec![rank(&batches, order, schema)?]),
         ))
     }
 }

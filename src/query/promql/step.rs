@@ -296,6 +296,41 @@ fn describe(steps: &Steps, window: &Window) -> String {
     )
 }
 
+/// The `ExecutionPlan` methods the one-input PromQL nodes share, for a struct with fields
+/// `input`, `properties` and `metrics`: every row of the input must meet in one partition
+/// (a series' samples, a group's rows), and the node has no expressions of its own.
+macro_rules! one_input_node_methods {
+    ($name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn properties(&self) -> &Arc<PlanProperties> {
+            &self.properties
+        }
+
+        fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn required_input_distribution(&self) -> Vec<Distribution> {
+            vec![Distribution::SinglePartition]
+        }
+
+        fn metrics(&self) -> Option<MetricsSet> {
+            Some(self.metrics.clone_inner())
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        ) -> DfResult<TreeNodeRecursion> {
+            Ok(TreeNodeRecursion::Continue)
+        }
+    };
+}
+pub(super) use one_input_node_methods;
+
 /// Properties of a node that emits everything once its input is read: one partition,
 /// bounded. PromQL's plan nodes all work that way.
 pub(super) fn final_properties(schema: SchemaRef) -> Arc<PlanProperties> {
@@ -356,33 +391,7 @@ impl DisplayAs for PromStepExec {
 }
 
 impl ExecutionPlan for PromStepExec {
-    fn name(&self) -> &'static str {
-        "PromStepExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        // All samples of a series must meet in one partition.
-        vec![Distribution::SinglePartition]
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+    one_input_node_methods!("PromStepExec");
 
     fn with_new_children(
         self: Arc<Self>,
@@ -418,32 +427,35 @@ impl ExecutionPlan for PromStepExec {
         let schema = self.schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let grouping = MetricBuilder::new(&self.metrics).subset_time("grouping_time", partition);
-        Ok(after_all_input(input, schema.clone(), move |batches| {
-            let _timer = baseline.elapsed_compute().timer();
-            // As in Prometheus: a range function holds every sample of its windows, an
-            // instant selection one sample per series and step.
-            let too_many = || DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string());
-            let loaded: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            if matches!(window, Window::Range { .. }) && loaded > max_samples {
-                return Err(too_many());
-            }
-            let grouping_timer = grouping.timer();
-            let mut series = group_series(&batches)?;
-            grouping_timer.done();
-            let step_params = take_step_params(&mut series);
-            if drop_name {
-                for (name, _) in series.iter_mut() {
-                    *name = super::labels::mark_name_dropped(name);
+        Ok(after_all_input(
+            input,
+            schema.clone(),
+            baseline,
+            move |batches| {
+                // As in Prometheus: a range function holds every sample of its windows, an
+                // instant selection one sample per series and step.
+                let too_many = || DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string());
+                let loaded: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                if matches!(window, Window::Range { .. }) && loaded > max_samples {
+                    return Err(too_many());
                 }
-            }
-            let mut output = Chunks::new(schema, batch_rows);
-            evaluate(&series, &steps, &window, &step_params, &notes, &mut output)?;
-            if output.rows() > max_samples {
-                return Err(too_many());
-            }
-            baseline.record_output(output.rows());
-            Ok(output.into_batches())
-        }))
+                let grouping_timer = grouping.timer();
+                let mut series = group_series(&batches)?;
+                grouping_timer.done();
+                let step_params = take_step_params(&mut series);
+                if drop_name {
+                    for (name, _) in series.iter_mut() {
+                        *name = super::labels::mark_name_dropped(name);
+                    }
+                }
+                let mut output = Chunks::new(schema, batch_rows);
+                evaluate(&series, &steps, &window, &step_params, &notes, &mut output)?;
+                if output.rows() > max_samples {
+                    return Err(too_many());
+                }
+                Ok(output.into_batches())
+            },
+        ))
     }
 }
 
@@ -603,14 +615,20 @@ pub(super) fn only_input<T>(mut inputs: Vec<T>, node: &str) -> DfResult<T> {
 
 /// A stream that reads all of `input`, then yields the batches `compute` makes of it:
 /// a PromQL node needs every row of a series (or group) before it can emit any.
+/// `compute`'s time and output rows go to `baseline`, for `explain?analyze=true`.
 pub(super) fn after_all_input(
     input: SendableRecordBatchStream,
     schema: SchemaRef,
+    baseline: BaselineMetrics,
     compute: impl FnOnce(Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> + Send + 'static,
 ) -> SendableRecordBatchStream {
     let output = futures::stream::once(async move {
         let batches: Vec<RecordBatch> = input.try_collect().await?;
-        compute(batches)
+        let timer = baseline.elapsed_compute().timer();
+        let output = compute(batches)?;
+        timer.done();
+        baseline.record_output(output.iter().map(RecordBatch::num_rows).sum());
+        Ok::<_, DataFusionError>(output)
     })
     .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
     .try_flatten();
@@ -672,7 +690,6 @@ pub(super) struct Chunks {
     vs: Vec<f64>,
     /// The current series' key in the chunk being built, once it has a row there.
     key: Option<u32>,
-    rows: usize,
     batches: Vec<RecordBatch>,
 }
 
@@ -686,7 +703,6 @@ impl Chunks {
             ts: Vec::new(),
             vs: Vec::new(),
             key: None,
-            rows: 0,
             batches: Vec::new(),
         }
     }
@@ -712,7 +728,6 @@ impl Chunks {
         self.keys.push(key);
         self.ts.push(t);
         self.vs.push(v);
-        self.rows += 1;
         Ok(())
     }
 
@@ -737,7 +752,11 @@ impl Chunks {
 
     /// Output rows so far.
     fn rows(&self) -> usize {
-        self.rows
+        self.batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            + self.keys.len()
     }
 
     fn into_batches(self) -> Vec<RecordBatch> {

@@ -15,15 +15,15 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
 use rustc_hash::FxHashMap;
 
 use super::labels as l;
-use super::step::{LabelColumn, column, final_properties, only_input};
+use super::step::{
+    LabelColumn, after_all_input, column, final_properties, one_input_node_methods, only_input,
+};
 
 /// Which rule a duplicate breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -122,32 +122,7 @@ impl DisplayAs for PromUniqueExec {
 }
 
 impl ExecutionPlan for PromUniqueExec {
-    fn name(&self) -> &'static str {
-        "PromUniqueExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::SinglePartition]
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+    one_input_node_methods!("PromUniqueExec");
 
     fn with_new_children(
         self: Arc<Self>,
@@ -166,19 +141,10 @@ impl ExecutionPlan for PromUniqueExec {
         let schema: SchemaRef = self.input.schema();
         let check = self.check;
         let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let output = futures::stream::once(async move {
-            let batches: Vec<RecordBatch> = input.try_collect().await?;
-            let timer = baseline.elapsed_compute().timer();
+        Ok(after_all_input(input, schema, baseline, move |batches| {
             verify(&batches, check)?;
-            timer.done();
-            baseline.record_output(batches.iter().map(RecordBatch::num_rows).sum());
-            Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
-        })
-        .try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            output.boxed(),
-        )))
+            Ok(batches)
+        }))
     }
 }
 
