@@ -249,9 +249,25 @@ fn plain_labels(index: usize) -> Vec<Label> {
     ]
 }
 
-/// Even metric names are counters, odd ones gauges, so both value shapes get stored.
-fn is_counter(index: usize) -> bool {
-    (index % METRIC_NAMES).is_multiple_of(2)
+/// What a metric name's series look like, as an exporter's do: of every ten names, four
+/// are counters, two slowly moving gauges (memory, temperatures, queue lengths), two
+/// constants (`up`, info metrics, limits), and two gauges that jump every scrape (the hard
+/// case for XOR encoding, as CPU percentages are).
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Counter,
+    SlowGauge,
+    Constant,
+    NoisyGauge,
+}
+
+fn shape(index: usize) -> Shape {
+    match index % METRIC_NAMES {
+        0 | 2 | 4 | 6 => Shape::Counter,
+        1 | 3 => Shape::SlowGauge,
+        5 | 7 => Shape::Constant,
+        _ => Shape::NoisyGauge,
+    }
 }
 
 /// SplitMix64 over (series, step). It gives values that look random but are the same on every
@@ -266,9 +282,21 @@ fn mix(series: usize, step: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A scrape's timestamp: on the interval grid, late by a few milliseconds of jitter that
+/// differs per target and scrape, as real scrape loops' timestamps are.
+fn scrape_timestamp(args: &Args, start_ms: i64, series: usize, step: usize) -> i64 {
+    let instance = match series_kind(args, series) {
+        SeriesKind::Plain(index) => (index / METRIC_NAMES) % INSTANCES,
+        SeriesKind::Bucket { instance, .. } => instance,
+    };
+    let jitter = (mix(usize::MAX / 2 - instance, step) % 25) as i64;
+    start_ms + step as i64 * args.interval_ms + jitter
+}
+
 /// Next value of a series. Counters grow by a whole number in 0..100, as request or byte
-/// counters do. Gauges jump to a two-decimal value in 0..100, the hard case for XOR encoding.
-/// A bucket grows by its share of the step's 0..100 observations of its instance.
+/// counters do; slow gauges move by a small step now and then; constants never change;
+/// noisy gauges jump to a two-decimal value in 0..100 every time. A bucket grows by its
+/// share of the step's 0..100 observations of its instance.
 fn next_value(args: &Args, series: usize, step: usize, previous: f64) -> f64 {
     let series = match series_kind(args, series) {
         SeriesKind::Plain(series) => series,
@@ -278,10 +306,15 @@ fn next_value(args: &Args, series: usize, step: usize, previous: f64) -> f64 {
         }
     };
     let h = mix(series, step);
-    if is_counter(series) {
-        previous + (h % 100) as f64
-    } else {
-        (h % 10_000) as f64 / 100.0
+    match shape(series) {
+        Shape::Counter => previous + (h % 100) as f64,
+        Shape::SlowGauge if step == 0 => (1 + series % 64) as f64 * 1024.0 * 1024.0,
+        Shape::SlowGauge if h % 8 == 0 => {
+            previous + ((h >> 8) % 64) as f64 * 4096.0 - 128.0 * 1024.0
+        }
+        Shape::SlowGauge => previous,
+        Shape::Constant => (series % 4) as f64,
+        Shape::NoisyGauge => (h % 10_000) as f64 / 100.0,
     }
 }
 
@@ -317,14 +350,13 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
         let mut requests = Vec::new();
         let mut batch = Vec::with_capacity(args.batch_size);
         for step in span_start..span_end {
-            let timestamp = start_ms + step as i64 * args.interval_ms;
             for (slot, &series) in members.iter().enumerate() {
                 values[slot] = next_value(args, series, step, values[slot]);
                 batch.push(TimeSeries {
                     labels: labels[series].clone(),
                     samples: vec![Sample {
                         value: values[slot],
-                        timestamp,
+                        timestamp: scrape_timestamp(args, start_ms, series, step),
                     }],
                 });
                 if batch.len() == args.batch_size {

@@ -28,6 +28,11 @@
 #   BLOCK_WAIT_SECS [90]  longest wait for each server to cut its blocks
 #   WORK_DIR [a new mktemp -d dir, deleted after a successful run; a given one is kept]
 #   KEEP_DATA [0]  set to 1 to keep the data dirs and logs
+#   TPUT_ALIGN [0]  set to 1 to start pass 1 on a 2 h boundary (no block is cut in 3 h of data)
+#   SKIP_DISK [0]  set to 1 to run pass 1 only
+#
+# The full-head memory measurement (20 000 series x 3 h at 15 s, before any block cut):
+#   TPUT_SERIES=20000 TPUT_SAMPLES=719 TPUT_ALIGN=1 TPUT_RUNS=1 SKIP_DISK=1 bash scripts/bench-ingest.sh
 set -euo pipefail
 
 # Shared helpers.
@@ -35,7 +40,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
     TPUT_SERIES TPUT_SAMPLES TPUT_RUNS DISK_SERIES DISK_SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY
-    QUIVER_FSYNC SETTLE_SECS BLOCK_WAIT_SECS WORK_DIR KEEP_DATA)
+    QUIVER_FSYNC SETTLE_SECS BLOCK_WAIT_SECS WORK_DIR KEEP_DATA TPUT_ALIGN SKIP_DISK)
 
 # Printed first so that a result can always be reproduced.
 print_command "$@"
@@ -57,6 +62,8 @@ QUIVER_FSYNC=${QUIVER_FSYNC:-always}
 SETTLE_SECS=${SETTLE_SECS:-5}
 BLOCK_WAIT_SECS=${BLOCK_WAIT_SECS:-90}
 KEEP_DATA=${KEEP_DATA:-0}
+TPUT_ALIGN=${TPUT_ALIGN:-0}
+SKIP_DISK=${SKIP_DISK:-0}
 # Both servers use 2 h blocks. Prometheus's head range is fixed; Quiver's default config matches it.
 BLOCK_MS=$((2 * 3600 * 1000))
 
@@ -321,8 +328,13 @@ disk_pass() {
     R[$kind.data_dir]=$(dir_bytes "$dir/data")
 }
 
-# Same timestamps for both servers. Pass 1 ends one interval before now.
+# Same timestamps for both servers. Pass 1 ends one interval before now, or with
+# TPUT_ALIGN=1 starts on a 2 h boundary, so that up to 3 h of samples fill the head without
+# either server cutting a block (the full-head memory measurement).
 TPUT_START=$(($(now_ms) - TPUT_SAMPLES * INTERVAL_MS))
+if ((TPUT_ALIGN)); then
+    TPUT_START=$((TPUT_START / BLOCK_MS * BLOCK_MS))
+fi
 # Pass 2 starts on a block boundary so both servers cut the same whole windows.
 DISK_START=$((($(now_ms) - DISK_SAMPLES * INTERVAL_MS) / BLOCK_MS * BLOCK_MS))
 if ((DISK_SAMPLES * INTERVAL_MS < 3 * BLOCK_MS)); then
@@ -334,7 +346,9 @@ for ((run = 1; run <= TPUT_RUNS; run++)); do
     for kind in quiver prometheus; do throughput_pass "$kind" "$run"; done
 done
 summarize_pass1
-for kind in quiver prometheus; do disk_pass "$kind"; done
+if ((!SKIP_DISK)); then
+    for kind in quiver prometheus; do disk_pass "$kind"; done
+fi
 
 # ---- report ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::model::METRIC_NAME_LABEL;
-use crate::query::promql::select::{label_index, label_values_matching, select_series};
+use crate::query::promql::select::{self, select_series};
 
 use super::AppState;
 use super::error::ApiError;
@@ -141,49 +141,21 @@ pub async fn label_values(
     respond(result)
 }
 
-/// Label names (`label` None) or one label's values across the selected series. Without
-/// `match[]` the label index answers, which does not visit every series.
+/// Label names (`label` None) or one label's values across the selected series.
 async fn label_set(
     state: &AppState,
     selection: &Selection,
     label: Option<&str>,
 ) -> Result<BTreeSet<String>, ApiError> {
-    if selection.matchers.is_empty() {
-        return label_index(&state.storage, label, selection.start, selection.end)
-            .await
-            .map_err(to_api_error);
-    }
-    if let Some(name) = label
-        && let Some(values) = label_values_matching(
-            &state.storage,
-            name,
-            &selection.matchers,
-            selection.start,
-            selection.end,
-        )
-        .await
-        .map_err(to_api_error)?
-    {
-        return Ok(values);
-    }
-    let series = select_series(
+    select::label_set(
         &state.storage,
+        label,
         &selection.matchers,
         selection.start,
         selection.end,
     )
     .await
-    .map_err(to_api_error)?;
-    Ok(match label {
-        None => series
-            .iter()
-            .flat_map(|l| l.iter().map(|(n, _)| n.to_string()))
-            .collect(),
-        Some(name) => series
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_string))
-            .collect(),
-    })
+    .map_err(to_api_error)
 }
 
 /// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names.
@@ -359,32 +331,30 @@ pub async fn config(State(state): State<AppState>) -> Response {
 
 /// `/api/v1/status/tsdb`: head statistics and the top-10 cardinality tables.
 pub async fn tsdb(State(state): State<AppState>) -> Response {
-    let (head_stats, by_metric, by_label, by_pair, memory) = state.storage.with_head(|head, _| {
-        let mut by_metric: BTreeMap<String, usize> = BTreeMap::new();
-        let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut by_pair: BTreeMap<String, usize> = BTreeMap::new();
-        let mut memory: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, series) in head.all_series() {
-            for (name, value) in series.labels.iter() {
-                if name == METRIC_NAME_LABEL {
-                    *by_metric.entry(value.to_string()).or_default() += 1;
-                }
-                by_label
-                    .entry(name.to_string())
-                    .or_default()
-                    .insert(value.to_string());
-                *by_pair.entry(format!("{name}={value}")).or_default() += 1;
-                *memory.entry(name.to_string()).or_default() += value.len();
+    let mut by_metric: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<String, usize> = BTreeMap::new();
+    let mut memory: BTreeMap<String, usize> = BTreeMap::new();
+    for labels in state.storage.head_labels() {
+        for (name, value) in labels.iter() {
+            if name == METRIC_NAME_LABEL {
+                *by_metric.entry(value.to_string()).or_default() += 1;
             }
+            by_label
+                .entry(name.to_string())
+                .or_default()
+                .insert(value.to_string());
+            *by_pair.entry(format!("{name}={value}")).or_default() += 1;
+            *memory.entry(name.to_string()).or_default() += value.len();
         }
-        let stats = json!({
-            "numSeries": head.num_series(),
-            "numLabelPairs": by_pair.len(),
-            "chunkCount": 0,
-            "minTime": head.min_time().unwrap_or(0),
-            "maxTime": head.max_time().unwrap_or(0),
-        });
-        (stats, by_metric, by_label, by_pair, memory)
+    }
+    let head = state.storage.head_stats();
+    let head_stats = json!({
+        "numSeries": head.num_series,
+        "numLabelPairs": by_pair.len(),
+        "chunkCount": head.num_chunks,
+        "minTime": head.min_time.unwrap_or(0),
+        "maxTime": head.max_time.unwrap_or(0),
     });
     let top = |counts: Vec<(String, usize)>| -> Vec<Value> {
         let mut counts = counts;
@@ -469,18 +439,9 @@ pub async fn delete_series(
         if selection.matchers.is_empty() {
             return Err(ApiError::bad_data("no match[] parameter provided"));
         }
-        let selectors = selection
-            .matchers
-            .iter()
-            .map(|m| crate::query::promql::select::parse_selector(m))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(to_api_error)?;
-        let select = move |labels: &crate::model::Labels| {
-            let pairs: Vec<(&str, &str)> = labels.iter().collect();
-            selectors
-                .iter()
-                .any(|s| crate::query::promql::planner::selector_matches(s, &pairs))
-        };
+        let selectors = select::parse_selectors(&selection.matchers).map_err(to_api_error)?;
+        let select =
+            move |labels: &crate::model::Labels| selectors.iter().any(|s| s.matches(labels));
         let deleted = state
             .storage
             .delete_series(&select, selection.start, selection.end)

@@ -4,6 +4,7 @@
 
 mod duration;
 mod labels;
+mod matcher;
 pub mod relabel;
 
 pub use duration::{format_duration, parse_duration};
@@ -11,6 +12,7 @@ pub use labels::{
     LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, is_valid_label_name,
     is_valid_metric_name,
 };
+pub use matcher::{MatchKind, Matcher, Selector};
 
 /// Bit pattern of Prometheus's staleness marker, a NaN that is not the usual quiet NaN.
 ///

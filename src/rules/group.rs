@@ -20,7 +20,7 @@ use crate::storage::Storage;
 /// What an evaluation reads from and writes to.
 pub struct EvalEnv<'a> {
     pub querier: &'a dyn RuleQuerier,
-    pub storage: &'a Storage,
+    pub storage: &'a Arc<Storage>,
     pub external_labels: &'a BTreeMap<String, String>,
     /// Base of alerts' generator URLs.
     pub external_url: &'a str,
@@ -235,7 +235,7 @@ impl Group {
                     .apply(spec, instances, ts, self.spec.limit)?
             }
         };
-        self.write(rule, series, ts, env.storage)?;
+        self.write(rule, series, ts, env.storage).await?;
         if spec.kind == RuleKind::Alerting
             && let Some(notifier) = env.notifier
         {
@@ -255,12 +255,14 @@ impl Group {
     }
 
     /// Appends a rule's output at `ts`, plus staleness markers for its vanished series.
-    fn write(
+    /// The append (a WAL write under the head's lock) runs on the blocking pool, not on the
+    /// async worker that evaluates the group.
+    async fn write(
         &self,
         rule: &Rule,
         series: Vec<RuleSample>,
         ts: i64,
-        storage: &Storage,
+        storage: &Arc<Storage>,
     ) -> Result<(), String> {
         let mut batch = Vec::with_capacity(series.len());
         let mut current = HashSet::with_capacity(series.len());
@@ -273,17 +275,20 @@ impl Group {
                 samples: vec![Sample::new(ts, s.value)],
             });
         }
-        let mut state = rule.state();
-        for gone in state.previous_series.difference(&current) {
-            batch.push(stale_marker(gone, ts));
+        {
+            let mut state = rule.state();
+            for gone in state.previous_series.difference(&current) {
+                batch.push(stale_marker(gone, ts));
+            }
+            state.previous_series = current;
         }
-        state.previous_series = current;
-        drop(state);
         if batch.is_empty() {
             return Ok(());
         }
-        storage
-            .append_lenient(&batch)
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || storage.append_lenient(&batch))
+            .await
+            .map_err(|e| format!("writing rule results: {e}"))?
             .map(|_| ())
             .map_err(|e| format!("writing rule results: {e}"))
     }

@@ -19,9 +19,10 @@ use arrow::array::{
     TimestampMillisecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Labels, METRIC_NAME_LABEL, SeriesId};
 
-use super::head::Head;
+use super::head::{Head, SampleColumns};
 use super::wal::WalSample;
 
 pub const DATA_FILE: &str = "data.parquet";
@@ -151,21 +152,17 @@ pub struct BlockData {
 impl BlockData {
     /// Copies the samples with `min_time <= ts < max_time` out of the head, sorted by
     /// (metric, series id).
-    pub fn from_head(head: &Head, min_time: i64, max_time: i64) -> BlockData {
+    pub(super) fn from_head(head: &Head, min_time: i64, max_time: i64) -> BlockData {
         let mut series: Vec<WindowSeries> = head
             .all_series()
             .filter_map(|(id, s)| {
-                let r = s.range(min_time, max_time);
-                (!r.is_empty()).then(|| WindowSeries {
+                let mut columns = SampleColumns::default();
+                (s.read_into(min_time, max_time, &mut columns) > 0).then(|| WindowSeries {
                     id: *id,
-                    labels: s.labels.clone(),
-                    timestamps: s.timestamps[r.clone()].to_vec(),
-                    values: s.values[r.clone()].to_vec(),
-                    start_timestamps: s
-                        .start_timestamps
-                        .get(r)
-                        .map(<[i64]>::to_vec)
-                        .unwrap_or_default(),
+                    labels: s.labels().clone(),
+                    timestamps: columns.timestamps,
+                    values: columns.values,
+                    start_timestamps: columns.start_timestamps,
                 })
             })
             .collect();
@@ -189,13 +186,9 @@ impl BlockData {
         self.series.iter().map(|s| s.timestamps.len()).sum()
     }
 
-    /// Writes both files and returns the block's manifest entry. Nothing is visible to
-    /// readers until the caller publishes that entry in the manifest.
-    pub async fn write(
-        &self,
-        store: &Arc<dyn ObjectStore>,
-        id: String,
-    ) -> anyhow::Result<BlockMeta> {
+    /// Encodes both files in memory and returns them with the block's manifest entry.
+    /// CPU-bound: call it off the async runtime's workers (`spawn_blocking`).
+    pub fn encode(&self, id: String) -> anyhow::Result<EncodedBlock> {
         let mut meta = BlockMeta {
             id,
             min_time: self.min_time,
@@ -213,18 +206,13 @@ impl BlockData {
                 .or_default();
             names.extend(s.labels.without_metric_name().map(|(n, _)| n.to_string()));
         }
-        let data_path = meta.data_path();
-        meta.data_file_bytes = write_parquet(store, &data_path, data_schema(), self.data_batches())
-            .await
-            .with_context(|| format!("writing {data_path}"))?;
-        meta.data_bytes = meta.data_file_bytes;
-        let series_path = meta.series_path();
-        let series_batch = self.series_batch()?;
-        meta.data_bytes +=
-            write_parquet(store, &series_path, series_schema(), vec![Ok(series_batch)])
-                .await
-                .with_context(|| format!("writing {series_path}"))?;
-        Ok(meta)
+        let data = encode_parquet(data_schema(), self.data_batches())
+            .with_context(|| format!("encoding {}", meta.data_path()))?;
+        let series = encode_parquet(series_schema(), vec![self.series_batch()])
+            .with_context(|| format!("encoding {}", meta.series_path()))?;
+        meta.data_file_bytes = data.len() as u64;
+        meta.data_bytes = (data.len() + series.len()) as u64;
+        Ok(EncodedBlock { meta, data, series })
     }
 
     fn data_batches(&self) -> Vec<anyhow::Result<RecordBatch>> {
@@ -315,20 +303,42 @@ fn metric_of(labels: &Labels) -> &str {
     labels.metric_name().unwrap_or_default()
 }
 
-async fn write_parquet(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
+/// A block's two files, encoded and ready to upload.
+pub struct EncodedBlock {
+    pub meta: BlockMeta,
+    data: Bytes,
+    series: Bytes,
+}
+
+impl EncodedBlock {
+    /// Uploads both files. Nothing is visible to readers until the caller publishes
+    /// `meta` in the manifest.
+    pub async fn upload(self, store: &Arc<dyn ObjectStore>) -> anyhow::Result<BlockMeta> {
+        let data_path = self.meta.data_path();
+        store
+            .put(&data_path, self.data.into())
+            .await
+            .with_context(|| format!("writing {data_path}"))?;
+        let series_path = self.meta.series_path();
+        store
+            .put(&series_path, self.series.into())
+            .await
+            .with_context(|| format!("writing {series_path}"))?;
+        Ok(self.meta)
+    }
+}
+
+fn encode_parquet(
     schema: SchemaRef,
     batches: Vec<anyhow::Result<RecordBatch>>,
-) -> anyhow::Result<u64> {
-    let sink = object_store::buffered::BufWriter::new(store.clone(), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(sink, schema, Some(writer_properties()))?;
+) -> anyhow::Result<Bytes> {
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(writer_properties()))?;
     for batch in batches {
-        writer.write(&batch?).await?;
+        writer.write(&batch?)?;
     }
-    writer.close().await?;
-    // The object's real size (footer included), as readers will see it.
-    Ok(store.head(path).await?.size)
+    writer.close()?;
+    Ok(Bytes::from(out))
 }
 
 /// Every sample of a block; for rewriting a block.

@@ -7,10 +7,12 @@
 //! head and checkpoints the WAL.
 
 pub mod block;
-pub mod head;
+mod chunk;
+mod head;
 pub mod manifest;
 mod migrate;
 pub mod objstore;
+mod querier;
 pub mod wal;
 
 use std::collections::HashMap;
@@ -26,15 +28,14 @@ use crate::metrics::StorageMetrics;
 use crate::model::{Labels, SeriesId, SeriesSamples};
 
 pub use block::{BlockMeta, BlockSeries};
-pub use head::Head;
+use head::Head;
+pub use head::SampleColumns;
 pub use manifest::Manifest;
 pub use migrate::CURRENT_LAYOUT_VERSION;
+pub use querier::{HeadSamples, HeadStats, SeriesScope, metric_selector};
 pub use wal::ReplayReport;
 
-use wal::{Wal, WalRecord, WalSample};
-
-/// Samples per WAL record when the head is checkpointed.
-const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
+use wal::{CHECKPOINT_RECORD_SAMPLES, Wal, WalRecord, WalSample};
 
 /// Everything needed to open a storage.
 #[derive(Debug, Clone)]
@@ -133,7 +134,7 @@ impl Storage {
         let wal_dir = options.data_dir.join("wal");
         let (wal, records, replay) =
             Wal::open(&wal_dir, options.config.wal.clone(), metrics.clone())?;
-        let mut head = Head::new();
+        let mut head = Head::with_chunk_window(options.config.block_duration.as_millis_i64());
         for record in &records {
             head.apply(&drop_flushed(record, min_valid_time));
         }
@@ -191,12 +192,13 @@ impl Storage {
         read(&self.manifest).clone()
     }
 
-    /// Runs `f` on the head and the manifest as one consistent view: every sample is either
-    /// in a block of that manifest or in the head at or after `manifest.flushed_until`.
-    pub fn with_head<R>(&self, f: impl FnOnce(&Head, &Manifest) -> R) -> R {
+    /// Runs `f` on the head and returns its result with the manifest, as one consistent
+    /// view: every sample is either in a block of that manifest or in the head at or after
+    /// `manifest.flushed_until`.
+    fn snapshot<R>(&self, f: impl FnOnce(&Head) -> R) -> (R, Arc<Manifest>) {
         let state = read(&self.head);
         let manifest = self.manifest();
-        f(&state.head, &manifest)
+        (f(&state.head), manifest)
     }
 
     /// Appends a batch of series, all or nothing. Blocks on fsync under the `always` policy,
@@ -321,7 +323,7 @@ impl Storage {
     /// Cuts every window that can no longer receive samples into a block. With `force`,
     /// also cuts the newest window (used at shutdown of benchmarks and by tests).
     /// Returns the number of blocks written.
-    pub async fn flush(&self, force: bool) -> anyhow::Result<usize> {
+    pub async fn flush(self: &Arc<Self>, force: bool) -> anyhow::Result<usize> {
         let _guard = self.flush_lock.lock().await;
         let mut written = 0;
         while let Some((start, end)) = self.next_window(force) {
@@ -344,17 +346,30 @@ impl Storage {
         (force || max >= end + margin).then_some((start, end))
     }
 
-    async fn cut_window(&self, start: i64, end: i64) -> anyhow::Result<()> {
+    /// Cuts `[start, end)` out of the head into a block. Ingest and queries never wait on
+    /// the slow parts: the window is copied under the head's read lock, encoded on a
+    /// blocking thread, uploaded, published; then the head drops the window's chunks (whole
+    /// chunks, as they never span two windows) under a short write lock, and the WAL is
+    /// checkpointed with no head lock held.
+    async fn cut_window(self: &Arc<Self>, start: i64, end: i64) -> anyhow::Result<()> {
         // Refuse new samples for the window before copying it, so none can slip in between
         // the copy and the truncation below.
         write(&self.head).min_valid_time = end;
-        let data = {
-            let state = read(&self.head);
-            block::BlockData::from_head(&state.head, start, end)
-        };
+        let storage = self.clone();
+        let encoded = blocking(move || {
+            let data = {
+                let state = read(&storage.head);
+                block::BlockData::from_head(&state.head, start, end)
+            };
+            if data.is_empty() {
+                return Ok(None);
+            }
+            data.encode(new_block_id(start)).map(Some)
+        })
+        .await?;
         let mut manifest = self.manifest().as_ref().clone();
-        if !data.is_empty() {
-            let meta = data.write(&self.store, new_block_id(start)).await?;
+        if let Some(encoded) = encoded {
+            let meta = encoded.upload(&self.store).await?;
             self.metrics.blocks_written.inc();
             self.metrics.block_bytes_written.inc_by(meta.data_bytes);
             tracing::info!(block = %meta.id, series = meta.num_series, samples = meta.num_samples, bytes = meta.data_bytes, "block written");
@@ -366,16 +381,36 @@ impl Storage {
         *write(&self.manifest) = Arc::new(manifest);
         self.metrics.blocks_loaded.set(blocks as i64);
 
-        let mut state = write(&self.head);
-        state.head.truncate_before(end);
-        let records = state.head.to_records(CHECKPOINT_RECORD_SAMPLES);
-        self.wal
-            .checkpoint(&records)
-            .context("checkpointing the WAL")?;
-        self.metrics.head_series.set(state.head.num_series() as i64);
-        self.metrics
-            .head_samples
-            .set(state.head.num_samples() as i64);
+        {
+            let mut state = write(&self.head);
+            state.head.truncate_before(end);
+            self.metrics.head_series.set(state.head.num_series() as i64);
+            self.metrics
+                .head_samples
+                .set(state.head.num_samples() as i64);
+        }
+        let storage = self.clone();
+        blocking(move || {
+            // The series the head still has; the WAL switches segments before this is read,
+            // so a series created later has its record in the new segment.
+            let live: std::sync::OnceLock<std::collections::HashSet<SeriesId>> =
+                std::sync::OnceLock::new();
+            let keep = |id: SeriesId| {
+                live.get_or_init(|| {
+                    read(&storage.head)
+                        .head
+                        .all_series()
+                        .map(|(id, _)| *id)
+                        .collect()
+                })
+                .contains(&id)
+            };
+            storage
+                .wal
+                .checkpoint_closed_segments(end, &keep)
+                .context("checkpointing the WAL")
+        })
+        .await?;
         Ok(())
     }
 
@@ -489,7 +524,9 @@ impl Storage {
         let replacement = if data.is_empty() {
             None
         } else {
-            Some(data.write(&self.store, new_block_id(meta.min_time)).await?)
+            let id = new_block_id(meta.min_time);
+            let encoded = blocking(move || data.encode(id)).await?;
+            Some(encoded.upload(&self.store).await?)
         };
         let mut manifest = self.manifest().as_ref().clone();
         manifest.blocks.retain(|b| b.id != meta.id);
@@ -594,6 +631,15 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// Runs CPU- or disk-bound work on tokio's blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a storage task on the blocking pool failed")?
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

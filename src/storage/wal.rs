@@ -5,9 +5,12 @@
 //! frames `[u32 payload length][u32 crc32 of payload][payload]`, little-endian. One append
 //! request is one frame, so a replay sees a request whole or not at all.
 //!
-//! When a block is cut, the head's remaining content is written into a fresh segment (a
-//! checkpoint) and the older segments are deleted. A crash part-way leaves both, and replay
-//! is still right because applying a sample twice keeps one value.
+//! When a block is cut, the closed segments are rewritten into one that keeps only what the
+//! head still holds (a checkpoint, see [`Wal::checkpoint_closed_segments`]), with no lock
+//! held while the files are read and written. A deletion checkpoints differently: it writes
+//! the head's content into a fresh segment and deletes the older ones. A crash part-way
+//! through either leaves old and new side by side, and replay is still right because
+//! applying a sample twice keeps one value.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -22,6 +25,8 @@ use crate::metrics::StorageMetrics;
 use crate::model::{Labels, SeriesId};
 
 const FRAME_HEADER_LEN: usize = 8;
+/// Samples per frame of a checkpoint.
+pub const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
 /// A frame larger than this is treated as corruption rather than allocated.
 const MAX_FRAME_LEN: u32 = 1 << 30;
 const KIND_APPEND: u8 = 1;
@@ -183,6 +188,86 @@ impl Wal {
         Ok(())
     }
 
+    /// Prometheus's checkpoint, for after a block cut: closes the current segment (new
+    /// writes go on into the next one), then rewrites every closed segment into one that
+    /// keeps only the samples at or after `keep_from` and the series `keep_series` names or
+    /// those samples use, and deletes the rest. Appenders wait only for the segment switch;
+    /// the rewriting reads and writes files under no lock, so call it off the async
+    /// runtime's workers. Returns the number of samples kept.
+    ///
+    /// The checkpoint replaces the newest closed segment by a rename, then the older ones
+    /// are deleted. A crash before the rename leaves the old segments; one after it leaves
+    /// some of them beside a checkpoint that repeats their surviving samples in the same
+    /// order, which replays to the same head because a later write of a timestamp wins.
+    pub fn checkpoint_closed_segments(
+        &self,
+        keep_from: i64,
+        keep_series: &dyn Fn(SeriesId) -> bool,
+    ) -> anyhow::Result<usize> {
+        let last_closed = {
+            let mut writer = lock(&self.writer);
+            writer.rotate(&self.dir)?;
+            writer.segment - 1
+        };
+        let closed: Vec<(u64, PathBuf)> = list_segments(&self.dir)?
+            .into_iter()
+            .filter(|(n, _)| *n <= last_closed)
+            .collect();
+        if closed.is_empty() {
+            return Ok(0);
+        }
+        let tmp = self.dir.join("checkpoint.tmp");
+        let mut out = File::create(&tmp)
+            .with_context(|| format!("creating WAL checkpoint {}", tmp.display()))?;
+        let mut kept_samples = 0;
+        let mut pending = WalRecord::default();
+        for (_, path) in &closed {
+            let mut records = Vec::new();
+            read_segment(path, &mut records)?;
+            for record in records {
+                let samples: Vec<WalSample> = record
+                    .samples
+                    .into_iter()
+                    .filter(|s| s.timestamp_ms >= keep_from)
+                    .collect();
+                let used: std::collections::HashSet<SeriesId> =
+                    samples.iter().map(|s| s.series).collect();
+                pending.new_series.extend(
+                    record
+                        .new_series
+                        .into_iter()
+                        .filter(|(id, _)| used.contains(id) || keep_series(*id)),
+                );
+                kept_samples += samples.len();
+                pending.samples.extend(samples);
+                if pending.samples.len() >= CHECKPOINT_RECORD_SAMPLES {
+                    out.write_all(&encode_frame(&pending))
+                        .context("writing WAL checkpoint")?;
+                    pending = WalRecord::default();
+                }
+            }
+        }
+        if !pending.samples.is_empty() || !pending.new_series.is_empty() {
+            out.write_all(&encode_frame(&pending))
+                .context("writing WAL checkpoint")?;
+        }
+        out.sync_data().context("fsync of WAL checkpoint")?;
+        drop(out);
+        let target = segment_path(&self.dir, last_closed);
+        fs::rename(&tmp, &target)
+            .with_context(|| format!("renaming the WAL checkpoint to {}", target.display()))?;
+        sync_dir(&self.dir)?;
+        for (n, path) in &closed {
+            if *n < last_closed {
+                fs::remove_file(path)
+                    .with_context(|| format!("removing old WAL segment {}", path.display()))?;
+            }
+        }
+        self.metrics.wal_fsyncs.inc();
+        self.update_size_metric();
+        Ok(kept_samples)
+    }
+
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.config.fsync
     }
@@ -302,6 +387,27 @@ fn replay_segment(
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+/// Reads every frame of a closed segment; unlike replay, a bad frame is an error: replay
+/// at start-up already cut torn tails, so one now means the file was damaged since.
+fn read_segment(path: &Path, records: &mut Vec<WalRecord>) -> anyhow::Result<()> {
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .with_context(|| format!("reading WAL segment {}", path.display()))?;
+    let mut offset = 0usize;
+    while offset < data.len() {
+        let (record, len) = decode_frame(&data[offset..]).map_err(|reason| {
+            anyhow::anyhow!(
+                "WAL segment {} at offset {offset}: {reason}",
+                path.display()
+            )
+        })?;
+        records.push(record);
+        offset += len;
     }
     Ok(())
 }

@@ -29,8 +29,8 @@ use promql_parser::parser::{
     Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
 };
 
-use crate::model::{METRIC_NAME_LABEL, SeriesId};
-use crate::query::sql::tables::{RawSamples, START_TIMESTAMP, SeriesSet};
+use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
+use crate::query::sql::tables::{RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
 
 use super::PromqlError;
@@ -202,17 +202,18 @@ impl Planner {
         with_starts: bool,
     ) -> Result<LogicalPlan, PromqlError> {
         let metric = metric_name(vs);
-        let set = SeriesSet::collect(&self.storage, metric.as_deref())
+        // The series with a sample in the window; storage finds them through its postings
+        // and the blocks' series files.
+        let selected = self
+            .storage
+            .select_series(&to_selector(vs), min.saturating_add(1), max)
             .await
             .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
-        let mut ids = Vec::new();
-        let mut labels = Vec::new();
-        for (id, series) in &set.series {
-            let pairs: Vec<(&str, &str)> = series.iter().collect();
-            if selector_matches(vs, &pairs) {
-                ids.push(*id);
-                labels.push(l::encode(pairs));
-            }
+        let mut ids = Vec::with_capacity(selected.len());
+        let mut labels = Vec::with_capacity(selected.len());
+        for (id, series) in &selected {
+            ids.push(*id);
+            labels.push(l::encode(series.iter()));
         }
         // A dictionary, so the join hands each sample a key instead of a copy of its
         // series' label string; `PromStep` groups samples by that key.
@@ -1619,29 +1620,35 @@ pub fn metric_name(vs: &VectorSelector) -> Option<String> {
         .map(|m| m.value.clone())
 }
 
-/// Whether a series (its sorted label pairs) satisfies the selector.
-pub fn selector_matches(vs: &VectorSelector, pairs: &[(&str, &str)]) -> bool {
-    let value_of = |name: &str| {
-        pairs
+/// Storage's selector for a PromQL vector selector: its metric name as a `__name__`
+/// matcher, without the reserved matcher that carries `anchored`/`smoothed`.
+pub fn to_selector(vs: &VectorSelector) -> Selector {
+    let convert = |ms: &[Matcher]| -> Vec<model::Matcher> {
+        let mut out: Vec<model::Matcher> = ms
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-            .unwrap_or("")
-    };
-    if let Some(name) = &vs.name
-        && value_of(METRIC_NAME_LABEL) != name
-    {
-        return false;
-    }
-    let all = |ms: &[Matcher]| {
-        ms.iter()
             .filter(|m| m.name != MODE_LABEL)
-            .all(|m| m.is_match(value_of(&m.name)))
+            .map(|m| model::Matcher {
+                name: m.name.clone(),
+                value: m.value.clone(),
+                kind: match &m.op {
+                    MatchOp::Equal => model::MatchKind::Equal,
+                    MatchOp::NotEqual => model::MatchKind::NotEqual,
+                    MatchOp::Re(r) => model::MatchKind::Regex(r.clone()),
+                    MatchOp::NotRe(r) => model::MatchKind::NotRegex(r.clone()),
+                },
+            })
+            .collect();
+        if let Some(name) = &vs.name {
+            out.push(model::Matcher::equal(METRIC_NAME_LABEL, name));
+        }
+        out
     };
     if vs.matchers.or_matchers.is_empty() {
-        all(&vs.matchers.matchers)
+        Selector::new(convert(&vs.matchers.matchers))
     } else {
-        vs.matchers.or_matchers.iter().any(|group| all(group))
+        Selector {
+            alternatives: vs.matchers.or_matchers.iter().map(|g| convert(g)).collect(),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use datafusion::common::{DataFusionError, Result as DfResult};
 
 use crate::storage::Storage;
 
-use super::tables::{SeriesSet, metric_names, metric_table, samples_table, series_table};
+use super::tables::{SeriesSet, metric_table, samples_table, series_table};
 
 pub const SAMPLES_TABLE: &str = "samples";
 pub const SERIES_TABLE: &str = "series";
@@ -28,7 +28,7 @@ impl QuiverSchema {
 #[async_trait]
 impl SchemaProvider for QuiverSchema {
     fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = metric_names(&self.storage).into_iter().collect();
+        let mut names: Vec<String> = self.storage.metric_names().into_iter().collect();
         names.push(SAMPLES_TABLE.to_string());
         names.push(SERIES_TABLE.to_string());
         names
@@ -74,7 +74,7 @@ impl SchemaProvider for QuiverSchema {
 /// `node_memory_MemTotal_bytes` arrives as `node_memory_memtotal_bytes`; when no metric has
 /// that exact name, a metric that matches it ignoring case (and only one) is meant.
 fn resolve_metric(storage: &Storage, name: &str) -> Option<String> {
-    let names = metric_names(storage);
+    let names = storage.metric_names();
     if names.contains(name) {
         return Some(name.to_string());
     }

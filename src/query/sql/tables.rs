@@ -6,7 +6,7 @@
 //! labels land on the series side; the join's dynamic filter then limits the sample scan to
 //! those series, and time filters prune blocks, row groups and pages.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -35,8 +35,7 @@ use datafusion::prelude::{col, lit};
 
 use crate::model::{Labels, SeriesId};
 use crate::storage::block::{data_schema, labels_map_type, new_labels_builder};
-use crate::storage::head::MemSeries;
-use crate::storage::{Head, Manifest, Storage};
+use crate::storage::{HeadSamples, Manifest, SampleColumns, SeriesScope, Storage, metric_selector};
 
 use super::timerange::TimeRange;
 
@@ -92,70 +91,56 @@ impl RawSamples {
     }
 
     /// The head's samples in `range` as one batch of the `projection`'s columns (all when
-    /// None): only what the query reads is copied out.
+    /// None): only what the query reads is copied out. Returns the manifest the batch is
+    /// consistent with.
     fn head_batch(
         &self,
-        head: &Head,
-        manifest: &Manifest,
         range: TimeRange,
         projection: Option<&Vec<usize>>,
-    ) -> DfResult<RecordBatch> {
-        let min = range.min.max(manifest.flushed_until.unwrap_or(i64::MIN));
-        let max = range.max.saturating_add(1);
-        let in_range = |id: &SeriesId| {
-            let s = head.get(*id)?;
-            let r = s.range(min, max);
-            (!r.is_empty()).then_some((*id, s, r))
+    ) -> DfResult<(RecordBatch, Arc<Manifest>)> {
+        let scope = match (&self.series, &self.metric) {
+            (Some(ids), _) => SeriesScope::Ids(ids),
+            (None, Some(m)) => SeriesScope::Metric(m),
+            (None, None) => SeriesScope::All,
         };
-        let parts: Vec<(SeriesId, &MemSeries, std::ops::Range<usize>)> =
-            match (&self.series, &self.metric) {
-                (Some(ids), _) => ids.iter().filter_map(in_range).collect(),
-                (None, Some(m)) => head
-                    .metric(m)
-                    .into_iter()
-                    .flat_map(|idx| idx.series.iter())
-                    .filter_map(in_range)
-                    .collect(),
-                (None, None) => head
-                    .all_series()
-                    .filter_map(|(id, _)| in_range(id))
-                    .collect(),
-            };
-        let rows: usize = parts.iter().map(|(_, _, r)| r.len()).sum();
+        let (samples, manifest) = self.storage.read_head(scope, range.min, range.max);
+        let rows = samples.columns.len();
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
+        let HeadSamples { series, columns } = samples;
+        let SampleColumns {
+            timestamps,
+            values,
+            start_timestamps,
+        } = columns;
+        // Each column is moved into its array, not copied; a column projected twice (which
+        // DataFusion does not do) would come out empty the second time and fail below.
+        let (mut series, mut timestamps, mut values, mut start_timestamps) = (
+            Some(series),
+            Some(timestamps),
+            Some(values),
+            Some(start_timestamps),
+        );
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
         for column in &wanted {
-            columns.push(match *column {
-                0 => Arc::new(UInt64Array::from_iter_values(
-                    parts
-                        .iter()
-                        .flat_map(|(id, _, r)| std::iter::repeat_n(*id, r.len())),
-                )),
-                1 => {
-                    let mut ts = Vec::with_capacity(rows);
-                    parts
-                        .iter()
-                        .for_each(|(_, s, r)| ts.extend_from_slice(&s.timestamps[r.clone()]));
-                    Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC"))
-                }
-                2 => {
-                    let mut vals = Vec::with_capacity(rows);
-                    parts
-                        .iter()
-                        .for_each(|(_, s, r)| vals.extend_from_slice(&s.values[r.clone()]));
-                    Arc::new(Float64Array::from(vals))
-                }
-                _ => start_timestamp_array(&parts, rows),
+            arrays.push(match *column {
+                0 => Arc::new(UInt64Array::from(series.take().unwrap_or_default())),
+                1 => Arc::new(
+                    TimestampMillisecondArray::from(timestamps.take().unwrap_or_default())
+                        .with_timezone("UTC"),
+                ),
+                2 => Arc::new(Float64Array::from(values.take().unwrap_or_default())),
+                _ => start_timestamp_array(start_timestamps.take().unwrap_or_default(), rows),
             });
         }
         let schema = Arc::new(self.schema.project(&wanted)?);
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(RecordBatch::try_new_with_options(
-            schema, columns, &options,
-        )?)
+        Ok((
+            RecordBatch::try_new_with_options(schema, arrays, &options)?,
+            manifest,
+        ))
     }
 
     fn blocks_exec(
@@ -254,13 +239,7 @@ impl TableProvider for RawSamples {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let range = TimeRange::from_filters(filters, TIMESTAMP);
-        let (head_batch, manifest) = self.storage.with_head(|head, manifest| {
-            (
-                self.head_batch(head, manifest, range, projection),
-                Arc::new(manifest.clone()),
-            )
-        });
-        let head_batch = head_batch?;
+        let (head_batch, manifest) = self.head_batch(range, projection)?;
         let head_schema = head_batch.schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
             &[vec![head_batch]],
@@ -275,25 +254,10 @@ impl TableProvider for RawSamples {
 }
 
 /// The start timestamps of the head's selected samples: null where unknown (0), and all
-/// null, without copying anything, when no series in `parts` has one.
-fn start_timestamp_array(
-    parts: &[(SeriesId, &MemSeries, std::ops::Range<usize>)],
-    rows: usize,
-) -> ArrayRef {
-    let known = |(_, s, r): &&(SeriesId, &MemSeries, std::ops::Range<usize>)| {
-        s.start_timestamps
-            .get(r.clone())
-            .is_some_and(|st| st.iter().any(|v| *v != 0))
-    };
-    if !parts.iter().any(|p| known(&p)) {
+/// null, without a buffer, when none of them had one (`starts` is then empty).
+fn start_timestamp_array(starts: Vec<i64>, rows: usize) -> ArrayRef {
+    if starts.iter().all(|s| *s == 0) {
         return new_null_array(&timestamp_type(), rows);
-    }
-    let mut starts = Vec::with_capacity(rows);
-    for (_, s, r) in parts {
-        match s.start_timestamps.get(r.clone()) {
-            Some(known) => starts.extend_from_slice(known),
-            None => starts.extend(std::iter::repeat_n(0, r.len())),
-        }
     }
     let valid = NullBuffer::from_iter(starts.iter().map(|st| *st != 0));
     Arc::new(TimestampMillisecondArray::new(starts.into(), Some(valid)).with_timezone("UTC"))
@@ -310,71 +274,18 @@ impl SeriesSet {
         Self::collect_in_range(storage, metric, i64::MIN, i64::MAX).await
     }
 
-    /// Series of `metric` (or all) with samples between `min` and `max` (inclusive, ms):
-    /// head series whose samples overlap, and the series of blocks that overlap.
+    /// Series of `metric` (or all) with samples between `min` and `max` (inclusive, ms),
+    /// in the head or the blocks.
     pub async fn collect_in_range(
         storage: &Storage,
         metric: Option<&str>,
         min: i64,
         max: i64,
     ) -> anyhow::Result<SeriesSet> {
-        let mut series = BTreeMap::new();
-        let manifest = storage.with_head(|head, manifest| {
-            let ids: Vec<SeriesId> = match metric {
-                Some(m) => head
-                    .metric(m)
-                    .map(|i| i.series.iter().copied().collect())
-                    .unwrap_or_default(),
-                None => head.all_series().map(|(id, _)| *id).collect(),
-            };
-            for id in ids {
-                if let Some(s) = head.get(id)
-                    && !s.range(min, max.saturating_add(1)).is_empty()
-                {
-                    series.insert(id, s.labels.clone());
-                }
-            }
-            manifest.clone()
-        });
-        Self::add_block_series(storage, &manifest, metric, min, max, &mut series).await?;
+        let series = storage
+            .select_series(&metric_selector(metric), min, max)
+            .await?;
         Ok(SeriesSet { series })
-    }
-
-    /// Like [`SeriesSet::collect_in_range`], for the blocks only.
-    pub async fn collect_blocks_in_range(
-        storage: &Storage,
-        metric: Option<&str>,
-        min: i64,
-        max: i64,
-    ) -> anyhow::Result<SeriesSet> {
-        let mut series = BTreeMap::new();
-        let manifest = storage.manifest();
-        Self::add_block_series(storage, &manifest, metric, min, max, &mut series).await?;
-        Ok(SeriesSet { series })
-    }
-
-    async fn add_block_series(
-        storage: &Storage,
-        manifest: &Manifest,
-        metric: Option<&str>,
-        min: i64,
-        max: i64,
-        series: &mut BTreeMap<SeriesId, Arc<Labels>>,
-    ) -> anyhow::Result<()> {
-        for block in &manifest.blocks {
-            if !block.overlaps(min, max) || metric.is_some_and(|m| !block.metrics.contains_key(m)) {
-                continue;
-            }
-            let block_series = storage.block_series(block).await?;
-            let lists: Vec<&Vec<(SeriesId, Arc<Labels>)>> = match metric {
-                Some(m) => block_series.by_metric.get(m).into_iter().collect(),
-                None => block_series.by_metric.values().collect(),
-            };
-            for (id, labels) in lists.into_iter().flatten() {
-                series.entry(*id).or_insert_with(|| labels.clone());
-            }
-        }
-        Ok(())
     }
 
     /// Label names across the set, without `__name__`.
@@ -527,35 +438,4 @@ fn join_view(
         .project(outputs)?
         .build()?;
     Ok(plan)
-}
-
-/// Metric names across head and blocks, for listing tables.
-pub fn metric_names(storage: &Storage) -> BTreeSet<String> {
-    storage.with_head(|head, manifest| {
-        let mut names: BTreeSet<String> = head.metrics().keys().cloned().collect();
-        for block in &manifest.blocks {
-            names.extend(block.metrics.keys().cloned());
-        }
-        names
-    })
-}
-
-/// Label names per metric across head and blocks (used to describe tables cheaply).
-pub fn metric_label_names(storage: &Storage) -> HashMap<String, BTreeSet<String>> {
-    storage.with_head(|head, manifest| {
-        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for (m, idx) in head.metrics() {
-            out.entry(m.clone())
-                .or_default()
-                .extend(idx.label_names.iter().cloned());
-        }
-        for block in &manifest.blocks {
-            for (m, names) in &block.metrics {
-                out.entry(m.clone())
-                    .or_default()
-                    .extend(names.iter().cloned());
-            }
-        }
-        out
-    })
 }
