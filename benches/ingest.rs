@@ -309,7 +309,7 @@ fn next_value(args: &Args, series: usize, step: usize, previous: f64) -> f64 {
     match shape(series) {
         Shape::Counter => previous + (h % 100) as f64,
         Shape::SlowGauge if step == 0 => (1 + series % 64) as f64 * 1024.0 * 1024.0,
-        Shape::SlowGauge if h % 8 == 0 => {
+        Shape::SlowGauge if h.is_multiple_of(8) => {
             previous + ((h >> 8) % 64) as f64 * 4096.0 - 128.0 * 1024.0
         }
         Shape::SlowGauge => previous,

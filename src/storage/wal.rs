@@ -610,6 +610,65 @@ mod tests {
         Wal::open(dir, WalConfig::default(), StorageMetrics::unregistered()).unwrap()
     }
 
+    /// The checkpoint after a cut keeps exactly the samples at or after the cut and the
+    /// series still needed, across many segments, with writes going on after it.
+    #[test]
+    fn checkpoint_of_closed_segments_keeps_what_the_head_still_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig {
+            segment_size_bytes: 256,
+            ..WalConfig::default()
+        };
+        let open_small =
+            |d: &Path| Wal::open(d, config.clone(), StorageMetrics::unregistered()).unwrap();
+        let (wal, _, _) = open_small(dir.path());
+        // Series 1..=40, series i with samples at i*10 and i*10 + 5.
+        for i in 1..=40u64 {
+            let mut r = record(i, i as i64 * 10);
+            r.samples.push(WalSample {
+                timestamp_ms: i as i64 * 10 + 5,
+                ..r.samples[0]
+            });
+            wal.append(&r).unwrap();
+        }
+        assert!(list_segments(dir.path()).unwrap().len() > 5);
+        // Series 3 has no sample left but the head still holds it; series 7 is gone.
+        let keep = |id: SeriesId| id == 3;
+        let kept = wal.checkpoint_closed_segments(200, &keep).unwrap();
+        assert_eq!(kept, 2 * 21);
+        wal.append(&record(41, 500)).unwrap();
+        wal.sync_all().unwrap();
+        drop(wal);
+
+        let samples = |records: &[WalRecord]| {
+            let mut s: Vec<(u64, i64)> = records
+                .iter()
+                .flat_map(|r| r.samples.iter().map(|s| (s.series, s.timestamp_ms)))
+                .collect();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let series = |records: &[WalRecord]| {
+            let mut s: Vec<u64> = records
+                .iter()
+                .flat_map(|r| r.new_series.iter().map(|(id, _)| *id))
+                .collect();
+            s.sort();
+            s
+        };
+        let (_, records, report) = open_small(dir.path());
+        assert!(report.truncated.is_empty());
+        let mut want: Vec<(u64, i64)> = (20..=40u64)
+            .flat_map(|i| [(i, i as i64 * 10), (i, i as i64 * 10 + 5)])
+            .collect();
+        want.push((41, 500));
+        assert_eq!(samples(&records), want);
+        let mut want_series: Vec<u64> = vec![3];
+        want_series.extend(20..=41);
+        assert_eq!(series(&records), want_series);
+    }
+
     #[test]
     fn replays_what_was_written() {
         let dir = tempfile::tempdir().unwrap();
