@@ -355,17 +355,14 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("fsync of directory {}", dir.display()))
 }
 
-/// Reads frames until the end or the first bad frame; a bad frame and everything after it in
-/// that segment are cut off, because a torn write can only be at the tail.
-fn replay_segment(
-    path: &Path,
-    records: &mut Vec<WalRecord>,
-    report: &mut ReplayReport,
-) -> anyhow::Result<()> {
+/// Every good frame of a segment, in order, and where and why the frames stopped early
+/// (a torn or corrupt frame), if they did.
+fn read_frames(path: &Path) -> anyhow::Result<(Vec<WalRecord>, Option<(u64, String)>)> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .with_context(|| format!("reading WAL segment {}", path.display()))?;
+    let mut records = Vec::new();
     let mut offset = 0usize;
     while offset < data.len() {
         match decode_frame(&data[offset..]) {
@@ -373,20 +370,30 @@ fn replay_segment(
                 records.push(record);
                 offset += len;
             }
-            Err(reason) => {
-                tracing::warn!(
-                    segment = %path.display(),
-                    offset,
-                    %reason,
-                    "WAL segment has a torn or corrupt tail; truncating it there"
-                );
-                truncate(path, offset as u64)?;
-                report
-                    .truncated
-                    .push((path.to_path_buf(), offset as u64, reason));
-                break;
-            }
+            Err(reason) => return Ok((records, Some((offset as u64, reason)))),
         }
+    }
+    Ok((records, None))
+}
+
+/// Reads frames until the end or the first bad frame; a bad frame and everything after it in
+/// that segment are cut off, because a torn write can only be at the tail.
+fn replay_segment(
+    path: &Path,
+    records: &mut Vec<WalRecord>,
+    report: &mut ReplayReport,
+) -> anyhow::Result<()> {
+    let (good, bad) = read_frames(path)?;
+    records.extend(good);
+    if let Some((offset, reason)) = bad {
+        tracing::warn!(
+            segment = %path.display(),
+            offset,
+            %reason,
+            "WAL segment has a torn or corrupt tail; truncating it there"
+        );
+        truncate(path, offset)?;
+        report.truncated.push((path.to_path_buf(), offset, reason));
     }
     Ok(())
 }
@@ -394,21 +401,11 @@ fn replay_segment(
 /// Reads every frame of a closed segment; unlike replay, a bad frame is an error: replay
 /// at start-up already cut torn tails, so one now means the file was damaged since.
 fn read_segment(path: &Path, records: &mut Vec<WalRecord>) -> anyhow::Result<()> {
-    let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .with_context(|| format!("reading WAL segment {}", path.display()))?;
-    let mut offset = 0usize;
-    while offset < data.len() {
-        let (record, len) = decode_frame(&data[offset..]).map_err(|reason| {
-            anyhow::anyhow!(
-                "WAL segment {} at offset {offset}: {reason}",
-                path.display()
-            )
-        })?;
-        records.push(record);
-        offset += len;
+    let (good, bad) = read_frames(path)?;
+    if let Some((offset, reason)) = bad {
+        anyhow::bail!("WAL segment {} at offset {offset}: {reason}", path.display());
     }
+    records.extend(good);
     Ok(())
 }
 
