@@ -374,7 +374,7 @@ for kind in quiver prometheus; do
     R[$kind.delta_per_series]=$(div "$(awk -v r="${R[$kind.rss]}" -v i="${R[$kind.idle_rss]}" \
         'BEGIN { print (r - i) * 1024 }')" "$TPUT_SERIES")
     R[$kind.wal_per_sample]=$(div "${R[$kind.tput_wal]}" "${R[$kind.tput_samples]}")
-    R[$kind.bytes_per_sample]=$(div "${R[$kind.block_bytes]}" "${R[$kind.block_samples]}")
+    R[$kind.bytes_per_sample]=$(div "${R[$kind.block_bytes]:-}" "${R[$kind.block_samples]:-}")
 done
 
 MIB=1048576
