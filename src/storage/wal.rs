@@ -403,7 +403,10 @@ fn replay_segment(
 fn read_segment(path: &Path, records: &mut Vec<WalRecord>) -> anyhow::Result<()> {
     let (good, bad) = read_frames(path)?;
     if let Some((offset, reason)) = bad {
-        anyhow::bail!("WAL segment {} at offset {offset}: {reason}", path.display());
+        anyhow::bail!(
+            "WAL segment {} at offset {offset}: {reason}",
+            path.display()
+        );
     }
     records.extend(good);
     Ok(())
