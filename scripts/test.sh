@@ -19,10 +19,8 @@ if ((${#apt_packages[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
-# Debian's packages may start their services; the tests run their own instances.
-pkill -x prometheus 2>/dev/null || true
-pkill -x prometheus-node-exporter 2>/dev/null || true
-pkill -x prometheus-alertmanager 2>/dev/null || true
+# Debian's packages may start their services. They are left alone (they may be the user's
+# own): the tests start their own instances on free ports they choose, and stop only those.
 
 # PostgreSQL drivers for the wire-protocol tests; the official Python client library as
 # an OpenMetrics exporter for the scrape tests.
