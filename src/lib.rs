@@ -16,6 +16,8 @@ pub mod rules;
 pub mod scrape;
 pub mod server;
 pub mod storage;
+#[cfg(test)]
+mod testutil;
 
 /// The Prometheus version whose HTTP API and PromQL semantics Quiver follows; reported by
 /// `/api/v1/status/buildinfo` so clients pick the right feature set.

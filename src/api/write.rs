@@ -52,9 +52,13 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<()
     let request = decode(&compressed, limit.saturating_mul(MAX_EXPANSION))?;
     let batch = to_series(request)?;
     let storage = state.storage.clone();
-    let outcome = tokio::task::spawn_blocking(move || storage.append(&batch))
-        .await
-        .map_err(|e| ApiError::internal(format!("append task failed: {e}")))?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut appender = storage.appender();
+        appender.extend(batch);
+        appender.commit()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("append task failed: {e}")))?;
     match outcome {
         Ok(_) => Ok(()),
         Err(e @ (AppendError::OutOfBounds { .. } | AppendError::OutOfOrder { .. })) => {

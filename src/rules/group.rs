@@ -286,11 +286,15 @@ impl Group {
             return Ok(());
         }
         let storage = storage.clone();
-        tokio::task::spawn_blocking(move || storage.append_lenient(&batch))
-            .await
-            .map_err(|e| format!("writing rule results: {e}"))?
-            .map(|_| ())
-            .map_err(|e| format!("writing rule results: {e}"))
+        tokio::task::spawn_blocking(move || {
+            let mut appender = storage.lenient_appender();
+            appender.extend(batch);
+            appender.commit()
+        })
+        .await
+        .map_err(|e| format!("writing rule results: {e}"))?
+        .map(|_| ())
+        .map_err(|e| format!("writing rule results: {e}"))
     }
 
     /// Staleness markers for everything this group wrote last; for a group that goes away.
@@ -300,8 +304,10 @@ impl Group {
             let mut state = rule.state();
             batch.extend(state.previous_series.drain().map(|s| stale_marker(&s, ts)));
         }
-        if !batch.is_empty()
-            && let Err(e) = storage.append_lenient(&batch)
+        let mut appender = storage.lenient_appender();
+        appender.extend(batch);
+        if !appender.is_empty()
+            && let Err(e) = appender.commit()
         {
             tracing::warn!(group = %self.spec.name, error = %e, "writing staleness markers");
         }

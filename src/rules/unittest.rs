@@ -531,8 +531,10 @@ impl ScratchStorage {
                 samples,
             });
         }
-        self.storage
-            .append_lenient(&batch)
+        let mut appender = self.storage.lenient_appender();
+        appender.extend(batch);
+        appender
+            .commit()
             .map_err(|e| anyhow::anyhow!("loading input series: {e}"))?;
         Ok(())
     }

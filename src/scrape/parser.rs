@@ -2177,14 +2177,7 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
             "NaN", "+Inf", "-", "e", "# ", "#", "HELP ", "TYPE ", "UNIT ", "EOF", "counter",
             "gauge ", "\n", "\r", "é", "✓", "le", "\"a.b\"", "# {", "0x",
         ];
-        // xorshift64: deterministic, dependency-free pseudo-randomness.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testutil::xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
             let length = next() % 24;
             let input: String = (0..length)

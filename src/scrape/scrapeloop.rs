@@ -334,7 +334,12 @@ impl ScrapeLoop {
 
     async fn append(&self, batch: Vec<SeriesSamples>) {
         let storage = self.storage.clone();
-        match tokio::task::spawn_blocking(move || storage.append_lenient(&batch)).await {
+        let commit = move || {
+            let mut appender = storage.lenient_appender();
+            appender.extend(batch);
+            appender.commit()
+        };
+        match tokio::task::spawn_blocking(commit).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(target = %self.target.url, error = %e, "storing scrape failed")

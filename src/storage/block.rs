@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Labels, METRIC_NAME_LABEL, SeriesId};
 
-use super::head::{Head, SampleColumns};
+use super::head::Head;
+use super::series::SampleColumns;
 use super::wal::WalSample;
 
 pub const DATA_FILE: &str = "data.parquet";
@@ -153,19 +154,19 @@ impl BlockData {
     /// Copies the samples with `min_time <= ts < max_time` out of the head, sorted by
     /// (metric, series id).
     pub(super) fn from_head(head: &Head, min_time: i64, max_time: i64) -> BlockData {
-        let mut series: Vec<WindowSeries> = head
-            .all_series()
-            .filter_map(|(id, s)| {
-                let mut columns = SampleColumns::default();
-                (s.read_into(min_time, max_time, &mut columns) > 0).then(|| WindowSeries {
-                    id: *id,
+        let mut series: Vec<WindowSeries> = Vec::new();
+        head.for_each_series(|id, s| {
+            let mut columns = SampleColumns::default();
+            if s.read_into(min_time, max_time, &mut columns) > 0 {
+                series.push(WindowSeries {
+                    id,
                     labels: s.labels().clone(),
                     timestamps: columns.timestamps,
                     values: columns.values,
                     start_timestamps: columns.start_timestamps,
-                })
-            })
-            .collect();
+                });
+            }
+        });
         series.sort_by(|a, b| {
             metric_of(&a.labels)
                 .cmp(metric_of(&b.labels))

@@ -527,13 +527,7 @@ mod tests {
     #[test]
     fn random_streams_round_trip() {
         // A small deterministic generator: no test dependency for randomness.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testutil::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200 {
             let mut t = (next() % 1_000_000) as i64;
             let n = (next() % 300) as usize;

@@ -1,416 +1,62 @@
-//! The head: recent samples in memory, per series as compressed chunks (see [`super::chunk`]),
-//! with a label index for finding series by metric name and label.
+//! The head: recent samples in memory, per series as compressed chunks (see
+//! [`super::series`]), with a label index for finding series by metric name and label.
+//!
+//! Locks, as Prometheus's `stripeSeries`: the series are spread by id over [`STRIPES`]
+//! stripes, each behind its own lock, so appends to different series proceed in parallel
+//! and a reader holds one stripe at a time. The index (labels, metrics, postings) has a lock
+//! of its own, taken for writing only when series are created or removed. The order is
+//! index before stripe: nothing holding a stripe lock takes the index lock.
 //!
 //! The head does no I/O. [`super::Storage`] validates a write against it, logs it to the WAL,
 //! then applies it here, and cuts old time windows out of it into blocks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::model::{Labels, Matcher, Selector, SeriesId};
 
-use super::chunk::{Chunk, SAMPLES_PER_CHUNK};
+use super::series::MemSeries;
+#[cfg(test)]
+use super::series::SampleColumns;
 use super::wal::{WalRecord, WalSample};
 
-/// Decoded samples of one or more series, column by column, ready to become Arrow arrays.
-#[derive(Debug, Default, Clone)]
-pub struct SampleColumns {
-    pub timestamps: Vec<i64>,
-    pub values: Vec<f64>,
-    /// Parallel to `timestamps` once any sample had a start timestamp; empty until then, so
-    /// that series without start timestamps pay nothing.
-    pub start_timestamps: Vec<i64>,
-}
+/// Stripes of the series map: enough that concurrent appenders rarely meet on one.
+const STRIPES: usize = 128;
 
-impl SampleColumns {
-    pub fn len(&self) -> usize {
-        self.timestamps.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
-    }
-
-    fn push(&mut self, t: i64, v: f64, start: i64) {
-        if start != 0 && self.start_timestamps.len() < self.timestamps.len() {
-            self.start_timestamps.resize(self.timestamps.len(), 0);
-        }
-        self.timestamps.push(t);
-        self.values.push(v);
-        if !self.start_timestamps.is_empty() || start != 0 {
-            self.start_timestamps.push(start);
-        }
-    }
-
-    /// Fills in the unknown start timestamps of the tail, if any were ever known.
-    fn finish(&mut self) {
-        if !self.start_timestamps.is_empty() {
-            self.start_timestamps.resize(self.timestamps.len(), 0);
-        }
-    }
-}
-
-/// One series in the head: its samples in compressed chunks, sorted by time and not
-/// overlapping. The last chunk takes appends until it holds [`SAMPLES_PER_CHUNK`] samples;
-/// the others are closed. An out-of-order sample re-encodes the chunk it falls into.
-#[derive(Debug, Clone)]
-pub struct MemSeries {
-    labels: Arc<Labels>,
-    chunks: Vec<Chunk>,
-}
-
-impl MemSeries {
-    fn new(labels: Labels) -> Self {
-        MemSeries {
-            labels: Arc::new(labels),
-            chunks: Vec::new(),
-        }
-    }
-
-    pub fn labels(&self) -> &Arc<Labels> {
-        &self.labels
-    }
-
-    pub fn min_time(&self) -> Option<i64> {
-        self.chunks.first().map(Chunk::min_time)
-    }
-
-    pub fn max_time(&self) -> Option<i64> {
-        self.chunks.last().map(Chunk::max_time)
-    }
-
-    pub fn num_chunks(&self) -> usize {
-        self.chunks.len()
-    }
-
-    /// Heap bytes of the samples, for memory accounting.
-    pub fn chunk_bytes(&self) -> usize {
-        self.chunks.iter().map(Chunk::heap_bytes).sum::<usize>()
-            + self.chunks.capacity() * size_of::<Chunk>()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    /// Inserts in time order; an existing timestamp keeps the newer value.
-    /// Returns true when a new sample was added (not a replacement).
-    /// A chunk never spans two `window`s (when non-zero): cutting a block then drops whole
-    /// chunks instead of re-encoding the ones that straddle its end.
-    fn insert(&mut self, ts: i64, value: f64, start: i64, window: i64) -> bool {
-        let same_window =
-            |a: i64, b: i64| window <= 0 || a.div_euclid(window) == b.div_euclid(window);
-        match self.chunks.last_mut() {
-            Some(last) if ts > last.max_time() => {
-                if last.len() < SAMPLES_PER_CHUNK
-                    && last.is_open()
-                    && same_window(last.min_time(), ts)
-                {
-                    last.append(ts, value, start);
-                    return true;
-                }
-                last.close();
-            }
-            Some(_) => return self.insert_out_of_order(ts, value, start),
-            None => {}
-        }
-        self.chunks.push(Chunk::from_samples(&[(ts, value, start)]));
-        true
-    }
-
-    /// Re-encodes the chunk `ts` falls into (or the first one after it) with the sample.
-    fn insert_out_of_order(&mut self, ts: i64, value: f64, start: i64) -> bool {
-        let i = self.chunks.partition_point(|c| c.max_time() < ts);
-        let mut samples = self.chunks[i].samples();
-        let added = match samples.binary_search_by_key(&ts, |s| s.0) {
-            Ok(at) => {
-                samples[at] = (ts, value, start);
-                false
-            }
-            Err(at) => {
-                samples.insert(at, (ts, value, start));
-                true
-            }
-        };
-        self.replace_chunk(i, &samples);
-        added
-    }
-
-    /// Replaces chunk `i` with `samples` (sorted), split so no chunk grows past twice the
-    /// usual size; removes it when `samples` is empty. The last chunk stays open.
-    fn replace_chunk(&mut self, i: usize, samples: &[(i64, f64, i64)]) {
-        let was_last = i + 1 == self.chunks.len();
-        let pieces: Vec<Chunk> = if samples.len() > 2 * SAMPLES_PER_CHUNK {
-            samples
-                .chunks(SAMPLES_PER_CHUNK)
-                .map(Chunk::from_samples)
-                .collect()
-        } else if samples.is_empty() {
-            Vec::new()
-        } else {
-            vec![Chunk::from_samples(samples)]
-        };
-        let n = pieces.len();
-        self.chunks.splice(i..=i, pieces);
-        let last_index = self.chunks.len().saturating_sub(1);
-        for (k, chunk) in self.chunks[i..i + n].iter_mut().enumerate() {
-            if !(was_last && i + k == last_index) {
-                chunk.close();
-            }
-        }
-    }
-
-    /// True when the series has a sample with `min <= ts < max`.
-    pub fn has_samples_in(&self, min: i64, max: i64) -> bool {
-        self.overlapping(min, max).any(|c| {
-            (min <= c.min_time() && c.min_time() < max)
-                || (min <= c.max_time() && c.max_time() < max)
-                || c.iter().any(|(t, _, _)| min <= t && t < max)
-        })
-    }
-
-    fn overlapping(&self, min: i64, max: i64) -> impl Iterator<Item = &Chunk> {
-        let first = self.chunks.partition_point(|c| c.max_time() < min);
-        self.chunks[first..]
-            .iter()
-            .take_while(move |c| c.min_time() < max)
-    }
-
-    /// Decodes the samples with `min <= ts < max` onto the end of `out`, decoding only
-    /// the chunks that overlap the range. Returns how many were added.
-    pub fn read_into(&self, min: i64, max: i64, out: &mut SampleColumns) -> usize {
-        let before = out.len();
-        for chunk in self.overlapping(min, max) {
-            let inside = min <= chunk.min_time() && chunk.max_time() < max;
-            for (t, v, s) in chunk.iter() {
-                if inside || (min <= t && t < max) {
-                    out.push(t, v, s);
-                }
-            }
-        }
-        out.finish();
-        out.len() - before
-    }
-
-    /// Every sample, in time order.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, f64, i64)> + '_ {
-        self.chunks.iter().flat_map(Chunk::iter)
-    }
-
-    /// Removes the samples with `min <= ts < max`; returns how many went.
-    fn remove_range(&mut self, min: i64, max: i64) -> usize {
-        let mut removed = 0;
-        let mut i = self.chunks.partition_point(|c| c.max_time() < min);
-        while i < self.chunks.len() && self.chunks[i].min_time() < max {
-            let chunk = &self.chunks[i];
-            if min <= chunk.min_time() && chunk.max_time() < max {
-                removed += chunk.len();
-                self.chunks.remove(i);
-                continue;
-            }
-            let samples = chunk.samples();
-            let kept: Vec<(i64, f64, i64)> = samples
-                .iter()
-                .copied()
-                .filter(|(t, _, _)| *t < min || *t >= max)
-                .collect();
-            removed += samples.len() - kept.len();
-            let pieces_before = self.chunks.len();
-            self.replace_chunk(i, &kept);
-            // Step past what replaced chunk i (nothing, when it emptied).
-            i = i + self.chunks.len() + 1 - pieces_before;
-        }
-        removed
-    }
-}
+type Stripe = HashMap<SeriesId, MemSeries>;
 
 /// Series of one metric and the label names they use (the metric table's columns).
 #[derive(Debug, Default, Clone)]
-pub struct MetricIndex {
-    pub series: BTreeSet<SeriesId>,
-    pub label_names: BTreeSet<String>,
+struct MetricIndex {
+    series: BTreeSet<SeriesId>,
+    label_names: BTreeSet<String>,
 }
 
+/// What finds series: their label sets, by metric, and by label pair.
 #[derive(Debug, Default)]
-pub struct Head {
-    series: HashMap<SeriesId, MemSeries>,
+struct Index {
+    labels: HashMap<SeriesId, Arc<Labels>>,
     by_metric: BTreeMap<String, MetricIndex>,
     /// label name -> label value -> series; for matcher lookups.
     postings: HashMap<String, HashMap<String, BTreeSet<SeriesId>>>,
-    num_samples: usize,
-    min_time: Option<i64>,
-    max_time: Option<i64>,
-    /// Chunks do not span two windows of this length (ms; 0: no limit).
-    chunk_window: i64,
 }
 
-impl Head {
-    pub fn new() -> Head {
-        Head::default()
-    }
-
-    /// A head whose chunks each stay inside one block window of `window` ms.
-    pub fn with_chunk_window(window: i64) -> Head {
-        Head {
-            chunk_window: window,
-            ..Head::default()
-        }
-    }
-
-    /// Chunks across all series.
-    pub fn num_chunks(&self) -> usize {
-        self.series.values().map(MemSeries::num_chunks).sum()
-    }
-
-    pub fn num_series(&self) -> usize {
-        self.series.len()
-    }
-
-    pub fn num_samples(&self) -> usize {
-        self.num_samples
-    }
-
-    pub fn min_time(&self) -> Option<i64> {
-        self.min_time
-    }
-
-    pub fn max_time(&self) -> Option<i64> {
-        self.max_time
-    }
-
-    pub fn get(&self, id: SeriesId) -> Option<&MemSeries> {
-        self.series.get(&id)
-    }
-
-    pub fn metrics(&self) -> &BTreeMap<String, MetricIndex> {
-        &self.by_metric
-    }
-
-    pub fn metric(&self, name: &str) -> Option<&MetricIndex> {
-        self.by_metric.get(name)
-    }
-
-    pub fn postings(&self, name: &str, value: &str) -> Option<&BTreeSet<SeriesId>> {
-        self.postings.get(name).and_then(|values| values.get(value))
-    }
-
-    /// Label names in use, from the postings index.
-    pub fn label_names(&self) -> impl Iterator<Item = &String> {
-        self.postings.keys()
-    }
-
-    pub fn label_values(&self, name: &str) -> impl Iterator<Item = &String> {
-        self.postings.get(name).into_iter().flat_map(|v| v.keys())
-    }
-
-    pub fn all_series(&self) -> impl Iterator<Item = (&SeriesId, &MemSeries)> {
-        self.series.iter()
-    }
-
-    /// True when the head holds samples that may fall in `[min, max]`.
-    pub fn overlaps(&self, min: i64, max: i64) -> bool {
-        self.min_time
-            .zip(self.max_time)
-            .is_some_and(|(lo, hi)| lo <= max && min <= hi)
-    }
-
-    /// The series `selector` picks that have a sample with `min <= ts < max`. Candidates
-    /// come from the postings of each alternative's equality matchers (the shortest list
-    /// walked, the others probed); only they are tested against every matcher.
-    pub fn select(&self, selector: &Selector, min: i64, max: i64) -> Vec<(SeriesId, Arc<Labels>)> {
-        let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
-        if selector.alternatives.is_empty() {
-            ids.extend(self.series.keys());
-        }
-        for alternative in &selector.alternatives {
-            ids.extend(self.candidates(alternative));
-        }
-        ids.into_iter()
-            .filter_map(|id| {
-                let s = self.series.get(&id)?;
-                (selector.matches(&s.labels) && s.has_samples_in(min, max))
-                    .then(|| (id, s.labels.clone()))
-            })
-            .collect()
-    }
-
-    /// Series that satisfy every equality matcher of `matchers` (all series when there is
-    /// none): the intersection of their postings.
-    fn candidates(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
-        let mut lists: Vec<&BTreeSet<SeriesId>> = Vec::new();
-        for m in matchers.iter().filter(|m| m.is_postings_lookup()) {
-            match self.postings(&m.name, &m.value) {
-                Some(list) => lists.push(list),
-                None => return Vec::new(),
-            }
-        }
-        if lists.is_empty() {
-            return self.series.keys().copied().collect();
-        }
-        lists.sort_by_key(|l| l.len());
-        lists[0]
-            .iter()
-            .filter(|id| lists[1..].iter().all(|l| l.contains(id)))
-            .copied()
-            .collect()
-    }
-
-    /// The id the series has, or would get: its stable hash, probed forward past
-    /// collisions with other label sets (including ones `pending` is about to add).
-    pub fn resolve_id(
-        &self,
-        labels: &Labels,
-        pending: &HashMap<SeriesId, Labels>,
-    ) -> (SeriesId, bool) {
+impl Index {
+    /// The id `labels` has here, or the free id it would get: its stable hash, probed
+    /// forward past collisions with other label sets.
+    fn resolve(&self, labels: &Labels) -> (SeriesId, bool) {
         let mut id = labels.stable_hash();
         loop {
-            let existing = self
-                .series
-                .get(&id)
-                .map(|s| s.labels.as_ref())
-                .or_else(|| pending.get(&id));
-            match existing {
+            match self.labels.get(&id) {
                 None => return (id, false),
-                Some(l) if l == labels => return (id, self.series.contains_key(&id)),
+                Some(l) if l.as_ref() == labels => return (id, true),
                 Some(_) => id = id.wrapping_add(1),
             }
         }
     }
 
-    /// Applies a record that has already been validated and logged.
-    pub fn apply(&mut self, record: &WalRecord) -> usize {
-        for (id, labels) in &record.new_series {
-            self.add_series(*id, labels.clone());
-        }
-        let mut added = 0;
-        for s in &record.samples {
-            if let Some(series) = self.series.get_mut(&s.series)
-                && series.insert(
-                    s.timestamp_ms,
-                    s.value,
-                    s.start_timestamp_ms,
-                    self.chunk_window,
-                )
-            {
-                added += 1;
-                self.min_time = Some(
-                    self.min_time
-                        .map_or(s.timestamp_ms, |t| t.min(s.timestamp_ms)),
-                );
-                self.max_time = Some(
-                    self.max_time
-                        .map_or(s.timestamp_ms, |t| t.max(s.timestamp_ms)),
-                );
-            }
-        }
-        self.num_samples += added;
-        added
-    }
-
-    fn add_series(&mut self, id: SeriesId, labels: Labels) {
-        if self.series.contains_key(&id) {
-            return;
-        }
+    fn insert(&mut self, id: SeriesId, labels: Arc<Labels>) {
         let metric = labels.metric_name().unwrap_or_default().to_string();
         let index = self.by_metric.entry(metric).or_default();
         index.series.insert(id);
@@ -425,62 +71,21 @@ impl Head {
                 .or_default()
                 .insert(id);
         }
-        self.series.insert(id, MemSeries::new(labels));
+        self.labels.insert(id, labels);
     }
 
-    /// Deletes the samples in `[min, max]` of the series `select` picks, then the series
-    /// left empty. Returns how many samples went.
-    pub fn delete(&mut self, select: &dyn Fn(&Labels) -> bool, min: i64, max: i64) -> usize {
-        let mut deleted = 0;
-        let mut emptied = Vec::new();
-        for (id, series) in self.series.iter_mut() {
-            if !select(&series.labels) {
-                continue;
-            }
-            deleted += series.remove_range(min, max.saturating_add(1));
-            if series.is_empty() {
-                emptied.push(*id);
-            }
-        }
-        self.num_samples -= deleted;
-        for id in emptied {
-            self.remove_series(id);
-        }
-        deleted
-    }
-
-    /// Drops every sample older than `before`, then every series left with no samples.
-    pub fn truncate_before(&mut self, before: i64) {
-        let mut emptied = Vec::new();
-        for (id, series) in self.series.iter_mut() {
-            if series.min_time().is_some_and(|t| t < before) {
-                self.num_samples -= series.remove_range(i64::MIN, before);
-            }
-            if series.is_empty() {
-                emptied.push(*id);
-            }
-        }
-        for id in emptied {
-            self.remove_series(id);
-        }
-        self.min_time = self.series.values().filter_map(MemSeries::min_time).min();
-        if self.min_time.is_none() {
-            self.max_time = None;
-        }
-    }
-
-    fn remove_series(&mut self, id: SeriesId) {
-        let Some(series) = self.series.remove(&id) else {
+    fn remove(&mut self, id: SeriesId) {
+        let Some(labels) = self.labels.remove(&id) else {
             return;
         };
-        let metric = series.labels.metric_name().unwrap_or_default().to_string();
-        if let Some(index) = self.by_metric.get_mut(&metric) {
+        let metric = labels.metric_name().unwrap_or_default();
+        if let Some(index) = self.by_metric.get_mut(metric) {
             index.series.remove(&id);
             if index.series.is_empty() {
-                self.by_metric.remove(&metric);
+                self.by_metric.remove(metric);
             }
         }
-        for (name, value) in series.labels.iter() {
+        for (name, value) in labels.iter() {
             if let Some(values) = self.postings.get_mut(name) {
                 if let Some(ids) = values.get_mut(value) {
                     ids.remove(&id);
@@ -493,21 +98,396 @@ impl Head {
                 }
             }
         }
-        // Label names of the metric may now be unused; recompute them lazily is not worth it:
-        // an extra all-null column is harmless, and the set is rebuilt at the next restart.
+        // The metric's label names may now be unused: an extra all-null column is harmless,
+        // and the set is rebuilt at the next restart.
+    }
+
+    /// Series that satisfy every equality matcher of `matchers` (all series when there is
+    /// none): the intersection of their postings, the shortest list walked.
+    fn candidates(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
+        let mut lists: Vec<&BTreeSet<SeriesId>> = Vec::new();
+        for m in matchers.iter().filter(|m| m.is_postings_lookup()) {
+            match self.postings.get(&m.name).and_then(|v| v.get(&m.value)) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
+        }
+        if lists.is_empty() {
+            return self.labels.keys().copied().collect();
+        }
+        lists.sort_by_key(|l| l.len());
+        lists[0]
+            .iter()
+            .filter(|id| lists[1..].iter().all(|l| l.contains(id)))
+            .copied()
+            .collect()
+    }
+}
+
+/// Which head series a read covers.
+#[derive(Debug, Clone, Copy)]
+pub enum SeriesScope<'a> {
+    /// Exactly these (a query that selected its series already).
+    Ids(&'a [SeriesId]),
+    /// Every series of one metric.
+    Metric(&'a str),
+    All,
+}
+
+#[derive(Debug)]
+pub struct Head {
+    stripes: Box<[RwLock<Stripe>]>,
+    index: RwLock<Index>,
+    num_samples: AtomicUsize,
+    /// `i64::MAX` / `i64::MIN` while the head is empty.
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// Chunks do not span two windows of this length (ms; 0: no limit).
+    chunk_window: i64,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head::with_chunk_window(0)
+    }
+}
+
+impl Head {
+    pub fn new() -> Head {
+        Head::default()
+    }
+
+    /// A head whose chunks each stay inside one block window of `window` ms.
+    pub fn with_chunk_window(window: i64) -> Head {
+        Head {
+            stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            index: RwLock::default(),
+            num_samples: AtomicUsize::new(0),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            chunk_window: window,
+        }
+    }
+
+    fn stripe_of(id: SeriesId) -> usize {
+        // Ids are hashes already; their low bits spread evenly.
+        (id as usize) % STRIPES
+    }
+
+    fn stripe(&self, id: SeriesId) -> RwLockReadGuard<'_, Stripe> {
+        read(&self.stripes[Self::stripe_of(id)])
+    }
+
+    fn stripe_mut(&self, id: SeriesId) -> RwLockWriteGuard<'_, Stripe> {
+        write(&self.stripes[Self::stripe_of(id)])
+    }
+
+    pub fn num_series(&self) -> usize {
+        read(&self.index).labels.len()
+    }
+
+    pub fn num_samples(&self) -> usize {
+        self.num_samples.load(Ordering::Relaxed)
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        Some(self.min_time.load(Ordering::Acquire)).filter(|t| *t != i64::MAX)
+    }
+
+    pub fn max_time(&self) -> Option<i64> {
+        Some(self.max_time.load(Ordering::Acquire)).filter(|t| *t != i64::MIN)
+    }
+
+    /// True when the head holds samples that may fall in `[min, max]`.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.min_time()
+            .zip(self.max_time())
+            .is_some_and(|(lo, hi)| lo <= max && min <= hi)
+    }
+
+    /// Runs `f` on every series, one stripe (read-locked) at a time.
+    pub fn for_each_series(&self, mut f: impl FnMut(SeriesId, &MemSeries)) {
+        for stripe in self.stripes.iter() {
+            for (id, series) in read(stripe).iter() {
+                f(*id, series);
+            }
+        }
+    }
+
+    /// Runs `f` on one series, if the head has it.
+    pub fn with_series<R>(&self, id: SeriesId, f: impl FnOnce(&MemSeries) -> R) -> Option<R> {
+        self.stripe(id).get(&id).map(f)
+    }
+
+    /// The newest sample time of a series.
+    pub fn newest(&self, id: SeriesId) -> Option<i64> {
+        self.with_series(id, MemSeries::max_time).flatten()
+    }
+
+    /// The ids of the series with these label sets, where the head has them.
+    pub fn lookup(&self, label_sets: &[&Labels]) -> Vec<Option<SeriesId>> {
+        let index = read(&self.index);
+        label_sets
+            .iter()
+            .map(|l| match index.resolve(l) {
+                (id, true) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The ids of these label sets, creating the series the head lacks (empty, and marked
+    /// pending until [`Head::append`] gives them samples). `true` marks a series this call
+    /// created: the caller logs its labels.
+    pub fn get_or_create(&self, label_sets: &[&Arc<Labels>]) -> Vec<(SeriesId, bool)> {
+        let mut index = write(&self.index);
+        label_sets
+            .iter()
+            .map(|l| {
+                let (id, exists) = index.resolve(l);
+                if !exists {
+                    let labels = Arc::clone(l);
+                    index.insert(id, labels.clone());
+                    self.stripe_mut(id).insert(id, MemSeries::new(labels));
+                }
+                (id, !exists)
+            })
+            .collect()
+    }
+
+    /// Adds series under the ids a log gave them (replay); existing ids are left alone.
+    fn add_series(&self, series: &[(SeriesId, Labels)]) {
+        if series.is_empty() {
+            return;
+        }
+        let mut index = write(&self.index);
+        for (id, labels) in series {
+            if index.labels.contains_key(id) {
+                continue;
+            }
+            let labels = Arc::new(labels.clone());
+            index.insert(*id, labels.clone());
+            let mut series = MemSeries::new(labels);
+            series.pending = false;
+            self.stripe_mut(*id).insert(*id, series);
+        }
+    }
+
+    /// Inserts validated samples, one stripe lock at a time; a series that received any
+    /// is no longer pending. Samples of series the head lacks are pushed onto `orphans`.
+    /// Returns how many samples were added (not replacing one at the same time).
+    fn insert_samples(&self, samples: &[WalSample], orphans: &mut Vec<WalSample>) -> usize {
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        // Stable: a series' samples keep their order, so a later write of a time wins.
+        order.sort_by_key(|&i| Self::stripe_of(samples[i].series));
+        let mut added = 0;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for group in order.chunk_by(|a, b| {
+            Self::stripe_of(samples[*a].series) == Self::stripe_of(samples[*b].series)
+        }) {
+            let mut stripe = self.stripe_mut(samples[group[0]].series);
+            for &i in group {
+                let s = &samples[i];
+                let Some(series) = stripe.get_mut(&s.series) else {
+                    orphans.push(*s);
+                    continue;
+                };
+                series.pending = false;
+                if series.insert(
+                    s.timestamp_ms,
+                    s.value,
+                    s.start_timestamp_ms,
+                    self.chunk_window,
+                ) {
+                    added += 1;
+                }
+                lo = lo.min(s.timestamp_ms);
+                hi = hi.max(s.timestamp_ms);
+            }
+            // Under the stripe lock, so truncation's recomputation of the minimum, which
+            // visits this stripe after resetting it, cannot miss these samples.
+            self.min_time.fetch_min(lo, Ordering::AcqRel);
+            self.max_time.fetch_max(hi, Ordering::AcqRel);
+        }
+        self.num_samples.fetch_add(added, Ordering::Relaxed);
+        added
+    }
+
+    /// Applies validated samples of series the head has (see [`Head::get_or_create`]).
+    pub fn append(&self, samples: &[WalSample]) -> usize {
+        let mut orphans = Vec::new();
+        let added = self.insert_samples(samples, &mut orphans);
+        debug_assert!(orphans.is_empty(), "samples of series the head lacks");
+        added
+    }
+
+    /// Clears the pending mark of series an appender created but gave no samples (its
+    /// write failed), so truncation may remove them.
+    pub fn release(&self, ids: &[SeriesId]) {
+        for id in ids {
+            if let Some(s) = self.stripe_mut(*id).get_mut(id) {
+                s.pending = false;
+            }
+        }
+    }
+
+    /// Applies a logged record, as replay does. Returns the samples added, and the samples
+    /// whose series the head does not know (yet: a concurrent appender may have logged its
+    /// samples of a new series before the creator logged the series).
+    pub fn apply(&self, record: &WalRecord) -> (usize, Vec<WalSample>) {
+        self.add_series(&record.new_series);
+        let mut orphans = Vec::new();
+        let added = self.insert_samples(&record.samples, &mut orphans);
+        (added, orphans)
+    }
+
+    /// The series `selector` picks that have a sample with `min <= ts < max`. Candidates
+    /// come from the postings of each alternative's equality matchers; only they are tested
+    /// against every matcher.
+    pub fn select(&self, selector: &Selector, min: i64, max: i64) -> Vec<(SeriesId, Arc<Labels>)> {
+        let picked: Vec<(SeriesId, Arc<Labels>)> = {
+            let index = read(&self.index);
+            let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
+            if selector.alternatives.is_empty() {
+                ids.extend(index.labels.keys());
+            }
+            for alternative in &selector.alternatives {
+                ids.extend(index.candidates(alternative));
+            }
+            ids.into_iter()
+                .filter_map(|id| {
+                    let labels = index.labels.get(&id)?;
+                    selector.matches(labels).then(|| (id, labels.clone()))
+                })
+                .collect()
+        };
+        picked
+            .into_iter()
+            .filter(|(id, _)| {
+                self.with_series(*id, |s| s.has_samples_in(min, max))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// The ids of the series in `scope`.
+    pub fn series_ids(&self, scope: SeriesScope<'_>) -> Vec<SeriesId> {
+        let index = read(&self.index);
+        match scope {
+            SeriesScope::Ids(ids) => ids.to_vec(),
+            SeriesScope::Metric(m) => index
+                .by_metric
+                .get(m)
+                .map(|idx| idx.series.iter().copied().collect())
+                .unwrap_or_default(),
+            SeriesScope::All => index.labels.keys().copied().collect(),
+        }
+    }
+
+    /// Label names in use, from the postings index.
+    pub fn label_names(&self) -> Vec<String> {
+        read(&self.index).postings.keys().cloned().collect()
+    }
+
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        read(&self.index)
+            .postings
+            .get(name)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn metric_names(&self) -> Vec<String> {
+        read(&self.index).by_metric.keys().cloned().collect()
+    }
+
+    /// Label names (without `__name__`) per metric.
+    pub fn metric_label_names(&self) -> HashMap<String, BTreeSet<String>> {
+        read(&self.index)
+            .by_metric
+            .iter()
+            .map(|(m, idx)| (m.clone(), idx.label_names.clone()))
+            .collect()
+    }
+
+    /// Every series' label set.
+    pub fn all_labels(&self) -> Vec<Arc<Labels>> {
+        read(&self.index).labels.values().cloned().collect()
+    }
+
+    /// Deletes the samples in `[min, max]` of the series `select` picks, then the series
+    /// left empty. Returns how many samples went.
+    pub fn delete(&self, select: &dyn Fn(&Labels) -> bool, min: i64, max: i64) -> usize {
+        let mut deleted = 0;
+        for stripe in self.stripes.iter() {
+            for series in write(stripe).values_mut() {
+                if select(series.labels()) {
+                    deleted += series.remove_range(min, max.saturating_add(1));
+                }
+            }
+        }
+        self.num_samples.fetch_sub(deleted, Ordering::Relaxed);
+        self.remove_empty_series();
+        deleted
+    }
+
+    /// Drops every sample older than `before`, then every series left with no samples.
+    pub fn truncate_before(&self, before: i64) {
+        // Reset first: an append that lands in a stripe already visited lowers it itself.
+        self.min_time.store(i64::MAX, Ordering::Release);
+        for stripe in self.stripes.iter() {
+            let mut stripe = write(stripe);
+            let mut removed = 0;
+            let mut lowest = i64::MAX;
+            for series in stripe.values_mut() {
+                if series.min_time().is_some_and(|t| t < before) {
+                    removed += series.remove_range(i64::MIN, before);
+                }
+                if let Some(t) = series.min_time() {
+                    lowest = lowest.min(t);
+                }
+            }
+            self.num_samples.fetch_sub(removed, Ordering::Relaxed);
+            self.min_time.fetch_min(lowest, Ordering::AcqRel);
+        }
+        self.remove_empty_series();
+    }
+
+    /// Removes the series with no samples that no appender is about to fill. They are
+    /// found under stripe read locks; only they are checked again and removed under the
+    /// index lock, which series creation and selection wait for.
+    fn remove_empty_series(&self) {
+        let is_removable = |s: &MemSeries| s.is_empty() && !s.pending;
+        let mut candidates: Vec<SeriesId> = Vec::new();
+        self.for_each_series(|id, s| {
+            if is_removable(s) {
+                candidates.push(id);
+            }
+        });
+        if candidates.is_empty() {
+            return;
+        }
+        let mut index = write(&self.index);
+        for id in candidates {
+            let mut stripe = self.stripe_mut(id);
+            if stripe.get(&id).is_some_and(is_removable) {
+                stripe.remove(&id);
+                index.remove(id);
+            }
+        }
     }
 
     /// The head's whole content as WAL records, for a checkpoint.
     pub fn to_records(&self, max_samples_per_record: usize) -> Vec<WalRecord> {
         let mut records = Vec::new();
         let mut current = WalRecord::default();
-        for (id, series) in &self.series {
+        self.for_each_series(|id, series| {
             current
                 .new_series
-                .push((*id, series.labels.as_ref().clone()));
+                .push((id, series.labels().as_ref().clone()));
             for (ts, v, start) in series.iter() {
                 current.samples.push(WalSample {
-                    series: *id,
+                    series: id,
                     timestamp_ms: ts,
                     value: v,
                     start_timestamp_ms: start,
@@ -516,12 +496,20 @@ impl Head {
             if current.samples.len() >= max_samples_per_record {
                 records.push(std::mem::take(&mut current));
             }
-        }
+        });
         if !current.new_series.is_empty() {
             records.push(current);
         }
         records
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -538,33 +526,37 @@ mod tests {
     fn record(id: SeriesId, l: Labels, samples: &[(i64, f64)]) -> WalRecord {
         WalRecord {
             new_series: vec![(id, l)],
-            samples: samples
-                .iter()
-                .map(|&(t, v)| WalSample {
-                    series: id,
-                    timestamp_ms: t,
-                    value: v,
-                    start_timestamp_ms: 0,
-                })
-                .collect(),
+            samples: samples.iter().map(|&(t, v)| sample(id, t, v)).collect(),
         }
     }
 
-    fn columns(s: &MemSeries) -> SampleColumns {
-        let mut out = SampleColumns::default();
-        s.read_into(i64::MIN, i64::MAX, &mut out);
-        out
+    fn sample(id: SeriesId, t: i64, v: f64) -> WalSample {
+        WalSample {
+            series: id,
+            timestamp_ms: t,
+            value: v,
+            start_timestamp_ms: 0,
+        }
+    }
+
+    fn columns(head: &Head, id: SeriesId) -> SampleColumns {
+        head.with_series(id, |s| {
+            let mut out = SampleColumns::default();
+            s.read_into(i64::MIN, i64::MAX, &mut out);
+            out
+        })
+        .expect("series in the head")
     }
 
     #[test]
     fn out_of_order_and_duplicates_keep_one_sorted_value() {
-        let mut head = Head::new();
+        let head = Head::new();
         head.apply(&record(
             1,
             labels("up", "a"),
             &[(10, 1.0), (30, 3.0), (20, 2.0), (30, 4.0)],
         ));
-        let s = columns(head.get(1).unwrap());
+        let s = columns(&head, 1);
         assert_eq!(s.timestamps, vec![10, 20, 30]);
         assert_eq!(s.values, vec![1.0, 2.0, 4.0]);
         assert_eq!(head.num_samples(), 3);
@@ -572,36 +564,30 @@ mod tests {
 
     #[test]
     fn start_timestamps_stay_parallel_and_cost_nothing_until_known() {
-        let mut head = Head::new();
+        let head = Head::new();
         head.apply(&record(1, labels("c", "a"), &[(10, 1.0), (20, 2.0)]));
-        assert!(columns(head.get(1).unwrap()).start_timestamps.is_empty());
+        assert!(columns(&head, 1).start_timestamps.is_empty());
         let mut later = record(1, labels("c", "a"), &[(15, 1.5), (30, 3.0)]);
         later.samples[0].start_timestamp_ms = 12;
         head.apply(&later);
-        let s = columns(head.get(1).unwrap());
+        let s = columns(&head, 1);
         assert_eq!(s.timestamps, vec![10, 15, 20, 30]);
         assert_eq!(s.start_timestamps, vec![0, 12, 0, 0]);
         // The very first sample of a series may carry one too.
         let mut first = record(2, labels("c", "b"), &[(5, 1.0)]);
         first.samples[0].start_timestamp_ms = 4;
         head.apply(&first);
-        assert_eq!(columns(head.get(2).unwrap()).start_timestamps, vec![4]);
+        assert_eq!(columns(&head, 2).start_timestamps, vec![4]);
         head.truncate_before(16);
-        assert!(columns(head.get(1).unwrap()).start_timestamps.is_empty());
+        assert!(columns(&head, 1).start_timestamps.is_empty());
     }
 
     /// Many samples in and out of order across chunk boundaries, against a plain sorted
     /// map as the model: reads, truncation and deletion agree with it.
     #[test]
     fn chunks_agree_with_a_sorted_model() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut head = Head::new();
+        let mut next = crate::testutil::xorshift(0x2545_f491_4f6c_dd1d);
+        let head = Head::new();
         let mut model: BTreeMap<i64, (f64, i64)> = BTreeMap::new();
         let mut t = 0i64;
         let mut samples = Vec::new();
@@ -629,8 +615,7 @@ mod tests {
             });
         }
         let check = |head: &Head, model: &BTreeMap<i64, (f64, i64)>| {
-            let s = head.get(1).unwrap();
-            let got = columns(s);
+            let got = columns(head, 1);
             assert_eq!(got.timestamps, model.keys().copied().collect::<Vec<_>>());
             assert_eq!(
                 got.values,
@@ -645,19 +630,22 @@ mod tests {
                 model.keys().nth(100).unwrap(),
                 model.keys().nth(900).unwrap(),
             );
-            let mut part = SampleColumns::default();
-            s.read_into(*lo, *hi, &mut part);
-            assert_eq!(part.len(), 800);
-            assert!(s.has_samples_in(*lo, lo + 1));
-            assert!(!s.has_samples_in(lo + 1, lo + 2) || model.contains_key(&(lo + 1)));
+            head.with_series(1, |s| {
+                let mut part = SampleColumns::default();
+                s.read_into(*lo, *hi, &mut part);
+                assert_eq!(part.len(), 800);
+                assert!(s.has_samples_in(*lo, lo + 1));
+                assert!(!s.has_samples_in(lo + 1, lo + 2) || model.contains_key(&(lo + 1)));
+            });
         };
         check(&head, &model);
-        assert!(head.get(1).unwrap().num_chunks() >= model.len() / 240);
+        assert!(head.with_series(1, MemSeries::num_chunks).unwrap() >= model.len() / 240);
 
         let cut = *model.keys().nth(333).unwrap();
         head.truncate_before(cut);
         model.retain(|t, _| *t >= cut);
         check(&head, &model);
+        assert_eq!(head.min_time(), Some(cut));
 
         let (a, b) = (
             *model.keys().nth(200).unwrap(),
@@ -672,30 +660,111 @@ mod tests {
 
     #[test]
     fn truncate_drops_old_samples_and_empty_series() {
-        let mut head = Head::new();
+        let head = Head::new();
         head.apply(&record(1, labels("up", "a"), &[(10, 1.0), (30, 3.0)]));
         head.apply(&record(2, labels("up", "b"), &[(5, 1.0)]));
         head.truncate_before(20);
         assert_eq!(head.num_series(), 1);
         assert_eq!(head.num_samples(), 1);
         assert_eq!(head.min_time(), Some(30));
-        assert!(head.postings("job", "b").is_none());
-        assert_eq!(head.metric("up").unwrap().series.len(), 1);
+        assert_eq!(head.label_values("job"), vec!["a".to_string()]);
+        assert_eq!(head.series_ids(SeriesScope::Metric("up")), vec![1]);
+    }
+
+    #[test]
+    fn a_created_series_survives_truncation_until_its_samples_arrive() {
+        let head = Head::new();
+        let l = Arc::new(labels("up", "new"));
+        let [(id, created)] = head.get_or_create(&[&l])[..] else {
+            panic!("one series")
+        };
+        assert!(created);
+        head.truncate_before(100);
+        assert_eq!(head.lookup(&[&l]), vec![Some(id)]);
+        assert_eq!(head.append(&[sample(id, 200, 1.0)]), 1);
+        assert_eq!(head.get_or_create(&[&l]), vec![(id, false)]);
+        // Released without samples, an empty series goes at the next truncation.
+        let other = Arc::new(labels("up", "failed"));
+        let ids: Vec<SeriesId> = head.get_or_create(&[&other]).iter().map(|c| c.0).collect();
+        head.release(&ids);
+        head.truncate_before(100);
+        assert_eq!(head.lookup(&[&other]), vec![None]);
+        assert_eq!(head.num_series(), 1);
     }
 
     #[test]
     fn colliding_ids_are_probed() {
-        let mut head = Head::new();
+        let head = Head::new();
         let a = labels("up", "a");
-        let b = labels("up", "b");
-        // Force b onto a's id to simulate a hash collision.
-        let id = a.stable_hash();
-        head.apply(&record(id, a.clone(), &[(1, 1.0)]));
-        let mut pending = HashMap::new();
-        pending.insert(b.stable_hash(), a.clone());
-        let (resolved, exists) = head.resolve_id(&b, &pending);
-        assert_eq!(resolved, b.stable_hash() + 1);
-        assert!(!exists);
-        assert_eq!(head.resolve_id(&a, &HashMap::new()), (id, true));
+        let b = Arc::new(labels("up", "b"));
+        // Put a on b's id to simulate a hash collision.
+        head.apply(&record(b.stable_hash(), a.clone(), &[(1, 1.0)]));
+        assert_eq!(
+            head.get_or_create(&[&b]),
+            vec![(b.stable_hash().wrapping_add(1), true)]
+        );
+        assert_eq!(
+            head.lookup(&[&b]),
+            vec![Some(b.stable_hash().wrapping_add(1))]
+        );
+    }
+
+    #[test]
+    fn replay_returns_samples_of_series_not_yet_logged() {
+        let head = Head::new();
+        let (added, orphans) = head.apply(&WalRecord {
+            new_series: Vec::new(),
+            samples: vec![sample(9, 10, 1.0)],
+        });
+        assert_eq!((added, orphans.len()), (0, 1));
+        head.apply(&record(9, labels("up", "late"), &[]));
+        assert_eq!(
+            head.apply(&WalRecord {
+                new_series: Vec::new(),
+                samples: orphans
+            })
+            .0,
+            1
+        );
+    }
+
+    /// Appenders on many threads, over shared and own series, beside truncation and reads:
+    /// every sample at or after the cut is there at the end, counted once.
+    #[test]
+    fn concurrent_appends_truncation_and_reads_agree() {
+        let head = Arc::new(Head::new());
+        let threads = 4;
+        let per_thread = 2_000i64;
+        std::thread::scope(|scope| {
+            for thread in 0..threads {
+                let head = head.clone();
+                scope.spawn(move || {
+                    for i in 0..per_thread {
+                        let shared = Arc::new(labels("shared", &format!("s{}", i % 50)));
+                        let own = Arc::new(labels("own", &format!("t{thread}-{}", i % 20)));
+                        let ids = head.get_or_create(&[&shared, &own]);
+                        // Distinct times per thread, so no two threads write one sample.
+                        let t = 1_000 + i * 10 + thread;
+                        head.append(&[sample(ids[0].0, t, 1.0), sample(ids[1].0, t, 2.0)]);
+                    }
+                });
+            }
+            let head = head.clone();
+            scope.spawn(move || {
+                for _ in 0..50 {
+                    head.truncate_before(1_000);
+                    let selected = head.select(&Selector::all(), i64::MIN, i64::MAX);
+                    assert!(selected.len() <= 50 + 20 * threads as usize);
+                }
+            });
+        });
+        assert_eq!(head.num_samples(), (threads * per_thread * 2) as usize);
+        assert_eq!(head.num_series(), 50 + 20 * threads as usize);
+        let mut total = 0;
+        head.for_each_series(|_, s| total += s.iter().count());
+        assert_eq!(total, head.num_samples());
+        assert_eq!(head.min_time(), Some(1_000));
+        head.truncate_before(i64::MAX);
+        assert_eq!((head.num_series(), head.num_samples()), (0, 0));
     }
 }

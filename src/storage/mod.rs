@@ -1,11 +1,12 @@
 //! Durable storage: WAL + in-memory head for recent samples, Parquet blocks in an object
 //! store for closed time windows, a manifest that says which blocks exist.
 //!
-//! Write path: validate against the head -> append to the WAL -> apply to the head ->
-//! fsync per policy -> acknowledge. A background task cuts windows that can no longer
-//! receive samples into blocks, publishes them in the manifest, then drops them from the
-//! head and checkpoints the WAL.
+//! Write path ([`Appender`]): validate against the head -> append to the WAL -> apply to
+//! the head -> fsync per policy -> acknowledge. Read path: [`querier`]'s methods. A
+//! background task cuts windows that can no longer receive samples into blocks, publishes
+//! them in the manifest, then drops them from the head and checkpoints the WAL.
 
+mod appender;
 pub mod block;
 mod chunk;
 mod head;
@@ -13,9 +14,9 @@ pub mod manifest;
 mod migrate;
 pub mod objstore;
 mod querier;
+mod series;
 pub mod wal;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,17 +26,20 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::metrics::StorageMetrics;
-use crate::model::{Labels, SeriesId, SeriesSamples};
+use crate::model::{Labels, SeriesId};
 
+pub use appender::{AppendError, AppendOutcome, Appender};
 pub use block::{BlockMeta, BlockSeries};
 use head::Head;
-pub use head::SampleColumns;
+pub use head::SeriesScope;
 pub use manifest::Manifest;
 pub use migrate::CURRENT_LAYOUT_VERSION;
-pub use querier::{HeadSamples, HeadStats, SeriesScope, metric_selector};
+pub use querier::{HeadReader, HeadSamples, HeadStats, metric_selector};
+use querier::{Lease, Readers};
+pub use series::SampleColumns;
 pub use wal::ReplayReport;
 
-use wal::{CHECKPOINT_RECORD_SAMPLES, Wal, WalRecord, WalSample};
+use wal::{CHECKPOINT_RECORD_SAMPLES, Wal, WalRecord};
 
 /// Everything needed to open a storage.
 #[derive(Debug, Clone)]
@@ -47,62 +51,17 @@ pub struct StorageOptions {
     pub retention: Duration,
 }
 
-/// Why a write was refused. Nothing of a refused write is stored.
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    #[error(
-        "out of bounds: sample for series {series} at {timestamp_ms} is older than the oldest writable time {min_valid}"
-    )]
-    OutOfBounds {
-        series: String,
-        timestamp_ms: i64,
-        min_valid: i64,
-    },
-    #[error("out of order sample for series {series} at {timestamp_ms}: newest is {newest}")]
-    OutOfOrder {
-        series: String,
-        timestamp_ms: i64,
-        newest: i64,
-    },
-    #[error("storage error: {0:#}")]
-    Internal(#[from] anyhow::Error),
-}
-
-impl AppendError {
-    /// Short reason for the rejected-samples counter.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AppendError::OutOfBounds { .. } => "out_of_bounds",
-            AppendError::OutOfOrder { .. } => "out_of_order",
-            AppendError::Internal(_) => "internal",
-        }
-    }
-}
-
-/// What an accepted write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AppendOutcome {
-    pub samples_added: usize,
-    pub series_created: usize,
-}
-
-/// How [`Storage`] treats an invalid sample in a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Refuse the whole batch (remote write: the client learns and nothing is half-stored).
-    AllOrNothing,
-    /// Skip the sample and keep the rest (scrapes).
-    SkipInvalid,
-}
-
-struct HeadState {
-    head: Head,
-    /// Samples older than this are refused: their window is being or has been cut.
-    min_valid_time: i64,
-}
-
 pub struct Storage {
-    head: RwLock<HeadState>,
+    /// Internally locked by stripes; see [`head`].
+    head: Head,
+    /// Samples older than this are refused: their window is being or has been cut. Every
+    /// commit holds it for reading from validation until its samples are in the head, so
+    /// a cut that raises it knows, once it holds it for writing, that no write for the
+    /// window is still in flight.
+    min_valid_time: RwLock<i64>,
+    /// The reads of the head in progress, each with the manifest it joins the head with:
+    /// a cut truncates the head only once no reader needs what it drops.
+    readers: std::sync::Mutex<Readers>,
     wal: Wal,
     manifest: RwLock<Arc<Manifest>>,
     store: Arc<dyn ObjectStore>,
@@ -134,9 +93,22 @@ impl Storage {
         let wal_dir = options.data_dir.join("wal");
         let (wal, records, replay) =
             Wal::open(&wal_dir, options.config.wal.clone(), metrics.clone())?;
-        let mut head = Head::with_chunk_window(options.config.block_duration.as_millis_i64());
+        let head = Head::with_chunk_window(options.config.block_duration.as_millis_i64());
+        // Samples logged before their series' record (a concurrent appender's samples of a
+        // series another one was creating) wait for the end of the replay.
+        let mut orphans = Vec::new();
         for record in &records {
-            head.apply(&drop_flushed(record, min_valid_time));
+            orphans.extend(head.apply(&drop_flushed(record, min_valid_time)).1);
+        }
+        let (_, lost) = head.apply(&WalRecord {
+            new_series: Vec::new(),
+            samples: orphans,
+        });
+        if !lost.is_empty() {
+            tracing::warn!(
+                samples = lost.len(),
+                "WAL samples of series with no series record were dropped"
+            );
         }
         // Series whose samples were all flushed already need not stay in memory.
         head.truncate_before(min_valid_time);
@@ -161,10 +133,9 @@ impl Storage {
             .max_capacity(256 << 20)
             .build();
         Ok(Arc::new(Storage {
-            head: RwLock::new(HeadState {
-                head,
-                min_valid_time,
-            }),
+            head,
+            min_valid_time: RwLock::new(min_valid_time),
+            readers: Default::default(),
             wal,
             manifest: RwLock::new(Arc::new(manifest)),
             store,
@@ -195,129 +166,9 @@ impl Storage {
     /// Runs `f` on the head and returns its result with the manifest, as one consistent
     /// view: every sample is either in a block of that manifest or in the head at or after
     /// `manifest.flushed_until`.
-    fn snapshot<R>(&self, f: impl FnOnce(&Head) -> R) -> (R, Arc<Manifest>) {
-        let state = read(&self.head);
-        let manifest = self.manifest();
-        (f(&state.head), manifest)
-    }
-
-    /// Appends a batch of series, all or nothing. Blocks on fsync under the `always` policy,
-    /// so call it from a blocking-capable thread.
-    pub fn append(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
-        self.append_with(batch, Mode::AllOrNothing)
-    }
-
-    /// Appends what can be appended and skips (and counts) out-of-bounds and out-of-order
-    /// samples, as a scrape does: one bad timestamp must not lose a whole target's scrape.
-    /// Returns once the samples are in the WAL; they reach stable storage with the next
-    /// background sync (every `wal.fsync_interval`), not with an fsync of their own.
-    pub fn append_lenient(&self, batch: &[SeriesSamples]) -> Result<AppendOutcome, AppendError> {
-        self.append_with(batch, Mode::SkipInvalid)
-    }
-
-    fn append_with(
-        &self,
-        batch: &[SeriesSamples],
-        mode: Mode,
-    ) -> Result<AppendOutcome, AppendError> {
-        let seq = {
-            let mut state = write(&self.head);
-            let record = self.validate(&state, batch, mode).inspect_err(|e| {
-                let n = batch.iter().map(|s| s.samples.len() as u64).sum();
-                self.metrics
-                    .samples_rejected
-                    .with_label_values(&[e.reason()])
-                    .inc_by(n);
-            })?;
-            if record.samples.is_empty() && record.new_series.is_empty() {
-                return Ok(AppendOutcome::default());
-            }
-            let seq = self.wal.append(&record)?;
-            let added = state.head.apply(&record);
-            self.metrics.samples_appended.inc_by(added as u64);
-            self.metrics.head_series.set(state.head.num_series() as i64);
-            self.metrics
-                .head_samples
-                .set(state.head.num_samples() as i64);
-            (
-                seq,
-                AppendOutcome {
-                    samples_added: added,
-                    series_created: record.new_series.len(),
-                },
-            )
-        };
-        // A scrape has no client waiting for an acknowledgement: its samples are made
-        // durable by the background sync within `fsync_interval` instead of one fsync each.
-        if mode == Mode::AllOrNothing {
-            self.wal.sync(seq.0)?;
-        }
-        Ok(seq.1)
-    }
-
-    /// Checks every sample and resolves series ids; returns the WAL record to write.
-    fn validate(
-        &self,
-        state: &HeadState,
-        batch: &[SeriesSamples],
-        mode: Mode,
-    ) -> Result<WalRecord, AppendError> {
-        let window = self.options.config.out_of_order_time_window.as_millis_i64();
-        let mut pending: HashMap<SeriesId, Labels> = HashMap::new();
-        let mut record = WalRecord::default();
-        for series in batch {
-            if series.samples.is_empty() {
-                continue;
-            }
-            let (id, exists) = state.head.resolve_id(&series.labels, &pending);
-            let newest = if exists {
-                state.head.get(id).and_then(|s| s.max_time())
-            } else {
-                None
-            };
-            let kept_before = record.samples.len();
-            for sample in &series.samples {
-                let problem = if sample.timestamp_ms < state.min_valid_time {
-                    Some(AppendError::OutOfBounds {
-                        series: series.labels.to_string(),
-                        timestamp_ms: sample.timestamp_ms,
-                        min_valid: state.min_valid_time,
-                    })
-                } else {
-                    newest
-                        .filter(|n| sample.timestamp_ms < n.saturating_sub(window))
-                        .map(|newest| AppendError::OutOfOrder {
-                            series: series.labels.to_string(),
-                            timestamp_ms: sample.timestamp_ms,
-                            newest,
-                        })
-                };
-                if let Some(problem) = problem {
-                    match mode {
-                        Mode::AllOrNothing => return Err(problem),
-                        Mode::SkipInvalid => {
-                            self.metrics
-                                .samples_rejected
-                                .with_label_values(&[problem.reason()])
-                                .inc();
-                            continue;
-                        }
-                    }
-                }
-                record.samples.push(WalSample {
-                    series: id,
-                    timestamp_ms: sample.timestamp_ms,
-                    value: sample.value,
-                    start_timestamp_ms: sample.start_timestamp_ms,
-                });
-            }
-            let kept_any = record.samples.len() > kept_before;
-            if kept_any && !exists && !pending.contains_key(&id) {
-                pending.insert(id, series.labels.as_ref().clone());
-                record.new_series.push((id, series.labels.as_ref().clone()));
-            }
-        }
-        Ok(record)
+    fn snapshot<R>(&self, f: impl FnOnce(&Head, &Manifest) -> R) -> (R, Arc<Manifest>) {
+        let lease = Lease::take(self);
+        (f(&self.head, &lease.manifest), lease.manifest.clone())
     }
 
     /// Cuts every window that can no longer receive samples into a block. With `force`,
@@ -337,8 +188,7 @@ impl Storage {
     /// The oldest head window ready to become a block: the head reaches half a block past
     /// its end (plus the out-of-order window), as Prometheus does.
     fn next_window(&self, force: bool) -> Option<(i64, i64)> {
-        let state = read(&self.head);
-        let (min, max) = (state.head.min_time()?, state.head.max_time()?);
+        let (min, max) = (self.head.min_time()?, self.head.max_time()?);
         let range = self.options.config.block_duration.as_millis_i64().max(1);
         let start = min.div_euclid(range) * range;
         let end = start + range;
@@ -347,20 +197,21 @@ impl Storage {
     }
 
     /// Cuts `[start, end)` out of the head into a block. Ingest and queries never wait on
-    /// the slow parts: the window is copied under the head's read lock, encoded on a
-    /// blocking thread, uploaded, published; then the head drops the window's chunks (whole
-    /// chunks, as they never span two windows) under a short write lock, and the WAL is
-    /// checkpointed with no head lock held.
+    /// the slow parts: the window is copied one stripe at a time, encoded on a blocking
+    /// thread, uploaded, published; then the head drops the window's chunks (whole chunks,
+    /// as they never span two windows) behind the cut fence, and the WAL is checkpointed
+    /// with no head lock held.
     async fn cut_window(self: &Arc<Self>, start: i64, end: i64) -> anyhow::Result<()> {
         // Refuse new samples for the window before copying it, so none can slip in between
-        // the copy and the truncation below.
-        write(&self.head).min_valid_time = end;
+        // the copy and the truncation below; taking the lock for writing waits out the
+        // commits already validated against the old bound.
+        {
+            let mut min_valid = write(&self.min_valid_time);
+            *min_valid = (*min_valid).max(end);
+        }
         let storage = self.clone();
         let encoded = blocking(move || {
-            let data = {
-                let state = read(&storage.head);
-                block::BlockData::from_head(&state.head, start, end)
-            };
+            let data = block::BlockData::from_head(&storage.head, start, end);
             if data.is_empty() {
                 return Ok(None);
             }
@@ -381,26 +232,28 @@ impl Storage {
         *write(&self.manifest) = Arc::new(manifest);
         self.metrics.blocks_loaded.set(blocks as i64);
 
-        {
-            let mut state = write(&self.head);
-            state.head.truncate_before(end);
-            self.metrics.head_series.set(state.head.num_series() as i64);
-            self.metrics
-                .head_samples
-                .set(state.head.num_samples() as i64);
-        }
+        self.readers_done_before(end).await;
         let storage = self.clone();
         blocking(move || {
+            storage.head.truncate_before(end);
+            storage
+                .metrics
+                .head_series
+                .set(storage.head.num_series() as i64);
+            storage
+                .metrics
+                .head_samples
+                .set(storage.head.num_samples() as i64);
             // The series the head still has; the WAL switches segments before this is read,
             // so a series created later has its record in the new segment.
             let live: std::sync::OnceLock<std::collections::HashSet<SeriesId>> =
                 std::sync::OnceLock::new();
             let keep = |id: SeriesId| {
                 live.get_or_init(|| {
-                    read(&storage.head)
+                    storage
                         .head
-                        .all_series()
-                        .map(|(id, _)| *id)
+                        .series_ids(SeriesScope::All)
+                        .into_iter()
                         .collect()
                 })
                 .contains(&id)
@@ -456,17 +309,20 @@ impl Storage {
     ) -> anyhow::Result<usize> {
         let _guard = self.flush_lock.lock().await;
         let mut deleted = {
-            let mut state = write(&self.head);
-            let n = state.head.delete(select, min, max);
+            // Writes wait while the head is rewritten into the WAL: one written between
+            // the copy and the checkpoint would be lost with the old segments. Deletion is
+            // a rare administrative act; cuts and queries do not wait for it.
+            let _writes = write(&self.min_valid_time);
+            let n = self.head.delete(select, min, max);
             if n > 0 {
-                let records = state.head.to_records(CHECKPOINT_RECORD_SAMPLES);
+                let records = self.head.to_records(CHECKPOINT_RECORD_SAMPLES);
                 self.wal
                     .checkpoint(&records)
                     .context("checkpointing the WAL after a deletion")?;
-                self.metrics.head_series.set(state.head.num_series() as i64);
+                self.metrics.head_series.set(self.head.num_series() as i64);
                 self.metrics
                     .head_samples
-                    .set(state.head.num_samples() as i64);
+                    .set(self.head.num_samples() as i64);
             }
             n
         };
@@ -498,7 +354,7 @@ impl Storage {
             return Ok(0);
         }
         let samples = block::read_samples(&self.store, meta).await?;
-        let mut rebuilt = Head::new();
+        let rebuilt = Head::new();
         let mut record = WalRecord {
             new_series: all
                 .iter()

@@ -7,28 +7,124 @@
 //! manifest's `flushed_until`, never both or neither.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::model::{Labels, METRIC_NAME_LABEL, Selector, SeriesId};
 
-use super::head::SampleColumns;
+use super::head::SeriesScope;
+use super::series::SampleColumns;
 use super::{Manifest, Storage};
-
-/// Which head series a sample read covers.
-#[derive(Debug, Clone, Copy)]
-pub enum SeriesScope<'a> {
-    /// Exactly these (a query that selected its series already).
-    Ids(&'a [SeriesId]),
-    /// Every series of one metric.
-    Metric(&'a str),
-    All,
-}
 
 /// Samples read from the head: `series[i]` is the series of row `i` of `columns`.
 #[derive(Debug, Default)]
 pub struct HeadSamples {
     pub series: Vec<SeriesId>,
     pub columns: SampleColumns,
+}
+
+/// The reads of the head in progress: each reader's id and the `flushed_until` of the
+/// manifest it joins the head with.
+#[derive(Debug, Default)]
+pub(super) struct Readers {
+    next_id: u64,
+    open: BTreeMap<u64, i64>,
+}
+
+fn readers(storage: &Storage) -> MutexGuard<'_, Readers> {
+    storage.readers.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Registration of one read with the manifest it uses, removed on drop. The manifest is
+/// read under the registry's lock, and a cut checks the registry after publishing its
+/// manifest: either the reader has the new manifest, or the cut sees it and waits.
+pub(super) struct Lease<'s> {
+    storage: &'s Storage,
+    id: u64,
+    pub(super) manifest: Arc<Manifest>,
+}
+
+impl<'s> Lease<'s> {
+    pub(super) fn take(storage: &'s Storage) -> Lease<'s> {
+        let (id, manifest) = register(storage);
+        Lease {
+            storage,
+            id,
+            manifest,
+        }
+    }
+}
+
+/// Registers a reader of the current manifest; returns its id and the manifest.
+fn register(storage: &Storage) -> (u64, Arc<Manifest>) {
+    let mut registry = readers(storage);
+    let manifest = storage.manifest();
+    let id = registry.next_id;
+    registry.next_id += 1;
+    registry
+        .open
+        .insert(id, manifest.flushed_until.unwrap_or(i64::MIN));
+    (id, manifest)
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        readers(self.storage).open.remove(&self.id);
+    }
+}
+
+/// A read of the head that happens after it is planned, as a query plan reads in
+/// `execute()`: while it lives, the head keeps every sample its manifest leaves to the
+/// head (a cut that publishes a newer manifest waits for it before truncating), so head
+/// and manifest stay one consistent view however late the read comes.
+pub struct HeadReader {
+    storage: Arc<Storage>,
+    id: u64,
+    manifest: Arc<Manifest>,
+}
+
+impl std::fmt::Debug for HeadReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadReader")
+            .field("flushed_until", &self.manifest.flushed_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeadReader {
+    /// The manifest whose blocks complete this reader's head.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// The ids of the head's series in `scope`.
+    pub fn series_ids(&self, scope: SeriesScope<'_>) -> Vec<SeriesId> {
+        self.storage.head.series_ids(scope)
+    }
+
+    /// The samples with `min <= ts <= max` of `ids`, decoded from the chunks that overlap
+    /// the range; rows older than the manifest's `flushed_until` are left to its blocks.
+    pub fn read(&self, ids: &[SeriesId], min: i64, max: i64) -> HeadSamples {
+        let min = min.max(self.manifest.flushed_until.unwrap_or(i64::MIN));
+        let max = max.saturating_add(1);
+        let mut out = HeadSamples::default();
+        for &id in ids {
+            let n = self
+                .storage
+                .head
+                .with_series(id, |s| s.read_into(min, max, &mut out.columns));
+            if let Some(n) = n {
+                out.series.extend(std::iter::repeat_n(id, n));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for HeadReader {
+    fn drop(&mut self) {
+        readers(&self.storage).open.remove(&self.id);
+    }
 }
 
 /// The head's size, for `/api/v1/status/tsdb`.
@@ -44,6 +140,40 @@ pub struct HeadStats {
 }
 
 impl Storage {
+    /// A reader of the head and the blocks of the current manifest, for a read planned now
+    /// and done later.
+    pub fn head_reader(self: &Arc<Self>) -> HeadReader {
+        let (id, manifest) = register(self);
+        HeadReader {
+            storage: self.clone(),
+            id,
+            manifest,
+        }
+    }
+
+    /// Waits until no reader joins the head with a manifest older than `end` (the end of a
+    /// window just published as a block), so the window can leave the head. Readers live
+    /// as long as a query, bounded by the query timeout; a long wait is logged.
+    pub(super) async fn readers_done_before(&self, end: i64) {
+        let started = Instant::now();
+        let mut warned = started;
+        loop {
+            let waiting = readers(self).open.values().filter(|f| **f < end).count();
+            if waiting == 0 {
+                return;
+            }
+            if warned.elapsed() >= Duration::from_secs(30) {
+                warned = Instant::now();
+                tracing::warn!(
+                    readers = waiting,
+                    waited_s = started.elapsed().as_secs(),
+                    "block cut waits for head readers to finish before truncating the head"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Series the selector picks with a sample in `[min, max]` (ms), from the head (through
     /// its postings) and from the blocks overlapping the range (through their series files,
     /// only those holding the selector's metric when it names one).
@@ -54,7 +184,7 @@ impl Storage {
         max: i64,
     ) -> anyhow::Result<BTreeMap<SeriesId, Arc<Labels>>> {
         let (head, manifest) =
-            self.snapshot(|head| head.select(selector, min, max.saturating_add(1)));
+            self.snapshot(|head, _| head.select(selector, min, max.saturating_add(1)));
         let mut found: BTreeMap<SeriesId, Arc<Labels>> = head.into_iter().collect();
         let metric = selector.metric_name();
         for block in &manifest.blocks {
@@ -124,12 +254,12 @@ impl Storage {
         min: i64,
         max: i64,
     ) -> anyhow::Result<BTreeSet<String>> {
-        let (mut out, manifest) = self.snapshot(|head| {
+        let (mut out, manifest) = self.snapshot(|head, _| {
             let mut out = BTreeSet::new();
             if head.overlaps(min, max) {
                 match label {
-                    None => out.extend(head.label_names().cloned()),
-                    Some(name) => out.extend(head.label_values(name).cloned()),
+                    None => out.extend(head.label_names()),
+                    Some(name) => out.extend(head.label_values(name)),
                 }
             }
             out
@@ -146,42 +276,10 @@ impl Storage {
         Ok(out)
     }
 
-    /// The head's samples with `min <= ts <= max` of the series in `scope`, decoded from
-    /// the chunks that overlap the range, with the manifest they are consistent with: rows
-    /// older than its `flushed_until` are left to its blocks.
-    pub fn read_head(
-        &self,
-        scope: SeriesScope<'_>,
-        min: i64,
-        max: i64,
-    ) -> (HeadSamples, Arc<Manifest>) {
-        let state = super::read(&self.head);
-        let manifest = self.manifest();
-        let min = min.max(manifest.flushed_until.unwrap_or(i64::MIN));
-        let max = max.saturating_add(1);
-        let head = &state.head;
-        let ids: Vec<SeriesId> = match scope {
-            SeriesScope::Ids(ids) => ids.to_vec(),
-            SeriesScope::Metric(m) => head
-                .metric(m)
-                .map(|idx| idx.series.iter().copied().collect())
-                .unwrap_or_default(),
-            SeriesScope::All => head.all_series().map(|(id, _)| *id).collect(),
-        };
-        let mut out = HeadSamples::default();
-        for id in ids {
-            if let Some(s) = head.get(id) {
-                let n = s.read_into(min, max, &mut out.columns);
-                out.series.extend(std::iter::repeat_n(id, n));
-            }
-        }
-        (out, manifest)
-    }
-
     /// Metric names across head and blocks.
     pub fn metric_names(&self) -> BTreeSet<String> {
-        let (mut names, manifest) =
-            self.snapshot(|head| head.metrics().keys().cloned().collect::<BTreeSet<_>>());
+        let (names, manifest) = self.snapshot(|head, _| head.metric_names());
+        let mut names: BTreeSet<String> = names.into_iter().collect();
         for block in &manifest.blocks {
             names.extend(block.metrics.keys().cloned());
         }
@@ -191,12 +289,7 @@ impl Storage {
     /// Label names (without `__name__`) per metric across head and blocks: a metric
     /// table's columns, known without reading any series file.
     pub fn metric_label_names(&self) -> HashMap<String, BTreeSet<String>> {
-        let (mut out, manifest) = self.snapshot(|head| {
-            head.metrics()
-                .iter()
-                .map(|(m, idx)| (m.clone(), idx.label_names.clone()))
-                .collect::<HashMap<_, _>>()
-        });
+        let (mut out, manifest) = self.snapshot(|head, _| head.metric_label_names());
         for block in &manifest.blocks {
             for (m, names) in &block.metrics {
                 out.entry(m.clone())
@@ -209,20 +302,23 @@ impl Storage {
 
     /// The label sets of every head series (for cardinality statistics).
     pub fn head_labels(&self) -> Vec<Arc<Labels>> {
-        self.snapshot(|head| head.all_series().map(|(_, s)| s.labels().clone()).collect())
-            .0
+        self.head.all_labels()
     }
 
     pub fn head_stats(&self) -> HeadStats {
-        self.snapshot(|head| HeadStats {
-            num_series: head.num_series(),
-            num_samples: head.num_samples(),
-            num_chunks: head.num_chunks(),
-            min_time: head.min_time(),
-            max_time: head.max_time(),
-            chunk_bytes: head.all_series().map(|(_, s)| s.chunk_bytes()).sum(),
-        })
-        .0
+        let (mut num_chunks, mut chunk_bytes) = (0, 0);
+        self.head.for_each_series(|_, s| {
+            num_chunks += s.num_chunks();
+            chunk_bytes += s.chunk_bytes();
+        });
+        HeadStats {
+            num_series: self.head.num_series(),
+            num_samples: self.head.num_samples(),
+            num_chunks,
+            min_time: self.head.min_time(),
+            max_time: self.head.max_time(),
+            chunk_bytes,
+        }
     }
 }
 

@@ -144,7 +144,9 @@ async fn mutated_queries_never_panic() {
             samples,
         });
     }
-    storage.append(&batch).unwrap();
+    let mut appender = storage.appender();
+    appender.extend(batch);
+    appender.commit().unwrap();
     let sql = SqlEngine::new(
         storage.clone(),
         QueryConfig::default(),

@@ -83,7 +83,9 @@ async fn start_timestamps_survive_wal_replay_and_blocks() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let (storage, engine) = open(dir.path()).await;
-        storage.append(&restarted_counter()).expect("append");
+        let mut appender = storage.appender();
+        appender.extend(restarted_counter());
+        appender.commit().expect("append");
         assert_restart_seen(&engine, "head").await;
         storage.close().expect("close");
     }
@@ -103,7 +105,9 @@ async fn blocks_without_start_timestamps_still_answer() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let (storage, _engine) = open(dir.path()).await;
-        storage.append(&restarted_counter()).expect("append");
+        let mut appender = storage.appender();
+        appender.extend(restarted_counter());
+        appender.commit().expect("append");
         storage.flush(true).await.expect("cut");
         storage.close().expect("close");
     }

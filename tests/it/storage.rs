@@ -10,7 +10,7 @@ use quiver::config::{PromDuration, QueryConfig, StorageConfig};
 use quiver::metrics::{QueryMetrics, StorageMetrics};
 use quiver::model::{Labels, Sample, SeriesSamples};
 use quiver::query::sql::SqlEngine;
-use quiver::storage::{CURRENT_LAYOUT_VERSION, Storage, StorageOptions};
+use quiver::storage::{CURRENT_LAYOUT_VERSION, SeriesScope, Storage, StorageOptions};
 
 use crate::common::*;
 
@@ -82,12 +82,12 @@ async fn layout_0_is_migrated_at_start_and_newer_layouts_are_refused() {
         ])
         .unwrap();
         let samples = (0..300).map(|i| Sample::new(i * 1000, i as f64)).collect();
-        storage
-            .append(&[SeriesSamples {
-                labels: Arc::new(labels),
-                samples,
-            }])
-            .unwrap();
+        let mut appender = storage.appender();
+        appender.add_series(SeriesSamples {
+            labels: Arc::new(labels),
+            samples,
+        });
+        appender.commit().unwrap();
         assert!(storage.flush(true).await.unwrap() >= 5);
         assert_eq!(count(storage).await, 300.0);
     }
@@ -204,4 +204,93 @@ async fn default_configuration_scrapes_itself() {
     ] {
         assert!(metrics.contains(family), "/metrics lacks {family}");
     }
+}
+
+async fn storage_with_one_series(dir: &std::path::Path, samples: i64) -> Arc<Storage> {
+    let storage = Storage::open(options(dir), StorageMetrics::unregistered())
+        .await
+        .unwrap();
+    let labels = Labels::new(vec![
+        ("__name__".into(), "m".into()),
+        ("k".into(), "v".into()),
+    ])
+    .unwrap();
+    let mut appender = storage.appender();
+    appender.add_series(SeriesSamples {
+        labels: Arc::new(labels),
+        samples: (0..samples)
+            .map(|i| Sample::new(i * 1000, i as f64))
+            .collect(),
+    });
+    appender.commit().unwrap();
+    storage
+}
+
+/// A read planned before a cut (as a query plan reads the head in `execute()`) joins the
+/// head with the manifest it was planned with: the cut publishes its block but keeps the
+/// window in the head until the reader is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_read_planned_before_a_cut_still_sees_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_with_one_series(dir.path(), 300).await;
+    let reader = storage.head_reader();
+    let ids = reader.series_ids(SeriesScope::All);
+    let flush = tokio::spawn({
+        let storage = storage.clone();
+        async move { storage.flush(true).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !flush.is_finished(),
+        "the cut must wait for the reader before truncating the head"
+    );
+    assert!(storage.manifest().flushed_until.is_some());
+    assert_eq!(reader.read(&ids, i64::MIN, i64::MAX).series.len(), 300);
+    drop(reader);
+    assert!(flush.await.unwrap().unwrap() >= 5);
+    let after = storage.head_reader();
+    let ids = after.series_ids(SeriesScope::All);
+    assert!(after.read(&ids, i64::MIN, i64::MAX).series.is_empty());
+    drop(after);
+    assert_eq!(count(storage).await, 300.0);
+}
+
+/// SQL queries racing block cuts count every sample exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_during_cuts_see_every_sample_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_with_one_series(dir.path(), 1200).await;
+    let engine = SqlEngine::new(
+        storage.clone(),
+        QueryConfig::default(),
+        QueryMetrics::unregistered(),
+    )
+    .unwrap();
+    let flush = tokio::spawn({
+        let storage = storage.clone();
+        async move { storage.flush(true).await }
+    });
+    let mut queries = 0;
+    while !flush.is_finished() || queries < 5 {
+        let result = engine
+            .query("SELECT count(*) AS n, sum(value) AS s FROM m")
+            .await
+            .unwrap();
+        let batch = &result.batches[0];
+        let n = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        let sum = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!((n, sum), (1200, (0..1200).sum::<i64>() as f64));
+        queries += 1;
+    }
+    assert!(flush.await.unwrap().unwrap() >= 20);
 }

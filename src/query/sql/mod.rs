@@ -4,6 +4,7 @@
 //! from `datafusion-pg-catalog`, our PostgreSQL-shaped `information_schema`) and functions.
 
 mod catalog;
+mod head_scan;
 pub mod information_schema;
 pub mod pg_functions;
 pub mod tables;

@@ -9,18 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, RecordBatchOptions, StringArray, StringBuilder,
-    TimestampMillisecondArray, UInt64Array, new_null_array,
-};
-use arrow::buffer::NullBuffer;
+use arrow::array::{ArrayRef, RecordBatch, StringArray, StringBuilder, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, JoinType, Result as DfResult};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::memory::{MemTable, MemorySourceConfig};
+use datafusion::datasource::memory::MemTable;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::provider_as_source;
 use datafusion::datasource::source::DataSourceExec;
@@ -35,8 +31,9 @@ use datafusion::prelude::{col, lit};
 
 use crate::model::{Labels, SeriesId};
 use crate::storage::block::{data_schema, labels_map_type, new_labels_builder};
-use crate::storage::{HeadSamples, Manifest, SampleColumns, SeriesScope, Storage, metric_selector};
+use crate::storage::{Manifest, Storage, metric_selector};
 
+use super::head_scan::{HeadScanExec, HeadScope};
 use super::timerange::TimeRange;
 
 /// Where DataFusion finds the block files: registered in the session's runtime.
@@ -47,7 +44,7 @@ pub const VALUE: &str = "value";
 pub const START_TIMESTAMP: &str = "start_timestamp";
 pub const SERIES_ID: &str = "series_id";
 
-fn timestamp_type() -> DataType {
+pub(super) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
@@ -88,59 +85,6 @@ impl RawSamples {
     pub fn with_series(mut self, series: Arc<[SeriesId]>) -> Self {
         self.series = Some(series);
         self
-    }
-
-    /// The head's samples in `range` as one batch of the `projection`'s columns (all when
-    /// None): only what the query reads is copied out. Returns the manifest the batch is
-    /// consistent with.
-    fn head_batch(
-        &self,
-        range: TimeRange,
-        projection: Option<&Vec<usize>>,
-    ) -> DfResult<(RecordBatch, Arc<Manifest>)> {
-        let scope = match (&self.series, &self.metric) {
-            (Some(ids), _) => SeriesScope::Ids(ids),
-            (None, Some(m)) => SeriesScope::Metric(m),
-            (None, None) => SeriesScope::All,
-        };
-        let (samples, manifest) = self.storage.read_head(scope, range.min, range.max);
-        let rows = samples.columns.len();
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let HeadSamples { series, columns } = samples;
-        let SampleColumns {
-            timestamps,
-            values,
-            start_timestamps,
-        } = columns;
-        // Each column is moved into its array, not copied; a column projected twice (which
-        // DataFusion does not do) would come out empty the second time and fail below.
-        let (mut series, mut timestamps, mut values, mut start_timestamps) = (
-            Some(series),
-            Some(timestamps),
-            Some(values),
-            Some(start_timestamps),
-        );
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
-        for column in &wanted {
-            arrays.push(match *column {
-                0 => Arc::new(UInt64Array::from(series.take().unwrap_or_default())),
-                1 => Arc::new(
-                    TimestampMillisecondArray::from(timestamps.take().unwrap_or_default())
-                        .with_timezone("UTC"),
-                ),
-                2 => Arc::new(Float64Array::from(values.take().unwrap_or_default())),
-                _ => start_timestamp_array(start_timestamps.take().unwrap_or_default(), rows),
-            });
-        }
-        let schema = Arc::new(self.schema.project(&wanted)?);
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok((
-            RecordBatch::try_new_with_options(schema, arrays, &options)?,
-            manifest,
-        ))
     }
 
     fn blocks_exec(
@@ -239,28 +183,29 @@ impl TableProvider for RawSamples {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let range = TimeRange::from_filters(filters, TIMESTAMP);
-        let (head_batch, manifest) = self.head_batch(range, projection)?;
-        let head_schema = head_batch.schema();
-        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
-            &[vec![head_batch]],
-            head_schema,
-            None,
-        )?];
-        if let Some(blocks) = self.blocks_exec(state, &manifest, range, filters, projection)? {
+        // The head is read when the plan runs; the reader keeps it consistent with the
+        // manifest whose blocks are planned here.
+        let reader = Arc::new(self.storage.head_reader());
+        let scope = match (&self.series, &self.metric) {
+            (Some(ids), _) => HeadScope::Ids(ids.clone()),
+            (None, Some(m)) => HeadScope::Metric(m.clone()),
+            (None, None) => HeadScope::All,
+        };
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&columns)?);
+        let partitions = state.config().target_partitions();
+        let head = HeadScanExec::new(reader.clone(), scope, range, columns, schema, partitions);
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![Arc::new(head)];
+        if let Some(blocks) =
+            self.blocks_exec(state, reader.manifest(), range, filters, projection)?
+        {
             inputs.push(blocks);
         }
         UnionExec::try_new(inputs)
     }
-}
-
-/// The start timestamps of the head's selected samples: null where unknown (0), and all
-/// null, without a buffer, when none of them had one (`starts` is then empty).
-fn start_timestamp_array(starts: Vec<i64>, rows: usize) -> ArrayRef {
-    if starts.iter().all(|s| *s == 0) {
-        return new_null_array(&timestamp_type(), rows);
-    }
-    let valid = NullBuffer::from_iter(starts.iter().map(|st| *st != 0));
-    Arc::new(TimestampMillisecondArray::new(starts.into(), Some(valid)).with_timezone("UTC"))
 }
 
 /// The series a table needs, gathered from the head and the blocks' series files.

@@ -71,11 +71,9 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
             samples,
         });
     }
-    instance
-        .storage
-        .append(&batch)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let mut appender = instance.storage.appender();
+    appender.extend(batch);
+    appender.commit().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Sample `i`'s start timestamp from its `@st` offset (§3.5): 0 when unknown.

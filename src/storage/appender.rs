@@ -1,0 +1,257 @@
+//! The write side of storage, as Prometheus's `storage.Appender`: a scrape, a remote-write
+//! request or a rule evaluation collects its samples in an [`Appender`], then commits them
+//! at once: validated against the head stripe by stripe, logged to the WAL as one record,
+//! applied to the head, made durable per the fsync policy. Nothing of a refused commit is
+//! stored.
+
+use std::sync::Arc;
+
+use crate::model::{Labels, Sample, SeriesId, SeriesSamples};
+
+use super::wal::{WalRecord, WalSample};
+use super::{Storage, read};
+
+/// Why a write was refused. Nothing of a refused write is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(
+        "out of bounds: sample for series {series} at {timestamp_ms} is older than the oldest writable time {min_valid}"
+    )]
+    OutOfBounds {
+        series: String,
+        timestamp_ms: i64,
+        min_valid: i64,
+    },
+    #[error("out of order sample for series {series} at {timestamp_ms}: newest is {newest}")]
+    OutOfOrder {
+        series: String,
+        timestamp_ms: i64,
+        newest: i64,
+    },
+    #[error("storage error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppendError {
+    /// Short reason for the rejected-samples counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AppendError::OutOfBounds { .. } => "out_of_bounds",
+            AppendError::OutOfOrder { .. } => "out_of_order",
+            AppendError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// What an accepted write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub samples_added: usize,
+    pub series_created: usize,
+}
+
+/// How a commit treats an invalid sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Refuse the whole batch (remote write: the client learns and nothing is half-stored).
+    AllOrNothing,
+    /// Skip the sample and keep the rest (scrapes).
+    SkipInvalid,
+}
+
+/// A write in progress: samples collected, nothing stored until [`Appender::commit`].
+#[must_use = "an appender stores nothing until it is committed"]
+pub struct Appender<'s> {
+    storage: &'s Storage,
+    mode: Mode,
+    batch: Vec<SeriesSamples>,
+}
+
+impl Storage {
+    /// An appender whose commit is all or nothing, and durable on return under the `always`
+    /// fsync policy (remote write: the client learns of a refusal and may retry).
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            storage: self,
+            mode: Mode::AllOrNothing,
+            batch: Vec::new(),
+        }
+    }
+
+    /// An appender whose commit skips (and counts) out-of-bounds and out-of-order samples
+    /// and keeps the rest, as a scrape does: one bad timestamp must not lose a whole
+    /// target's scrape. Its samples reach stable storage with the next background sync
+    /// (every `wal.fsync_interval`), not with an fsync of their own.
+    pub fn lenient_appender(&self) -> Appender<'_> {
+        Appender {
+            mode: Mode::SkipInvalid,
+            ..self.appender()
+        }
+    }
+}
+
+impl Appender<'_> {
+    /// Adds one sample; consecutive samples of one label set make one series entry.
+    pub fn add(&mut self, labels: &Arc<Labels>, sample: Sample) {
+        match self.batch.last_mut() {
+            Some(last) if Arc::ptr_eq(&last.labels, labels) || last.labels == *labels => {
+                last.samples.push(sample)
+            }
+            _ => self.batch.push(SeriesSamples {
+                labels: labels.clone(),
+                samples: vec![sample],
+            }),
+        }
+    }
+
+    /// Adds a series' samples.
+    pub fn add_series(&mut self, series: SeriesSamples) {
+        self.batch.push(series);
+    }
+
+    /// Samples collected so far.
+    pub fn len(&self) -> usize {
+        self.batch.iter().map(|s| s.samples.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores what was collected. Blocks on the WAL (and on fsync under the `always`
+    /// policy): call it from a blocking-capable thread, never an async worker.
+    pub fn commit(self) -> Result<AppendOutcome, AppendError> {
+        self.storage.commit(&self.batch, self.mode)
+    }
+
+    /// Drops what was collected; nothing was stored.
+    pub fn rollback(self) {}
+}
+
+impl Extend<SeriesSamples> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = SeriesSamples>>(&mut self, iter: I) {
+        self.batch.extend(iter);
+    }
+}
+
+impl Storage {
+    fn commit(&self, batch: &[SeriesSamples], mode: Mode) -> Result<AppendOutcome, AppendError> {
+        let (seq, outcome) = {
+            let min_valid = read(&self.min_valid_time);
+            let checked = self.validate(*min_valid, batch, mode).inspect_err(|e| {
+                let n = batch.iter().map(|s| s.samples.len() as u64).sum();
+                self.metrics
+                    .samples_rejected
+                    .with_label_values(&[e.reason()])
+                    .inc_by(n);
+            })?;
+            if checked.is_empty() {
+                return Ok(AppendOutcome::default());
+            }
+            // Series are created in the head before their record is logged; until the
+            // samples arrive they are marked pending, so truncation leaves them be.
+            let label_sets: Vec<&Arc<Labels>> = checked.iter().map(|c| c.labels).collect();
+            let ids = self.head.get_or_create(&label_sets);
+            let mut record = WalRecord::default();
+            for (c, (id, created)) in checked.iter().zip(&ids) {
+                if *created {
+                    record.new_series.push((*id, c.labels.as_ref().clone()));
+                }
+                record.samples.extend(c.samples.iter().map(|s| WalSample {
+                    series: *id,
+                    timestamp_ms: s.timestamp_ms,
+                    value: s.value,
+                    start_timestamp_ms: s.start_timestamp_ms,
+                }));
+            }
+            let seq = match self.wal.append(&record) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
+                    self.head.release(&created);
+                    return Err(e.into());
+                }
+            };
+            let added = self.head.append(&record.samples);
+            self.metrics.samples_appended.inc_by(added as u64);
+            self.metrics.head_series.set(self.head.num_series() as i64);
+            self.metrics
+                .head_samples
+                .set(self.head.num_samples() as i64);
+            (
+                seq,
+                AppendOutcome {
+                    samples_added: added,
+                    series_created: record.new_series.len(),
+                },
+            )
+        };
+        // A scrape has no client waiting for an acknowledgement: its samples are made
+        // durable by the background sync within `fsync_interval` instead of one fsync each.
+        if mode == Mode::AllOrNothing {
+            self.wal.sync(seq)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Checks every sample against the head (stripe by stripe, no head-wide lock) and
+    /// returns the series with the samples to keep.
+    fn validate<'b>(
+        &self,
+        min_valid: i64,
+        batch: &'b [SeriesSamples],
+        mode: Mode,
+    ) -> Result<Vec<Checked<'b>>, AppendError> {
+        let window = self.options.config.out_of_order_time_window.as_millis_i64();
+        let label_sets: Vec<&Labels> = batch.iter().map(|s| s.labels.as_ref()).collect();
+        let ids = self.head.lookup(&label_sets);
+        let mut out = Vec::with_capacity(batch.len());
+        for (series, id) in batch.iter().zip(ids) {
+            if series.samples.is_empty() {
+                continue;
+            }
+            let newest = id.and_then(|id| self.head.newest(id));
+            let mut kept = Vec::with_capacity(series.samples.len());
+            for sample in &series.samples {
+                let problem = if sample.timestamp_ms < min_valid {
+                    Some(AppendError::OutOfBounds {
+                        series: series.labels.to_string(),
+                        timestamp_ms: sample.timestamp_ms,
+                        min_valid,
+                    })
+                } else {
+                    newest
+                        .filter(|n| sample.timestamp_ms < n.saturating_sub(window))
+                        .map(|newest| AppendError::OutOfOrder {
+                            series: series.labels.to_string(),
+                            timestamp_ms: sample.timestamp_ms,
+                            newest,
+                        })
+                };
+                match (problem, mode) {
+                    (None, _) => kept.push(*sample),
+                    (Some(problem), Mode::AllOrNothing) => return Err(problem),
+                    (Some(problem), Mode::SkipInvalid) => {
+                        self.metrics
+                            .samples_rejected
+                            .with_label_values(&[problem.reason()])
+                            .inc();
+                    }
+                }
+            }
+            if !kept.is_empty() {
+                out.push(Checked {
+                    labels: &series.labels,
+                    samples: kept,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One series of a write, with the samples validation kept.
+struct Checked<'b> {
+    labels: &'b Arc<Labels>,
+    samples: Vec<Sample>,
+}
