@@ -114,8 +114,13 @@ async fn main() -> anyhow::Result<()> {
         .context("building the HTTP client")?;
     let cpu_before = cpu_ticks();
     let clock = Instant::now();
-    let samples = send_all(&client, &args.url, plans).await?;
+    let (samples, mut latencies) = send_all(&client, &args.url, plans).await?;
     let seconds = clock.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let quantile = |q: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies.get(i).map(|d| d.as_secs_f64() * 1000.0)
+    };
     let cpu = cpu_before.zip(cpu_ticks()).map(|(before, after)| CpuTicks {
         machine_busy: after.machine_busy.saturating_sub(before.machine_busy),
         own: after.own.saturating_sub(before.own),
@@ -138,6 +143,11 @@ async fn main() -> anyhow::Result<()> {
         "samples": samples,
         "seconds": seconds,
         "samples_per_sec": samples as f64 / seconds,
+        // Per request, from send to acknowledgement: the longest shows a stall (a block cut
+        // or WAL checkpoint that ingest waited for).
+        "latency_ms_p50": quantile(0.5),
+        "latency_ms_p99": quantile(0.99),
+        "latency_ms_max": quantile(1.0),
         // In 1/CLK_TCK s, over the sending phase only; null where /proc is missing.
         "cpu_ticks_machine_busy": cpu.map(|c| c.machine_busy),
         "cpu_ticks_self": cpu.map(|c| c.own),
@@ -401,7 +411,7 @@ async fn send_all(
     client: &reqwest::Client,
     url: &str,
     plans: Vec<ShardPlan>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Vec<Duration>)> {
     let barrier = Arc::new(Barrier::new(plans.len()));
     let mut tasks = JoinSet::new();
     for (shard, plan) in plans.into_iter().enumerate() {
@@ -413,12 +423,15 @@ async fn send_all(
         });
     }
     let mut acknowledged = 0;
+    let mut latencies = Vec::new();
     // Returning early drops the JoinSet, which aborts the other shards. Left running, they
     // would wait at the barrier forever.
     while let Some(joined) = tasks.join_next().await {
-        acknowledged += joined.context("sender task panicked")??;
+        let (samples, shard_latencies) = joined.context("sender task panicked")??;
+        acknowledged += samples;
+        latencies.extend(shard_latencies);
     }
-    Ok(acknowledged)
+    Ok((acknowledged, latencies))
 }
 
 async fn send_shard(
@@ -426,21 +439,24 @@ async fn send_shard(
     url: &str,
     plan: ShardPlan,
     barrier: &Barrier,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Vec<Duration>)> {
     let mut acknowledged = 0;
+    let mut latencies = Vec::new();
     for span in plan {
         for request in span {
             let (samples, first) = (request.samples, request.first_timestamp_ms);
+            let sent = Instant::now();
             send_request(client, url, request.body)
                 .await
                 .with_context(|| {
                     format!("request of {samples} samples starting at t={first} ms")
                 })?;
+            latencies.push(sent.elapsed());
             acknowledged += samples as u64;
         }
         barrier.wait().await;
     }
-    Ok(acknowledged)
+    Ok((acknowledged, latencies))
 }
 
 /// Sends one request with the headers Prometheus's remote-write client sends. Any non-2xx

@@ -246,7 +246,7 @@ declare -A R
 
 # Pass 1: ingest throughput, memory per series, and the WAL size with every sample still in it.
 # Run RUN stores each figure as R[<server>.<name>.RUN]; summarize_pass1 takes the medians.
-PASS1_FIELDS=(tput tput_secs tput_samples idle_rss rss hwm appended head_series tput_wal tput_stop
+PASS1_FIELDS=(tput tput_secs tput_samples lat_p99 lat_max idle_rss rss hwm appended head_series tput_wal tput_stop
     server_cpu server_cpu_us other_cpu)
 throughput_pass() {
     local kind=$1 run=$2 dir=$WORK_DIR/tput-$1-$2 json
@@ -262,6 +262,8 @@ throughput_pass() {
     R[$kind.tput.$run]=$(jq '.samples_per_sec' "$json")
     R[$kind.tput_secs.$run]=$(jq '.seconds' "$json")
     R[$kind.tput_samples.$run]=$(jq '.samples' "$json")
+    R[$kind.lat_p99.$run]=$(jq '.latency_ms_p99' "$json")
+    R[$kind.lat_max.$run]=$(jq '.latency_ms_max' "$json")
     R[$kind.server_cpu.$run]=$(awk -v t="$server_ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
     R[$kind.server_cpu_us.$run]=$(awk -v t="$server_ticks" -v hz="$CLK_TCK" -v n="${R[$kind.tput_samples.$run]}" \
         'BEGIN { printf "%.4f", t / hz * 1e6 / n }')
@@ -306,6 +308,8 @@ disk_pass() {
     json=$dir/generator.json
     run_generator "$SERVER_URL" "$DISK_SERIES" "$DISK_SAMPLES" "$DISK_START" "$json"
     R[$kind.disk_tput]=$(jq '.samples_per_sec' "$json")
+    R[$kind.disk_lat_p99]=$(jq '.latency_ms_p99' "$json")
+    R[$kind.disk_lat_max]=$(jq '.latency_ms_max' "$json")
     last=$(jq '.end_ms' "$json")
     waited=$(now_ms)
     case $kind in
@@ -395,7 +399,11 @@ row "Ingest wall time, s (pass 1)" "$(q tput_secs)" "$(p tput_secs)" 1 2
 row "Server CPU during ingest, s (pass 1)" "$(q server_cpu)" "$(p server_cpu)" 1 2
 row "Server CPU per sample, µs (pass 1)" "$(q server_cpu_us)" "$(p server_cpu_us)" 1 3
 row "Other processes' CPU during ingest, % of all cores (pass 1)" "$(q other_cpu)" "$(p other_cpu)" 1 0 -
+row "Request latency p99, ms (pass 1)" "$(q lat_p99)" "$(p lat_p99)" 1 0
+row "Longest request, ms (pass 1)" "$(q lat_max)" "$(p lat_max)" 1 0
 row "Ingest throughput, samples/s (pass 2)" "$(q disk_tput)" "$(p disk_tput)" 1 0
+row "Request latency p99, ms (pass 2, blocks cut meanwhile)" "$(q disk_lat_p99)" "$(p disk_lat_p99)" 1 0
+row "(4) Longest request, ms (pass 2, blocks cut meanwhile)" "$(q disk_lat_max)" "$(p disk_lat_max)" 1 0
 row "Samples appended, server's own counter (pass 1)" "$(q appended)" "$(p appended)" 1 0
 row "Head series, server's own gauge (pass 1)" "$(q head_series)" "$(p head_series)" 1 0
 row "RSS idle, just started, MiB" "$(q idle_rss)" "$(p idle_rss)" 1024 1

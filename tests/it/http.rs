@@ -295,3 +295,75 @@ async fn explain_analyze_runs_the_query_and_reports_each_operator() {
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
 }
+
+/// PromQL's plan nodes account what they buffer in the query memory pool: a query over far
+/// more samples than `query.memory_limit_bytes` allows fails cleanly, while a small query
+/// beside it answers, and the server keeps serving.
+#[tokio::test]
+async fn a_query_over_the_memory_limit_fails_cleanly_beside_a_small_one() {
+    let q =
+        Quiver::start("global:\n  scrape_interval: 15s\nquery:\n  memory_limit_bytes: 4000000\n")
+            .await;
+    let t = now_ms() - 3_600_000;
+    // 1 000 series x 240 samples: about 5 MB of timestamps and values alone.
+    for part in 0..10 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| {
+                let instance = format!("host-{:04}", part * 100 + i);
+                let samples: Vec<(i64, f64)> =
+                    (0..240).map(|k| (t + k * 15_000, k as f64)).collect();
+                series(
+                    &[("__name__", "wide"), ("instance", instance.as_str())],
+                    &samples,
+                )
+            })
+            .collect();
+        assert_eq!(q.remote_write(&write_request(batch)).await.0, 204);
+    }
+    let small = series(&[("__name__", "small"), ("job", "x")], &[(t, 1.0)]);
+    assert_eq!(q.remote_write(&write_request(vec![small])).await.0, 204);
+
+    let at = (t / 1000) + 3_590;
+    let broad = q
+        .client
+        .get(q.url("/api/v1/query"))
+        .query(&[
+            ("query", "count(count_over_time(wide[1h]))".to_string()),
+            ("time", at.to_string()),
+        ])
+        .send();
+    let narrow = q
+        .client
+        .get(q.url("/api/v1/query"))
+        .query(&[
+            ("query", "count_over_time(small[1h])".to_string()),
+            ("time", at.to_string()),
+        ])
+        .send();
+    let (broad, narrow) = tokio::join!(broad, narrow);
+    let broad = broad.unwrap();
+    assert_eq!(broad.status().as_u16(), 422);
+    let body: Value = broad.json().await.unwrap();
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Resources exhausted") && message.contains("PromStepExec"),
+        "{body}"
+    );
+    let narrow: Value = narrow.unwrap().json().await.unwrap();
+    assert_eq!(narrow["data"]["result"][0]["value"][1], "1", "{narrow}");
+    // Still serving, and a query within the limit over the same series answers.
+    let r: Value = q
+        .client
+        .get(q.url("/api/v1/query"))
+        .query(&[
+            ("query", "count(wide)".to_string()),
+            ("time", at.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"]["result"][0]["value"][1], "1000", "{r}");
+}

@@ -21,11 +21,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use promql_parser::label::{MatchOp, Matcher};
 
 use crate::model::METRIC_NAME_LABEL;
 
+use super::collect::{Held, collect_all};
 use super::labels as l;
 use super::step::{LabelColumn, column, final_properties};
 use super::syntax::MODE_LABEL;
@@ -241,13 +242,14 @@ impl ExecutionPlan for PromInfoExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        let mut held = Held::new("PromInfoExec", partition, &context);
         let base = self.base.execute(partition, context.clone())?;
         let info = self.info.execute(partition, context)?;
         let spec = self.spec.clone();
         let schema = self.schema.clone();
         let output = futures::stream::once(async move {
-            let base: Vec<RecordBatch> = base.try_collect().await?;
-            let info: Vec<RecordBatch> = info.try_collect().await?;
+            let base = collect_all(base, &mut held).await?;
+            let info = collect_all(info, &mut held).await?;
             let rows = enrich(&rows_of(&base)?, &rows_of(&info)?, &spec)
                 .map_err(DataFusionError::Execution)?;
             to_batch(rows, schema)

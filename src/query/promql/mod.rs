@@ -3,6 +3,7 @@
 //! assembled into Prometheus's result types.
 
 pub mod aggregates;
+mod collect;
 pub mod extended;
 pub mod functions;
 pub mod info;

@@ -24,10 +24,9 @@ use datafusion::physical_plan::{
 
 use rustc_hash::FxHashMap;
 
+use super::collect::{Held, after_all_input};
 use super::labels as l;
-use super::step::{
-    LabelColumn, after_all_input, column, final_properties, one_input_node_methods, only_input,
-};
+use super::step::{LabelColumn, column, final_properties, one_input_node_methods, only_input};
 
 /// Which rows of a group come first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -150,6 +149,7 @@ impl ExecutionPlan for PromRankExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        let held = Held::new("PromRankExec", partition, &context);
         let input = self.input.execute(partition, context)?;
         let order = self.order;
         let schema = self.schema.clone();
@@ -158,6 +158,7 @@ impl ExecutionPlan for PromRankExec {
             input,
             self.schema.clone(),
             baseline,
+            held,
             move |batches| Ok(vec![rank(&batches, order, schema)?]),
         ))
     }

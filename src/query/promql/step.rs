@@ -33,14 +33,13 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
 
 use crate::model::is_stale_nan;
 
+use super::collect::{Held, after_all_input};
 use super::extended;
 use super::functions::{RangeFunc, overlapping_start};
 use super::syntax::SelectorMode;
@@ -419,6 +418,12 @@ impl ExecutionPlan for PromStepExec {
             .map(|m| m.0)
             .unwrap_or(usize::MAX);
         let batch_rows = context.session_config().batch_size();
+        let mut held = Held::new("PromStepExec", partition, &context);
+        // As in Prometheus: a range function holds every sample of its windows, an instant
+        // selection one sample per series and step (checked on the output below).
+        if matches!(self.window, Window::Range { .. }) {
+            held = held.with_max_rows(max_samples, too_many_samples);
+        }
         let input = self.input.execute(partition, context)?;
         let steps = self.steps.clone();
         let window = self.window.clone();
@@ -431,14 +436,8 @@ impl ExecutionPlan for PromStepExec {
             input,
             schema.clone(),
             baseline,
+            held,
             move |batches| {
-                // As in Prometheus: a range function holds every sample of its windows, an
-                // instant selection one sample per series and step.
-                let too_many = || DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string());
-                let loaded: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                if matches!(window, Window::Range { .. }) && loaded > max_samples {
-                    return Err(too_many());
-                }
                 let grouping_timer = grouping.timer();
                 let mut series = group_series(&batches)?;
                 grouping_timer.done();
@@ -451,12 +450,16 @@ impl ExecutionPlan for PromStepExec {
                 let mut output = Chunks::new(schema, batch_rows);
                 evaluate(&series, &steps, &window, &step_params, &notes, &mut output)?;
                 if output.rows() > max_samples {
-                    return Err(too_many());
+                    return Err(too_many_samples());
                 }
                 Ok(output.into_batches())
             },
         ))
     }
+}
+
+fn too_many_samples() -> DataFusionError {
+    DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string())
 }
 
 /// One series' samples, sorted by time.
@@ -611,28 +614,6 @@ pub(super) fn only_input<T>(mut inputs: Vec<T>, node: &str) -> DfResult<T> {
         (Some(input), true) => Ok(input),
         _ => Err(DataFusionError::Internal(format!("{node} needs one input"))),
     }
-}
-
-/// A stream that reads all of `input`, then yields the batches `compute` makes of it:
-/// a PromQL node needs every row of a series (or group) before it can emit any.
-/// `compute`'s time and output rows go to `baseline`, for `explain?analyze=true`.
-pub(super) fn after_all_input(
-    input: SendableRecordBatchStream,
-    schema: SchemaRef,
-    baseline: BaselineMetrics,
-    compute: impl FnOnce(Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> + Send + 'static,
-) -> SendableRecordBatchStream {
-    let output = futures::stream::once(async move {
-        let batches: Vec<RecordBatch> = input.try_collect().await?;
-        let timer = baseline.elapsed_compute().timer();
-        let output = compute(batches)?;
-        timer.done();
-        baseline.record_output(output.iter().map(RecordBatch::num_rows).sum());
-        Ok::<_, DataFusionError>(output)
-    })
-    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-    .try_flatten();
-    Box::pin(RecordBatchStreamAdapter::new(schema, output.boxed()))
 }
 
 /// Column `i` of a PromQL plan node's input, as the array type the node expects.

@@ -20,10 +20,9 @@ use datafusion::physical_plan::{
 };
 use rustc_hash::FxHashMap;
 
+use super::collect::{Held, after_all_input};
 use super::labels as l;
-use super::step::{
-    LabelColumn, after_all_input, column, final_properties, one_input_node_methods, only_input,
-};
+use super::step::{LabelColumn, column, final_properties, one_input_node_methods, only_input};
 
 /// Which rule a duplicate breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -137,14 +136,21 @@ impl ExecutionPlan for PromUniqueExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        let held = Held::new("PromUniqueExec", partition, &context);
         let input = self.input.execute(partition, context)?;
         let schema: SchemaRef = self.input.schema();
         let check = self.check;
         let baseline = BaselineMetrics::new(&self.metrics, partition);
-        Ok(after_all_input(input, schema, baseline, move |batches| {
-            verify(&batches, check)?;
-            Ok(batches)
-        }))
+        Ok(after_all_input(
+            input,
+            schema,
+            baseline,
+            held,
+            move |batches| {
+                verify(&batches, check)?;
+                Ok(batches)
+            },
+        ))
     }
 }
 
