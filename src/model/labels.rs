@@ -1,6 +1,7 @@
 //! Label sets: sorted, validated name/value pairs that identify a series.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The reserved label that carries the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -23,9 +24,11 @@ pub enum LabelError {
 /// A series' labels, sorted by name, names unique, empty values removed.
 ///
 /// Sorting makes equality and hashing independent of the order a client sent the labels in;
-/// dropping empty values follows Prometheus, where `a=""` means "label absent".
+/// dropping empty values follows Prometheus, where `a=""` means "label absent". Names and
+/// values are shared strings, so the head can keep one copy of each (see
+/// [`Labels::interned`]) and cloning a label set copies no text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
 
 impl Labels {
     /// Builds a validated label set. It must have a valid `__name__`.
@@ -46,7 +49,7 @@ impl Labels {
                 return Err(LabelError::InvalidLabelName(name.clone()));
             }
         }
-        let labels = Labels(pairs);
+        let labels = Labels(shared(pairs));
         match labels.metric_name() {
             None => Err(LabelError::MissingMetricName),
             Some(name) if !is_valid_metric_name(name) => {
@@ -60,7 +63,18 @@ impl Labels {
     /// our own storage). Sorts, but does not validate.
     pub fn from_trusted(mut pairs: Vec<(String, String)>) -> Self {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        Labels(pairs)
+        Labels(shared(pairs))
+    }
+
+    /// The same label set with every name and value taken from `intern`, which returns the
+    /// one shared copy of a string: a store of many series keeps each string once.
+    pub fn interned(&self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) -> Labels {
+        Labels(self.0.iter().map(|(n, v)| (intern(n), intern(v))).collect())
+    }
+
+    /// The names and values as the shared strings they are.
+    pub fn shared_pairs(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        self.0.iter().map(|(n, v)| (n, v))
     }
 
     pub fn metric_name(&self) -> Option<&str> {
@@ -69,13 +83,13 @@ impl Labels {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| self.0[i].1.as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
     }
 
     /// Labels other than `__name__`.
@@ -103,10 +117,13 @@ impl Labels {
         }
         hasher.digest()
     }
+}
 
-    pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.0
-    }
+fn shared(pairs: Vec<(String, String)>) -> Vec<(Arc<str>, Arc<str>)> {
+    pairs
+        .into_iter()
+        .map(|(n, v)| (Arc::from(n), Arc::from(v)))
+        .collect()
 }
 
 impl fmt::Display for Labels {

@@ -10,7 +10,7 @@
 //! The head does no I/O. [`super::Storage`] validates a write against it, logs it to the WAL,
 //! then applies it here, and cuts old time windows out of it into blocks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -39,7 +39,9 @@ struct Index {
     labels: HashMap<SeriesId, Arc<Labels>>,
     by_metric: BTreeMap<String, MetricIndex>,
     /// label name -> label value -> series; for matcher lookups.
-    postings: HashMap<String, HashMap<String, BTreeSet<SeriesId>>>,
+    postings: HashMap<Arc<str>, HashMap<Arc<str>, BTreeSet<SeriesId>>>,
+    /// Every label name and value in use, once: label sets and postings share these.
+    symbols: HashSet<Arc<str>>,
 }
 
 impl Index {
@@ -56,22 +58,43 @@ impl Index {
         }
     }
 
-    fn insert(&mut self, id: SeriesId, labels: Arc<Labels>) {
+    /// The shared copy of `s`.
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        match self.symbols.get(s.as_ref()) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.symbols.insert(s.clone());
+                s.clone()
+            }
+        }
+    }
+
+    /// Indexes a new series under `id`; returns its label set, with interned strings.
+    fn insert(&mut self, id: SeriesId, labels: &Labels) -> Arc<Labels> {
+        let labels = Arc::new(labels.interned(|s| self.intern(s)));
         let metric = labels.metric_name().unwrap_or_default().to_string();
         let index = self.by_metric.entry(metric).or_default();
         index.series.insert(id);
-        for (name, value) in labels.iter() {
-            if name != crate::model::METRIC_NAME_LABEL {
+        for (name, value) in labels.shared_pairs() {
+            if name.as_ref() != crate::model::METRIC_NAME_LABEL
+                && !index.label_names.contains(name.as_ref())
+            {
                 index.label_names.insert(name.to_string());
             }
             self.postings
-                .entry(name.to_string())
+                .entry(name.clone())
                 .or_default()
-                .entry(value.to_string())
+                .entry(value.clone())
                 .or_default()
                 .insert(id);
         }
-        self.labels.insert(id, labels);
+        self.labels.insert(id, labels.clone());
+        labels
+    }
+
+    /// Forgets the strings no label set uses any more (only this table holds them).
+    fn drop_unused_symbols(&mut self) {
+        self.symbols.retain(|s| Arc::strong_count(s) > 1);
     }
 
     fn remove(&mut self, id: SeriesId) {
@@ -107,7 +130,11 @@ impl Index {
     fn candidates(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
         let mut lists: Vec<&BTreeSet<SeriesId>> = Vec::new();
         for m in matchers.iter().filter(|m| m.is_postings_lookup()) {
-            match self.postings.get(&m.name).and_then(|v| v.get(&m.value)) {
+            match self
+                .postings
+                .get(m.name.as_str())
+                .and_then(|v| v.get(m.value.as_str()))
+            {
                 Some(list) => lists.push(list),
                 None => return Vec::new(),
             }
@@ -246,8 +273,7 @@ impl Head {
             .map(|l| {
                 let (id, exists) = index.resolve(l);
                 if !exists {
-                    let labels = Arc::clone(l);
-                    index.insert(id, labels.clone());
+                    let labels = index.insert(id, l);
                     self.stripe_mut(id).insert(id, MemSeries::new(labels));
                 }
                 (id, !exists)
@@ -265,8 +291,7 @@ impl Head {
             if index.labels.contains_key(id) {
                 continue;
             }
-            let labels = Arc::new(labels.clone());
-            index.insert(*id, labels.clone());
+            let labels = index.insert(*id, labels);
             let mut series = MemSeries::new(labels);
             series.pending = false;
             self.stripe_mut(*id).insert(*id, series);
@@ -386,14 +411,18 @@ impl Head {
 
     /// Label names in use, from the postings index.
     pub fn label_names(&self) -> Vec<String> {
-        read(&self.index).postings.keys().cloned().collect()
+        read(&self.index)
+            .postings
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     pub fn label_values(&self, name: &str) -> Vec<String> {
         read(&self.index)
             .postings
             .get(name)
-            .map(|v| v.keys().cloned().collect())
+            .map(|v| v.keys().map(|k| k.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -475,6 +504,7 @@ impl Head {
                 index.remove(id);
             }
         }
+        index.drop_unused_symbols();
     }
 
     /// The head's whole content as WAL records, for a checkpoint.
@@ -690,6 +720,34 @@ mod tests {
         head.truncate_before(100);
         assert_eq!(head.lookup(&[&other]), vec![None]);
         assert_eq!(head.num_series(), 1);
+    }
+
+    #[test]
+    fn label_strings_are_stored_once_and_forgotten_with_their_last_series() {
+        let head = Head::new();
+        let a = Arc::new(labels("up", "shared"));
+        let b = Arc::new(labels("down", "shared"));
+        let ids = head.get_or_create(&[&a, &b]);
+        head.append(&[sample(ids[0].0, 10, 1.0), sample(ids[1].0, 20, 1.0)]);
+        let stored: Vec<Arc<Labels>> = ids
+            .iter()
+            .map(|(id, _)| head.with_series(*id, |s| s.labels().clone()).unwrap())
+            .collect();
+        let job = |l: &Labels| {
+            l.shared_pairs()
+                .find(|(n, _)| n.as_ref() == "job")
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert!(Arc::ptr_eq(&job(&stored[0]), &job(&stored[1])));
+        // A string still held elsewhere (the writer's label set) is kept while it is.
+        drop((stored, a, b));
+        head.truncate_before(15);
+        assert!(read(&head.index).symbols.contains("down"));
+        assert!(!read(&head.index).symbols.contains("up"));
+        head.truncate_before(i64::MAX);
+        assert!(read(&head.index).symbols.is_empty());
     }
 
     #[test]

@@ -13,8 +13,6 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::metrics::BaselineMetrics;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
-#[cfg(test)]
-use std::sync::Arc;
 
 /// What a node holds of its input, accounted in the session's memory pool.
 pub(super) struct Held {
