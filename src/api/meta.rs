@@ -3,6 +3,7 @@
 //! the exemplars endpoint (exemplars are not stored).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -440,11 +441,11 @@ pub async fn delete_series(
             return Err(ApiError::bad_data("no match[] parameter provided"));
         }
         let selectors = select::parse_selectors(&selection.matchers).map_err(to_api_error)?;
-        let select =
-            move |labels: &crate::model::Labels| selectors.iter().any(|s| s.matches(labels));
+        let select: Arc<dyn Fn(&crate::model::Labels) -> bool + Send + Sync> =
+            Arc::new(move |labels| selectors.iter().any(|s| s.matches(labels)));
         let deleted = state
             .storage
-            .delete_series(&select, selection.start, selection.end)
+            .delete_series(select, selection.start, selection.end)
             .await
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
         tracing::info!(deleted, "deleted series samples");

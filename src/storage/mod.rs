@@ -302,33 +302,43 @@ impl Storage {
     /// (rewriting each affected block and swapping it in the manifest). Returns the number
     /// of samples deleted.
     pub async fn delete_series(
-        &self,
-        select: &(dyn Fn(&Labels) -> bool + Send + Sync),
+        self: &Arc<Self>,
+        select: Arc<dyn Fn(&Labels) -> bool + Send + Sync>,
         min: i64,
         max: i64,
     ) -> anyhow::Result<usize> {
         let _guard = self.flush_lock.lock().await;
-        let mut deleted = {
+        let storage = self.clone();
+        let head_select = select.clone();
+        let mut deleted = blocking(move || {
             // Writes wait while the head is rewritten into the WAL: one written between
             // the copy and the checkpoint would be lost with the old segments. Deletion is
             // a rare administrative act; cuts and queries do not wait for it.
-            let _writes = write(&self.min_valid_time);
-            let n = self.head.delete(select, min, max);
+            let _writes = write(&storage.min_valid_time);
+            let n = storage.head.delete(&*head_select, min, max);
             if n > 0 {
-                let records = self.head.to_records(CHECKPOINT_RECORD_SAMPLES);
-                self.wal
+                let records = storage.head.to_records(CHECKPOINT_RECORD_SAMPLES);
+                storage
+                    .wal
                     .checkpoint(&records)
                     .context("checkpointing the WAL after a deletion")?;
-                self.metrics.head_series.set(self.head.num_series() as i64);
-                self.metrics
+                storage
+                    .metrics
+                    .head_series
+                    .set(storage.head.num_series() as i64);
+                storage
+                    .metrics
                     .head_samples
-                    .set(self.head.num_samples() as i64);
+                    .set(storage.head.num_samples() as i64);
             }
-            n
-        };
+            Ok(n)
+        })
+        .await?;
         for meta in self.manifest().blocks.clone() {
             if meta.overlaps(min, max) {
-                deleted += self.rewrite_block_without(&meta, select, min, max).await?;
+                deleted += self
+                    .rewrite_block_without(&meta, &*select, min, max)
+                    .await?;
             }
         }
         Ok(deleted)
