@@ -321,13 +321,13 @@ impl PromqlEngine {
         to_sql::metric_names(expr, &mut metrics);
         let mut columns = BTreeMap::new();
         for metric in metrics {
-            let set = crate::query::sql::tables::SeriesSet::collect(&self.storage, Some(&metric))
+            let set = crate::query::scan::SeriesSet::collect(&self.storage, Some(&metric))
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             let names = set
                 .label_names()
                 .iter()
-                .map(|l| crate::query::sql::tables::label_column_name(l))
+                .map(|l| crate::query::scan::label_column_name(l))
                 .collect();
             columns.insert(metric, names);
         }

@@ -30,7 +30,7 @@ use promql_parser::parser::{
 };
 
 use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
-use crate::query::sql::tables::{RawSamples, START_TIMESTAMP};
+use crate::query::scan::{RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
 
 use super::PromqlError;

@@ -16,7 +16,7 @@ use promql_parser::parser::{
 };
 
 use crate::model::METRIC_NAME_LABEL;
-use crate::query::sql::tables::label_column_name;
+use crate::query::scan::label_column_name;
 
 use super::functions::RangeFunc;
 use super::planner::{const_arg, offset_ms, strip_parens, system_time_ms};

@@ -9,7 +9,8 @@ use datafusion::common::{DataFusionError, Result as DfResult};
 
 use crate::storage::Storage;
 
-use super::tables::{SeriesSet, metric_table, samples_table, series_table};
+use super::tables::{metric_table, samples_table, series_table};
+use crate::query::scan::SeriesSet;
 
 pub const SAMPLES_TABLE: &str = "samples";
 pub const SERIES_TABLE: &str = "series";

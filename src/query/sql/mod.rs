@@ -4,11 +4,9 @@
 //! from `datafusion-pg-catalog`, our PostgreSQL-shaped `information_schema`) and functions.
 
 mod catalog;
-mod head_scan;
 pub mod information_schema;
 pub mod pg_functions;
 pub mod tables;
-pub mod timerange;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,7 +81,7 @@ impl SqlEngine {
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
             .build_arc()?;
-        let url = url::Url::parse(tables::BLOCKS_URL)?;
+        let url = url::Url::parse(crate::query::scan::BLOCKS_URL)?;
         runtime.register_object_store(&url, storage.object_store());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)

@@ -26,8 +26,8 @@ use datafusion::physical_plan::{
 use crate::model::SeriesId;
 use crate::storage::{HeadReader, HeadSamples, SampleColumns, SeriesScope};
 
-use super::tables::timestamp_type;
 use super::timerange::TimeRange;
+use super::timestamp_type;
 
 /// Which series a head scan reads.
 #[derive(Debug, Clone)]

@@ -1,0 +1,36 @@
+//! Reading samples and series for both query engines: the `RawSamples` table over the head
+//! and the blocks, the head's scan node, the series a query needs, and the column names the
+//! SQL tables and the PromQL-to-SQL translation share. PromQL and SQL both import this
+//! module; neither imports the other's tables.
+
+mod head_scan;
+pub mod raw_samples;
+pub mod series_set;
+pub mod timerange;
+
+use arrow::datatypes::{DataType, TimeUnit};
+
+pub use raw_samples::RawSamples;
+pub use series_set::SeriesSet;
+
+/// Where DataFusion finds the block files: registered in the session's runtime.
+pub const BLOCKS_URL: &str = "quiver://blocks/";
+
+pub const TIMESTAMP: &str = "timestamp";
+pub const VALUE: &str = "value";
+pub const START_TIMESTAMP: &str = "start_timestamp";
+pub const SERIES_ID: &str = "series_id";
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// The column a label gets in a metric table: its own name, unless that collides with the
+/// fixed `timestamp`/`value` columns.
+pub fn label_column_name(label: &str) -> String {
+    if label == TIMESTAMP || label == VALUE {
+        format!("label_{label}")
+    } else {
+        label.to_string()
+    }
+}
