@@ -126,6 +126,9 @@ write_spec() {
     range1h 'max by (job) (bench_metric_7)'
     range1h 'count(bench_metric_9)'
     range1h 'count by (instance) ({job="bench"})'
+    # Broad selections: every series of the store, as a cardinality panel asks.
+    range1h 'count({__name__=~".+"})'
+    range1h 'count by (job) ({job=~".+"})'
     range1h 'histogram_quantile(0.9, sum by (instance, le) (rate(bench_request_seconds_bucket[5m])))'
     SUMMARY_FROM='sum by (job) (rate(bench_metric_0[5m]))'
 }

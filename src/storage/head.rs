@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::model::{Labels, Matcher, Selector, SeriesId};
 
+use super::postings::Postings;
 use super::series::MemSeries;
 #[cfg(test)]
 use super::series::SampleColumns;
@@ -29,7 +30,7 @@ type Stripe = HashMap<SeriesId, MemSeries>;
 /// Series of one metric and the label names they use (the metric table's columns).
 #[derive(Debug, Default, Clone)]
 struct MetricIndex {
-    series: BTreeSet<SeriesId>,
+    series: Postings,
     label_names: BTreeSet<String>,
 }
 
@@ -39,7 +40,7 @@ struct Index {
     labels: HashMap<SeriesId, Arc<Labels>>,
     by_metric: BTreeMap<String, MetricIndex>,
     /// label name -> label value -> series; for matcher lookups.
-    postings: HashMap<Arc<str>, HashMap<Arc<str>, BTreeSet<SeriesId>>>,
+    postings: HashMap<Arc<str>, HashMap<Arc<str>, Postings>>,
     /// Every label name and value in use, once: label sets and postings share these.
     symbols: HashSet<Arc<str>>,
 }
@@ -103,7 +104,7 @@ impl Index {
         };
         let metric = labels.metric_name().unwrap_or_default();
         if let Some(index) = self.by_metric.get_mut(metric) {
-            index.series.remove(&id);
+            index.series.remove(id);
             if index.series.is_empty() {
                 self.by_metric.remove(metric);
             }
@@ -111,7 +112,7 @@ impl Index {
         for (name, value) in labels.iter() {
             if let Some(values) = self.postings.get_mut(name) {
                 if let Some(ids) = values.get_mut(value) {
-                    ids.remove(&id);
+                    ids.remove(id);
                     if ids.is_empty() {
                         values.remove(value);
                     }
@@ -128,7 +129,7 @@ impl Index {
     /// Series that satisfy every equality matcher of `matchers` (all series when there is
     /// none): the intersection of their postings, the shortest list walked.
     fn candidates(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
-        let mut lists: Vec<&BTreeSet<SeriesId>> = Vec::new();
+        let mut lists: Vec<&Postings> = Vec::new();
         for m in matchers.iter().filter(|m| m.is_postings_lookup()) {
             match self
                 .postings
@@ -145,8 +146,7 @@ impl Index {
         lists.sort_by_key(|l| l.len());
         lists[0]
             .iter()
-            .filter(|id| lists[1..].iter().all(|l| l.contains(id)))
-            .copied()
+            .filter(|id| lists[1..].iter().all(|l| l.contains(*id)))
             .collect()
     }
 }
@@ -403,7 +403,7 @@ impl Head {
             SeriesScope::Metric(m) => index
                 .by_metric
                 .get(m)
-                .map(|idx| idx.series.iter().copied().collect())
+                .map(|idx| idx.series.iter().collect())
                 .unwrap_or_default(),
             SeriesScope::All => index.labels.keys().copied().collect(),
         }

@@ -13,6 +13,7 @@ mod head;
 pub mod manifest;
 mod migrate;
 pub mod objstore;
+mod postings;
 mod querier;
 mod series;
 pub mod wal;
