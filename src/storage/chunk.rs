@@ -210,8 +210,9 @@ pub struct Chunk {
     max_time: i64,
     count: u16,
     stream: BitWriter,
-    /// Start timestamps' bits, XOR-encoded; absent while every start timestamp is 0.
-    starts: Option<BitWriter>,
+    /// Start timestamps' bits, XOR-encoded; absent while every start timestamp is 0. Boxed,
+    /// so chunks without any (nearly all) carry a pointer, not a second buffer's header.
+    starts: Option<Box<BitWriter>>,
     /// Present while the chunk takes appends; dropped (and the streams shrunk) once closed.
     appender: Option<Box<AppendState>>,
 }
@@ -219,6 +220,7 @@ pub struct Chunk {
 impl Chunk {
     /// A chunk holding `samples` (sorted by timestamp, unique), open for appends.
     pub fn from_samples(samples: &[(i64, f64, i64)]) -> Chunk {
+        const _: () = assert!(size_of::<Chunk>() <= 72, "a chunk's fixed part stays small");
         let mut chunk = Chunk {
             min_time: 0,
             max_time: 0,
@@ -257,7 +259,10 @@ impl Chunk {
     /// Heap bytes the chunk holds, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.stream.heap_bytes()
-            + self.starts.as_ref().map_or(0, BitWriter::heap_bytes)
+            + self
+                .starts
+                .as_ref()
+                .map_or(0, |w| size_of::<BitWriter>() + w.heap_bytes())
             + self
                 .appender
                 .as_ref()
@@ -293,7 +298,7 @@ impl Chunk {
             for _ in 0..self.count {
                 state.start.write(&mut w, 0);
             }
-            self.starts = Some(w);
+            self.starts = Some(Box::new(w));
         }
         if let Some(w) = self.starts.as_mut() {
             state.start.write(w, start as u64);
