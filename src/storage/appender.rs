@@ -4,6 +4,7 @@
 //! applied to the head, made durable per the fsync policy. Nothing of a refused commit is
 //! stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{Labels, Sample, SeriesId, SeriesSamples};
@@ -148,10 +149,22 @@ impl Storage {
             if checked.is_empty() {
                 return Ok(AppendOutcome::default());
             }
-            // Series are created in the head before their record is logged; until the
-            // samples arrive they are marked pending, so truncation leaves them be.
-            let label_sets: Vec<&Arc<Labels>> = checked.iter().map(|c| c.labels).collect();
-            let ids = self.head.get_or_create(&label_sets);
+            // Only series the head lacks take the index's write lock. They are created
+            // before their record is logged; until their samples arrive they are marked
+            // pending, so truncation leaves them be.
+            let mut ids: Vec<(SeriesId, bool)> = Vec::with_capacity(checked.len());
+            let missing: Vec<&Arc<Labels>> = checked
+                .iter()
+                .filter(|c| c.id.is_none())
+                .map(|c| c.labels)
+                .collect();
+            let mut created = self.head.get_or_create(&missing).into_iter();
+            for c in &checked {
+                match c.id {
+                    Some(id) => ids.push((id, false)),
+                    None => ids.push(created.next().unwrap_or_default()),
+                }
+            }
             let mut record = WalRecord::default();
             for (c, (id, created)) in checked.iter().zip(&ids) {
                 if *created {
@@ -164,7 +177,7 @@ impl Storage {
                     start_timestamp_ms: s.start_timestamp_ms,
                 }));
             }
-            let seq = match self.wal.append(&record) {
+            let mut seq = match self.wal.append(&record) {
                 Ok(seq) => seq,
                 Err(e) => {
                     let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
@@ -172,7 +185,20 @@ impl Storage {
                     return Err(e.into());
                 }
             };
-            let added = self.head.append(&record.samples);
+            let (mut added, orphans) = self.head.append(&record.samples);
+            if !orphans.is_empty() {
+                // A cut emptied and removed these series after validation found them (all
+                // their samples were in the window it cut): create them again, log their
+                // labels, and apply their samples.
+                let labels: HashMap<SeriesId, &Arc<Labels>> = checked
+                    .iter()
+                    .zip(&ids)
+                    .map(|(c, (id, _))| (*id, c.labels))
+                    .collect();
+                let (again, extra) = self.recreate(&labels, orphans)?;
+                seq = again;
+                added += extra;
+            }
             self.metrics.samples_appended.inc_by(added as u64);
             self.metrics.head_series.set(self.head.num_series() as i64);
             self.metrics
@@ -192,6 +218,38 @@ impl Storage {
             self.wal.sync(seq)?;
         }
         Ok(outcome)
+    }
+
+    /// Creates the series of `orphans` again (see [`Storage::commit`]), logs them and their
+    /// samples, and applies the samples. Returns the record's WAL sequence number and the
+    /// samples added.
+    fn recreate(
+        &self,
+        labels: &HashMap<SeriesId, &Arc<Labels>>,
+        orphans: Vec<WalSample>,
+    ) -> Result<(u64, usize), AppendError> {
+        let mut ids: Vec<SeriesId> = orphans.iter().map(|s| s.series).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sets: Vec<&Arc<Labels>> = ids
+            .iter()
+            .filter_map(|id| labels.get(id).copied())
+            .collect();
+        let mut record = WalRecord::default();
+        let mut renamed: HashMap<SeriesId, SeriesId> = HashMap::new();
+        for ((old, set), (new, _)) in ids.iter().zip(&sets).zip(self.head.get_or_create(&sets)) {
+            record.new_series.push((new, set.as_ref().clone()));
+            renamed.insert(*old, new);
+        }
+        record.samples = orphans
+            .into_iter()
+            .filter_map(|s| {
+                let series = *renamed.get(&s.series)?;
+                Some(WalSample { series, ..s })
+            })
+            .collect();
+        let seq = self.wal.append(&record)?;
+        Ok((seq, self.head.append(&record.samples).0))
     }
 
     /// Checks every sample against the head (stripe by stripe, no head-wide lock) and
@@ -242,6 +300,7 @@ impl Storage {
             if !kept.is_empty() {
                 out.push(Checked {
                     labels: &series.labels,
+                    id,
                     samples: kept,
                 });
             }
@@ -253,5 +312,7 @@ impl Storage {
 /// One series of a write, with the samples validation kept.
 struct Checked<'b> {
     labels: &'b Arc<Labels>,
+    /// The series' id when the head has it.
+    id: Option<SeriesId>,
     samples: Vec<Sample>,
 }

@@ -338,12 +338,12 @@ impl Head {
         added
     }
 
-    /// Applies validated samples of series the head has (see [`Head::get_or_create`]).
-    pub fn append(&self, samples: &[WalSample]) -> usize {
+    /// Applies validated samples. Returns the samples added and those whose series the head
+    /// no longer has (truncation removed it after the writer looked it up).
+    pub fn append(&self, samples: &[WalSample]) -> (usize, Vec<WalSample>) {
         let mut orphans = Vec::new();
         let added = self.insert_samples(samples, &mut orphans);
-        debug_assert!(orphans.is_empty(), "samples of series the head lacks");
-        added
+        (added, orphans)
     }
 
     /// Clears the pending mark of series an appender created but gave no samples (its
@@ -711,7 +711,7 @@ mod tests {
         assert!(created);
         head.truncate_before(100);
         assert_eq!(head.lookup(&[&l]), vec![Some(id)]);
-        assert_eq!(head.append(&[sample(id, 200, 1.0)]), 1);
+        assert_eq!(head.append(&[sample(id, 200, 1.0)]).0, 1);
         assert_eq!(head.get_or_create(&[&l]), vec![(id, false)]);
         // Released without samples, an empty series goes at the next truncation.
         let other = Arc::new(labels("up", "failed"));
