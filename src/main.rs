@@ -16,6 +16,15 @@ use quiver::server::{self, ServerOptions};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its start: a background thread gives freed pages back to the
+/// system within about a second (the default keeps them ten seconds, and only purges while
+/// allocating), so memory freed after a burst of writes or a large query leaves the RSS.
+#[cfg(feature = "jemalloc")]
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quiver",

@@ -316,3 +316,106 @@ struct Checked<'b> {
     id: Option<SeriesId>,
     samples: Vec<Sample>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{PromDuration, StorageConfig};
+    use crate::metrics::StorageMetrics;
+    use crate::storage::StorageOptions;
+
+    async fn storage(dir: &std::path::Path) -> Arc<Storage> {
+        let options = StorageOptions {
+            data_dir: dir.to_path_buf(),
+            config: StorageConfig {
+                block_duration: PromDuration::from_secs(60),
+                out_of_order_time_window: PromDuration::from_secs(0),
+                ..StorageConfig::default()
+            },
+            retention: Duration::ZERO,
+        };
+        Storage::open(options, StorageMetrics::unregistered())
+            .await
+            .unwrap()
+    }
+
+    fn labels(job: &str) -> Arc<Labels> {
+        Arc::new(Labels::from_trusted(vec![
+            ("__name__".into(), "m".into()),
+            ("job".into(), job.into()),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn all_or_nothing_refuses_a_whole_commit_and_lenient_keeps_the_good_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path()).await;
+        let (a, b) = (labels("a"), labels("b"));
+        let mut first = storage.appender();
+        first.add(&a, Sample::new(10_000, 1.0));
+        first.add(&a, Sample::new(20_000, 2.0));
+        let outcome = first.commit().unwrap();
+        assert_eq!((outcome.samples_added, outcome.series_created), (2, 1));
+
+        // Out of order for `a` (older than its newest, no out-of-order window).
+        let batch = |app: &mut Appender<'_>| {
+            app.add(&b, Sample::new(15_000, 5.0));
+            app.add(&a, Sample::new(15_000, 9.0));
+            app.add(&a, Sample::new(30_000, 3.0));
+        };
+        let mut strict = storage.appender();
+        batch(&mut strict);
+        let error = strict.commit().unwrap_err();
+        assert!(
+            matches!(error, AppendError::OutOfOrder { newest: 20_000, .. }),
+            "{error}"
+        );
+        assert_eq!(
+            storage.head_stats().num_samples,
+            2,
+            "nothing of the refused commit"
+        );
+        assert_eq!(storage.head_stats().num_series, 1);
+
+        let mut lenient = storage.lenient_appender();
+        batch(&mut lenient);
+        let outcome = lenient.commit().unwrap();
+        assert_eq!((outcome.samples_added, outcome.series_created), (2, 1));
+        assert_eq!(storage.head_stats().num_samples, 4);
+
+        let mut dropped = storage.appender();
+        dropped.add(&a, Sample::new(40_000, 4.0));
+        dropped.rollback();
+        assert_eq!(storage.head_stats().num_samples, 4);
+    }
+
+    #[tokio::test]
+    async fn samples_of_a_cut_window_are_out_of_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path()).await;
+        let a = labels("a");
+        let mut app = storage.appender();
+        app.add(&a, Sample::new(10_000, 1.0));
+        app.commit().unwrap();
+        assert_eq!(storage.flush(true).await.unwrap(), 1);
+        let mut late = storage.appender();
+        late.add(&a, Sample::new(59_999, 1.0));
+        let error = late.commit().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AppendError::OutOfBounds {
+                    min_valid: 60_000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let mut next = storage.lenient_appender();
+        next.add(&a, Sample::new(59_999, 1.0));
+        next.add(&a, Sample::new(60_000, 2.0));
+        assert_eq!(next.commit().unwrap().samples_added, 1);
+    }
+}
