@@ -7,24 +7,25 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Writes batches until the server stops answering; records what was acknowledged. Round
-/// `r` writes at `base + r * step_ms`.
+/// Writes batches of `width` series until the server stops answering; records what was
+/// acknowledged. Round `r` writes at `base + r * step_ms`.
 async fn writer(
     q_url: String,
     worker: usize,
     acked: Arc<Mutex<BTreeMap<(usize, i64), f64>>>,
     base: i64,
     step_ms: i64,
+    width: usize,
 ) {
     let client = reqwest::Client::new();
     for round in 0i64.. {
         let ts = base + round * step_ms;
-        let samples: Vec<_> = (0..50)
+        let samples: Vec<_> = (0..width)
             .map(|s| {
                 let name = format!("w{worker}_s{s}");
                 series(
                     &[("__name__", "crash_metric"), ("series", &name)],
-                    &[(ts, (round * 100 + s) as f64)],
+                    &[(ts, (round * 100 + s as i64) as f64)],
                 )
             })
             .collect();
@@ -56,7 +57,14 @@ async fn acknowledged_samples_survive_kill_9_without_duplicates() {
         let mut writers = Vec::new();
         for worker in 0..4 {
             let w = cycle * 4 + worker;
-            writers.push(tokio::spawn(writer(q.url(""), w, acked.clone(), base, 1)));
+            writers.push(tokio::spawn(writer(
+                q.url(""),
+                w,
+                acked.clone(),
+                base,
+                1,
+                50,
+            )));
         }
         // Kill at a different point of each cycle, while requests are in flight.
         tokio::time::sleep(Duration::from_millis(700 + 300 * cycle as u64)).await;
@@ -66,11 +74,12 @@ async fn acknowledged_samples_survive_kill_9_without_duplicates() {
         }
         q.launch().await;
     }
-    check_acknowledged(&q, &acked).await;
+    check_acknowledged(&q, &acked, 50).await;
 }
 
-/// Every acknowledged sample is stored once, with its value, and nothing is stored twice.
-async fn check_acknowledged(q: &Quiver, acked: &Mutex<BTreeMap<(usize, i64), f64>>) {
+/// Every acknowledged sample of the writers' `width` series is stored once, with its value,
+/// and nothing is stored twice.
+async fn check_acknowledged(q: &Quiver, acked: &Mutex<BTreeMap<(usize, i64), f64>>, width: usize) {
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() > 20,
@@ -94,7 +103,7 @@ async fn check_acknowledged(q: &Quiver, acked: &Mutex<BTreeMap<(usize, i64), f64
         );
     }
     for ((worker, ts), round) in &acked {
-        for s in 0..50 {
+        for s in 0..width {
             let key = (format!("w{worker}_s{s}"), *ts);
             let value = stored
                 .get(&key)
@@ -181,6 +190,9 @@ async fn acknowledged_samples_survive_kill_9_during_cuts_and_checkpoints() {
                 acked.clone(),
                 start,
                 100,
+                // Ten series a request: writes enough to meet the cuts, rows few enough to
+                // check in one query at the end.
+                10,
             )));
         }
         // The first background cut starts 10 s after launch.
@@ -199,5 +211,5 @@ async fn acknowledged_samples_survive_kill_9_during_cuts_and_checkpoints() {
         manifest["blocks"].as_array().is_some_and(|b| !b.is_empty()),
         "no block was cut, so the kills did not meet a cut: {manifest}"
     );
-    check_acknowledged(&q, &acked).await;
+    check_acknowledged(&q, &acked, 10).await;
 }
