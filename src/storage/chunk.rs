@@ -545,7 +545,7 @@ mod tests {
                         2 => 0.5,
                         _ => -((next() % 1000) as f64) / 7.0,
                     };
-                    let s = if next() % 3 == 0 {
+                    let s = if next().is_multiple_of(3) {
                         (next() % 1000) as i64
                     } else {
                         0

@@ -622,14 +622,14 @@ mod tests {
         let mut t = 0i64;
         let mut samples = Vec::new();
         for _ in 0..2000 {
-            let ts = if next() % 10 == 0 {
+            let ts = if next().is_multiple_of(10) {
                 t - (next() % 5000) as i64
             } else {
                 t += 15_000;
                 t
             };
             let v = (next() % 1000) as f64 / 4.0;
-            let start = if next() % 50 == 0 { 77 } else { 0 };
+            let start = if next().is_multiple_of(50) { 77 } else { 0 };
             samples.push(WalSample {
                 series: 1,
                 timestamp_ms: ts,

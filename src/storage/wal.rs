@@ -363,9 +363,12 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("fsync of directory {}", dir.display()))
 }
 
-/// Every good frame of a segment, in order, and where and why the frames stopped early
-/// (a torn or corrupt frame), if they did.
-fn read_frames(path: &Path) -> anyhow::Result<(Vec<WalRecord>, Option<(u64, String)>)> {
+/// Where a segment's frames stopped early (a torn or corrupt frame): the byte offset and why.
+type BadTail = Option<(u64, String)>;
+
+/// Every good frame of a segment, in order, and where and why the frames stopped early, if
+/// they did.
+fn read_frames(path: &Path) -> anyhow::Result<(Vec<WalRecord>, BadTail)> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))

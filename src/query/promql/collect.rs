@@ -167,13 +167,7 @@ mod tests {
             futures::stream::iter(input.into_iter().map(Ok)),
         ));
         let metrics = datafusion::physical_plan::metrics::ExecutionPlanMetricsSet::new();
-        let out = after_all_input(
-            stream,
-            schema,
-            BaselineMetrics::new(&metrics, 0),
-            held,
-            |batches| Ok(batches),
-        );
+        let out = after_all_input(stream, schema, BaselineMetrics::new(&metrics, 0), held, Ok);
         let batches: Vec<RecordBatch> = futures::executor::block_on(out.try_collect())?;
         assert_eq!(
             context.memory_pool().reserved(),
