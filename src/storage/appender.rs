@@ -200,10 +200,7 @@ impl Storage {
                 added += extra;
             }
             self.metrics.samples_appended.inc_by(added as u64);
-            self.metrics.head_series.set(self.head.num_series() as i64);
-            self.metrics
-                .head_samples
-                .set(self.head.num_samples() as i64);
+            self.update_head_metrics();
             (
                 seq,
                 AppendOutcome {

@@ -237,14 +237,7 @@ impl Storage {
         let storage = self.clone();
         blocking(move || {
             storage.head.truncate_before(end);
-            storage
-                .metrics
-                .head_series
-                .set(storage.head.num_series() as i64);
-            storage
-                .metrics
-                .head_samples
-                .set(storage.head.num_samples() as i64);
+            storage.update_head_metrics();
             // The series the head still has; the WAL switches segments before this is read,
             // so a series created later has its record in the new segment.
             let live: std::sync::OnceLock<std::collections::HashSet<SeriesId>> =
@@ -266,6 +259,14 @@ impl Storage {
         })
         .await?;
         Ok(())
+    }
+
+    /// Sets the head's series and samples gauges from the head.
+    fn update_head_metrics(&self) {
+        self.metrics.head_series.set(self.head.num_series() as i64);
+        self.metrics
+            .head_samples
+            .set(self.head.num_samples() as i64);
     }
 
     async fn apply_retention(&self) -> anyhow::Result<()> {
@@ -323,14 +324,7 @@ impl Storage {
                     .wal
                     .checkpoint(&records)
                     .context("checkpointing the WAL after a deletion")?;
-                storage
-                    .metrics
-                    .head_series
-                    .set(storage.head.num_series() as i64);
-                storage
-                    .metrics
-                    .head_samples
-                    .set(storage.head.num_samples() as i64);
+                storage.update_head_metrics();
             }
             Ok(n)
         })

@@ -324,22 +324,14 @@ async fn a_query_over_the_memory_limit_fails_cleanly_beside_a_small_one() {
     assert_eq!(q.remote_write(&write_request(vec![small])).await.0, 204);
 
     let at = (t / 1000) + 3_590;
-    let broad = q
-        .client
-        .get(q.url("/api/v1/query"))
-        .query(&[
-            ("query", "count(count_over_time(wide[1h]))".to_string()),
-            ("time", at.to_string()),
-        ])
-        .send();
-    let narrow = q
-        .client
-        .get(q.url("/api/v1/query"))
-        .query(&[
-            ("query", "count_over_time(small[1h])".to_string()),
-            ("time", at.to_string()),
-        ])
-        .send();
+    let instant = |query: &str| {
+        q.client
+            .get(q.url("/api/v1/query"))
+            .query(&[("query", query.to_string()), ("time", at.to_string())])
+            .send()
+    };
+    let broad = instant("count(count_over_time(wide[1h]))");
+    let narrow = instant("count_over_time(small[1h])");
     let (broad, narrow) = tokio::join!(broad, narrow);
     let broad = broad.unwrap();
     assert_eq!(broad.status().as_u16(), 422);
@@ -352,18 +344,6 @@ async fn a_query_over_the_memory_limit_fails_cleanly_beside_a_small_one() {
     let narrow: Value = narrow.unwrap().json().await.unwrap();
     assert_eq!(narrow["data"]["result"][0]["value"][1], "1", "{narrow}");
     // Still serving, and a query within the limit over the same series answers.
-    let r: Value = q
-        .client
-        .get(q.url("/api/v1/query"))
-        .query(&[
-            ("query", "count(wide)".to_string()),
-            ("time", at.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = instant("count(wide)").await.unwrap().json().await.unwrap();
     assert_eq!(r["data"]["result"][0]["value"][1], "1000", "{r}");
 }
