@@ -149,65 +149,7 @@ impl Storage {
             if checked.is_empty() {
                 return Ok(AppendOutcome::default());
             }
-            // Only series the head lacks take the index's write lock. They are created
-            // before their record is logged; until their samples arrive they are marked
-            // pending, so truncation leaves them be.
-            let mut ids: Vec<(SeriesId, bool)> = Vec::with_capacity(checked.len());
-            let missing: Vec<&Arc<Labels>> = checked
-                .iter()
-                .filter(|c| c.id.is_none())
-                .map(|c| c.labels)
-                .collect();
-            let mut created = self.head.get_or_create(&missing).into_iter();
-            for c in &checked {
-                match c.id {
-                    Some(id) => ids.push((id, false)),
-                    None => ids.push(created.next().unwrap_or_default()),
-                }
-            }
-            let mut record = WalRecord::default();
-            for (c, (id, created)) in checked.iter().zip(&ids) {
-                if *created {
-                    record.new_series.push((*id, c.labels.as_ref().clone()));
-                }
-                record.samples.extend(c.samples.iter().map(|s| WalSample {
-                    series: *id,
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                    start_timestamp_ms: s.start_timestamp_ms,
-                }));
-            }
-            let mut seq = match self.wal.append(&record) {
-                Ok(seq) => seq,
-                Err(e) => {
-                    let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
-                    self.head.release(&created);
-                    return Err(e.into());
-                }
-            };
-            let (mut added, orphans) = self.head.append(&record.samples);
-            if !orphans.is_empty() {
-                // A cut emptied and removed these series after validation found them (all
-                // their samples were in the window it cut): create them again, log their
-                // labels, and apply their samples.
-                let labels: HashMap<SeriesId, &Arc<Labels>> = checked
-                    .iter()
-                    .zip(&ids)
-                    .map(|(c, (id, _))| (*id, c.labels))
-                    .collect();
-                let (again, extra) = self.recreate(&labels, orphans)?;
-                seq = again;
-                added += extra;
-            }
-            self.metrics.samples_appended.inc_by(added as u64);
-            self.update_head_metrics();
-            (
-                seq,
-                AppendOutcome {
-                    samples_added: added,
-                    series_created: record.new_series.len(),
-                },
-            )
+            self.store(&checked)?
         };
         // A scrape has no client waiting for an acknowledgement: its samples are made
         // durable by the background sync within `fsync_interval` instead of one fsync each.
@@ -215,6 +157,69 @@ impl Storage {
             self.wal.sync(seq)?;
         }
         Ok(outcome)
+    }
+
+    /// Logs and applies validated samples; returns the WAL sequence number to sync to.
+    fn store(&self, checked: &[Checked<'_>]) -> Result<(u64, AppendOutcome), AppendError> {
+        // Only series the head lacks take the index's write lock. They are created
+        // before their record is logged; until their samples arrive they are marked
+        // pending, so truncation leaves them be.
+        let mut ids: Vec<(SeriesId, bool)> = Vec::with_capacity(checked.len());
+        let missing: Vec<&Arc<Labels>> = checked
+            .iter()
+            .filter(|c| c.id.is_none())
+            .map(|c| c.labels)
+            .collect();
+        let mut created = self.head.get_or_create(&missing).into_iter();
+        for c in checked {
+            match c.id {
+                Some(id) => ids.push((id, false)),
+                None => ids.push(created.next().unwrap_or_default()),
+            }
+        }
+        let mut record = WalRecord::default();
+        for (c, (id, created)) in checked.iter().zip(&ids) {
+            if *created {
+                record.new_series.push((*id, c.labels.as_ref().clone()));
+            }
+            record.samples.extend(c.samples.iter().map(|s| WalSample {
+                series: *id,
+                timestamp_ms: s.timestamp_ms,
+                value: s.value,
+                start_timestamp_ms: s.start_timestamp_ms,
+            }));
+        }
+        let mut seq = match self.wal.append(&record) {
+            Ok(seq) => seq,
+            Err(e) => {
+                let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
+                self.head.release(&created);
+                return Err(e.into());
+            }
+        };
+        let (mut added, orphans) = self.head.append(&record.samples);
+        if !orphans.is_empty() {
+            // A cut emptied and removed these series after validation found them (all
+            // their samples were in the window it cut): create them again, log their
+            // labels, and apply their samples.
+            let labels: HashMap<SeriesId, &Arc<Labels>> = checked
+                .iter()
+                .zip(&ids)
+                .map(|(c, (id, _))| (*id, c.labels))
+                .collect();
+            let (again, extra) = self.recreate(&labels, orphans)?;
+            seq = again;
+            added += extra;
+        }
+        self.metrics.samples_appended.inc_by(added as u64);
+        self.update_head_metrics();
+        Ok((
+            seq,
+            AppendOutcome {
+                samples_added: added,
+                series_created: record.new_series.len(),
+            },
+        ))
     }
 
     /// Creates the series of `orphans` again (see [`Storage::commit`]), logs them and their
@@ -414,5 +419,45 @@ mod tests {
         next.add(&a, Sample::new(59_999, 1.0));
         next.add(&a, Sample::new(60_000, 2.0));
         assert_eq!(next.commit().unwrap().samples_added, 1);
+    }
+
+    /// A cut can empty and remove a series between a commit's validation (which found it)
+    /// and the commit's apply: the commit creates it again, logs its labels with the
+    /// samples, and a restart replays them.
+    #[tokio::test]
+    async fn a_series_removed_between_validation_and_apply_is_created_again_and_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = labels("a");
+        {
+            let storage = storage(dir.path()).await;
+            let mut first = storage.appender();
+            first.add(&a, Sample::new(10_000, 1.0));
+            first.commit().unwrap();
+            let batch = vec![SeriesSamples {
+                labels: a.clone(),
+                samples: vec![Sample::new(70_000, 2.0)],
+            }];
+            let checked = storage.validate(0, &batch, Mode::AllOrNothing).unwrap();
+            assert!(checked[0].id.is_some(), "validation found the series");
+            // What a cut of [0, 60 s) does to the head meanwhile.
+            storage.head.truncate_before(60_000);
+            assert_eq!(storage.head_stats().num_series, 0);
+            // ... and its checkpoint, which drops the series' record with its old samples.
+            storage
+                .wal
+                .checkpoint_closed_segments(60_000, &|_| false)
+                .unwrap();
+            let (_, outcome) = storage.store(&checked).unwrap();
+            assert_eq!((outcome.samples_added, outcome.series_created), (1, 0));
+            assert_eq!(storage.head_stats().num_samples, 1);
+            assert_eq!(storage.head_stats().num_series, 1);
+            storage.close().unwrap();
+        }
+        // The WAL has the series record for the second sample: the replay finds its series.
+        let storage = storage(dir.path()).await;
+        let reader = storage.head_reader();
+        let ids = reader.series_ids(crate::storage::SeriesScope::All);
+        let samples = reader.read(&ids, 60_000, i64::MAX);
+        assert_eq!(samples.columns.timestamps, vec![70_000]);
     }
 }
