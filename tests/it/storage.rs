@@ -25,6 +25,17 @@ fn options(dir: &std::path::Path) -> StorageOptions {
     }
 }
 
+/// The one series these tests write: `m{k="v"}`.
+fn series_m() -> Arc<Labels> {
+    Arc::new(
+        Labels::new(vec![
+            ("__name__".into(), "m".into()),
+            ("k".into(), "v".into()),
+        ])
+        .unwrap(),
+    )
+}
+
 async fn count(storage: Arc<Storage>) -> f64 {
     let engine = SqlEngine::new(
         storage,
@@ -76,15 +87,10 @@ async fn layout_0_is_migrated_at_start_and_newer_layouts_are_refused() {
         )
         .await
         .unwrap();
-        let labels = Labels::new(vec![
-            ("__name__".into(), "m".into()),
-            ("k".into(), "v".into()),
-        ])
-        .unwrap();
         let samples = (0..300).map(|i| Sample::new(i * 1000, i as f64)).collect();
         let mut appender = storage.appender();
         appender.add_series(SeriesSamples {
-            labels: Arc::new(labels),
+            labels: series_m(),
             samples,
         });
         appender.commit().unwrap();
@@ -210,14 +216,9 @@ async fn storage_with_one_series(dir: &std::path::Path, samples: i64) -> Arc<Sto
     let storage = Storage::open(options(dir), StorageMetrics::unregistered())
         .await
         .unwrap();
-    let labels = Labels::new(vec![
-        ("__name__".into(), "m".into()),
-        ("k".into(), "v".into()),
-    ])
-    .unwrap();
     let mut appender = storage.appender();
     appender.add_series(SeriesSamples {
-        labels: Arc::new(labels),
+        labels: series_m(),
         samples: (0..samples)
             .map(|i| Sample::new(i * 1000, i as f64))
             .collect(),

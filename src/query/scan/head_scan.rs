@@ -59,7 +59,6 @@ pub struct HeadScanExec {
     /// Columns of the raw-samples schema to produce, in order.
     columns: Vec<usize>,
     schema: SchemaRef,
-    partitions: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -88,7 +87,6 @@ impl HeadScanExec {
             range,
             columns,
             schema,
-            partitions,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -152,15 +150,15 @@ impl ExecutionPlan for HeadScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        if partition >= self.partitions {
+        let partitions = self.properties.output_partitioning().partition_count();
+        if partition >= partitions {
             return Err(DataFusionError::Internal(format!(
-                "HeadScanExec has {} partitions, not {partition}",
-                self.partitions
+                "HeadScanExec has {partitions} partitions, not {partition}"
             )));
         }
         let batch_rows = context.session_config().batch_size().max(1);
         let mut ids = self.reader.series_ids(self.scope.as_scope());
-        let n = self.partitions as u64;
+        let n = partitions as u64;
         ids.retain(|id| id % n == partition as u64);
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let mut state = Scan {
