@@ -4,8 +4,8 @@
 //! registry or the HTTP layer.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Instruments of the write path and storage.
@@ -22,6 +22,15 @@ pub struct StorageMetrics {
     pub blocks_written: IntCounter,
     pub block_bytes_written: IntCounter,
     pub blocks_loaded: IntGauge,
+    pub compactions: IntCounter,
+    pub compaction_failures: IntCounter,
+    pub compaction_seconds: Histogram,
+    /// Blocks, objects and bytes the manifest names, by `resolution` and `level`.
+    pub bucket_blocks: IntGaugeVec,
+    pub bucket_objects: IntGaugeVec,
+    pub bucket_bytes: IntGaugeVec,
+    /// Objects deleted from the bucket: replaced blocks, expired blocks, leftovers of crashes.
+    pub objects_deleted: IntCounter,
 }
 
 /// Instruments of the query layer.
@@ -89,6 +98,13 @@ impl Metrics {
             Box::new(s.blocks_written.clone()),
             Box::new(s.block_bytes_written.clone()),
             Box::new(s.blocks_loaded.clone()),
+            Box::new(s.compactions.clone()),
+            Box::new(s.compaction_failures.clone()),
+            Box::new(s.compaction_seconds.clone()),
+            Box::new(s.bucket_blocks.clone()),
+            Box::new(s.bucket_objects.clone()),
+            Box::new(s.bucket_bytes.clone()),
+            Box::new(s.objects_deleted.clone()),
             Box::new(self.query.sql_queries.clone()),
             Box::new(self.query.sql_query_seconds.clone()),
             Box::new(self.ingest.remote_write_requests.clone()),
@@ -154,6 +170,10 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric name")
 }
 
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric name")
+}
+
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric")
 }
@@ -196,6 +216,38 @@ impl StorageMetrics {
                 "Bytes of Parquet written for blocks.",
             ),
             blocks_loaded: gauge("quiver_tsdb_blocks_loaded", "Blocks in the manifest."),
+            compactions: counter(
+                "quiver_compactions_total",
+                "Blocks merged into a larger block.",
+            ),
+            compaction_failures: counter(
+                "quiver_compactions_failed_total",
+                "Compactions that failed (retried on the next pass).",
+            ),
+            compaction_seconds: histogram(
+                "quiver_compaction_duration_seconds",
+                "Duration of one compaction: reading, merging and writing a block.",
+                vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0],
+            ),
+            bucket_blocks: gauge_vec(
+                "quiver_bucket_blocks",
+                "Blocks named by the manifest, by resolution and compaction level.",
+                &["resolution", "level"],
+            ),
+            bucket_objects: gauge_vec(
+                "quiver_bucket_objects",
+                "Objects of the blocks named by the manifest, by resolution and compaction level.",
+                &["resolution", "level"],
+            ),
+            bucket_bytes: gauge_vec(
+                "quiver_bucket_bytes",
+                "Bytes of the blocks named by the manifest, by resolution and compaction level.",
+                &["resolution", "level"],
+            ),
+            objects_deleted: counter(
+                "quiver_bucket_objects_deleted_total",
+                "Objects deleted: sources of compactions, expired blocks, leftovers of crashes.",
+            ),
         }
     }
 }

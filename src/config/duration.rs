@@ -33,3 +33,9 @@ impl<'de> Deserialize<'de> for PromDuration {
             .map_err(serde::de::Error::custom)
     }
 }
+
+impl std::fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}

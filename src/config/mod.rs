@@ -77,6 +77,36 @@ pub struct StorageConfig {
     pub wal: WalConfig,
     /// Largest accepted remote-write body, compressed, in bytes.
     pub remote_write_max_body_bytes: usize,
+    pub compaction: CompactionConfig,
+}
+
+/// How blocks are merged into larger ones once their time window is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    pub enabled: bool,
+    /// The lengths of the levels above the cut blocks, shortest first; each a multiple of
+    /// the one before (and the first of `block_duration`). The last is the longest block.
+    pub ranges: Vec<PromDuration>,
+    /// How long objects of a block the manifest no longer names stay in the bucket, so a
+    /// query planned against an older manifest (here or on a read-only node) still finds
+    /// them. Longer than `query.timeout` plus a read-only node's manifest refresh.
+    pub deletion_delay: PromDuration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            enabled: true,
+            // As Thanos: 2 h blocks become 8 h, then 2 d, then 14 d.
+            ranges: vec![
+                PromDuration::from_secs(8 * 3600),
+                PromDuration::from_secs(2 * 86400),
+                PromDuration::from_secs(14 * 86400),
+            ],
+            deletion_delay: PromDuration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -88,6 +118,7 @@ impl Default for StorageConfig {
             out_of_order_time_window: PromDuration::from_secs(0),
             wal: WalConfig::default(),
             remote_write_max_body_bytes: 32 << 20,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -320,6 +351,15 @@ impl Config {
         if self.storage.block_duration.0 < Duration::from_secs(1) {
             anyhow::bail!("storage.block_duration must be at least 1s");
         }
+        let mut shorter = self.storage.block_duration;
+        for (i, range) in self.storage.compaction.ranges.iter().enumerate() {
+            if range.0 <= shorter.0 || range.0.as_millis() % shorter.0.as_millis() != 0 {
+                anyhow::bail!(
+                    "storage.compaction.ranges[{i}] ({range}) must be a multiple of {shorter}, longer than it"
+                );
+            }
+            shorter = *range;
+        }
         Ok(())
     }
 
@@ -411,5 +451,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.storage.s3.unwrap().bucket, "b");
+    }
+
+    #[test]
+    fn compaction_ranges_are_multiples_of_the_block_before() {
+        let c = Config::from_yaml("", "t").unwrap();
+        let ranges: Vec<String> = c
+            .storage
+            .compaction
+            .ranges
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(ranges, ["8h", "2d", "2w"]);
+        let ok = "storage:\n  block_duration: 1m\n  compaction:\n    ranges: [4m, 12m]\n";
+        assert!(Config::from_yaml(ok, "t").is_ok());
+        for bad in ["[90s]", "[1m]", "[4m, 10m]", "[12m, 4m]"] {
+            let yaml =
+                format!("storage:\n  block_duration: 1m\n  compaction:\n    ranges: {bad}\n");
+            let err = Config::from_yaml(&yaml, "t").unwrap_err();
+            assert!(
+                format!("{err:#}").contains("storage.compaction.ranges"),
+                "{bad}: {err:#}"
+            );
+        }
     }
 }

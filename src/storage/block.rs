@@ -37,7 +37,7 @@ use super::wal::WalSample;
 
 pub const DATA_FILE: &str = "data.parquet";
 pub const SERIES_FILE: &str = "series.parquet";
-const ROWS_PER_BATCH: usize = 64 * 1024;
+pub(super) const ROWS_PER_BATCH: usize = 64 * 1024;
 
 /// The manifest's record of one block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,20 +54,51 @@ pub struct BlockMeta {
     pub data_file_bytes: u64,
     /// Metric name -> label names used by its series in this block.
     pub metrics: BTreeMap<String, BTreeSet<String>>,
+    /// 1 for a block cut from the head; n + 1 for one merged from blocks of level n or less.
+    #[serde(default = "cut_level")]
+    pub level: u32,
+}
+
+/// The compaction level of a block cut from the head.
+pub const CUT_LEVEL: u32 = 1;
+
+fn cut_level() -> u32 {
+    CUT_LEVEL
 }
 
 impl BlockMeta {
     pub fn data_path(&self) -> Path {
-        Path::from(format!("blocks/{}/{DATA_FILE}", self.id))
+        let [data, _] = self.paths();
+        data
     }
 
     pub fn series_path(&self) -> Path {
-        Path::from(format!("blocks/{}/{SERIES_FILE}", self.id))
+        let [_, series] = self.paths();
+        series
+    }
+
+    /// Every object of the block.
+    pub fn paths(&self) -> [Path; 2] {
+        block_paths(&self.id)
     }
 
     pub fn overlaps(&self, min: i64, max: i64) -> bool {
         self.min_time <= max && min < self.max_time
     }
+}
+
+/// The objects of the block with this id.
+pub fn block_paths(id: &str) -> [Path; 2] {
+    [
+        Path::from(format!("blocks/{id}/{DATA_FILE}")),
+        Path::from(format!("blocks/{id}/{SERIES_FILE}")),
+    ]
+}
+
+/// The block id in an object path under `blocks/`.
+pub fn block_id_of(path: &Path) -> Option<&str> {
+    let rest = path.as_ref().strip_prefix("blocks/")?;
+    rest.split_once('/').map(|(id, _)| id)
 }
 
 pub fn data_schema() -> SchemaRef {
@@ -107,7 +138,7 @@ pub fn labels_map_type() -> DataType {
     )
 }
 
-fn series_schema() -> SchemaRef {
+pub(super) fn series_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt64, false),
         Field::new("metric", DataType::Utf8, false),
@@ -115,7 +146,7 @@ fn series_schema() -> SchemaRef {
     ]))
 }
 
-fn writer_properties() -> WriterProperties {
+pub(super) fn writer_properties() -> WriterProperties {
     let col = |name: &str| ColumnPath::from(name);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
@@ -199,6 +230,7 @@ impl BlockData {
             data_bytes: 0,
             data_file_bytes: 0,
             metrics: BTreeMap::new(),
+            level: CUT_LEVEL,
         };
         for s in &self.series {
             let names = meta
@@ -209,8 +241,13 @@ impl BlockData {
         }
         let data = encode_parquet(data_schema(), self.data_batches())
             .with_context(|| format!("encoding {}", meta.data_path()))?;
-        let series = encode_parquet(series_schema(), vec![self.series_batch()])
-            .with_context(|| format!("encoding {}", meta.series_path()))?;
+        let series = encode_parquet(
+            series_schema(),
+            vec![series_batch(
+                self.series.iter().map(|s| (s.id, s.labels.as_ref())),
+            )],
+        )
+        .with_context(|| format!("encoding {}", meta.series_path()))?;
         meta.data_file_bytes = data.len() as u64;
         meta.data_bytes = (data.len() + series.len()) as u64;
         Ok(EncodedBlock { meta, data, series })
@@ -222,40 +259,44 @@ impl BlockData {
         for s in &self.series {
             let name = metric_of(&s.labels);
             for (i, (t, v)) in s.timestamps.iter().zip(&s.values).enumerate() {
-                rows.metric.append_value(name);
-                rows.ids.push(s.id);
-                rows.ts.push(*t);
-                rows.vals.push(*v);
                 let start = s.start_timestamps.get(i).copied().unwrap_or(0);
-                rows.starts.push((start != 0).then_some(start));
+                rows.push(name, s.id, *t, *v, (start != 0).then_some(start));
             }
-            if rows.ids.len() >= ROWS_PER_BATCH {
+            if rows.len() >= ROWS_PER_BATCH {
                 batches.push(rows.take_batch());
             }
         }
-        if !rows.ids.is_empty() {
+        if rows.len() > 0 {
             batches.push(rows.take_batch());
         }
         batches
     }
+}
 
-    fn series_batch(&self) -> anyhow::Result<RecordBatch> {
-        let mut labels = new_labels_builder();
-        for s in &self.series {
-            for (n, v) in s.labels.without_metric_name() {
-                labels.keys().append_value(n);
-                labels.values().append_value(v);
-            }
-            labels.append(true)?;
+/// The rows of `series.parquet` for these series, in the order given.
+pub(super) fn series_batch<'a>(
+    series: impl Iterator<Item = (SeriesId, &'a Labels)>,
+) -> anyhow::Result<RecordBatch> {
+    let mut labels = new_labels_builder();
+    let mut ids = Vec::new();
+    let mut metrics = StringBuilder::new();
+    for (id, l) in series {
+        for (n, v) in l.without_metric_name() {
+            labels.keys().append_value(n);
+            labels.values().append_value(v);
         }
-        let ids = UInt64Array::from_iter_values(self.series.iter().map(|s| s.id));
-        let metrics =
-            StringArray::from_iter_values(self.series.iter().map(|s| metric_of(&s.labels)));
-        Ok(RecordBatch::try_new(
-            series_schema(),
-            vec![Arc::new(ids), Arc::new(metrics), Arc::new(labels.finish())],
-        )?)
+        labels.append(true)?;
+        ids.push(id);
+        metrics.append_value(metric_of(l));
     }
+    Ok(RecordBatch::try_new(
+        series_schema(),
+        vec![
+            Arc::new(UInt64Array::from(ids)),
+            Arc::new(metrics.finish()),
+            Arc::new(labels.finish()),
+        ],
+    )?)
 }
 
 /// A map builder whose field names match [`labels_map_type`].
@@ -274,7 +315,7 @@ pub fn new_labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
 
 /// The columns of `data.parquet` being gathered for the next batch.
 #[derive(Default)]
-struct DataRows {
+pub(super) struct DataRows {
     metric: StringBuilder,
     ids: Vec<u64>,
     ts: Vec<i64>,
@@ -283,7 +324,19 @@ struct DataRows {
 }
 
 impl DataRows {
-    fn take_batch(&mut self) -> anyhow::Result<RecordBatch> {
+    pub(super) fn push(&mut self, metric: &str, id: SeriesId, ts: i64, v: f64, start: Option<i64>) {
+        self.metric.append_value(metric);
+        self.ids.push(id);
+        self.ts.push(ts);
+        self.vals.push(v);
+        self.starts.push(start);
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(super) fn take_batch(&mut self) -> anyhow::Result<RecordBatch> {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.metric.finish()),
             Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
@@ -300,7 +353,7 @@ impl DataRows {
     }
 }
 
-fn metric_of(labels: &Labels) -> &str {
+pub(super) fn metric_of(labels: &Labels) -> &str {
     labels.metric_name().unwrap_or_default()
 }
 
@@ -329,7 +382,7 @@ impl EncodedBlock {
     }
 }
 
-fn encode_parquet(
+pub(super) fn encode_parquet(
     schema: SchemaRef,
     batches: Vec<anyhow::Result<RecordBatch>>,
 ) -> anyhow::Result<Bytes> {
@@ -451,7 +504,7 @@ fn append_series_batch(batch: &RecordBatch, out: &mut BlockSeries) -> anyhow::Re
     Ok(())
 }
 
-fn column<T: 'static>(batch: &RecordBatch, i: usize) -> anyhow::Result<&T> {
+pub(super) fn column<T: 'static>(batch: &RecordBatch, i: usize) -> anyhow::Result<&T> {
     batch
         .column(i)
         .as_any()

@@ -20,6 +20,17 @@ pub struct Manifest {
     /// Every sample older than this is in a block; the head holds only newer ones.
     pub flushed_until: Option<i64>,
     pub blocks: Vec<BlockMeta>,
+    /// Blocks no longer part of the data (replaced by compaction or a deletion, or past
+    /// retention) whose objects stay until `delete_after`, for queries planned before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<DeletedBlock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletedBlock {
+    pub id: String,
+    /// When its objects may go, in ms since the epoch.
+    pub delete_after: i64,
 }
 
 impl Default for Manifest {
@@ -28,11 +39,37 @@ impl Default for Manifest {
             layout_version: migrate::CURRENT_LAYOUT_VERSION,
             flushed_until: None,
             blocks: Vec::new(),
+            deleted: Vec::new(),
         }
     }
 }
 
 impl Manifest {
+    /// Takes the blocks `ids` names out of the data, to be deleted after `delete_after`.
+    /// Returns false, changing nothing, unless every one of them is in the data.
+    pub fn retire(&mut self, ids: &[&str], delete_after: i64) -> bool {
+        if !ids.iter().all(|id| self.blocks.iter().any(|b| b.id == *id)) {
+            return false;
+        }
+        self.blocks.retain(|b| !ids.contains(&b.id.as_str()));
+        self.deleted.extend(ids.iter().map(|id| DeletedBlock {
+            id: id.to_string(),
+            delete_after,
+        }));
+        true
+    }
+
+    /// Adds a block, keeping the list ordered by time.
+    pub fn add(&mut self, block: BlockMeta) {
+        self.blocks.push(block);
+        self.blocks.sort_by_key(|b| (b.min_time, b.level));
+    }
+
+    /// Whether the manifest names the block, in the data or waiting for deletion.
+    pub fn knows(&self, id: &str) -> bool {
+        self.blocks.iter().any(|b| b.id == id) || self.deleted.iter().any(|d| d.id == id)
+    }
+
     /// Reads the manifest, upgrading an older layout (and saving the upgrade) first.
     /// A missing manifest is a new, empty storage.
     pub async fn load(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Manifest> {

@@ -9,9 +9,11 @@
 mod appender;
 pub mod block;
 mod chunk;
+mod compact;
 mod head;
 pub mod manifest;
 mod migrate;
+mod object_reader;
 pub mod objstore;
 mod postings;
 mod querier;
@@ -71,6 +73,13 @@ pub struct Storage {
     metrics: StorageMetrics,
     /// One block cut at a time.
     flush_lock: tokio::sync::Mutex<()>,
+    /// One change of the manifest at a time: each reads the current one, changes it and
+    /// publishes it while holding this.
+    manifest_writer: tokio::sync::Mutex<()>,
+    /// One compaction (or block rewrite for a deletion) at a time.
+    compact_lock: tokio::sync::Mutex<()>,
+    /// Woken when a cut published a block, so compaction need not wait for its timer.
+    block_cut: tokio::sync::Notify,
     replay: ReplayReport,
 }
 
@@ -118,7 +127,6 @@ impl Storage {
             .inc_by(replay.truncated.len() as u64);
         metrics.head_series.set(head.num_series() as i64);
         metrics.head_samples.set(head.num_samples() as i64);
-        metrics.blocks_loaded.set(manifest.blocks.len() as i64);
         tracing::info!(
             segments = replay.segments,
             records = replay.records,
@@ -133,7 +141,7 @@ impl Storage {
             })
             .max_capacity(256 << 20)
             .build();
-        Ok(Arc::new(Storage {
+        let storage = Arc::new(Storage {
             head,
             min_valid_time: RwLock::new(min_valid_time),
             readers: Default::default(),
@@ -144,8 +152,13 @@ impl Storage {
             options,
             metrics,
             flush_lock: tokio::sync::Mutex::new(()),
+            manifest_writer: tokio::sync::Mutex::new(()),
+            compact_lock: tokio::sync::Mutex::new(()),
+            block_cut: tokio::sync::Notify::new(),
             replay,
-        }))
+        });
+        storage.update_bucket_metrics(&storage.manifest());
+        Ok(storage)
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -219,19 +232,25 @@ impl Storage {
             data.encode(new_block_id(start)).map(Some)
         })
         .await?;
-        let mut manifest = self.manifest().as_ref().clone();
-        if let Some(encoded) = encoded {
-            let meta = encoded.upload(&self.store).await?;
-            self.metrics.blocks_written.inc();
-            self.metrics.block_bytes_written.inc_by(meta.data_bytes);
-            tracing::info!(block = %meta.id, series = meta.num_series, samples = meta.num_samples, bytes = meta.data_bytes, "block written");
-            manifest.blocks.push(meta);
-        }
-        manifest.flushed_until = Some(end);
-        manifest.publish(&self.store).await?;
-        let blocks = manifest.blocks.len();
-        *write(&self.manifest) = Arc::new(manifest);
-        self.metrics.blocks_loaded.set(blocks as i64);
+        let block = match encoded {
+            Some(encoded) => {
+                let meta = encoded.upload(&self.store).await?;
+                self.metrics.blocks_written.inc();
+                self.metrics.block_bytes_written.inc_by(meta.data_bytes);
+                tracing::info!(block = %meta.id, series = meta.num_series, samples = meta.num_samples, bytes = meta.data_bytes, "block written");
+                Some(meta)
+            }
+            None => None,
+        };
+        self.update_manifest(|manifest| {
+            if let Some(meta) = block {
+                manifest.add(meta);
+            }
+            manifest.flushed_until = Some(end);
+            Some(())
+        })
+        .await?;
+        self.block_cut.notify_one();
 
         self.readers_done_before(end).await;
         let storage = self.clone();
@@ -274,29 +293,202 @@ impl Storage {
             return Ok(());
         }
         let cutoff = now_ms() - self.options.retention.as_millis() as i64;
-        let current = self.manifest();
-        let (expired, kept): (Vec<BlockMeta>, Vec<BlockMeta>) = current
-            .blocks
-            .iter()
-            .cloned()
-            .partition(|b| b.max_time <= cutoff);
-        if expired.is_empty() {
-            return Ok(());
-        }
-        let mut manifest = current.as_ref().clone();
-        manifest.blocks = kept;
+        let delete_after = self.delete_after();
+        self.update_manifest(|manifest| {
+            let expired: Vec<String> = manifest
+                .blocks
+                .iter()
+                .filter(|b| b.max_time <= cutoff)
+                .map(|b| b.id.clone())
+                .collect();
+            for id in &expired {
+                tracing::info!(block = %id, "block past retention leaves the manifest");
+            }
+            let ids: Vec<&str> = expired.iter().map(String::as_str).collect();
+            (!ids.is_empty() && manifest.retire(&ids, delete_after)).then_some(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// When objects of a block retired now may be deleted.
+    fn delete_after(&self) -> i64 {
+        now_ms()
+            + self
+                .options
+                .config
+                .compaction
+                .deletion_delay
+                .as_millis_i64()
+    }
+
+    /// Changes the manifest with `change` and publishes it, unless `change` returns None.
+    /// Changes are serialized, each applied to the newest manifest.
+    async fn update_manifest<R>(
+        &self,
+        change: impl FnOnce(&mut Manifest) -> Option<R>,
+    ) -> anyhow::Result<Option<R>> {
+        let _writer = self.manifest_writer.lock().await;
+        let mut manifest = self.manifest().as_ref().clone();
+        let Some(result) = change(&mut manifest) else {
+            return Ok(None);
+        };
         manifest.publish(&self.store).await?;
+        self.update_bucket_metrics(&manifest);
         *write(&self.manifest) = Arc::new(manifest);
-        for block in expired {
-            tracing::info!(block = %block.id, "deleting block past retention");
-            for path in [block.data_path(), block.series_path()] {
-                if let Err(e) = self.store.delete(&path).await {
-                    tracing::warn!(%path, error = %e, "could not delete expired block file");
+        Ok(Some(result))
+    }
+
+    fn update_bucket_metrics(&self, manifest: &Manifest) {
+        let m = &self.metrics;
+        m.blocks_loaded.set(manifest.blocks.len() as i64);
+        for gauge in [&m.bucket_blocks, &m.bucket_objects, &m.bucket_bytes] {
+            gauge.reset();
+        }
+        for b in &manifest.blocks {
+            let level = b.level.to_string();
+            let labels = ["raw", level.as_str()];
+            m.bucket_blocks.with_label_values(&labels).inc();
+            m.bucket_objects
+                .with_label_values(&labels)
+                .add(b.paths().len() as i64);
+            m.bucket_bytes
+                .with_label_values(&labels)
+                .add(b.data_bytes as i64);
+        }
+    }
+
+    /// Runs every compaction the manifest is ready for, then deletes what is due.
+    /// Returns the number of blocks written.
+    pub async fn compact(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let _compacting = self.compact_lock.lock().await;
+        let ranges: Vec<i64> = match self.options.config.compaction.enabled {
+            true => (self.options.config.compaction.ranges.iter())
+                .map(|r| r.as_millis_i64())
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut written = 0;
+        while let Some(plan) = compact::plan(&self.manifest(), &ranges) {
+            let started = std::time::Instant::now();
+            match self.compact_once(plan).await {
+                Ok(()) => {
+                    written += 1;
+                    self.metrics.compactions.inc();
+                    let took = started.elapsed().as_secs_f64();
+                    self.metrics.compaction_seconds.observe(took);
+                }
+                Err(e) => {
+                    self.metrics.compaction_failures.inc();
+                    return Err(e);
                 }
             }
-            self.series_cache.invalidate(&block.id).await;
+        }
+        self.collect_garbage().await?;
+        Ok(written)
+    }
+
+    /// One compaction, in the order that survives a crash at any point: write the new
+    /// block's objects (a crash leaves objects no manifest names, removed later by
+    /// [`Self::collect_garbage`]); publish the manifest that names the new block instead of
+    /// the sources (readers see the old set or the new one, each sample once either way);
+    /// delete the sources only after the deletion delay, so queries planned against the
+    /// old manifest still find them.
+    async fn compact_once(self: &Arc<Self>, plan: compact::Plan) -> anyhow::Result<()> {
+        let mut series = Vec::with_capacity(plan.sources.len());
+        for source in &plan.sources {
+            series.push(self.block_series(source).await?);
+        }
+        let store = self.store.clone();
+        let rt = tokio::runtime::Handle::current();
+        let id = new_block_id(plan.min_time);
+        let job = plan.clone();
+        let meta = blocking(move || compact::merge(&store, &rt, &job, &series, id)).await?;
+        let source_ids: Vec<&str> = plan.sources.iter().map(|b| b.id.as_str()).collect();
+        let delete_after = self.delete_after();
+        let new = meta.clone();
+        let published = self
+            .update_manifest(|manifest| {
+                manifest
+                    .retire(&source_ids, delete_after)
+                    .then(|| manifest.add(new))
+            })
+            .await?;
+        if published.is_none() {
+            // A source left the manifest meanwhile (retention): this merge is stale.
+            self.delete_objects(&meta.id).await;
+            anyhow::bail!(
+                "compaction sources changed while merging; discarded {}",
+                meta.id
+            );
+        }
+        tracing::info!(
+            block = %meta.id,
+            level = meta.level,
+            sources = plan.sources.len(),
+            series = meta.num_series,
+            samples = meta.num_samples,
+            bytes = meta.data_bytes,
+            "blocks compacted"
+        );
+        Ok(())
+    }
+
+    /// Deletes the objects of retired blocks whose delay has passed, then objects under
+    /// `blocks/` that no manifest entry names and that are older than the deletion delay
+    /// (left by a crash between upload and publish).
+    async fn collect_garbage(&self) -> anyhow::Result<()> {
+        let now = now_ms();
+        let due: Vec<String> = (self.manifest().deleted.iter())
+            .filter(|d| d.delete_after <= now)
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &due {
+            self.delete_objects(id).await;
+        }
+        if !due.is_empty() {
+            self.update_manifest(|manifest| {
+                manifest.deleted.retain(|d| !due.contains(&d.id));
+                Some(())
+            })
+            .await?;
+        }
+        let delay = self.options.config.compaction.deletion_delay.0;
+        let old_enough = chrono::Utc::now() - delay;
+        let listed: Vec<object_store::ObjectMeta> = {
+            use futures::TryStreamExt;
+            self.store
+                .list(Some(&object_store::path::Path::from("blocks")))
+                .try_collect()
+                .await
+                .context("listing blocks/")?
+        };
+        let manifest = self.manifest();
+        for object in listed {
+            let known = block::block_id_of(&object.location).is_none_or(|id| manifest.knows(id));
+            if !known && object.last_modified < old_enough {
+                tracing::info!(path = %object.location, "deleting an object no manifest entry names");
+                self.delete_object(&object.location).await;
+            }
         }
         Ok(())
+    }
+
+    /// Deletes a block's objects; a failure is logged and left to a later pass.
+    async fn delete_objects(&self, id: &str) {
+        for path in block::block_paths(id) {
+            self.delete_object(&path).await;
+        }
+        self.series_cache.invalidate(id).await;
+    }
+
+    async fn delete_object(&self, path: &object_store::path::Path) {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.metrics.objects_deleted.inc();
+            }
+            Err(e) => tracing::warn!(%path, error = %e, "could not delete an object; will retry"),
+        }
     }
 
     /// Deletes the samples in `[min, max]` of every series `select` picks, from the head
@@ -310,6 +502,7 @@ impl Storage {
         max: i64,
     ) -> anyhow::Result<usize> {
         let _guard = self.flush_lock.lock().await;
+        let _compacting = self.compact_lock.lock().await;
         let storage = self.clone();
         let head_select = select.clone();
         let mut deleted = blocking(move || {
@@ -386,23 +579,19 @@ impl Storage {
             None
         } else {
             let id = new_block_id(meta.min_time);
-            let encoded = blocking(move || data.encode(id)).await?;
+            let mut encoded = blocking(move || data.encode(id)).await?;
+            encoded.meta.level = meta.level;
             Some(encoded.upload(&self.store).await?)
         };
-        let mut manifest = self.manifest().as_ref().clone();
-        manifest.blocks.retain(|b| b.id != meta.id);
-        if let Some(new_meta) = replacement {
-            manifest.blocks.push(new_meta);
-            manifest.blocks.sort_by_key(|b| b.min_time);
-        }
-        manifest.publish(&self.store).await?;
-        *write(&self.manifest) = Arc::new(manifest);
-        for path in [meta.data_path(), meta.series_path()] {
-            if let Err(e) = self.store.delete(&path).await {
-                tracing::warn!(%path, error = %e, "could not delete a replaced block file");
+        let delete_after = self.delete_after();
+        self.update_manifest(|manifest| {
+            manifest.retire(&[meta.id.as_str()], delete_after);
+            if let Some(new_meta) = replacement {
+                manifest.add(new_meta);
             }
-        }
-        self.series_cache.invalidate(&meta.id).await;
+            Some(())
+        })
+        .await?;
         Ok(deleted)
     }
 
@@ -419,38 +608,50 @@ impl Storage {
     }
 
     /// Background work: cut blocks periodically and, under the `interval` fsync policy,
-    /// sync the WAL. Runs until the returned handle is aborted.
+    /// sync the WAL; beside it, compact blocks after each cut (and every minute, to retry
+    /// and to delete what is due). Runs until the returned handle is aborted.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let storage = self.clone();
         tokio::spawn(async move {
-            let fsync_every = storage
-                .options
-                .config
-                .wal
-                .fsync_interval
-                .0
-                .max(Duration::from_millis(10));
-            let mut ticker = tokio::time::interval(fsync_every.min(Duration::from_secs(10)));
-            let mut last_flush = tokio::time::Instant::now();
-            loop {
-                ticker.tick().await;
-                if storage.wal.fsync_policy() != FsyncPolicy::Never {
-                    let s = storage.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || s.wal.sync_all()).await {
-                        tracing::error!(error = %e, "WAL sync task failed");
-                    }
-                }
-                if last_flush.elapsed() >= Duration::from_secs(10) {
-                    last_flush = tokio::time::Instant::now();
-                    if let Err(e) = storage.flush(false).await {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "cutting blocks failed; will retry"
-                        );
-                    }
+            tokio::join!(storage.clone().cut_loop(), storage.compaction_loop());
+        })
+    }
+
+    async fn cut_loop(self: Arc<Self>) {
+        let fsync_every = self.options.config.wal.fsync_interval.0;
+        let mut ticker = tokio::time::interval(
+            fsync_every
+                .max(Duration::from_millis(10))
+                .min(Duration::from_secs(10)),
+        );
+        let mut last_flush = tokio::time::Instant::now();
+        loop {
+            ticker.tick().await;
+            if self.wal.fsync_policy() != FsyncPolicy::Never {
+                let s = self.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || s.wal.sync_all()).await {
+                    tracing::error!(error = %e, "WAL sync task failed");
                 }
             }
-        })
+            if last_flush.elapsed() >= Duration::from_secs(10) {
+                last_flush = tokio::time::Instant::now();
+                if let Err(e) = self.flush(false).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "cutting blocks failed; will retry"
+                    );
+                }
+            }
+        }
+    }
+
+    async fn compaction_loop(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(Duration::from_secs(60), self.block_cut.notified()).await;
+            if let Err(e) = self.compact().await {
+                tracing::error!(error = format!("{e:#}"), "compaction failed; will retry");
+            }
+        }
     }
 
     /// Makes the WAL durable; called on orderly shutdown.
