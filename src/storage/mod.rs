@@ -608,8 +608,7 @@ impl Storage {
     }
 
     /// Background work: cut blocks periodically and, under the `interval` fsync policy,
-    /// sync the WAL; beside it, compact blocks after each cut (and every minute, to retry
-    /// and to delete what is due). Runs until the returned handle is aborted.
+    /// sync the WAL; beside it, compact blocks. Runs until the returned handle is aborted.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let storage = self.clone();
         tokio::spawn(async move {
@@ -645,12 +644,16 @@ impl Storage {
         }
     }
 
+    /// Compacts at start-up (finishing what a crash interrupted), after every cut, and at
+    /// least every minute (or every deletion delay, when shorter) to delete what is due.
     async fn compaction_loop(self: Arc<Self>) {
+        let delay = self.options.config.compaction.deletion_delay.0;
+        let every = delay.clamp(Duration::from_secs(1), Duration::from_secs(60));
         loop {
-            let _ = tokio::time::timeout(Duration::from_secs(60), self.block_cut.notified()).await;
             if let Err(e) = self.compact().await {
                 tracing::error!(error = format!("{e:#}"), "compaction failed; will retry");
             }
+            let _ = tokio::time::timeout(every, self.block_cut.notified()).await;
         }
     }
 

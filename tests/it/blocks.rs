@@ -34,7 +34,7 @@ async fn write_history(q: &Quiver) -> (i64, usize) {
     (start, n)
 }
 
-fn manifest_blocks(root: &Path) -> Option<Vec<serde_json::Value>> {
+pub fn manifest_blocks(root: &Path) -> Option<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(root.join("manifest.json")).ok()?;
     let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
     let blocks = manifest["blocks"].as_array()?.clone();
@@ -105,44 +105,12 @@ async fn windows_are_cut_into_blocks_and_survive_restart() {
     );
 }
 
-/// s3s-fs on a loopback port, serving buckets from a directory.
-struct S3Server {
-    _process: Process,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-fn start_s3() -> S3Server {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("metrics")).unwrap();
-    let port = free_port();
-    let process = Process::spawn(
-        "s3s-fs",
-        Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "testkey", "--secret-key", "testsecret"])
-            .arg(root.path()),
-        &root.path().join("s3s.log"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    S3Server {
-        _process: process,
-        port,
-        root,
-    }
-}
-
 #[tokio::test]
 async fn blocks_live_in_s3_and_a_fresh_node_reads_them() {
     let s3 = start_s3();
     let config = config_without_scrapes(&format!(
-        "{BLOCK_STORAGE}\n  backend: s3\n  s3:\n    bucket: metrics\n    prefix: team-a/prod\n    endpoint: http://127.0.0.1:{}\n    region: us-east-1\n    access_key_id: testkey\n    secret_access_key: testsecret\n    allow_http: true",
-        s3.port
+        "{BLOCK_STORAGE}\n{}",
+        s3_storage_yaml(&s3, "team-a/prod")
     ));
     let mut q = Quiver::start(&config).await;
     let (start, total) = write_history(&q).await;

@@ -454,3 +454,43 @@ pub async fn embedded_engine(
     );
     (storage, engine)
 }
+
+/// s3s-fs on a loopback port, serving buckets from a directory.
+pub struct S3Server {
+    _process: Process,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+pub fn start_s3() -> S3Server {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("metrics")).unwrap();
+    let port = free_port();
+    let process = Process::spawn(
+        "s3s-fs",
+        Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "testkey", "--secret-key", "testsecret"])
+            .arg(root.path()),
+        &root.path().join("s3s.log"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    S3Server {
+        _process: process,
+        port,
+        root,
+    }
+}
+
+/// The `storage:` lines that put blocks in bucket `metrics` of `s3` under `prefix`.
+pub fn s3_storage_yaml(s3: &S3Server, prefix: &str) -> String {
+    format!(
+        "  backend: s3\n  s3:\n    bucket: metrics\n    prefix: {prefix}\n    endpoint: http://127.0.0.1:{}\n    region: us-east-1\n    access_key_id: testkey\n    secret_access_key: testsecret\n    allow_http: true",
+        s3.port
+    )
+}

@@ -5,6 +5,7 @@ mod api_diff;
 mod api_peers;
 mod blocks;
 mod common;
+mod compaction;
 mod crash;
 mod grafana;
 mod http;
