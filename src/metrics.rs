@@ -31,6 +31,10 @@ pub struct StorageMetrics {
     pub bucket_bytes: IntGaugeVec,
     /// Objects deleted from the bucket: replaced blocks, expired blocks, leftovers of crashes.
     pub objects_deleted: IntCounter,
+    /// Requests to the block read caches by `cache` and `result` (hit, miss).
+    pub cache_requests: IntCounterVec,
+    pub cache_evictions: IntCounterVec,
+    pub cache_bytes: IntGaugeVec,
 }
 
 /// Instruments of the query layer.
@@ -105,6 +109,9 @@ impl Metrics {
             Box::new(s.bucket_objects.clone()),
             Box::new(s.bucket_bytes.clone()),
             Box::new(s.objects_deleted.clone()),
+            Box::new(s.cache_requests.clone()),
+            Box::new(s.cache_evictions.clone()),
+            Box::new(s.cache_bytes.clone()),
             Box::new(self.query.sql_queries.clone()),
             Box::new(self.query.sql_query_seconds.clone()),
             Box::new(self.ingest.remote_write_requests.clone()),
@@ -247,6 +254,21 @@ impl StorageMetrics {
             objects_deleted: counter(
                 "quiver_bucket_objects_deleted_total",
                 "Objects deleted: sources of compactions, expired blocks, leftovers of crashes.",
+            ),
+            cache_requests: counter_vec(
+                "quiver_cache_requests_total",
+                "Lookups in the block read caches, by cache and result (hit or miss).",
+                &["cache", "result"],
+            ),
+            cache_evictions: counter_vec(
+                "quiver_cache_evictions_total",
+                "Entries evicted from the block read caches for space.",
+                &["cache"],
+            ),
+            cache_bytes: gauge_vec(
+                "quiver_cache_size_bytes",
+                "Bytes held by the block read caches.",
+                &["cache"],
             ),
         }
     }

@@ -78,6 +78,29 @@ pub struct StorageConfig {
     /// Largest accepted remote-write body, compressed, in bytes.
     pub remote_write_max_body_bytes: usize,
     pub compaction: CompactionConfig,
+    pub cache: CacheConfig,
+}
+
+/// Byte budgets of the caches for reading blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Decoded Parquet footers and page indexes.
+    pub metadata_bytes: u64,
+    /// Decoded series files (label sets per block).
+    pub series_bytes: u64,
+    /// Byte ranges read from block objects (column chunks, footers).
+    pub chunk_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            metadata_bytes: 128 << 20,
+            series_bytes: 256 << 20,
+            chunk_bytes: 512 << 20,
+        }
+    }
 }
 
 /// How blocks are merged into larger ones once their time window is complete.
@@ -119,6 +142,7 @@ impl Default for StorageConfig {
             wal: WalConfig::default(),
             remote_write_max_body_bytes: 32 << 20,
             compaction: CompactionConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod appender;
 pub mod block;
+pub mod cache;
 mod chunk;
 mod compact;
 mod head;
@@ -68,7 +69,10 @@ pub struct Storage {
     wal: Wal,
     manifest: RwLock<Arc<Manifest>>,
     store: Arc<dyn ObjectStore>,
+    /// `store` behind the read cache of block byte ranges, for queries.
+    cached_store: Arc<dyn ObjectStore>,
     series_cache: moka::future::Cache<String, Arc<BlockSeries>>,
+    series_stats: cache::CacheStats,
     options: StorageOptions,
     metrics: StorageMetrics,
     /// One block cut at a time.
@@ -135,12 +139,25 @@ impl Storage {
             blocks = manifest.blocks.len(),
             "storage opened"
         );
+        let caches = &options.config.cache;
+        let series_stats = Self::stats_of(&metrics, "series");
+        let evictions = series_stats.clone();
         let cache = moka::future::Cache::builder()
             .weigher(|_k: &String, v: &Arc<BlockSeries>| {
                 v.memory_size().try_into().unwrap_or(u32::MAX)
             })
-            .max_capacity(256 << 20)
+            .max_capacity(caches.series_bytes)
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evictions.evicted();
+                }
+            })
             .build();
+        let cached_store: Arc<dyn ObjectStore> = Arc::new(cache::CachingStore::new(
+            store.clone(),
+            caches.chunk_bytes,
+            Self::stats_of(&metrics, "chunks"),
+        ));
         let storage = Arc::new(Storage {
             head,
             min_valid_time: RwLock::new(min_valid_time),
@@ -148,7 +165,9 @@ impl Storage {
             wal,
             manifest: RwLock::new(Arc::new(manifest)),
             store,
+            cached_store,
             series_cache: cache,
+            series_stats,
             options,
             metrics,
             flush_lock: tokio::sync::Mutex::new(()),
@@ -161,8 +180,29 @@ impl Storage {
         Ok(storage)
     }
 
+    /// The object store for reading blocks in queries: byte ranges of block objects are
+    /// cached (see [`cache`]).
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        self.store.clone()
+        self.cached_store.clone()
+    }
+
+    /// Hit, miss and eviction counters for the read cache `name`.
+    pub fn cache_stats(&self, name: &'static str) -> cache::CacheStats {
+        Self::stats_of(&self.metrics, name)
+    }
+
+    fn stats_of(metrics: &StorageMetrics, name: &'static str) -> cache::CacheStats {
+        cache::CacheStats::new(
+            name,
+            &metrics.cache_requests,
+            &metrics.cache_evictions,
+            &metrics.cache_bytes,
+        )
+    }
+
+    /// The byte budgets of the read caches.
+    pub fn cache_config(&self) -> &crate::config::CacheConfig {
+        &self.options.config.cache
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -597,14 +637,23 @@ impl Storage {
 
     /// The series of one block, from the cache or the block's series file.
     pub async fn block_series(&self, meta: &BlockMeta) -> anyhow::Result<Arc<BlockSeries>> {
+        if let Some(hit) = self.series_cache.get(&meta.id).await {
+            self.series_stats.hit();
+            return Ok(hit);
+        }
+        self.series_stats.miss();
         let store = self.store.clone();
         let meta_owned = meta.clone();
-        self.series_cache
+        let series = self
+            .series_cache
             .try_get_with(meta.id.clone(), async move {
                 BlockSeries::load(&store, &meta_owned).await.map(Arc::new)
             })
             .await
-            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        self.series_stats
+            .set_bytes(self.series_cache.weighted_size());
+        Ok(series)
     }
 
     /// Background work: cut blocks periodically and, under the `interval` fsync policy,

@@ -206,10 +206,57 @@ async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9
         log.matches("blocks compacted").count(),
         log.matches("no manifest entry names").count()
     );
+    // A repeated dashboard query reads no block object again: footers, column chunks
+    // and series files all come from the caches.
+    let query = [
+        ("query", "sum by (job) (rate(requests_total[5m]))"),
+        ("start", &*(start / 1000).to_string()),
+        ("end", &*(end / 1000).to_string()),
+        ("step", "60"),
+    ]
+    .map(|(k, v)| (k, v.to_string()));
+    let run = || async {
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = q.get_json("/api/v1/query_range", &query).await;
+        assert_eq!(body["status"], "success", "{body}");
+    };
+    run().await;
+    let cold = cache_counts(&q.metrics_text().await);
+    run().await;
+    let warm = cache_counts(&q.metrics_text().await);
+    for cache in ["chunks", "metadata", "series"] {
+        let (hits, misses) = (warm[&(cache, "hit")], warm[&(cache, "miss")]);
+        assert_eq!(
+            misses,
+            cold[&(cache, "miss")],
+            "{cache}: {cold:?} then {warm:?}"
+        );
+        assert!(
+            hits > cold[&(cache, "hit")],
+            "{cache}: {cold:?} then {warm:?}"
+        );
+    }
     let metrics = q.metrics_text().await;
     let top_level = metrics
         .lines()
         .find(|l| l.starts_with("quiver_bucket_blocks{level=\"3\",resolution=\"raw\"}"));
     assert!(top_level.is_some(), "{metrics}");
     q.stop();
+}
+
+/// `quiver_cache_requests_total` by (cache, result).
+fn cache_counts(metrics: &str) -> BTreeMap<(&'static str, &'static str), f64> {
+    let mut out = BTreeMap::new();
+    for cache in ["chunks", "metadata", "series"] {
+        for result in ["hit", "miss"] {
+            let prefix =
+                format!("quiver_cache_requests_total{{cache=\"{cache}\",result=\"{result}\"}} ");
+            let value = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .map_or(0.0, |v| v.trim().parse().unwrap());
+            out.insert((cache, result), value);
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@
 //! module; neither imports the other's tables.
 
 mod head_scan;
+pub mod metadata_cache;
 pub mod raw_samples;
 pub mod series_set;
 pub mod timerange;

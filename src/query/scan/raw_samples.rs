@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, Result as DfResult};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -102,7 +103,16 @@ impl RawSamples {
             let ids = ids.iter().map(|id| lit(*id)).collect();
             predicates.push(col(SERIES_ID).in_list(ids, false));
         }
-        let mut source = ParquetSource::new(file_schema.clone());
+        // Footers and page indexes come from the runtime's metadata cache (see
+        // `metadata_cache`), byte ranges through the store's cache.
+        let url = ObjectStoreUrl::parse(BLOCKS_URL)?;
+        let runtime = state.runtime_env();
+        let readers = CachedParquetFileReaderFactory::new(
+            runtime.object_store(&url)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(file_schema.clone())
+            .with_parquet_file_reader_factory(Arc::new(readers));
         if let Some(predicate) = conjunction(predicates) {
             let df_schema = DFSchema::try_from(file_schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
@@ -118,7 +128,6 @@ impl RawSamples {
             let n = groups.len();
             groups[i % n].push(f);
         }
-        let url = ObjectStoreUrl::parse(BLOCKS_URL)?;
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(Some(file_projection))?

@@ -16,6 +16,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::MemoryCatalogProvider;
 use datafusion::common::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -74,7 +75,16 @@ impl SqlEngine {
         limits: QueryConfig,
         metrics: QueryMetrics,
     ) -> anyhow::Result<SqlEngine> {
+        let metadata_bytes = storage.cache_config().metadata_bytes;
+        let metadata_cache = crate::query::scan::metadata_cache::MetadataCache::new(
+            metadata_bytes,
+            storage.cache_stats("metadata"),
+        );
+        let caches = CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(Arc::new(metadata_cache)))
+            .with_metadata_cache_limit(metadata_bytes.try_into().unwrap_or(usize::MAX));
         let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
             .with_memory_limit(limits.memory_limit_bytes, 1.0)
             // No spilling: a query over its memory budget fails instead of filling local disk.
             .with_disk_manager_builder(
