@@ -42,6 +42,10 @@ struct Cli {
     /// How long to keep blocks, as a Prometheus duration; 0 keeps them forever.
     #[arg(long = "storage.tsdb.retention.time", default_value = "15d", value_parser = parse_duration)]
     retention: std::time::Duration,
+    /// Most bytes of blocks to keep (`512MB`, `10GB`); past it the oldest go first. 0 keeps
+    /// any size.
+    #[arg(long = "storage.tsdb.retention.size", default_value = "0", value_parser = parse_byte_size)]
+    retention_size: u64,
     /// Address the HTTP API listens on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen_address: SocketAddr,
@@ -157,6 +161,7 @@ fn run_server(cli: Cli) -> ExitCode {
         config_file: cli.config_file,
         data_dir: cli.data_dir,
         retention: cli.retention,
+        retention_size: cli.retention_size,
         listen_address: cli.listen_address,
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,
@@ -326,4 +331,8 @@ fn test_rules(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    quiver::config::ByteSize::parse(text).map(|b| b.0)
 }

@@ -28,6 +28,8 @@ pub struct ServerOptions {
     pub config_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub retention: Duration,
+    /// `--storage.tsdb.retention.size` in bytes; 0 for no limit.
+    pub retention_size: u64,
     pub listen_address: SocketAddr,
     /// `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
@@ -58,6 +60,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             data_dir: options.data_dir.clone(),
             config: config.storage.clone(),
             retention: options.retention,
+            retention_size: options.retention_size,
         },
         metrics.storage.clone(),
     )
@@ -188,6 +191,10 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
     flags.insert(
         "storage.tsdb.retention.time".to_string(),
         crate::model::format_duration(options.retention),
+    );
+    flags.insert(
+        "storage.tsdb.retention.size".to_string(),
+        format!("{}B", options.retention_size),
     );
     flags.insert(
         "web.listen-address".to_string(),

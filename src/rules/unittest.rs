@@ -501,6 +501,7 @@ impl ScratchStorage {
                 data_dir: dir.clone(),
                 config,
                 retention: Duration::ZERO,
+                retention_size: 0,
             },
             crate::metrics::StorageMetrics::unregistered(),
         )

@@ -337,6 +337,7 @@ mod tests {
                 ..StorageConfig::default()
             },
             retention: Duration::ZERO,
+            retention_size: 0,
         };
         Storage::open(options, StorageMetrics::unregistered())
             .await

@@ -467,6 +467,7 @@ mod tests {
             data_dir: dir.to_path_buf(),
             config,
             retention: Duration::ZERO,
+            retention_size: 0,
         };
         Storage::open_with_store(options, store, StorageMetrics::unregistered())
             .await

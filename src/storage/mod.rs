@@ -53,6 +53,8 @@ pub struct StorageOptions {
     pub config: StorageConfig,
     /// Blocks entirely older than this are deleted; zero keeps everything.
     pub retention: Duration,
+    /// Past this many bytes of blocks the oldest are deleted; zero for no limit.
+    pub retention_size: u64,
 }
 
 pub struct Storage {
@@ -328,19 +330,18 @@ impl Storage {
             .set(self.head.num_samples() as i64);
     }
 
+    /// Retires blocks wholly older than the retention time, then the oldest blocks while
+    /// the blocks add up to more than the retention size (as Prometheus, whole blocks; the
+    /// WAL and head are not counted).
     async fn apply_retention(&self) -> anyhow::Result<()> {
-        if self.options.retention.is_zero() {
-            return Ok(());
-        }
-        let cutoff = now_ms() - self.options.retention.as_millis() as i64;
+        let cutoff = match self.options.retention.is_zero() {
+            true => i64::MIN,
+            false => now_ms() - self.options.retention.as_millis() as i64,
+        };
+        let max_bytes = self.options.retention_size;
         let delete_after = self.delete_after();
         self.update_manifest(|manifest| {
-            let expired: Vec<String> = manifest
-                .blocks
-                .iter()
-                .filter(|b| b.max_time <= cutoff)
-                .map(|b| b.id.clone())
-                .collect();
+            let expired = expired_blocks(&manifest.blocks, cutoff, max_bytes);
             for id in &expired {
                 tracing::info!(block = %id, "block past retention leaves the manifest");
             }
@@ -720,6 +721,24 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// Blocks ending at or before `cutoff`, then the oldest of the rest while all the rest add
+/// up to more than `max_bytes` (0: no limit).
+fn expired_blocks(blocks: &[BlockMeta], cutoff: i64, max_bytes: u64) -> Vec<String> {
+    let mut by_age: Vec<&BlockMeta> = blocks.iter().collect();
+    by_age.sort_by_key(|b| (b.max_time, b.min_time));
+    let mut total: u64 = blocks.iter().map(|b| b.data_bytes).sum();
+    let mut out = Vec::new();
+    for b in by_age {
+        let too_big = max_bytes > 0 && total > max_bytes;
+        if b.max_time > cutoff && !too_big {
+            break;
+        }
+        total -= b.data_bytes;
+        out.push(b.id.clone());
+    }
+    out
+}
+
 fn drop_flushed(record: &WalRecord, min_valid_time: i64) -> WalRecord {
     WalRecord {
         new_series: record.new_series.clone(),
@@ -762,4 +781,40 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(id: &str, min: i64, max: i64, bytes: u64) -> BlockMeta {
+        BlockMeta {
+            id: id.into(),
+            min_time: min,
+            max_time: max,
+            num_series: 1,
+            num_samples: 1,
+            data_bytes: bytes,
+            data_file_bytes: bytes,
+            metrics: Default::default(),
+            level: block::CUT_LEVEL,
+        }
+    }
+
+    #[test]
+    fn retention_by_time_and_size_takes_whole_blocks_oldest_first() {
+        let blocks = [
+            block("c", 20, 30, 100),
+            block("a", 0, 10, 100),
+            block("b", 10, 20, 300),
+        ];
+        assert!(expired_blocks(&blocks, i64::MIN, 0).is_empty());
+        assert_eq!(expired_blocks(&blocks, 10, 0), ["a"]);
+        assert_eq!(expired_blocks(&blocks, 9, 0), Vec::<String>::new());
+        // 500 bytes in all: under 500 keeps everything, 499 drops the oldest, 399 two.
+        assert!(expired_blocks(&blocks, i64::MIN, 500).is_empty());
+        assert_eq!(expired_blocks(&blocks, i64::MIN, 499), ["a"]);
+        assert_eq!(expired_blocks(&blocks, i64::MIN, 399), ["a", "b"]);
+        assert_eq!(expired_blocks(&blocks, 20, 1000), ["a", "b"]);
+    }
 }

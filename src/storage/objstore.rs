@@ -17,8 +17,10 @@ pub fn build(config: &StorageConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn 
         Backend::Local => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+            // A deleted block's folder goes with its last file.
             let store = LocalFileSystem::new_with_prefix(data_dir)
-                .with_context(|| format!("opening {} as object store", data_dir.display()))?;
+                .with_context(|| format!("opening {} as object store", data_dir.display()))?
+                .with_automatic_cleanup(true);
             Ok(Arc::new(store))
         }
         Backend::S3 => {

@@ -436,6 +436,7 @@ pub async fn embedded_engine(
         data_dir: dir.to_path_buf(),
         config,
         retention: Duration::ZERO,
+        retention_size: 0,
     };
     let storage =
         quiver::storage::Storage::open(options, quiver::metrics::StorageMetrics::unregistered())

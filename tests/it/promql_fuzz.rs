@@ -122,6 +122,7 @@ async fn mutated_queries_never_panic() {
         data_dir: dir.path().to_path_buf(),
         config: StorageConfig::default(),
         retention: Duration::ZERO,
+        retention_size: 0,
     };
     let storage = Storage::open(options, StorageMetrics::unregistered())
         .await

@@ -22,6 +22,7 @@ fn options(dir: &std::path::Path) -> StorageOptions {
             ..StorageConfig::default()
         },
         retention: Duration::ZERO,
+        retention_size: 0,
     }
 }
 
