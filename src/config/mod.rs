@@ -78,7 +78,29 @@ pub struct StorageConfig {
     /// Largest accepted remote-write body, compressed, in bytes.
     pub remote_write_max_body_bytes: usize,
     pub compaction: CompactionConfig,
+    pub downsampling: DownsamplingConfig,
     pub cache: CacheConfig,
+}
+
+/// When compacted blocks get 5 m and 1 h resolution copies (Thanos's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownsamplingConfig {
+    pub enabled: bool,
+    /// A block spanning at least this long gets a 5 m copy.
+    pub after_5m: PromDuration,
+    /// A block spanning at least this long gets a 1 h copy.
+    pub after_1h: PromDuration,
+}
+
+impl Default for DownsamplingConfig {
+    fn default() -> Self {
+        DownsamplingConfig {
+            enabled: true,
+            after_5m: PromDuration::from_secs(40 * 3600),
+            after_1h: PromDuration::from_secs(10 * 86400),
+        }
+    }
 }
 
 /// Byte budgets of the caches for reading blocks.
@@ -142,6 +164,7 @@ impl Default for StorageConfig {
             wal: WalConfig::default(),
             remote_write_max_body_bytes: 32 << 20,
             compaction: CompactionConfig::default(),
+            downsampling: DownsamplingConfig::default(),
             cache: CacheConfig::default(),
         }
     }

@@ -57,6 +57,16 @@ pub struct BlockMeta {
     /// 1 for a block cut from the head; n + 1 for one merged from blocks of level n or less.
     #[serde(default = "cut_level")]
     pub level: u32,
+    /// 0 for raw samples; the window of a downsampled block's aggregates, in ms.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolution_ms: i64,
+    /// The raw block a downsampled block was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// The compaction level of a block cut from the head.
@@ -231,6 +241,8 @@ impl BlockData {
             data_file_bytes: 0,
             metrics: BTreeMap::new(),
             level: CUT_LEVEL,
+            resolution_ms: 0,
+            source: None,
         };
         for s in &self.series {
             let names = meta

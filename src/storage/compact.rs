@@ -96,6 +96,8 @@ pub fn merge(
         data_file_bytes: 0,
         metrics: BTreeMap::new(),
         level: plan.level,
+        resolution_ms: 0,
+        source: None,
     };
     for source in &plan.sources {
         for (metric, names) in &source.metrics {
@@ -232,7 +234,7 @@ fn merge_cursors(
 }
 
 /// Reads one source's data file a batch at a time.
-struct Cursor {
+pub(super) struct Cursor {
     stream: ParquetRecordBatchStream<ObjectReader>,
     batch: Option<Columns>,
     row: usize,
@@ -272,7 +274,11 @@ impl Columns {
 }
 
 impl Cursor {
-    fn open(store: &Arc<dyn ObjectStore>, rt: &Handle, meta: &BlockMeta) -> anyhow::Result<Cursor> {
+    pub(super) fn open(
+        store: &Arc<dyn ObjectStore>,
+        rt: &Handle,
+        meta: &BlockMeta,
+    ) -> anyhow::Result<Cursor> {
         let path = meta.data_path();
         let reader = ObjectReader::new(store.clone(), path.clone(), meta.data_file_bytes);
         let stream = rt
@@ -306,7 +312,7 @@ impl Cursor {
         Ok(())
     }
 
-    fn advance(&mut self, rt: &Handle) -> anyhow::Result<()> {
+    pub(super) fn advance(&mut self, rt: &Handle) -> anyhow::Result<()> {
         self.row += 1;
         if self.batch.as_ref().is_some_and(|b| self.row >= b.ids.len()) {
             self.next_batch(rt)?;
@@ -314,7 +320,7 @@ impl Cursor {
         Ok(())
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.batch.is_none()
     }
 
@@ -324,16 +330,20 @@ impl Cursor {
             .expect("a cursor is read only while not done")
     }
 
-    fn metric(&self) -> &str {
+    pub(super) fn metric(&self) -> &str {
         self.columns().metric.value(self.row)
     }
 
-    fn id(&self) -> SeriesId {
+    pub(super) fn id(&self) -> SeriesId {
         self.columns().ids.value(self.row)
     }
 
-    fn timestamp(&self) -> i64 {
+    pub(super) fn timestamp(&self) -> i64 {
         self.columns().timestamps.value(self.row)
+    }
+
+    pub(super) fn value(&self) -> f64 {
+        self.columns().values.value(self.row)
     }
 
     fn cmp(a: &Cursor, b: &Cursor) -> Ordering {
@@ -375,6 +385,7 @@ mod tests {
     use crate::metrics::StorageMetrics;
     use crate::model::Sample;
     use crate::storage::block::{BlockData, CUT_LEVEL, read_samples};
+    use crate::storage::downsample::{RES_1H as RES_1H_MS, RES_5M as RES_5M_MS};
     use crate::storage::head::Head;
     use crate::storage::wal::{WalRecord, WalSample};
     use crate::storage::{Storage, StorageOptions};
@@ -392,6 +403,8 @@ mod tests {
             data_file_bytes: 1,
             metrics: BTreeMap::new(),
             level,
+            resolution_ms: 0,
+            source: None,
         }
     }
 
@@ -456,6 +469,14 @@ mod tests {
     }
 
     async fn storage(dir: &std::path::Path, store: Arc<dyn ObjectStore>) -> Arc<Storage> {
+        storage_with(dir, store, |_| {}).await
+    }
+
+    async fn storage_with(
+        dir: &std::path::Path,
+        store: Arc<dyn ObjectStore>,
+        adjust: impl FnOnce(&mut StorageConfig),
+    ) -> Arc<Storage> {
         let mut config = StorageConfig {
             block_duration: PromDuration::from_secs(60),
             out_of_order_time_window: PromDuration::from_secs(0),
@@ -463,6 +484,7 @@ mod tests {
         };
         config.compaction.ranges = vec![PromDuration::from_secs(240), PromDuration::from_secs(720)];
         config.compaction.deletion_delay = PromDuration::from_secs(0);
+        adjust(&mut config);
         let options = StorageOptions {
             data_dir: dir.to_path_buf(),
             config,
@@ -606,6 +628,112 @@ mod tests {
         assert!(store.head(&fresh).await.is_ok());
         // The retired entries survive a restart (the manifest is the record).
         assert_eq!(Manifest::load(&store).await.unwrap().deleted.len(), 4);
+    }
+
+    /// (series, timestamp, count, sum, min, max, counter) of a downsampled block.
+    type Aggregates = (SeriesId, i64, u64, f64, f64, f64, f64);
+
+    async fn aggregates(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) -> Vec<Aggregates> {
+        let bytes = store
+            .get(&meta.data_path())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let f = |i: usize| column::<Float64Array>(&batch, i).unwrap().clone();
+            let (ids, ts) = (
+                column::<UInt64Array>(&batch, 1).unwrap(),
+                column::<TimestampMillisecondArray>(&batch, 2).unwrap(),
+            );
+            let count = column::<UInt64Array>(&batch, 3).unwrap();
+            let (sum, min, max, counter) = (f(4), f(5), f(6), f(7));
+            for i in 0..batch.num_rows() {
+                out.push((
+                    ids.value(i),
+                    ts.value(i),
+                    count.value(i),
+                    sum.value(i),
+                    min.value(i),
+                    max.value(i),
+                    counter.value(i),
+                ));
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_blocks_get_5m_and_1h_copies_with_thanos_aggregates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let storage = storage_with(dir.path(), store.clone(), |c| {
+            c.downsampling.after_5m = PromDuration::from_secs(720);
+            c.downsampling.after_1h = PromDuration::from_secs(720);
+        })
+        .await;
+        // 24 minutes at 15 s: a counter that resets at minute 7, a gauge with a staleness
+        // marker at minute 3.
+        let (counter, gauge) = (labels("a"), labels("b"));
+        let mut raw = Vec::new();
+        for step in 0..96i64 {
+            let ts = step * 15_000;
+            let c = if step < 28 {
+                step as f64 * 10.0
+            } else {
+                (step - 28) as f64
+            };
+            let g = if step == 12 {
+                crate::model::stale_nan()
+            } else {
+                (step % 7) as f64
+            };
+            let mut app = storage.appender();
+            app.add(&counter, Sample::new(ts, c));
+            app.add(&gauge, Sample::new(ts, g));
+            app.commit().unwrap();
+            raw.push((ts, c, g));
+        }
+        storage.flush(true).await.unwrap();
+        storage.compact().await.unwrap();
+        let manifest = storage.manifest();
+        let sources: Vec<&BlockMeta> = manifest.blocks.iter().filter(|b| b.level == 3).collect();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(manifest.downsampled.len(), 4, "{:?}", manifest.downsampled);
+        let five: Vec<&BlockMeta> = manifest.at_resolution(RES_5M_MS).collect();
+        assert_eq!(five[0].source.as_deref(), Some(sources[0].id.as_str()));
+        assert_eq!((five[0].min_time, five[0].max_time), (0, 12 * MIN));
+
+        // The first 5 m window of the first block, by hand.
+        let all = aggregates(&store, five[0]).await;
+        let a_id = counter.stable_hash();
+        let got: Vec<Aggregates> = all.iter().filter(|r| r.0 == a_id).copied().collect();
+        let first: Vec<&(i64, f64, f64)> = raw.iter().filter(|r| r.0 < 5 * MIN).collect();
+        let sum: f64 = first.iter().map(|r| r.1).sum();
+        assert_eq!(got[0], (a_id, 285_000, 20, sum, 0.0, 190.0, 190.0));
+        // Minutes 5–10 hold the reset: the counter aggregate is the window's last value.
+        assert_eq!((got[1].1, got[1].5, got[1].6), (585_000, 270.0, 11.0));
+        // The gauge's staleness marker is left out of its first window.
+        let b_first = all.iter().find(|r| r.0 != a_id).unwrap();
+        assert_eq!(b_first.2, 19);
+        assert!(!b_first.3.is_nan());
+        // One 1 h window covers a whole 12 m block: every sample of it.
+        let hour: Vec<&BlockMeta> = manifest.at_resolution(RES_1H_MS).collect();
+        let rows = aggregates(&store, hour[1]).await;
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].1, rows[0].2), (95 * 15_000, 48));
+        assert_eq!(
+            storage.compact().await.unwrap(),
+            0,
+            "every copy is made once"
+        );
     }
 
     fn window(store_samples: &[(SeriesId, i64, f64)], min: i64, max: i64) -> BlockData {

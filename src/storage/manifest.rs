@@ -20,6 +20,10 @@ pub struct Manifest {
     /// Every sample older than this is in a block; the head holds only newer ones.
     pub flushed_until: Option<i64>,
     pub blocks: Vec<BlockMeta>,
+    /// Downsampled copies of blocks (each with its `resolution_ms` and `source`); they stay
+    /// when raw retention retires their source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downsampled: Vec<BlockMeta>,
     /// Blocks no longer part of the data (replaced by compaction or a deletion, or past
     /// retention) whose objects stay until `delete_after`, for queries planned before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,19 +43,23 @@ impl Default for Manifest {
             layout_version: migrate::CURRENT_LAYOUT_VERSION,
             flushed_until: None,
             blocks: Vec::new(),
+            downsampled: Vec::new(),
             deleted: Vec::new(),
         }
     }
 }
 
 impl Manifest {
-    /// Takes the blocks `ids` names out of the data, to be deleted after `delete_after`.
-    /// Returns false, changing nothing, unless every one of them is in the data.
+    /// Takes the blocks `ids` names (raw or downsampled) out of the data, to be deleted
+    /// after `delete_after`. Returns false, changing nothing, unless every one of them is in
+    /// the data.
     pub fn retire(&mut self, ids: &[&str], delete_after: i64) -> bool {
-        if !ids.iter().all(|id| self.blocks.iter().any(|b| b.id == *id)) {
+        let live = |id: &str| self.all_blocks().any(|b| b.id == id);
+        if !ids.iter().all(|id| live(id)) {
             return false;
         }
         self.blocks.retain(|b| !ids.contains(&b.id.as_str()));
+        self.downsampled.retain(|b| !ids.contains(&b.id.as_str()));
         self.deleted.extend(ids.iter().map(|id| DeletedBlock {
             id: id.to_string(),
             delete_after,
@@ -59,15 +67,40 @@ impl Manifest {
         true
     }
 
-    /// Adds a block, keeping the list ordered by time.
+    /// Adds a block (to the raw or the downsampled list by its resolution), keeping the
+    /// list ordered by time.
     pub fn add(&mut self, block: BlockMeta) {
-        self.blocks.push(block);
-        self.blocks.sort_by_key(|b| (b.min_time, b.level));
+        let list = match block.resolution_ms {
+            0 => &mut self.blocks,
+            _ => &mut self.downsampled,
+        };
+        list.push(block);
+        list.sort_by_key(|b| (b.resolution_ms, b.min_time, b.level));
+    }
+
+    /// Raw blocks, then downsampled ones.
+    pub fn all_blocks(&self) -> impl Iterator<Item = &BlockMeta> {
+        self.blocks.iter().chain(&self.downsampled)
+    }
+
+    /// The downsampled blocks of one resolution.
+    pub fn at_resolution(&self, resolution_ms: i64) -> impl Iterator<Item = &BlockMeta> {
+        self.downsampled
+            .iter()
+            .filter(move |b| b.resolution_ms == resolution_ms)
+    }
+
+    /// The ids of the downsampled copies made from any of `sources`.
+    pub fn copies_of(&self, sources: &[&str]) -> Vec<String> {
+        (self.downsampled.iter())
+            .filter(|b| b.source.as_deref().is_some_and(|s| sources.contains(&s)))
+            .map(|b| b.id.clone())
+            .collect()
     }
 
     /// Whether the manifest names the block, in the data or waiting for deletion.
     pub fn knows(&self, id: &str) -> bool {
-        self.blocks.iter().any(|b| b.id == id) || self.deleted.iter().any(|d| d.id == id)
+        self.all_blocks().any(|b| b.id == id) || self.deleted.iter().any(|d| d.id == id)
     }
 
     /// Reads the manifest, upgrading an older layout (and saving the upgrade) first.

@@ -11,6 +11,7 @@ pub mod block;
 pub mod cache;
 mod chunk;
 mod compact;
+pub mod downsample;
 mod head;
 pub mod manifest;
 mod migrate;
@@ -386,9 +387,13 @@ impl Storage {
         for gauge in [&m.bucket_blocks, &m.bucket_objects, &m.bucket_bytes] {
             gauge.reset();
         }
-        for b in &manifest.blocks {
+        for b in manifest.all_blocks() {
             let level = b.level.to_string();
-            let labels = ["raw", level.as_str()];
+            let resolution = match b.resolution_ms {
+                0 => "raw".to_string(),
+                ms => crate::model::format_duration(Duration::from_millis(ms as u64)),
+            };
+            let labels = [resolution.as_str(), level.as_str()];
             m.bucket_blocks.with_label_values(&labels).inc();
             m.bucket_objects
                 .with_label_values(&labels)
@@ -425,8 +430,46 @@ impl Storage {
                 }
             }
         }
+        let downsampling = self.options.config.downsampling.clone();
+        while let Some((source, resolution)) = downsample::plan(&self.manifest(), &downsampling) {
+            self.downsample_once(source, resolution).await?;
+            written += 1;
+        }
         self.collect_garbage().await?;
         Ok(written)
+    }
+
+    /// Makes one downsampled copy, in the same crash-safe order as a compaction.
+    async fn downsample_once(&self, source: BlockMeta, resolution: i64) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let rt = tokio::runtime::Handle::current();
+        let id = new_block_id(source.min_time);
+        let from = source.clone();
+        let meta =
+            blocking(move || downsample::downsample(&store, &rt, &from, resolution, id)).await?;
+        let new = meta.clone();
+        let published = self
+            .update_manifest(|manifest| {
+                let live = manifest.blocks.iter().any(|b| b.id == source.id);
+                live.then(|| manifest.add(new))
+            })
+            .await?;
+        if published.is_none() {
+            self.delete_objects(&meta.id).await;
+            anyhow::bail!(
+                "the source of {} left the manifest while downsampling",
+                meta.id
+            );
+        }
+        tracing::info!(
+            block = %meta.id,
+            source = %source.id,
+            resolution = %crate::model::format_duration(Duration::from_millis(resolution as u64)),
+            rows = meta.num_samples,
+            bytes = meta.data_bytes,
+            "block downsampled"
+        );
+        Ok(())
     }
 
     /// One compaction, in the order that survives a crash at any point: write the new
@@ -450,8 +493,12 @@ impl Storage {
         let new = meta.clone();
         let published = self
             .update_manifest(|manifest| {
+                // The sources' downsampled copies go with them; the merged block gets its own.
+                let copies = manifest.copies_of(&source_ids);
+                let mut retired: Vec<&str> = source_ids.clone();
+                retired.extend(copies.iter().map(String::as_str));
                 manifest
-                    .retire(&source_ids, delete_after)
+                    .retire(&retired, delete_after)
                     .then(|| manifest.add(new))
             })
             .await?;
@@ -626,7 +673,10 @@ impl Storage {
         };
         let delete_after = self.delete_after();
         self.update_manifest(|manifest| {
-            manifest.retire(&[meta.id.as_str()], delete_after);
+            let mut retired = manifest.copies_of(&[meta.id.as_str()]);
+            retired.push(meta.id.clone());
+            let retired: Vec<&str> = retired.iter().map(String::as_str).collect();
+            manifest.retire(&retired, delete_after);
             if let Some(new_meta) = replacement {
                 manifest.add(new_meta);
             }
@@ -798,6 +848,8 @@ mod tests {
             data_file_bytes: bytes,
             metrics: Default::default(),
             level: block::CUT_LEVEL,
+            resolution_ms: 0,
+            source: None,
         }
     }
 
