@@ -14,7 +14,7 @@ use crate::model::{Labels, METRIC_NAME_LABEL, Selector, SeriesId};
 
 use super::head::SeriesScope;
 use super::series::SampleColumns;
-use super::{Manifest, Storage};
+use super::{BlockMeta, Manifest, Storage};
 
 /// Samples read from the head: `series[i]` is the series of row `i` of `columns`.
 #[derive(Debug, Default)]
@@ -186,8 +186,39 @@ impl Storage {
         let (head, manifest) =
             self.snapshot(|head, _| head.select(selector, min, max.saturating_add(1)));
         let mut found: BTreeMap<SeriesId, Arc<Labels>> = head.into_iter().collect();
+        self.select_in_blocks(manifest.blocks.iter(), selector, (min, max), &mut found)
+            .await?;
+        Ok(found)
+    }
+
+    /// Series the selector picks in the downsampled blocks of one resolution that overlap
+    /// `[min, max]`.
+    pub async fn select_downsampled_series(
+        &self,
+        selector: &Selector,
+        (min, max): (i64, i64),
+        resolution_ms: i64,
+    ) -> anyhow::Result<BTreeMap<SeriesId, Arc<Labels>>> {
+        let manifest = self.manifest();
+        let mut found = BTreeMap::new();
+        let blocks = manifest.at_resolution(resolution_ms);
+        self.select_in_blocks(blocks, selector, (min, max), &mut found)
+            .await?;
+        Ok(found)
+    }
+
+    /// Adds the series the selector picks in those of `blocks` overlapping `[min, max]`
+    /// (through their series files; only blocks holding the selector's metric when it
+    /// names one) to `found`, the first label set of an id winning.
+    async fn select_in_blocks<'a>(
+        &self,
+        blocks: impl Iterator<Item = &'a BlockMeta>,
+        selector: &Selector,
+        (min, max): (i64, i64),
+        found: &mut BTreeMap<SeriesId, Arc<Labels>>,
+    ) -> anyhow::Result<()> {
         let metric = selector.metric_name();
-        for block in &manifest.blocks {
+        for block in blocks {
             if !block.overlaps(min, max) || metric.is_some_and(|m| !block.metrics.contains_key(m)) {
                 continue;
             }
@@ -202,7 +233,17 @@ impl Storage {
                 }
             }
         }
-        Ok(found)
+        Ok(())
+    }
+
+    /// Metric names in the downsampled blocks of one resolution.
+    pub fn downsampled_metric_names(&self, resolution_ms: i64) -> BTreeSet<String> {
+        let manifest = self.manifest();
+        let names = manifest
+            .at_resolution(resolution_ms)
+            .flat_map(|b| b.metrics.keys().cloned())
+            .collect();
+        names
     }
 
     /// Label names of the series with samples in `[min, max]` that any selector picks (of

@@ -260,3 +260,84 @@ fn cache_counts(metrics: &str) -> BTreeMap<(&'static str, &'static str), f64> {
     }
     out
 }
+
+#[tokio::test]
+async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
+    let config = config_without_scrapes(
+        "  block_duration: 1m\n  out_of_order_time_window: 0s\n  compaction:\n    ranges: [4m, 12m]\n    deletion_delay: 1s\n  downsampling:\n    after_5m: 12m\n    after_1h: 12m",
+    );
+    let q = Quiver::start(&config).await;
+    let (start, _) = write_history(&q).await;
+    let root = q.data_dir();
+    let covered = eventually("downsampled copies", Duration::from_secs(60), || {
+        let root = root.clone();
+        async move {
+            let text = std::fs::read_to_string(root.join("manifest.json")).ok()?;
+            let manifest: Value = serde_json::from_str(&text).ok()?;
+            let copies = manifest["downsampled"].as_array()?;
+            let five: Vec<(i64, i64)> = copies
+                .iter()
+                .filter(|b| b["resolution_ms"] == 300_000)
+                .map(|b| {
+                    (
+                        b["min_time"].as_i64().unwrap(),
+                        b["max_time"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            (five.len() >= 3 && copies.len() == 2 * five.len()).then_some(five)
+        }
+    })
+    .await;
+    let (min, max) = (
+        covered.iter().map(|c| c.0).min().unwrap(),
+        covered.iter().map(|c| c.1).max().unwrap(),
+    );
+    assert!(min >= start - 12 * 60_000, "{covered:?}");
+    let raw = q
+        .rows(&format!(
+            "SELECT instance, count(*), sum(value), min(value), max(value) FROM requests_total \
+             WHERE timestamp >= to_timestamp_millis({min}) AND timestamp < to_timestamp_millis({max}) \
+             GROUP BY instance ORDER BY instance"
+        ))
+        .await;
+    for schema in ["res_5m", "res_1h"] {
+        let down = q
+            .rows(&format!(
+                "SELECT instance, sum(\"count\"), sum(\"sum\"), min(\"min\"), max(\"max\") \
+                 FROM {schema}.requests_total GROUP BY instance ORDER BY instance"
+            ))
+            .await;
+        assert_eq!(down.len(), INSTANCES, "{schema}");
+        for (d, r) in down.iter().zip(&raw) {
+            assert_eq!(
+                (&d[0], &d[1], &d[3], &d[4]),
+                (&r[0], &r[1], &r[3], &r[4]),
+                "{schema}"
+            );
+            let (ds, rs) = (d[2].as_f64().unwrap(), r[2].as_f64().unwrap());
+            assert!((ds - rs).abs() <= 1e-9 * rs.abs(), "{schema}: {ds} vs {rs}");
+        }
+    }
+    // A 5 m row per series and window: its timestamp is the window's last sample's.
+    let rows = q
+        .rows(
+            "SELECT count(*), min(\"count\"), max(\"count\") FROM res_5m.temperature \
+             WHERE instance = 'host-0:9100'",
+        )
+        .await;
+    // A 12 m block meets three or four 5 m windows; a window holds at most 20 samples.
+    let windows = rows[0][0].as_u64().unwrap() as usize;
+    assert!((3 * covered.len()..=4 * covered.len()).contains(&windows), "{rows:?}");
+    assert_eq!(rows[0][2], serde_json::json!(20));
+    let tables = q
+        .rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'res_1h' ORDER BY 1")
+        .await;
+    assert_eq!(
+        tables,
+        vec![
+            vec![serde_json::json!("requests_total")],
+            vec![serde_json::json!("temperature")]
+        ]
+    );
+}

@@ -3,6 +3,8 @@
 //! SQL tables and the PromQL-to-SQL translation share. PromQL and SQL both import this
 //! module; neither imports the other's tables.
 
+mod block_scan;
+pub mod downsampled;
 mod head_scan;
 pub mod metadata_cache;
 pub mod raw_samples;
@@ -11,6 +13,7 @@ pub mod timerange;
 
 use arrow::datatypes::{DataType, TimeUnit};
 
+pub use downsampled::DownsampledSamples;
 pub use raw_samples::RawSamples;
 pub use series_set::SeriesSet;
 

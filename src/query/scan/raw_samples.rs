@@ -7,29 +7,19 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, Result as DfResult};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
+use datafusion::common::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::{col, lit};
 
 use crate::model::SeriesId;
 use crate::storage::block::data_schema;
 use crate::storage::{Manifest, Storage};
 
+use super::block_scan::BlockScan;
 use super::head_scan::{HeadScanExec, HeadScope};
 use super::timerange::TimeRange;
-use super::{BLOCKS_URL, SERIES_ID, START_TIMESTAMP, TIMESTAMP, VALUE, timestamp_type};
-
-/// Up to this many series, a block scan tests row groups' `series_id` statistics against
-/// each of them; beyond it, the list costs more to test than it saves.
-const PRUNE_BY_SERIES: usize = 64;
+use super::{SERIES_ID, START_TIMESTAMP, TIMESTAMP, VALUE, timestamp_type};
 
 /// `series_id`, `timestamp`, `value`, `start_timestamp` (null when unknown) of one metric
 /// (or all), from head and blocks.
@@ -74,65 +64,19 @@ impl RawSamples {
         filters: &[Expr],
         projection: Option<&Vec<usize>>,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let files: Vec<PartitionedFile> = manifest
-            .blocks
-            .iter()
-            .filter(|b| b.overlaps(range.min, range.max))
-            .filter(|b| {
-                self.metric
-                    .as_ref()
-                    .is_none_or(|m| b.metrics.contains_key(m))
-            })
-            .map(|b| PartitionedFile::new(b.data_path().to_string(), b.data_file_bytes))
-            .collect();
-        if files.is_empty() {
-            return Ok(None);
-        }
-        let file_schema = data_schema();
-        let mut predicates: Vec<Expr> = filters.to_vec();
-        if let Some(m) = &self.metric {
-            // Prunes row groups and pages of other metrics; rows of other metrics that share
-            // a page are dropped by the join on series_id.
-            predicates.push(col("metric").eq(lit(m.as_str())));
-        }
-        if let Some(ids) = self
-            .series
-            .as_ref()
-            .filter(|ids| ids.len() <= PRUNE_BY_SERIES)
-        {
-            let ids = ids.iter().map(|id| lit(*id)).collect();
-            predicates.push(col(SERIES_ID).in_list(ids, false));
-        }
-        // Footers and page indexes come from the runtime's metadata cache (see
-        // `metadata_cache`), byte ranges through the store's cache.
-        let url = ObjectStoreUrl::parse(BLOCKS_URL)?;
-        let runtime = state.runtime_env();
-        let readers = CachedParquetFileReaderFactory::new(
-            runtime.object_store(&url)?,
-            runtime.cache_manager.get_file_metadata_cache(),
-        );
-        let mut source = ParquetSource::new(file_schema.clone())
-            .with_parquet_file_reader_factory(Arc::new(readers));
-        if let Some(predicate) = conjunction(predicates) {
-            let df_schema = DFSchema::try_from(file_schema.as_ref().clone())?;
-            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
-        }
         // Raw column i is file column i + 1 (the file also has `metric` first).
         let file_projection: Vec<usize> = match projection {
             Some(p) => p.iter().map(|i| i + 1).collect(),
             None => vec![1, 2, 3, 4],
         };
-        let partitions = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
-        for (i, f) in files.into_iter().enumerate() {
-            let n = groups.len();
-            groups[i % n].push(f);
-        }
-        let config = FileScanConfigBuilder::new(url, Arc::new(source))
-            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-            .with_projection_indices(Some(file_projection))?
-            .build();
-        Ok(Some(DataSourceExec::from_data_source(config)))
+        let scan = BlockScan {
+            metric: self.metric.as_deref(),
+            series: self.series.as_deref(),
+            range,
+            file_schema: data_schema(),
+            file_projection,
+        };
+        scan.plan(state, manifest.blocks.iter(), filters)
     }
 }
 

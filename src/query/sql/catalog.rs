@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult};
 
-use crate::storage::Storage;
+use crate::storage::{Storage, metric_selector};
 
-use super::tables::{metric_table, samples_table, series_table};
+use super::tables::{downsampled_table, metric_table, samples_table, series_table};
 use crate::query::scan::SeriesSet;
 
 pub const SAMPLES_TABLE: &str = "samples";
@@ -71,11 +71,67 @@ impl SchemaProvider for QuiverSchema {
     }
 }
 
+/// A schema of downsampled data (`res_5m`, `res_1h`): a table per metric with its label
+/// columns, `timestamp` and the aggregates.
+#[derive(Debug)]
+pub struct DownsampledSchema {
+    storage: Arc<Storage>,
+    resolution_ms: i64,
+}
+
+impl DownsampledSchema {
+    pub fn new(storage: Arc<Storage>, resolution_ms: i64) -> Self {
+        DownsampledSchema {
+            storage,
+            resolution_ms,
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Option<String> {
+        resolve_name(
+            self.storage.downsampled_metric_names(self.resolution_ms),
+            name,
+        )
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for DownsampledSchema {
+    fn table_names(&self) -> Vec<String> {
+        let names = self.storage.downsampled_metric_names(self.resolution_ms);
+        names.into_iter().collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(metric) = self.resolve(name) else {
+            return Ok(None);
+        };
+        let external = |e: anyhow::Error| DataFusionError::External(e.into());
+        let selector = metric_selector(Some(&metric));
+        let series = self
+            .storage
+            .select_downsampled_series(&selector, (i64::MIN, i64::MAX), self.resolution_ms)
+            .await
+            .map_err(external)?;
+        let set = SeriesSet { series };
+        let table = downsampled_table(self.storage.clone(), &metric, &set, self.resolution_ms)
+            .map_err(external)?;
+        Ok(Some(table))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.resolve(name).is_some()
+    }
+}
+
 /// The metric a table name refers to. SQL folds unquoted names to lower case, so
 /// `node_memory_MemTotal_bytes` arrives as `node_memory_memtotal_bytes`; when no metric has
 /// that exact name, a metric that matches it ignoring case (and only one) is meant.
 fn resolve_metric(storage: &Storage, name: &str) -> Option<String> {
-    let names = storage.metric_names();
+    resolve_name(storage.metric_names(), name)
+}
+
+fn resolve_name(names: std::collections::BTreeSet<String>, name: &str) -> Option<String> {
     if names.contains(name) {
         return Some(name.to_string());
     }

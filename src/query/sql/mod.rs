@@ -17,6 +17,8 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::MemoryCatalogProvider;
 use datafusion::common::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+
+use crate::storage::downsample::{RES_1H, RES_5M};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -100,7 +102,14 @@ impl SqlEngine {
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema(SCHEMA, Arc::new(catalog::QuiverSchema::new(storage)))?;
+        catalog.register_schema(
+            SCHEMA,
+            Arc::new(catalog::QuiverSchema::new(storage.clone())),
+        )?;
+        for (name, resolution) in [("res_5m", RES_5M), ("res_1h", RES_1H)] {
+            let schema = catalog::DownsampledSchema::new(storage.clone(), resolution);
+            catalog.register_schema(name, Arc::new(schema))?;
+        }
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         add_postgres_catalogs(&ctx)?;
         Ok(SqlEngine {

@@ -18,9 +18,12 @@ use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::col;
 
-use crate::query::scan::{RawSamples, SERIES_ID, SeriesSet, TIMESTAMP, VALUE, label_column_name};
+use crate::query::scan::{
+    DownsampledSamples, RawSamples, SERIES_ID, SeriesSet, TIMESTAMP, VALUE, label_column_name,
+};
 use crate::storage::Storage;
 use crate::storage::block::{labels_map_type, new_labels_builder};
+use crate::storage::downsample::AGGREGATES;
 
 /// The series id column inside a metric table's plan. `#` cannot appear in a label name, so
 /// a label called `series_id` cannot collide with it.
@@ -31,6 +34,29 @@ pub fn metric_table(
     storage: Arc<Storage>,
     metric: &str,
     set: &SeriesSet,
+) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let raw = RawSamples::new(storage, Some(metric.to_string()));
+    metric_view(Arc::new(raw), set, &[VALUE])
+}
+
+/// A metric's table at a resolution: one Utf8 column per label name, `timestamp` (of each
+/// window's last sample) and the aggregates `count`, `sum`, `min`, `max`, `counter`.
+pub fn downsampled_table(
+    storage: Arc<Storage>,
+    metric: &str,
+    set: &SeriesSet,
+    resolution_ms: i64,
+) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let samples = DownsampledSamples::new(storage, Some(metric.to_string()), resolution_ms);
+    metric_view(Arc::new(samples), set, &AGGREGATES)
+}
+
+/// The series of `set` as label columns, joined with `samples` (which has `series_id` and
+/// `timestamp`), projected to the labels, `timestamp` and `values`.
+fn metric_view(
+    samples: Arc<dyn TableProvider>,
+    set: &SeriesSet,
+    values: &[&str],
 ) -> anyhow::Result<Arc<dyn TableProvider>> {
     let label_names: Vec<String> = set.label_names().into_iter().collect();
     let mut fields = vec![Field::new(METRIC_SERIES_KEY, DataType::UInt64, false)];
@@ -61,15 +87,8 @@ pub fn metric_table(
         })
         .collect();
     outputs.push(col("r.timestamp").alias(TIMESTAMP));
-    outputs.push(col("r.value").alias(VALUE));
-    let plan = join_view(
-        storage,
-        Some(metric),
-        schema,
-        batch,
-        METRIC_SERIES_KEY,
-        outputs,
-    )?;
+    outputs.extend(values.iter().map(|v| col(format!("r.{v}")).alias(*v)));
+    let plan = join_view(samples, schema, batch, METRIC_SERIES_KEY, outputs)?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
@@ -85,7 +104,8 @@ pub fn samples_table(
         col("r.timestamp").alias(TIMESTAMP),
         col("r.value").alias(VALUE),
     ];
-    let plan = join_view(storage, None, batch.schema(), batch, SERIES_ID, outputs)?;
+    let raw = Arc::new(RawSamples::new(storage, None));
+    let plan = join_view(raw, batch.schema(), batch, SERIES_ID, outputs)?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
@@ -127,19 +147,16 @@ fn series_batch(set: &SeriesSet) -> anyhow::Result<RecordBatch> {
     )?)
 }
 
-/// `series (s) JOIN raw samples (r) ON s.<series_key> = r.series_id`, projected to `outputs`.
+/// `series (s) JOIN samples (r) ON s.<series_key> = r.series_id`, projected to `outputs`.
 fn join_view(
-    storage: Arc<Storage>,
-    metric: Option<&str>,
+    samples: Arc<dyn TableProvider>,
     series_schema: SchemaRef,
     series: RecordBatch,
     series_key: &str,
     outputs: Vec<Expr>,
 ) -> anyhow::Result<LogicalPlan> {
     let series_table = MemTable::try_new(series_schema, vec![vec![series]])?;
-    let raw = RawSamples::new(storage, metric.map(str::to_string));
-    let raw_scan =
-        LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?.build()?;
+    let raw_scan = LogicalPlanBuilder::scan("r", provider_as_source(samples), None)?.build()?;
     let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
         .join(
             raw_scan,
