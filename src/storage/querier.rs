@@ -239,11 +239,10 @@ impl Storage {
     /// Metric names in the downsampled blocks of one resolution.
     pub fn downsampled_metric_names(&self, resolution_ms: i64) -> BTreeSet<String> {
         let manifest = self.manifest();
-        let names = manifest
+        manifest
             .at_resolution(resolution_ms)
             .flat_map(|b| b.metrics.keys().cloned())
-            .collect();
-        names
+            .collect()
     }
 
     /// Label names of the series with samples in `[min, max]` that any selector picks (of
