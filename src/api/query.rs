@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::query::promql::aggregates::PromFloat;
-use crate::query::promql::{DEFAULT_LOOKBACK, Evaluation, PromValue, PromqlError, Series};
+use crate::query::promql::{
+    DEFAULT_LOOKBACK, Evaluation, PromValue, PromqlError, Series, SourceResolution,
+};
 use crate::storage::now_ms;
 
 use super::AppState;
@@ -117,7 +119,10 @@ async fn run_instant(
     let time = params.time_ms("time", now_ms())?;
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
-    let query = state.promql.instant_annotated(expr, time, lookback);
+    let resolution = source_resolution(&params)?;
+    let query = state
+        .promql
+        .instant_annotated(expr, time, lookback, resolution);
     let value = limited(state, timeout, query).await?;
     Ok(success_json(&value))
 }
@@ -133,11 +138,18 @@ async fn run_range(
     let (start, end, step) = range_span(&params)?;
     let lookback = lookback(&params)?;
     let timeout = timeout(&params, state)?;
+    let resolution = source_resolution(&params)?;
     let query = state
         .promql
-        .range_annotated(expr, start, end, step, lookback);
+        .range_annotated(expr, start, end, step, lookback, resolution);
     let value = limited(state, timeout, query).await?;
     Ok(success_json(&value))
+}
+
+/// Thanos's `max_source_resolution` parameter; `auto` when absent.
+fn source_resolution(params: &Params) -> Result<SourceResolution, ApiError> {
+    SourceResolution::parse(params.get("max_source_resolution").unwrap_or_default())
+        .map_err(ApiError::bad_data)
 }
 
 /// Runs a query within the concurrency limit and its timeout, failing as Prometheus does.

@@ -264,9 +264,9 @@ fn cache_counts(metrics: &str) -> BTreeMap<(&'static str, &'static str), f64> {
 #[tokio::test]
 async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
     let config = config_without_scrapes(
-        "  block_duration: 1m\n  out_of_order_time_window: 0s\n  compaction:\n    ranges: [4m, 12m]\n    deletion_delay: 1s\n  downsampling:\n    after_5m: 12m\n    after_1h: 12m",
+        "  block_duration: 1m\n  out_of_order_time_window: 0s\n  compaction:\n    ranges: [5m, 15m]\n    deletion_delay: 1s\n  downsampling:\n    after_5m: 15m\n    after_1h: 15m",
     );
-    let q = Quiver::start(&config).await;
+    let mut q = Quiver::start(&config).await;
     let (start, _) = write_history(&q).await;
     let root = q.data_dir();
     let covered = eventually("downsampled copies", Duration::from_secs(60), || {
@@ -293,7 +293,7 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
         covered.iter().map(|c| c.0).min().unwrap(),
         covered.iter().map(|c| c.1).max().unwrap(),
     );
-    assert!(min >= start - 12 * 60_000, "{covered:?}");
+    assert!(min >= start - 15 * 60_000, "{covered:?}");
     let raw = q
         .rows(&format!(
             "SELECT instance, count(*), sum(value), min(value), max(value) FROM requests_total \
@@ -328,7 +328,10 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
         .await;
     // A 12 m block meets three or four 5 m windows; a window holds at most 20 samples.
     let windows = rows[0][0].as_u64().unwrap() as usize;
-    assert!((3 * covered.len()..=4 * covered.len()).contains(&windows), "{rows:?}");
+    assert!(
+        (3 * covered.len()..=4 * covered.len()).contains(&windows),
+        "{rows:?}"
+    );
     assert_eq!(rows[0][2], serde_json::json!(20));
     let tables = q
         .rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'res_1h' ORDER BY 1")
@@ -340,4 +343,88 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
             vec![serde_json::json!("temperature")]
         ]
     );
+
+    promql_reads_downsampled_data(&mut q, &root, (min, max)).await;
+}
+
+/// Range query `promql` over `[start, end]` at `step` seconds, reading `resolution`:
+/// one value per series label set and time.
+async fn promql_at(
+    q: &Quiver,
+    promql: &str,
+    (start, end, step): (i64, i64, i64),
+    resolution: &str,
+) -> Result<BTreeMap<(String, i64), f64>, Value> {
+    let body = q
+        .get_json(
+            "/api/v1/query_range",
+            &[
+                ("query", promql),
+                ("start", &(start / 1000).to_string()),
+                ("end", &(end / 1000).to_string()),
+                ("step", &step.to_string()),
+                ("max_source_resolution", resolution),
+            ],
+        )
+        .await;
+    if body["status"] != "success" {
+        return Err(body);
+    }
+    let mut out = BTreeMap::new();
+    for series in body["data"]["result"].as_array().unwrap() {
+        for point in series["values"].as_array().unwrap() {
+            let t = point[0].as_f64().unwrap() as i64;
+            let v: f64 = point[1].as_str().unwrap().parse().unwrap();
+            out.insert((series["metric"].to_string(), t), v);
+        }
+    }
+    Ok(out)
+}
+
+/// PromQL over the covered range `[min, max)`: answers from 5 m data are close to raw ones,
+/// and come from the copies alone (they still answer once the raw blocks' files are gone).
+async fn promql_reads_downsampled_data(q: &mut Quiver, root: &Path, (min, max): (i64, i64)) {
+    // Evaluation times whose 30 m ranges lie inside the covered time.
+    let span = (min + 30 * 60_000, max - 1000, 60);
+    let checks = [
+        ("sum by (job) (rate(requests_total[30m]))", 0.05),
+        ("avg by (job) (avg_over_time(temperature[30m]))", 0.05),
+        ("max by (job) (max_over_time(temperature[30m]))", 0.02),
+        ("sum by (job) (count_over_time(temperature[30m]))", 0.2),
+    ];
+    let mut from_copies = Vec::new();
+    for (promql, tolerance) in checks {
+        let raw = promql_at(q, promql, span, "raw").await.unwrap();
+        let down = promql_at(q, promql, span, "5m").await.unwrap();
+        assert!(!raw.is_empty(), "{promql}");
+        assert_eq!(raw.len(), down.len(), "{promql}: {raw:?} vs {down:?}");
+        for (key, r) in &raw {
+            let d = down[key];
+            assert!(
+                (d - r).abs() <= tolerance * r.abs() + 1e-9,
+                "{promql} at {key:?}: 5m {d} vs raw {r}"
+            );
+        }
+        from_copies.push((promql, down));
+    }
+    // A bad resolution is the client's error.
+    let bad = promql_at(q, "up", span, "7 parsecs").await.unwrap_err();
+    assert_eq!(bad["errorType"], "bad_data", "{bad}");
+
+    // Remove the raw data files of the blocks that have copies and restart (no cache): the
+    // 5 m answers stay, raw ones fail.
+    q.stop();
+    let text = std::fs::read_to_string(root.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    for copy in manifest["downsampled"].as_array().unwrap() {
+        let source = copy["source"].as_str().unwrap();
+        let _ = std::fs::remove_file(root.join("blocks").join(source).join("data.parquet"));
+    }
+    q.launch().await;
+    for (promql, before) in from_copies {
+        let after = promql_at(q, promql, span, "5m").await.unwrap();
+        assert_eq!(after, before, "{promql}");
+    }
+    let raw = promql_at(q, "sum(rate(requests_total[30m]))", span, "raw").await;
+    assert!(raw.is_err(), "raw data is gone: {raw:?}");
 }

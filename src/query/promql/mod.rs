@@ -181,7 +181,7 @@ impl PromqlEngine {
         time_ms: i64,
         lookback: Duration,
     ) -> Result<PromValue, PromqlError> {
-        self.instant_annotated(query, time_ms, lookback)
+        self.instant_annotated(query, time_ms, lookback, SourceResolution::Raw)
             .await
             .map(|e| e.value)
     }
@@ -192,9 +192,11 @@ impl PromqlEngine {
         query: &str,
         time_ms: i64,
         lookback: Duration,
+        resolution: SourceResolution,
     ) -> Result<Evaluation, PromqlError> {
         let expr = Self::parse(query)?;
-        self.evaluate(query, &expr, time_ms, time_ms, 0, lookback, true)
+        let span = (time_ms, time_ms, 0);
+        self.evaluate(query, &expr, span, lookback, resolution, true)
             .await
     }
 
@@ -207,12 +209,14 @@ impl PromqlEngine {
         step_ms: i64,
         lookback: Duration,
     ) -> Result<PromValue, PromqlError> {
-        self.range_annotated(query, start_ms, end_ms, step_ms, lookback)
+        let raw = SourceResolution::Raw;
+        self.range_annotated(query, start_ms, end_ms, step_ms, lookback, raw)
             .await
             .map(|e| e.value)
     }
 
-    /// A range query with its annotations.
+    /// A range query with its annotations; `resolution` picks the downsampled data it may
+    /// read.
     pub async fn range_annotated(
         &self,
         query: &str,
@@ -220,6 +224,7 @@ impl PromqlEngine {
         end_ms: i64,
         step_ms: i64,
         lookback: Duration,
+        resolution: SourceResolution,
     ) -> Result<Evaluation, PromqlError> {
         let times = syntax::QueryTimes {
             step_ms,
@@ -232,7 +237,8 @@ impl PromqlEngine {
                 value_type_name(expr.value_type())
             )));
         }
-        self.evaluate(query, &expr, start_ms, end_ms, step_ms, lookback, false)
+        let span = (start_ms, end_ms, step_ms);
+        self.evaluate(query, &expr, span, lookback, resolution, false)
             .await
     }
 
@@ -244,7 +250,7 @@ impl PromqlEngine {
         min: i64,
         max: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let planner = self.planner("", min, max, 1, DEFAULT_LOOKBACK);
+        let planner = self.planner("", (min, max, 1), DEFAULT_LOOKBACK, 0);
         let plan = planner.raw_samples(selector, min, max).await?;
         self.run(plan, &planner).await
     }
@@ -254,7 +260,7 @@ impl PromqlEngine {
     /// `/api/v1/explain`.
     pub async fn explain(&self, query: &str, time_ms: i64) -> Result<Explanation, PromqlError> {
         let expr = Self::parse(query)?;
-        let planner = self.planner(query, time_ms, time_ms, 0, DEFAULT_LOOKBACK);
+        let planner = self.planner(query, (time_ms, time_ms, 0), DEFAULT_LOOKBACK, 0);
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => {
                 let optimized = self.ctx.state().optimize(&plan)?;
@@ -281,7 +287,7 @@ impl PromqlEngine {
             range_ms: end - start,
         };
         let expr = Self::parse_for(query, times)?;
-        let planner = self.planner(query, start, end, step, DEFAULT_LOOKBACK);
+        let planner = self.planner(query, (start, end, step), DEFAULT_LOOKBACK, 0);
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => plan,
             Planned::Const(_) | Planned::String(_) => {
@@ -339,20 +345,22 @@ impl PromqlEngine {
         .translate(expr)
     }
 
-    /// A planner for `source` (the query text annotations cite) over `[start, end]`.
+    /// A planner for `source` (the query text annotations cite) over `[start, end]`
+    /// every `step`, reading downsampled data of `resolution_ms` where there is some (0:
+    /// raw data only).
     fn planner(
         &self,
         source: &str,
-        start: i64,
-        end: i64,
-        step: i64,
+        (start, end, step): (i64, i64, i64),
         lookback: Duration,
+        resolution_ms: i64,
     ) -> Planner {
         Planner {
             storage: self.storage.clone(),
             start,
             end,
             step,
+            resolution_ms,
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),
             infos: Default::default(),
@@ -361,18 +369,17 @@ impl PromqlEngine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn evaluate(
         &self,
         source: &str,
         expr: &PromExpr,
-        start: i64,
-        end: i64,
-        step: i64,
+        (start, end, step): (i64, i64, i64),
         lookback: Duration,
+        resolution: SourceResolution,
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
-        let planner = self.planner(source, start, end, step, lookback);
+        let resolution_ms = resolution.pick(step);
+        let planner = self.planner(source, (start, end, step), lookback, resolution_ms);
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
         let value: Result<PromValue, PromqlError> = match planned {
@@ -625,6 +632,48 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Thanos's `max_source_resolution`: the coarsest downsampled data a query may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceResolution {
+    /// Raw samples only (`0s`, `raw`).
+    Raw,
+    /// Data downsampled to at most this many ms (`5m`, `1h`).
+    Max(i64),
+    /// At most a fifth of the step (`auto`, the default): a dashboard over 90 days at a
+    /// 1 h step reads 5 m data, at a 6 h step 1 h data.
+    Auto,
+}
+
+impl SourceResolution {
+    pub fn parse(text: &str) -> Result<SourceResolution, String> {
+        match text {
+            "" | "auto" => Ok(SourceResolution::Auto),
+            "raw" => Ok(SourceResolution::Raw),
+            _ => match crate::model::parse_duration(text) {
+                Ok(d) if d.is_zero() => Ok(SourceResolution::Raw),
+                Ok(d) => Ok(SourceResolution::Max(d.as_millis() as i64)),
+                Err(e) => Err(format!(
+                    "invalid max_source_resolution {text:?}: {e}; expected auto, raw, 0s, 5m or 1h"
+                )),
+            },
+        }
+    }
+
+    /// The resolution to read (0: raw) for a query with this step (0: instant).
+    pub fn pick(self, step_ms: i64) -> i64 {
+        let limit = match self {
+            SourceResolution::Raw => 0,
+            SourceResolution::Max(ms) => ms,
+            SourceResolution::Auto => step_ms / 5,
+        };
+        use crate::storage::downsample::{RES_1H, RES_5M};
+        [RES_1H, RES_5M]
+            .into_iter()
+            .find(|r| *r <= limit)
+            .unwrap_or(0)
+    }
+}
+
 pub fn value_type_name(t: ValueType) -> &'static str {
     match t {
         ValueType::Vector => "vector",
@@ -713,5 +762,32 @@ impl ExtensionPlanner for PromStepPlanner {
             step.notes.clone(),
             planner::step_schema(),
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceResolution;
+
+    #[test]
+    fn max_source_resolution_picks_the_coarsest_data_allowed() {
+        let parse = |t: &str| SourceResolution::parse(t).unwrap();
+        assert_eq!(parse(""), SourceResolution::Auto);
+        assert_eq!(parse("raw"), SourceResolution::Raw);
+        assert_eq!(parse("0s"), SourceResolution::Raw);
+        assert_eq!(parse("5m"), SourceResolution::Max(300_000));
+        assert!(SourceResolution::parse("5 minutes").is_err());
+        let (m5, h1) = (300_000, 3_600_000);
+        // auto: at most a fifth of the step; instant queries read raw data.
+        assert_eq!(parse("auto").pick(0), 0);
+        assert_eq!(parse("auto").pick(60_000), 0);
+        assert_eq!(parse("auto").pick(25 * 60_000), m5);
+        assert_eq!(parse("auto").pick(3_600_000), m5);
+        assert_eq!(parse("auto").pick(5 * 3_600_000), h1);
+        assert_eq!(parse("5m").pick(0), m5);
+        assert_eq!(parse("30m").pick(0), m5);
+        assert_eq!(parse("1h").pick(15_000), h1);
+        assert_eq!(parse("1m").pick(86_400_000), 0);
+        assert_eq!(parse("raw").pick(86_400_000), 0);
     }
 }

@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, JoinType, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::provider_as_source;
+use datafusion::functions::math::expr_fn::isnan;
 use datafusion::functions_aggregate::expr_fn as agg;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -30,7 +31,7 @@ use promql_parser::parser::{
 };
 
 use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
-use crate::query::scan::{RawSamples, START_TIMESTAMP};
+use crate::query::scan::{DownsampledSamples, RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
 
 use super::PromqlError;
@@ -93,6 +94,8 @@ pub struct Planner {
     pub start: i64,
     pub end: i64,
     pub step: i64,
+    /// The downsampled data to read where it exists (0: raw samples only).
+    pub resolution_ms: i64,
     pub lookback: i64,
     /// Warnings found while planning (and, by UDFs, while running), in Prometheus's wording.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
@@ -183,32 +186,63 @@ impl Planner {
     // ---- selectors -------------------------------------------------------------------
 
     /// Raw samples of the series `vs` selects with data times in `(min, max]`:
-    /// `(labels, timestamp, value)`.
+    /// `(labels, timestamp, value)`. Where the query reads downsampled data, each window's
+    /// average stands for its samples.
     pub async fn raw_samples(
         &self,
         vs: &VectorSelector,
         min: i64,
         max: i64,
     ) -> Result<LogicalPlan, PromqlError> {
-        self.selected_samples(vs, (min, max), false).await
+        self.selected_samples(vs, (min, max), false, Aggregate::Avg)
+            .await
+    }
+
+    /// The downsampled blocks (of the query's resolution) overlapping `(min, max]`.
+    fn downsampled_blocks(&self, min: i64, max: i64) -> Vec<crate::storage::BlockMeta> {
+        if self.resolution_ms == 0 {
+            return Vec::new();
+        }
+        let manifest = self.storage.manifest();
+        manifest
+            .at_resolution(self.resolution_ms)
+            .filter(|b| b.overlaps(min.saturating_add(1), max))
+            .cloned()
+            .collect()
     }
 
     /// [`Planner::raw_samples`], with the samples' start timestamps (ms, null when unknown)
-    /// as a fourth column when `with_starts`.
+    /// as a fourth column when `with_starts`, and `aggregate` standing for a downsampled
+    /// window's samples.
     async fn selected_samples(
         &self,
         vs: &VectorSelector,
         (min, max): (i64, i64),
         with_starts: bool,
+        aggregate: Aggregate,
     ) -> Result<LogicalPlan, PromqlError> {
         let metric = metric_name(vs);
+        let storage_error = |e: anyhow::Error| PromqlError::Execution(format!("{e:#}"));
         // The series with a sample in the window; storage finds them through its postings
         // and the blocks' series files.
-        let selected = self
+        let selector = to_selector(vs);
+        let mut selected = self
             .storage
-            .select_series(&to_selector(vs), min.saturating_add(1), max)
+            .select_series(&selector, min.saturating_add(1), max)
             .await
-            .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
+            .map_err(storage_error)?;
+        let downsampled = self.downsampled_blocks(min, max);
+        if !downsampled.is_empty() {
+            let bounds = (min.saturating_add(1), max);
+            let more = self
+                .storage
+                .select_downsampled_series(&selector, bounds, self.resolution_ms)
+                .await
+                .map_err(storage_error)?;
+            for (id, labels) in more {
+                selected.entry(id).or_insert(labels);
+            }
+        }
         let mut ids = Vec::with_capacity(selected.len());
         let mut labels = Vec::with_capacity(selected.len());
         for (id, series) in &selected {
@@ -231,23 +265,60 @@ impl Planner {
             vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
         )?;
         let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
-        let raw = RawSamples::new(self.storage.clone(), metric).with_series(selected_ids);
         let ts = |ms: i64| {
             lit(ScalarValue::TimestampMillisecond(
                 Some(ms),
                 Some("UTC".into()),
             ))
         };
-        let raw_scan = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
-            .filter(
-                col("r.timestamp")
-                    .gt(ts(min))
-                    .and(col("r.timestamp").lt_eq(ts(max))),
-            )?
-            .build()?;
+        let in_window = |table: &str| {
+            let t = col(format!("{table}.timestamp"));
+            t.clone().gt(ts(min)).and(t.lt_eq(ts(max)))
+        };
+        // The raw samples, less the blocks whose downsampled copies are read instead.
+        let sources: Arc<[String]> = downsampled
+            .iter()
+            .filter_map(|b| b.source.clone())
+            .collect();
+        let raw = RawSamples::new(self.storage.clone(), metric.clone())
+            .with_series(selected_ids)
+            .without_blocks(sources);
+        // Counting over downsampled rows adds up their counts; a raw sample counts 1 (a
+        // staleness marker stays NaN, for the step node to drop).
+        let raw_value = match aggregate == Aggregate::Count && !downsampled.is_empty() {
+            true => when(isnan(col("r.value")), col("r.value"))
+                .otherwise(lit(1.0))?
+                .alias("value"),
+            false => col("r.value"),
+        };
+        let mut samples = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
+            .filter(in_window("r"))?
+            .project(
+                [col("r.series_id"), col("r.timestamp"), raw_value]
+                    .into_iter()
+                    .chain(with_starts.then(|| col("r.start_timestamp"))),
+            )?;
+        if !downsampled.is_empty() {
+            let windows = DownsampledSamples::new(self.storage.clone(), metric, self.resolution_ms);
+            let starts = lit(ScalarValue::TimestampMillisecond(None, Some("UTC".into())));
+            let down = LogicalPlanBuilder::scan("d", provider_as_source(Arc::new(windows)), None)?
+                .filter(in_window("d"))?
+                .project(
+                    [
+                        col("d.series_id").alias("series_id"),
+                        col("d.timestamp").alias("timestamp"),
+                        aggregate.value("d").alias("value"),
+                    ]
+                    .into_iter()
+                    .chain(with_starts.then(|| starts.alias("start_timestamp"))),
+                )?
+                .build()?;
+            samples = samples.union(down)?;
+        }
+        let samples = samples.alias("r")?.build()?;
         let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
             .join(
-                raw_scan,
+                samples,
                 JoinType::Inner,
                 (vec!["s.series_id"], vec!["r.series_id"]),
                 None,
@@ -495,6 +566,7 @@ impl Planner {
         }
         let outer_steps = steps.clone();
         let mut mode = SelectorMode::Plain;
+        let mut func = func;
         let (input, range, steps) = match strip_parens(range_arg) {
             PromExpr::MatrixSelector(ms) => {
                 mode = selector_mode(&ms.vs);
@@ -510,8 +582,13 @@ impl Planner {
                     }
                 };
                 let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
+                let aggregate = Aggregate::for_function(func);
+                if aggregate == Aggregate::Count && !self.downsampled_blocks(min, max).is_empty() {
+                    // A downsampled row stands for `count` samples: add them up.
+                    func = RangeFunc::SumOverTime;
+                }
                 let raw = self
-                    .selected_samples(&ms.vs, (min, max), with_starts)
+                    .selected_samples(&ms.vs, (min, max), with_starts, aggregate)
                     .await?;
                 (raw, range, steps)
             }
@@ -586,7 +663,7 @@ impl Planner {
         let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
         let bounds = data_bounds(&steps, self.lookback);
         let raw = self
-            .selected_samples(vs, bounds, emit == Emit::StartTime)
+            .selected_samples(vs, bounds, emit == Emit::StartTime, Aggregate::Avg)
             .await?;
         let window = Window::Instant {
             lookback: self.lookback,
@@ -673,6 +750,7 @@ impl Planner {
             start: inner_start,
             end: last,
             step,
+            resolution_ms: self.resolution_ms,
             lookback: self.lookback,
             warnings: Default::default(),
             infos: self.infos.clone(),
@@ -2015,4 +2093,45 @@ fn label_set_dynamic_udf() -> datafusion::logical_expr::ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }),
     )
+}
+
+/// What a downsampled window's row stands for in a selector's samples (Thanos's choice
+/// per function): its `counter` for counter functions, its `max`, `min`, `sum` or `count`
+/// for the matching `*_over_time`, and its average otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aggregate {
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+    Counter,
+}
+
+impl Aggregate {
+    fn for_function(func: RangeFunc) -> Aggregate {
+        match func {
+            RangeFunc::Rate | RangeFunc::Increase | RangeFunc::Irate | RangeFunc::Resets => {
+                Aggregate::Counter
+            }
+            RangeFunc::MaxOverTime => Aggregate::Max,
+            RangeFunc::MinOverTime => Aggregate::Min,
+            RangeFunc::SumOverTime => Aggregate::Sum,
+            RangeFunc::CountOverTime => Aggregate::Count,
+            _ => Aggregate::Avg,
+        }
+    }
+
+    /// The value column of `table`'s downsampled rows.
+    fn value(self, table: &str) -> Expr {
+        let c = |name: &str| col(format!("{table}.{name}"));
+        match self {
+            Aggregate::Avg => c("sum") / cast(c("count"), DataType::Float64),
+            Aggregate::Sum => c("sum"),
+            Aggregate::Min => c("min"),
+            Aggregate::Max => c("max"),
+            Aggregate::Count => cast(c("count"), DataType::Float64),
+            Aggregate::Counter => c("counter"),
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub struct RawSamples {
     metric: Option<String>,
     /// The only series to read, when the caller already knows them (a PromQL selector).
     series: Option<Arc<[SeriesId]>>,
+    /// Blocks not to read: their time is read from downsampled copies instead.
+    skip_blocks: Arc<[String]>,
     schema: SchemaRef,
 }
 
@@ -44,8 +46,15 @@ impl RawSamples {
             storage,
             metric,
             series: None,
+            skip_blocks: Arc::new([]),
             schema,
         }
+    }
+
+    /// Leaves out the raw blocks `ids` (whose downsampled copies the caller reads).
+    pub fn without_blocks(mut self, ids: Arc<[String]>) -> Self {
+        self.skip_blocks = ids;
+        self
     }
 
     /// Reads only `series`: the head copies just their samples, and blocks
@@ -76,7 +85,8 @@ impl RawSamples {
             file_schema: data_schema(),
             file_projection,
         };
-        scan.plan(state, manifest.blocks.iter(), filters)
+        let blocks = (manifest.blocks.iter()).filter(|b| !self.skip_blocks.contains(&b.id));
+        scan.plan(state, blocks, filters)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use quiver::config::{PromDuration, StorageConfig};
 use quiver::model::{Labels, Sample, SeriesSamples};
-use quiver::query::promql::{PromValue, PromqlEngine};
+use quiver::query::promql::{PromValue, PromqlEngine, SourceResolution};
 use quiver::storage::Storage;
 
 use compare::{Actual, Annotations, check};
@@ -96,7 +96,7 @@ async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotatio
                 .unwrap_or(at_ms);
             instance
                 .engine
-                .instant_annotated(&eval.expr, at, LOOKBACK)
+                .instant_annotated(&eval.expr, at, LOOKBACK, SourceResolution::Raw)
                 .await
         }
         EvalMode::Range {
@@ -106,7 +106,14 @@ async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotatio
         } => {
             instance
                 .engine
-                .range_annotated(&eval.expr, start_ms, end_ms, step_ms, LOOKBACK)
+                .range_annotated(
+                    &eval.expr,
+                    start_ms,
+                    end_ms,
+                    step_ms,
+                    LOOKBACK,
+                    SourceResolution::Raw,
+                )
                 .await
         }
     };
