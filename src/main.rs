@@ -46,6 +46,16 @@ struct Cli {
     /// any size.
     #[arg(long = "storage.tsdb.retention.size", default_value = "0", value_parser = parse_byte_size)]
     retention_size: u64,
+    /// Thanos's name for the raw data's retention; when given, it overrides
+    /// --storage.tsdb.retention.time.
+    #[arg(long = "retention.resolution-raw", value_parser = parse_duration)]
+    retention_raw: Option<std::time::Duration>,
+    /// How long 5 m downsampled data is kept; 0 keeps it forever.
+    #[arg(long = "retention.resolution-5m", default_value = "0", value_parser = parse_duration)]
+    retention_5m: std::time::Duration,
+    /// How long 1 h downsampled data is kept; 0 keeps it forever.
+    #[arg(long = "retention.resolution-1h", default_value = "0", value_parser = parse_duration)]
+    retention_1h: std::time::Duration,
     /// Address the HTTP API listens on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen_address: SocketAddr,
@@ -160,8 +170,9 @@ fn run_server(cli: Cli) -> ExitCode {
     let options = ServerOptions {
         config_file: cli.config_file,
         data_dir: cli.data_dir,
-        retention: cli.retention,
+        retention: cli.retention_raw.unwrap_or(cli.retention),
         retention_size: cli.retention_size,
+        retention_downsampled: [cli.retention_5m, cli.retention_1h],
         listen_address: cli.listen_address,
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,

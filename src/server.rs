@@ -30,6 +30,8 @@ pub struct ServerOptions {
     pub retention: Duration,
     /// `--storage.tsdb.retention.size` in bytes; 0 for no limit.
     pub retention_size: u64,
+    /// `--retention.resolution-5m` and `--retention.resolution-1h`; zero keeps forever.
+    pub retention_downsampled: [Duration; 2],
     pub listen_address: SocketAddr,
     /// `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
@@ -61,6 +63,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             config: config.storage.clone(),
             retention: options.retention,
             retention_size: options.retention_size,
+            retention_downsampled: options.retention_downsampled,
         },
         metrics.storage.clone(),
     )
@@ -196,6 +199,12 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
         "storage.tsdb.retention.size".to_string(),
         format!("{}B", options.retention_size),
     );
+    for (name, keep) in ["5m", "1h"].iter().zip(options.retention_downsampled) {
+        flags.insert(
+            format!("retention.resolution-{name}"),
+            crate::model::format_duration(keep),
+        );
+    }
     flags.insert(
         "web.listen-address".to_string(),
         options.listen_address.to_string(),

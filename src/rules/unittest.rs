@@ -502,6 +502,7 @@ impl ScratchStorage {
                 config,
                 retention: Duration::ZERO,
                 retention_size: 0,
+                retention_downsampled: [Duration::ZERO; 2],
             },
             crate::metrics::StorageMetrics::unregistered(),
         )

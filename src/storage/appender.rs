@@ -338,6 +338,7 @@ mod tests {
             },
             retention: Duration::ZERO,
             retention_size: 0,
+            retention_downsampled: [Duration::ZERO; 2],
         };
         Storage::open(options, StorageMetrics::unregistered())
             .await

@@ -490,6 +490,7 @@ mod tests {
             config,
             retention: Duration::ZERO,
             retention_size: 0,
+            retention_downsampled: [Duration::ZERO; 2],
         };
         Storage::open_with_store(options, store, StorageMetrics::unregistered())
             .await

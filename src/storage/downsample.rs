@@ -51,8 +51,13 @@ pub fn schema() -> SchemaRef {
 }
 
 /// The next copy to make: a raw block long enough for a resolution that has no copy at
-/// it yet. 5 m copies come first.
-pub fn plan(manifest: &Manifest, config: &DownsamplingConfig) -> Option<(BlockMeta, i64)> {
+/// it yet, and that retention would not drop at once (`keeps(resolution, block)`). 5 m
+/// copies come first.
+pub fn plan(
+    manifest: &Manifest,
+    config: &DownsamplingConfig,
+    keeps: impl Fn(i64, &BlockMeta) -> bool,
+) -> Option<(BlockMeta, i64)> {
     if !config.enabled {
         return None;
     }
@@ -65,7 +70,7 @@ pub fn plan(manifest: &Manifest, config: &DownsamplingConfig) -> Option<(BlockMe
             let has_copy = manifest
                 .at_resolution(resolution)
                 .any(|d| d.source.as_deref() == Some(&b.id));
-            if b.max_time - b.min_time >= after && !has_copy {
+            if b.max_time - b.min_time >= after && !has_copy && keeps(resolution, b) {
                 return Some((b.clone(), resolution));
             }
         }

@@ -56,6 +56,8 @@ pub struct StorageOptions {
     pub retention: Duration,
     /// Past this many bytes of blocks the oldest are deleted; zero for no limit.
     pub retention_size: u64,
+    /// How long 5 m and 1 h copies are kept; zero keeps them forever.
+    pub retention_downsampled: [Duration; 2],
 }
 
 pub struct Storage {
@@ -342,7 +344,12 @@ impl Storage {
         let max_bytes = self.options.retention_size;
         let delete_after = self.delete_after();
         self.update_manifest(|manifest| {
-            let expired = expired_blocks(&manifest.blocks, cutoff, max_bytes);
+            let mut expired = expired_blocks(&manifest.blocks, cutoff, max_bytes);
+            expired.extend(
+                (manifest.downsampled.iter())
+                    .filter(|b| b.max_time <= self.copy_cutoff(b.resolution_ms))
+                    .map(|b| b.id.clone()),
+            );
             for id in &expired {
                 tracing::info!(block = %id, "block past retention leaves the manifest");
             }
@@ -351,6 +358,19 @@ impl Storage {
         })
         .await?;
         Ok(())
+    }
+
+    /// Downsampled copies of `resolution` ending at or before this are past retention.
+    fn copy_cutoff(&self, resolution: i64) -> i64 {
+        let [keep_5m, keep_1h] = self.options.retention_downsampled;
+        let keep = match resolution {
+            downsample::RES_5M => keep_5m,
+            _ => keep_1h,
+        };
+        match keep.is_zero() {
+            true => i64::MIN,
+            false => now_ms() - keep.as_millis() as i64,
+        }
     }
 
     /// When objects of a block retired now may be deleted.
@@ -431,7 +451,10 @@ impl Storage {
             }
         }
         let downsampling = self.options.config.downsampling.clone();
-        while let Some((source, resolution)) = downsample::plan(&self.manifest(), &downsampling) {
+        let keeps = |resolution: i64, b: &BlockMeta| b.max_time > self.copy_cutoff(resolution);
+        while let Some((source, resolution)) =
+            downsample::plan(&self.manifest(), &downsampling, keeps)
+        {
             self.downsample_once(source, resolution).await?;
             written += 1;
         }

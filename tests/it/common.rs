@@ -437,6 +437,7 @@ pub async fn embedded_engine(
         config,
         retention: Duration::ZERO,
         retention_size: 0,
+        retention_downsampled: [Duration::ZERO; 2],
     };
     let storage =
         quiver::storage::Storage::open(options, quiver::metrics::StorageMetrics::unregistered())

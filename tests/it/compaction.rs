@@ -12,10 +12,10 @@ use crate::blocks::manifest_blocks;
 use crate::common::*;
 
 const STEP_MS: i64 = 15_000;
-const STEPS: i64 = 48 * 4;
+const STEPS: i64 = 64 * 4;
 const INSTANCES: usize = 20;
 
-/// 48 minutes of exporter-like history at 15 s, oldest first, ending now: a counter and a
+/// 64 minutes of exporter-like history at 15 s, oldest first, ending now: a counter and a
 /// slowly moving gauge for 20 instances of 3 jobs.
 async fn write_history(q: &Quiver) -> (i64, usize) {
     let start = (now_ms() - STEPS * STEP_MS) / STEP_MS * STEP_MS;
@@ -294,18 +294,21 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
         covered.iter().map(|c| c.1).max().unwrap(),
     );
     assert!(min >= start - 15 * 60_000, "{covered:?}");
+    // Copies made after `covered` was read are left out by time.
+    let within = format!(
+        "timestamp >= to_timestamp_millis({min}) AND timestamp < to_timestamp_millis({max})"
+    );
     let raw = q
         .rows(&format!(
             "SELECT instance, count(*), sum(value), min(value), max(value) FROM requests_total \
-             WHERE timestamp >= to_timestamp_millis({min}) AND timestamp < to_timestamp_millis({max}) \
-             GROUP BY instance ORDER BY instance"
+             WHERE {within} GROUP BY instance ORDER BY instance"
         ))
         .await;
     for schema in ["res_5m", "res_1h"] {
         let down = q
             .rows(&format!(
                 "SELECT instance, sum(\"count\"), sum(\"sum\"), min(\"min\"), max(\"max\") \
-                 FROM {schema}.requests_total GROUP BY instance ORDER BY instance"
+                 FROM {schema}.requests_total WHERE {within} GROUP BY instance ORDER BY instance"
             ))
             .await;
         assert_eq!(down.len(), INSTANCES, "{schema}");
@@ -321,16 +324,18 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
     }
     // A 5 m row per series and window: its timestamp is the window's last sample's.
     let rows = q
-        .rows(
+        .rows(&format!(
             "SELECT count(*), min(\"count\"), max(\"count\") FROM res_5m.temperature \
-             WHERE instance = 'host-0:9100'",
-        )
+             WHERE instance = 'host-0:9100' AND {within}"
+        ))
         .await;
-    // A 12 m block meets three or four 5 m windows; a window holds at most 20 samples.
+    // A 15 m block holds three 5 m windows (the oldest block may be partly filled); a
+    // window holds at most 20 samples.
     let windows = rows[0][0].as_u64().unwrap() as usize;
+    let full = 3 * covered.len();
     assert!(
-        (3 * covered.len()..=4 * covered.len()).contains(&windows),
-        "{rows:?}"
+        (full - 3..=full).contains(&windows),
+        "{rows:?} from {covered:?}"
     );
     assert_eq!(rows[0][2], serde_json::json!(20));
     let tables = q
@@ -411,20 +416,46 @@ async fn promql_reads_downsampled_data(q: &mut Quiver, root: &Path, (min, max): 
     let bad = promql_at(q, "up", span, "7 parsecs").await.unwrap_err();
     assert_eq!(bad["errorType"], "bad_data", "{bad}");
 
-    // Remove the raw data files of the blocks that have copies and restart (no cache): the
-    // 5 m answers stay, raw ones fail.
+    // Raw data past 20 m expires, and 1 h copies at once; 5 m answers stay as they were.
+    let raw_before = promql_at(q, "sum(rate(requests_total[30m]))", span, "raw")
+        .await
+        .unwrap();
     q.stop();
-    let text = std::fs::read_to_string(root.join("manifest.json")).unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    for copy in manifest["downsampled"].as_array().unwrap() {
-        let source = copy["source"].as_str().unwrap();
-        let _ = std::fs::remove_file(root.join("blocks").join(source).join("data.parquet"));
-    }
+    q.extra_args.extend([
+        "--retention.resolution-raw=20m".to_string(),
+        "--retention.resolution-1h=1s".to_string(),
+    ]);
     q.launch().await;
+    let cutoff = now_ms() - 20 * 60_000;
+    let dir = root.to_path_buf();
+    eventually(
+        "raw blocks and 1 h copies expired",
+        Duration::from_secs(30),
+        || {
+            let dir = dir.clone();
+            async move {
+                let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
+                let manifest: Value = serde_json::from_str(&text).ok()?;
+                let oldest = manifest["blocks"][0]["min_time"].as_i64()?;
+                let copies = manifest["downsampled"].as_array()?;
+                let only_5m = copies.iter().all(|c| c["resolution_ms"] == 300_000);
+                let gone = manifest.get("deleted").is_none();
+                (oldest >= cutoff - 15 * 60_000 && only_5m && gone).then_some(())
+            }
+        },
+    )
+    .await;
     for (promql, before) in from_copies {
         let after = promql_at(q, promql, span, "5m").await.unwrap();
         assert_eq!(after, before, "{promql}");
     }
-    let raw = promql_at(q, "sum(rate(requests_total[30m]))", span, "raw").await;
-    assert!(raw.is_err(), "raw data is gone: {raw:?}");
+    let raw_after = promql_at(q, "sum(rate(requests_total[30m]))", span, "raw")
+        .await
+        .unwrap();
+    assert_ne!(
+        raw_after, raw_before,
+        "the raw data of the early range is gone"
+    );
+    let flags = q.get_json("/api/v1/status/flags", &[]).await;
+    assert_eq!(flags["data"]["retention.resolution-1h"], "1s");
 }

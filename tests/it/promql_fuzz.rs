@@ -123,6 +123,7 @@ async fn mutated_queries_never_panic() {
         config: StorageConfig::default(),
         retention: Duration::ZERO,
         retention_size: 0,
+        retention_downsampled: [Duration::ZERO; 2],
     };
     let storage = Storage::open(options, StorageMetrics::unregistered())
         .await

@@ -23,6 +23,7 @@ fn options(dir: &std::path::Path) -> StorageOptions {
         },
         retention: Duration::ZERO,
         retention_size: 0,
+        retention_downsampled: [Duration::ZERO; 2],
     }
 }
 
