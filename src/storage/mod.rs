@@ -46,6 +46,9 @@ pub use wal::ReplayReport;
 
 use wal::{CHECKPOINT_RECORD_SAMPLES, Wal, WalRecord};
 
+/// Windows a flush cuts before it checkpoints the WAL (it also does at its end).
+const CUTS_PER_CHECKPOINT: usize = 24;
+
 /// Everything needed to open a storage.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
@@ -236,9 +239,19 @@ impl Storage {
     pub async fn flush(self: &Arc<Self>, force: bool) -> anyhow::Result<usize> {
         let _guard = self.flush_lock.lock().await;
         let mut written = 0;
+        let mut flushed = None;
         while let Some((start, end)) = self.next_window(force) {
             self.cut_window(start, end).await?;
+            flushed = Some(end);
             written += 1;
+            // A long backfill keeps windows coming: bound the WAL meanwhile.
+            if written % CUTS_PER_CHECKPOINT == 0 {
+                self.checkpoint(end).await?;
+                flushed = None;
+            }
+        }
+        if let Some(end) = flushed {
+            self.checkpoint(end).await?;
         }
         self.apply_retention().await?;
         Ok(written)
@@ -258,8 +271,7 @@ impl Storage {
     /// Cuts `[start, end)` out of the head into a block. Ingest and queries never wait on
     /// the slow parts: the window is copied one stripe at a time, encoded on a blocking
     /// thread, uploaded, published; then the head drops the window's chunks (whole chunks,
-    /// as they never span two windows) behind the cut fence, and the WAL is checkpointed
-    /// with no head lock held.
+    /// as they never span two windows) behind the cut fence. The caller checkpoints the WAL.
     async fn cut_window(self: &Arc<Self>, start: i64, end: i64) -> anyhow::Result<()> {
         // Refuse new samples for the window before copying it, so none can slip in between
         // the copy and the truncation below; taking the lock for writing waits out the
@@ -302,6 +314,18 @@ impl Storage {
         blocking(move || {
             storage.head.truncate_before(end);
             storage.update_head_metrics();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checkpoints the WAL up to `flushed_until` on the blocking pool, as Prometheus does:
+    /// the closed segments are rewritten into one holding the samples at or after it and the
+    /// series the head still has. Once per flush, after every window it cut: a backfill that
+    /// cuts hundreds of windows rewrites the WAL once, not once per window.
+    async fn checkpoint(self: &Arc<Self>, flushed_until: i64) -> anyhow::Result<()> {
+        let storage = self.clone();
+        blocking(move || {
             // The series the head still has; the WAL switches segments before this is read,
             // so a series created later has its record in the new segment.
             let live: std::sync::OnceLock<std::collections::HashSet<SeriesId>> =
@@ -318,11 +342,11 @@ impl Storage {
             };
             storage
                 .wal
-                .checkpoint_closed_segments(end, &keep)
-                .context("checkpointing the WAL")
+                .checkpoint_closed_segments(flushed_until, &keep)
+                .context("checkpointing the WAL")?;
+            Ok(())
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Sets the head's series and samples gauges from the head.
