@@ -56,6 +56,18 @@ impl CacheStats {
         self.evictions.with_label_values(&[self.name]).inc();
     }
 
+    /// A moka eviction listener that counts the entries evicted for space.
+    pub fn eviction_listener<K, V>(
+        &self,
+    ) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+        let stats = self.clone();
+        move |_, _, cause| {
+            if cause == moka::notification::RemovalCause::Size {
+                stats.evicted();
+            }
+        }
+    }
+
     pub fn set_bytes(&self, bytes: u64) {
         self.bytes
             .with_label_values(&[self.name])
@@ -80,7 +92,6 @@ pub struct CachingStore {
 
 impl CachingStore {
     pub fn new(inner: Arc<dyn ObjectStore>, capacity_bytes: u64, stats: CacheStats) -> Self {
-        let evictions = stats.clone();
         let chunks = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|k: &Key, v: &Chunk| {
@@ -88,11 +99,7 @@ impl CachingStore {
                     .try_into()
                     .unwrap_or(u32::MAX)
             })
-            .eviction_listener(move |_, _, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    evictions.evicted();
-                }
-            })
+            .eviction_listener(stats.eviction_listener())
             .build();
         CachingStore {
             inner,

@@ -149,17 +149,12 @@ impl Storage {
         );
         let caches = &options.config.cache;
         let series_stats = Self::stats_of(&metrics, "series");
-        let evictions = series_stats.clone();
         let cache = moka::future::Cache::builder()
             .weigher(|_k: &String, v: &Arc<BlockSeries>| {
                 v.memory_size().try_into().unwrap_or(u32::MAX)
             })
             .max_capacity(caches.series_bytes)
-            .eviction_listener(move |_, _, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    evictions.evicted();
-                }
-            })
+            .eviction_listener(series_stats.eviction_listener())
             .build();
         let cached_store: Arc<dyn ObjectStore> = Arc::new(cache::CachingStore::new(
             store.clone(),

@@ -57,13 +57,7 @@ impl TableProvider for DownsampledSamples {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| match TimeRange::understands(f, TIMESTAMP) {
-                true => TableProviderFilterPushDown::Inexact,
-                false => TableProviderFilterPushDown::Unsupported,
-            })
-            .collect())
+        Ok(TimeRange::pushdown(filters, TIMESTAMP))
     }
 
     async fn scan(

@@ -19,7 +19,6 @@ pub struct MetadataCache {
 
 impl MetadataCache {
     pub fn new(limit: u64, stats: CacheStats) -> Self {
-        let evictions = stats.clone();
         let entries = moka::sync::Cache::builder()
             .max_capacity(limit)
             .weigher(|k: &Path, v: &CachedFileMetadataEntry| {
@@ -27,11 +26,7 @@ impl MetadataCache {
                     .try_into()
                     .unwrap_or(u32::MAX)
             })
-            .eviction_listener(move |_, _, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    evictions.evicted();
-                }
-            })
+            .eviction_listener(stats.eviction_listener())
             .build();
         MetadataCache {
             entries,

@@ -104,16 +104,7 @@ impl TableProvider for RawSamples {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if TimeRange::understands(f, TIMESTAMP) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(TimeRange::pushdown(filters, TIMESTAMP))
     }
 
     async fn scan(

@@ -27,6 +27,22 @@ impl TimeRange {
     }
 
     /// True when the filter constrains only `column` in a way `narrow` understands.
+    /// How a table whose time column is `column` takes `filters`: the time bounds it
+    /// understands prune its scan (inexactly: the caller filters again), the rest not.
+    pub fn pushdown(
+        filters: &[&Expr],
+        column: &str,
+    ) -> Vec<datafusion::logical_expr::TableProviderFilterPushDown> {
+        use datafusion::logical_expr::TableProviderFilterPushDown as Pushdown;
+        filters
+            .iter()
+            .map(|f| match TimeRange::understands(f, column) {
+                true => Pushdown::Inexact,
+                false => Pushdown::Unsupported,
+            })
+            .collect()
+    }
+
     pub fn understands(expr: &Expr, column: &str) -> bool {
         let mut probe = TimeRange::ALL;
         probe.narrow(expr, column);
