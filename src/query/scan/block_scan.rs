@@ -27,6 +27,14 @@ use super::{BLOCKS_URL, SERIES_ID};
 /// each of them; beyond it, the list costs more to test than it saves.
 const PRUNE_BY_SERIES: usize = 64;
 
+/// Block files are read by at least this many partitions (when there is enough to read):
+/// reading from S3 waits on the network, so more reads in flight than cores pays off.
+const IO_PARTITIONS: usize = 8;
+
+/// A file is split between partitions in pieces of at least this many bytes (each reads
+/// the row groups whose middle falls in its piece).
+const MIN_PIECE_BYTES: u64 = 8 << 20;
+
 pub struct BlockScan<'a> {
     /// Only this metric's rows (others sharing a page are dropped by the caller's join).
     pub metric: Option<&'a str>,
@@ -48,10 +56,10 @@ impl BlockScan<'_> {
         blocks: impl Iterator<Item = &'b BlockMeta>,
         filters: &[Expr],
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let files: Vec<PartitionedFile> = blocks
+        let files: Vec<(String, u64)> = blocks
             .filter(|b| b.overlaps(self.range.min, self.range.max))
             .filter(|b| self.metric.is_none_or(|m| b.metrics.contains_key(m)))
-            .map(|b| PartitionedFile::new(b.data_path().to_string(), b.data_file_bytes))
+            .map(|b| (b.data_path().to_string(), b.data_file_bytes))
             .collect();
         if files.is_empty() {
             return Ok(None);
@@ -78,16 +86,68 @@ impl BlockScan<'_> {
             let df_schema = DFSchema::try_from(self.file_schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }
-        let partitions = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
-        for (i, f) in files.into_iter().enumerate() {
-            let n = groups.len();
-            groups[i % n].push(f);
-        }
+        let partitions = state.config().target_partitions().max(IO_PARTITIONS);
+        let groups = spread(&files, partitions);
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
-            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_file_groups(groups)
             .with_projection_indices(Some(self.file_projection.clone()))?
             .build();
         Ok(Some(DataSourceExec::from_data_source(config)))
+    }
+}
+
+/// The files (path, size) spread over at most `partitions` groups: large files are cut into
+/// byte ranges of at least [`MIN_PIECE_BYTES`] so one big block is read by several
+/// partitions, then the pieces are dealt out round robin.
+fn spread(files: &[(String, u64)], partitions: usize) -> Vec<FileGroup> {
+    let total: u64 = files.iter().map(|(_, size)| size).sum();
+    let piece = (total / partitions as u64).max(MIN_PIECE_BYTES);
+    let mut pieces = Vec::new();
+    for (path, size) in files {
+        let n = size.div_ceil(piece).max(1);
+        let step = size.div_ceil(n);
+        for i in 0..n {
+            let (start, end) = (i * step, ((i + 1) * step).min(*size));
+            pieces.push(match n {
+                1 => PartitionedFile::new(path.clone(), *size),
+                _ => PartitionedFile::new_with_range(path.clone(), *size, start as i64, end as i64),
+            });
+        }
+    }
+    let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(pieces.len())];
+    for (i, p) in pieces.into_iter().enumerate() {
+        let n = groups.len();
+        groups[i % n].push(p);
+    }
+    groups.into_iter().map(FileGroup::new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_files_are_cut_into_pieces_and_small_ones_kept_whole() {
+        let mb = 1 << 20;
+        let files = vec![("a".to_string(), 100 * mb), ("b".to_string(), mb)];
+        let groups = spread(&files, 8);
+        assert_eq!(groups.len(), 8);
+        let pieces: Vec<&PartitionedFile> = groups.iter().flat_map(|g| g.iter()).collect();
+        let a: Vec<(i64, i64)> = (pieces.iter())
+            .filter(|p| p.object_meta.location.as_ref() == "a")
+            .map(|p| p.range.as_ref().map(|r| (r.start, r.end)).unwrap())
+            .collect();
+        // 101 MiB over 8 partitions: pieces of about 12.6 MiB, the last shorter.
+        assert_eq!(a.len(), 8);
+        assert_eq!(a.first().unwrap().0, 0);
+        assert_eq!(a.last().unwrap().1, 100 * mb as i64);
+        assert!(a.windows(2).all(|w| w[0].1 == w[1].0), "{a:?}");
+        let b: Vec<&&PartitionedFile> = pieces
+            .iter()
+            .filter(|p| p.object_meta.location.as_ref() == "b")
+            .collect();
+        assert!(b.len() == 1 && b[0].range.is_none());
+        // Small data: one piece per file, one group per piece.
+        assert_eq!(spread(&files[1..], 8).len(), 1);
     }
 }
