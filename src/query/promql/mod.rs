@@ -132,8 +132,11 @@ impl PromqlEngine {
         max_samples: usize,
     ) -> PromqlEngine {
         let context = |partitions: usize| {
+            // Block scans spread their files themselves (`scan::block_scan`), for more
+            // reads in flight than partitions; the optimizer must not regroup them.
             let config = SessionConfig::new()
                 .with_target_partitions(partitions)
+                .with_repartition_file_scans(false)
                 .with_extension(Arc::new(step::MaxSamples(max_samples)));
             let state = SessionStateBuilder::new()
                 .with_config(config)

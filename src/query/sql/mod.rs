@@ -95,7 +95,9 @@ impl SqlEngine {
             .build_arc()?;
         let url = url::Url::parse(crate::query::scan::BLOCKS_URL)?;
         runtime.register_object_store(&url, storage.object_store());
+        // Block scans spread their files themselves (`scan::block_scan`).
         let config = SessionConfig::new()
+            .with_repartition_file_scans(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false)
             // Ours, in PostgreSQL's shape, replaces DataFusion's information_schema.
