@@ -71,7 +71,9 @@ pub async fn explain(
         {
             let span = analyze_span(&params, time)?;
             let timeout = timeout(&params, &state)?;
-            let analyzed = limited(&state, timeout, state.promql.analyze(expr, span)).await?;
+            let resolution = source_resolution(&params)?;
+            let analysis = state.promql.analyze(expr, span, resolution);
+            let analyzed = limited(&state, timeout, analysis).await?;
             data["analyzed"] = json!(analyzed);
         }
         Ok(json!({"status": "success", "data": data}))

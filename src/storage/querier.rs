@@ -218,11 +218,12 @@ impl Storage {
         found: &mut BTreeMap<SeriesId, Arc<Labels>>,
     ) -> anyhow::Result<()> {
         let metric = selector.metric_name();
-        for block in blocks {
-            if !block.overlaps(min, max) || metric.is_some_and(|m| !block.metrics.contains_key(m)) {
-                continue;
-            }
-            let block_series = self.block_series(block).await?;
+        let wanted = blocks
+            .filter(|b| b.overlaps(min, max) && metric.is_none_or(|m| b.metrics.contains_key(m)));
+        // The series files load concurrently (a cold query on S3 waits on each), then are
+        // read in block order, so the first label set of an id still wins.
+        let loaded = futures::future::try_join_all(wanted.map(|b| self.block_series(b))).await?;
+        for block_series in loaded {
             let lists: Vec<&Vec<(SeriesId, Arc<Labels>)>> = match metric {
                 Some(m) => block_series.by_metric.get(m).into_iter().collect(),
                 None => block_series.by_metric.values().collect(),

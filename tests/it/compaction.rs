@@ -414,6 +414,34 @@ async fn promql_reads_downsampled_data(q: &mut Quiver, root: &Path, (min, max): 
         }
         from_copies.push((promql, down));
     }
+    // explain?analyze=true shows the copies' files being read.
+    let text = std::fs::read_to_string(root.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    let copy = manifest["downsampled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resolution_ms"] == 300_000 && c["max_time"].as_i64().unwrap() <= span.1)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, e) = ((span.0 / 1000).to_string(), (span.1 / 1000).to_string());
+    let body = q
+        .get_json(
+            "/api/v1/explain",
+            &[
+                ("query", "sum(rate(requests_total[30m]))"),
+                ("start", &s),
+                ("end", &e),
+                ("step", "60"),
+                ("analyze", "true"),
+                ("max_source_resolution", "5m"),
+            ],
+        )
+        .await;
+    let analyzed = body["data"]["analyzed"].as_str().unwrap_or_default();
+    assert!(analyzed.contains(&copy), "{copy} not in {body}");
     // A bad resolution is the client's error.
     let bad = promql_at(q, "up", span, "7 parsecs").await.unwrap_err();
     assert_eq!(bad["errorType"], "bad_data", "{bad}");

@@ -283,6 +283,7 @@ impl PromqlEngine {
         &self,
         query: &str,
         (start, end, step): (i64, i64, i64),
+        resolution: SourceResolution,
     ) -> Result<String, PromqlError> {
         let began = std::time::Instant::now();
         let times = syntax::QueryTimes {
@@ -290,7 +291,8 @@ impl PromqlEngine {
             range_ms: end - start,
         };
         let expr = Self::parse_for(query, times)?;
-        let planner = self.planner(query, (start, end, step), DEFAULT_LOOKBACK, 0);
+        let resolution_ms = resolution.pick(step);
+        let planner = self.planner(query, (start, end, step), DEFAULT_LOOKBACK, resolution_ms);
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => plan,
             Planned::Const(_) | Planned::String(_) => {
