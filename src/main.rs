@@ -56,6 +56,14 @@ struct Cli {
     /// How long 1 h downsampled data is kept; 0 keeps it forever.
     #[arg(long = "retention.resolution-1h", default_value = "0", value_parser = parse_duration)]
     retention_1h: std::time::Duration,
+    /// Serve queries over the writers' buckets in `storage.query_tier` (or this node's own
+    /// storage), with no WAL, scraping, rules or writes.
+    #[arg(long = "storage.read-only")]
+    read_only: bool,
+    /// On a read-only node, a label that tells HA replicas apart (repeatable); adds to
+    /// `storage.query_tier.replica_labels`.
+    #[arg(long = "query.replica-label")]
+    replica_labels: Vec<String>,
     /// Address the HTTP API listens on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen_address: SocketAddr,
@@ -173,6 +181,8 @@ fn run_server(cli: Cli) -> ExitCode {
         retention: cli.retention_raw.unwrap_or(cli.retention),
         retention_size: cli.retention_size,
         retention_downsampled: [cli.retention_5m, cli.retention_1h],
+        read_only: cli.read_only,
+        replica_labels: cli.replica_labels,
         listen_address: cli.listen_address,
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,

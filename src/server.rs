@@ -20,7 +20,7 @@ use crate::query::promql::PromqlEngine;
 use crate::query::sql::SqlEngine;
 use crate::rules::{EngineQuerier, ManagerOptions, RuleManager};
 use crate::scrape::ScrapeManager;
-use crate::storage::{Storage, StorageOptions};
+use crate::storage::{QueryTier, Storage, StorageOptions};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -32,6 +32,10 @@ pub struct ServerOptions {
     pub retention_size: u64,
     /// `--retention.resolution-5m` and `--retention.resolution-1h`; zero keeps forever.
     pub retention_downsampled: [Duration; 2],
+    /// `--storage.read-only`: a query node over the writers' buckets.
+    pub read_only: bool,
+    /// `--query.replica-label`.
+    pub replica_labels: Vec<String>,
     pub listen_address: SocketAddr,
     /// `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
@@ -57,18 +61,9 @@ pub struct ServerOptions {
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&options)?);
     let metrics = Metrics::new();
-    let storage = Storage::open(
-        StorageOptions {
-            data_dir: options.data_dir.clone(),
-            config: config.storage.clone(),
-            retention: options.retention,
-            retention_size: options.retention_size,
-            retention_downsampled: options.retention_downsampled,
-        },
-        metrics.storage.clone(),
-    )
-    .await
-    .context("opening storage")?;
+    let storage = open_storage(&options, &config, &metrics)
+        .await
+        .context("opening storage")?;
     let sql = Arc::new(SqlEngine::new(
         storage.clone(),
         config.query.clone(),
@@ -103,6 +98,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         scrape: scrape.clone(),
         rules: rules.clone(),
         notifier: notifier.clone(),
+        storage: storage.clone(),
         current: std::sync::Mutex::new(config.clone()),
         quit: Notify::new(),
     });
@@ -155,8 +151,10 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             pg_options,
         )));
     }
-    rules.apply(&config).await.context("loading rule files")?;
-    scrape.apply(&config).await?;
+    if !options.read_only {
+        rules.apply(&config).await.context("loading rule files")?;
+        scrape.apply(&config).await?;
+    }
     ready.store(true, Ordering::Release);
 
     let quit = controller.clone();
@@ -176,6 +174,35 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     storage.close().context("syncing the WAL at shutdown")?;
     tracing::info!("Quiver stopped");
     served.context("HTTP server failed")
+}
+
+/// The storage: a writer's (WAL, head, blocks), or with `--storage.read-only` a query
+/// node's view of the writers' buckets.
+async fn open_storage(
+    options: &ServerOptions,
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Storage>> {
+    let storage_options = StorageOptions {
+        data_dir: options.data_dir.clone(),
+        config: config.storage.clone(),
+        retention: options.retention,
+        retention_size: options.retention_size,
+        retention_downsampled: options.retention_downsampled,
+    };
+    if !options.read_only {
+        let storage = Storage::open(storage_options, metrics.storage.clone()).await?;
+        storage.set_external_labels(config.global.external_labels.clone());
+        return Ok(storage);
+    }
+    let mut tier_config = config.storage.query_tier.clone();
+    tier_config
+        .replica_labels
+        .extend(options.replica_labels.iter().cloned());
+    let tier = QueryTier::open(&tier_config, &config.storage, &options.data_dir, |p| {
+        config.resolve_path(p)
+    })?;
+    Storage::open_read_only(storage_options, tier, metrics.storage.clone()).await
 }
 
 /// Flags by their Prometheus names, as `/api/v1/status/flags` shows them.
@@ -206,6 +233,14 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
         );
     }
     flags.insert(
+        "storage.read-only".to_string(),
+        options.read_only.to_string(),
+    );
+    flags.insert(
+        "query.replica-label".to_string(),
+        options.replica_labels.join(","),
+    );
+    flags.insert(
         "web.listen-address".to_string(),
         options.listen_address.to_string(),
     );
@@ -230,6 +265,7 @@ struct Controller {
     scrape: Arc<ScrapeManager>,
     rules: Arc<RuleManager>,
     notifier: Arc<Notifier>,
+    storage: Arc<Storage>,
     current: std::sync::Mutex<Arc<Config>>,
     quit: Notify,
 }
@@ -241,13 +277,17 @@ impl Controller {
         if previous.storage != config.storage || previous.query != config.query {
             tracing::warn!("storage and query settings change only at restart");
         }
-        // Rules first: a broken rule file fails the whole reload before anything changed.
-        self.rules
-            .apply(&config)
-            .await
-            .context("loading rule files")?;
-        self.notifier.apply_config(&config)?;
-        self.scrape.apply(&config).await?;
+        if !self.options.read_only {
+            // Rules first: a broken rule file fails the whole reload before anything changed.
+            self.rules
+                .apply(&config)
+                .await
+                .context("loading rule files")?;
+            self.notifier.apply_config(&config)?;
+            self.scrape.apply(&config).await?;
+            self.storage
+                .set_external_labels(config.global.external_labels.clone());
+        }
         if let Ok(mut current) = self.current.lock() {
             *current = Arc::new(config);
         }

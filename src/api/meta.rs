@@ -435,6 +435,7 @@ pub async fn delete_series(
 ) -> Response {
     let result = async {
         admin_enabled(&state)?;
+        super::writable(&state)?;
         let params = Params::read(query, &headers, body).await?;
         let selection = Selection::read(&params)?;
         if selection.matchers.is_empty() {

@@ -145,6 +145,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Writes to a read-only node (`--storage.read-only`) are refused: it serves the writers'
+/// buckets and stores nothing itself.
+fn writable(state: &AppState) -> Result<(), error::ApiError> {
+    match state.storage.is_read_only() {
+        false => Ok(()),
+        true => Err(error::ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "bad_data",
+            "this Quiver is a read-only query node (--storage.read-only); send writes to a writer",
+        )),
+    }
+}
+
 /// CORS as Prometheus does it: origins matching `--web.cors.origin` (anchored) may read.
 fn cors_layer(pattern: &str) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};

@@ -40,6 +40,7 @@ pub async fn remote_write(
 }
 
 async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+    super::writable(state)?;
     check_headers(headers)?;
     let limit = state.options.remote_write_max_body_bytes;
     let compressed = to_bytes(body, limit).await.map_err(|_| {

@@ -80,6 +80,87 @@ pub struct StorageConfig {
     pub compaction: CompactionConfig,
     pub downsampling: DownsamplingConfig,
     pub cache: CacheConfig,
+    /// What a read-only node (`--storage.read-only`) serves; writers ignore it.
+    pub query_tier: QueryTierConfig,
+}
+
+/// The buckets a read-only query node serves as one view, and how it merges them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryTierConfig {
+    /// Each writer's bucket (or prefix). Empty: this node's own `storage` backend.
+    pub sources: Vec<SourceConfig>,
+    /// Labels that tell HA replicas apart (Thanos's `--query.replica-label`): sources whose
+    /// external labels differ only in these are one replica set, read as one copy.
+    pub replica_labels: Vec<String>,
+    /// How often each source's manifest is read again. Keep it, plus `query.timeout`,
+    /// below the writers' `compaction.deletion_delay`.
+    pub refresh_interval: PromDuration,
+}
+
+impl Default for QueryTierConfig {
+    fn default() -> Self {
+        QueryTierConfig {
+            sources: Vec::new(),
+            replica_labels: Vec::new(),
+            refresh_interval: PromDuration::from_secs(30),
+        }
+    }
+}
+
+impl QueryTierConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let valid = !source.name.is_empty()
+                && (source.name.chars()).all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                anyhow::bail!(
+                    "storage.query_tier.sources[{i}]: name {:?} must be letters, digits, _ or -",
+                    source.name
+                );
+            }
+            if !names.insert(source.name.as_str()) {
+                anyhow::bail!(
+                    "storage.query_tier.sources: name {:?} is used twice",
+                    source.name
+                );
+            }
+            match source.backend {
+                Backend::S3 if source.s3.is_none() => anyhow::bail!(
+                    "storage.query_tier.sources[{i}] ({}): backend s3 needs an s3 section",
+                    source.name
+                ),
+                Backend::Local if source.path.is_none() => anyhow::bail!(
+                    "storage.query_tier.sources[{i}] ({}): backend local needs a path",
+                    source.name
+                ),
+                _ => {}
+            }
+        }
+        if self.refresh_interval.0 < Duration::from_millis(100) {
+            anyhow::bail!("storage.query_tier.refresh_interval must be at least 100ms");
+        }
+        Ok(())
+    }
+}
+
+/// One writer's blocks, as a read-only node reaches them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A short name (letters, digits, `_`, `-`), unique among the sources.
+    pub name: String,
+    pub backend: Backend,
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+    /// The writer's data directory, for a `local` source.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Labels added to every series of this source, over those the writer recorded in its
+    /// manifest (its `global.external_labels`).
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
 }
 
 /// When compacted blocks get 5 m and 1 h resolution copies (Thanos's defaults).
@@ -166,6 +247,7 @@ impl Default for StorageConfig {
             compaction: CompactionConfig::default(),
             downsampling: DownsamplingConfig::default(),
             cache: CacheConfig::default(),
+            query_tier: QueryTierConfig::default(),
         }
     }
 }
@@ -407,7 +489,7 @@ impl Config {
             }
             shorter = *range;
         }
-        Ok(())
+        self.storage.query_tier.validate()
     }
 
     /// Checks the files the configuration refers to (file_sd target files), as
@@ -521,6 +603,27 @@ mod tests {
                 format!("{err:#}").contains("storage.compaction.ranges"),
                 "{bad}: {err:#}"
             );
+        }
+    }
+
+    #[test]
+    fn query_tier_sources_are_named_once_and_complete() {
+        let ok = "storage:\n  query_tier:\n    replica_labels: [replica]\n    sources:\n      - name: eu-1\n        backend: local\n        path: ../eu\n        external_labels: {cluster: eu}\n      - name: us\n        backend: s3\n        s3: {bucket: m, prefix: us}\n";
+        let c = Config::from_yaml(ok, "t").unwrap();
+        assert_eq!(c.storage.query_tier.sources.len(), 2);
+        assert_eq!(c.storage.query_tier.refresh_interval.to_string(), "30s");
+        for (bad, says) in [
+            ("[{name: a/b, backend: local, path: x}]", "must be letters"),
+            (
+                "[{name: a, backend: local, path: x}, {name: a, backend: local, path: y}]",
+                "used twice",
+            ),
+            ("[{name: a, backend: s3}]", "needs an s3 section"),
+            ("[{name: a, backend: local}]", "needs a path"),
+        ] {
+            let yaml = format!("storage:\n  query_tier:\n    sources: {bad}\n");
+            let err = format!("{:#}", Config::from_yaml(&yaml, "t").unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 }

@@ -154,7 +154,7 @@ impl Storage {
         // A scrape has no client waiting for an acknowledgement: its samples are made
         // durable by the background sync within `fsync_interval` instead of one fsync each.
         if mode == Mode::AllOrNothing {
-            self.wal.sync(seq)?;
+            self.wal()?.sync(seq)?;
         }
         Ok(outcome)
     }
@@ -189,7 +189,7 @@ impl Storage {
                 start_timestamp_ms: s.start_timestamp_ms,
             }));
         }
-        let mut seq = match self.wal.append(&record) {
+        let mut seq = match self.wal().and_then(|wal| wal.append(&record)) {
             Ok(seq) => seq,
             Err(e) => {
                 let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
@@ -250,7 +250,7 @@ impl Storage {
                 Some(WalSample { series, ..s })
             })
             .collect();
-        let seq = self.wal.append(&record)?;
+        let seq = self.wal()?.append(&record)?;
         Ok((seq, self.head.append(&record.samples).0))
     }
 
@@ -446,7 +446,8 @@ mod tests {
             assert_eq!(storage.head_stats().num_series, 0);
             // ... and its checkpoint, which drops the series' record with its old samples.
             storage
-                .wal
+                .wal()
+                .unwrap()
                 .checkpoint_closed_segments(60_000, &|_| false)
                 .unwrap();
             let (_, outcome) = storage.store(&checked).unwrap();

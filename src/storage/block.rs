@@ -63,6 +63,10 @@ pub struct BlockMeta {
     /// The raw block a downsampled block was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// On a read-only node, how this block's series appear in the merged view of several
+    /// writers (see [`super::query_tier`]); never stored.
+    #[serde(skip)]
+    pub view: Option<Arc<super::query_tier::SourceView>>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -243,6 +247,7 @@ impl BlockData {
             level: CUT_LEVEL,
             resolution_ms: 0,
             source: None,
+            view: None,
         };
         for s in &self.series {
             let names = meta

@@ -98,6 +98,7 @@ pub fn merge(
         level: plan.level,
         resolution_ms: 0,
         source: None,
+        view: None,
     };
     for source in &plan.sources {
         for (metric, names) in &source.metrics {
@@ -405,6 +406,7 @@ mod tests {
             level,
             resolution_ms: 0,
             source: None,
+            view: None,
         }
     }
 

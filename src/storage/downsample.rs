@@ -169,6 +169,7 @@ pub fn downsample(
         id,
         resolution_ms: resolution,
         source: Some(source.id.clone()),
+        view: None,
         num_samples: 0,
         data_bytes: 0,
         data_file_bytes: 0,

@@ -2,6 +2,7 @@
 //! version. It is one JSON object, `manifest.json`, replaced whole by a single put, so a
 //! reader sees the old or the new manifest and never a mix.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -28,6 +29,9 @@ pub struct Manifest {
     /// retention) whose objects stay until `delete_after`, for queries planned before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<DeletedBlock>,
+    /// The writer's `global.external_labels`, which a read-only node adds to its series.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +49,7 @@ impl Default for Manifest {
             blocks: Vec::new(),
             downsampled: Vec::new(),
             deleted: Vec::new(),
+            external_labels: BTreeMap::new(),
         }
     }
 }
@@ -106,14 +111,9 @@ impl Manifest {
     /// Reads the manifest, upgrading an older layout (and saving the upgrade) first.
     /// A missing manifest is a new, empty storage.
     pub async fn load(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Manifest> {
-        let path = Path::from(MANIFEST_PATH);
-        let bytes = match store.get(&path).await {
-            Ok(result) => result.bytes().await.context("reading manifest.json")?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Manifest::default()),
-            Err(e) => return Err(e).context("reading manifest.json"),
+        let Some(raw) = Self::fetch(store).await? else {
+            return Ok(Manifest::default());
         };
-        let raw: serde_json::Value =
-            serde_json::from_slice(&bytes).context("manifest.json is not valid JSON")?;
         let (upgraded, changed) = migrate::upgrade(store, raw).await?;
         let manifest: Manifest =
             serde_json::from_value(upgraded).context("manifest.json does not match the layout")?;
@@ -121,6 +121,35 @@ impl Manifest {
             manifest.publish(store).await?;
         }
         Ok(manifest)
+    }
+
+    /// Reads the manifest as a reader that never writes (a read-only node): a missing one
+    /// is empty; an older layout is an error until its writer upgrades it at start-up.
+    pub async fn read_only(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Manifest> {
+        let Some(raw) = Self::fetch(store).await? else {
+            return Ok(Manifest::default());
+        };
+        let version = raw.get("layout_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(migrate::CURRENT_LAYOUT_VERSION)) {
+            anyhow::bail!(
+                "manifest.json has layout version {version:?}; this build reads version {} (a writer of this build upgrades it when it starts)",
+                migrate::CURRENT_LAYOUT_VERSION
+            );
+        }
+        serde_json::from_value(raw).context("manifest.json does not match the layout")
+    }
+
+    /// The stored manifest as JSON; None when there is none.
+    async fn fetch(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Option<serde_json::Value>> {
+        let path = Path::from(MANIFEST_PATH);
+        let bytes = match store.get(&path).await {
+            Ok(result) => result.bytes().await.context("reading manifest.json")?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e).context("reading manifest.json"),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .context("manifest.json is not valid JSON")
     }
 
     /// Replaces the stored manifest with this one in a single atomic put.

@@ -19,6 +19,7 @@ mod object_reader;
 pub mod objstore;
 mod postings;
 mod querier;
+pub mod query_tier;
 mod series;
 pub mod wal;
 
@@ -41,6 +42,7 @@ pub use manifest::Manifest;
 pub use migrate::CURRENT_LAYOUT_VERSION;
 pub use querier::{HeadReader, HeadSamples, HeadStats, metric_selector};
 use querier::{Lease, Readers};
+pub use query_tier::QueryTier;
 pub use series::SampleColumns;
 pub use wal::ReplayReport;
 
@@ -48,6 +50,14 @@ use wal::{CHECKPOINT_RECORD_SAMPLES, Wal, WalRecord};
 
 /// Windows a flush cuts before it checkpoints the WAL (it also does at its end).
 const CUTS_PER_CHECKPOINT: usize = 24;
+
+/// What a storage is assembled from besides its options, store and manifest.
+struct Parts {
+    head: Head,
+    wal: Option<Wal>,
+    replay: ReplayReport,
+    tier: Option<QueryTier>,
+}
 
 /// Everything needed to open a storage.
 #[derive(Debug, Clone)]
@@ -74,7 +84,12 @@ pub struct Storage {
     /// The reads of the head in progress, each with the manifest it joins the head with:
     /// a cut truncates the head only once no reader needs what it drops.
     readers: std::sync::Mutex<Readers>,
-    wal: Wal,
+    /// None on a read-only node, which takes no samples.
+    wal: Option<Wal>,
+    /// On a read-only node, the writers' buckets it serves; its manifest is their merge.
+    tier: Option<QueryTier>,
+    /// Recorded in the manifest at each publish (`global.external_labels`).
+    external_labels: RwLock<std::collections::BTreeMap<String, String>>,
     manifest: RwLock<Arc<Manifest>>,
     store: Arc<dyn ObjectStore>,
     /// `store` behind the read cache of block byte ranges, for queries.
@@ -147,6 +162,48 @@ impl Storage {
             blocks = manifest.blocks.len(),
             "storage opened"
         );
+        let parts = Parts {
+            head,
+            wal: Some(wal),
+            replay,
+            tier: None,
+        };
+        Ok(Self::assemble(options, store, manifest, parts, metrics))
+    }
+
+    /// Opens a read-only node over the writers' buckets of `tier`: no WAL, an empty head,
+    /// the merge of their manifests (refreshed by [`Self::spawn_background`]).
+    pub async fn open_read_only(
+        options: StorageOptions,
+        tier: QueryTier,
+        metrics: StorageMetrics,
+    ) -> anyhow::Result<Arc<Storage>> {
+        let manifest = tier.merged_manifest().await?;
+        tracing::info!(blocks = manifest.blocks.len(), "read-only storage opened");
+        let store = tier.store();
+        let parts = Parts {
+            head: Head::with_chunk_window(options.config.block_duration.as_millis_i64()),
+            wal: None,
+            replay: ReplayReport::default(),
+            tier: Some(tier),
+        };
+        Ok(Self::assemble(options, store, manifest, parts, metrics))
+    }
+
+    fn assemble(
+        options: StorageOptions,
+        store: Arc<dyn ObjectStore>,
+        manifest: Manifest,
+        parts: Parts,
+        metrics: StorageMetrics,
+    ) -> Arc<Storage> {
+        let Parts {
+            head,
+            wal,
+            replay,
+            tier,
+        } = parts;
+        let min_valid_time = manifest.flushed_until.unwrap_or(i64::MIN);
         let caches = &options.config.cache;
         let series_stats = Self::stats_of(&metrics, "series");
         let cache = moka::future::Cache::builder()
@@ -166,6 +223,8 @@ impl Storage {
             min_valid_time: RwLock::new(min_valid_time),
             readers: Default::default(),
             wal,
+            tier,
+            external_labels: RwLock::new(manifest.external_labels.clone()),
             manifest: RwLock::new(Arc::new(manifest)),
             store,
             cached_store,
@@ -180,7 +239,25 @@ impl Storage {
             replay,
         });
         storage.update_bucket_metrics(&storage.manifest());
-        Ok(storage)
+        storage
+    }
+
+    /// The WAL; an error on a read-only node.
+    fn wal(&self) -> anyhow::Result<&Wal> {
+        self.wal
+            .as_ref()
+            .context("this node is read-only (--storage.read-only): it takes no samples")
+    }
+
+    /// Whether this is a read-only node (`--storage.read-only`).
+    pub fn is_read_only(&self) -> bool {
+        self.tier.is_some()
+    }
+
+    /// Sets the external labels recorded in the manifest from the next publish on, for
+    /// read-only nodes to add to this writer's series.
+    pub fn set_external_labels(&self, labels: std::collections::BTreeMap<String, String>) {
+        *write(&self.external_labels) = labels;
     }
 
     /// The object store for reading blocks in queries: byte ranges of block objects are
@@ -336,7 +413,7 @@ impl Storage {
                 .contains(&id)
             };
             storage
-                .wal
+                .wal()?
                 .checkpoint_closed_segments(flushed_until, &keep)
                 .context("checkpointing the WAL")?;
             Ok(())
@@ -409,11 +486,15 @@ impl Storage {
         &self,
         change: impl FnOnce(&mut Manifest) -> Option<R>,
     ) -> anyhow::Result<Option<R>> {
+        if self.is_read_only() {
+            anyhow::bail!("this node is read-only (--storage.read-only): it changes no blocks");
+        }
         let _writer = self.manifest_writer.lock().await;
         let mut manifest = self.manifest().as_ref().clone();
         let Some(result) = change(&mut manifest) else {
             return Ok(None);
         };
+        manifest.external_labels = read(&self.external_labels).clone();
         manifest.publish(&self.store).await?;
         self.update_bucket_metrics(&manifest);
         *write(&self.manifest) = Arc::new(manifest);
@@ -644,7 +725,7 @@ impl Storage {
             if n > 0 {
                 let records = storage.head.to_records(CHECKPOINT_RECORD_SAMPLES);
                 storage
-                    .wal
+                    .wal()?
                     .checkpoint(&records)
                     .context("checkpointing the WAL after a deletion")?;
                 storage.update_head_metrics();
@@ -740,7 +821,11 @@ impl Storage {
         let series = self
             .series_cache
             .try_get_with(meta.id.clone(), async move {
-                BlockSeries::load(&store, &meta_owned).await.map(Arc::new)
+                let series = BlockSeries::load(&store, &meta_owned).await?;
+                Ok::<_, anyhow::Error>(Arc::new(match &meta_owned.view {
+                    Some(view) => view.apply(series),
+                    None => series,
+                }))
             })
             .await
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -754,8 +839,36 @@ impl Storage {
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let storage = self.clone();
         tokio::spawn(async move {
-            tokio::join!(storage.clone().cut_loop(), storage.compaction_loop());
+            match storage.tier.is_some() {
+                true => storage.refresh_loop().await,
+                false => {
+                    tokio::join!(storage.clone().cut_loop(), storage.compaction_loop());
+                }
+            }
         })
+    }
+
+    /// A read-only node's background work: read the writers' manifests again every
+    /// `query_tier.refresh_interval`. A failed read keeps the view it had (the writers
+    /// delete replaced blocks only after their deletion delay).
+    async fn refresh_loop(self: Arc<Self>) {
+        let Some(tier) = &self.tier else { return };
+        let every = self.options.config.query_tier.refresh_interval.0;
+        loop {
+            tokio::time::sleep(every).await;
+            match tier.merged_manifest().await {
+                Ok(manifest) if manifest != *self.manifest() => {
+                    tracing::debug!(blocks = manifest.blocks.len(), "manifests refreshed");
+                    self.update_bucket_metrics(&manifest);
+                    *write(&self.manifest) = Arc::new(manifest);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "reading the writers' manifests failed; the previous view stays"
+                ),
+            }
+        }
     }
 
     async fn cut_loop(self: Arc<Self>) {
@@ -768,9 +881,11 @@ impl Storage {
         let mut last_flush = tokio::time::Instant::now();
         loop {
             ticker.tick().await;
-            if self.wal.fsync_policy() != FsyncPolicy::Never {
+            if let Some(wal) = &self.wal
+                && wal.fsync_policy() != FsyncPolicy::Never
+            {
                 let s = self.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || s.wal.sync_all()).await {
+                if let Err(e) = tokio::task::spawn_blocking(move || s.wal()?.sync_all()).await {
                     tracing::error!(error = %e, "WAL sync task failed");
                 }
             }
@@ -801,7 +916,10 @@ impl Storage {
 
     /// Makes the WAL durable; called on orderly shutdown.
     pub fn close(&self) -> anyhow::Result<()> {
-        self.wal.sync_all()
+        match &self.wal {
+            Some(wal) => wal.sync_all(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -892,6 +1010,7 @@ mod tests {
             level: block::CUT_LEVEL,
             resolution_ms: 0,
             source: None,
+            view: None,
         }
     }
 

@@ -13,7 +13,16 @@ use object_store::prefix::PrefixStore;
 use crate::config::{Backend, S3Config, StorageConfig};
 
 pub fn build(config: &StorageConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    match config.backend {
+    build_backend(config.backend, config.s3.as_ref(), data_dir)
+}
+
+/// The store of `backend`: `data_dir` for a local one, the bucket of `s3` otherwise.
+pub fn build_backend(
+    backend: Backend,
+    s3: Option<&S3Config>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    match backend {
         Backend::Local => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -24,10 +33,7 @@ pub fn build(config: &StorageConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn 
             Ok(Arc::new(store))
         }
         Backend::S3 => {
-            let s3 = config
-                .s3
-                .as_ref()
-                .context("storage.backend is s3 but storage.s3 is missing")?;
+            let s3 = s3.context("storage.backend is s3 but storage.s3 is missing")?;
             build_s3(s3)
         }
     }

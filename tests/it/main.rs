@@ -14,6 +14,7 @@ mod prometheus_peer;
 mod promql_diff;
 mod promql_fuzz;
 mod promqltest;
+mod query_tier;
 mod remote_write;
 mod rules;
 mod scrape;

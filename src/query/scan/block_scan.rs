@@ -2,6 +2,7 @@
 //! tables: blocks outside the time range or without the metric are skipped, and the
 //! metric, series and time predicates prune row groups and pages.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -12,9 +13,11 @@ use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFacto
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, Operator, binary_expr};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{col, lit};
 
 use crate::model::SeriesId;
@@ -56,20 +59,42 @@ impl BlockScan<'_> {
         blocks: impl Iterator<Item = &'b BlockMeta>,
         filters: &[Expr],
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let files: Vec<(String, u64)> = blocks
+        // Blocks by the salt of their series ids: zero but on a read-only node over
+        // writers with external labels (see `storage::query_tier`).
+        let mut by_salt: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
+        for b in blocks
             .filter(|b| b.overlaps(self.range.min, self.range.max))
             .filter(|b| self.metric.is_none_or(|m| b.metrics.contains_key(m)))
-            .map(|b| (b.data_path().to_string(), b.data_file_bytes))
-            .collect();
-        if files.is_empty() {
-            return Ok(None);
+        {
+            let salt = b.view.as_ref().map_or(0, |v| v.salt);
+            let file = (b.data_path().to_string(), b.data_file_bytes);
+            by_salt.entry(salt).or_default().push(file);
         }
+        let mut plans = Vec::with_capacity(by_salt.len());
+        for (salt, files) in by_salt {
+            plans.push(self.plan_files(state, &files, salt, filters)?);
+        }
+        match plans.len() {
+            0 => Ok(None),
+            1 => Ok(plans.pop()),
+            _ => Ok(Some(UnionExec::try_new(plans)?)),
+        }
+    }
+
+    /// The scan of `files`, whose series ids are XORed with `salt` in the merged view.
+    fn plan_files(
+        &self,
+        state: &dyn Session,
+        files: &[(String, u64)],
+        salt: u64,
+        filters: &[Expr],
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mut predicates: Vec<Expr> = filters.to_vec();
         if let Some(m) = self.metric {
             predicates.push(col("metric").eq(lit(m)));
         }
         if let Some(ids) = self.series.filter(|ids| ids.len() <= PRUNE_BY_SERIES) {
-            let ids = ids.iter().map(|id| lit(*id)).collect();
+            let ids = ids.iter().map(|id| lit(*id ^ salt)).collect();
             predicates.push(col(SERIES_ID).in_list(ids, false));
         }
         // Footers and page indexes come from the runtime's metadata cache (see
@@ -82,17 +107,37 @@ impl BlockScan<'_> {
         );
         let mut source = ParquetSource::new(self.file_schema.clone())
             .with_parquet_file_reader_factory(Arc::new(readers));
+        let df_schema = DFSchema::try_from(self.file_schema.as_ref().clone())?;
         if let Some(predicate) = conjunction(predicates) {
-            let df_schema = DFSchema::try_from(self.file_schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }
         let partitions = state.config().target_partitions().max(IO_PARTITIONS);
-        let groups = spread(&files, partitions);
+        let groups = spread(files, partitions);
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
             .with_file_groups(groups)
             .with_projection_indices(Some(self.file_projection.clone()))?
             .build();
-        Ok(Some(DataSourceExec::from_data_source(config)))
+        let scan = DataSourceExec::from_data_source(config);
+        let projected = scan.schema();
+        if salt == 0 || projected.index_of(SERIES_ID).is_err() {
+            return Ok(scan);
+        }
+        // The merged view's ids: the file's XORed with the salt.
+        let out_schema = DFSchema::try_from(projected.as_ref().clone())?;
+        let exprs = (projected.fields().iter())
+            .map(|f| {
+                let column = col(f.name().as_str());
+                let expr = match f.name() == SERIES_ID {
+                    true => binary_expr(column, Operator::BitwiseXor, lit(salt)),
+                    false => column,
+                };
+                Ok(ProjectionExpr {
+                    expr: state.create_physical_expr(expr, &out_schema)?,
+                    alias: f.name().clone(),
+                })
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
     }
 }
 
