@@ -9,6 +9,7 @@ mod compaction;
 mod crash;
 mod grafana;
 mod http;
+mod longterm_diff;
 mod postgres;
 mod prometheus_peer;
 mod promql_diff;

@@ -451,7 +451,7 @@ fn almost_equal(a: f64, b: f64) -> bool {
     (a - b).abs() / (a.abs() + b.abs()) < 1e-6
 }
 
-fn compare(query: &str, mode: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
+pub(crate) fn compare(query: &str, mode: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
     let (a, b) = (parse_result(ours)?, parse_result(theirs)?);
     if a.keys().collect::<Vec<_>>() != b.keys().collect::<Vec<_>>() {
         return Err(format!(
