@@ -8,6 +8,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -68,10 +69,55 @@ impl CacheStats {
         }
     }
 
+    /// (hits, misses) counted so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let get = |r: &str| self.requests.with_label_values(&[self.name, r]).get();
+        (get("hit"), get("miss"))
+    }
+
     pub fn set_bytes(&self, bytes: u64) {
         self.bytes
             .with_label_values(&[self.name])
             .set(bytes.try_into().unwrap_or(i64::MAX));
+    }
+}
+
+/// What one query read of block objects, for `explain?analyze=true`: the objects and
+/// bytes fetched from the bucket, and the reads the cache served.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    objects: std::sync::Mutex<std::collections::BTreeSet<Path>>,
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    hits: AtomicU64,
+    hit_bytes: AtomicU64,
+}
+
+impl FetchStats {
+    fn fetched(&self, location: &Path, bytes: u64) {
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.insert(location.clone());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn served(&self, bytes: u64) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hit_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One line: objects, requests and bytes from the bucket; reads from the cache.
+    pub fn summary(&self) -> String {
+        let objects = self.objects.lock().map_or(0, |o| o.len());
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        format!(
+            "block objects: {objects} fetched from the bucket in {} requests, {} bytes; {} reads, {} bytes, from the cache",
+            get(&self.requests),
+            get(&self.bytes),
+            get(&self.hits),
+            get(&self.hit_bytes),
+        )
     }
 }
 
@@ -84,10 +130,13 @@ struct Chunk {
     meta: Option<ObjectMeta>,
 }
 
+#[derive(Clone)]
 pub struct CachingStore {
     inner: Arc<dyn ObjectStore>,
     chunks: moka::future::Cache<Key, Chunk>,
     stats: CacheStats,
+    /// Counts this handle's reads (one query's), when set.
+    observer: Option<Arc<FetchStats>>,
 }
 
 impl CachingStore {
@@ -105,6 +154,27 @@ impl CachingStore {
             inner,
             chunks,
             stats,
+            observer: None,
+        }
+    }
+
+    /// The same cache, with this handle's reads counted in `observer`.
+    pub fn observed(&self, observer: Arc<FetchStats>) -> CachingStore {
+        CachingStore {
+            observer: Some(observer),
+            ..self.clone()
+        }
+    }
+
+    fn fetched(&self, location: &Path, bytes: u64) {
+        if let Some(o) = &self.observer {
+            o.fetched(location, bytes);
+        }
+    }
+
+    fn served(&self, bytes: u64) {
+        if let Some(o) = &self.observer {
+            o.served(bytes);
         }
     }
 
@@ -164,7 +234,9 @@ impl ObjectStore for CachingStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let Some(range) = plain_range(&options).filter(|_| Self::cacheable(location)) else {
-            return self.inner.get_opts(location, options).await;
+            let result = self.inner.get_opts(location, options).await?;
+            self.fetched(location, result.range.end - result.range.start);
+            return Ok(result);
         };
         let key = (location.clone(), range.start, range.end);
         if let Some(Chunk {
@@ -173,6 +245,7 @@ impl ObjectStore for CachingStore {
         }) = self.chunks.get(&key).await
         {
             self.stats.hit();
+            self.served(bytes.len() as u64);
             let range = range.start..range.start + bytes.len() as u64;
             return Ok(GetResult {
                 payload: GetResultPayload::Stream(
@@ -191,6 +264,7 @@ impl ObjectStore for CachingStore {
             result.attributes.clone(),
         );
         let bytes = result.bytes().await?;
+        self.fetched(location, bytes.len() as u64);
         let chunk = Chunk {
             bytes: bytes.clone(),
             meta: Some(meta.clone()),
@@ -206,7 +280,9 @@ impl ObjectStore for CachingStore {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         if !Self::cacheable(location) {
-            return self.inner.get_ranges(location, ranges).await;
+            let fetched = self.inner.get_ranges(location, ranges).await?;
+            (fetched.iter()).for_each(|b| self.fetched(location, b.len() as u64));
+            return Ok(fetched);
         }
         let mut out: Vec<Option<Bytes>> = Vec::with_capacity(ranges.len());
         let mut missing = Vec::new();
@@ -215,6 +291,7 @@ impl ObjectStore for CachingStore {
             match cached {
                 Some(chunk) => {
                     self.stats.hit();
+                    self.served(chunk.bytes.len() as u64);
                     out.push(Some(chunk.bytes));
                 }
                 None => {
@@ -226,6 +303,7 @@ impl ObjectStore for CachingStore {
         }
         if !missing.is_empty() {
             let fetched = self.inner.get_ranges(location, &missing).await?;
+            (fetched.iter()).for_each(|b| self.fetched(location, b.len() as u64));
             let mut fetched = missing.into_iter().zip(fetched);
             for slot in out.iter_mut().filter(|s| s.is_none()) {
                 if let Some((r, bytes)) = fetched.next() {
@@ -318,5 +396,23 @@ mod tests {
         inner.delete(&block).await.unwrap();
         assert_eq!(store.get_range(&block, 10..20).await.unwrap(), data[10..20]);
         assert!(store.get_range(&block, 50..60).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_observed_handle_counts_its_own_fetches_and_hits() {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let block = Path::from("blocks/b1/data.parquet");
+        inner.put(&block, vec![7u8; 100].into()).await.unwrap();
+        let (stats, _) = stats();
+        let store = CachingStore::new(inner, 1 << 20, stats);
+        store.get_range(&block, 0..10).await.unwrap();
+        let fetch = Arc::new(FetchStats::default());
+        let query = store.observed(fetch.clone());
+        query.get_range(&block, 0..10).await.unwrap();
+        query.get_ranges(&block, &[0..10, 20..50]).await.unwrap();
+        assert_eq!(
+            fetch.summary(),
+            "block objects: 1 fetched from the bucket in 1 requests, 30 bytes; 2 reads, 20 bytes, from the cache"
+        );
     }
 }

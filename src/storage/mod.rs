@@ -93,7 +93,7 @@ pub struct Storage {
     manifest: RwLock<Arc<Manifest>>,
     store: Arc<dyn ObjectStore>,
     /// `store` behind the read cache of block byte ranges, for queries.
-    cached_store: Arc<dyn ObjectStore>,
+    cached_store: Arc<cache::CachingStore>,
     series_cache: moka::future::Cache<String, Arc<BlockSeries>>,
     series_stats: cache::CacheStats,
     options: StorageOptions,
@@ -213,7 +213,7 @@ impl Storage {
             .max_capacity(caches.series_bytes)
             .eviction_listener(series_stats.eviction_listener())
             .build();
-        let cached_store: Arc<dyn ObjectStore> = Arc::new(cache::CachingStore::new(
+        let cached_store = Arc::new(cache::CachingStore::new(
             store.clone(),
             caches.chunk_bytes,
             Self::stats_of(&metrics, "chunks"),
@@ -264,6 +264,16 @@ impl Storage {
     /// cached (see [`cache`]).
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.cached_store.clone()
+    }
+
+    /// [`Self::object_store`] with its reads counted in `fetch` (one query's).
+    pub fn observed_object_store(&self, fetch: Arc<cache::FetchStats>) -> Arc<dyn ObjectStore> {
+        Arc::new(self.cached_store.observed(fetch))
+    }
+
+    /// (hits, misses) of the series-file cache so far.
+    pub fn series_cache_counts(&self) -> (u64, u64) {
+        self.series_stats.counts()
     }
 
     /// Hit, miss and eviction counters for the read cache `name`.

@@ -427,21 +427,34 @@ async fn promql_reads_downsampled_data(q: &mut Quiver, root: &Path, (min, max): 
         .unwrap()
         .to_string();
     let (s, e) = ((span.0 / 1000).to_string(), (span.1 / 1000).to_string());
-    let body = q
-        .get_json(
-            "/api/v1/explain",
-            &[
-                ("query", "sum(rate(requests_total[30m]))"),
-                ("start", &s),
-                ("end", &e),
-                ("step", "60"),
-                ("analyze", "true"),
-                ("max_source_resolution", "5m"),
-            ],
-        )
-        .await;
+    let explain = [
+        ("query", "sum(rate(requests_total[30m]))"),
+        ("start", &s),
+        ("end", &e),
+        ("step", "60"),
+        ("analyze", "true"),
+        ("max_source_resolution", "5m"),
+    ];
+    let body = q.get_json("/api/v1/explain", &explain).await;
     let analyzed = body["data"]["analyzed"].as_str().unwrap_or_default();
     assert!(analyzed.contains(&copy), "{copy} not in {body}");
+    // It counts the query's reads of block objects: run again, all come from the cache.
+    let reads = |analyzed: &str| -> (u64, u64) {
+        let line = analyzed
+            .lines()
+            .find(|l| l.starts_with("block objects: "))
+            .unwrap_or_else(|| panic!("no block objects line: {analyzed}"));
+        let numbers: Vec<u64> = (line.split(|c: char| !c.is_ascii_digit()))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (numbers[1], numbers[3])
+    };
+    let (fetched, cached) = reads(analyzed);
+    assert!(fetched + cached > 0, "{analyzed}");
+    let again = q.get_json("/api/v1/explain", &explain).await;
+    let again = again["data"]["analyzed"].as_str().unwrap_or_default();
+    assert_eq!(reads(again), (0, fetched + cached), "{analyzed}\n{again}");
+    assert!(again.contains("series files: "), "{again}");
     // A bad resolution is the client's error.
     let bad = promql_at(q, "up", span, "7 parsecs").await.unwrap_err();
     assert_eq!(bad["errorType"], "bad_data", "{bad}");

@@ -286,6 +286,7 @@ impl PromqlEngine {
         resolution: SourceResolution,
     ) -> Result<String, PromqlError> {
         let began = std::time::Instant::now();
+        let series_before = self.storage.series_cache_counts();
         let times = syntax::QueryTimes {
             step_ms: step,
             range_ms: end - start,
@@ -301,7 +302,16 @@ impl PromqlEngine {
         };
         let translated = began.elapsed();
         let ctx = self.context_for(&planner);
-        let state = ctx.state();
+        // This query's reads of block objects are counted on their way through the cache.
+        let fetch = Arc::new(crate::storage::cache::FetchStats::default());
+        let runtime = crate::query::scan::runtime_reading_blocks_from(
+            &ctx.runtime_env(),
+            self.storage.observed_object_store(fetch.clone()),
+        )?;
+        let state = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
         let optimized = state.optimize(&plan)?;
         let logical_optimized = began.elapsed();
         let physical = state
@@ -309,7 +319,7 @@ impl PromqlEngine {
             .create_physical_plan(&optimized, &state)
             .await?;
         let planned = began.elapsed();
-        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
+        let batches = datafusion::physical_plan::collect(physical.clone(), task).await?;
         let executed = began.elapsed() - planned;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let operators = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
@@ -317,13 +327,20 @@ impl PromqlEngine {
         )
         .indent(true);
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let series_after = self.storage.series_cache_counts();
+        let series_files = format!(
+            "series files: {} loaded from the bucket, {} from the cache (node-wide while this ran)",
+            series_after.1 - series_before.1,
+            series_after.0 - series_before.0,
+        );
         Ok(format!(
-            "planning: {:.3} ms (PromQL to a logical plan {:.3} ms, optimizing it {:.3} ms, physical planning {:.3} ms)\nexecution: {:.3} ms\nrows: {rows}\n{operators}",
+            "planning: {:.3} ms (PromQL to a logical plan {:.3} ms, optimizing it {:.3} ms, physical planning {:.3} ms)\nexecution: {:.3} ms\nrows: {rows}\n{}\n{series_files}\n{operators}",
             ms(planned),
             ms(translated),
             ms(logical_optimized - translated),
             ms(planned - logical_optimized),
             ms(executed),
+            fetch.summary(),
         ))
     }
 

@@ -11,7 +11,12 @@ pub mod raw_samples;
 pub mod series_set;
 pub mod timerange;
 
+use std::sync::Arc;
+
 use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::ObjectStore;
 
 pub use downsampled::DownsampledSamples;
 pub use raw_samples::RawSamples;
@@ -19,6 +24,22 @@ pub use series_set::SeriesSet;
 
 /// Where DataFusion finds the block files: registered in the session's runtime.
 pub const BLOCKS_URL: &str = "quiver://blocks/";
+
+/// `shared` (its memory pool, spill files and metadata caches) with the blocks read through
+/// `blocks` instead: for one query whose reads are counted.
+pub fn runtime_reading_blocks_from(
+    shared: &RuntimeEnv,
+    blocks: Arc<dyn ObjectStore>,
+) -> datafusion::common::Result<Arc<RuntimeEnv>> {
+    let runtime = RuntimeEnv {
+        memory_pool: shared.memory_pool.clone(),
+        disk_manager: shared.disk_manager.clone(),
+        cache_manager: shared.cache_manager.clone(),
+        object_store_registry: Arc::new(DefaultObjectStoreRegistry::new()),
+    };
+    runtime.register_object_store(ObjectStoreUrl::parse(BLOCKS_URL)?.as_ref(), blocks);
+    Ok(Arc::new(runtime))
+}
 
 pub const TIMESTAMP: &str = "timestamp";
 pub const VALUE: &str = "value";
