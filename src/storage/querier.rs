@@ -207,6 +207,20 @@ impl Storage {
         Ok(found)
     }
 
+    /// Series the selector picks in those of `blocks` (downsampled ones, chosen by the
+    /// caller) that overlap `[min, max]`.
+    pub async fn select_series_in(
+        &self,
+        selector: &Selector,
+        range: (i64, i64),
+        blocks: &[BlockMeta],
+    ) -> anyhow::Result<BTreeMap<SeriesId, Arc<Labels>>> {
+        let mut found = BTreeMap::new();
+        self.select_in_blocks(blocks.iter(), selector, range, &mut found)
+            .await?;
+        Ok(found)
+    }
+
     /// Adds the series the selector picks in those of `blocks` overlapping `[min, max]`
     /// (through their series files; only blocks holding the selector's metric when it
     /// names one) to `found`, the first label set of an id winning.

@@ -253,7 +253,8 @@ impl PromqlEngine {
         min: i64,
         max: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let planner = self.planner("", (min, max, 1), DEFAULT_LOOKBACK, 0);
+        let raw = SourceResolution::Raw.pick(0);
+        let planner = self.planner("", (min, max, 1), DEFAULT_LOOKBACK, raw);
         let plan = planner.raw_samples(selector, min, max).await?;
         self.run(plan, &planner).await
     }
@@ -263,7 +264,8 @@ impl PromqlEngine {
     /// `/api/v1/explain`.
     pub async fn explain(&self, query: &str, time_ms: i64) -> Result<Explanation, PromqlError> {
         let expr = Self::parse(query)?;
-        let planner = self.planner(query, (time_ms, time_ms, 0), DEFAULT_LOOKBACK, 0);
+        let raw = SourceResolution::Raw.pick(0);
+        let planner = self.planner(query, (time_ms, time_ms, 0), DEFAULT_LOOKBACK, raw);
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => {
                 let optimized = self.ctx.state().optimize(&plan)?;
@@ -292,8 +294,12 @@ impl PromqlEngine {
             range_ms: end - start,
         };
         let expr = Self::parse_for(query, times)?;
-        let resolution_ms = resolution.pick(step);
-        let planner = self.planner(query, (start, end, step), DEFAULT_LOOKBACK, resolution_ms);
+        let planner = self.planner(
+            query,
+            (start, end, step),
+            DEFAULT_LOOKBACK,
+            resolution.pick(step),
+        );
         let plan = match planner.plan(&expr).await? {
             Planned::Vector(plan) | Planned::Scalar(plan) | Planned::Matrix(plan) => plan,
             Planned::Const(_) | Planned::String(_) => {
@@ -368,21 +374,20 @@ impl PromqlEngine {
     }
 
     /// A planner for `source` (the query text annotations cite) over `[start, end]`
-    /// every `step`, reading downsampled data of `resolution_ms` where there is some (0:
-    /// raw data only).
+    /// every `step`, reading the data `resolution` says.
     fn planner(
         &self,
         source: &str,
         (start, end, step): (i64, i64, i64),
         lookback: Duration,
-        resolution_ms: i64,
+        resolution: planner::ReadResolution,
     ) -> Planner {
         Planner {
             storage: self.storage.clone(),
             start,
             end,
             step,
-            resolution_ms,
+            resolution,
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),
             infos: Default::default(),
@@ -400,8 +405,7 @@ impl PromqlEngine {
         resolution: SourceResolution,
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
-        let resolution_ms = resolution.pick(step);
-        let planner = self.planner(source, (start, end, step), lookback, resolution_ms);
+        let planner = self.planner(source, (start, end, step), lookback, resolution.pick(step));
         let planned = planner.plan(expr).await?;
         let sort = sort_order(expr);
         let value: Result<PromValue, PromqlError> = match planned {
@@ -662,7 +666,8 @@ pub enum SourceResolution {
     /// Data downsampled to at most this many ms (`5m`, `1h`).
     Max(i64),
     /// At most a fifth of the step (`auto`, the default): a dashboard over 90 days at a
-    /// 1 h step reads 5 m data, at a 6 h step 1 h data.
+    /// 1 h step reads 5 m data, at a 6 h step 1 h data; where neither that data nor finer
+    /// exists (past its retention), coarser data answers.
     Auto,
 }
 
@@ -681,18 +686,21 @@ impl SourceResolution {
         }
     }
 
-    /// The resolution to read (0: raw) for a query with this step (0: instant).
-    pub fn pick(self, step_ms: i64) -> i64 {
+    /// The data to read for a query with this step (0: instant).
+    pub fn pick(self, step_ms: i64) -> planner::ReadResolution {
         let limit = match self {
             SourceResolution::Raw => 0,
             SourceResolution::Max(ms) => ms,
             SourceResolution::Auto => step_ms / 5,
         };
         use crate::storage::downsample::{RES_1H, RES_5M};
-        [RES_1H, RES_5M]
-            .into_iter()
-            .find(|r| *r <= limit)
-            .unwrap_or(0)
+        planner::ReadResolution {
+            ms: [RES_1H, RES_5M]
+                .into_iter()
+                .find(|r| *r <= limit)
+                .unwrap_or(0),
+            fill_gaps: self == SourceResolution::Auto,
+        }
     }
 }
 
@@ -800,16 +808,21 @@ mod tests {
         assert_eq!(parse("5m"), SourceResolution::Max(300_000));
         assert!(SourceResolution::parse("5 minutes").is_err());
         let (m5, h1) = (300_000, 3_600_000);
+        let ms = |r: &str, step: i64| parse(r).pick(step).ms;
         // auto: at most a fifth of the step; instant queries read raw data.
-        assert_eq!(parse("auto").pick(0), 0);
-        assert_eq!(parse("auto").pick(60_000), 0);
-        assert_eq!(parse("auto").pick(25 * 60_000), m5);
-        assert_eq!(parse("auto").pick(3_600_000), m5);
-        assert_eq!(parse("auto").pick(5 * 3_600_000), h1);
-        assert_eq!(parse("5m").pick(0), m5);
-        assert_eq!(parse("30m").pick(0), m5);
-        assert_eq!(parse("1h").pick(15_000), h1);
-        assert_eq!(parse("1m").pick(86_400_000), 0);
-        assert_eq!(parse("raw").pick(86_400_000), 0);
+        assert_eq!(ms("auto", 0), 0);
+        assert_eq!(ms("auto", 60_000), 0);
+        assert_eq!(ms("auto", 25 * 60_000), m5);
+        assert_eq!(ms("auto", 3_600_000), m5);
+        assert_eq!(ms("auto", 5 * 3_600_000), h1);
+        assert_eq!(ms("5m", 0), m5);
+        assert_eq!(ms("30m", 0), m5);
+        assert_eq!(ms("1h", 15_000), h1);
+        assert_eq!(ms("1m", 86_400_000), 0);
+        assert_eq!(ms("raw", 86_400_000), 0);
+        // Only auto lets coarser data fill where finer data has expired; the others are
+        // maxima.
+        assert!(parse("auto").pick(0).fill_gaps);
+        assert!(!parse("5m").pick(0).fill_gaps && !parse("raw").pick(0).fill_gaps);
     }
 }

@@ -33,6 +33,7 @@ use promql_parser::parser::{
 use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
 use crate::query::scan::{DownsampledSamples, RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
+use crate::storage::downsample::{RES_1H, RES_5M};
 
 use super::PromqlError;
 use super::aggregates::{BucketKernel, BucketNotes, Kernel, format_value_udf};
@@ -94,8 +95,8 @@ pub struct Planner {
     pub start: i64,
     pub end: i64,
     pub step: i64,
-    /// The downsampled data to read where it exists (0: raw samples only).
-    pub resolution_ms: i64,
+    /// The downsampled data to read where it exists.
+    pub resolution: ReadResolution,
     pub lookback: i64,
     /// Warnings found while planning (and, by UDFs, while running), in Prometheus's wording.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
@@ -108,6 +109,21 @@ pub struct Planner {
 }
 
 type PlanResult = Result<Planned, PromqlError>;
+
+/// Which data a query reads: the downsampled copies of `ms` where they exist (0: raw
+/// samples only) and raw samples elsewhere; with `fill_gaps`, coarser copies too where
+/// neither exists (raw data or finer copies past their retention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadResolution {
+    pub ms: i64,
+    pub fill_gaps: bool,
+}
+
+/// Downsampled blocks of one resolution that a selection reads.
+struct Layer {
+    resolution_ms: i64,
+    blocks: Vec<crate::storage::BlockMeta>,
+}
 
 impl Planner {
     pub fn plan<'a>(&'a self, expr: &'a PromExpr) -> BoxFuture<'a, PlanResult> {
@@ -194,32 +210,56 @@ impl Planner {
         min: i64,
         max: i64,
     ) -> Result<LogicalPlan, PromqlError> {
-        self.selected_samples(vs, (min, max), false, Aggregate::Avg)
+        let layers = self.downsampled_layers(min, max);
+        self.selected_samples(vs, (min, max), false, Aggregate::Avg, layers)
             .await
     }
 
     /// The downsampled blocks (of the query's resolution) overlapping `(min, max]`.
-    fn downsampled_blocks(&self, min: i64, max: i64) -> Vec<crate::storage::BlockMeta> {
-        if self.resolution_ms == 0 {
+    fn downsampled_layers(&self, min: i64, max: i64) -> Vec<Layer> {
+        let ReadResolution { ms, fill_gaps } = self.resolution;
+        if ms == 0 && !fill_gaps {
             return Vec::new();
         }
         let manifest = self.storage.manifest();
-        manifest
-            .at_resolution(self.resolution_ms)
-            .filter(|b| b.overlaps(min.saturating_add(1), max))
-            .cloned()
-            .collect()
+        let overlapping = |b: &&crate::storage::BlockMeta| b.overlaps(min.saturating_add(1), max);
+        // Time some finer data answers for: raw blocks, then the layers taken.
+        let mut covered: Vec<(i64, i64)> = (manifest.blocks.iter().filter(overlapping))
+            .map(|b| (b.min_time, b.max_time))
+            .collect();
+        let mut layers = Vec::new();
+        for resolution_ms in [RES_5M, RES_1H] {
+            // The chosen resolution replaces raw blocks; a coarser one only fills gaps.
+            let chosen = resolution_ms == ms;
+            if resolution_ms < ms || (!chosen && !fill_gaps) {
+                continue;
+            }
+            let blocks: Vec<crate::storage::BlockMeta> = (manifest.at_resolution(resolution_ms))
+                .filter(overlapping)
+                .filter(|b| chosen || !covered.iter().any(|&(lo, hi)| b.overlaps(lo, hi - 1)))
+                .cloned()
+                .collect();
+            covered.extend(blocks.iter().map(|b| (b.min_time, b.max_time)));
+            if !blocks.is_empty() {
+                layers.push(Layer {
+                    resolution_ms,
+                    blocks,
+                });
+            }
+        }
+        layers
     }
 
     /// [`Planner::raw_samples`], with the samples' start timestamps (ms, null when unknown)
     /// as a fourth column when `with_starts`, and `aggregate` standing for a downsampled
-    /// window's samples.
+    /// window's samples of `layers`.
     async fn selected_samples(
         &self,
         vs: &VectorSelector,
         (min, max): (i64, i64),
         with_starts: bool,
         aggregate: Aggregate,
+        layers: Vec<Layer>,
     ) -> Result<LogicalPlan, PromqlError> {
         let metric = metric_name(vs);
         let storage_error = |e: anyhow::Error| PromqlError::Execution(format!("{e:#}"));
@@ -231,12 +271,11 @@ impl Planner {
             .select_series(&selector, min.saturating_add(1), max)
             .await
             .map_err(storage_error)?;
-        let downsampled = self.downsampled_blocks(min, max);
-        if !downsampled.is_empty() {
+        for layer in &layers {
             let bounds = (min.saturating_add(1), max);
             let more = self
                 .storage
-                .select_downsampled_series(&selector, bounds, self.resolution_ms)
+                .select_series_in(&selector, bounds, &layer.blocks)
                 .await
                 .map_err(storage_error)?;
             for (id, labels) in more {
@@ -276,8 +315,8 @@ impl Planner {
             t.clone().gt(ts(min)).and(t.lt_eq(ts(max)))
         };
         // The raw samples, less the blocks whose downsampled copies are read instead.
-        let sources: Arc<[String]> = downsampled
-            .iter()
+        let sources: Arc<[String]> = (layers.iter())
+            .flat_map(|l| &l.blocks)
             .filter_map(|b| b.source.clone())
             .collect();
         let raw = RawSamples::new(self.storage.clone(), metric.clone())
@@ -285,7 +324,7 @@ impl Planner {
             .without_blocks(sources);
         // Counting over downsampled rows adds up their counts; a raw sample counts 1 (a
         // staleness marker stays NaN, for the step node to drop).
-        let raw_value = match aggregate == Aggregate::Count && !downsampled.is_empty() {
+        let raw_value = match aggregate == Aggregate::Count && !layers.is_empty() {
             true => when(isnan(col("r.value")), col("r.value"))
                 .otherwise(lit(1.0))?
                 .alias("value"),
@@ -298,8 +337,11 @@ impl Planner {
                     .into_iter()
                     .chain(with_starts.then(|| col("r.start_timestamp"))),
             )?;
-        if !downsampled.is_empty() {
-            let windows = DownsampledSamples::new(self.storage.clone(), metric, self.resolution_ms);
+        for layer in layers {
+            let ids: Arc<[String]> = layer.blocks.iter().map(|b| b.id.clone()).collect();
+            let windows =
+                DownsampledSamples::new(self.storage.clone(), metric.clone(), layer.resolution_ms)
+                    .only_blocks(ids);
             let starts = lit(ScalarValue::TimestampMillisecond(None, Some("UTC".into())));
             let down = LogicalPlanBuilder::scan("d", provider_as_source(Arc::new(windows)), None)?
                 .filter(in_window("d"))?
@@ -583,12 +625,14 @@ impl Planner {
                 };
                 let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
                 let aggregate = Aggregate::for_function(func);
-                if aggregate == Aggregate::Count && !self.downsampled_blocks(min, max).is_empty() {
+                // Read once: the choice of function depends on what is read.
+                let layers = self.downsampled_layers(min, max);
+                if aggregate == Aggregate::Count && !layers.is_empty() {
                     // A downsampled row stands for `count` samples: add them up.
                     func = RangeFunc::SumOverTime;
                 }
                 let raw = self
-                    .selected_samples(&ms.vs, (min, max), with_starts, aggregate)
+                    .selected_samples(&ms.vs, (min, max), with_starts, aggregate, layers)
                     .await?;
                 (raw, range, steps)
             }
@@ -662,8 +706,9 @@ impl Planner {
     async fn selected_sample(&self, vs: &VectorSelector, steps: Steps, emit: Emit) -> PlanResult {
         let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
         let bounds = data_bounds(&steps, self.lookback);
+        let layers = self.downsampled_layers(bounds.0, bounds.1);
         let raw = self
-            .selected_samples(vs, bounds, emit == Emit::StartTime, Aggregate::Avg)
+            .selected_samples(vs, bounds, emit == Emit::StartTime, Aggregate::Avg, layers)
             .await?;
         let window = Window::Instant {
             lookback: self.lookback,
@@ -750,7 +795,7 @@ impl Planner {
             start: inner_start,
             end: last,
             step,
-            resolution_ms: self.resolution_ms,
+            resolution: self.resolution,
             lookback: self.lookback,
             warnings: Default::default(),
             infos: self.infos.clone(),

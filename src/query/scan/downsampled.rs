@@ -23,6 +23,8 @@ pub struct DownsampledSamples {
     storage: Arc<Storage>,
     metric: Option<String>,
     resolution_ms: i64,
+    /// The only blocks to read, when the caller chose them.
+    only: Option<Arc<[String]>>,
     schema: SchemaRef,
 }
 
@@ -38,8 +40,15 @@ impl DownsampledSamples {
             storage,
             metric,
             resolution_ms,
+            only: None,
             schema,
         }
+    }
+
+    /// Reads only the blocks `ids`.
+    pub fn only_blocks(mut self, ids: Arc<[String]>) -> Self {
+        self.only = Some(ids);
+        self
     }
 }
 
@@ -79,7 +88,8 @@ impl TableProvider for DownsampledSamples {
             file_projection: columns.iter().map(|i| i + 1).collect(),
         };
         let manifest = self.storage.manifest();
-        let blocks = manifest.at_resolution(self.resolution_ms);
+        let blocks = (manifest.at_resolution(self.resolution_ms))
+            .filter(|b| self.only.as_ref().is_none_or(|ids| ids.contains(&b.id)));
         match scan.plan(state, blocks, filters)? {
             Some(plan) => Ok(plan),
             None => Ok(Arc::new(EmptyExec::new(Arc::new(
