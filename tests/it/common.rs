@@ -459,31 +459,50 @@ pub async fn embedded_engine(
 
 /// s3s-fs on a loopback port, serving buckets from a directory.
 pub struct S3Server {
-    _process: Process,
+    process: Option<Process>,
     pub port: u16,
     pub root: tempfile::TempDir,
+}
+
+impl S3Server {
+    fn spawn(port: u16, root: &Path) -> Process {
+        let process = Process::spawn(
+            "s3s-fs",
+            Command::new("s3s-fs")
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", "testkey", "--secret-key", "testsecret"])
+                .arg(root),
+            &root.join("s3s.log"),
+        );
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+
+    /// An outage: the server is killed; its files stay.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill9();
+        }
+    }
+
+    /// The server back on the same port, over the same files.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.process = Some(Self::spawn(self.port, self.root.path()));
+    }
 }
 
 pub fn start_s3() -> S3Server {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("metrics")).unwrap();
     let port = free_port();
-    let process = Process::spawn(
-        "s3s-fs",
-        Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "testkey", "--secret-key", "testsecret"])
-            .arg(root.path()),
-        &root.path().join("s3s.log"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     S3Server {
-        _process: process,
+        process: Some(S3Server::spawn(port, root.path())),
         port,
         root,
     }

@@ -114,11 +114,20 @@ fn storage_yaml(s3: &S3Server, compaction: &str) -> String {
     ))
 }
 
-#[tokio::test]
-async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9() {
-    let s3 = start_s3();
+/// History cut into 1 m blocks with compaction off: the answers before any compaction, and
+/// the node, stopped, configured to compact (4 m and 12 m levels, 2 s deletion delay).
+struct CutHistory {
+    q: Quiver,
+    root: std::path::PathBuf,
+    start: i64,
+    end: i64,
+    cut: usize,
+    before: BTreeMap<String, Value>,
+}
+
+async fn cut_history(s3: &S3Server) -> CutHistory {
     let root = s3.root.path().join("metrics/compacted");
-    let mut q = Quiver::start(&storage_yaml(&s3, "    enabled: false")).await;
+    let mut q = Quiver::start(&storage_yaml(s3, "    enabled: false")).await;
     let (start, written) = write_history(&q).await;
     // Every window up to 40 minutes in is cut into a 1 m block.
     let target = start + 40 * 60_000;
@@ -137,36 +146,25 @@ async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9
         serde_json::json!([[written / 2]])
     );
     q.stop();
-
-    // Compaction on, and kill -9 at random moments while it runs.
     q.write_config(&storage_yaml(
-        &s3,
+        s3,
         "    ranges: [4m, 12m]\n    deletion_delay: 2s",
     ));
-    let mut next = {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64;
-        let mut x = seed | 1;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    };
-    let mut kills = Vec::new();
-    for _ in 0..6 {
-        q.launch().await;
-        let after_ms = next() % 600;
-        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-        q.kill9();
-        kills.push(after_ms);
+    CutHistory {
+        q,
+        root,
+        start,
+        end,
+        cut,
+        before,
     }
-    q.launch().await;
-    let r = root.clone();
-    let blocks = eventually("compaction done", Duration::from_secs(60), || {
+}
+
+/// Waits until compaction has settled: three or more 12 m blocks, nothing waiting for
+/// deletion, and no object but the blocks'. Returns the blocks.
+async fn settled(root: &Path) -> Vec<Value> {
+    let r = root.to_path_buf();
+    eventually("compaction done", Duration::from_secs(60), || {
         let r = r.clone();
         async move {
             let blocks = manifest_blocks(&r)?;
@@ -179,7 +177,47 @@ async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9
             settled.then_some(blocks)
         }
     })
-    .await;
+    .await
+}
+
+/// A random number source seeded by the clock.
+fn random() -> impl FnMut() -> u64 {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+#[tokio::test]
+async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9() {
+    let s3 = start_s3();
+    let CutHistory {
+        mut q,
+        root,
+        start,
+        end,
+        cut,
+        before,
+    } = cut_history(&s3).await;
+    // Compaction on, and kill -9 at random moments while it runs.
+    let mut next = random();
+    let mut kills = Vec::new();
+    for _ in 0..6 {
+        q.launch().await;
+        let after_ms = next() % 600;
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        q.kill9();
+        kills.push(after_ms);
+    }
+    q.launch().await;
+    let blocks = settled(&root).await;
     assert!(
         blocks.len() * 3 < cut,
         "kills after {kills:?} ms: {} blocks from {cut}",
@@ -241,6 +279,39 @@ async fn blocks_compact_on_s3_without_losing_or_doubling_a_sample_through_kill_9
         .lines()
         .find(|l| l.starts_with("quiver_bucket_blocks{level=\"3\",resolution=\"raw\"}"));
     assert!(top_level.is_some(), "{metrics}");
+    q.stop();
+}
+
+#[tokio::test]
+async fn compaction_survives_an_s3_outage_without_losing_or_doubling_a_sample() {
+    let mut s3 = start_s3();
+    let CutHistory {
+        mut q,
+        root,
+        start,
+        end,
+        before,
+        ..
+    } = cut_history(&s3).await;
+    // The bucket goes away at a random moment of the first compactions, for 4 s.
+    q.launch().await;
+    let after_ms = random()() % 500;
+    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+    s3.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s3.restart();
+    settled(&root).await;
+    assert_eq!(
+        answers(&q, start, end).await,
+        before,
+        "outage after {after_ms} ms"
+    );
+    let metrics = q.metrics_text().await;
+    let failed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("quiver_compactions_failed_total "))
+        .unwrap_or("0");
+    eprintln!("S3 outage after {after_ms} ms: {failed} compactions failed and were retried");
     q.stop();
 }
 
