@@ -181,6 +181,7 @@ settle quiver
 R[quiver.objects]=$(find "$WORK_DIR/s3/metrics" -type f -name '*.parquet' | wc -l)
 R[quiver.bytes]=$(find "$WORK_DIR/s3/metrics" -type f -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 R[quiver.blocks]=$(curl -s "$SERVER_URL/metrics" | grep '^quiver_bucket_blocks{' | sed 's/^quiver_bucket_blocks//' | tr '\n' ' ')
+R[quiver.raw_bytes]=$(curl -s "$SERVER_URL/metrics" | awk '/^quiver_bucket_bytes\{/ && /resolution="raw"/ { s += $2 } END { print s + 0 }')
 echo "  blocks: ${R[quiver.blocks]}"
 cold_warm quiver promql /api/v1/query_range "${range_args[@]}"
 cold_warm quiver promql_raw /api/v1/query_range "${range_args[@]}" max_source_resolution=raw
@@ -210,7 +211,10 @@ echo "Quiver's blocks by resolution and level: ${R[quiver.blocks]}; Prometheus: 
 echo
 echo "| measure | Quiver | Prometheus | ratio |"
 echo "|---|---:|---:|---:|"
+rate() { jq -r .samples_per_sec "$WORK_DIR/$1/generator.json"; }
+echo "| remote-write ingest while cutting and compacting (samples/s) | $(printf '%.0f' "$(rate quiver)") | $(printf '%.0f' "$(rate prometheus)") | $(ratio "$(rate quiver)" "$(rate prometheus)") |"
 echo "| block objects | ${R[quiver.objects]} | ${R[prometheus.objects]} | $(ratio "${R[quiver.objects]}" "${R[prometheus.objects]}") |"
+echo "| raw block bytes per sample | $(bps "${R[quiver.raw_bytes]}") | $(bps "${R[prometheus.bytes]}") | $(ratio "${R[quiver.raw_bytes]}" "${R[prometheus.bytes]}") |"
 echo "| block bytes per sample (Quiver: raw and downsampled) | $(bps "${R[quiver.bytes]}") | $(bps "${R[prometheus.bytes]}") | $(ratio "${R[quiver.bytes]}" "${R[prometheus.bytes]}") |"
 for phase in cold warm; do
     q=${R[quiver.promql.$phase]} p=${R[prometheus.promql.$phase]}

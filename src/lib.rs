@@ -6,6 +6,7 @@
 pub mod api;
 pub mod config;
 pub mod discovery;
+pub mod gocompat;
 pub mod metrics;
 pub mod model;
 pub mod notifier;

@@ -179,7 +179,7 @@ fn selector_of(query: &crate::prompb::Query) -> Result<VectorSelector, ApiError>
             0 => MatchOp::Equal,
             1 => MatchOp::NotEqual,
             2 | 3 => {
-                let regex = regex::Regex::new(&format!("^(?s:{})$", m.value))
+                let regex = crate::gocompat::regex::compile_anchored(&m.value)
                     .map_err(|e| ApiError::bad_data(format!("invalid regex {:?}: {e}", m.value)))?;
                 if m.r#type == 2 {
                     MatchOp::Re(regex)

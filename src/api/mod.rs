@@ -162,7 +162,7 @@ fn writable(state: &AppState) -> Result<(), error::ApiError> {
 fn cors_layer(pattern: &str) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let regex = regex::Regex::new(&format!("^(?:{pattern})$")).ok();
+    let regex = crate::gocompat::regex::compile_anchored(pattern).ok();
     let allow = AllowOrigin::predicate(move |origin, _| {
         let origin = origin.to_str().unwrap_or("");
         regex.as_ref().is_some_and(|r| r.is_match(origin))

@@ -83,7 +83,7 @@ impl Action {
 
     /// Parses an action name the way Prometheus does: case-insensitively.
     pub fn from_name(name: &str) -> Result<Action, String> {
-        let lowered = go_to_lower(name);
+        let lowered = crate::gocompat::case::to_lower(name);
         Action::ALL
             .into_iter()
             .find(|action| action.as_str() == lowered)
@@ -149,20 +149,12 @@ impl RelabelRegex {
     /// Compiles `pattern` as Prometheus does: `^(?s:pattern)$`, so it must match
     /// the whole input and `.` also matches newlines.
     pub fn new(pattern: &str) -> Result<RelabelRegex, String> {
-        // Anchor before translating, as Prometheus anchors before parsing: an
-        // unterminated `\Q` then swallows the closing `)$` and fails in both.
-        let anchored = translate_re2(&format!("^(?s:{pattern})$"));
-        match Regex::new(&anchored) {
+        match crate::gocompat::regex::compile_anchored(pattern) {
             Ok(compiled) => Ok(RelabelRegex {
                 source: pattern.to_owned(),
                 compiled,
             }),
-            Err(err) => {
-                // Report the error against the user's own text when it reproduces
-                // there; the anchored, translated pattern would only confuse.
-                let detail = Regex::new(pattern).err().unwrap_or(err);
-                Err(format!("invalid regex {pattern:?}: {detail}"))
-            }
+            Err(detail) => Err(format!("invalid regex {pattern:?}: {detail}")),
         }
     }
 
@@ -407,8 +399,12 @@ fn apply_rule(rule: &RelabelConfig, labels: &mut LabelBuilder) -> bool {
         Action::KeepEqual => return labels.get(&rule.target_label) == value,
         Action::DropEqual => return labels.get(&rule.target_label) != value,
         Action::Replace => apply_replace(rule, &value, labels),
-        Action::Lowercase => labels.set(&rule.target_label, go_to_lower(&value)),
-        Action::Uppercase => labels.set(&rule.target_label, go_to_upper(&value)),
+        Action::Lowercase => {
+            labels.set(&rule.target_label, crate::gocompat::case::to_lower(&value))
+        }
+        Action::Uppercase => {
+            labels.set(&rule.target_label, crate::gocompat::case::to_upper(&value))
+        }
         Action::HashMod => apply_hashmod(rule, &value, labels),
         Action::LabelMap => apply_labelmap(rule, labels),
         Action::LabelDrop => labels.retain_names(|name| !rule.regex.is_match(name)),
@@ -699,192 +695,6 @@ fn template_reference_len(bytes: &[u8]) -> Option<usize> {
     } else {
         Some(word_len)
     }
-}
-
-/// Go's `strings.ToLower`: per-character simple case mapping, so no context
-/// rules (a final `Σ` becomes `σ`, not `ς`) and no expansion to several chars.
-fn go_to_lower(text: &str) -> String {
-    text.chars().map(simple_lowercase).collect()
-}
-
-/// Go's `strings.ToUpper`: per-character simple case mapping (`ß` stays `ß`).
-fn go_to_upper(text: &str) -> String {
-    text.chars().map(simple_uppercase).collect()
-}
-
-fn simple_lowercase(c: char) -> char {
-    let mut lower = c.to_lowercase();
-    // Only U+0130 (İ) lower-cases to several chars; its simple mapping is the
-    // first of them, 'i'.
-    lower.next().unwrap_or(c)
-}
-
-fn simple_uppercase(c: char) -> char {
-    let mut upper = c.to_uppercase();
-    match (upper.next(), upper.next()) {
-        (Some(single), None) => single,
-        // Several chars: the full mapping differs from the simple one. Only
-        // the Greek letters with iota subscript have a simple upper case.
-        (Some(_), Some(_)) => greek_iota_subscript_upper(c).unwrap_or(c),
-        _ => c,
-    }
-}
-
-/// Simple upper-case mapping of lower-case Greek letters with ypogegrammeni,
-/// whose full upper case expands to two chars.
-fn greek_iota_subscript_upper(c: char) -> Option<char> {
-    let offset = match u32::from(c) {
-        0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => 8,
-        0x1FB3 | 0x1FC3 | 0x1FF3 => 9,
-        _ => return None,
-    };
-    char::from_u32(u32::from(c) + offset)
-}
-
-/// Rewrites RE2 syntax (what Prometheus compiles) into equivalent Rust `regex`
-/// syntax where the two disagree on meaning:
-/// - `\d \w \s \b` (and negations) are ASCII-only in RE2, Unicode in Rust;
-/// - `\Q…\E` quoting exists only in RE2;
-/// - in a class, RE2 takes `[`, `&&`, `~~` and `--` literally, Rust as set syntax;
-/// - escaped punctuation is always literal in RE2 (`\<` is a word start in Rust).
-fn translate_re2(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut chars = pattern.chars();
-    let mut class = ClassState::Outside;
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            translate_escape(&mut chars, class != ClassState::Outside, &mut out);
-            if class != ClassState::Outside {
-                class = ClassState::Inside;
-            }
-            continue;
-        }
-        class = match class {
-            ClassState::Outside => translate_outside_class(c, &mut chars, &mut out),
-            inside => translate_in_class(c, inside, &mut chars, &mut out),
-        };
-    }
-    out
-}
-
-/// Where [`translate_re2`] is relative to a `[...]` character class.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ClassState {
-    Outside,
-    /// Just after `[` or `[^`, where `]` is a literal.
-    Start,
-    /// Just after a literal `-` inside a class.
-    AfterDash,
-    Inside,
-}
-
-fn translate_outside_class(
-    c: char,
-    chars: &mut std::str::Chars<'_>,
-    out: &mut String,
-) -> ClassState {
-    out.push(c);
-    if c != '[' {
-        return ClassState::Outside;
-    }
-    if chars.as_str().starts_with('^') {
-        chars.next();
-        out.push('^');
-    }
-    ClassState::Start
-}
-
-fn translate_in_class(
-    c: char,
-    state: ClassState,
-    chars: &mut std::str::Chars<'_>,
-    out: &mut String,
-) -> ClassState {
-    match c {
-        ']' if state == ClassState::Start => out.push_str(r"\]"),
-        ']' => {
-            out.push(']');
-            return ClassState::Outside;
-        }
-        '[' => match posix_class_len(chars.as_str()) {
-            Some(len) => {
-                out.push('[');
-                for _ in 0..len {
-                    if let Some(next) = chars.next() {
-                        out.push(next);
-                    }
-                }
-            }
-            None => out.push_str(r"\["),
-        },
-        '&' | '~' => {
-            out.push('\\');
-            out.push(c);
-        }
-        '-' if state == ClassState::AfterDash => out.push_str(r"\-"),
-        '-' => {
-            out.push('-');
-            return ClassState::AfterDash;
-        }
-        _ => out.push(c),
-    }
-    ClassState::Inside
-}
-
-/// Length of `:name:]` or `:^name:]` (the rest of a POSIX class after its `[`).
-fn posix_class_len(rest: &str) -> Option<usize> {
-    let body = rest.strip_prefix(':')?;
-    let end = body.find(":]")?;
-    let name = &body[..end];
-    let name = name.strip_prefix('^').unwrap_or(name);
-    let well_formed = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic());
-    well_formed.then_some(1 + end + 2)
-}
-
-fn translate_escape(chars: &mut std::str::Chars<'_>, in_class: bool, out: &mut String) {
-    let Some(escaped) = chars.next() else {
-        // A trailing backslash: leave it for the compiler to reject.
-        out.push('\\');
-        return;
-    };
-    if let Some(ascii_class) = ascii_perl_class(escaped, in_class) {
-        out.push_str(ascii_class);
-    } else if escaped == 'Q' && !in_class {
-        let rest = chars.as_str();
-        let (literal, after) = match rest.find(r"\E") {
-            Some(end) => (&rest[..end], &rest[end + 2..]),
-            None => (rest, ""),
-        };
-        out.push_str(&regex::escape(literal));
-        *chars = after.chars();
-    } else if escaped.is_ascii() && !escaped.is_ascii_alphanumeric() {
-        // RE2: an escaped ASCII non-word char is that char. Rust gives some of
-        // them other meanings (`\<`, `\>`) or rejects them, so spell it as hex.
-        out.push_str(&format!("\\x{{{:02X}}}", u32::from(escaped)));
-    } else {
-        out.push('\\');
-        out.push(escaped);
-    }
-}
-
-/// RE2's ASCII meaning of `\d \D \w \W \s \S \b \B`; inside a class the
-/// positive ones become ranges and the negated ones nested classes.
-fn ascii_perl_class(escaped: char, in_class: bool) -> Option<&'static str> {
-    let translated = match (escaped, in_class) {
-        ('d', false) => "[0-9]",
-        ('d', true) => "0-9",
-        ('D', _) => "[^0-9]",
-        ('w', false) => "[0-9A-Za-z_]",
-        ('w', true) => "0-9A-Za-z_",
-        ('W', _) => "[^0-9A-Za-z_]",
-        ('s', false) => r"[\t\n\x0C\r\x20]",
-        ('s', true) => r"\t\n\x0C\r\x20",
-        ('S', _) => r"[^\t\n\x0C\r\x20]",
-        ('b', false) => r"(?-u:\b)",
-        ('B', false) => r"(?-u:\B)",
-        _ => return None,
-    };
-    Some(translated)
 }
 
 #[cfg(test)]
@@ -1674,17 +1484,6 @@ mod tests {
                 ("upper", "MIXED"),
             ])
         );
-    }
-
-    #[test]
-    fn case_mapping_matches_go_simple_mapping() {
-        assert_eq!(go_to_lower("ΑΣ"), "ασ"); // no final-sigma rule
-        assert_eq!(go_to_lower("İ"), "i"); // single char, not "i̇"
-        assert_eq!(go_to_upper("straße"), "STRAßE"); // ß has no simple upper case
-        assert_eq!(go_to_upper("ᾳ"), "ᾼ");
-        assert_eq!(go_to_upper("ᾀ"), "ᾈ");
-        assert_eq!(go_to_upper("ﬁ"), "ﬁ");
-        assert_eq!(go_to_upper("ǅ"), "Ǆ");
     }
 
     #[test]

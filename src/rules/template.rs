@@ -1211,98 +1211,9 @@ fn fn_args(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
-/// Translates Go RE2 syntax to the `regex` crate where they differ: Go's
-/// `\d \w \s \b` are ASCII-only, a `[` inside a class is a literal in Go (a
-/// nested class in Rust), `&&`/`~~` inside a class are literals in Go (set
-/// operators in Rust), and Go supports `\Q...\E`.
-fn translate_go_regex(p: &str) -> String {
-    let mut out = String::with_capacity(p.len() + 8);
-    let mut chars = p.chars().peekable();
-    let mut in_class = false;
-    let mut class_start = false;
-    while let Some(c) = chars.next() {
-        let at_class_start = std::mem::replace(&mut class_start, false);
-        match c {
-            '\\' => {
-                let Some(n) = chars.next() else {
-                    out.push('\\');
-                    break;
-                };
-                let perl = match n {
-                    'd' => Some(("[0-9]", "0-9")),
-                    'D' => Some(("[^0-9]", "[^0-9]")),
-                    'w' => Some(("[0-9A-Za-z_]", "0-9A-Za-z_")),
-                    'W' => Some(("[^0-9A-Za-z_]", "[^0-9A-Za-z_]")),
-                    's' => Some((r"[\t\n\f\r ]", r"\t\n\f\r ")),
-                    'S' => Some((r"[^\t\n\f\r ]", r"[^\t\n\f\r ]")),
-                    _ => None,
-                };
-                if let Some((outside, inside)) = perl {
-                    out.push_str(if in_class { inside } else { outside });
-                } else if (n == 'b' || n == 'B') && !in_class {
-                    out.push_str(if n == 'b' { r"(?-u:\b)" } else { r"(?-u:\B)" });
-                } else if n == 'Q' && !in_class {
-                    let mut lit = String::new();
-                    while let Some(ch) = chars.next() {
-                        if ch == '\\' && chars.peek() == Some(&'E') {
-                            chars.next();
-                            break;
-                        }
-                        lit.push(ch);
-                    }
-                    out.push_str(&regex::escape(&lit));
-                } else {
-                    out.push('\\');
-                    out.push(n);
-                }
-            }
-            '[' if !in_class => {
-                in_class = true;
-                class_start = true;
-                out.push('[');
-                if chars.peek() == Some(&'^') {
-                    chars.next();
-                    out.push('^');
-                }
-            }
-            ']' if in_class && at_class_start => out.push_str(r"\]"),
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            '[' if in_class => {
-                if chars.peek() == Some(&':') {
-                    // A POSIX class such as [:alpha:]: copy through ":]".
-                    out.push('[');
-                    let mut prev = '[';
-                    for ch in chars.by_ref() {
-                        out.push(ch);
-                        if prev == ':' && ch == ']' {
-                            break;
-                        }
-                        prev = ch;
-                    }
-                } else {
-                    out.push_str(r"\[");
-                }
-            }
-            '&' | '~' if in_class => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 fn compile_go_regex(func: &str, pattern: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(&translate_go_regex(pattern)).map_err(|e| {
-        let msg = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+    crate::gocompat::regex::compile(pattern).map_err(|e| {
+        let msg = e.split_whitespace().collect::<Vec<_>>().join(" ");
         err(func, format!("error parsing regexp: {msg}"))
     })
 }
@@ -1329,35 +1240,18 @@ fn fn_safe_html(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(arg_str("safeHtml", &args[0])?.to_owned()))
 }
 
-/// Go's simple (1:1) case mapping: a character whose full mapping has several
-/// characters is left as it is.
-fn map_simple(s: &str, upper: bool) -> String {
-    s.chars()
-        .map(|c| {
-            let mut m: Vec<char> = if upper {
-                c.to_uppercase().collect()
-            } else {
-                c.to_lowercase().collect()
-            };
-            if m.len() == 1 { m.remove(0) } else { c }
-        })
-        .collect()
-}
-
 fn fn_to_upper(args: &[Value]) -> Result<Value, FuncError> {
     want_args("toUpper", args, 1)?;
-    Ok(Value::String(map_simple(
-        arg_str("toUpper", &args[0])?,
-        true,
-    )))
+    Ok(Value::String(crate::gocompat::case::to_upper(arg_str(
+        "toUpper", &args[0],
+    )?)))
 }
 
 fn fn_to_lower(args: &[Value]) -> Result<Value, FuncError> {
     want_args("toLower", args, 1)?;
-    Ok(Value::String(map_simple(
-        arg_str("toLower", &args[0])?,
-        false,
-    )))
+    Ok(Value::String(crate::gocompat::case::to_lower(arg_str(
+        "toLower", &args[0],
+    )?)))
 }
 
 /// Word-break "Mid" characters (MidLetter, MidNumLet, Single_Quote).

@@ -16,6 +16,7 @@ mod promql_diff;
 mod promql_fuzz;
 mod promqltest;
 mod query_tier;
+mod re2;
 mod remote_write;
 mod rules;
 mod scrape;

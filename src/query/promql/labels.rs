@@ -433,7 +433,7 @@ pub fn replace_udf() -> ScalarUDF {
         let replacement = string_arg(&args[2])?;
         let src = string_arg(&args[3])?;
         let pattern = string_arg(&args[4])?;
-        let regex = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
+        let regex = crate::gocompat::regex::compile_anchored(&pattern).map_err(|e| {
             DataFusionError::Plan(format!(
                 "invalid regular expression in label_replace(): {pattern}: {e}"
             ))

@@ -478,7 +478,7 @@ impl Planner {
                         s[0]
                     )));
                 }
-                regex::Regex::new(&s[3]).map_err(|_| {
+                crate::gocompat::regex::compile_anchored(&s[3]).map_err(|_| {
                     PromqlError::Execution(format!(
                         "invalid regular expression in label_replace(): {}",
                         s[3]
@@ -1746,6 +1746,11 @@ pub fn metric_name(vs: &VectorSelector) -> Option<String> {
 /// Storage's selector for a PromQL vector selector: its metric name as a `__name__`
 /// matcher, without the reserved matcher that carries `anchored`/`smoothed`.
 pub fn to_selector(vs: &VectorSelector) -> Selector {
+    // As Prometheus 3: `.` in a matcher matches newlines too (the parser's compiled form
+    // does not; it stays when the value does not compile so, as `{a}` the parser escaped).
+    let dotall = |value: &str, parsed: &regex::Regex| {
+        crate::gocompat::regex::compile_matcher(value).unwrap_or_else(|_| parsed.clone())
+    };
     let convert = |ms: &[Matcher]| -> Vec<model::Matcher> {
         let mut out: Vec<model::Matcher> = ms
             .iter()
@@ -1756,8 +1761,8 @@ pub fn to_selector(vs: &VectorSelector) -> Selector {
                 kind: match &m.op {
                     MatchOp::Equal => model::MatchKind::Equal,
                     MatchOp::NotEqual => model::MatchKind::NotEqual,
-                    MatchOp::Re(r) => model::MatchKind::Regex(r.clone()),
-                    MatchOp::NotRe(r) => model::MatchKind::NotRegex(r.clone()),
+                    MatchOp::Re(r) => model::MatchKind::Regex(dotall(&m.value, r)),
+                    MatchOp::NotRe(r) => model::MatchKind::NotRegex(dotall(&m.value, r)),
                 },
             })
             .collect();

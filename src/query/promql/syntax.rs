@@ -7,6 +7,9 @@
 //! - the **`anchored` and `smoothed` modifiers** (extended range selectors): the keyword is
 //!   removed and recorded as a reserved matcher on the selector it modifies; the planner
 //!   reads it back with [`selector_mode`] and selection ignores it.
+//! - **regular expressions** of `=~` and `!~` matchers, written in RE2 (Go's), are
+//!   rewritten into the `regex` crate's spelling of the same meaning
+//!   ([`crate::gocompat::regex`]), which the crate's parser then compiles.
 //!
 //! Why a rewrite and not our own parser: the crate's grammar covers everything else, and
 //! these two additions are local (a bracket, an offset operand, a postfix keyword), so a
@@ -322,6 +325,7 @@ struct Rewriter<'a> {
 
 impl<'a> Rewriter<'a> {
     fn run(mut self) -> Result<Vec<Edit>, String> {
+        self.translate_regexes();
         let mut target = Target::None;
         let mut modified: Option<SelectorMode> = None;
         let mut i = 0;
@@ -370,6 +374,28 @@ impl<'a> Rewriter<'a> {
             i += 1;
         }
         Ok(self.edits)
+    }
+
+    /// The string after each `=~` and `!~`, in Rust's regex syntax where RE2's differs.
+    fn translate_regexes(&mut self) {
+        for i in 1..self.tokens.len() {
+            let t = self.tokens[i];
+            let after_regex_op = self.is_punct(i - 1, "=~") || self.is_punct(i - 1, "!~");
+            if t.kind != Kind::Str || !after_regex_op {
+                continue;
+            }
+            let Some(pattern) = crate::gocompat::strconv::unquote(self.token_text(i)) else {
+                continue;
+            };
+            let translated = crate::gocompat::regex::translate(&pattern);
+            if translated != pattern {
+                self.edits.push(Edit {
+                    start: t.start,
+                    end: t.end,
+                    text: crate::gocompat::strconv::quote(&translated),
+                });
+            }
+        }
     }
 
     fn token_text(&self, i: usize) -> &'a str {
@@ -828,6 +854,20 @@ mod tests {
             "foo @ start() offset 1h",
             "job:rate5m[1h]",
         ] {
+            assert!(
+                matches!(rewrite(q, QueryTimes::default()).unwrap(), Cow::Borrowed(_)),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn re2_regexes_are_spelled_as_the_regex_crate_reads_them() {
+        assert_eq!(range_query(r#"up{job=~"a\\d"}"#), r#"up{job=~"a[0-9]"}"#);
+        assert_eq!(range_query(r#"up{job!~`x{y}`}"#), r#"up{job!~"x\\{y}"}"#);
+        assert_eq!(range_query(r#"{__name__=~"[[]"}"#), r#"{__name__=~"[\\[]"}"#);
+        // Patterns whose meaning is the same are left as written.
+        for q in [r#"up{job=~"api|web.*"}"#, r#"up{job="a\\d"}"#] {
             assert!(
                 matches!(rewrite(q, QueryTimes::default()).unwrap(), Cow::Borrowed(_)),
                 "{q}"

@@ -1,0 +1,6 @@
+//! Go's behaviour that Prometheus's depends on, implemented once: Quiver answers as
+//! Prometheus does where Go's libraries and Rust's disagree.
+
+pub mod case;
+pub mod regex;
+pub mod strconv;
