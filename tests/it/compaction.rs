@@ -409,6 +409,32 @@ async fn downsampled_copies_are_sql_tables_whose_aggregates_match_raw() {
         "{rows:?} from {covered:?}"
     );
     assert_eq!(rows[0][2], serde_json::json!(20));
+    // The same over the PostgreSQL protocol, with psql.
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .arg("-X")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=u dbname=quiver sslmode=disable",
+                q.pg_port
+            ))
+            .args(["-At", "-c", sql])
+            .output()
+            .expect("running psql");
+        assert!(out.status.success(), "{sql}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        psql(&format!(
+            "SELECT count(*) FROM res_5m.temperature WHERE instance = 'host-0:9100' AND {within}"
+        )),
+        rows[0][0].to_string()
+    );
+    assert_eq!(
+        psql(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema LIKE 'res_%' ORDER BY 1"
+        ),
+        "res_1h.requests_total\nres_1h.temperature\nres_5m.requests_total\nres_5m.temperature"
+    );
     let tables = q
         .rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'res_1h' ORDER BY 1")
         .await;

@@ -865,7 +865,10 @@ mod tests {
     fn re2_regexes_are_spelled_as_the_regex_crate_reads_them() {
         assert_eq!(range_query(r#"up{job=~"a\\d"}"#), r#"up{job=~"a[0-9]"}"#);
         assert_eq!(range_query(r#"up{job!~`x{y}`}"#), r#"up{job!~"x\\{y}"}"#);
-        assert_eq!(range_query(r#"{__name__=~"[[]"}"#), r#"{__name__=~"[\\[]"}"#);
+        assert_eq!(
+            range_query(r#"{__name__=~"[[]"}"#),
+            r#"{__name__=~"[\\[]"}"#
+        );
         // Patterns whose meaning is the same are left as written.
         for q in [r#"up{job=~"api|web.*"}"#, r#"up{job="a\\d"}"#] {
             assert!(
