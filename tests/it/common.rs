@@ -332,6 +332,19 @@ pub fn config_without_scrapes(storage_yaml: &str) -> String {
     format!("global:\n  scrape_interval: 15s\nstorage:\n{storage_yaml}\n")
 }
 
+/// POSTs `form` to `url` (an HTML form, as Grafana sends queries) and returns the JSON body.
+pub async fn post_form(client: &reqwest::Client, url: &str, form: &[(&str, String)]) -> Value {
+    client
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .expect("POST request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 /// Polls `check` until it returns Some or the deadline passes.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

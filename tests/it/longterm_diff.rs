@@ -141,24 +141,8 @@ async fn days_of_compacted_blocks_on_s3_answer_as_prometheus_does() {
         ] {
             let mut ours = params.clone();
             ours.push(("max_source_resolution", "raw".to_string()));
-            let ours: Value = client
-                .post(q.url(path))
-                .form(&ours)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let theirs: Value = client
-                .post(prometheus.url(path))
-                .form(&params)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let ours = post_form(&client, &q.url(path), &ours).await;
+            let theirs = post_form(&client, &prometheus.url(path), &params).await;
             compared += 1;
             if let Err(e) = compare(query, mode, &ours, &theirs) {
                 failures.push(e);
@@ -217,15 +201,7 @@ async fn points(
     url: &str,
     params: &[(&str, String)],
 ) -> std::collections::BTreeMap<String, Vec<(f64, f64)>> {
-    let body: Value = client
-        .post(url)
-        .form(params)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = post_form(client, url, params).await;
     assert_eq!(body["status"], "success", "{body}");
     (body["data"]["result"].as_array().unwrap().iter())
         .map(|s| {

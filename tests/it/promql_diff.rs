@@ -522,24 +522,8 @@ async fn queries_agree_with_a_real_prometheus() {
                 ],
             ),
         ] {
-            let ours: Value = client
-                .post(q.url(path))
-                .form(&params)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let theirs: Value = client
-                .post(format!("{prom_url}{path}"))
-                .form(&params)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let ours = post_form(&client, &q.url(path), &params).await;
+            let theirs = post_form(&client, &format!("{prom_url}{path}"), &params).await;
             compared += 1;
             if let Err(e) = compare(query, mode, &ours, &theirs) {
                 failures.push(e);
