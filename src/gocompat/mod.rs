@@ -2,5 +2,6 @@
 //! Prometheus does where Go's libraries and Rust's disagree.
 
 pub mod case;
+pub mod duration;
 pub mod regex;
 pub mod strconv;

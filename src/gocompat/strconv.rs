@@ -1,4 +1,5 @@
-//! Go's `strconv.Unquote` and `strconv.Quote`, as PromQL's lexer reads string literals
+//! Go's `strconv.Unquote` and `strconv.Quote` (PromQL's string literals, templates' `%q`
+//! and error messages), and `unicode.IsPrint`; Unquote as PromQL's lexer reads literals
 //! (`"…"`, `'…'` with Go's escapes, and raw `` `…` ``).
 
 /// The value of a quoted string literal; None when it is not one (the parser reports it).
@@ -63,24 +64,46 @@ pub fn unquote(literal: &str) -> Option<String> {
     Some(out)
 }
 
-/// A double-quoted literal that reads back as `value` (Go's `strconv.Quote`, less its
-/// escaping of non-printable Unicode).
-pub fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
+/// Go's `unicode.IsPrint`, approximately: graphic characters and ASCII space.
+pub fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c as u32, 0xAD | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
+        || (0xE000..=0xF8FF).contains(&(c as u32)))
+}
+
+/// Go's `strconv.Quote`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
+    for c in s.chars() {
+        push_quoted_char(&mut out, c, '"');
     }
     out.push('"');
     out
+}
+
+pub fn push_quoted_char(out: &mut String, c: char, quote: char) {
+    match c {
+        c if c == quote || c == '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '\x07' => out.push_str(r"\a"),
+        '\x08' => out.push_str(r"\b"),
+        '\x0c' => out.push_str(r"\f"),
+        '\n' => out.push_str(r"\n"),
+        '\r' => out.push_str(r"\r"),
+        '\t' => out.push_str(r"\t"),
+        '\x0b' => out.push_str(r"\v"),
+        c if is_print(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!(r"\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!(r"\u{:04x}", c as u32)),
+        c => out.push_str(&format!(r"\U{:08x}", c as u32)),
+    }
 }
 
 #[cfg(test)]

@@ -5,49 +5,10 @@ use std::time::Duration;
 /// Parses Prometheus's duration syntax: one or more `<integer><unit>` groups, units in
 /// decreasing order (`y w d h m s ms`, `y` = 365 days), or a bare `0`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text == "0" {
-        return Ok(Duration::ZERO);
+    match crate::gocompat::duration::parse(text)? {
+        ns if ns < 0 => Err(format!("not a valid duration string: {text:?}")),
+        ns => Ok(Duration::from_nanos(ns as u64)),
     }
-    let invalid = || format!("not a valid duration string: {text:?}");
-    let units: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = text;
-    let mut total_ms: u64 = 0;
-    let mut last_unit_index: Option<usize> = None;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let index = units
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(invalid)?;
-        if last_unit_index.is_some_and(|last| index <= last) {
-            return Err(invalid());
-        }
-        last_unit_index = Some(index);
-        total_ms = number
-            .checked_mul(units[index].1)
-            .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(invalid)?;
-    }
-    if last_unit_index.is_none() {
-        return Err(invalid());
-    }
-    Ok(Duration::from_millis(total_ms))
 }
 
 /// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).

@@ -974,7 +974,7 @@ fn gtmpl_quote(v: &str) -> String {
 
 /// Go's `%#U` of a rune, e.g. `U+00E9 'é'`.
 fn go_rune_u(c: char) -> String {
-    if go_is_print(c) {
+    if crate::gocompat::strconv::is_print(c) {
         format!("U+{:04X} '{c}'", c as u32)
     } else {
         format!("U+{:04X}", c as u32)
@@ -1091,18 +1091,18 @@ fn go_parse_float(s: &str) -> Result<f64, String> {
     if !(special || valid_chars) {
         return Err(format!(
             "strconv.ParseFloat: parsing {}: invalid syntax",
-            go_quote(s)
+            crate::gocompat::strconv::quote(s)
         ));
     }
     match s.parse::<f64>() {
         Ok(v) if v.is_infinite() && !special => Err(format!(
             "strconv.ParseFloat: parsing {}: value out of range",
-            go_quote(s)
+            crate::gocompat::strconv::quote(s)
         )),
         Ok(v) => Ok(v),
         Err(_) => Err(format!(
             "strconv.ParseFloat: parsing {}: invalid syntax",
-            go_quote(s)
+            crate::gocompat::strconv::quote(s)
         )),
     }
 }
@@ -1670,75 +1670,10 @@ fn fn_external_url(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(url))
 }
 
-/// Prometheus' `model.ParseDurationAllowNegative`, in nanoseconds.
-fn parse_prom_duration(s: &str) -> Result<i128, String> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    match body {
-        "0" => return Ok(0),
-        "" => return Err("empty duration string".to_owned()),
-        _ => {}
-    }
-    let invalid = || format!("not a valid duration string: {}", go_quote(body));
-    const UNITS: [(&str, u8, u64); 7] = [
-        ("y", 1, 365 * 24 * 3600 * 1_000_000_000),
-        ("w", 2, 7 * 24 * 3600 * 1_000_000_000),
-        ("d", 3, 24 * 3600 * 1_000_000_000),
-        ("h", 4, 3600 * 1_000_000_000),
-        ("m", 5, 60 * 1_000_000_000),
-        ("s", 6, 1_000_000_000),
-        ("ms", 7, 1_000_000),
-    ];
-    let b = body.as_bytes();
-    let mut i = 0;
-    let mut last_pos = 0u8;
-    let mut dur: u64 = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return Err(invalid());
-        }
-        let v: u64 = body[start..i].parse().map_err(|_| invalid())?;
-        let ustart = i;
-        while i < b.len() && !b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == ustart {
-            return Err(invalid());
-        }
-        let unit = &body[ustart..i];
-        let Some(&(_, pos, mult)) = UNITS.iter().find(|(u, _, _)| *u == unit) else {
-            return Err(format!(
-                "unknown unit {} in duration {}",
-                go_quote(unit),
-                go_quote(body)
-            ));
-        };
-        if pos <= last_pos {
-            return Err(invalid());
-        }
-        last_pos = pos;
-        if v > (1u64 << 63) / mult {
-            return Err("duration out of range".to_owned());
-        }
-        dur = dur
-            .checked_add(v * mult)
-            .filter(|d| *d <= i64::MAX as u64)
-            .ok_or_else(|| "duration out of range".to_owned())?;
-    }
-    let d = dur as i128;
-    Ok(if neg { -d } else { d })
-}
-
 fn fn_parse_duration(args: &[Value]) -> Result<Value, FuncError> {
     want_args("parseDuration", args, 1)?;
     let s = arg_str("parseDuration", &args[0])?;
-    let ns = parse_prom_duration(s).map_err(|e| err("parseDuration", e))?;
+    let ns = crate::gocompat::duration::parse(s).map_err(|e| err("parseDuration", e))?;
     Ok(float_value(ns as f64 / 1e9))
 }
 
@@ -1912,7 +1847,7 @@ fn fn_js(args: &[Value]) -> Result<Value, FuncError> {
             '&' => out.push_str(r"\u0026"),
             '=' => out.push_str(r"\u003D"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c if c.is_ascii() || go_is_print(c) => out.push(c),
+            c if c.is_ascii() || crate::gocompat::strconv::is_print(c) => out.push(c),
             c => out.push_str(&format!("\\u{:04X}", c as u32)),
         }
     }
@@ -2050,48 +1985,6 @@ fn fn_printf(args: &[Value]) -> Result<Value, FuncError> {
 // ---------------------------------------------------------------------------
 // Go fmt
 // ---------------------------------------------------------------------------
-
-/// Go's `unicode.IsPrint`, approximately: graphic characters and ASCII space.
-fn go_is_print(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    !(c.is_control()
-        || c.is_whitespace()
-        || matches!(c as u32, 0xAD | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
-        || (0xE000..=0xF8FF).contains(&(c as u32)))
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        push_quoted_char(&mut out, c, '"');
-    }
-    out.push('"');
-    out
-}
-
-fn push_quoted_char(out: &mut String, c: char, quote: char) {
-    match c {
-        c if c == quote || c == '\\' => {
-            out.push('\\');
-            out.push(c);
-        }
-        '\x07' => out.push_str(r"\a"),
-        '\x08' => out.push_str(r"\b"),
-        '\x0c' => out.push_str(r"\f"),
-        '\n' => out.push_str(r"\n"),
-        '\r' => out.push_str(r"\r"),
-        '\t' => out.push_str(r"\t"),
-        '\x0b' => out.push_str(r"\v"),
-        c if go_is_print(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!(r"\x{:02x}", c as u32)),
-        c if (c as u32) < 0x10000 => out.push_str(&format!(r"\u{:04x}", c as u32)),
-        c => out.push_str(&format!(r"\U{:08x}", c as u32)),
-    }
-}
 
 /// The decimal digits of a finite, non-negative `v` (no trailing zeros) and
 /// the position of the decimal point, like Go's `decimalSlice`. `sig` is the
@@ -2372,7 +2265,7 @@ fn fmt_arg(v: &Value, verb: char, spec: &Spec) -> String {
                     .and_then(char::from_u32)
                     .unwrap_or('\u{FFFD}');
                 let mut s = String::from("'");
-                push_quoted_char(&mut s, c, '\'');
+                crate::gocompat::strconv::push_quoted_char(&mut s, c, '\'');
                 s.push('\'');
                 spec.pad(&s)
             }
@@ -2395,10 +2288,13 @@ fn fmt_arg(v: &Value, verb: char, spec: &Spec) -> String {
                 spec.pad(&s)
             }
             'q' => {
-                if spec.sharp && !s.contains(['`', '\n', '\r']) && s.chars().all(go_is_print) {
+                if spec.sharp
+                    && !s.contains(['`', '\n', '\r'])
+                    && s.chars().all(crate::gocompat::strconv::is_print)
+                {
                     spec.pad(&format!("`{s}`"))
                 } else {
-                    spec.pad(&go_quote(s))
+                    spec.pad(&crate::gocompat::strconv::quote(s))
                 }
             }
             'x' | 'X' => {
