@@ -118,7 +118,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         options: ApiOptions {
             remote_write_max_body_bytes: config.storage.remote_write_max_body_bytes,
             query_timeout: config.query.timeout.0,
-            start_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            start_time: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
             retention: crate::model::format_duration(options.retention),
             flags: flags(&options),
             config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),

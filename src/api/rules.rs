@@ -179,11 +179,11 @@ fn alert_json(alert: &Alert) -> Value {
         "labels": labels,
         "annotations": annotations,
         "state": alert.state.as_str(),
-        "activeAt": crate::notifier::rfc3339(alert.active_at),
+        "activeAt": crate::gocompat::time::rfc3339(alert.active_at),
         "value": go_exponent_format(alert.value),
     });
     if let Some(since) = alert.keep_firing_since {
-        out["keepFiringSince"] = json!(crate::notifier::rfc3339(since));
+        out["keepFiringSince"] = json!(crate::gocompat::time::rfc3339(since));
     }
     out
 }
@@ -212,7 +212,7 @@ pub async fn alertmanagers(State(state): State<AppState>) -> Response {
 
 fn rfc3339_or_zero(ms: Option<i64>) -> String {
     match ms {
-        Some(ms) => crate::notifier::rfc3339(ms),
+        Some(ms) => crate::gocompat::time::rfc3339(ms),
         None => "0001-01-01T00:00:00Z".to_string(),
     }
 }

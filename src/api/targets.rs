@@ -67,10 +67,7 @@ fn active_json(t: &ActiveTarget) -> Value {
     let last_scrape = t
         .status
         .last_scrape
-        .map(|ts| {
-            chrono::DateTime::<chrono::Utc>::from(ts)
-                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-        })
+        .map(|ts| crate::gocompat::time::rfc3339_nano(chrono::DateTime::<chrono::Utc>::from(ts)))
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string());
     json!({
         "discoveredLabels": t.target.discovered,

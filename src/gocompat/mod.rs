@@ -5,3 +5,4 @@ pub mod case;
 pub mod duration;
 pub mod regex;
 pub mod strconv;
+pub mod time;

@@ -330,17 +330,10 @@ fn wire(alert: &Notification) -> WireAlert {
     WireAlert {
         labels: alert.labels.iter().cloned().collect(),
         annotations: alert.annotations.iter().cloned().collect(),
-        starts_at: rfc3339(alert.starts_at_ms),
-        ends_at: alert.ends_at_ms.map(rfc3339),
+        starts_at: crate::gocompat::time::rfc3339(alert.starts_at_ms),
+        ends_at: alert.ends_at_ms.map(crate::gocompat::time::rfc3339),
         generator_url: alert.generator_url.clone(),
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339 in UTC, as Alertmanager expects.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -430,8 +423,8 @@ alerting:
         let mut a = alert("A");
         a.ends_at_ms = Some(1_000);
         let json = serde_json::to_value(wire(&a)).unwrap();
-        assert_eq!(json["startsAt"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(json["endsAt"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(json["startsAt"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["endsAt"], "1970-01-01T00:00:01Z");
         assert_eq!(json["labels"]["alertname"], "A");
         assert!(json.get("generatorURL").is_some());
     }

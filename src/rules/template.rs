@@ -1534,45 +1534,7 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
     }
     // model.TimeFromUnixNano: millisecond precision, truncated towards zero.
     let millis = (ts as i64) / 1_000_000;
-    Ok(go_time_string(millis))
-}
-
-/// Go's `time.Time.String()` of a UTC time given in Unix milliseconds:
-/// `2015-06-23 13:19:44.128 +0000 UTC`.
-fn go_time_string(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
-    if ms != 0 {
-        let frac = format!("{ms:03}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push_str(" +0000 UTC");
-    s
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    Ok(crate::gocompat::time::string(millis))
 }
 
 fn fn_humanize(args: &[Value]) -> Result<Value, FuncError> {
