@@ -11,10 +11,10 @@ use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::VectorSelector;
 use prost::Message;
 
+use crate::model::now_ms;
 use crate::model::{escape_label_value, is_stale_nan};
 use crate::prompb::{Label, QueryResult, ReadRequest, ReadResponse, Sample, TimeSeries};
 use crate::query::promql::select::parse_selector;
-use crate::storage::now_ms;
 
 use super::AppState;
 use super::error::ApiError;

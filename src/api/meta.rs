@@ -216,7 +216,7 @@ pub async fn metadata(
                 if wanted.is_some_and(|w| w != m.metric_family) {
                     continue;
                 }
-                let entry = json!({"type": metric_type_name(m), "help": m.help, "unit": m.unit});
+                let entry = json!({"type": m.metric_type.name(), "help": m.help, "unit": m.unit});
                 let list = out.entry(m.metric_family.clone()).or_default();
                 if !list.contains(&entry) && per_metric.is_none_or(|n| list.len() < n) {
                     list.push(entry);
@@ -234,20 +234,6 @@ pub async fn metadata(
     }
     .await;
     respond(result)
-}
-
-fn metric_type_name(m: &crate::scrape::parser::Metadata) -> &'static str {
-    use crate::scrape::parser::MetricType::*;
-    match m.metric_type {
-        Counter => "counter",
-        Gauge => "gauge",
-        Histogram => "histogram",
-        GaugeHistogram => "gaugehistogram",
-        Summary => "summary",
-        Info => "info",
-        StateSet => "stateset",
-        Unknown => "unknown",
-    }
 }
 
 /// `/api/v1/targets/metadata`.
@@ -279,7 +265,7 @@ pub async fn targets_metadata(
                 items.push(json!({
                     "target": labels,
                     "metric": m.metric_family,
-                    "type": metric_type_name(m),
+                    "type": m.metric_type.name(),
                     "help": m.help,
                     "unit": m.unit,
                 }));

@@ -75,11 +75,23 @@ impl Params {
 
     /// A time parameter in ms, or `default` when absent.
     pub fn time_ms(&self, name: &str, default: i64) -> Result<i64, ApiError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(text) => parse_time_ms(text)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
-        }
+        Ok(self.optional_time_ms(name)?.unwrap_or(default))
+    }
+
+    /// A time parameter in ms, if present.
+    pub fn optional_time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                parse_time_ms(text)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}")))
+            })
+            .transpose()
+    }
+
+    /// A time parameter in ms that must be present.
+    pub fn required_time_ms(&self, name: &str) -> Result<i64, ApiError> {
+        self.optional_time_ms(name)?
+            .ok_or_else(|| ApiError::bad_data(format!("invalid parameter \"{name}\": missing")))
     }
 
     /// A duration parameter in ms, if present.

@@ -11,11 +11,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::model::now_ms;
 use crate::query::promql::aggregates::PromFloat;
 use crate::query::promql::{
     DEFAULT_LOOKBACK, Evaluation, PromValue, PromqlError, Series, SourceResolution,
 };
-use crate::storage::now_ms;
 
 use super::AppState;
 use super::error::ApiError;
@@ -173,12 +173,8 @@ async fn limited<T>(
 
 /// A range query's `(start, end, step)`, checked as Prometheus checks them.
 fn range_span(params: &Params) -> Result<(i64, i64, i64), ApiError> {
-    let start = params
-        .time_ms("start", i64::MIN)
-        .and_then(|t| required(t, "start"))?;
-    let end = params
-        .time_ms("end", i64::MIN)
-        .and_then(|t| required(t, "end"))?;
+    let start = params.required_time_ms("start")?;
+    let end = params.required_time_ms("end")?;
     let step = params
         .duration_ms("step")?
         .ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": missing"))?;
@@ -198,16 +194,6 @@ fn range_span(params: &Params) -> Result<(i64, i64, i64), ApiError> {
         ));
     }
     Ok((start, end, step))
-}
-
-fn required(t: i64, name: &str) -> Result<i64, ApiError> {
-    if t == i64::MIN {
-        Err(ApiError::bad_data(format!(
-            "invalid parameter \"{name}\": missing"
-        )))
-    } else {
-        Ok(t)
-    }
 }
 
 fn lookback(params: &Params) -> Result<Duration, ApiError> {

@@ -5,14 +5,24 @@
 mod duration;
 mod labels;
 mod matcher;
+mod metadata;
 pub mod relabel;
 
 pub use duration::{format_duration, parse_duration};
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
 pub use labels::{
     LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, is_valid_label_name,
     is_valid_metric_name,
 };
 pub use matcher::{MatchKind, Matcher, Selector};
+pub use metadata::{Metadata, MetricType};
 
 /// Bit pattern of Prometheus's staleness marker, a NaN that is not the usual quiet NaN.
 ///

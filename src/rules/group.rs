@@ -183,7 +183,7 @@ impl Group {
                 }
             }
             let mut state = rule.state();
-            state.last_evaluation_ms = Some(crate::storage::now_ms());
+            state.last_evaluation_ms = Some(crate::model::now_ms());
             state.evaluation_seconds = seconds;
             match outcome {
                 Ok(()) => {
@@ -204,7 +204,7 @@ impl Group {
                 .set(seconds);
         }
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = GroupStatus {
-            last_evaluation_ms: Some(crate::storage::now_ms()),
+            last_evaluation_ms: Some(crate::model::now_ms()),
             evaluation_seconds: seconds,
         };
     }

@@ -101,7 +101,7 @@ impl RuleManager {
             }
             new_groups.push(group);
         }
-        let now = crate::storage::now_ms();
+        let now = crate::model::now_ms();
         for gone in old_groups
             .iter()
             .filter(|g| !new_groups.iter().any(|n| n.key() == g.key()))
@@ -168,10 +168,9 @@ async fn run_group(
     ] {
         counter.with_label_values(&[&key]);
     }
-    let mut next = next_tick(crate::storage::now_ms(), interval_ms, offset);
+    let mut next = next_tick(crate::model::now_ms(), interval_ms, offset);
     loop {
-        let wait =
-            Duration::from_millis(u64::try_from(next - crate::storage::now_ms()).unwrap_or(0));
+        let wait = Duration::from_millis(u64::try_from(next - crate::model::now_ms()).unwrap_or(0));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return,
@@ -198,7 +197,7 @@ async fn run_group(
         };
         group.evaluate(ts, &env).await;
         restore = false;
-        let after = crate::storage::now_ms();
+        let after = crate::model::now_ms();
         let following = next_tick(after, interval_ms, offset);
         let missed = (following - next) / interval_ms - 1;
         if missed > 0 {

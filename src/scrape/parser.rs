@@ -17,6 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::fmt;
 
+use crate::model::{Metadata, MetricType};
+
 /// Wire format of a scrape response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -24,20 +26,6 @@ pub enum Format {
     PrometheusText,
     /// OpenMetrics 1.0 text format.
     OpenMetrics,
-}
-
-/// Type of a metric family as declared by a `# TYPE` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MetricType {
-    Counter,
-    Gauge,
-    Histogram,
-    GaugeHistogram,
-    Summary,
-    Info,
-    StateSet,
-    /// `untyped` in 0.0.4, `unknown` in OpenMetrics, or no `# TYPE` line.
-    Unknown,
 }
 
 impl MetricType {
@@ -82,15 +70,6 @@ fn type_keywords(format: Format) -> &'static str {
             "counter, gauge, histogram, gaugehistogram, summary, info, stateset or unknown"
         }
     }
-}
-
-/// Metadata of one metric family, gathered from its HELP, TYPE and UNIT lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata {
-    pub metric_family: String,
-    pub metric_type: MetricType,
-    pub help: String,
-    pub unit: String,
 }
 
 /// One sample line. Labels are in input order and do not include the name.

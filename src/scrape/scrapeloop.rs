@@ -14,8 +14,9 @@ use crate::model::relabel::relabel;
 use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
 use crate::storage::Storage;
 
-use super::parser::{self, Exposition, Metadata};
+use super::parser::{self, Exposition};
 use super::target::Target;
+use crate::model::Metadata;
 
 const ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
@@ -196,7 +197,7 @@ impl ScrapeLoop {
     async fn scrape_and_store(&mut self) {
         let started = Instant::now();
         let wall = SystemTime::now();
-        let now_ms = crate::storage::now_ms();
+        let now_ms = crate::model::now_ms();
         let result = self.scrape(now_ms).await;
         let duration = started.elapsed().as_secs_f64();
         let (mut batch, report, current, error) = match result {
@@ -321,7 +322,7 @@ impl ScrapeLoop {
 
     /// The target went away: everything it wrote, report series included, goes stale.
     async fn mark_all_stale(&mut self) {
-        let now_ms = crate::storage::now_ms();
+        let now_ms = crate::model::now_ms();
         let mut batch = self.stale_markers(&HashSet::new(), now_ms);
         batch.extend(
             Report::NAMES

@@ -32,7 +32,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::metrics::StorageMetrics;
-use crate::model::{Labels, SeriesId};
+use crate::model::{Labels, SeriesId, now_ms};
 
 pub use appender::{AppendError, AppendOutcome, Appender};
 pub use block::{BlockMeta, BlockSeries};
@@ -977,13 +977,6 @@ fn new_block_id(min_time: i64) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     format!("{min_time:013}-{:08x}", nanos ^ std::process::id())
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Runs CPU- or disk-bound work on tokio's blocking pool, off the async workers.

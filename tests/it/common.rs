@@ -363,7 +363,7 @@ where
 
 /// Now in Unix milliseconds.
 pub fn now_ms() -> i64 {
-    quiver::storage::now_ms()
+    quiver::model::now_ms()
 }
 
 /// A real Prometheus (Debian's package) on a loopback port with its own data directory.
