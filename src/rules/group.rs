@@ -212,9 +212,10 @@ impl Group {
     async fn evaluate_rule(&self, rule: &Rule, ts: i64, env: &EvalEnv<'_>) -> Result<(), String> {
         let spec = &rule.spec;
         let result = match &spec.query {
-            RuleQuery::PromQL(q) => env.querier.promql(q, ts).await?,
-            RuleQuery::Sql(q) => env.querier.sql(q).await?,
-        };
+            RuleQuery::PromQL(q) => env.querier.promql(q, ts).await,
+            RuleQuery::Sql(q) => env.querier.sql(q).await,
+        }
+        .map_err(|e| e.to_string())?;
         let series = match spec.kind {
             RuleKind::Recording => record(spec, result, self.spec.limit)?,
             RuleKind::Alerting => {
@@ -437,7 +438,8 @@ fn template_query(
         if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
             return Err("query is not available in this context".to_string());
         }
-        let samples = tokio::task::block_in_place(|| handle.block_on(querier.promql(q, ts)))?;
+        let samples = tokio::task::block_in_place(|| handle.block_on(querier.promql(q, ts)))
+            .map_err(|e| e.to_string())?;
         Ok(samples
             .into_iter()
             .map(|s| QuerySample {

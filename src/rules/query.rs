@@ -8,8 +8,46 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type};
 use async_trait::async_trait;
 
-use crate::query::promql::{DEFAULT_LOOKBACK, PromValue, PromqlEngine};
-use crate::query::sql::SqlEngine;
+use crate::query::promql::{DEFAULT_LOOKBACK, PromValue, PromqlEngine, PromqlError};
+use crate::query::sql::{SqlEngine, SqlError};
+
+/// Why a rule's query gave no samples, told apart as the API and `quiver test rules` need.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleQueryError {
+    /// The query is wrong (it does not parse, or its result is not samples): the rule is
+    /// broken until someone changes it.
+    #[error("{0}")]
+    BadQuery(String),
+    /// It could not run this time (storage, limits, time-out): a later evaluation may.
+    #[error("{0}")]
+    Execution(String),
+}
+
+impl From<PromqlError> for RuleQueryError {
+    fn from(e: PromqlError) -> Self {
+        match e {
+            PromqlError::BadData(_) | PromqlError::Unsupported(_) => {
+                RuleQueryError::BadQuery(e.to_string())
+            }
+            PromqlError::Execution(_) | PromqlError::Timeout => {
+                RuleQueryError::Execution(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<SqlError> for RuleQueryError {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::BadQuery(_) | SqlError::ReadOnly(_) => {
+                RuleQueryError::BadQuery(e.to_string())
+            }
+            _ => RuleQueryError::Execution(e.to_string()),
+        }
+    }
+}
+
+type QueryResult<T> = Result<T, RuleQueryError>;
 
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +68,11 @@ pub struct RawPoint {
 #[async_trait]
 pub trait RuleQuerier: Send + Sync {
     /// An instant query; a scalar result is one sample without labels, as in Prometheus.
-    async fn promql(&self, expr: &str, ts_ms: i64) -> Result<Vec<RuleSample>, String>;
+    async fn promql(&self, expr: &str, ts_ms: i64) -> QueryResult<Vec<RuleSample>>;
     /// A `sql:` rule's query: every column but `value` (and `timestamp`) is a label.
-    async fn sql(&self, sql: &str) -> Result<Vec<RuleSample>, String>;
+    async fn sql(&self, sql: &str) -> QueryResult<Vec<RuleSample>>;
     /// The newest raw sample in `[min, max]` of each series the selector matches.
-    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> Result<Vec<RawPoint>, String>;
+    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> QueryResult<Vec<RawPoint>>;
 }
 
 /// The server's query engines.
@@ -45,12 +83,8 @@ pub struct EngineQuerier {
 
 #[async_trait]
 impl RuleQuerier for EngineQuerier {
-    async fn promql(&self, expr: &str, ts_ms: i64) -> Result<Vec<RuleSample>, String> {
-        let value = self
-            .promql
-            .instant(expr, ts_ms, DEFAULT_LOOKBACK)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn promql(&self, expr: &str, ts_ms: i64) -> QueryResult<Vec<RuleSample>> {
+        let value = self.promql.instant(expr, ts_ms, DEFAULT_LOOKBACK).await?;
         match value {
             PromValue::Vector(series) => Ok(series
                 .into_iter()
@@ -66,34 +100,33 @@ impl RuleQuerier for EngineQuerier {
                 labels: Vec::new(),
                 value: v,
             }]),
-            _ => Err("rule result is not a vector or scalar".to_string()),
+            _ => Err(RuleQueryError::BadQuery(
+                "rule result is not a vector or scalar".to_string(),
+            )),
         }
     }
 
-    async fn sql(&self, sql: &str) -> Result<Vec<RuleSample>, String> {
-        let engine = self
-            .sql
-            .as_ref()
-            .ok_or_else(|| "SQL rules need the SQL engine".to_string())?;
-        let result = engine.query(sql).await.map_err(|e| e.to_string())?;
+    async fn sql(&self, sql: &str) -> QueryResult<Vec<RuleSample>> {
+        let engine = self.sql.as_ref().ok_or_else(|| {
+            RuleQueryError::Execution("SQL rules need the SQL engine".to_string())
+        })?;
+        let result = engine.query(sql).await?;
         let mut out = Vec::new();
         for batch in &result.batches {
-            out.extend(sql_samples(batch)?);
+            out.extend(sql_samples(batch).map_err(RuleQueryError::BadQuery)?);
         }
         Ok(out)
     }
 
-    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> Result<Vec<RawPoint>, String> {
-        let expr = PromqlEngine::parse(selector).map_err(|e| e.to_string())?;
+    async fn last_raw(&self, selector: &str, min: i64, max: i64) -> QueryResult<Vec<RawPoint>> {
+        let expr = PromqlEngine::parse(selector)?;
         let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-            return Err(format!("not a series selector: {selector}"));
+            return Err(RuleQueryError::BadQuery(format!(
+                "not a series selector: {selector}"
+            )));
         };
         // raw_series reads (min, max]; widen by one millisecond to include `min`.
-        let series = self
-            .promql
-            .raw_series(&vs, min - 1, max)
-            .await
-            .map_err(|e| e.to_string())?;
+        let series = self.promql.raw_series(&vs, min - 1, max).await?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
