@@ -1,0 +1,622 @@
+//! Function calls: range functions, `absent`, histograms, subqueries, `info` and the
+//! functions that are plain UDFs over a vector.
+
+use super::*;
+
+impl Planner {
+    pub(super) async fn call(&self, call: &Call, steps: Steps) -> PlanResult {
+        let name = call.func.name;
+        let args: Vec<&PromExpr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        if let Some(func) = RangeFunc::from_name(name) {
+            return self.range_function(func, &args, steps).await;
+        }
+        match name {
+            "time" => Ok(Planned::Scalar(
+                self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?,
+            )),
+            "pi" => Ok(Planned::Const(std::f64::consts::PI)),
+            "vector" => match self.plan_at(args[0], steps.clone()).await? {
+                Planned::Const(c) => Ok(Planned::Vector(self.steps_plan(&steps, move |_| lit(c))?)),
+                Planned::Scalar(p) => Ok(Planned::Vector(p)),
+                _ => Err(PromqlError::BadData("vector() needs a scalar".into())),
+            },
+            "scalar" => {
+                let inner = self.vector_arg(args[0], steps.clone()).await?;
+                Ok(Planned::Scalar(self.scalar_of(inner, &steps)?))
+            }
+            "timestamp" => {
+                if let PromExpr::VectorSelector(vs) = strip_parens(args[0]) {
+                    return self.selected_sample(vs, steps, Emit::SampleTime).await;
+                }
+                let inner = self.vector_arg(args[0], steps.clone()).await?;
+                let plan = LogicalPlanBuilder::from(inner)
+                    .project(vec![
+                        l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                        col(TIMESTAMP),
+                        (cast(col(TIMESTAMP), DataType::Float64) / lit(1000.0)).alias(VALUE),
+                    ])?
+                    .build()?;
+                Ok(Planned::Vector(plan))
+            }
+            "start_timestamp" => self.start_timestamp(args[0], steps).await,
+            "info" => self.info(&args, steps).await,
+            "label_replace" => {
+                let inner = self.vector_arg(args[0], steps).await?;
+                let s = string_args(&args[1..])?;
+                if !crate::model::is_valid_label_name(&s[0]) {
+                    return Err(PromqlError::Execution(format!(
+                        "invalid destination label name in label_replace(): {}",
+                        s[0]
+                    )));
+                }
+                crate::gocompat::regex::compile_anchored(&s[3]).map_err(|_| {
+                    PromqlError::Execution(format!(
+                        "invalid regular expression in label_replace(): {}",
+                        s[3]
+                    ))
+                })?;
+                let labels = l::call(l::replace_udf(), col(LABELS), &[&s[0], &s[1], &s[2], &s[3]]);
+                Ok(Planned::Vector(replace_labels(inner, labels)?))
+            }
+            "label_join" => {
+                let inner = self.vector_arg(args[0], steps).await?;
+                let s = string_args(&args[1..])?;
+                let sources = s[2..].join(",");
+                let labels = l::call(l::join_udf(), col(LABELS), &[&s[0], &s[1], &sources]);
+                Ok(Planned::Vector(replace_labels(inner, labels)?))
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                if self.step > 0 {
+                    self.warn(format!(
+                        "sort is ineffective for range queries since results are always ordered by labels{}",
+                        self.position(&PromExpr::Call(call.clone()))
+                    ));
+                }
+                // Ordering is applied when the result is assembled.
+                self.plan_at(args[0], steps).await
+            }
+            "absent" => self.absent(args[0], steps).await,
+            "absent_over_time" => self.absent_over_time(args[0], steps).await,
+            "histogram_quantile" => {
+                let q = const_arg(Some(args[0]))?;
+                self.check_quantile(q, args[0]);
+                self.buckets(BucketKernel::Quantile, args[1], q, 0.0, steps)
+                    .await
+            }
+            "histogram_quantiles" => self.histogram_quantiles(&args, steps).await,
+            "histogram_fraction" => {
+                let (lower, upper) = (const_arg(Some(args[0]))?, const_arg(Some(args[1]))?);
+                self.buckets(BucketKernel::Fraction, args[2], lower, upper, steps)
+                    .await
+            }
+            "start" => Ok(Planned::Const(self.start as f64 / 1000.0)),
+            "end" => Ok(Planned::Const(self.end as f64 / 1000.0)),
+            "range" => Ok(Planned::Const((self.end - self.start) as f64 / 1000.0)),
+            "step" => Ok(Planned::Const(self.step as f64 / 1000.0)),
+            "min_of" | "max_of" => {
+                let values: Vec<f64> = args
+                    .iter()
+                    .map(|a| const_arg(Some(*a)))
+                    .collect::<Result<_, _>>()?;
+                // Go's math.Min/Max: NaN wins.
+                let pick = |a: f64, b: f64| {
+                    if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else if name == "min_of" {
+                        a.min(b)
+                    } else {
+                        a.max(b)
+                    }
+                };
+                Ok(Planned::Const(
+                    values.into_iter().reduce(pick).unwrap_or(f64::NAN),
+                ))
+            }
+            "minute" | "hour" | "day_of_month" | "day_of_week" | "day_of_year"
+            | "days_in_month" | "month" | "year" => {
+                let inner = match args.first() {
+                    Some(a) => self.plan_at(a, steps).await?,
+                    None => Planned::Vector(self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?),
+                };
+                let udf = crate::query::promql::aggregates::date_udf(name);
+                map_value(inner, move |v| udf.call(vec![v]), true)
+            }
+            "clamp" | "clamp_min" | "clamp_max" => {
+                let inner = self.plan_at(args[0], steps).await?;
+                let bound = |i: usize| const_arg(args.get(i).copied());
+                let (lo, hi) = match name {
+                    "clamp" => (bound(1)?, bound(2)?),
+                    "clamp_min" => (bound(1)?, f64::INFINITY),
+                    _ => (f64::NEG_INFINITY, bound(1)?),
+                };
+                if lo > hi {
+                    return Ok(Planned::Vector(self.empty_vector()?));
+                }
+                map_value(inner, move |v| clamp_expr(v, lo, hi), true)
+            }
+            "round" => {
+                let inner = self.plan_at(args[0], steps).await?;
+                let to = match args.get(1) {
+                    Some(a) => const_arg(Some(*a))?,
+                    None => 1.0,
+                };
+                map_value(inner, move |v| round_expr(v, to), true)
+            }
+            other => match math_function(other) {
+                Some(f) => {
+                    let inner = self.plan_at(args[0], steps).await?;
+                    map_value(inner, f, true)
+                }
+                None => Err(PromqlError::Unsupported(format!("function {other}()"))),
+            },
+        }
+    }
+
+    pub(super) async fn range_function(
+        &self,
+        func: RangeFunc,
+        args: &[&PromExpr],
+        steps: Steps,
+    ) -> PlanResult {
+        // The range argument is the first one, except for quantile_over_time(φ, r) and
+        // the smoothing parameters that follow it.
+        let (range_arg, params): (&PromExpr, Vec<&PromExpr>) = match func {
+            RangeFunc::QuantileOverTime => (args[1], vec![args[0]]),
+            _ => (args[0], args[1..].to_vec()),
+        };
+        let param_exprs = params;
+        let params: Vec<Param> = param_exprs
+            .iter()
+            .map(|p| match const_arg(Some(*p)) {
+                Ok(v) => Param::Const(v.to_bits()),
+                Err(_) => Param::PerStep,
+            })
+            .collect();
+        if func == RangeFunc::QuantileOverTime
+            && let Some(Param::Const(q)) = params.first()
+        {
+            self.check_quantile(f64::from_bits(*q), args[0]);
+        }
+        let outer_steps = steps.clone();
+        let mut mode = SelectorMode::Plain;
+        let mut func = func;
+        let (input, range, steps) = match strip_parens(range_arg) {
+            PromExpr::MatrixSelector(ms) => {
+                mode = selector_mode(&ms.vs);
+                extended::check(mode, func.name()).map_err(PromqlError::BadData)?;
+                let steps = self.with_modifiers(&steps, &ms.vs.offset, &ms.vs.at);
+                let range = duration_ms(ms.range);
+                let (min, max) = match mode {
+                    SelectorMode::Plain => data_bounds(&steps, range),
+                    SelectorMode::Anchored => data_bounds(&steps, range + self.lookback),
+                    SelectorMode::Smoothed => {
+                        let (min, max) = data_bounds(&steps, range + self.lookback);
+                        (min, max + self.lookback)
+                    }
+                };
+                let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
+                let aggregate = Aggregate::for_function(func);
+                // Read once: the choice of function depends on what is read.
+                let layers = self.downsampled_layers(min, max);
+                if aggregate == Aggregate::Count && !layers.is_empty() {
+                    // A downsampled row stands for `count` samples: add them up.
+                    func = RangeFunc::SumOverTime;
+                }
+                let raw = self
+                    .selected_samples(&ms.vs, (min, max), with_starts, aggregate, layers)
+                    .await?;
+                (raw, range, steps)
+            }
+            PromExpr::Subquery(sq) => self.subquery(sq, &steps).await?,
+            _ => {
+                return Err(PromqlError::BadData(format!(
+                    "expected a range vector in call to {func:?}"
+                )));
+            }
+        };
+        let input = self
+            .with_step_params(input, &param_exprs, &params, outer_steps)
+            .await?;
+        let notes = StepNotes {
+            warnings: Some(self.warnings.clone()),
+            position: self.position(range_arg),
+        };
+        let window = Window::Range {
+            range,
+            func,
+            params,
+            mode,
+            lookback: self.lookback,
+        };
+        step_node_naming(input, (steps, window), !func.keeps_name(), notes).map(Planned::Vector)
+    }
+
+    /// Adds the rows of the parameters that vary by step to a range function's input,
+    /// labelled so `PromStep` tells them apart (see [`param_labels`]).
+    pub(super) async fn with_step_params(
+        &self,
+        input: LogicalPlan,
+        exprs: &[&PromExpr],
+        params: &[Param],
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        if !params.contains(&Param::PerStep) {
+            return Ok(input);
+        }
+        // The parameter rows' labels are plain strings; so must the input's be.
+        let mut plan = LogicalPlanBuilder::from(input).project(vec![
+            cast(col(LABELS), DataType::Utf8).alias(LABELS),
+            col(TIMESTAMP),
+            col(VALUE),
+        ])?;
+        for (i, (expr, param)) in exprs.iter().zip(params).enumerate() {
+            if *param != Param::PerStep {
+                continue;
+            }
+            let rows = match self.plan_at(expr, steps.clone()).await? {
+                Planned::Scalar(p) => p,
+                _ => {
+                    return Err(PromqlError::BadData(
+                        "expected a scalar as a range function parameter".into(),
+                    ));
+                }
+            };
+            let rows = LogicalPlanBuilder::from(rows)
+                .project(vec![
+                    lit(param_labels(i)).alias(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                ])?
+                .build()?;
+            plan = plan.union(rows)?;
+        }
+        Ok(plan.build()?)
+    }
+
+    /// What `emit` says of the sample `vs` selects at each step, without the metric name.
+    pub(super) async fn selected_sample(
+        &self,
+        vs: &VectorSelector,
+        steps: Steps,
+        emit: Emit,
+    ) -> PlanResult {
+        let steps = self.with_modifiers(&steps, &vs.offset, &vs.at);
+        let bounds = data_bounds(&steps, self.lookback);
+        let layers = self.downsampled_layers(bounds.0, bounds.1);
+        let raw = self
+            .selected_samples(vs, bounds, emit == Emit::StartTime, Aggregate::Avg, layers)
+            .await?;
+        let window = Window::Instant {
+            lookback: self.lookback,
+            emit,
+            smoothed: false,
+        };
+        step_node_naming(raw, (steps, window), true, StepNotes::default()).map(Planned::Vector)
+    }
+
+    /// `start_timestamp(v)`: when each selected sample's counter started. Only a selector
+    /// has start timestamps; any other expression yields nothing, as in Prometheus.
+    pub(super) async fn start_timestamp(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        match strip_parens(arg) {
+            PromExpr::VectorSelector(vs) => self.selected_sample(vs, steps, Emit::StartTime).await,
+            other => {
+                // Planned anyway, so its errors surface.
+                self.vector_arg(other, steps).await?;
+                self.empty_vector().map(Planned::Vector)
+            }
+        }
+    }
+
+    /// `info(v, {selector})`: `v` and the info series it names, read at the time the first
+    /// selector of `v` reads (its `@` and offset), joined per step by [`PromInfo`].
+    pub(super) async fn info(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
+        let base = self.vector_arg(args[0], steps.clone()).await?;
+        let selector = match args.get(1).map(|a| strip_parens(a)) {
+            None => None,
+            Some(PromExpr::VectorSelector(vs)) => {
+                let mut matchers = vs.matchers.matchers.clone();
+                if let Some(name) = &vs.name {
+                    matchers.push(Matcher::new(MatchOp::Equal, METRIC_NAME_LABEL, name));
+                }
+                Some(matchers)
+            }
+            Some(_) => {
+                return Err(PromqlError::BadData(
+                    "expected label selectors as the second argument to info()".into(),
+                ));
+            }
+        };
+        let spec = InfoSpec::new(selector.as_deref());
+        let (at, offset) = info_reference(args[0]).unwrap_or((None, None));
+        let info_steps = self.with_modifiers(&steps, &offset, &at);
+        let selector = VectorSelector::new(None, Matchers::new(spec.selector_matchers()));
+        let (min, max) = data_bounds(&info_steps, self.lookback);
+        let raw = self.raw_samples(&selector, min, max).await?;
+        let info = step_node(
+            raw,
+            info_steps,
+            Window::Instant {
+                lookback: self.lookback,
+                emit: Emit::SampleTime,
+                smoothed: false,
+            },
+            StepNotes::default(),
+        )?;
+        let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+        Ok(Planned::Vector(LogicalPlan::Extension(Extension {
+            node: Arc::new(PromInfo {
+                base,
+                info,
+                schema,
+                spec,
+            }),
+        })))
+    }
+
+    /// Plans a subquery's inner expression at its own steps; returns the rows, the range
+    /// and the outer steps (with the subquery's offset and `@`).
+    pub(super) async fn subquery(
+        &self,
+        sq: &SubqueryExpr,
+        steps: &Steps,
+    ) -> Result<(LogicalPlan, i64, Steps), PromqlError> {
+        let outer = self.with_modifiers(steps, &sq.offset, &sq.at);
+        let range = duration_ms(sq.range);
+        let step = sq.step.map(duration_ms).unwrap_or(60_000).max(1);
+        let (first, last) = data_bounds(&outer, 0);
+        // Inner steps are aligned to multiples of the subquery step, as in Prometheus.
+        let inner_start = (first - range).div_euclid(step) * step + step;
+        let inner = Planner {
+            storage: self.storage.clone(),
+            start: inner_start,
+            end: last,
+            step,
+            resolution: self.resolution,
+            lookback: self.lookback,
+            warnings: Default::default(),
+            infos: self.infos.clone(),
+            source: self.source.clone(),
+            selected_series: self.selected_series.clone(),
+        };
+        let inner_steps = inner.steps(0, None);
+        let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
+        let rows = match planned {
+            Planned::Vector(p) | Planned::Scalar(p) => p,
+            Planned::Const(c) => inner.steps_plan(&inner_steps, move |_| lit(c))?,
+            _ => {
+                return Err(PromqlError::BadData(
+                    "subquery needs an instant vector or scalar".into(),
+                ));
+            }
+        };
+        Ok((rows, range, outer))
+    }
+
+    pub(super) async fn vector_arg(
+        &self,
+        expr: &PromExpr,
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        match self.plan_at(expr, steps).await? {
+            Planned::Vector(p) => Ok(p),
+            _ => Err(PromqlError::BadData("expected an instant vector".into())),
+        }
+    }
+
+    /// `scalar(v)`: the value if exactly one series has one at the step, else NaN.
+    pub(super) fn scalar_of(
+        &self,
+        vector: LogicalPlan,
+        steps: &Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let per_step = LogicalPlanBuilder::from(vector)
+            .aggregate(
+                vec![col(TIMESTAMP)],
+                vec![
+                    agg::count(col(VALUE)).alias("n"),
+                    agg::max(col(VALUE)).alias("v"),
+                ],
+            )?
+            .project(vec![col(TIMESTAMP).alias("t"), col("n"), col("v")])?
+            .build()?;
+        let all = self.steps_plan(steps, |_| lit(0.0))?;
+        let plan = LogicalPlanBuilder::from(all)
+            .join(per_step, JoinType::Left, (vec![TIMESTAMP], vec!["t"]), None)?
+            .project(vec![
+                lit("").alias(LABELS),
+                col(TIMESTAMP),
+                when(col("n").eq(lit(1i64)), col("v"))
+                    .otherwise(lit(f64::NAN))?
+                    .alias(VALUE),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    /// `absent(v)`: 1 at steps where `v` has no series, with the labels of `v`'s equality
+    /// matchers.
+    pub(super) async fn absent(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        let inner = self.vector_arg(arg, steps.clone()).await?;
+        let labels = match strip_parens(arg) {
+            PromExpr::VectorSelector(vs) => absent_labels(vs),
+            PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
+            _ => String::new(),
+        };
+        self.steps_without(inner, labels, &steps)
+    }
+
+    /// 1, labelled `labels`, at every step where `present` has no row: `absent()`.
+    pub(super) fn steps_without(
+        &self,
+        present: LogicalPlan,
+        labels: String,
+        steps: &Steps,
+    ) -> PlanResult {
+        let times = LogicalPlanBuilder::from(present)
+            .aggregate(vec![col(TIMESTAMP)], Vec::<Expr>::new())?
+            .project(vec![col(TIMESTAMP).alias("t")])?
+            .build()?;
+        let all = self.steps_plan(steps, |_| lit(1.0))?;
+        let plan = LogicalPlanBuilder::from(all)
+            .join(
+                times,
+                JoinType::LeftAnti,
+                (vec![TIMESTAMP], vec!["t"]),
+                None,
+            )?
+            .project(vec![lit(labels).alias(LABELS), col(TIMESTAMP), col(VALUE)])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// `absent_over_time(v[r])`: 1 where no series had a sample in the range.
+    pub(super) async fn absent_over_time(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
+        let labels = match strip_parens(arg) {
+            PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
+            _ => String::new(),
+        };
+        let present = match self
+            .range_function(RangeFunc::CountOverTime, &[arg], steps.clone())
+            .await?
+        {
+            Planned::Vector(p) => p,
+            _ => {
+                return Err(PromqlError::Execution(
+                    "absent_over_time: unexpected plan".into(),
+                ));
+            }
+        };
+        self.steps_without(present, labels, &steps)
+    }
+
+    /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
+    /// the labels without `le`, then compute from the group's (le, count) pairs.
+    /// `histogram_quantiles(v, "label", φ...)`: one `histogram_quantile` per φ, told apart
+    /// by `label`.
+    pub(super) async fn histogram_quantiles(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
+        let label = string_args(&args[1..2])?.remove(0);
+        let mut union: Option<LogicalPlanBuilder> = None;
+        for arg in &args[2..] {
+            let q = const_arg(Some(*arg))?;
+            self.check_quantile(q, arg);
+            let Planned::Vector(plan) = self
+                .buckets(BucketKernel::Quantile, args[0], q, 0.0, steps.clone())
+                .await?
+            else {
+                continue;
+            };
+            let labelled = LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    l::call(l::set_udf(), col(LABELS), &[&label, &open_metrics_float(q)])
+                        .alias(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                ])?
+                .build()?;
+            union = Some(match union {
+                None => LogicalPlanBuilder::from(labelled),
+                Some(u) => u.union(labelled)?,
+            });
+        }
+        match union {
+            Some(u) => Ok(Planned::Vector(u.build()?)),
+            None => Ok(Planned::Vector(self.empty_vector()?)),
+        }
+    }
+
+    pub(super) async fn buckets(
+        &self,
+        kernel: BucketKernel,
+        arg: &PromExpr,
+        p1: f64,
+        p2: f64,
+        steps: Steps,
+    ) -> PlanResult {
+        let inner = self.vector_arg(arg, steps).await?;
+        let le = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(LABELS), lit("le")],
+        ));
+        // Grouped with the metric name, which goes afterwards: two histograms that differ
+        // only by name then collide, as in Prometheus.
+        let name = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(LABELS), lit(METRIC_NAME_LABEL)],
+        ));
+        let group = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_set_dynamic_udf()),
+            vec![
+                l::call(l::drop_udf(), col(LABELS), &["le"]),
+                lit(METRIC_NAME_LABEL),
+                name,
+            ],
+        ));
+        let plan = LogicalPlanBuilder::from(inner)
+            .project(vec![
+                group.alias("g"),
+                col(TIMESTAMP),
+                col(VALUE),
+                le.alias("le"),
+            ])?
+            .aggregate(
+                vec![col("g"), col(TIMESTAMP)],
+                vec![
+                    agg::array_agg(col("le")).alias("les"),
+                    agg::array_agg(col(VALUE)).alias("counts"),
+                ],
+            )?
+            .project(vec![
+                l::call(l::drop_name_udf(), col("g"), &[]).alias(LABELS),
+                col(TIMESTAMP),
+                kernel
+                    .call(
+                        col("les"),
+                        col("counts"),
+                        col("g"),
+                        (p1, p2),
+                        BucketNotes {
+                            warnings: self.warnings.clone(),
+                            infos: self.infos.clone(),
+                            position: self.position(arg),
+                        },
+                    )
+                    .alias(VALUE),
+            ])?
+            .filter(col(VALUE).is_not_null())?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// One row per step: `(labels = '', t, value(t))`.
+    pub(super) fn steps_plan(
+        &self,
+        steps: &Steps,
+        value: impl Fn(i64) -> Expr,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let rows: Vec<Vec<Expr>> = steps
+            .times()
+            .map(|t| vec![lit(""), lit(t), value(steps.at.unwrap_or(t) - steps.offset)])
+            .collect();
+        if rows.is_empty() {
+            return self.empty_vector();
+        }
+        let plan = LogicalPlanBuilder::values(rows)?
+            .project(vec![
+                col("column1").alias(LABELS),
+                col("column2").alias(TIMESTAMP),
+                cast(col("column3"), DataType::Float64).alias(VALUE),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    pub(super) fn empty_vector(&self) -> Result<LogicalPlan, PromqlError> {
+        let schema = DFSchema::try_from(vector_schema().as_ref().clone())?;
+        Ok(LogicalPlanBuilder::empty(false).build().map(|_| {
+            LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(schema),
+            })
+        })?)
+    }
+}

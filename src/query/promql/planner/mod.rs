@@ -1,0 +1,213 @@
+//! PromQL AST -> DataFusion logical plan.
+//!
+//! Every instant-vector expression becomes a plan with the columns
+//! `(labels Utf8, timestamp Int64 ms, value Float64)`, one row per series and step.
+//! Selectors scan only the series their matchers select (the matching happens on the
+//! series side of the scan, the samples join on `series_id`) and only the time range the
+//! steps need; [`PromStep`] applies PromQL's lookback and range windows; operators,
+//! aggregations and functions are ordinary relational operators and UDFs.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use arrow::array::{DictionaryArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DFSchema, JoinType, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::functions::math::expr_fn::isnan;
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    Extension, LogicalPlan, LogicalPlanBuilder, Operator, binary_expr, cast, col, lit, when,
+};
+use datafusion::prelude::Expr;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use promql_parser::label::{MatchOp, Matcher, Matchers};
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr as PromExpr, LabelModifier, MatrixSelector,
+    Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
+};
+
+use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
+use crate::query::scan::{DownsampledSamples, RawSamples, START_TIMESTAMP};
+use crate::storage::Storage;
+use crate::storage::downsample::{RES_1H, RES_5M};
+
+use super::PromqlError;
+use super::aggregates::{BucketKernel, BucketNotes, Kernel, format_value_udf};
+use super::extended;
+use super::functions::RangeFunc;
+use super::info::{InfoSpec, PromInfo};
+use super::labels::{self as l};
+use super::rank::{RankOrder, ranked};
+use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
+use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
+use super::unique::{self, Check, Violation};
+
+mod aggregations;
+mod functions;
+mod helpers;
+mod operators;
+mod selectors;
+
+pub use helpers::*;
+
+pub const LABELS: &str = "labels";
+pub const TIMESTAMP: &str = "timestamp";
+pub const VALUE: &str = "value";
+
+/// The schema of every vector plan.
+pub fn vector_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, DataType::Utf8, true),
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, true),
+    ]))
+}
+
+/// The schema of a `PromStep` node's output: [`vector_schema`] with the labels as a
+/// dictionary, each batch holding a series' label set once rather than once per step.
+/// Label functions read both forms.
+pub fn step_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(LABELS, label_dictionary_type(), true),
+        Field::new(TIMESTAMP, DataType::Int64, false),
+        Field::new(VALUE, DataType::Float64, true),
+    ]))
+}
+
+/// Label sets as a dictionary: `UInt32` keys into label-set strings.
+pub fn label_dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
+}
+
+/// A planned expression.
+pub enum Planned {
+    /// `(labels, timestamp, value)` rows.
+    Vector(LogicalPlan),
+    /// A constant scalar, folded at planning time.
+    Const(f64),
+    /// A scalar that varies by step: rows `(labels = '', timestamp, value)`.
+    Scalar(LogicalPlan),
+    String(String),
+    /// A range vector as raw samples in `(t - range, t]` at a single evaluation time
+    /// (only valid as the whole query's result).
+    Matrix(LogicalPlan),
+}
+
+/// Plans one query over `[start, end]` at `step`.
+pub struct Planner {
+    pub storage: Arc<Storage>,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    /// The downsampled data to read where it exists.
+    pub resolution: ReadResolution,
+    pub lookback: i64,
+    /// Warnings found while planning (and, by UDFs, while running), in Prometheus's wording.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Infos found while running.
+    pub infos: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The query text, for the positions annotations cite.
+    pub source: String,
+    /// How many series the query's selectors picked, which sizes how it runs.
+    pub selected_series: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+type PlanResult = Result<Planned, PromqlError>;
+
+/// Which data a query reads: the downsampled copies of `ms` where they exist (0: raw
+/// samples only) and raw samples elsewhere; with `fill_gaps`, coarser copies too where
+/// neither exists (raw data or finer copies past their retention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadResolution {
+    pub ms: i64,
+    pub fill_gaps: bool,
+}
+
+/// Downsampled blocks of one resolution that a selection reads.
+struct Layer {
+    resolution_ms: i64,
+    blocks: Vec<crate::storage::BlockMeta>,
+}
+
+impl Planner {
+    pub fn plan<'a>(&'a self, expr: &'a PromExpr) -> BoxFuture<'a, PlanResult> {
+        self.plan_at(expr, self.steps(0, None)).boxed()
+    }
+
+    /// Records a warning annotation.
+    pub(super) fn warn(&self, message: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(format!("PromQL warning: {message}"));
+        }
+    }
+
+    /// Where `expr` starts in the query, as Prometheus cites it: ` (line:column)`. The parser
+    /// keeps no positions, so this finds the expression's text; the first occurrence is taken.
+    pub(super) fn position(&self, expr: &PromExpr) -> String {
+        let text = expr.to_string();
+        let Some(offset) = self.source.find(&text) else {
+            return String::new();
+        };
+        let before = &self.source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" ({line}:{column})")
+    }
+
+    /// Warns, as Prometheus does, about a constant quantile outside [0, 1].
+    pub(super) fn check_quantile(&self, q: f64, expr: &PromExpr) {
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            self.warn(format!(
+                "quantile value should be between 0 and 1, got {}{}",
+                super::aggregates::format_float(q),
+                self.position(expr)
+            ));
+        }
+    }
+
+    pub(super) fn steps(&self, offset: i64, at: Option<i64>) -> Steps {
+        Steps {
+            start: self.start,
+            end: self.end,
+            step: self.step,
+            offset,
+            at,
+        }
+    }
+
+    pub(super) fn plan_at<'a>(
+        &'a self,
+        expr: &'a PromExpr,
+        steps: Steps,
+    ) -> BoxFuture<'a, PlanResult> {
+        async move {
+            match expr {
+                PromExpr::NumberLiteral(n) => Ok(Planned::Const(n.val)),
+                PromExpr::StringLiteral(s) => Ok(Planned::String(s.val.clone())),
+                PromExpr::Paren(p) => self.plan_at(&p.expr, steps).await,
+                PromExpr::Unary(u) => {
+                    let inner = self.plan_at(&u.expr, steps).await?;
+                    map_value(inner, |v| Expr::Negative(Box::new(v)), true)
+                }
+                PromExpr::VectorSelector(vs) => {
+                    self.vector_selector(vs, &steps).await.map(Planned::Vector)
+                }
+                PromExpr::MatrixSelector(ms) => self.matrix_selector(ms).await.map(Planned::Matrix),
+                PromExpr::Call(call) => self.call(call, steps).await,
+                PromExpr::Binary(b) => self.binary(b, steps).await,
+                PromExpr::Aggregate(a) => self.aggregate(a, steps).await,
+                PromExpr::Subquery(_) => Err(PromqlError::Unsupported(
+                    "a subquery is only supported as a range function argument".into(),
+                )),
+                PromExpr::Extension(_) => {
+                    Err(PromqlError::Unsupported("extension expressions".into()))
+                }
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,301 @@
+//! Binary operators: vector/scalar arithmetic and comparison, vector matching with
+//! `on`/`ignoring`/`group_*`, and set operators.
+
+use super::*;
+
+impl Planner {
+    pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
+        let op = b.op.to_string();
+        let lhs = self.plan_at(&b.lhs, steps.clone()).await?;
+        let rhs = self.plan_at(&b.rhs, steps.clone()).await?;
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = b.op.is_comparison_operator();
+        match (lhs, rhs) {
+            (Planned::Const(a), Planned::Const(c)) => {
+                let v = scalar_op(&op, a, c)
+                    .ok_or_else(|| PromqlError::BadData(format!("operator {op} on scalars")))?;
+                // The parser only admits scalar comparisons with `bool`, giving 0 or 1.
+                let _ = (comparison, return_bool);
+                Ok(Planned::Const(v))
+            }
+            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, &op),
+            (Planned::Vector(v), other) => {
+                self.vector_scalar(v, other, &op, return_bool, false, &steps)
+            }
+            (other, Planned::Vector(v)) if !matches!(other, Planned::Vector(_)) => {
+                self.vector_scalar(v, other, &op, return_bool, true, &steps)
+            }
+            (Planned::Scalar(a), Planned::Const(c)) => {
+                map_value(Planned::Scalar(a), move |v| arith(&op, v, lit(c)), false)
+            }
+            (Planned::Const(c), Planned::Scalar(a)) => {
+                map_value(Planned::Scalar(a), move |v| arith(&op, lit(c), v), false)
+            }
+            (Planned::Scalar(a), Planned::Scalar(c)) => {
+                let joined = join_on_time(a, c)?;
+                let plan = LogicalPlanBuilder::from(joined)
+                    .project(vec![
+                        lit("").alias(LABELS),
+                        col("l.timestamp").alias(TIMESTAMP),
+                        arith(&op, col("l.value"), col("r.value")).alias(VALUE),
+                    ])?
+                    .build()?;
+                Ok(Planned::Scalar(plan))
+            }
+            _ => Err(PromqlError::BadData(format!("invalid operands for {op}"))),
+        }
+    }
+
+    /// A vector with a scalar (constant or per step) on one side.
+    pub(super) fn vector_scalar(
+        &self,
+        vector: LogicalPlan,
+        scalar: Planned,
+        op: &str,
+        return_bool: bool,
+        scalar_on_left: bool,
+        _steps: &Steps,
+    ) -> PlanResult {
+        let comparison = is_comparison(op);
+        let (input, scalar_expr) = match scalar {
+            Planned::Const(c) => (vector, lit(c)),
+            Planned::Scalar(s) => {
+                let s = LogicalPlanBuilder::from(s)
+                    .project(vec![col(TIMESTAMP).alias("st"), col(VALUE).alias("sv")])?
+                    .build()?;
+                let joined = LogicalPlanBuilder::from(vector)
+                    .join(s, JoinType::Inner, (vec![TIMESTAMP], vec!["st"]), None)?
+                    .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE), col("sv")])?
+                    .build()?;
+                (joined, col("sv"))
+            }
+            _ => return Err(PromqlError::BadData(format!("invalid operand for {op}"))),
+        };
+        let (left, right) = if scalar_on_left {
+            (scalar_expr, col(VALUE))
+        } else {
+            (col(VALUE), scalar_expr)
+        };
+        let result = arith(op, left, right);
+        let plan = if comparison && !return_bool {
+            // A filter: the vector's samples where the comparison holds, values unchanged.
+            LogicalPlanBuilder::from(input)
+                .filter(result)?
+                .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+                .build()?
+        } else {
+            let value = if comparison {
+                cast(result, DataType::Float64)
+            } else {
+                result
+            };
+            LogicalPlanBuilder::from(input)
+                .project(vec![
+                    l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                    col(TIMESTAMP),
+                    value.alias(VALUE),
+                ])?
+                .build()?
+        };
+        Ok(Planned::Vector(plan))
+    }
+
+    pub(super) fn vector_vector(
+        &self,
+        lhs: LogicalPlan,
+        rhs: LogicalPlan,
+        b: &BinaryExpr,
+        op: &str,
+    ) -> PlanResult {
+        let modifier = b.modifier.as_ref();
+        let matching = modifier.and_then(|m| m.matching.as_ref());
+        let key = |labels: Expr| match matching {
+            Some(LabelModifier::Include(names)) => {
+                l::call(l::keep_udf(), labels, &[&names.labels.join(",")])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                l::call(l::drop_udf(), labels, &[&names.labels.join(",")])
+            }
+            None => l::call(l::drop_udf(), labels, &[""]),
+        };
+        // The "one" side of a match must not repeat a match group (set operators excepted).
+        let one_side = match modifier.map(|m| &m.card) {
+            _ if matches!(op, "and" | "or" | "unless") => None,
+            Some(VectorMatchCardinality::OneToMany(_)) => Some("l"),
+            _ => Some("r"),
+        };
+        let side = |plan: LogicalPlan, alias: &str| -> Result<LogicalPlan, PromqlError> {
+            let keyed = LogicalPlanBuilder::from(plan)
+                .project(vec![
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    key(col(LABELS)).alias("k"),
+                ])?
+                .build()?;
+            let keyed = if one_side == Some(alias) {
+                let side_name = if alias == "l" { "left" } else { "right" };
+                unique::checked(
+                    keyed,
+                    Check {
+                        key: 3,
+                        timestamp: 1,
+                        labels: 0,
+                        violation: Violation::OneSide(side_name),
+                    },
+                )
+            } else {
+                keyed
+            };
+            Ok(LogicalPlanBuilder::from(keyed).alias(alias)?.build()?)
+        };
+        let (l_side, r_side) = (side(lhs, "l")?, side(rhs, "r")?);
+        let on = (vec!["l.timestamp", "l.k"], vec!["r.timestamp", "r.k"]);
+        let project_lhs = vec![
+            col("l.labels").alias(LABELS),
+            col("l.timestamp").alias(TIMESTAMP),
+            col("l.value").alias(VALUE),
+        ];
+        match op {
+            "and" => {
+                let plan = LogicalPlanBuilder::from(l_side)
+                    .join(r_side, JoinType::LeftSemi, on, None)?
+                    .project(project_lhs)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            "unless" => {
+                let plan = LogicalPlanBuilder::from(l_side)
+                    .join(r_side, JoinType::LeftAnti, on, None)?
+                    .project(project_lhs)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            "or" => {
+                let left_plain = LogicalPlanBuilder::from(l_side.clone())
+                    .project(project_lhs)?
+                    .build()?;
+                let right_only = LogicalPlanBuilder::from(r_side)
+                    .join(
+                        l_side,
+                        JoinType::LeftAnti,
+                        (vec!["r.timestamp", "r.k"], vec!["l.timestamp", "l.k"]),
+                        None,
+                    )?
+                    .project(vec![
+                        col("r.labels").alias(LABELS),
+                        col("r.timestamp").alias(TIMESTAMP),
+                        col("r.value").alias(VALUE),
+                    ])?
+                    .build()?;
+                let plan = LogicalPlanBuilder::from(left_plain)
+                    .union(right_only)?
+                    .build()?;
+                return Ok(Planned::Vector(plan));
+            }
+            _ => {}
+        }
+        let comparison = is_comparison(op);
+        let return_bool = modifier.is_some_and(|m| m.return_bool);
+        let drops_name = !comparison || return_bool;
+        let card = modifier.map(|m| &m.card);
+        // Result labels: the "many" side's labels (lhs unless group_right), trimmed to
+        // the matching labels for one-to-one `on`, plus included labels from the other side.
+        let (many, one) = match card {
+            Some(VectorMatchCardinality::OneToMany(_)) => ("r", "l"),
+            _ => ("l", "r"),
+        };
+        let mut fill = modifier
+            .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
+            .unwrap_or((None, None));
+        if many == "r" {
+            // As in Prometheus, group_right swaps the sides, fill values included.
+            fill = (fill.1, fill.0);
+        }
+        let side_labels = |side: &str, other: &str, filled: bool| {
+            let own = col(format!("{side}.labels"));
+            if !filled {
+                return own;
+            }
+            // A side filled in carries the present side's matching labels.
+            datafusion::functions::core::expr_fn::coalesce(vec![
+                own,
+                matching_labels(col(format!("{other}.labels")), matching),
+            ])
+        };
+        let (l_filled, r_filled) = (fill.0.is_some(), fill.1.is_some());
+        let side = |name: &str| {
+            if name == "l" {
+                side_labels("l", "r", l_filled)
+            } else {
+                side_labels("r", "l", r_filled)
+            }
+        };
+        let labels = result_labels(side(many), side(one), card, matching, drops_name);
+        let side_value = |side: &str, fill: Option<f64>| match fill {
+            Some(v) => datafusion::functions::core::expr_fn::coalesce(vec![
+                col(format!("{side}.value")),
+                lit(v),
+            ]),
+            None => col(format!("{side}.value")),
+        };
+        let (lv, rv) = (side_value("l", fill.0), side_value("r", fill.1));
+        let many_value = if many == "l" { lv.clone() } else { rv.clone() };
+        let join_type = match fill {
+            (Some(_), Some(_)) => JoinType::Full,
+            (Some(_), None) => JoinType::Right,
+            (None, Some(_)) => JoinType::Left,
+            (None, None) => JoinType::Inner,
+        };
+        let timestamp = datafusion::functions::core::expr_fn::coalesce(vec![
+            col("l.timestamp"),
+            col("r.timestamp"),
+        ]);
+        let result = arith(op, lv, rv);
+        // Each match group pairs at most once (one-to-one), and each result label set is
+        // made once (many-to-one); checked before a comparison filters rows away.
+        let (check_key, violation) = match card {
+            Some(VectorMatchCardinality::ManyToOne(_))
+            | Some(VectorMatchCardinality::OneToMany(_)) => (labels.clone(), Violation::Grouping),
+            _ => (
+                datafusion::functions::core::expr_fn::coalesce(vec![col("l.k"), col("r.k")]),
+                Violation::OneToOne,
+            ),
+        };
+        let joined = LogicalPlanBuilder::from(l_side)
+            .join(r_side, join_type, on, None)?
+            .project(vec![
+                labels.alias(LABELS),
+                timestamp.alias(TIMESTAMP),
+                check_key.alias("check_key"),
+                col("l.value"),
+                col("r.value"),
+            ])?
+            .build()?;
+        let joined = LogicalPlanBuilder::from(unique::checked(
+            joined,
+            Check {
+                key: 2,
+                timestamp: 1,
+                labels: 0,
+                violation,
+            },
+        ));
+        let plan = if comparison && !return_bool {
+            joined
+                .filter(result)?
+                .project(vec![col(LABELS), col(TIMESTAMP), many_value.alias(VALUE)])?
+                .build()?
+        } else {
+            let value = if comparison {
+                cast(result, DataType::Float64)
+            } else {
+                result
+            };
+            joined
+                .project(vec![col(LABELS), col(TIMESTAMP), value.alias(VALUE)])?
+                .build()?
+        };
+        Ok(Planned::Vector(plan))
+    }
+}

@@ -1,0 +1,239 @@
+//! Selectors: the series a selector picks and their samples from the head, raw blocks and
+//! downsampled copies, as vector and matrix plans.
+
+use super::*;
+
+impl Planner {
+    /// Raw samples of the series `vs` selects with data times in `(min, max]`:
+    /// `(labels, timestamp, value)`. Where the query reads downsampled data, each window's
+    /// average stands for its samples.
+    pub async fn raw_samples(
+        &self,
+        vs: &VectorSelector,
+        min: i64,
+        max: i64,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let layers = self.downsampled_layers(min, max);
+        self.selected_samples(vs, (min, max), false, Aggregate::Avg, layers)
+            .await
+    }
+
+    /// The downsampled blocks (of the query's resolution) overlapping `(min, max]`.
+    pub(super) fn downsampled_layers(&self, min: i64, max: i64) -> Vec<Layer> {
+        let ReadResolution { ms, fill_gaps } = self.resolution;
+        if ms == 0 && !fill_gaps {
+            return Vec::new();
+        }
+        let manifest = self.storage.manifest();
+        let overlapping = |b: &&crate::storage::BlockMeta| b.overlaps(min.saturating_add(1), max);
+        // Time some finer data answers for: raw blocks, then the layers taken.
+        let mut covered: Vec<(i64, i64)> = (manifest.blocks.iter().filter(overlapping))
+            .map(|b| (b.min_time, b.max_time))
+            .collect();
+        let mut layers = Vec::new();
+        for resolution_ms in [RES_5M, RES_1H] {
+            // The chosen resolution replaces raw blocks; a coarser one only fills gaps.
+            let chosen = resolution_ms == ms;
+            if resolution_ms < ms || (!chosen && !fill_gaps) {
+                continue;
+            }
+            let blocks: Vec<crate::storage::BlockMeta> = (manifest.at_resolution(resolution_ms))
+                .filter(overlapping)
+                .filter(|b| chosen || !covered.iter().any(|&(lo, hi)| b.overlaps(lo, hi - 1)))
+                .cloned()
+                .collect();
+            covered.extend(blocks.iter().map(|b| (b.min_time, b.max_time)));
+            if !blocks.is_empty() {
+                layers.push(Layer {
+                    resolution_ms,
+                    blocks,
+                });
+            }
+        }
+        layers
+    }
+
+    /// [`Planner::raw_samples`], with the samples' start timestamps (ms, null when unknown)
+    /// as a fourth column when `with_starts`, and `aggregate` standing for a downsampled
+    /// window's samples of `layers`.
+    pub(super) async fn selected_samples(
+        &self,
+        vs: &VectorSelector,
+        (min, max): (i64, i64),
+        with_starts: bool,
+        aggregate: Aggregate,
+        layers: Vec<Layer>,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let metric = metric_name(vs);
+        let storage_error = |e: anyhow::Error| PromqlError::Execution(format!("{e:#}"));
+        // The series with a sample in the window; storage finds them through its postings
+        // and the blocks' series files.
+        let selector = to_selector(vs);
+        let mut selected = self
+            .storage
+            .select_series(&selector, min.saturating_add(1), max)
+            .await
+            .map_err(storage_error)?;
+        for layer in &layers {
+            let bounds = (min.saturating_add(1), max);
+            let more = self
+                .storage
+                .select_series_in(&selector, bounds, &layer.blocks)
+                .await
+                .map_err(storage_error)?;
+            for (id, labels) in more {
+                selected.entry(id).or_insert(labels);
+            }
+        }
+        let mut ids = Vec::with_capacity(selected.len());
+        let mut labels = Vec::with_capacity(selected.len());
+        for (id, series) in &selected {
+            ids.push(*id);
+            labels.push(l::encode(series.iter()));
+        }
+        // A dictionary, so the join hands each sample a key instead of a copy of its
+        // series' label string; `PromStep` groups samples by that key.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new(LABELS, label_dictionary_type(), false),
+        ]));
+        self.selected_series
+            .fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
+        let selected_ids: Arc<[SeriesId]> = ids.as_slice().into();
+        let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
+        let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
+        )?;
+        let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
+        let ts = |ms: i64| {
+            lit(ScalarValue::TimestampMillisecond(
+                Some(ms),
+                Some("UTC".into()),
+            ))
+        };
+        let in_window = |table: &str| {
+            let t = col(format!("{table}.timestamp"));
+            t.clone().gt(ts(min)).and(t.lt_eq(ts(max)))
+        };
+        // The raw samples, less the blocks whose downsampled copies are read instead.
+        let sources: Arc<[String]> = (layers.iter())
+            .flat_map(|l| &l.blocks)
+            .filter_map(|b| b.source.clone())
+            .collect();
+        let raw = RawSamples::new(self.storage.clone(), metric.clone())
+            .with_series(selected_ids)
+            .without_blocks(sources);
+        // Counting over downsampled rows adds up their counts; a raw sample counts 1 (a
+        // staleness marker stays NaN, for the step node to drop).
+        let raw_value = match aggregate == Aggregate::Count && !layers.is_empty() {
+            true => when(isnan(col("r.value")), col("r.value"))
+                .otherwise(lit(1.0))?
+                .alias("value"),
+            false => col("r.value"),
+        };
+        let mut samples = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
+            .filter(in_window("r"))?
+            .project(
+                [col("r.series_id"), col("r.timestamp"), raw_value]
+                    .into_iter()
+                    .chain(with_starts.then(|| col("r.start_timestamp"))),
+            )?;
+        for layer in layers {
+            let ids: Arc<[String]> = layer.blocks.iter().map(|b| b.id.clone()).collect();
+            let windows =
+                DownsampledSamples::new(self.storage.clone(), metric.clone(), layer.resolution_ms)
+                    .only_blocks(ids);
+            let starts = lit(ScalarValue::TimestampMillisecond(None, Some("UTC".into())));
+            let down = LogicalPlanBuilder::scan("d", provider_as_source(Arc::new(windows)), None)?
+                .filter(in_window("d"))?
+                .project(
+                    [
+                        col("d.series_id").alias("series_id"),
+                        col("d.timestamp").alias("timestamp"),
+                        aggregate.value("d").alias("value"),
+                    ]
+                    .into_iter()
+                    .chain(with_starts.then(|| starts.alias("start_timestamp"))),
+                )?
+                .build()?;
+            samples = samples.union(down)?;
+        }
+        let samples = samples.alias("r")?.build()?;
+        let plan = LogicalPlanBuilder::scan("s", provider_as_source(Arc::new(series_table)), None)?
+            .join(
+                samples,
+                JoinType::Inner,
+                (vec!["s.series_id"], vec!["r.series_id"]),
+                None,
+            )?
+            .project(
+                [
+                    col("s.labels").alias(LABELS),
+                    cast(col("r.timestamp"), DataType::Int64).alias(TIMESTAMP),
+                    col("r.value").alias(VALUE),
+                ]
+                .into_iter()
+                .chain(with_starts.then(|| {
+                    cast(col("r.start_timestamp"), DataType::Int64).alias(START_TIMESTAMP)
+                })),
+            )?
+            .build()?;
+        Ok(plan)
+    }
+
+    pub(super) async fn vector_selector(
+        &self,
+        vs: &VectorSelector,
+        steps: &Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let steps = self.with_modifiers(steps, &vs.offset, &vs.at);
+        let smoothed = selector_mode(vs) == SelectorMode::Smoothed;
+        let (min, mut max) = data_bounds(&steps, self.lookback);
+        if smoothed {
+            max += self.lookback;
+        }
+        let raw = self.raw_samples(vs, min, max).await?;
+        step_node(
+            raw,
+            steps,
+            Window::Instant {
+                lookback: self.lookback,
+                emit: Emit::Value,
+                smoothed,
+            },
+            StepNotes::default(),
+        )
+    }
+
+    /// A bare range selector as the query result: raw samples at the single eval time.
+    pub(super) async fn matrix_selector(
+        &self,
+        ms: &MatrixSelector,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let steps = self.with_modifiers(&self.steps(0, None), &ms.vs.offset, &ms.vs.at);
+        let t = steps.at.unwrap_or(steps.end) - steps.offset;
+        let range = duration_ms(ms.range);
+        let raw = self.raw_samples(&ms.vs, t - range, t).await?;
+        Ok(raw)
+    }
+
+    pub(super) fn with_modifiers(
+        &self,
+        steps: &Steps,
+        offset: &Option<Offset>,
+        at: &Option<AtModifier>,
+    ) -> Steps {
+        let mut s = steps.clone();
+        s.offset += offset_ms(offset);
+        if let Some(at) = at {
+            s.at = Some(match at {
+                AtModifier::Start => self.start,
+                AtModifier::End => self.end,
+                AtModifier::At(time) => system_time_ms(*time),
+            });
+        }
+        s
+    }
+}
