@@ -17,7 +17,6 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notifier::Notifier;
 use crate::query::promql::PromqlEngine;
-use crate::query::sql::SqlEngine;
 use crate::rules::{EngineQuerier, ManagerOptions, RuleManager};
 use crate::scrape::ScrapeManager;
 use crate::storage::{QueryTier, Storage, StorageOptions};
@@ -64,7 +63,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let storage = open_storage(&options, &config, &metrics)
         .await
         .context("opening storage")?;
-    let sql = Arc::new(SqlEngine::new(
+    let sql = Arc::new(crate::query::sql_engine(
         storage.clone(),
         config.query.clone(),
         metrics.query.clone(),

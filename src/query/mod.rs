@@ -4,3 +4,22 @@
 pub mod promql;
 pub mod scan;
 pub mod sql;
+
+use std::sync::Arc;
+
+use crate::config::QueryConfig;
+use crate::metrics::QueryMetrics;
+use crate::storage::Storage;
+
+/// The SQL engine with PromQL's range functions as SQL aggregates (`prom_rate`, ...), which
+/// the metric tables and `explain`'s equivalent SQL use. Neither engine imports the other;
+/// this is where they meet.
+pub fn sql_engine(
+    storage: Arc<Storage>,
+    limits: QueryConfig,
+    metrics: QueryMetrics,
+) -> anyhow::Result<sql::SqlEngine> {
+    let engine = sql::SqlEngine::new(storage, limits, metrics)?;
+    engine.register_udafs(promql::sql_functions::udafs());
+    Ok(engine)
+}

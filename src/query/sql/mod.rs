@@ -17,6 +17,7 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::MemoryCatalogProvider;
 use datafusion::common::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::logical_expr::AggregateUDF;
 
 use crate::storage::downsample::{RES_1H, RES_5M};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -126,6 +127,14 @@ impl SqlEngine {
         &self.ctx
     }
 
+    /// Adds aggregate functions to every session (PromQL's `prom_*` range functions, which
+    /// the query module wires in: SQL does not import PromQL).
+    pub fn register_udafs(&self, udafs: impl IntoIterator<Item = AggregateUDF>) {
+        for udaf in udafs {
+            self.ctx.register_udaf(udaf);
+        }
+    }
+
     /// Runs one read-only statement within the configured limits.
     pub async fn query(&self, sql: &str) -> Result<QueryResult, SqlError> {
         let started = Instant::now();
@@ -184,9 +193,6 @@ fn add_postgres_catalogs(ctx: &SessionContext) -> anyhow::Result<()> {
     ctx.register_udf(pg_functions::current_setting_udf());
     ctx.register_udf(pg_functions::version_udf());
     ctx.register_udf(pg_functions::time_bucket_udf());
-    for udaf in crate::query::promql::sql_functions::udafs() {
-        ctx.register_udaf(udaf);
-    }
     Ok(())
 }
 
