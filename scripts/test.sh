@@ -28,6 +28,15 @@ if ! python3 -c "import psycopg, psycopg2, prometheus_client" >/dev/null 2>&1; t
   python3 -m pip install --quiet "psycopg[binary]" psycopg2-binary prometheus-client
 fi
 
+# Prometheus 3.5, promtool and Alertmanager 0.33 as the reference peers (Debian 12's 2.42
+# differs from the 3.x semantics Quiver implements): fetched from Debian's packages into a
+# cache, not installed. Without ../shared (a clone on its own), the system's packages serve.
+if [[ -z "${QUIVER_PROMETHEUS3_DIR:-}" && -f ../shared/tools/prometheus3.sh ]]; then
+  QUIVER_PROMETHEUS3_DIR="$(bash ../shared/tools/prometheus3.sh alertmanager)"
+  export QUIVER_PROMETHEUS3_DIR
+fi
+echo "reference peers: ${QUIVER_PROMETHEUS3_DIR:-prometheus, promtool and alertmanager from the system}"
+
 # S3-compatible server for the object-store tests (0.14.1: later releases need a newer rustc).
 if ! command -v s3s-fs >/dev/null 2>&1; then
   cargo install s3s-fs@0.14.1 --features binary --locked

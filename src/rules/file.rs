@@ -198,13 +198,15 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<GroupSpec>, RuleFileErro
 
 fn validate_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
     let mut errs = Vec::new();
-    let (kind, name) = match (&raw.record, &raw.alert) {
+    // As Prometheus's rulefmt: an empty name is no name.
+    let named = |n: &Option<String>| n.clone().filter(|n| !n.is_empty());
+    let (kind, name) = match (named(&raw.record), named(&raw.alert)) {
         (Some(_), Some(_)) => {
             errs.push("only one of 'record' and 'alert' must be set".to_string());
             (RuleKind::Recording, String::new())
         }
-        (Some(r), None) => (RuleKind::Recording, r.clone()),
-        (None, Some(a)) => (RuleKind::Alerting, a.clone()),
+        (Some(r), None) => (RuleKind::Recording, r),
+        (None, Some(a)) => (RuleKind::Alerting, a),
         (None, None) => {
             errs.push("one of 'record' or 'alert' must be set".to_string());
             (RuleKind::Recording, String::new())

@@ -109,7 +109,7 @@ async fn prometheus_federates_and_remote_reads_from_quiver() {
 }
 
 fn promtool(args: &[&str]) -> String {
-    let out = Command::new("promtool")
+    let out = Command::new(peer_bin("promtool"))
         .args(args)
         .output()
         .expect("promtool");

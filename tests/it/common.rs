@@ -366,7 +366,18 @@ pub fn now_ms() -> i64 {
     quiver::model::now_ms()
 }
 
-/// A real Prometheus (Debian's package) on a loopback port with its own data directory.
+/// The binary of a Prometheus-project peer: from the folder in `QUIVER_PROMETHEUS3_DIR`
+/// (Prometheus 3.5, promtool and Alertmanager, which the test command fetches), else the
+/// system's package.
+pub fn peer_bin(name: &str) -> PathBuf {
+    match std::env::var_os("QUIVER_PROMETHEUS3_DIR") {
+        Some(dir) if Path::new(&dir).join(name).exists() => Path::new(&dir).join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// A real Prometheus (3.5 when the test command fetched it) on a loopback port with its own
+/// data directory.
 pub struct Prometheus {
     _process: Process,
     pub port: u16,
@@ -384,7 +395,7 @@ impl Prometheus {
         std::fs::write(&path, config).expect("writing prometheus.yml");
         let process = Process::spawn(
             "prometheus",
-            Command::new("prometheus")
+            Command::new(peer_bin("prometheus"))
                 .arg(format!("--config.file={}", path.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",

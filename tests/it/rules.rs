@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    Process, Prometheus, Quiver, eventually, free_port, now_ms, series, write_request,
+    Process, Prometheus, Quiver, eventually, free_port, now_ms, peer_bin, series, write_request,
 };
 
 fn repo(path: &str) -> PathBuf {
@@ -31,7 +31,7 @@ fn quiver_tool(args: &[&str], dir: &Path) -> (bool, String) {
 }
 
 fn promtool(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new("promtool")
+    let out = Command::new(peer_bin("promtool"))
         .args(args)
         .current_dir(dir)
         .output()
@@ -80,9 +80,10 @@ fn check_rules_agrees_with_promtool() {
             "bad_expr.yml",
             "groups:\n- name: g\n  rules:\n  - record: x\n    expr: sum(\n",
         ),
+        // Prometheus 3 takes any UTF-8 name ('a b', `0bad`); an empty one is no name.
         (
-            "bad_name.yml",
-            "groups:\n- name: g\n  rules:\n  - record: 'a b'\n    expr: up\n",
+            "empty_name.yml",
+            "groups:\n- name: g\n  rules:\n  - record: ''\n    expr: up\n",
         ),
         (
             "both.yml",
@@ -102,8 +103,8 @@ fn check_rules_agrees_with_promtool() {
             "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotations:\n      s: '{{ $labels.x '\n",
         ),
         (
-            "bad_label.yml",
-            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labels:\n      0bad: x\n",
+            "empty_label.yml",
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labels:\n      '': x\n",
         ),
         ("not_yaml.yml", "groups: [\n"),
     ];
@@ -155,7 +156,7 @@ fn test_rules_gives_promtool_verdicts() {
 
 #[test]
 fn example_alertmanager_config_is_valid() {
-    let out = Command::new("amtool")
+    let out = Command::new(peer_bin("amtool"))
         .args([
             "check-config",
             &repo("deploy/alertmanager.yml").display().to_string(),
@@ -198,7 +199,7 @@ impl Alertmanager {
         let storage = self.dir.path().join(format!("data-{}", now_ms()));
         self.process = Some(Process::spawn(
             "alertmanager",
-            Command::new("prometheus-alertmanager")
+            Command::new(peer_bin("prometheus-alertmanager"))
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.path={}", storage.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
