@@ -1,6 +1,6 @@
-//! Go's `strconv.Unquote` and `strconv.Quote` (PromQL's string literals, templates' `%q`
-//! and error messages), and `unicode.IsPrint`; Unquote as PromQL's lexer reads literals
-//! (`"…"`, `'…'` with Go's escapes, and raw `` `…` ``).
+//! Go's `strconv`: `Unquote` as PromQL's lexer reads literals (`"…"`, `'…'` with Go's
+//! escapes, raw `` `…` ``), `Quote` (templates' `%q`, error messages), `FormatFloat` (templates,
+//! OpenMetrics floats), and `unicode.IsPrint`.
 
 /// The value of a quoted string literal; None when it is not one (the parser reports it).
 pub fn unquote(literal: &str) -> Option<String> {
@@ -106,6 +106,148 @@ pub fn push_quoted_char(out: &mut String, c: char, quote: char) {
     }
 }
 
+/// The decimal digits of a finite, non-negative `v` (no trailing zeros) and
+/// the position of the decimal point, like Go's `decimalSlice`. `sig` is the
+/// number of significant digits to round to; `None` is the shortest
+/// representation that round-trips.
+fn decimal_digits(v: f64, sig: Option<usize>) -> (Vec<u8>, i32) {
+    if v == 0.0 {
+        return (Vec::new(), 0);
+    }
+    let s = match sig {
+        None => format!("{v:e}"),
+        Some(n) => format!("{:.*e}", n.max(1) - 1, v),
+    };
+    let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    while digits.last() == Some(&b'0') {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        return (Vec::new(), 0);
+    }
+    (digits, exp + 1)
+}
+
+fn fmt_e(digits: &[u8], dp: i32, prec: i32, upper: bool) -> String {
+    let mut out = String::new();
+    out.push(digits.first().map_or('0', |&d| d as char));
+    if prec > 0 {
+        out.push('.');
+        let mut i = 1;
+        let m = digits.len().min(prec as usize + 1);
+        if i < m {
+            out.extend(digits[i..m].iter().map(|&d| d as char));
+            i = m;
+        }
+        while i <= prec as usize {
+            out.push('0');
+            i += 1;
+        }
+    }
+    out.push(if upper { 'E' } else { 'e' });
+    let exp = if digits.is_empty() { 0 } else { dp - 1 };
+    out.push(if exp < 0 { '-' } else { '+' });
+    let e = exp.unsigned_abs();
+    if e < 10 {
+        out.push('0');
+    }
+    out.push_str(&e.to_string());
+    out
+}
+
+fn fmt_f(digits: &[u8], dp: i32, prec: i32) -> String {
+    let mut out = String::new();
+    if dp > 0 {
+        let m = digits.len().min(dp as usize);
+        out.extend(digits[..m].iter().map(|&d| d as char));
+        for _ in m..dp as usize {
+            out.push('0');
+        }
+    } else {
+        out.push('0');
+    }
+    if prec > 0 {
+        out.push('.');
+        for i in 1..=prec {
+            let j = dp + i - 1;
+            let ch = if j >= 0 && (j as usize) < digits.len() {
+                digits[j as usize] as char
+            } else {
+                '0'
+            };
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Go's `strconv.FormatFloat(v, verb, prec, 64)` for verbs e, E, f, F, g, G
+/// (`prec` None = shortest), with the sign only when negative (and for Inf).
+pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
+    if v.is_nan() {
+        return "NaN".to_owned();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    let neg = v.is_sign_negative();
+    let a = v.abs();
+    let body = match verb {
+        'e' | 'E' => {
+            let (digits, dp) = match prec {
+                Some(p) => decimal_digits(a, Some(p + 1)),
+                None => decimal_digits(a, None),
+            };
+            let p = prec.map_or(digits.len() as i32 - 1, |p| p as i32).max(0);
+            fmt_e(&digits, dp, p, verb == 'E')
+        }
+        'f' | 'F' => match prec {
+            Some(p) => format!("{a:.p$}"),
+            None => {
+                let (digits, dp) = decimal_digits(a, None);
+                fmt_f(&digits, dp, (digits.len() as i32 - dp).max(0))
+            }
+        },
+        _ => {
+            let shortest = prec.is_none();
+            let mut p = prec.unwrap_or(0).max(if shortest { 0 } else { 1 });
+            let (digits, dp) = decimal_digits(a, if shortest { None } else { Some(p) });
+            let nd = digits.len();
+            if shortest {
+                p = nd;
+            }
+            let mut eprec = p as i32;
+            if eprec > nd as i32 && nd as i32 >= dp {
+                eprec = nd as i32;
+            }
+            if shortest {
+                eprec = 6;
+            }
+            let exp = dp - 1;
+            if exp < -4 || exp >= eprec {
+                let pp = p.min(nd) as i32;
+                fmt_e(&digits, dp, pp - 1, verb == 'G')
+            } else {
+                let pp = if p as i32 > dp { nd as i32 } else { p as i32 };
+                fmt_f(&digits, dp, (pp - dp).max(0))
+            }
+        }
+    };
+    if neg { format!("-{body}") } else { body }
+}
+
+/// A float as OpenMetrics writes it (Prometheus's `formatOpenMetricsFloat`): Go's shortest
+/// form, with `.0` added when it has neither `.` nor an exponent (`1.0`, `0.5`, `1e+06`).
+pub fn format_openmetrics_float(v: f64) -> String {
+    let text = format_float(v, 'g', None);
+    match v.is_finite() && !text.contains(['.', 'e']) {
+        true => format!("{text}.0"),
+        false => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +264,22 @@ mod tests {
         // Not literals Go accepts: the parser reports them.
         for bad in [r#""\q""#, r#""\xff""#, r#""a"#, "\"a\nb\"", r#""it's\'""#] {
             assert_eq!(unquote(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_floats_as_prometheus_writes_them() {
+        for (v, text) in [
+            (0.0, "0.0"),
+            (1.0, "1.0"),
+            (-1.0, "-1.0"),
+            (0.25, "0.25"),
+            (1e6, "1e+06"),
+            (123456.0, "123456.0"),
+            (f64::INFINITY, "+Inf"),
+            (1e-5, "1e-05"),
+        ] {
+            assert_eq!(format_openmetrics_float(v), text, "{v}");
         }
     }
 

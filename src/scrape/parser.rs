@@ -328,8 +328,10 @@ impl Parser {
         Ok(&mut entry.metadata)
     }
 
-    fn add_sample(&mut self, sample: ParsedSample) {
+    fn add_sample(&mut self, mut sample: ParsedSample) {
         let (family, suffix) = self.resolve_family(&sample.name);
+        let metric_type = self.families.get(family).map(|f| f.metadata.metric_type);
+        normalize_float_labels(metric_type, &mut sample.labels);
         if !self.families_with_samples.contains(family) {
             self.families_with_samples.insert(family.to_owned());
         }
@@ -397,6 +399,21 @@ impl Parser {
         Exposition {
             samples: self.samples,
             metadata: families.into_iter().map(|family| family.metadata).collect(),
+        }
+    }
+}
+
+/// Prometheus 3 writes the `le` of histogram buckets and the `quantile` of summaries as
+/// OpenMetrics floats (`1` becomes `1.0`), so the text formats and protobuf give one series.
+fn normalize_float_labels(metric_type: Option<MetricType>, labels: &mut [(String, String)]) {
+    let float_label = match metric_type {
+        Some(MetricType::Histogram) => "le",
+        Some(MetricType::Summary) => "quantile",
+        _ => return,
+    };
+    for (_, value) in labels.iter_mut().filter(|(n, _)| n == float_label) {
+        if let Ok(v) = value.parse::<f64>() {
+            *value = crate::gocompat::strconv::format_openmetrics_float(v);
         }
     }
 }
@@ -1887,6 +1904,28 @@ c_created 7
     }
 
     #[test]
+    fn bucket_and_quantile_values_are_written_as_openmetrics_floats() {
+        let input = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"0.25\"} 1\nh_bucket{le=\"+Inf\"} 2\n# TYPE s summary\ns{quantile=\"0\"} 1\ns{quantile=\"1\"} 2\n# TYPE g gauge\ng{le=\"1\"} 3\n";
+        let labels: Vec<String> = parse_text(input)
+            .samples
+            .iter()
+            .map(|s| format!("{}{:?}", s.name, s.labels))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                r#"h_bucket[("le", "1.0")]"#,
+                r#"h_bucket[("le", "0.25")]"#,
+                r#"h_bucket[("le", "+Inf")]"#,
+                r#"s[("quantile", "0.0")]"#,
+                r#"s[("quantile", "1.0")]"#,
+                // Only a histogram's le and a summary's quantile are numbers.
+                r#"g[("le", "1")]"#,
+            ]
+        );
+    }
+
+    #[test]
     fn skips_exemplars() {
         let input = "\
 # TYPE foo histogram
@@ -1905,7 +1944,7 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
         assert_eq!(exposition.samples.len(), 8);
         assert_eq!(
             exposition.samples[2],
-            sample("foo_bucket", &[("le", "1")], 11.0, None)
+            sample("foo_bucket", &[("le", "1.0")], 11.0, None)
         );
         assert_eq!(
             exposition.samples[4],

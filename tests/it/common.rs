@@ -332,6 +332,18 @@ pub fn config_without_scrapes(storage_yaml: &str) -> String {
     format!("global:\n  scrape_interval: 15s\nstorage:\n{storage_yaml}\n")
 }
 
+/// GETs `url` and returns the JSON body.
+pub async fn get_json_at(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 /// POSTs `form` to `url` (an HTML form, as Grafana sends queries) and returns the JSON body.
 pub async fn post_form(client: &reqwest::Client, url: &str, form: &[(&str, String)]) -> Value {
     client
