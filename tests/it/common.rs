@@ -235,15 +235,7 @@ impl Quiver {
 
     /// GETs `path` with `query` parameters and returns the JSON body.
     pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        self.client
-            .get(self.url(path))
-            .query(query)
-            .send()
-            .await
-            .expect("GET request")
-            .json()
-            .await
-            .expect("JSON body")
+        get_json_at(&self.client, &self.url(path), query).await
     }
 
     /// Runs SQL and returns the JSON body; panics unless it succeeded.
@@ -332,10 +324,11 @@ pub fn config_without_scrapes(storage_yaml: &str) -> String {
     format!("global:\n  scrape_interval: 15s\nstorage:\n{storage_yaml}\n")
 }
 
-/// GETs `url` and returns the JSON body.
-pub async fn get_json_at(client: &reqwest::Client, url: &str) -> Value {
+/// GETs `url` with `query` parameters and returns the JSON body.
+pub async fn get_json_at(client: &reqwest::Client, url: &str, query: &[(&str, &str)]) -> Value {
     client
         .get(url)
+        .query(query)
         .send()
         .await
         .expect("GET request")

@@ -503,7 +503,7 @@ async fn queries_agree_with_a_real_prometheus() {
     let eval_start = eval_end - 40 * 60;
     let mut failures = Vec::new();
     let mut compared = 0;
-    let build = get_json_at(&client, &format!("{prom_url}/api/v1/status/buildinfo")).await;
+    let build = get_json_at(&client, &format!("{prom_url}/api/v1/status/buildinfo"), &[]).await;
     let version = build["data"]["version"]
         .as_str()
         .unwrap_or_default()
