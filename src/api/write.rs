@@ -8,11 +8,11 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prost::Message;
+use std::sync::Arc;
 
 use crate::model::{Labels, Sample, SeriesSamples};
-use crate::prompb::WriteRequest;
-use crate::storage::AppendError;
+use crate::prompb::view::WriteRequestView;
+use crate::storage::{AppendError, Storage};
 
 use super::AppState;
 use super::error::ApiError;
@@ -50,16 +50,20 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<()
             format!("request body exceeds the limit of {limit} bytes (storage.remote_write_max_body_bytes)"),
         )
     })?;
-    let request = decode(&compressed, limit.saturating_mul(MAX_EXPANSION))?;
-    let batch = to_series(request)?;
+    let max_decoded = limit.saturating_mul(MAX_EXPANSION);
     let storage = state.storage.clone();
+    // Decompressing, decoding and storing are CPU work: off the async workers.
     let outcome = tokio::task::spawn_blocking(move || {
+        let raw = decompress(&compressed, max_decoded)?;
+        let request = WriteRequestView::decode(&raw)
+            .map_err(|e| ApiError::bad_data(format!("malformed protobuf WriteRequest: {e}")))?;
+        let batch = to_series(&storage, &request)?;
         let mut appender = storage.appender();
         appender.extend(batch);
-        appender.commit()
+        Ok::<_, ApiError>(appender.commit())
     })
     .await
-    .map_err(|e| ApiError::internal(format!("append task failed: {e}")))?;
+    .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
     match outcome {
         Ok(_) => Ok(()),
         Err(e @ (AppendError::OutOfBounds { .. } | AppendError::OutOfOrder { .. })) => {
@@ -97,7 +101,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn decode(compressed: &[u8], max_decoded: usize) -> Result<WriteRequest, ApiError> {
+fn decompress(compressed: &[u8], max_decoded: usize) -> Result<Vec<u8>, ApiError> {
     let len = snap::raw::decompress_len(compressed)
         .map_err(|e| ApiError::bad_data(format!("corrupt snappy body: {e}")))?;
     if len > max_decoded {
@@ -107,31 +111,62 @@ fn decode(compressed: &[u8], max_decoded: usize) -> Result<WriteRequest, ApiErro
             format!("decompressed body of {len} bytes exceeds the limit of {max_decoded} bytes"),
         ));
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(compressed)
-        .map_err(|e| ApiError::bad_data(format!("corrupt snappy body: {e}")))?;
-    WriteRequest::decode(raw.as_slice())
-        .map_err(|e| ApiError::bad_data(format!("malformed protobuf WriteRequest: {e}")))
+        .map_err(|e| ApiError::bad_data(format!("corrupt snappy body: {e}")))
 }
 
-fn to_series(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
+/// The request's series with their label sets: the head's own copy where it has the series
+/// (nothing built or validated again), a new validated set otherwise.
+fn to_series(
+    storage: &Storage,
+    request: &WriteRequestView<'_>,
+) -> Result<Vec<SeriesSamples>, ApiError> {
+    // Each series' pairs as a label set holds them: sorted by name, empty values dropped.
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(request.labels.len());
+    let mut ranges = Vec::with_capacity(request.series.len());
+    for series in &request.series {
+        let start = pairs.len();
+        pairs.extend(
+            request
+                .labels_of(series)
+                .iter()
+                .filter(|(_, value)| !value.is_empty()),
+        );
+        let own = &mut pairs[start..];
+        if !own.is_sorted_by(|a, b| a.0 <= b.0) {
+            own.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        ranges.push(start..pairs.len());
+    }
+    let pair_sets: Vec<&[(&str, &str)]> = ranges.iter().map(|r| &pairs[r.clone()]).collect();
+    let known = storage.known_label_sets(&pair_sets);
     request
-        .timeseries
-        .into_iter()
+        .series
+        .iter()
+        .zip(known)
         .enumerate()
-        .map(|(i, ts)| {
-            let pairs = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
-            let labels = Labels::new(pairs)
-                .map_err(|e| ApiError::bad_data(format!("timeseries[{i}]: {e}")))?;
-            let samples = ts
-                .samples
-                .into_iter()
-                .map(|s| Sample::new(s.timestamp, s.value))
+        .map(|(i, (series, known))| {
+            let labels = match known {
+                Some(labels) => labels,
+                None => {
+                    let owned = request
+                        .labels_of(series)
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect();
+                    Arc::new(
+                        Labels::new(owned)
+                            .map_err(|e| ApiError::bad_data(format!("timeseries[{i}]: {e}")))?,
+                    )
+                }
+            };
+            let samples = request
+                .samples_of(series)
+                .iter()
+                .map(|&(timestamp_ms, value)| Sample::new(timestamp_ms, value))
                 .collect();
-            Ok(SeriesSamples {
-                labels: std::sync::Arc::new(labels),
-                samples,
-            })
+            Ok(SeriesSamples { labels, samples })
         })
         .collect()
 }

@@ -108,15 +108,31 @@ impl Labels {
     /// A 64-bit hash of the label set that is stable across processes and releases, so ids
     /// written to the WAL and to blocks keep their meaning after a restart.
     pub fn stable_hash(&self) -> u64 {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for (name, value) in &self.0 {
-            hasher.update(name.as_bytes());
-            hasher.update(&[0xff]);
-            hasher.update(value.as_bytes());
-            hasher.update(&[0xff]);
-        }
-        hasher.digest()
+        stable_hash_of(self.iter())
     }
+
+    /// Whether this set has exactly `pairs`, which must be sorted by name.
+    pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.0.len() == pairs.len()
+            && self
+                .0
+                .iter()
+                .zip(pairs)
+                .all(|((n, v), (pn, pv))| n.as_ref() == *pn && v.as_ref() == *pv)
+    }
+}
+
+/// [`Labels::stable_hash`] of the label set made of `pairs` (sorted by name, no empty
+/// values), computed without building it.
+pub fn stable_hash_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in pairs {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0xff]);
+        hasher.update(value.as_bytes());
+        hasher.update(&[0xff]);
+    }
+    hasher.digest()
 }
 
 fn shared(pairs: Vec<(String, String)>) -> Vec<(Arc<str>, Arc<str>)> {

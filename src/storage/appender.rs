@@ -79,6 +79,14 @@ impl Storage {
         }
     }
 
+    /// The stored label sets made of these pairs (each sorted by name, without empty
+    /// values), where the head has them, as Prometheus's appenders take a series
+    /// reference: a writer that finds its series here skips building and validating a new
+    /// label set, and the head keeps one copy of it.
+    pub fn known_label_sets(&self, pair_sets: &[&[(&str, &str)]]) -> Vec<Option<Arc<Labels>>> {
+        self.head.find_label_sets(pair_sets)
+    }
+
     /// An appender whose commit skips (and counts) out-of-bounds and out-of-order samples
     /// and keeps the rest, as a scrape does: one bad timestamp must not lose a whole
     /// target's scrape. Its samples reach stable storage with the next background sync

@@ -49,11 +49,17 @@ impl Index {
     /// The id `labels` has here, or the free id it would get: its stable hash, probed
     /// forward past collisions with other label sets.
     fn resolve(&self, labels: &Labels) -> (SeriesId, bool) {
-        let mut id = labels.stable_hash();
+        self.probe(labels.stable_hash(), |l| l == labels)
+    }
+
+    /// The id of the label set whose hash is `hash` and that `same` accepts, or the free id
+    /// it would get: `hash`, probed forward past collisions with other label sets.
+    fn probe(&self, hash: u64, same: impl Fn(&Labels) -> bool) -> (SeriesId, bool) {
+        let mut id = hash;
         loop {
             match self.labels.get(&id) {
                 None => return (id, false),
-                Some(l) if l.as_ref() == labels => return (id, true),
+                Some(l) if same(l) => return (id, true),
                 Some(_) => id = id.wrapping_add(1),
             }
         }
@@ -259,6 +265,23 @@ impl Head {
             .map(|l| match index.resolve(l) {
                 (id, true) => Some(id),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// The head's own copies of the label sets made of these pairs (each sorted by name,
+    /// no empty values), where it has them: a writer that finds its series here needs to
+    /// build no label set of its own.
+    pub fn find_label_sets(&self, pair_sets: &[&[(&str, &str)]]) -> Vec<Option<Arc<Labels>>> {
+        let index = read(&self.index);
+        pair_sets
+            .iter()
+            .map(|pairs| {
+                let hash = crate::model::stable_hash_of(pairs.iter().copied());
+                match index.probe(hash, |l| l.eq_pairs(pairs)) {
+                    (id, true) => index.labels.get(&id).cloned(),
+                    _ => None,
+                }
             })
             .collect()
     }

@@ -1,6 +1,9 @@
 //! Prometheus remote-write 1.0 protobuf messages (`prometheus.WriteRequest`), declared with
 //! prost's derive so no `protoc` is needed at build time. Field numbers follow
-//! Prometheus's `prompb/types.proto` and `remote.proto`.
+//! Prometheus's `prompb/types.proto` and `remote.proto`. The remote-write receiver reads
+//! requests in place with [`view`].
+
+pub mod view;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {

@@ -1,0 +1,230 @@
+//! A remote-write 1.0 `WriteRequest` read in place: label names and values borrow the
+//! decompressed body, and every series' labels and samples sit in two flat vectors, so
+//! decoding a request allocates a handful of vectors however many series it carries.
+//!
+//! prost's derived decoder (see [`super::WriteRequest`]) allocates two `String`s per label
+//! and two vectors per series, which at one sample per series (what a Prometheus that keeps
+//! up sends) costs more than storing the sample. prost has no borrowing decoder, so this one
+//! walks the wire format with prost's own primitives (`decode_key`, `decode_varint`,
+//! `skip_field`); fields it does not read (metadata, exemplars, native histograms) are
+//! skipped as any protobuf reader skips unknown fields.
+
+use std::ops::Range;
+
+use prost::DecodeError;
+use prost::bytes::Buf;
+use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+
+/// Why a body is not a `WriteRequest`.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Wire(#[from] DecodeError),
+    #[error("a field runs past the end of its message")]
+    Truncated,
+    #[error("a label name or value is not UTF-8")]
+    NotUtf8,
+}
+
+/// One series of a request: ranges into [`WriteRequestView::labels`] and `samples`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesView {
+    pub labels: Range<usize>,
+    pub samples: Range<usize>,
+}
+
+/// A decoded request. Samples are `(timestamp_ms, value)`.
+#[derive(Debug, Default, PartialEq)]
+pub struct WriteRequestView<'a> {
+    pub series: Vec<SeriesView>,
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+impl<'a> WriteRequestView<'a> {
+    /// Decodes `body`, an uncompressed protobuf `prometheus.WriteRequest`.
+    pub fn decode(body: &'a [u8]) -> Result<Self, ViewError> {
+        let mut view = WriteRequestView::default();
+        let mut buf = body;
+        while buf.has_remaining() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            if tag == 1 && wire_type == WireType::LengthDelimited {
+                let series = length_delimited(&mut buf)?;
+                view.read_series(series)?;
+            } else {
+                skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+            }
+        }
+        Ok(view)
+    }
+
+    /// The label pairs of `series`, as sent (unsorted, empty values included).
+    pub fn labels_of(&self, series: &SeriesView) -> &[(&'a str, &'a str)] {
+        &self.labels[series.labels.clone()]
+    }
+
+    pub fn samples_of(&self, series: &SeriesView) -> &[(i64, f64)] {
+        &self.samples[series.samples.clone()]
+    }
+
+    /// One `TimeSeries`: labels (1) and samples (2).
+    fn read_series(&mut self, mut buf: &'a [u8]) -> Result<(), ViewError> {
+        let (labels_start, samples_start) = (self.labels.len(), self.samples.len());
+        while buf.has_remaining() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            match (tag, wire_type) {
+                (1, WireType::LengthDelimited) => {
+                    let label = length_delimited(&mut buf)?;
+                    self.labels.push(read_label(label)?);
+                }
+                (2, WireType::LengthDelimited) => {
+                    let sample = length_delimited(&mut buf)?;
+                    self.samples.push(read_sample(sample)?);
+                }
+                _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+            }
+        }
+        self.series.push(SeriesView {
+            labels: labels_start..self.labels.len(),
+            samples: samples_start..self.samples.len(),
+        });
+        Ok(())
+    }
+}
+
+/// A `Label`: name (1) and value (2), both UTF-8; a missing field is the empty string.
+fn read_label(mut buf: &[u8]) -> Result<(&str, &str), ViewError> {
+    let (mut name, mut value) = ("", "");
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match (tag, wire_type) {
+            (1, WireType::LengthDelimited) => name = utf8(length_delimited(&mut buf)?)?,
+            (2, WireType::LengthDelimited) => value = utf8(length_delimited(&mut buf)?)?,
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// A `Sample`: value (1, double) and timestamp (2, int64); missing fields are zero.
+fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
+    let (mut timestamp, mut value) = (0_i64, 0.0_f64);
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match (tag, wire_type) {
+            (1, WireType::SixtyFourBit) => {
+                if buf.remaining() < 8 {
+                    return Err(ViewError::Truncated);
+                }
+                value = buf.get_f64_le();
+            }
+            // int64 is a two's-complement varint: negative timestamps take ten bytes.
+            (2, WireType::Varint) => timestamp = decode_varint(&mut buf)? as i64,
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok((timestamp, value))
+}
+
+/// The bytes of a length-delimited field, advancing `buf` past them.
+fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], ViewError> {
+    let len = decode_varint(buf)?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|len| *len <= buf.len())
+        .ok_or(ViewError::Truncated)?;
+    let (field, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(field)
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, ViewError> {
+    std::str::from_utf8(bytes).map_err(|_| ViewError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::prompb::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+
+    fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn agrees_with_prosts_decoder() {
+        let request = WriteRequest {
+            timeseries: vec![
+                series(
+                    &[("__name__", "up"), ("job", "a")],
+                    &[(1000, 1.0), (-5, -0.0)],
+                ),
+                series(&[("job", "b"), ("__name__", "x"), ("e", "")], &[]),
+                series(&[], &[(i64::MIN, f64::INFINITY), (i64::MAX, f64::NAN)]),
+            ],
+            metadata: vec![MetricMetadata {
+                r#type: 1,
+                metric_family_name: "up".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        let body = request.encode_to_vec();
+        // Compared with what prost reads back (its encoder leaves out a -0.0 value, as
+        // proto3 leaves out defaults).
+        let request = WriteRequest::decode(body.as_slice()).unwrap();
+        let view = WriteRequestView::decode(&body).unwrap();
+        assert_eq!(view.series.len(), 3);
+        for (ts, s) in request.timeseries.iter().zip(&view.series) {
+            let labels: Vec<(&str, &str)> = ts
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            assert_eq!(view.labels_of(s), labels.as_slice());
+            let samples = view.samples_of(s);
+            assert_eq!(samples.len(), ts.samples.len());
+            for (a, b) in samples.iter().zip(&ts.samples) {
+                assert_eq!(a.0, b.timestamp);
+                assert_eq!(a.1.to_bits(), b.value.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_prost_refuses() {
+        let body = WriteRequest {
+            timeseries: vec![series(&[("__name__", "up")], &[(1, 2.0)])],
+            metadata: vec![],
+        }
+        .encode_to_vec();
+        // Every truncation of a valid body is either a valid prefix or an error, never a panic.
+        for cut in 0..body.len() {
+            let ours = WriteRequestView::decode(&body[..cut]).is_ok();
+            let prosts = WriteRequest::decode(&body[..cut]).is_ok();
+            assert_eq!(ours, prosts, "cut at {cut}");
+        }
+        // A label value that is not UTF-8.
+        let mut bad = body.clone();
+        let at = bad.windows(2).position(|w| w == b"up").unwrap();
+        bad[at] = 0xff;
+        assert!(WriteRequestView::decode(&bad).is_err());
+        assert!(WriteRequest::decode(bad.as_slice()).is_err());
+        // Garbage.
+        assert!(WriteRequestView::decode(&[0xff; 16]).is_err());
+    }
+}
