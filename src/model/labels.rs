@@ -26,9 +26,59 @@ pub enum LabelError {
 /// Sorting makes equality and hashing independent of the order a client sent the labels in;
 /// dropping empty values follows Prometheus, where `a=""` means "label absent". Names and
 /// values are shared strings, so the head can keep one copy of each (see
-/// [`Labels::interned`]) and cloning a label set copies no text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
+/// [`Labels::interned`]) and cloning a label set copies no text. The stable hash is
+/// computed once, when the set is built: the head finds a series by it on every write.
+#[derive(Clone)]
+pub struct Labels {
+    pairs: Vec<(Arc<str>, Arc<str>)>,
+    hash: u64,
+}
+
+impl Labels {
+    fn from_pairs(pairs: Vec<(Arc<str>, Arc<str>)>) -> Labels {
+        let hash = stable_hash_of(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())));
+        Labels { pairs, hash }
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        self.hash == other.hash && self.pairs == other.pairs
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Ordered by pairs, as Prometheus orders series.
+impl Ord for Labels {
+    fn cmp(&self, other: &Labels) -> std::cmp::Ordering {
+        self.pairs.cmp(&other.pairs)
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels::from_pairs(Vec::new())
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels").field(&self.pairs).finish()
+    }
+}
 
 impl Labels {
     /// Builds a validated label set. It must have a valid `__name__`.
@@ -49,7 +99,7 @@ impl Labels {
                 return Err(LabelError::InvalidLabelName(name.clone()));
             }
         }
-        let labels = Labels(shared(pairs));
+        let labels = Labels::from_pairs(shared(pairs));
         match labels.metric_name() {
             None => Err(LabelError::MissingMetricName),
             Some(name) if !is_valid_metric_name(name) => {
@@ -63,18 +113,25 @@ impl Labels {
     /// our own storage). Sorts, but does not validate.
     pub fn from_trusted(mut pairs: Vec<(String, String)>) -> Self {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        Labels(shared(pairs))
+        Labels::from_pairs(shared(pairs))
     }
 
     /// The same label set with every name and value taken from `intern`, which returns the
     /// one shared copy of a string: a store of many series keeps each string once.
     pub fn interned(&self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) -> Labels {
-        Labels(self.0.iter().map(|(n, v)| (intern(n), intern(v))).collect())
+        Labels {
+            pairs: self
+                .pairs
+                .iter()
+                .map(|(n, v)| (intern(n), intern(v)))
+                .collect(),
+            hash: self.hash,
+        }
     }
 
     /// The names and values as the shared strings they are.
     pub fn shared_pairs(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
-        self.0.iter().map(|(n, v)| (n, v))
+        self.pairs.iter().map(|(n, v)| (n, v))
     }
 
     pub fn metric_name(&self) -> Option<&str> {
@@ -82,14 +139,14 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .binary_search_by(|(n, _)| n.as_ref().cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_ref())
+            .map(|i| self.pairs[i].1.as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+        self.pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
     }
 
     /// Labels other than `__name__`.
@@ -98,24 +155,24 @@ impl Labels {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs.is_empty()
     }
 
     /// A 64-bit hash of the label set that is stable across processes and releases, so ids
     /// written to the WAL and to blocks keep their meaning after a restart.
     pub fn stable_hash(&self) -> u64 {
-        stable_hash_of(self.iter())
+        self.hash
     }
 
     /// Whether this set has exactly `pairs`, which must be sorted by name.
     pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
-        self.0.len() == pairs.len()
+        self.pairs.len() == pairs.len()
             && self
-                .0
+                .pairs
                 .iter()
                 .zip(pairs)
                 .all(|((n, v), (pn, pv))| n.as_ref() == *pn && v.as_ref() == *pv)

@@ -4,6 +4,7 @@
 //! applied to the head, made durable per the fsync policy. Nothing of a refused commit is
 //! stored.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -279,6 +280,19 @@ impl Storage {
                 continue;
             }
             let newest = id.and_then(|id| self.head.newest(id));
+            let valid = |sample: &Sample| {
+                sample.timestamp_ms >= min_valid
+                    && newest.is_none_or(|n| sample.timestamp_ms >= n.saturating_sub(window))
+            };
+            // The common case, every sample valid, borrows the batch's samples.
+            if series.samples.iter().all(valid) {
+                out.push(Checked {
+                    labels: &series.labels,
+                    id,
+                    samples: Cow::Borrowed(&series.samples),
+                });
+                continue;
+            }
             let mut kept = Vec::with_capacity(series.samples.len());
             for sample in &series.samples {
                 let problem = if sample.timestamp_ms < min_valid {
@@ -311,7 +325,7 @@ impl Storage {
                 out.push(Checked {
                     labels: &series.labels,
                     id,
-                    samples: kept,
+                    samples: Cow::Owned(kept),
                 });
             }
         }
@@ -324,7 +338,7 @@ struct Checked<'b> {
     labels: &'b Arc<Labels>,
     /// The series' id when the head has it.
     id: Option<SeriesId>,
-    samples: Vec<Sample>,
+    samples: Cow<'b, [Sample]>,
 }
 
 #[cfg(test)]
