@@ -182,14 +182,25 @@ impl Labels {
 /// [`Labels::stable_hash`] of the label set made of `pairs` (sorted by name, no empty
 /// values), computed without building it.
 pub fn stable_hash_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for (name, value) in pairs {
-        hasher.update(name.as_bytes());
-        hasher.update(&[0xff]);
-        hasher.update(value.as_bytes());
-        hasher.update(&[0xff]);
+    // One-shot xxh3 over the bytes laid end to end equals the streaming hash of the same
+    // pieces, and is several times faster than feeding it four small slices a label.
+    thread_local! {
+        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    hasher.digest()
+    BYTES.with_borrow_mut(|bytes| {
+        bytes.clear();
+        for (name, value) in pairs {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0xff);
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.push(0xff);
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+        if bytes.capacity() > 64 * 1024 {
+            *bytes = Vec::new();
+        }
+        hash
+    })
 }
 
 fn shared(pairs: Vec<(String, String)>) -> Vec<(Arc<str>, Arc<str>)> {
@@ -250,6 +261,18 @@ mod tests {
         p.iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_stable_hash_is_the_streaming_xxh3_of_name_and_value_pieces() {
+        // Ids in the WAL and in blocks were written with this definition: it must not move.
+        let l = Labels::new(pairs(&[("job", "a"), ("__name__", "up")])).unwrap();
+        let mut streaming = xxhash_rust::xxh3::Xxh3::new();
+        for piece in ["__name__", "up", "job", "a"] {
+            streaming.update(piece.as_bytes());
+            streaming.update(&[0xff]);
+        }
+        assert_eq!(l.stable_hash(), streaming.digest());
     }
 
     #[test]

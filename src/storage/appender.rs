@@ -274,12 +274,12 @@ impl Storage {
         let window = self.options.config.out_of_order_time_window.as_millis_i64();
         let label_sets: Vec<&Labels> = batch.iter().map(|s| s.labels.as_ref()).collect();
         let ids = self.head.lookup(&label_sets);
+        let newest_of = self.head.newest_of(&ids);
         let mut out = Vec::with_capacity(batch.len());
-        for (series, id) in batch.iter().zip(ids) {
+        for ((series, id), newest) in batch.iter().zip(ids).zip(newest_of) {
             if series.samples.is_empty() {
                 continue;
             }
-            let newest = id.and_then(|id| self.head.newest(id));
             let valid = |sample: &Sample| {
                 sample.timestamp_ms >= min_valid
                     && newest.is_none_or(|n| sample.timestamp_ms >= n.saturating_sub(window))

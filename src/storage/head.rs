@@ -25,7 +25,11 @@ use super::wal::{WalRecord, WalSample};
 /// Stripes of the series map: enough that concurrent appenders rarely meet on one.
 const STRIPES: usize = 128;
 
-type Stripe = HashMap<SeriesId, MemSeries>;
+/// Series ids are hashes already: the maps keyed by them hash with a multiply (FxHash),
+/// not SipHash, on every append.
+type IdMap<V> = rustc_hash::FxHashMap<SeriesId, V>;
+
+type Stripe = IdMap<MemSeries>;
 
 /// Series of one metric and the label names they use (the metric table's columns).
 #[derive(Debug, Default, Clone)]
@@ -37,7 +41,7 @@ struct MetricIndex {
 /// What finds series: their label sets, by metric, and by label pair.
 #[derive(Debug, Default)]
 struct Index {
-    labels: HashMap<SeriesId, Arc<Labels>>,
+    labels: IdMap<Arc<Labels>>,
     by_metric: BTreeMap<String, MetricIndex>,
     /// label name -> label value -> series; for matcher lookups.
     postings: HashMap<Arc<str>, HashMap<Arc<str>, Postings>>,
@@ -252,9 +256,23 @@ impl Head {
         self.stripe(id).get(&id).map(f)
     }
 
-    /// The newest sample time of a series.
-    pub fn newest(&self, id: SeriesId) -> Option<i64> {
-        self.with_series(id, MemSeries::max_time).flatten()
+    /// The newest sample time of each series (None where the head lacks it or it has no
+    /// sample), one stripe lock for all the series of a stripe.
+    pub fn newest_of(&self, ids: &[Option<SeriesId>]) -> Vec<Option<i64>> {
+        let mut newest = vec![None; ids.len()];
+        let mut order: Vec<(usize, SeriesId)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((i, (*id)?)))
+            .collect();
+        order.sort_unstable_by_key(|&(_, id)| Self::stripe_of(id));
+        for group in order.chunk_by(|a, b| Self::stripe_of(a.1) == Self::stripe_of(b.1)) {
+            let stripe = self.stripe(group[0].1);
+            for &(i, id) in group {
+                newest[i] = stripe.get(&id).and_then(MemSeries::max_time);
+            }
+        }
+        newest
     }
 
     /// The ids of the series with these label sets, where the head has them.
