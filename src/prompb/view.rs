@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use prost::DecodeError;
 use prost::bytes::Buf;
-use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+use prost::encoding::{DecodeContext, WireType, decode_varint, skip_field};
 
 /// Why a body is not a `WriteRequest`.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,8 @@ pub enum ViewError {
     Truncated,
     #[error("a label name or value is not UTF-8")]
     NotUtf8,
+    #[error("a field key is out of range")]
+    BadKey,
 }
 
 /// One series of a request: ranges into [`WriteRequestView::labels`] and `samples`.
@@ -119,16 +121,39 @@ fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
                 value = buf.get_f64_le();
             }
             // int64 is a two's-complement varint: negative timestamps take ten bytes.
-            (2, WireType::Varint) => timestamp = decode_varint(&mut buf)? as i64,
+            (2, WireType::Varint) => timestamp = varint(&mut buf)? as i64,
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
     Ok((timestamp, value))
 }
 
+/// A varint; the one-byte case (every key and most lengths here) inline.
+#[inline]
+fn varint(buf: &mut &[u8]) -> Result<u64, ViewError> {
+    match buf.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(byte))
+        }
+        _ => Ok(decode_varint(buf)?),
+    }
+}
+
+/// A field's key: its tag and wire type.
+#[inline]
+fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), ViewError> {
+    let key = u32::try_from(varint(buf)?).map_err(|_| ViewError::BadKey)?;
+    let wire_type = WireType::try_from(u64::from(key & 0x07))?;
+    match key >> 3 {
+        0 => Err(ViewError::BadKey),
+        tag => Ok((tag, wire_type)),
+    }
+}
+
 /// The bytes of a length-delimited field, advancing `buf` past them.
 fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], ViewError> {
-    let len = decode_varint(buf)?;
+    let len = varint(buf)?;
     let len = usize::try_from(len)
         .ok()
         .filter(|len| *len <= buf.len())
@@ -226,5 +251,35 @@ mod tests {
         assert!(WriteRequest::decode(bad.as_slice()).is_err());
         // Garbage.
         assert!(WriteRequestView::decode(&[0xff; 16]).is_err());
+    }
+
+    #[test]
+    fn mutated_bodies_decode_or_fail_without_panicking() {
+        let body = WriteRequest {
+            timeseries: vec![
+                series(
+                    &[("__name__", "up"), ("job", "a")],
+                    &[(1000, 1.0), (2000, 2.0)],
+                ),
+                series(&[("__name__", "x")], &[(-7, f64::NAN)]),
+            ],
+            metadata: vec![],
+        }
+        .encode_to_vec();
+        let mut next = crate::testutil::xorshift(7);
+        for _ in 0..20_000 {
+            let mut mutated = body.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % mutated.len();
+                mutated[at] = next() as u8;
+            }
+            let cut = (next() as usize) % (mutated.len() + 1);
+            if let Ok(view) = WriteRequestView::decode(&mutated[..cut]) {
+                for s in &view.series {
+                    assert!(s.labels.end <= view.labels.len());
+                    assert!(s.samples.end <= view.samples.len());
+                }
+            }
+        }
     }
 }

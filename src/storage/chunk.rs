@@ -30,19 +30,37 @@ impl BitWriter {
         self.write_bits(bit as u64, 1);
     }
 
-    /// Writes the low `n` bits of `value` (`n` ≤ 64).
-    fn write_bits(&mut self, value: u64, mut n: u8) {
-        while n > 0 {
-            if self.used == 0 {
-                self.bytes.push(0);
-            }
-            let free = 8 - self.used;
+    /// Writes the low `n` bits of `value` (`n` ≤ 64): first into the free bits of the
+    /// last byte, then whole bytes at once, then the rest into a new last byte.
+    fn write_bits(&mut self, value: u64, n: u8) {
+        let mut n = u32::from(n);
+        if n == 0 {
+            return;
+        }
+        let value = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        if self.used != 0 {
+            let free = 8 - u32::from(self.used);
             let take = free.min(n);
-            let chunk = (value >> (n - take)) & ((1u64 << take) - 1);
-            let last = self.bytes.len() - 1;
-            self.bytes[last] |= (chunk as u8) << (free - take);
-            self.used = (self.used + take) % 8;
+            let chunk = (value >> (n - take)) as u8 & ((1u16 << take) - 1) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = ((u32::from(self.used) + take) % 8) as u8;
             n -= take;
+        }
+        let whole = (n / 8) as usize;
+        if whole > 0 {
+            n -= 8 * whole as u32;
+            let bytes = (value >> n).to_be_bytes();
+            self.bytes.extend_from_slice(&bytes[8 - whole..]);
+        }
+        if n > 0 {
+            self.bytes.push(((value << (8 - n)) & 0xff) as u8);
+            self.used = n as u8;
         }
     }
 
