@@ -2,7 +2,7 @@
 //! apply limits and `metric_relabel_configs`, write samples plus the report series (`up`,
 //! `scrape_duration_seconds`, ...), and staleness markers for series that went away.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,6 +17,10 @@ use crate::storage::Storage;
 use super::parser::{self, Exposition};
 use super::target::Target;
 use crate::model::Metadata;
+
+/// Maps and sets keyed by a label set's stable hash, which needs no second hashing.
+type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
+type HashSet<K> = rustc_hash::FxHashSet<K>;
 
 const ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
@@ -70,7 +74,7 @@ impl LoopHandle {
             settings,
             target: target.clone(),
             status: status.clone(),
-            previous: HashMap::new(),
+            previous: HashMap::default(),
             cache: SeriesCache::default(),
         };
         let task = tokio::spawn(scrape.run(stop_rx));
@@ -124,6 +128,8 @@ pub enum ScrapeError {
 pub(super) struct SeriesCache {
     entries: std::collections::HashMap<String, CachedSeries>,
     generation: u64,
+    /// Entries whose label set is still the one this loop built, not the head's copy.
+    uncanonical: Vec<String>,
 }
 
 struct CachedSeries {
@@ -132,6 +138,36 @@ struct CachedSeries {
 }
 
 impl SeriesCache {
+    /// Swaps label sets this loop built for the head's own copies once the head has the
+    /// series: the cache then holds no second copy of the strings, and the head finds the
+    /// series by a pointer comparison instead of comparing every label.
+    fn adopt_stored_label_sets(&mut self, storage: &Storage) {
+        if self.uncanonical.is_empty() {
+            return;
+        }
+        let pending: Vec<(String, Arc<Labels>)> = std::mem::take(&mut self.uncanonical)
+            .into_iter()
+            .filter_map(|k| {
+                let labels = self.entries.get(&k)?.labels.as_ref()?.0.clone();
+                Some((k, labels))
+            })
+            .collect();
+        let sets: Vec<Arc<Labels>> = pending.iter().map(|(_, l)| l.clone()).collect();
+        for ((key, _), stored) in pending.into_iter().zip(storage.stored_label_sets(&sets)) {
+            match (stored, self.entries.get_mut(&key)) {
+                (
+                    Some(copy),
+                    Some(CachedSeries {
+                        labels: Some((labels, _)),
+                        ..
+                    }),
+                ) => *labels = copy,
+                (None, Some(_)) => self.uncanonical.push(key),
+                _ => {}
+            }
+        }
+    }
+
     /// Forgets series not exposed in the last two scrapes, so churn does not grow it.
     fn evict_stale(&mut self) {
         let keep_after = self.generation.saturating_sub(1);
@@ -202,20 +238,26 @@ impl ScrapeLoop {
         let duration = started.elapsed().as_secs_f64();
         let (mut batch, report, current, error) = match result {
             Ok(output) => {
-                let current: HashSet<u64> = output
-                    .series
-                    .iter()
-                    .zip(&output.hashes)
-                    .filter(|(s, _)| s.samples.iter().all(|x| x.timestamp_ms == now_ms))
-                    .map(|(_, h)| *h)
-                    .collect();
-                let added = current
-                    .iter()
-                    .filter(|h| !self.previous.contains_key(h))
-                    .count();
+                let mut current = HashSet::default();
+                let mut added = 0;
                 for (series, hash) in output.series.iter().zip(&output.hashes) {
-                    if current.contains(hash) && !self.previous.contains_key(hash) {
-                        self.previous.insert(*hash, series.labels.clone());
+                    if !series.samples.iter().all(|x| x.timestamp_ms == now_ms)
+                        || !current.insert(*hash)
+                    {
+                        continue;
+                    }
+                    // Kept up to date with the series cache, which moves to the head's
+                    // own copy of a label set, so no older copy stays alive here.
+                    match self.previous.entry(*hash) {
+                        Entry::Occupied(mut e) => {
+                            if !Arc::ptr_eq(e.get(), &series.labels) {
+                                e.insert(series.labels.clone());
+                            }
+                        }
+                        Entry::Vacant(e) => {
+                            added += 1;
+                            e.insert(series.labels.clone());
+                        }
                     }
                 }
                 let report = Report {
@@ -228,7 +270,7 @@ impl ScrapeLoop {
                 self.set_metadata(output.metadata);
                 (output.series, report, current, None)
             }
-            Err(e) => (Vec::new(), Report::down(duration), HashSet::new(), Some(e)),
+            Err(e) => (Vec::new(), Report::down(duration), HashSet::default(), Some(e)),
         };
         batch.extend(self.stale_markers(&current, now_ms));
         batch.extend(self.report_series(&report, now_ms));
@@ -249,6 +291,7 @@ impl ScrapeLoop {
             &mut self.cache,
         );
         self.cache.evict_stale();
+        self.cache.adopt_stored_label_sets(&self.storage);
         output
     }
 
@@ -323,7 +366,7 @@ impl ScrapeLoop {
     /// The target went away: everything it wrote, report series included, goes stale.
     async fn mark_all_stale(&mut self) {
         let now_ms = crate::model::now_ms();
-        let mut batch = self.stale_markers(&HashSet::new(), now_ms);
+        let mut batch = self.stale_markers(&HashSet::default(), now_ms);
         batch.extend(
             Report::NAMES
                 .iter()
@@ -434,6 +477,9 @@ fn process(
                     let h = l.stable_hash();
                     (Arc::new(l), h)
                 });
+                if labels.is_some() {
+                    cache.uncanonical.push(key.clone());
+                }
                 cache.entries.insert(
                     key,
                     CachedSeries {

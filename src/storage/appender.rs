@@ -88,6 +88,12 @@ impl Storage {
         self.head.find_label_sets(pair_sets)
     }
 
+    /// The head's own copies of these label sets, where it has the series (see
+    /// [`Storage::known_label_sets`]).
+    pub fn stored_label_sets(&self, sets: &[Arc<Labels>]) -> Vec<Option<Arc<Labels>>> {
+        self.head.stored_label_sets(sets)
+    }
+
     /// An appender whose commit skips (and counts) out-of-bounds and out-of-order samples
     /// and keeps the rest, as a scrape does: one bad timestamp must not lose a whole
     /// target's scrape. Its samples reach stable storage with the next background sync

@@ -304,6 +304,17 @@ impl Head {
             .collect()
     }
 
+    /// The head's own copies of these label sets, where it has them.
+    pub fn stored_label_sets(&self, sets: &[Arc<Labels>]) -> Vec<Option<Arc<Labels>>> {
+        let index = read(&self.index);
+        sets.iter()
+            .map(|labels| match index.resolve(labels) {
+                (id, true) => index.labels.get(&id).cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The ids of these label sets, creating the series the head lacks (empty, and marked
     /// pending until [`Head::append`] gives them samples). `true` marks a series this call
     /// created: the caller logs its labels.
