@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use crate::model::{Labels, Sample, SeriesSamples};
-use crate::prompb::view::WriteRequestView;
+use crate::prompb::view::{ViewError, WriteRequestView, utf8};
 use crate::storage::{AppendError, Storage};
 
 use super::AppState;
@@ -123,7 +123,7 @@ fn to_series(
     request: &WriteRequestView<'_>,
 ) -> Result<Vec<SeriesSamples>, ApiError> {
     // Each series' pairs as a label set holds them: sorted by name, empty values dropped.
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(request.labels.len());
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(request.labels.len());
     let mut ranges = Vec::with_capacity(request.series.len());
     for series in &request.series {
         let start = pairs.len();
@@ -139,7 +139,7 @@ fn to_series(
         }
         ranges.push(start..pairs.len());
     }
-    let pair_sets: Vec<&[(&str, &str)]> = ranges.iter().map(|r| &pairs[r.clone()]).collect();
+    let pair_sets: Vec<&[(&[u8], &[u8])]> = ranges.iter().map(|r| &pairs[r.clone()]).collect();
     let known = storage.known_label_sets(&pair_sets);
     request
         .series
@@ -150,15 +150,16 @@ fn to_series(
             let labels = match known {
                 Some(labels) => labels,
                 None => {
+                    let bad = |e: &dyn std::fmt::Display| {
+                        ApiError::bad_data(format!("timeseries[{i}]: {e}"))
+                    };
                     let owned = request
                         .labels_of(series)
                         .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect();
-                    Arc::new(
-                        Labels::new(owned)
-                            .map_err(|e| ApiError::bad_data(format!("timeseries[{i}]: {e}")))?,
-                    )
+                        .map(|(n, v)| Ok((utf8(n)?.to_string(), utf8(v)?.to_string())))
+                        .collect::<Result<_, ViewError>>()
+                        .map_err(|e| bad(&e))?;
+                    Arc::new(Labels::new(owned).map_err(|e| bad(&e))?)
                 }
             };
             let samples = request

@@ -19,7 +19,7 @@ pub fn now_ms() -> i64 {
 }
 pub use labels::{
     LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, is_valid_label_name,
-    is_valid_metric_name, stable_hash_of,
+    is_valid_metric_name, stable_hash_of, stable_hash_of_bytes,
 };
 pub use matcher::{MatchKind, Matcher, Selector};
 pub use metadata::{Metadata, MetricType};

@@ -2,6 +2,9 @@
 //! decompressed body, and every series' labels and samples sit in two flat vectors, so
 //! decoding a request allocates a handful of vectors however many series it carries.
 //!
+//! Label names and values stay bytes here: a reader that finds them equal to a stored
+//! label set's strings knows them to be UTF-8 without checking; [`utf8`] checks the rest.
+//!
 //! prost's derived decoder (see [`super::WriteRequest`]) allocates two `String`s per label
 //! and two vectors per series, which at one sample per series (what a Prometheus that keeps
 //! up sends) costs more than storing the sample. prost has no borrowing decoder, so this one
@@ -39,7 +42,7 @@ pub struct SeriesView {
 #[derive(Debug, Default, PartialEq)]
 pub struct WriteRequestView<'a> {
     pub series: Vec<SeriesView>,
-    pub labels: Vec<(&'a str, &'a str)>,
+    pub labels: Vec<(&'a [u8], &'a [u8])>,
     pub samples: Vec<(i64, f64)>,
 }
 
@@ -61,7 +64,7 @@ impl<'a> WriteRequestView<'a> {
     }
 
     /// The label pairs of `series`, as sent (unsorted, empty values included).
-    pub fn labels_of(&self, series: &SeriesView) -> &[(&'a str, &'a str)] {
+    pub fn labels_of(&self, series: &SeriesView) -> &[(&'a [u8], &'a [u8])] {
         &self.labels[series.labels.clone()]
     }
 
@@ -94,14 +97,14 @@ impl<'a> WriteRequestView<'a> {
     }
 }
 
-/// A `Label`: name (1) and value (2), both UTF-8; a missing field is the empty string.
-fn read_label(mut buf: &[u8]) -> Result<(&str, &str), ViewError> {
-    let (mut name, mut value) = ("", "");
+/// A `Label`: name (1) and value (2); a missing field is the empty string.
+fn read_label(mut buf: &[u8]) -> Result<(&[u8], &[u8]), ViewError> {
+    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
-            (1, WireType::LengthDelimited) => name = utf8(length_delimited(&mut buf)?)?,
-            (2, WireType::LengthDelimited) => value = utf8(length_delimited(&mut buf)?)?,
+            (1, WireType::LengthDelimited) => name = length_delimited(&mut buf)?,
+            (2, WireType::LengthDelimited) => value = length_delimited(&mut buf)?,
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
@@ -163,7 +166,8 @@ fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], ViewError> {
     Ok(field)
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, ViewError> {
+/// A label name or value as text.
+pub fn utf8(bytes: &[u8]) -> Result<&str, ViewError> {
     std::str::from_utf8(bytes).map_err(|_| ViewError::NotUtf8)
 }
 
@@ -215,10 +219,10 @@ mod tests {
         let view = WriteRequestView::decode(&body).unwrap();
         assert_eq!(view.series.len(), 3);
         for (ts, s) in request.timeseries.iter().zip(&view.series) {
-            let labels: Vec<(&str, &str)> = ts
+            let labels: Vec<(&[u8], &[u8])> = ts
                 .labels
                 .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .map(|l| (l.name.as_bytes(), l.value.as_bytes()))
                 .collect();
             assert_eq!(view.labels_of(s), labels.as_slice());
             let samples = view.samples_of(s);
@@ -243,11 +247,12 @@ mod tests {
             let prosts = WriteRequest::decode(&body[..cut]).is_ok();
             assert_eq!(ours, prosts, "cut at {cut}");
         }
-        // A label value that is not UTF-8.
+        // A label value that is not UTF-8 is read as bytes, and refused as text.
         let mut bad = body.clone();
         let at = bad.windows(2).position(|w| w == b"up").unwrap();
         bad[at] = 0xff;
-        assert!(WriteRequestView::decode(&bad).is_err());
+        let view = WriteRequestView::decode(&bad).unwrap();
+        assert!(utf8(view.labels[0].1).is_err());
         assert!(WriteRequest::decode(bad.as_slice()).is_err());
         // Garbage.
         assert!(WriteRequestView::decode(&[0xff; 16]).is_err());

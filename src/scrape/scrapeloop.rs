@@ -270,7 +270,12 @@ impl ScrapeLoop {
                 self.set_metadata(output.metadata);
                 (output.series, report, current, None)
             }
-            Err(e) => (Vec::new(), Report::down(duration), HashSet::default(), Some(e)),
+            Err(e) => (
+                Vec::new(),
+                Report::down(duration),
+                HashSet::default(),
+                Some(e),
+            ),
         };
         batch.extend(self.stale_markers(&current, now_ms));
         batch.extend(self.report_series(&report, now_ms));

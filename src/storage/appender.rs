@@ -84,7 +84,8 @@ impl Storage {
     /// values), where the head has them, as Prometheus's appenders take a series
     /// reference: a writer that finds its series here skips building and validating a new
     /// label set, and the head keeps one copy of it.
-    pub fn known_label_sets(&self, pair_sets: &[&[(&str, &str)]]) -> Vec<Option<Arc<Labels>>> {
+    /// Names and values are bytes: equal to a stored set's, they are known to be UTF-8.
+    pub fn known_label_sets(&self, pair_sets: &[&[(&[u8], &[u8])]]) -> Vec<Option<Arc<Labels>>> {
         self.head.find_label_sets(pair_sets)
     }
 

@@ -287,15 +287,15 @@ impl Head {
             .collect()
     }
 
-    /// The head's own copies of the label sets made of these pairs (each sorted by name,
-    /// no empty values), where it has them: a writer that finds its series here needs to
-    /// build no label set of its own.
-    pub fn find_label_sets(&self, pair_sets: &[&[(&str, &str)]]) -> Vec<Option<Arc<Labels>>> {
+    /// The head's own copies of the label sets made of these pairs (names and values as
+    /// bytes, each set sorted by name, no empty values), where it has them: a writer that
+    /// finds its series here needs to build no label set of its own.
+    pub fn find_label_sets(&self, pair_sets: &[&[(&[u8], &[u8])]]) -> Vec<Option<Arc<Labels>>> {
         let index = read(&self.index);
         pair_sets
             .iter()
             .map(|pairs| {
-                let hash = crate::model::stable_hash_of(pairs.iter().copied());
+                let hash = crate::model::stable_hash_of_bytes(pairs.iter().copied());
                 match index.probe(hash, |l| l.eq_pairs(pairs)) {
                     (id, true) => index.labels.get(&id).cloned(),
                     _ => None,

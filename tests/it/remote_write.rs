@@ -205,6 +205,21 @@ async fn bad_requests_get_4xx_and_store_nothing() {
             "protobuf",
         ),
         (
+            "label value not UTF-8",
+            post("application/x-protobuf", Some("snappy"), {
+                let request =
+                    write_request(vec![series(&[("__name__", "ok"), ("a", "Z")], &[(t, 1.0)])]);
+                let mut raw = prost::Message::encode_to_vec(&request);
+                let at = raw.iter().position(|b| *b == b'Z').unwrap();
+                raw[at] = 0xff;
+                snappy(&raw)
+            })
+            .await
+            .unwrap(),
+            400,
+            "UTF-8",
+        ),
+        (
             "oversized",
             post("application/x-protobuf", Some("snappy"), vec![0u8; 10_000])
                 .await
