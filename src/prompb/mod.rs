@@ -21,6 +21,25 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
 }
 
+impl TimeSeries {
+    /// A series from label pairs and `(timestamp_ms, value)` samples, as given.
+    pub fn from_pairs(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Label {
     #[prost(string, tag = "1")]

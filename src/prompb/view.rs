@@ -176,22 +176,10 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::prompb::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    use crate::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-        TimeSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            samples: samples
-                .iter()
-                .map(|&(timestamp, value)| Sample { value, timestamp })
-                .collect(),
-        }
+        TimeSeries::from_pairs(labels, samples)
     }
 
     #[test]

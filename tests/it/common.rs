@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use quiver::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use quiver::prompb::{TimeSeries, WriteRequest};
 use serde_json::Value;
 
 /// A free loopback port (bound then released; good enough for tests on one machine).
@@ -296,19 +296,7 @@ pub fn snappy(raw: &[u8]) -> Vec<u8> {
 
 /// One series for a WriteRequest.
 pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-    }
+    TimeSeries::from_pairs(labels, samples)
 }
 
 pub fn write_request(timeseries: Vec<TimeSeries>) -> WriteRequest {
