@@ -140,7 +140,7 @@ impl Metrics {
     /// Creates the known children of labelled counters, so they show up (at 0) before the
     /// first event, as dashboards and `rate()` expect.
     fn initialize_label_values(&self) {
-        for reason in ["out_of_bounds", "out_of_order"] {
+        for reason in ["out_of_bounds", "out_of_order", "invalid_labels"] {
             self.storage.samples_rejected.with_label_values(&[reason]);
         }
         for outcome in ["success", "error"] {

@@ -1,8 +1,12 @@
 //! `POST /api/v1/write`: the Prometheus remote-write 1.0 receiver.
 //!
-//! The request is checked whole (headers, size, snappy, protobuf, every label set) before
-//! anything is appended, and the append itself is all or nothing, so a refused request
-//! stores nothing.
+//! Headers, size, snappy and protobuf are checked before anything is appended: a request
+//! that fails them stores nothing. Within a readable request every valid sample is stored
+//! and durable before the answer, and the invalid ones (bad label sets, out of order, out
+//! of bounds) are dropped and counted (`quiver_samples_rejected_total{reason}`); the answer
+//! is then 400 naming what was dropped, as the remote-write specification asks, since a
+//! sender does not retry a 4xx and a refusal of the whole request would lose its good
+//! samples too.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 
 use crate::model::{Labels, Sample, SeriesSamples};
 use crate::prompb::view::{ViewError, WriteRequestView, utf8};
-use crate::storage::{AppendError, Storage};
+use crate::storage::{Skipped, Storage};
 
 use super::AppState;
 use super::error::ApiError;
@@ -53,24 +57,58 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<()
     let max_decoded = limit.saturating_mul(MAX_EXPANSION);
     let storage = state.storage.clone();
     // Decompressing, decoding and storing are CPU work: off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || {
+    let metrics = state.metrics.storage.clone();
+    let (outcome, offered, invalid) = tokio::task::spawn_blocking(move || {
         let raw = decompress(&compressed, max_decoded)?;
         let request = WriteRequestView::decode(&raw)
             .map_err(|e| ApiError::bad_data(format!("malformed protobuf WriteRequest: {e}")))?;
-        let batch = to_series(&storage, &request)?;
-        let mut appender = storage.appender();
+        let (batch, invalid) = to_series(&storage, &request);
+        if invalid.samples > 0 {
+            metrics
+                .samples_rejected
+                .with_label_values(&["invalid_labels"])
+                .inc_by(invalid.samples as u64);
+        }
+        let offered: usize = batch.iter().map(|s| s.samples.len()).sum();
+        let mut appender = storage.partial_appender();
         appender.extend(batch);
-        Ok::<_, ApiError>(appender.commit())
+        let outcome = appender.commit();
+        Ok::<_, ApiError>((outcome, offered, invalid))
     })
     .await
     .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(e @ (AppendError::OutOfBounds { .. } | AppendError::OutOfOrder { .. })) => {
-            Err(ApiError::bad_data(e.to_string()))
-        }
-        Err(e) => Err(ApiError::internal(e.to_string())),
+    let outcome = outcome.map_err(|e| ApiError::internal(e.to_string()))?;
+    match refusal(&outcome.skipped, &invalid) {
+        None => Ok(()),
+        // Stored: every valid sample (a repeat of a stored one included).
+        Some(message) => Err(ApiError::bad_data(format!(
+            "stored {} samples; {message}",
+            offered - outcome.skipped.total()
+        ))),
     }
+}
+
+/// What a request lost, for its 400 answer: the sender does not retry a 4xx, so it names
+/// every reason with its count and the first sample or series of each.
+fn refusal(skipped: &Skipped, invalid: &InvalidSeries) -> Option<String> {
+    let mut parts = Vec::new();
+    if invalid.samples > 0 {
+        parts.push(format!(
+            "dropped {} samples of {} series with invalid labels (first: {})",
+            invalid.samples,
+            invalid.series,
+            invalid.first.as_deref().unwrap_or("")
+        ));
+    }
+    if skipped.total() > 0 {
+        parts.push(format!(
+            "dropped {} out-of-order and {} out-of-bounds samples (first: {})",
+            skipped.out_of_order,
+            skipped.out_of_bounds,
+            skipped.first.as_deref().unwrap_or("")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -116,12 +154,22 @@ fn decompress(compressed: &[u8], max_decoded: usize) -> Result<Vec<u8>, ApiError
         .map_err(|e| ApiError::bad_data(format!("corrupt snappy body: {e}")))
 }
 
+/// Series of a request that were dropped for their labels.
+#[derive(Debug, Default)]
+struct InvalidSeries {
+    series: usize,
+    samples: usize,
+    /// The first of them, with why.
+    first: Option<String>,
+}
+
 /// The request's series with their label sets: the head's own copy where it has the series
-/// (nothing built or validated again), a new validated set otherwise.
+/// (nothing built or validated again), a new validated set otherwise. Series whose labels
+/// are invalid are left out and counted.
 fn to_series(
     storage: &Storage,
     request: &WriteRequestView<'_>,
-) -> Result<Vec<SeriesSamples>, ApiError> {
+) -> (Vec<SeriesSamples>, InvalidSeries) {
     // Each series' pairs as a label set holds them: sorted by name, empty values dropped.
     let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(request.labels.len());
     let mut ranges = Vec::with_capacity(request.series.len());
@@ -141,33 +189,36 @@ fn to_series(
     }
     let pair_sets: Vec<&[(&[u8], &[u8])]> = ranges.iter().map(|r| &pairs[r.clone()]).collect();
     let known = storage.known_label_sets(&pair_sets);
-    request
-        .series
+    let mut invalid = InvalidSeries::default();
+    let mut out = Vec::with_capacity(request.series.len());
+    for (i, (series, known)) in request.series.iter().zip(known).enumerate() {
+        let labels = match known.map_or_else(|| new_label_set(request.labels_of(series)), Ok) {
+            Ok(labels) => labels,
+            Err(why) => {
+                invalid.series += 1;
+                invalid.samples += series.samples.len();
+                invalid
+                    .first
+                    .get_or_insert_with(|| format!("timeseries[{i}]: {why}"));
+                continue;
+            }
+        };
+        let samples = request
+            .samples_of(series)
+            .iter()
+            .map(|&(timestamp_ms, value)| Sample::new(timestamp_ms, value))
+            .collect();
+        out.push(SeriesSamples { labels, samples });
+    }
+    (out, invalid)
+}
+
+/// A validated label set from a request's pairs, or why they are not one.
+fn new_label_set(pairs: &[(&[u8], &[u8])]) -> Result<Arc<Labels>, String> {
+    let owned = pairs
         .iter()
-        .zip(known)
-        .enumerate()
-        .map(|(i, (series, known))| {
-            let labels = match known {
-                Some(labels) => labels,
-                None => {
-                    let bad = |e: &dyn std::fmt::Display| {
-                        ApiError::bad_data(format!("timeseries[{i}]: {e}"))
-                    };
-                    let owned = request
-                        .labels_of(series)
-                        .iter()
-                        .map(|(n, v)| Ok((utf8(n)?.to_string(), utf8(v)?.to_string())))
-                        .collect::<Result<_, ViewError>>()
-                        .map_err(|e| bad(&e))?;
-                    Arc::new(Labels::new(owned).map_err(|e| bad(&e))?)
-                }
-            };
-            let samples = request
-                .samples_of(series)
-                .iter()
-                .map(|&(timestamp_ms, value)| Sample::new(timestamp_ms, value))
-                .collect();
-            Ok(SeriesSamples { labels, samples })
-        })
-        .collect()
+        .map(|(n, v)| Ok((utf8(n)?.to_string(), utf8(v)?.to_string())))
+        .collect::<Result<_, ViewError>>()
+        .map_err(|e| e.to_string())?;
+    Labels::new(owned).map(Arc::new).map_err(|e| e.to_string())
 }

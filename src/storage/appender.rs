@@ -46,10 +46,35 @@ impl AppendError {
 }
 
 /// What an accepted write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     pub samples_added: usize,
     pub series_created: usize,
+    /// Samples a lenient commit skipped, and why.
+    pub skipped: Skipped,
+}
+
+/// Samples a commit skipped: counts by reason, and the first of them described.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub out_of_bounds: usize,
+    pub out_of_order: usize,
+    pub first: Option<String>,
+}
+
+impl Skipped {
+    pub fn total(&self) -> usize {
+        self.out_of_bounds + self.out_of_order
+    }
+
+    fn add(&mut self, problem: &AppendError) {
+        match problem {
+            AppendError::OutOfBounds { .. } => self.out_of_bounds += 1,
+            AppendError::OutOfOrder { .. } => self.out_of_order += 1,
+            AppendError::Internal(_) => return,
+        }
+        self.first.get_or_insert_with(|| problem.to_string());
+    }
 }
 
 /// How a commit treats an invalid sample.
@@ -66,6 +91,9 @@ enum Mode {
 pub struct Appender<'s> {
     storage: &'s Storage,
     mode: Mode,
+    /// Whether a commit returns only once its samples are durable (under the `always`
+    /// fsync policy).
+    durable: bool,
     batch: Vec<SeriesSamples>,
 }
 
@@ -76,7 +104,19 @@ impl Storage {
         Appender {
             storage: self,
             mode: Mode::AllOrNothing,
+            durable: true,
             batch: Vec::new(),
+        }
+    }
+
+    /// An appender whose commit stores every valid sample and skips the invalid ones,
+    /// reporting them in [`AppendOutcome::skipped`], and is durable on return under the
+    /// `always` fsync policy: remote write, whose sender does not retry a refusal, so one
+    /// out-of-order sample must not lose the rest of its request.
+    pub fn partial_appender(&self) -> Appender<'_> {
+        Appender {
+            mode: Mode::SkipInvalid,
+            ..self.appender()
         }
     }
 
@@ -102,6 +142,7 @@ impl Storage {
     pub fn lenient_appender(&self) -> Appender<'_> {
         Appender {
             mode: Mode::SkipInvalid,
+            durable: false,
             ..self.appender()
         }
     }
@@ -138,7 +179,7 @@ impl Appender<'_> {
     /// Stores what was collected. Blocks on the WAL (and on fsync under the `always`
     /// policy): call it from a blocking-capable thread, never an async worker.
     pub fn commit(self) -> Result<AppendOutcome, AppendError> {
-        self.storage.commit(&self.batch, self.mode)
+        self.storage.commit(&self.batch, self.mode, self.durable)
     }
 
     /// Drops what was collected; nothing was stored.
@@ -152,10 +193,15 @@ impl Extend<SeriesSamples> for Appender<'_> {
 }
 
 impl Storage {
-    fn commit(&self, batch: &[SeriesSamples], mode: Mode) -> Result<AppendOutcome, AppendError> {
-        let (seq, outcome) = {
+    fn commit(
+        &self,
+        batch: &[SeriesSamples],
+        mode: Mode,
+        durable: bool,
+    ) -> Result<AppendOutcome, AppendError> {
+        let (seq, mut outcome, skipped) = {
             let min_valid = read(&self.min_valid_time);
-            let checked = self.validate(*min_valid, batch, mode).inspect_err(|e| {
+            let (checked, skipped) = self.validate(*min_valid, batch, mode).inspect_err(|e| {
                 let n = batch.iter().map(|s| s.samples.len() as u64).sum();
                 self.metrics
                     .samples_rejected
@@ -163,13 +209,18 @@ impl Storage {
                     .inc_by(n);
             })?;
             if checked.is_empty() {
-                return Ok(AppendOutcome::default());
+                return Ok(AppendOutcome {
+                    skipped,
+                    ..AppendOutcome::default()
+                });
             }
-            self.store(&checked)?
+            let (seq, outcome) = self.store(&checked)?;
+            (seq, outcome, skipped)
         };
+        outcome.skipped = skipped;
         // A scrape has no client waiting for an acknowledgement: its samples are made
         // durable by the background sync within `fsync_interval` instead of one fsync each.
-        if mode == Mode::AllOrNothing {
+        if durable {
             self.wal()?.sync(seq)?;
         }
         Ok(outcome)
@@ -234,6 +285,7 @@ impl Storage {
             AppendOutcome {
                 samples_added: added,
                 series_created: record.new_series.len(),
+                skipped: Skipped::default(),
             },
         ))
     }
@@ -277,12 +329,13 @@ impl Storage {
         min_valid: i64,
         batch: &'b [SeriesSamples],
         mode: Mode,
-    ) -> Result<Vec<Checked<'b>>, AppendError> {
+    ) -> Result<(Vec<Checked<'b>>, Skipped), AppendError> {
         let window = self.options.config.out_of_order_time_window.as_millis_i64();
         let label_sets: Vec<&Labels> = batch.iter().map(|s| s.labels.as_ref()).collect();
         let ids = self.head.lookup(&label_sets);
         let newest_of = self.head.newest_of(&ids);
         let mut out = Vec::with_capacity(batch.len());
+        let mut skipped = Skipped::default();
         for ((series, id), newest) in batch.iter().zip(ids).zip(newest_of) {
             if series.samples.is_empty() {
                 continue;
@@ -325,6 +378,7 @@ impl Storage {
                             .samples_rejected
                             .with_label_values(&[problem.reason()])
                             .inc();
+                        skipped.add(&problem);
                     }
                 }
             }
@@ -336,7 +390,7 @@ impl Storage {
                 });
             }
         }
-        Ok(out)
+        Ok((out, skipped))
     }
 }
 
@@ -417,11 +471,30 @@ mod tests {
         let outcome = lenient.commit().unwrap();
         assert_eq!((outcome.samples_added, outcome.series_created), (2, 1));
         assert_eq!(storage.head_stats().num_samples, 4);
+        assert_eq!(
+            (outcome.skipped.out_of_order, outcome.skipped.out_of_bounds),
+            (1, 0)
+        );
+        let first = outcome.skipped.first.unwrap_or_default();
+        assert!(
+            first.contains("out of order") && first.contains("15000"),
+            "{first}"
+        );
+
+        // The partial appender keeps the valid samples and reports the rest, as lenient
+        // does, and is durable on return.
+        let mut partial = storage.partial_appender();
+        partial.add(&a, Sample::new(25_000, 7.0));
+        partial.add(&b, Sample::new(50_000, 8.0));
+        let outcome = partial.commit().unwrap();
+        assert_eq!(outcome.samples_added, 1);
+        assert_eq!(outcome.skipped.total(), 1);
+        assert_eq!(storage.head_stats().num_samples, 5);
 
         let mut dropped = storage.appender();
         dropped.add(&a, Sample::new(40_000, 4.0));
         dropped.rollback();
-        assert_eq!(storage.head_stats().num_samples, 4);
+        assert_eq!(storage.head_stats().num_samples, 5);
     }
 
     #[tokio::test]
@@ -468,7 +541,7 @@ mod tests {
                 labels: a.clone(),
                 samples: vec![Sample::new(70_000, 2.0)],
             }];
-            let checked = storage.validate(0, &batch, Mode::AllOrNothing).unwrap();
+            let (checked, _) = storage.validate(0, &batch, Mode::AllOrNothing).unwrap();
             assert!(checked[0].id.is_some(), "validation found the series");
             // What a cut of [0, 60 s) does to the head meanwhile.
             storage.head.truncate_before(60_000);

@@ -34,7 +34,7 @@ use crate::config::{FsyncPolicy, StorageConfig};
 use crate::metrics::StorageMetrics;
 use crate::model::{Labels, SeriesId, now_ms};
 
-pub use appender::{AppendError, AppendOutcome, Appender};
+pub use appender::{AppendError, AppendOutcome, Appender, Skipped};
 pub use block::{BlockMeta, BlockSeries};
 use head::Head;
 pub use head::SeriesScope;

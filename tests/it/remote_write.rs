@@ -108,7 +108,7 @@ async fn duplicates_keep_one_value_and_staleness_markers_survive() {
 }
 
 #[tokio::test]
-async fn out_of_order_outside_window_is_refused_whole() {
+async fn a_mixed_request_stores_its_valid_samples_and_names_what_it_dropped() {
     let q = Quiver::start(&config_without_scrapes("  out_of_order_time_window: 0s")).await;
     let t = now_ms();
     let a = [("__name__", "m"), ("s", "a")];
@@ -118,21 +118,43 @@ async fn out_of_order_outside_window_is_refused_whole() {
             .0,
         204
     );
-    // One good new series plus one too-old sample: nothing of the request is stored.
+    // A good new series, a too-old sample and a good one of `a`, and a series with an
+    // invalid label name: the valid samples are stored, the others dropped and named.
     let b = [("__name__", "m"), ("s", "b")];
     let (status, body) = q
         .remote_write(&write_request(vec![
-            series(&b, &[(t, 1.0)]),
+            series(&b, &[(t, 1.0), (t + 1000, 2.0)]),
             series(&a, &[(t - 60_000, 0.5)]),
+            series(
+                &[("__name__", "m"), ("bad-name", "x")],
+                &[(t, 1.0), (t + 1, 2.0)],
+            ),
+            series(&a, &[(t + 1000, 3.0)]),
         ]))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("out of order"), "{body}");
-    assert_eq!(count(&q).await, 1.0);
+    for needle in [
+        "stored 3 samples",
+        "dropped 2 samples of 1 series with invalid labels",
+        "timeseries[2]",
+        "dropped 1 out-of-order and 0 out-of-bounds samples",
+    ] {
+        assert!(body.contains(needle), "{needle}: {body}");
+    }
+    assert_eq!(
+        count(&q).await,
+        4.0,
+        "the first sample and the 3 valid ones"
+    );
+    let metrics = q.metrics_text().await;
+    for (reason, want) in [("out_of_order", 1), ("invalid_labels", 2)] {
+        let line = format!("quiver_tsdb_samples_rejected_total{{reason=\"{reason}\"}} {want}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]
-async fn bad_requests_get_4xx_and_store_nothing() {
+async fn bad_requests_get_4xx_and_unreadable_ones_store_nothing() {
     let q = Quiver::start(&config_without_scrapes(
         "  remote_write_max_body_bytes: 4096",
     ))
@@ -268,19 +290,24 @@ async fn bad_requests_get_4xx_and_store_nothing() {
             "duplicate",
         ),
     ];
+    let (status, _) = q.sql_raw("SELECT count(*) FROM ok").await;
+    assert_eq!(status, 400, "table ok must not exist: nothing was stored");
     for (name, mut timeseries, needle) in label_cases {
-        // A good series rides along: it must not be stored either.
+        // A good series rides along: it is stored, the bad one named in the 400.
         timeseries.insert(0, series(&[("__name__", "ok"), ("a", "2")], &[(t, 1.0)]));
         let (status, body) = q.remote_write(&write_request(timeseries)).await;
         assert_eq!(status, 400, "{name}: {body}");
         assert!(body.contains(needle), "{name}: {body}");
+        assert!(body.contains("stored 1 samples"), "{name}: {body}");
     }
-    let (status, _) = q.sql_raw("SELECT count(*) FROM ok").await;
-    assert_eq!(status, 400, "table ok must not exist: nothing was stored");
     assert_eq!(
         q.remote_write(&good).await.0,
         204,
         "the server still accepts good data"
     );
-    assert_eq!(count(&q).await, 1.0);
+    assert_eq!(
+        count(&q).await,
+        2.0,
+        "the good series and the one that rode along"
+    );
 }
