@@ -288,6 +288,11 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match Config::load(file).and_then(|c| {
             let mut report = c.check_referenced_files()?;
+            report.extend(
+                c.ignored_sections()
+                    .into_iter()
+                    .map(|w| format!("WARNING: {w}")),
+            );
             for rule_file in rules::file::expand_rule_files(&c.rule_files, &c.base_dir)? {
                 let n = count_rules(&rules::load_file(&rule_file)?);
                 report.push(format!("{}: {n} rules found", rule_file.display()));

@@ -255,6 +255,9 @@ fn load_config(options: &ServerOptions) -> anyhow::Result<Config> {
     if options.config_file.is_none() {
         point_self_scrape_at(&mut config, options.listen_address);
     }
+    for warning in config.ignored_sections() {
+        tracing::warn!("{warning}");
+    }
     Ok(config)
 }
 

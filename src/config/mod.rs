@@ -492,6 +492,42 @@ impl Config {
         self.storage.query_tier.validate()
     }
 
+    /// Sections the configuration has that Quiver reads but does not act on, each with what
+    /// it means for the user: a Prometheus configuration loads unchanged, but nothing it
+    /// asks for may be silently left undone.
+    pub fn ignored_sections(&self) -> Vec<String> {
+        let mut ignored = Vec::new();
+        let urls = |entries: &[serde_norway::Value]| {
+            entries
+                .iter()
+                .map(|e| {
+                    e.get("url")
+                        .and_then(|u| u.as_str())
+                        .unwrap_or("?")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.remote_write.is_empty() {
+            ignored.push(format!(
+                "remote_write: {} endpoint(s) configured ({}), but Quiver does not forward \
+                 samples: nothing is sent to them",
+                self.remote_write.len(),
+                urls(&self.remote_write)
+            ));
+        }
+        if !self.remote_read.is_empty() {
+            ignored.push(format!(
+                "remote_read: {} endpoint(s) configured ({}), but Quiver does not read from \
+                 them: queries answer from local data only",
+                self.remote_read.len(),
+                urls(&self.remote_read)
+            ));
+        }
+        ignored
+    }
+
     /// Checks the files the configuration refers to (file_sd target files), as
     /// `quiver check config` does; returns a line per file group checked.
     pub fn check_referenced_files(&self) -> anyhow::Result<Vec<String>> {

@@ -421,6 +421,29 @@ fn check_config_validates_shipped_examples_and_names_errors() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // A Prometheus configuration with remote_write/remote_read loads, and each section
+    // Quiver does not act on is named: nothing is silently left undone.
+    let remote = dir.path().join("remote.yml");
+    std::fs::write(
+        &remote,
+        "remote_write:\n  - url: http://127.0.0.1:1/write\nremote_read:\n  - url: http://127.0.0.1:1/read\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["check", "config"])
+        .arg(&remote)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "WARNING: remote_write: 1 endpoint(s) configured (http://127.0.0.1:1/write)",
+        "nothing is sent to them",
+        "WARNING: remote_read: 1 endpoint(s) configured (http://127.0.0.1:1/read)",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
 }
 
 /// A target that answers only with the right Authorization header.
