@@ -50,6 +50,25 @@ pub struct IngestMetrics {
     pub remote_write_requests: IntCounterVec,
 }
 
+/// Instruments of the PostgreSQL wire protocol.
+#[derive(Clone)]
+pub struct PostgresMetrics {
+    /// Connections refused at start-up, by reason (`password`, `tls_required`).
+    pub failed_logins: IntCounterVec,
+}
+
+impl PostgresMetrics {
+    fn unregistered() -> PostgresMetrics {
+        PostgresMetrics {
+            failed_logins: counter_vec(
+                "quiver_postgres_failed_logins_total",
+                "PostgreSQL connections refused at start-up, by reason.",
+                &["reason"],
+            ),
+        }
+    }
+}
+
 /// Instruments of rule evaluation, by rule group (`file;name`, as Prometheus labels them).
 #[derive(Clone)]
 pub struct RuleMetrics {
@@ -70,6 +89,7 @@ pub struct Metrics {
     pub ingest: IngestMetrics,
     pub rules: RuleMetrics,
     pub notifier: crate::notifier::NotifierMetrics,
+    pub postgres: PostgresMetrics,
 }
 
 impl Metrics {
@@ -81,6 +101,7 @@ impl Metrics {
             ingest: IngestMetrics::unregistered(),
             rules: RuleMetrics::unregistered(),
             notifier: notifier_metrics(),
+            postgres: PostgresMetrics::unregistered(),
             registry,
         };
         metrics.register_all();
@@ -127,6 +148,7 @@ impl Metrics {
             Box::new(self.notifier.queue_length.clone()),
             Box::new(self.notifier.queue_capacity.clone()),
             Box::new(self.notifier.alertmanagers.clone()),
+            Box::new(self.postgres.failed_logins.clone()),
         ];
         for c in collectors {
             // Names are fixed and unique in this file; a clash is a programming error caught
@@ -140,6 +162,9 @@ impl Metrics {
     /// Creates the known children of labelled counters, so they show up (at 0) before the
     /// first event, as dashboards and `rate()` expect.
     fn initialize_label_values(&self) {
+        for reason in ["password", "tls_required"] {
+            self.postgres.failed_logins.with_label_values(&[reason]);
+        }
         for reason in ["out_of_bounds", "out_of_order", "invalid_labels"] {
             self.storage.samples_rejected.with_label_values(&[reason]);
         }

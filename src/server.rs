@@ -60,6 +60,7 @@ pub struct ServerOptions {
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&options)?);
     let metrics = Metrics::new();
+    let postgres_metrics = metrics.postgres.clone();
     let storage = open_storage(&options, &config, &metrics)
         .await
         .context("opening storage")?;
@@ -139,7 +140,8 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         notifier.spawn(),
     ];
     if let Some(address) = options.postgres_listen_address {
-        let pg_options = crate::postgres::PostgresOptions::from_config(&config, address)?;
+        let pg_options =
+            crate::postgres::PostgresOptions::from_config(&config, address, postgres_metrics)?;
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listening for postgres on {address}"))?;

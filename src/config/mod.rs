@@ -378,6 +378,9 @@ pub struct PgUser {
 pub struct PgTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// Refuse connections that do not negotiate TLS (PostgreSQL's `hostssl`).
+    #[serde(default)]
+    pub require: bool,
 }
 
 impl Config {

@@ -16,7 +16,7 @@ use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{SCRAM_ITERATIONS, ScramAuth, gen_salted_password};
 use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
 use pgwire::api::{ClientInfo, ConnectionManager, PgWireConnectionState};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
@@ -24,6 +24,16 @@ use crate::config::PgAuthMethod;
 use crate::query::sql::pg_functions::SERVER_VERSION;
 
 use super::limits::STATEMENT_TIMEOUT_KEY;
+
+/// Who may connect, and what is counted when someone may not.
+#[derive(Clone)]
+pub struct LoginPolicy {
+    pub authentication: Authentication,
+    /// Connections that did not negotiate TLS are refused (PostgreSQL's `hostssl`).
+    pub require_tls: bool,
+    /// By reason: `password` (unknown user or wrong password), `tls_required`.
+    pub failed_logins: prometheus::IntCounterVec,
+}
 
 /// How clients prove who they are.
 #[derive(Debug, Clone)]
@@ -166,11 +176,11 @@ enum Startup {
 impl StartupWithDefaults {
     /// A new handler for one connection.
     pub fn new(
-        auth: &Authentication,
+        policy: &LoginPolicy,
         manager: Arc<ConnectionManager>,
         statement_timeout_ms: u64,
     ) -> StartupWithDefaults {
-        let handler = match auth {
+        let handler = match &policy.authentication {
             Authentication::Trust => Startup::Trust(Trust { manager }),
             Authentication::Passwords { method, users } => {
                 let source = Users {
@@ -200,8 +210,23 @@ impl StartupWithDefaults {
         };
         StartupWithDefaults {
             handler,
+            require_tls: policy.require_tls,
+            failed_logins: policy.failed_logins.clone(),
             statement_timeout_ms,
         }
+    }
+
+    /// Counts and logs a refused connection: the user and the peer, never a password.
+    fn refused<C: ClientInfo>(&self, client: &C, reason: &str, error: &PgWireError) {
+        self.failed_logins.with_label_values(&[reason]).inc();
+        let user = client.metadata().get(pgwire::api::METADATA_USER);
+        tracing::warn!(
+            peer = %client.socket_addr(),
+            user = user.map(String::as_str).unwrap_or(""),
+            reason,
+            error = %error,
+            "postgres login refused"
+        );
     }
 }
 
@@ -209,6 +234,8 @@ impl StartupWithDefaults {
 /// `statement_timeout` (a client's `SET statement_timeout` overrides it).
 pub struct StartupWithDefaults {
     handler: Startup,
+    require_tls: bool,
+    failed_logins: prometheus::IntCounterVec,
     statement_timeout_ms: u64,
 }
 
@@ -224,12 +251,33 @@ impl StartupHandler for StartupWithDefaults {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match &self.handler {
-            Startup::Trust(h) => h.on_startup(client, message).await?,
-            Startup::Cleartext(h) => h.on_startup(client, message).await?,
-            Startup::Md5(h) => h.on_startup(client, message).await?,
-            Startup::Scram(h) => h.on_startup(client, message).await?,
+        if self.require_tls
+            && !client.is_secure()
+            && matches!(message, PgWireFrontendMessage::Startup(_))
+        {
+            let error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".to_string(),
+                "28000".to_string(),
+                "this server requires TLS: connect with sslmode=require".to_string(),
+            )));
+            self.refused(client, "tls_required", &error);
+            return Err(error);
         }
+        let outcome = match &self.handler {
+            Startup::Trust(h) => h.on_startup(client, message).await,
+            Startup::Cleartext(h) => h.on_startup(client, message).await,
+            Startup::Md5(h) => h.on_startup(client, message).await,
+            Startup::Scram(h) => h.on_startup(client, message).await,
+        };
+        if let Err(error) = &outcome
+            && matches!(
+                error,
+                PgWireError::InvalidPassword(_) | PgWireError::InvalidScramMessage(_)
+            )
+        {
+            self.refused(client, "password", error);
+        }
+        outcome?;
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
             && !client.metadata().contains_key(STATEMENT_TIMEOUT_KEY)
         {

@@ -33,19 +33,27 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::config::Config;
+use crate::metrics::PostgresMetrics;
 pub use auth::Authentication;
 
 /// How the frontend is set up.
 pub struct PostgresOptions {
     pub authentication: Authentication,
     pub tls: Option<TlsAcceptor>,
+    /// Refuse connections that did not negotiate TLS.
+    pub require_tls: bool,
+    pub metrics: PostgresMetrics,
     /// The default `statement_timeout`: Quiver's `query.timeout`.
     pub statement_timeout: Duration,
 }
 
 impl PostgresOptions {
     /// From the `postgres` section; trust without users is refused off loopback.
-    pub fn from_config(config: &Config, listen: SocketAddr) -> anyhow::Result<PostgresOptions> {
+    pub fn from_config(
+        config: &Config,
+        listen: SocketAddr,
+        metrics: PostgresMetrics,
+    ) -> anyhow::Result<PostgresOptions> {
         let pg = &config.postgres;
         let authentication = if pg.users.is_empty() {
             if !listen.ip().is_loopback() {
@@ -74,6 +82,8 @@ impl PostgresOptions {
         Ok(PostgresOptions {
             authentication,
             tls,
+            require_tls: pg.tls.as_ref().is_some_and(|t| t.require),
+            metrics,
             statement_timeout: config.query.timeout.0,
         })
     }
@@ -108,7 +118,7 @@ struct Handlers {
     service: Arc<limits::Limited>,
     connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
-    authentication: Authentication,
+    login: auth::LoginPolicy,
     statement_timeout_ms: u64,
 }
 
@@ -123,7 +133,7 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(auth::StartupWithDefaults::new(
-            &self.authentication,
+            &self.login,
             self.connections.clone(),
             self.statement_timeout_ms,
         ))
@@ -155,7 +165,11 @@ pub async fn serve(listener: TcpListener, session: SessionContext, options: Post
         }),
         cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
         connections,
-        authentication: options.authentication,
+        login: auth::LoginPolicy {
+            authentication: options.authentication,
+            require_tls: options.require_tls,
+            failed_logins: options.metrics.failed_logins.clone(),
+        },
         statement_timeout_ms: u64::try_from(options.statement_timeout.as_millis())
             .unwrap_or(u64::MAX),
     });

@@ -172,6 +172,13 @@ async fn md5_and_cleartext_passwords() {
         assert!(success && out.trim() == "42", "{method}: {out}");
         let (success, out) = psql(port, "u", "bad", "sslmode=disable", &["-c", "SELECT 1"]);
         assert!(!success, "{method} accepted a wrong password: {out}");
+        let (success, out) = psql(port, "nobody", "pw", "sslmode=disable", &["-c", "SELECT 1"]);
+        assert!(!success, "{method} accepted an unknown user: {out}");
+        let metrics = q.metrics_text().await;
+        assert!(
+            metrics.contains("quiver_postgres_failed_logins_total{reason=\"password\"} 2"),
+            "{method}: {metrics}"
+        );
         drop(q);
     }
 }
@@ -220,6 +227,30 @@ async fn trust_on_loopback_and_tls_when_configured() {
         );
         assert!(success && out.trim() == "hi", "{sslmode}: {out}");
     }
+    drop(q);
+
+    // With `require: true`, a connection that does not negotiate TLS is refused.
+    let (q, port) = start(&format!(
+        "  tls:\n    cert_file: {}\n    key_file: {}\n    require: true\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let (success, out) = psql(port, "anyone", "", "sslmode=disable", &["-c", "SELECT 1"]);
+    assert!(!success && out.contains("requires TLS"), "{out}");
+    let (success, out) = psql(
+        port,
+        "anyone",
+        "",
+        "sslmode=require",
+        &["-A", "-t", "-c", "SELECT 'hi'"],
+    );
+    assert!(success && out.trim() == "hi", "{out}");
+    let metrics = q.metrics_text().await;
+    assert!(
+        metrics.contains("quiver_postgres_failed_logins_total{reason=\"tls_required\"} 1"),
+        "{metrics}"
+    );
     drop(q);
 }
 
