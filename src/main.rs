@@ -73,6 +73,9 @@ struct Cli {
     /// Allow the admin API (deleting series).
     #[arg(long = "web.enable-admin-api")]
     enable_admin_api: bool,
+    /// Most HTTP connections open at once (0: no limit); more clients wait to be accepted.
+    #[arg(long = "web.max-connections", default_value_t = 512)]
+    max_connections: usize,
     /// Regex for CORS origin (fully anchored), e.g. 'https?://(domain1|domain2)\.com'.
     #[arg(long = "web.cors.origin", default_value = ".*")]
     cors_origin: String,
@@ -187,6 +190,7 @@ fn run_server(cli: Cli) -> ExitCode {
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,
         enable_admin_api: cli.enable_admin_api,
+        max_connections: cli.max_connections,
         external_url: cli
             .external_url
             .unwrap_or_else(|| format!("http://{}", cli.listen_address)),

@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub queue_capacity: usize,
     /// `--postgres.listen-address`; `None` turns the wire protocol off.
     pub postgres_listen_address: Option<SocketAddr>,
+    /// `--web.max-connections`: open HTTP connections at most (0: no limit).
+    pub max_connections: usize,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -159,6 +161,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     ready.store(true, Ordering::Release);
 
     let quit = controller.clone();
+    let listener = api::listener::LimitedListener::new(listener, options.max_connections);
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move {
             tokio::select! {
@@ -248,6 +251,10 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
     flags.insert(
         "web.enable-lifecycle".to_string(),
         options.enable_lifecycle.to_string(),
+    );
+    flags.insert(
+        "web.max-connections".to_string(),
+        options.max_connections.to_string(),
     );
     flags
 }

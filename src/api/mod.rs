@@ -4,6 +4,7 @@
 mod error;
 mod federate;
 mod format;
+pub mod listener;
 mod meta;
 mod params;
 mod query;

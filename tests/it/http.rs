@@ -347,3 +347,40 @@ async fn a_query_over_the_memory_limit_fails_cleanly_beside_a_small_one() {
     let r: Value = instant("count(wide)").await.unwrap().json().await.unwrap();
     assert_eq!(r["data"]["result"][0]["value"][1], "1000", "{r}");
 }
+
+#[tokio::test]
+async fn max_connections_holds_further_clients_until_one_closes() {
+    let mut q =
+        Quiver::start_with_args(&config_without_scrapes(""), &["--web.max-connections=2"]).await;
+    // Clients that keep no idle connection, so only this test's raw connections hold slots
+    // (dropping the start-up client closes its pooled one).
+    let no_pool = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    q.client = no_pool();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Two idle connections take both slots.
+    let address = format!("127.0.0.1:{}", q.port);
+    let first = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A third client is not served while they stay open...
+    let held = (no_pool().get(q.url("/-/healthy")))
+        .timeout(std::time::Duration::from_millis(700))
+        .send()
+        .await;
+    assert!(held.is_err(), "served beyond the limit: {held:?}");
+    // ... and is once one of them closes.
+    drop(first);
+    let served = (no_pool().get(q.url("/-/healthy")))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let flags = q.get_json("/api/v1/status/flags", &[]).await;
+    assert_eq!(flags["data"]["web.max-connections"], "2", "{flags}");
+}
