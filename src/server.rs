@@ -12,7 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use crate::api::{self, ApiOptions, AppState, Lifecycle};
+use crate::api::{self, ApiOptions, AppState, ConfigStatus, Lifecycle};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notifier::Notifier;
@@ -101,7 +101,11 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         rules: rules.clone(),
         notifier: notifier.clone(),
         storage: storage.clone(),
-        current: std::sync::Mutex::new(config.clone()),
+        current: std::sync::Mutex::new(ConfigStatus {
+            config: config.clone(),
+            last_reload_ok: true,
+            loaded_at: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
+        }),
         quit: Notify::new(),
     });
     let pg_sql = sql.clone();
@@ -123,8 +127,6 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             start_time: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
             retention: crate::model::format_duration(options.retention),
             flags: flags(&options),
-            config_yaml: serde_norway::to_string(config.as_ref()).unwrap_or_default(),
-            external_labels: config.global.external_labels.clone(),
             enable_lifecycle: options.enable_lifecycle,
             cors_origin: options.cors_origin.clone(),
             enable_admin_api: options.enable_admin_api,
@@ -277,14 +279,15 @@ struct Controller {
     rules: Arc<RuleManager>,
     notifier: Arc<Notifier>,
     storage: Arc<Storage>,
-    current: std::sync::Mutex<Arc<Config>>,
+    /// The running configuration and how the last reload went.
+    current: std::sync::Mutex<ConfigStatus>,
     quit: Notify,
 }
 
 impl Controller {
     async fn reload_now(&self) -> anyhow::Result<()> {
         let config = load_config(&self.options).context("loading the new configuration")?;
-        let previous = self.current.lock().map(|c| c.clone()).unwrap_or_default();
+        let previous = self.config_status().config;
         if previous.storage != config.storage || previous.query != config.query {
             tracing::warn!("storage and query settings change only at restart");
         }
@@ -300,7 +303,11 @@ impl Controller {
                 .set_external_labels(config.global.external_labels.clone());
         }
         if let Ok(mut current) = self.current.lock() {
-            *current = Arc::new(config);
+            *current = ConfigStatus {
+                config: Arc::new(config),
+                last_reload_ok: true,
+                loaded_at: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
+            };
         }
         tracing::info!("configuration reloaded");
         Ok(())
@@ -311,6 +318,11 @@ impl Lifecycle for Controller {
     fn reload(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         async move {
             let result = self.reload_now().await;
+            if result.is_err()
+                && let Ok(mut current) = self.current.lock()
+            {
+                current.last_reload_ok = false;
+            }
             if let Err(e) = &result {
                 tracing::error!(
                     error = format!("{e:#}"),
@@ -324,6 +336,13 @@ impl Lifecycle for Controller {
 
     fn quit(&self) {
         self.quit.notify_one();
+    }
+
+    fn config_status(&self) -> ConfigStatus {
+        match self.current.lock() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 }
 

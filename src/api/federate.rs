@@ -57,6 +57,9 @@ async fn federate_text(
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
     let now = now_ms();
+    // The running configuration's, so a reload that changes them applies at once.
+    let running = state.lifecycle.config_status().config;
+    let external_labels = &running.global.external_labels;
     let mut latest: std::collections::BTreeMap<Vec<(String, String)>, (i64, f64)> =
         Default::default();
     for text in &selectors {
@@ -71,7 +74,7 @@ async fn federate_text(
                 && !is_stale_nan(v)
             {
                 let mut labels = s.labels;
-                for (name, value) in &state.options.external_labels {
+                for (name, value) in external_labels {
                     if !labels.iter().any(|(n, _)| n == name) {
                         labels.push((name.clone(), value.clone()));
                     }

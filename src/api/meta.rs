@@ -292,11 +292,12 @@ pub async fn buildinfo() -> Response {
 
 pub async fn runtimeinfo(State(state): State<AppState>) -> Response {
     let manifest = state.storage.manifest();
+    let config = state.lifecycle.config_status();
     success(json!({
         "startTime": state.options.start_time,
         "CWD": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
-        "reloadConfigSuccess": true,
-        "lastConfigTime": state.options.start_time,
+        "reloadConfigSuccess": config.last_reload_ok,
+        "lastConfigTime": config.loaded_at,
         "corruptionCount": state.storage.replay_report().truncated.len(),
         "goroutineCount": 0,
         "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -313,7 +314,11 @@ pub async fn flags(State(state): State<AppState>) -> Response {
 }
 
 pub async fn config(State(state): State<AppState>) -> Response {
-    success(json!({"yaml": state.options.config_yaml}))
+    let running = state.lifecycle.config_status().config;
+    match serde_norway::to_string(running.as_ref()) {
+        Ok(yaml) => success(json!({ "yaml": yaml })),
+        Err(e) => ApiError::internal(format!("serializing the configuration: {e}")).into_response(),
+    }
 }
 
 /// `/api/v1/status/tsdb`: head statistics and the top-10 cardinality tables.

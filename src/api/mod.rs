@@ -61,10 +61,6 @@ pub struct ApiOptions {
     pub retention: String,
     /// Command-line flags by Prometheus name, for `/api/v1/status/flags`.
     pub flags: std::collections::BTreeMap<String, String>,
-    /// The loaded configuration as YAML, for `/api/v1/status/config`.
-    pub config_yaml: String,
-    /// `global.external_labels`, added to federated series that lack them.
-    pub external_labels: std::collections::BTreeMap<String, String>,
     /// `--web.enable-lifecycle`: allow `/-/reload` and `/-/quit` over HTTP.
     pub enable_lifecycle: bool,
     /// `--web.enable-admin-api`: allow deleting series.
@@ -79,6 +75,19 @@ pub trait Lifecycle: Send + Sync {
     fn reload(&self) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Starts an orderly shutdown.
     fn quit(&self);
+    /// The configuration in force now and how the last (re)load went.
+    fn config_status(&self) -> ConfigStatus;
+}
+
+/// What the status endpoints report of the configuration: always the running one, so they
+/// tell the truth after a reload.
+#[derive(Debug, Clone)]
+pub struct ConfigStatus {
+    pub config: Arc<crate::config::Config>,
+    /// Whether the last load or reload succeeded (`reloadConfigSuccess`).
+    pub last_reload_ok: bool,
+    /// RFC 3339 time the running configuration was loaded (`lastConfigTime`).
+    pub loaded_at: String,
 }
 
 pub fn router(state: AppState) -> Router {

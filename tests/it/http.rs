@@ -384,3 +384,82 @@ async fn max_connections_holds_further_clients_until_one_closes() {
     let flags = q.get_json("/api/v1/status/flags", &[]).await;
     assert_eq!(flags["data"]["web.max-connections"], "2", "{flags}");
 }
+
+#[tokio::test]
+async fn status_endpoints_tell_the_running_configuration_after_reloads() {
+    let config = |site: &str| {
+        format!("global:\n  scrape_interval: 15s\n  external_labels:\n    site: {site}\n")
+    };
+    let q = Quiver::start_with_args(&config("one"), &["--web.enable-lifecycle"]).await;
+    let t = now_ms();
+    let (status, _) = q
+        .remote_write(&write_request(vec![series(
+            &[("__name__", "fed_metric")],
+            &[(t, 1.0)],
+        )]))
+        .await;
+    assert_eq!(status, 204);
+    let first = runtime(&q).await;
+    assert_eq!(first["reloadConfigSuccess"], true, "{first}");
+    assert!(config_yaml(&q).await.contains("site: one"));
+    assert!(federated(&q).await.contains("site=\"one\""));
+
+    // A good reload: the new configuration and its load time are reported, and federation
+    // uses its external labels.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    q.write_config(&config("two"));
+    let r = q.client.post(q.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let second = runtime(&q).await;
+    assert_eq!(second["reloadConfigSuccess"], true, "{second}");
+    assert_ne!(
+        second["lastConfigTime"], first["lastConfigTime"],
+        "{second}"
+    );
+    assert_eq!(second["startTime"], first["startTime"]);
+    let yaml = config_yaml(&q).await;
+    assert!(
+        yaml.contains("site: two") && !yaml.contains("site: one"),
+        "{yaml}"
+    );
+    let text = federated(&q).await;
+    assert!(text.contains("site=\"two\""), "{text}");
+
+    // A failed reload: reported as failed, the running configuration and its time kept.
+    q.write_config("global:\n  scrape_intervall: 1s\n");
+    let r = q.client.post(q.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    let third = runtime(&q).await;
+    assert_eq!(third["reloadConfigSuccess"], false, "{third}");
+    assert_eq!(third["lastConfigTime"], second["lastConfigTime"]);
+    assert!(config_yaml(&q).await.contains("site: two"));
+
+    // The next good reload clears the failure.
+    q.write_config(&config("three"));
+    let r = q.client.post(q.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(runtime(&q).await["reloadConfigSuccess"], true);
+}
+
+async fn runtime(q: &Quiver) -> Value {
+    q.get_json("/api/v1/status/runtimeinfo", &[]).await["data"].clone()
+}
+
+async fn config_yaml(q: &Quiver) -> String {
+    q.get_json("/api/v1/status/config", &[]).await["data"]["yaml"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn federated(q: &Quiver) -> String {
+    q.client
+        .get(q.url("/federate"))
+        .query(&[("match[]", "fed_metric")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
