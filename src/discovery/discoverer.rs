@@ -336,6 +336,17 @@ fn is_relevant(event: &notify::Result<Event>) -> bool {
     }
 }
 
+/// Resolves when any of `receivers` (of discoverers) sees a change; false when all their
+/// discoverers are gone. Never resolves for no receivers.
+pub async fn wait_any_changed(receivers: &mut [watch::Receiver<Vec<TargetGroup>>]) -> bool {
+    if receivers.is_empty() {
+        return std::future::pending().await;
+    }
+    let futures = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+    let (result, _, _) = futures::future::select_all(futures).await;
+    result.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

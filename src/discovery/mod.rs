@@ -15,6 +15,6 @@ mod error;
 mod target_file;
 
 pub use config::{FileSdConfig, check_files, read_all};
-pub use discoverer::FileDiscoverer;
+pub use discoverer::{FileDiscoverer, wait_any_changed};
 pub use error::DiscoveryError;
 pub use target_file::{FILEPATH_LABEL, TargetGroup, read_target_file, static_target_groups};

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::{AlertmanagerConfig, Config, http};
+use crate::discovery::{FileDiscoverer, TargetGroup};
 use crate::model::relabel::{RelabelConfig, relabel};
 
 /// Prometheus's `--alertmanager.notification-queue-capacity` default.
@@ -64,6 +65,8 @@ pub struct Notifier {
     wake: Notify,
     settings: RwLock<Arc<Settings>>,
     metrics: NotifierMetrics,
+    /// Follows the Alertmanagers' `file_sd_configs` of the running configuration.
+    discovery: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Notifier {
@@ -75,19 +78,28 @@ impl Notifier {
             wake: Notify::new(),
             settings: RwLock::new(Arc::new(Settings::default())),
             metrics,
+            discovery: Mutex::new(None),
         })
     }
 
-    /// Takes the `alerting` section and external labels of a (re)loaded configuration.
-    pub fn apply_config(&self, config: &Config) -> anyhow::Result<()> {
-        let mut endpoints = Vec::new();
-        for (i, am) in config.alerting.alertmanagers.iter().enumerate() {
-            endpoints.extend(
-                endpoints_of(config, am).with_context(|| format!("alerting.alertmanagers[{i}]"))?,
-            );
-        }
-        self.metrics.alertmanagers.set(endpoints.len() as i64);
-        let settings = Settings {
+    /// Takes the `alerting` section and external labels of a (re)loaded configuration. The
+    /// Alertmanagers' target files are read now (an unreadable one fails the load) and
+    /// then watched, as scrape targets' are: a change applies within about a second.
+    pub fn apply_config(self: &Arc<Self>, config: &Config) -> anyhow::Result<()> {
+        let file_groups = config
+            .alerting
+            .alertmanagers
+            .iter()
+            .map(|am| {
+                let mut groups = Vec::new();
+                for sd in &am.file_sd_configs {
+                    groups.extend(crate::discovery::read_all(sd, &config.base_dir)?);
+                }
+                Ok(groups)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let endpoints = all_endpoints(config, file_groups)?;
+        self.set_settings(Settings {
             external_labels: config
                 .global
                 .external_labels
@@ -96,9 +108,35 @@ impl Notifier {
                 .collect(),
             relabel: config.alerting.alert_relabel_configs.clone(),
             endpoints,
-        };
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        });
+        let watcher = (config.alerting.alertmanagers.iter())
+            .any(|am| !am.file_sd_configs.is_empty())
+            .then(|| tokio::spawn(watch_alertmanagers(Arc::downgrade(self), config.clone())));
+        let previous = std::mem::replace(
+            &mut *self.discovery.lock().unwrap_or_else(|p| p.into_inner()),
+            watcher,
+        );
+        if let Some(previous) = previous {
+            previous.abort();
+        }
         Ok(())
+    }
+
+    fn set_settings(&self, settings: Settings) {
+        self.metrics
+            .alertmanagers
+            .set(settings.endpoints.len() as i64);
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
+    /// Replaces the Alertmanager endpoints, keeping the other settings.
+    fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
+        let current = self.current();
+        self.set_settings(Settings {
+            external_labels: current.external_labels.clone(),
+            relabel: current.relabel.clone(),
+            endpoints,
+        });
     }
 
     /// The Alertmanager URLs alerts go to, for `/api/v1/alertmanagers`.
@@ -268,14 +306,77 @@ fn prepare(mut alert: Notification, settings: &Settings) -> Option<Notification>
     Some(alert)
 }
 
-/// The Alertmanager addresses of one `alertmanagers` entry, after its `relabel_configs`.
-fn endpoints_of(config: &Config, am: &AlertmanagerConfig) -> anyhow::Result<Vec<Endpoint>> {
+/// Keeps the endpoints of the Alertmanagers found through `file_sd_configs` current until
+/// the next configuration replaces this task (or the notifier is gone).
+async fn watch_alertmanagers(notifier: std::sync::Weak<Notifier>, config: Config) {
+    let mut discoverers = Vec::new();
+    // Per receiver, the `alertmanagers` entry it serves.
+    let mut owners = Vec::new();
+    let mut receivers = Vec::new();
+    for (i, am) in config.alerting.alertmanagers.iter().enumerate() {
+        for sd in &am.file_sd_configs {
+            let (discoverer, rx) = FileDiscoverer::spawn(sd.clone(), &config.base_dir);
+            discoverers.push(discoverer);
+            owners.push(i);
+            receivers.push(rx);
+        }
+    }
+    while crate::discovery::wait_any_changed(&mut receivers).await {
+        let Some(notifier) = notifier.upgrade() else {
+            return;
+        };
+        let mut file_groups = vec![Vec::new(); config.alerting.alertmanagers.len()];
+        for (owner, rx) in owners.iter().zip(receivers.iter_mut()) {
+            file_groups[*owner].extend(rx.borrow_and_update().iter().cloned());
+        }
+        match all_endpoints(&config, file_groups) {
+            Ok(endpoints) => {
+                tracing::info!(
+                    alertmanagers = endpoints.len(),
+                    "Alertmanager targets changed"
+                );
+                notifier.set_endpoints(endpoints);
+            }
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "Alertmanager targets changed but are invalid; keeping the current ones"
+            ),
+        }
+    }
+}
+
+/// The endpoints of every `alertmanagers` entry, given the groups its files hold.
+fn all_endpoints(
+    config: &Config,
+    file_groups: Vec<Vec<TargetGroup>>,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let mut endpoints = Vec::new();
+    for (i, (am, groups)) in config
+        .alerting
+        .alertmanagers
+        .iter()
+        .zip(file_groups)
+        .enumerate()
+    {
+        endpoints.extend(
+            endpoints_of(config, am, groups)
+                .with_context(|| format!("alerting.alertmanagers[{i}]"))?,
+        );
+    }
+    Ok(endpoints)
+}
+
+/// The Alertmanager addresses of one `alertmanagers` entry (its static targets and
+/// `file_groups`), after its `relabel_configs`.
+fn endpoints_of(
+    config: &Config,
+    am: &AlertmanagerConfig,
+    file_groups: Vec<TargetGroup>,
+) -> anyhow::Result<Vec<Endpoint>> {
     let client = http::build_client(config, am.tls_config.as_ref(), "Alertmanager")?;
     let auth_header = http::auth_header(config, am.basic_auth.as_ref(), am.authorization.as_ref())?;
     let mut groups = crate::discovery::static_target_groups(am.static_configs.clone())?;
-    for sd in &am.file_sd_configs {
-        groups.extend(crate::discovery::read_all(sd, &config.base_dir)?);
-    }
+    groups.extend(file_groups);
     let path = format!("{}/api/v2/alerts", am.path_prefix.trim_end_matches('/'));
     let mut endpoints = Vec::new();
     for group in groups {

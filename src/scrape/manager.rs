@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{Config, ScrapeConfig, http};
-use crate::discovery::{FileDiscoverer, TargetGroup};
+use crate::discovery::{FileDiscoverer, TargetGroup, wait_any_changed};
 use crate::storage::Storage;
 
 use super::scrapeloop::{LoopHandle, LoopSettings, StopMode, TargetStatus};
@@ -241,16 +241,6 @@ impl PoolRunner {
             *view = PoolView { active, dropped };
         }
     }
-}
-
-/// Resolves when any receiver sees a change; false when all senders are gone.
-async fn wait_any_changed(receivers: &mut [watch::Receiver<Vec<TargetGroup>>]) -> bool {
-    if receivers.is_empty() {
-        return std::future::pending().await;
-    }
-    let futures = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-    let (result, _, _) = futures::future::select_all(futures).await;
-    result.is_ok()
 }
 
 /// The HTTP client and auth header of one scrape config.

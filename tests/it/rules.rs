@@ -684,3 +684,51 @@ groups:
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanagers_from_file_sd_follow_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("alertmanagers.json");
+    std::fs::write(&targets, r#"[{"targets": ["127.0.0.1:19001"]}]"#).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 15s\nalerting:\n  alertmanagers:\n    - file_sd_configs:\n        - files: ['{}']\n",
+        targets.display()
+    );
+    let q = Quiver::start(&config).await;
+    assert_eq!(urls(&q).await, ["http://127.0.0.1:19001/api/v2/alerts"]);
+    // The file changes: the new Alertmanagers are used without a reload.
+    std::fs::write(
+        &targets,
+        r#"[{"targets": ["127.0.0.1:19002", "127.0.0.1:19003"]}]"#,
+    )
+    .unwrap();
+    eventually(
+        "Alertmanagers from the changed file",
+        Duration::from_secs(15),
+        || async {
+            (urls(&q).await
+                == [
+                    "http://127.0.0.1:19002/api/v2/alerts",
+                    "http://127.0.0.1:19003/api/v2/alerts",
+                ])
+            .then_some(())
+        },
+    )
+    .await;
+    let metrics = q.metrics_text().await;
+    assert!(
+        metrics.contains("quiver_notifications_alertmanagers_discovered 2"),
+        "{metrics}"
+    );
+}
+
+async fn urls(q: &Quiver) -> Vec<String> {
+    get_json(q, "/api/v1/alertmanagers").await["data"]["activeAlertmanagers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["url"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
