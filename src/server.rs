@@ -101,11 +101,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         rules: rules.clone(),
         notifier: notifier.clone(),
         storage: storage.clone(),
-        current: std::sync::Mutex::new(ConfigStatus {
-            config: config.clone(),
-            last_reload_ok: true,
-            loaded_at: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
-        }),
+        current: std::sync::Mutex::new(ConfigStatus::loaded_now(config.clone())),
         quit: Notify::new(),
     });
     let pg_sql = sql.clone();
@@ -303,11 +299,7 @@ impl Controller {
                 .set_external_labels(config.global.external_labels.clone());
         }
         if let Ok(mut current) = self.current.lock() {
-            *current = ConfigStatus {
-                config: Arc::new(config),
-                last_reload_ok: true,
-                loaded_at: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
-            };
+            *current = ConfigStatus::loaded_now(Arc::new(config));
         }
         tracing::info!("configuration reloaded");
         Ok(())

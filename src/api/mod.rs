@@ -90,6 +90,17 @@ pub struct ConfigStatus {
     pub loaded_at: String,
 }
 
+impl ConfigStatus {
+    /// `config`, successfully loaded just now.
+    pub fn loaded_now(config: Arc<crate::config::Config>) -> ConfigStatus {
+        ConfigStatus {
+            config,
+            last_reload_ok: true,
+            loaded_at: crate::gocompat::time::rfc3339_nano(chrono::Utc::now()),
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.options.cors_origin);
     Router::new()
