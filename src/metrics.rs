@@ -15,6 +15,7 @@ pub struct StorageMetrics {
     pub samples_rejected: IntCounterVec,
     pub head_series: IntGauge,
     pub head_samples: IntGauge,
+    pub head_chunk_bytes: IntGauge,
     pub wal_bytes: IntGauge,
     pub wal_fsyncs: IntCounter,
     pub wal_fsync_seconds: Histogram,
@@ -116,6 +117,7 @@ impl Metrics {
             Box::new(s.samples_rejected.clone()),
             Box::new(s.head_series.clone()),
             Box::new(s.head_samples.clone()),
+            Box::new(s.head_chunk_bytes.clone()),
             Box::new(s.wal_bytes.clone()),
             Box::new(s.wal_fsyncs.clone()),
             Box::new(s.wal_fsync_seconds.clone()),
@@ -225,6 +227,10 @@ impl StorageMetrics {
             ),
             head_series: gauge("quiver_tsdb_head_series", "Series in the head."),
             head_samples: gauge("quiver_tsdb_head_samples", "Samples held in the head."),
+            head_chunk_bytes: gauge(
+                "quiver_tsdb_head_chunks_bytes",
+                "Memory held by the head's compressed sample chunks.",
+            ),
             wal_bytes: gauge(
                 "quiver_tsdb_wal_storage_size_bytes",
                 "Size of the WAL on disk.",

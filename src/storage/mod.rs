@@ -901,6 +901,11 @@ impl Storage {
             }
             if last_flush.elapsed() >= Duration::from_secs(10) {
                 last_flush = tokio::time::Instant::now();
+                let s = self.clone();
+                let bytes = tokio::task::spawn_blocking(move || s.head_stats().chunk_bytes);
+                if let Ok(bytes) = bytes.await {
+                    self.metrics.head_chunk_bytes.set(bytes as i64);
+                }
                 if let Err(e) = self.flush(false).await {
                     tracing::error!(
                         error = format!("{e:#}"),
