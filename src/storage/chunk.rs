@@ -252,7 +252,7 @@ const MAX_EXACT: f64 = (1u64 << 53) as f64;
 fn on_scale(v: f64, scale: usize) -> Option<i64> {
     let pow = POW10[scale];
     let n = (v * pow).round();
-    if !(n.abs() < MAX_EXACT) {
+    if n.is_nan() || n.abs() >= MAX_EXACT {
         return None;
     }
     let n = n as i64;

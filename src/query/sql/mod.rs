@@ -2,8 +2,10 @@
 //! row cap and a memory limit per query. HTTP and the PostgreSQL wire protocol share one
 //! [`SqlEngine`] and its session, which also carries PostgreSQL's catalogs (`pg_catalog`
 //! from `datafusion-pg-catalog`, our PostgreSQL-shaped `information_schema`) and functions.
+//! Functions that can build far more than they read are guarded ([`guards`]).
 
 mod catalog;
+mod guards;
 pub mod information_schema;
 pub mod pg_functions;
 pub mod tables;
@@ -115,6 +117,7 @@ impl SqlEngine {
         }
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         add_postgres_catalogs(&ctx)?;
+        guards::guard_amplifying_functions(&ctx, limits.memory_limit_bytes)?;
         Ok(SqlEngine {
             ctx,
             limits,
