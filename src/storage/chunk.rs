@@ -142,6 +142,17 @@ fn write_dod(w: &mut BitWriter, dod: i64) {
     w.write_bits(dod as u64, 64);
 }
 
+/// Bits [`write_dod`] spends on `dod`.
+fn dod_bits(dod: i64) -> usize {
+    if dod == 0 {
+        return 1;
+    }
+    match DOD_BUCKETS.iter().position(|&bits| fits_in(dod, bits)) {
+        Some(i) => i + 2 + DOD_BUCKETS[i] as usize,
+        None => 4 + 64,
+    }
+}
+
 fn read_dod(r: &mut BitReader) -> i64 {
     let mut ones = 0;
     while ones < 4 && r.read_bit() {
@@ -277,6 +288,21 @@ fn write_int(w: &mut BitWriter, d: i64) {
     }
 }
 
+/// Bits [`write_int`] spends on `d`.
+fn int_bits(d: i64) -> usize {
+    if d == 0 {
+        return 1;
+    }
+    let i = INT_BUCKETS
+        .iter()
+        .position(|&bits| bits == 64 || fits_in(d, bits))
+        .unwrap_or(INT_BUCKETS.len() - 1);
+    i + 2 + INT_BUCKETS[i] as usize
+}
+
+/// Bits [`write_raw`] spends.
+const RAW_BITS: usize = 5 + 64;
+
 fn write_raw(w: &mut BitWriter, v: f64) {
     w.write_bits(0b11111, 5);
     w.write_bits(v.to_bits(), 64);
@@ -315,18 +341,25 @@ struct DecimalState {
 }
 
 impl DecimalState {
-    fn write(&mut self, w: &mut BitWriter, v: f64, scale: usize, second_order: bool) {
-        let Some(n) = on_scale(v, scale) else {
-            return write_raw(w, v);
-        };
+    /// The integer step that codes `n` (`None`: a value off the scale, written raw and
+    /// leaving the state as it was), and the state moved past it.
+    fn step(&mut self, n: Option<i64>, second_order: bool) -> Option<i64> {
+        let n = n?;
         let delta = n.wrapping_sub(self.n);
         let step = match second_order {
             true => delta.wrapping_sub(self.delta),
             false => delta,
         };
-        write_int(w, step);
         self.n = n;
         self.delta = delta;
+        Some(step)
+    }
+
+    fn write(&mut self, w: &mut BitWriter, n: Option<i64>, v: f64, second_order: bool) {
+        match self.step(n, second_order) {
+            Some(step) => write_int(w, step),
+            None => write_raw(w, v),
+        }
     }
 
     fn read(&mut self, r: &mut BitReader, scale: usize, second_order: bool) -> u64 {
@@ -345,12 +378,17 @@ impl DecimalState {
     }
 }
 
-/// The timestamps of `samples` and their values as decimals, in one stream.
-fn encode_decimal(samples: &[(i64, f64, i64)], scale: usize, second_order: bool) -> BitWriter {
+/// The timestamps of `samples` and their values as decimals (`on_scale`: each value's
+/// integer, or `None` to write it raw), in one stream.
+fn encode_decimal(
+    samples: &[(i64, f64, i64)],
+    on_scale: &[Option<i64>],
+    second_order: bool,
+) -> BitWriter {
     let mut w = BitWriter::default();
     let (mut prev_t, mut prev_delta) = (0, 0);
     let mut values = DecimalState::default();
-    for (i, &(t, v, _)) in samples.iter().enumerate() {
+    for (i, (&(t, v, _), &n)) in samples.iter().zip(on_scale).enumerate() {
         match i {
             0 => w.write_bits(t as u64, 64),
             _ => {
@@ -360,22 +398,28 @@ fn encode_decimal(samples: &[(i64, f64, i64)], scale: usize, second_order: bool)
             }
         }
         prev_t = t;
-        values.write(&mut w, v, scale, second_order);
+        values.write(&mut w, n, v, second_order);
     }
     w
 }
 
-/// The smallest scale that puts every value that can be on one on it.
-fn decimal_scale(samples: &[(i64, f64, i64)]) -> usize {
-    let mut scale = 0;
+/// The smallest scale that puts every value that can be on one on it; `None` when more
+/// than one value in eight can be on none (raw values would cost more than XOR saves).
+fn decimal_scale(samples: &[(i64, f64, i64)]) -> Option<usize> {
+    let (mut scale, mut off) = (0, 0);
     for &(_, v, _) in samples {
-        if on_scale(v, scale).is_none()
-            && let Some(s) = (scale + 1..=MAX_SCALE).find(|&s| on_scale(v, s).is_some())
-        {
-            scale = s;
+        if on_scale(v, scale).is_some() {
+            continue;
+        }
+        match (scale + 1..=MAX_SCALE).find(|&s| on_scale(v, s).is_some()) {
+            Some(s) => scale = s,
+            None => off += 1,
+        }
+        if off * 8 > samples.len() {
+            return None;
         }
     }
-    scale
+    Some(scale)
 }
 
 /// A run of one series' samples, sorted by timestamp and unique, compressed.
@@ -500,24 +544,39 @@ impl Chunk {
     /// of deltas), when every value or all but a few are decimals.
     fn recode(&mut self) {
         let samples = self.samples();
-        let scale = decimal_scale(&samples);
-        let on = samples
-            .iter()
-            .filter(|s| on_scale(s.1, scale).is_some())
-            .count();
-        if on * 8 < samples.len() * 7 {
+        let Some(scale) = decimal_scale(&samples) else {
+            return;
+        };
+        let on_scale: Vec<Option<i64>> = samples.iter().map(|s| on_scale(s.1, scale)).collect();
+        // Sizes first, so that at most the winner is written.
+        let mut time_bits = 64;
+        let mut prev_delta = 0;
+        for pair in samples.windows(2) {
+            let delta = pair[1].0 - pair[0].0;
+            time_bits += dod_bits(delta - prev_delta);
+            prev_delta = delta;
+        }
+        let value_bits = |second_order| {
+            let mut state = DecimalState::default();
+            on_scale
+                .iter()
+                .map(|&n| state.step(n, second_order).map_or(RAW_BITS, int_bits))
+                .sum::<usize>()
+        };
+        let (bits, second_order) = [false, true]
+            .into_iter()
+            .map(|second_order| (time_bits + value_bits(second_order), second_order))
+            .min()
+            .unwrap_or((usize::MAX, false));
+        if bits.div_ceil(8) >= self.stream.bytes.len() {
             return;
         }
-        for second_order in [false, true] {
-            let stream = encode_decimal(&samples, scale, second_order);
-            if stream.bytes.len() < self.stream.bytes.len() {
-                self.stream = stream;
-                self.values = Values::Decimal {
-                    scale: scale as u8,
-                    second_order,
-                };
-            }
-        }
+        self.stream = encode_decimal(&samples, &on_scale, second_order);
+        debug_assert_eq!(self.stream.bytes.len(), bits.div_ceil(8));
+        self.values = Values::Decimal {
+            scale: scale as u8,
+            second_order,
+        };
     }
 
     /// Every sample, in time order.
