@@ -229,7 +229,7 @@ impl StorageMetrics {
             head_samples: gauge("quiver_tsdb_head_samples", "Samples held in the head."),
             head_chunk_bytes: gauge(
                 "quiver_tsdb_head_chunks_bytes",
-                "Memory held by the head's compressed sample chunks.",
+                "Memory held by the head's compressed sample chunks (measured every minute).",
             ),
             wal_bytes: gauge(
                 "quiver_tsdb_wal_storage_size_bytes",

@@ -450,6 +450,38 @@ pub async fn delete_series(
     }
 }
 
+/// `POST /api/v1/admin/tsdb/snapshot` (with `--web.enable-admin-api`): a consistent copy of
+/// the data under `snapshots/<name>/` of the data directory (or of the bucket's prefix),
+/// which a Quiver started on it serves; `skip_head=true` leaves out what is not yet in blocks.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        admin_enabled(&state)?;
+        super::writable(&state)?;
+        let params = Params::read(query, &headers, body).await?;
+        let skip_head = match params.get("skip_head").unwrap_or("") {
+            "" => false,
+            other => crate::gocompat::strconv::parse_bool(other).ok_or_else(|| {
+                ApiError::bad_data(format!(
+                    "unable to parse boolean 'skip_head' argument: {other:?}"
+                ))
+            })?,
+        };
+        let info = state
+            .storage
+            .write_snapshot(skip_head)
+            .await
+            .map_err(|e| ApiError::internal(format!("create snapshot: {e:#}")))?;
+        Ok(json!({ "name": info.name }))
+    }
+    .await;
+    respond(result)
+}
+
 /// `POST /api/v1/admin/tsdb/clean_tombstones`: deletions are applied to blocks at once,
 /// so there is nothing left to clean.
 pub async fn clean_tombstones(State(state): State<AppState>) -> Response {

@@ -120,6 +120,10 @@ pub fn router(state: AppState) -> Router {
             post(meta::delete_series).put(meta::delete_series),
         )
         .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(meta::snapshot).put(meta::snapshot),
+        )
+        .route(
             "/api/v1/admin/tsdb/clean_tombstones",
             post(meta::clean_tombstones).put(meta::clean_tombstones),
         )

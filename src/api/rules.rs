@@ -36,14 +36,11 @@ impl RuleFilter {
                 )));
             }
         };
-        let exclude_alerts = match params.get("exclude_alerts").unwrap_or("false") {
-            "true" => true,
-            "false" | "" => false,
-            other => {
-                return Err(ApiError::bad_data(format!(
-                    "parsing exclude_alerts: invalid boolean {other:?}"
-                )));
-            }
+        let exclude_alerts = match params.get("exclude_alerts").unwrap_or("") {
+            "" => false,
+            other => crate::gocompat::strconv::parse_bool(other).ok_or_else(|| {
+                ApiError::bad_data(format!("parsing exclude_alerts: invalid boolean {other:?}"))
+            })?,
         };
         Ok(RuleFilter {
             kind,

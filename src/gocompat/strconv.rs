@@ -3,6 +3,15 @@
 //! OpenMetrics floats), and `unicode.IsPrint`.
 
 /// The value of a quoted string literal; None when it is not one (the parser reports it).
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 pub fn unquote(literal: &str) -> Option<String> {
     let quote = literal.chars().next()?;
     let body = literal.strip_prefix(quote)?.strip_suffix(quote)?;

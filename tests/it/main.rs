@@ -7,6 +7,7 @@ mod blocks;
 mod common;
 mod compaction;
 mod crash;
+mod dashboards;
 mod grafana;
 mod http;
 mod longterm_diff;

@@ -1,0 +1,393 @@
+//! The Grafana files in `provisioning/`: the committed dashboards are what the generator
+//! makes, and every query of every dashboard runs against Quiver as Grafana sends it
+//! (template variables and macros expanded as Grafana expands them). The panels of the
+//! exporters running here (Quiver itself and node_exporter) must return data: an empty panel
+//! is a broken panel.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every dashboard JSON under `provisioning/dashboards/`, with its path.
+fn dashboards() -> Vec<(PathBuf, Value)> {
+    let root = repo().join("provisioning/dashboards");
+    let mut out = Vec::new();
+    for folder in std::fs::read_dir(&root).expect("provisioning/dashboards") {
+        let folder = folder.unwrap().path();
+        if !folder.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let json = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                out.push((path, json));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Panels, rows' panels included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        if panel["type"] == "row" {
+            out.extend(panel["panels"].as_array().into_iter().flatten());
+        } else {
+            out.push(panel);
+        }
+    }
+    out
+}
+
+#[test]
+fn committed_dashboards_are_what_the_generator_makes() {
+    let python = std::env::var("QUIVER_DASHBOARDS_PYTHON").unwrap_or("python3".into());
+    let out = Command::new(&python)
+        .arg(repo().join("provisioning/generator/generate.py"))
+        .arg("--check")
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "the dashboards differ from the generator's (run it without --check): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dashboards_refer_to_datasources_by_variable_and_have_the_current_schema() {
+    let all = dashboards();
+    let folders: Vec<String> = all
+        .iter()
+        .map(|(p, _)| {
+            let folder = p.parent().unwrap().file_name().unwrap();
+            folder.to_string_lossy().into_owned()
+        })
+        .collect();
+    for folder in ["infrastructure", "databases", "kubernetes", "quiver"] {
+        assert!(
+            folders.iter().any(|f| f == folder),
+            "no dashboard in {folder}/"
+        );
+    }
+    let mut sql_panels = 0;
+    for (path, d) in &all {
+        assert_eq!(d["schemaVersion"], 41, "{}", path.display());
+        assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty()));
+        for panel in panels(d) {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let uid = target["datasource"]["uid"].as_str().unwrap_or_default();
+                assert!(
+                    uid == "${datasource}" || uid == "${sql_datasource}",
+                    "{}: panel {} uses datasource {uid:?}",
+                    path.display(),
+                    panel["title"]
+                );
+                sql_panels += usize::from(target["rawSql"].is_string());
+            }
+        }
+    }
+    assert!(sql_panels >= 3, "SQL panels: {sql_panels}");
+}
+
+/// What Grafana puts in place of `$__interval`, `$__rate_interval` and `$__range` for a
+/// panel over the last `RANGE_SECS` at a 15 s step (the datasource's `timeInterval`):
+/// `$__rate_interval` is max(interval + scrape interval, 4 × scrape interval).
+const STEP_SECS: i64 = 15;
+const RANGE_SECS: i64 = 3600;
+
+fn expand_promql(expr: &str, variables: &[(String, String)]) -> String {
+    let mut out = expr
+        .replace("$__rate_interval", "60s")
+        .replace("$__interval", &format!("{STEP_SECS}s"))
+        .replace("$__range", &format!("{RANGE_SECS}s"));
+    // Longest names first, so `$instance` is not taken for `$inst` + "ance".
+    let mut sorted = variables.to_vec();
+    sorted.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+    for (name, value) in &sorted {
+        out = out
+            .replace(&format!("${{{name}}}"), value)
+            .replace(&format!("${name}"), value);
+    }
+    out
+}
+
+/// An interval such as `5m` or `'5m'` in seconds.
+fn interval_secs(text: &str) -> i64 {
+    let text = text.trim().trim_matches('\'');
+    let (number, unit) = text.split_at(text.len() - 1);
+    let n: i64 = number.parse().unwrap_or_else(|_| panic!("interval {text}"));
+    n * match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        other => panic!("unit {other}"),
+    }
+}
+
+/// Grafana's PostgreSQL macros, as its SQL datasource expands them.
+fn expand_sql(sql: &str, from_ms: i64, to_ms: i64) -> String {
+    let rfc3339 = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    let mut out = sql.to_string();
+    while let Some(start) = out.find("$__") {
+        let open = out[start..].find('(').map(|i| start + i).expect("macro (");
+        let close = out[open..].find(')').map(|i| open + i).expect("macro )");
+        let name = &out[start + 3..open];
+        let args: Vec<&str> = out[open + 1..close].split(',').map(str::trim).collect();
+        let expansion = match name {
+            "timeFilter" => format!(
+                "{} BETWEEN '{}' AND '{}'",
+                args[0],
+                rfc3339(from_ms),
+                rfc3339(to_ms)
+            ),
+            "timeGroup" | "timeGroupAlias" => {
+                let secs = interval_secs(args[1]);
+                let group = format!("floor(extract(epoch from {})/{secs})*{secs}", args[0]);
+                match name {
+                    "timeGroupAlias" => format!("{group} AS \"time\""),
+                    _ => group,
+                }
+            }
+            other => panic!("macro $__{other} is not expanded by this test"),
+        };
+        out.replace_range(start..=close, &expansion);
+    }
+    out
+}
+
+/// Runs `sql` over the PostgreSQL wire protocol with psql, as Grafana's datasource would;
+/// returns the rows.
+fn psql_rows(pg_port: u16, sql: &str) -> Result<Vec<String>, String> {
+    let out = Command::new("psql")
+        .arg("-X")
+        .arg(format!(
+            "host=127.0.0.1 port={pg_port} user=grafana dbname=quiver sslmode=disable"
+        ))
+        .args(["-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The values a template variable offers, from its `label_values(<selector>, <label>)`
+/// query; All becomes `(a|b|…)` as Grafana sends a multi-value variable without `allValue`.
+async fn resolve_variable(q: &Quiver, query: &str, known: &[(String, String)]) -> String {
+    let query = expand_promql(query, known);
+    let inner = query
+        .strip_prefix("label_values(")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("variable query {query}"));
+    let (selector, label) = inner
+        .rsplit_once(',')
+        .expect("label_values(selector, label)");
+    let body = q
+        .get_json(
+            &format!("/api/v1/label/{}/values", label.trim()),
+            &[("match[]", selector.trim())],
+        )
+        .await;
+    let values: Vec<String> = body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(regex_escape))
+        .collect();
+    format!("({})", values.join("|"))
+}
+
+/// A value as a regex inside a PromQL string, as Grafana escapes it: `.` becomes `\\.`
+/// (a backslash for the regex, doubled for the string literal).
+fn regex_escape(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Writes history a few minutes old (cut into blocks at once, for the block panels) and
+/// one out-of-order sample (for the rejected-samples panel).
+async fn remote_write_history(q: &Quiver) {
+    let end = now_ms();
+    let samples: Vec<(i64, f64)> = (0..60)
+        .map(|i| (end - 10 * 60_000 + i * 10_000, i as f64))
+        .collect();
+    let history = series(
+        &[("__name__", "dashboard_test"), ("job", "history")],
+        &samples,
+    );
+    assert_eq!(q.remote_write(&write_request(vec![history])).await.0, 204);
+    let late = series(
+        &[("__name__", "dashboard_test"), ("job", "history")],
+        &[(end - 10 * 60_000 + 5_000, 1.0)],
+    );
+    let (status, body) = q.remote_write(&write_request(vec![late])).await;
+    assert_eq!(status, 400, "an out-of-order sample is refused: {body}");
+}
+
+fn quiver_config(port: u16, exporter_port: u16, rules: &Path, dead_port: u16) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files: ['{}']\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{dead_port}']\n\
+         scrape_configs:\n\
+         \x20 - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n\
+         \x20 - job_name: node-exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n\
+         storage:\n  block_duration: 1m\n  out_of_order_time_window: 0s\n",
+        rules.display()
+    )
+}
+
+const RULES: &str = "groups:
+  - name: dashboard-test
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: AlwaysFiring
+        expr: vector(1)
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_runs_and_local_panels_have_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter_port = free_port();
+    let _exporter = Process::spawn(
+        "node_exporter",
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
+        &dir.path().join("node_exporter.log"),
+    );
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let mut q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
+    q.write_config(&quiver_config(q.port, exporter_port, &rules, free_port()));
+    q.stop();
+    q.launch().await;
+    remote_write_history(&q).await;
+    // Both jobs scraped a few times, a block cut, rules evaluated, chunk bytes measured.
+    eventually(
+        "scrapes, rules and a block",
+        Duration::from_secs(90),
+        || {
+            let q = &q;
+            async move {
+                let text = q.metrics_text().await;
+                let ready = text.contains("quiver_bucket_bytes{")
+                    && text.contains("quiver_rule_evaluations_total{")
+                    && text.lines().any(|l| {
+                        l.starts_with("quiver_tsdb_head_chunks_bytes ") && !l.ends_with(" 0")
+                    });
+                let up = q
+                    .get_json("/api/v1/query", &[("query", "count(up == 1)")])
+                    .await;
+                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("2");
+                (ready && jobs).then_some(())
+            }
+        },
+    )
+    .await;
+    // A dashboard's queries read the blocks again and again: the first read misses the
+    // block caches, the next ones hit (for the cache panel).
+    for _ in 0..3 {
+        let body = q
+            .get_json(
+                "/api/v1/query",
+                &[("query", "count_over_time(dashboard_test[1h])")],
+            )
+            .await;
+        assert_eq!(body["status"], "success", "{body}");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let end_ms = now_ms();
+    let start_ms = end_ms - RANGE_SECS * 1000;
+    let (start, end) = ((start_ms / 1000).to_string(), (end_ms / 1000).to_string());
+    let local = ["quiver-server", "quiver-hosts", "quiver-sql-overview"];
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (path, d) in dashboards() {
+        let uid = d["uid"].as_str().unwrap().to_string();
+        // Variables in order, each resolved with the ones before it.
+        let mut variables: Vec<(String, String)> = Vec::new();
+        for variable in d["templating"]["list"].as_array().into_iter().flatten() {
+            if variable["type"] == "query" {
+                let query = variable["query"].as_str().expect("variable query");
+                let value = resolve_variable(&q, query, &variables).await;
+                let name = variable["name"].as_str().unwrap().to_string();
+                if local.contains(&uid.as_str()) && value == "()" {
+                    failures.push(format!("{uid}: variable {name} has no values"));
+                }
+                variables.push((name, value));
+            }
+        }
+        for panel in panels(&d) {
+            let title = panel["title"].as_str().unwrap_or_default();
+            let mut has_data = false;
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                ran += 1;
+                if let Some(raw) = target["rawSql"].as_str() {
+                    let sql = expand_sql(raw, start_ms, end_ms);
+                    match psql_rows(q.pg_port, &sql) {
+                        Ok(rows) => has_data |= !rows.is_empty(),
+                        Err(e) => failures.push(format!("{uid} / {title}: {sql}: {e}")),
+                    }
+                    continue;
+                }
+                let expr = expand_promql(target["expr"].as_str().expect("expr"), &variables);
+                let body = post_form(
+                    &q.client,
+                    &q.url("/api/v1/query_range"),
+                    &[
+                        ("query", expr.clone()),
+                        ("start", start.clone()),
+                        ("end", end.clone()),
+                        ("step", STEP_SECS.to_string()),
+                    ],
+                )
+                .await;
+                if body["status"] != "success" {
+                    failures.push(format!("{uid} / {title}: {expr}: {body}"));
+                    continue;
+                }
+                has_data |= body["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty());
+            }
+            if local.contains(&uid.as_str()) && !has_data {
+                failures.push(format!("{uid} / {title}: no data ({})", path.display()));
+            }
+        }
+    }
+    assert!(ran >= 60, "only {ran} targets");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
