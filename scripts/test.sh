@@ -28,16 +28,17 @@ if ! python3 -c "import psycopg, psycopg2, prometheus_client" >/dev/null 2>&1; t
   python3 -m pip install --quiet "psycopg[binary]" psycopg2-binary prometheus-client
 fi
 
-# The dashboard generator's pinned SDK (provisioning/generator/requirements.txt), in a venv
-# of its own; the tests check the committed dashboards are what it generates.
-dashboards_venv="$HOME/.cache/quiver-dashboards-venv"
-if ! "$dashboards_venv/bin/python" -c "import grafana_foundation_sdk" >/dev/null 2>&1 ||
-  ! cmp -s provisioning/generator/requirements.txt "$dashboards_venv/requirements.txt"; then
-  python3 -m venv "$dashboards_venv"
-  "$dashboards_venv/bin/pip" install --quiet -r provisioning/generator/requirements.txt
-  cp provisioning/generator/requirements.txt "$dashboards_venv/requirements.txt"
+# Python tools in a venv of their own, pinned: the dashboard generator's SDK
+# (provisioning/generator/requirements.txt; the tests check the committed dashboards are what
+# it generates) and the validators of the deployment files (scripts/test-tools.txt).
+tools_venv="$HOME/.cache/quiver-tools-venv"
+tools_pins="$(cat provisioning/generator/requirements.txt scripts/test-tools.txt)"
+if [[ "$(cat "$tools_venv/pins.txt" 2>/dev/null)" != "$tools_pins" ]]; then
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install --quiet -r provisioning/generator/requirements.txt -r scripts/test-tools.txt
+  printf '%s' "$tools_pins" >"$tools_venv/pins.txt"
 fi
-export QUIVER_DASHBOARDS_PYTHON="$dashboards_venv/bin/python"
+export QUIVER_TOOLS_VENV="$tools_venv"
 
 # Prometheus 3.5, promtool and Alertmanager 0.33 as the reference peers (Debian 12's 2.42
 # differs from the 3.x semantics Quiver implements): fetched from Debian's packages into a

@@ -12,8 +12,17 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A program of the tools venv the test command installs (`QUIVER_TOOLS_VENV`), or the one
+/// on the PATH.
+pub fn tool(name: &str) -> String {
+    match std::env::var("QUIVER_TOOLS_VENV") {
+        Ok(venv) => format!("{venv}/bin/{name}"),
+        Err(_) => name.to_string(),
+    }
 }
 
 /// Every dashboard JSON under `provisioning/dashboards/`, with its path.
@@ -54,7 +63,7 @@ fn panels(dashboard: &Value) -> Vec<&Value> {
 
 #[test]
 fn committed_dashboards_are_what_the_generator_makes() {
-    let python = std::env::var("QUIVER_DASHBOARDS_PYTHON").unwrap_or("python3".into());
+    let python = tool("python");
     let out = Command::new(&python)
         .arg(repo().join("provisioning/generator/generate.py"))
         .arg("--check")

@@ -8,6 +8,7 @@ mod common;
 mod compaction;
 mod crash;
 mod dashboards;
+mod deploy;
 mod grafana;
 mod http;
 mod longterm_diff;
