@@ -13,7 +13,10 @@
 //!   OpenMetrics insists on single spaces, has no empty lines and must end
 //!   with `# EOF`.
 
-use std::collections::{HashMap, HashSet};
+// Keys come from the scraped target: a seeded hasher (fast, and resistant to crafted
+// collisions), not SipHash, on every exposed line.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 use std::error::Error;
 use std::fmt;
 
@@ -258,9 +261,9 @@ impl Parser {
         Self {
             format,
             samples: Vec::new(),
-            families: HashMap::new(),
-            families_with_samples: HashSet::new(),
-            created: HashMap::new(),
+            families: HashMap::default(),
+            families_with_samples: HashSet::default(),
+            created: HashMap::default(),
         }
     }
 
@@ -1053,7 +1056,7 @@ fn find_duplicate_label(labels: &[(String, String)]) -> Option<&str> {
                 .then_some(name.as_str())
         });
     }
-    let mut seen = HashSet::with_capacity(labels.len());
+    let mut seen = HashSet::with_capacity_and_hasher(labels.len(), Default::default());
     labels
         .iter()
         .map(|(name, _)| name.as_str())

@@ -126,7 +126,8 @@ pub enum ScrapeError {
 /// labels again on every scrape, as Prometheus's scrape cache does.
 #[derive(Default)]
 pub(super) struct SeriesCache {
-    entries: std::collections::HashMap<String, CachedSeries>,
+    /// Keyed by what the target exposes: a seeded hasher, resistant to crafted collisions.
+    entries: std::collections::HashMap<String, CachedSeries, ahash::RandomState>,
     generation: u64,
     /// Entries whose label set is still the one this loop built, not the head's copy.
     uncanonical: Vec<String>,

@@ -157,6 +157,7 @@ fn every_deployment_config_passes_quiver_check_config() {
         "deploy/prometheus.yml",
         "deploy/dev/quiver.yml",
         "deploy/prod/quiver.yml",
+        "deploy/prod/query.yml",
     ] {
         let out = run(Command::new(env!("CARGO_BIN_EXE_quiver"))
             .args(["check", "config"])
@@ -257,4 +258,130 @@ fn service_names_and_ports_agree_with_the_configs() {
     let env = &services["grafana"]["environment"];
     assert_eq!(env["QUIVER_PG_USER"], user["name"]);
     assert_eq!(env["QUIVER_PG_PASSWORD"].as_str(), Some(password.as_str()));
+}
+
+/// Every document of a multi-document YAML file.
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_the_schemas() {
+    let dir = repo().join("deploy/kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let out = run(Command::new(tool("kubernetes-validate"))
+        .arg("--strict")
+        .args(&files));
+    assert!(!out.contains("ERROR"), "{out}");
+}
+
+#[test]
+fn kubernetes_config_maps_hold_the_repository_files() {
+    run(Command::new(tool("python"))
+        .arg(repo().join("scripts/k8s-configmaps.py"))
+        .arg("--check"));
+    let dir = repo().join("deploy/kubernetes");
+    let maps: BTreeMap<String, Value> = yaml_documents(&dir.join("configmaps.yaml"))
+        .into_iter()
+        .map(|m| (m["metadata"]["name"].as_str().unwrap().to_string(), m))
+        .collect();
+    let manifests = yaml_documents(&dir.join("quiver.yaml"));
+    let statefulset = manifests
+        .iter()
+        .find(|m| m["kind"] == "StatefulSet")
+        .expect("a StatefulSet");
+    let pod = &statefulset["spec"]["template"]["spec"];
+    // The projected rules volume places every rule file of the repository, by path.
+    let rules_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "rules")
+        .expect("rules volume");
+    let mut placed: Vec<(String, String)> = Vec::new();
+    for source in rules_volume["projected"]["sources"].as_array().unwrap() {
+        let map = &maps[source["configMap"]["name"].as_str().unwrap()];
+        for item in source["configMap"]["items"].as_array().unwrap() {
+            let key = item["key"].as_str().unwrap();
+            let path = item["path"].as_str().unwrap().to_string();
+            let data = map["data"][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no key {key}"));
+            let file = std::fs::read_to_string(repo().join("rules").join(&path)).unwrap();
+            assert_eq!(data.trim_end(), file.trim_end(), "{path}");
+            placed.push((path, key.to_string()));
+        }
+    }
+    let mut in_repo = Vec::new();
+    let mut folders = vec![repo().join("rules")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path
+                .strip_prefix(repo().join("rules"))
+                .unwrap()
+                .to_path_buf();
+            if path.is_dir() && relative != Path::new("tests") {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "yml") {
+                in_repo.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    in_repo.sort();
+    let mut placed_paths: Vec<String> = placed.iter().map(|(p, _)| p.clone()).collect();
+    placed_paths.sort();
+    assert_eq!(
+        placed_paths, in_repo,
+        "rule files placed by the StatefulSet"
+    );
+
+    // The configuration the pod runs is the repository's deploy/prod/quiver.yml, and the
+    // secrets it names are mounted where it looks for them.
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(args.contains(&"--config.file=/etc/quiver/deploy/prod/quiver.yml"));
+    let prod = std::fs::read_to_string(repo().join("deploy/prod/quiver.yml")).unwrap();
+    assert_eq!(
+        maps["quiver-config-prod"]["data"]["quiver.yml"]
+            .as_str()
+            .unwrap()
+            .trim_end(),
+        prod.trim_end()
+    );
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    let config = yaml(&repo().join("deploy/prod/quiver.yml"));
+    for file in [
+        config["postgres"]["users"][0]["password_file"]
+            .as_str()
+            .unwrap(),
+        config["postgres"]["tls"]["cert_file"].as_str().unwrap(),
+        config["postgres"]["tls"]["key_file"].as_str().unwrap(),
+    ] {
+        let folder = Path::new(file).parent().unwrap().to_str().unwrap();
+        assert!(
+            mounts.contains(&folder),
+            "{file} is not under a mount: {mounts:?}"
+        );
+    }
 }
