@@ -14,6 +14,9 @@ command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus
 command -v prometheus-alertmanager >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# A database and its exporter for the databases/ dashboard's panels.
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-redis-exporter)
 if ((${#apt_packages[@]})); then
   echo "installing ${apt_packages[*]}"
   apt-get update -qq

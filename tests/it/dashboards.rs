@@ -1,8 +1,8 @@
 //! The Grafana files in `provisioning/`: the committed dashboards are what the generator
 //! makes, and every query of every dashboard runs against Quiver as Grafana sends it
 //! (template variables and macros expanded as Grafana expands them). The panels of the
-//! exporters running here (Quiver itself and node_exporter) must return data: an empty panel
-//! is a broken panel.
+//! exporters running here (Quiver itself, node_exporter, and redis_exporter with a Redis)
+//! must return data: an empty panel is a broken panel.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -264,7 +264,55 @@ async fn remote_write_history(q: &Quiver) {
     assert_eq!(status, 400, "an out-of-order sample is refused: {body}");
 }
 
-fn quiver_config(port: u16, exporter_port: u16, rules: &Path, dead_port: u16) -> String {
+/// Redis on a loopback port with some keys read and missed, and redis_exporter watching it.
+fn start_redis(dir: &Path) -> (Vec<Process>, u16) {
+    let (redis_port, exporter_port) = (free_port(), free_port());
+    let redis = Process::spawn(
+        "redis-server",
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir),
+        &dir.join("redis.log"),
+    );
+    let cli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &redis_port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cli(&["ping"]) {
+        assert!(std::time::Instant::now() < deadline, "redis did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for args in [
+        &["set", "session:1", "a"][..],
+        &["set", "session:2", "b"],
+        &["get", "session:1"],
+        &["get", "session:missing"],
+    ] {
+        assert!(cli(args), "redis-cli {args:?}");
+    }
+    let exporter = Process::spawn(
+        "redis_exporter",
+        Command::new("prometheus-redis-exporter")
+            .arg(format!("-redis.addr=redis://127.0.0.1:{redis_port}"))
+            .arg(format!("-web.listen-address=127.0.0.1:{exporter_port}")),
+        &dir.join("redis_exporter.log"),
+    );
+    (vec![exporter, redis], exporter_port)
+}
+
+fn quiver_config(
+    port: u16,
+    exporter_port: u16,
+    redis_exporter_port: u16,
+    rules: &Path,
+    dead_port: u16,
+) -> String {
     format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files: ['{}']\n\
@@ -272,6 +320,7 @@ fn quiver_config(port: u16, exporter_port: u16, rules: &Path, dead_port: u16) ->
          scrape_configs:\n\
          \x20 - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n\
          \x20 - job_name: node-exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n\
+         \x20 - job_name: redis\n    static_configs:\n      - targets: ['127.0.0.1:{redis_exporter_port}']\n\
          storage:\n  block_duration: 1m\n  out_of_order_time_window: 0s\n",
         rules.display()
     )
@@ -296,10 +345,17 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
             .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
         &dir.path().join("node_exporter.log"),
     );
+    let (_redis, redis_exporter_port) = start_redis(dir.path());
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let mut q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
-    q.write_config(&quiver_config(q.port, exporter_port, &rules, free_port()));
+    q.write_config(&quiver_config(
+        q.port,
+        exporter_port,
+        redis_exporter_port,
+        &rules,
+        free_port(),
+    ));
     q.stop();
     q.launch().await;
     remote_write_history(&q).await;
@@ -319,7 +375,7 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
                 let up = q
                     .get_json("/api/v1/query", &[("query", "count(up == 1)")])
                     .await;
-                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("2");
+                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("3");
                 (ready && jobs).then_some(())
             }
         },
@@ -341,7 +397,12 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
     let end_ms = now_ms();
     let start_ms = end_ms - RANGE_SECS * 1000;
     let (start, end) = ((start_ms / 1000).to_string(), (end_ms / 1000).to_string());
-    let local = ["quiver-server", "quiver-hosts", "quiver-sql-overview"];
+    let local = [
+        "quiver-server",
+        "quiver-hosts",
+        "quiver-sql-overview",
+        "quiver-redis",
+    ];
     let mut failures = Vec::new();
     let mut ran = 0;
     for (path, d) in dashboards() {
