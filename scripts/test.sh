@@ -14,9 +14,14 @@ command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus
 command -v prometheus-alertmanager >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
-# A database and its exporter for the databases/ dashboard's panels.
+# Databases and their exporters for the databases/ dashboards' panels (the tests start
+# their own servers in temporary directories, on ports they choose).
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v prometheus-redis-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-redis-exporter)
+command -v mariadb-install-db >/dev/null 2>&1 || apt_packages+=(mariadb-server)
+command -v prometheus-mysqld-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-mysqld-exporter)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
+command -v prometheus-postgres-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-postgres-exporter)
 if ((${#apt_packages[@]})); then
   echo "installing ${apt_packages[*]}"
   apt-get update -qq

@@ -1,8 +1,9 @@
 //! The Grafana files in `provisioning/`: the committed dashboards are what the generator
 //! makes, and every query of every dashboard runs against Quiver as Grafana sends it
 //! (template variables and macros expanded as Grafana expands them). The panels of the
-//! exporters running here (Quiver itself, node_exporter, and redis_exporter with a Redis)
-//! must return data: an empty panel is a broken panel.
+//! exporters running here (Quiver itself, node_exporter, and the exporters of a Redis, a
+//! MariaDB and a PostgreSQL the test starts) must return data: an empty panel is a broken
+//! panel. Only the Kubernetes dashboard is checked for running queries alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -306,21 +307,167 @@ fn start_redis(dir: &Path) -> (Vec<Process>, u16) {
     (vec![exporter, redis], exporter_port)
 }
 
-fn quiver_config(
-    port: u16,
-    exporter_port: u16,
-    redis_exporter_port: u16,
-    rules: &Path,
-    dead_port: u16,
-) -> String {
+/// Waits until `ready` holds, or panics naming `what` and its log.
+fn wait_for(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// MariaDB in a fresh data directory (on its socket and a loopback port), with
+/// mysqld_exporter watching it.
+fn start_mariadb(dir: &Path) -> (Vec<Process>, u16) {
+    let data = dir.join("mariadb");
+    let socket = dir.join("mariadb.sock");
+    let install = Command::new("mariadb-install-db")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .expect("mariadb-install-db");
+    assert!(install.status.success(), "{install:?}");
+    let log = dir.join("mariadb.log");
+    let server = Process::spawn(
+        "mariadbd",
+        Command::new("mariadbd")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
+            .arg(format!("--port={}", free_port()))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin"])
+            .arg("--innodb-buffer-pool-size=16M"),
+        &log,
+    );
+    let sql = |statement: &str| {
+        Command::new("mariadb")
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-uroot", "-e", statement])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    wait_for("mariadbd", &log, || sql("SELECT 1"));
+    assert!(sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2); SELECT count(*) FROM shop.orders"
+    ));
+    let exporter_port = free_port();
+    let exporter = Process::spawn(
+        "mysqld_exporter",
+        Command::new("prometheus-mysqld-exporter")
+            .env(
+                "DATA_SOURCE_NAME",
+                format!("root@unix({})/", socket.display()),
+            )
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
+        &dir.join("mysqld_exporter.log"),
+    );
+    (vec![exporter, server], exporter_port)
+}
+
+/// The uid and gid of a system user.
+fn user_ids(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, name]).output().expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a numeric id")
+    };
+    (id("-u"), id("-g"))
+}
+
+/// PostgreSQL in a fresh cluster (as the `postgres` user: it refuses to run as root; the
+/// server is our child itself, so stopping it stops the cluster), with postgres_exporter
+/// watching it.
+fn start_postgresql(dir: &Path) -> (Vec<Process>, u16) {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = user_ids("postgres");
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .find(|p| p.join("initdb").exists())
+        .expect("initdb");
+    let root = dir.join("postgresql");
+    std::fs::create_dir(&root).unwrap();
+    let chown = Command::new("chown")
+        .arg("postgres")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let data = root.join("data");
+    let init = Command::new(bin.join("initdb"))
+        .uid(uid)
+        .gid(gid)
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres"])
+        .output()
+        .expect("initdb");
+    assert!(init.status.success(), "{init:?}");
+    let port = free_port();
+    let log = dir.join("postgresql.log");
+    let server = Process::spawn(
+        "postgres",
+        Command::new(bin.join("postgres"))
+            .uid(uid)
+            .gid(gid)
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&root)
+            .args(["-c", "listen_addresses=127.0.0.1"]),
+        &log,
+    );
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable");
+    let sql = |statement: &str| {
+        Command::new("psql")
+            .args([url.as_str(), "-Atc", statement])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    wait_for("postgres", &log, || sql("SELECT 1"));
+    assert!(sql(
+        "CREATE TABLE orders (id int primary key); INSERT INTO orders VALUES (1), (2); SELECT count(*) FROM orders"
+    ));
+    let exporter_port = free_port();
+    let exporter = Process::spawn(
+        "postgres_exporter",
+        Command::new("prometheus-postgres-exporter")
+            .env("DATA_SOURCE_NAME", url)
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
+        &dir.join("postgres_exporter.log"),
+    );
+    (vec![exporter, server], exporter_port)
+}
+
+/// Quiver's configuration for the test: itself and every exporter scraped every second
+/// (job names as in deploy/), the test's rules, an Alertmanager that is not there, and
+/// one-minute blocks.
+fn quiver_config(port: u16, exporters: &[(&str, u16)], rules: &Path, dead_port: u16) -> String {
+    let mut jobs = format!(
+        "  - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    );
+    for (job, exporter_port) in exporters {
+        jobs.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+        ));
+    }
     format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files: ['{}']\n\
          alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{dead_port}']\n\
-         scrape_configs:\n\
-         \x20 - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n\
-         \x20 - job_name: node-exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n\
-         \x20 - job_name: redis\n    static_configs:\n      - targets: ['127.0.0.1:{redis_exporter_port}']\n\
+         scrape_configs:\n{jobs}\
          storage:\n  block_duration: 1m\n  out_of_order_time_window: 0s\n",
         rules.display()
     )
@@ -346,16 +493,18 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
         &dir.path().join("node_exporter.log"),
     );
     let (_redis, redis_exporter_port) = start_redis(dir.path());
+    let (_mariadb, mysqld_exporter_port) = start_mariadb(dir.path());
+    let (_postgresql, postgres_exporter_port) = start_postgresql(dir.path());
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let mut q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
-    q.write_config(&quiver_config(
-        q.port,
-        exporter_port,
-        redis_exporter_port,
-        &rules,
-        free_port(),
-    ));
+    let exporters = [
+        ("node-exporter", exporter_port),
+        ("redis", redis_exporter_port),
+        ("mysql", mysqld_exporter_port),
+        ("postgresql", postgres_exporter_port),
+    ];
+    q.write_config(&quiver_config(q.port, &exporters, &rules, free_port()));
     q.stop();
     q.launch().await;
     remote_write_history(&q).await;
@@ -375,7 +524,7 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
                 let up = q
                     .get_json("/api/v1/query", &[("query", "count(up == 1)")])
                     .await;
-                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("3");
+                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("5");
                 (ready && jobs).then_some(())
             }
         },
@@ -402,6 +551,8 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
         "quiver-hosts",
         "quiver-sql-overview",
         "quiver-redis",
+        "quiver-mysql",
+        "quiver-postgresql",
     ];
     let mut failures = Vec::new();
     let mut ran = 0;
