@@ -2,8 +2,8 @@
 //! makes, and every query of every dashboard runs against Quiver as Grafana sends it
 //! (template variables and macros expanded as Grafana expands them). The panels of the
 //! exporters running here (Quiver itself, node_exporter, and the exporters of a Redis, a
-//! MariaDB and a PostgreSQL the test starts) must return data: an empty panel is a broken
-//! panel. Only the Kubernetes dashboard is checked for running queries alone.
+//! MariaDB and a PostgreSQL the test starts, and kube-state-metrics and cAdvisor expositions
+//! served from tests/it/data) must return data: an empty panel is a broken panel.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -451,10 +451,41 @@ fn start_postgresql(dir: &Path) -> (Vec<Process>, u16) {
     (vec![exporter, server], exporter_port)
 }
 
+/// A static server for the Kubernetes expositions in tests/it/data: kube-state-metrics on
+/// `/metrics`, the kubelet's cAdvisor on `/metrics/cadvisor`, with the text format's type.
+async fn serve_kubernetes_expositions() -> u16 {
+    let read =
+        |name: &str| std::fs::read_to_string(repo().join("tests/it/data").join(name)).unwrap();
+    let (ksm, cadvisor) = (read("kube-state-metrics.prom"), read("cadvisor.prom"));
+    let text = |body: String| {
+        move || async move {
+            (
+                [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                body,
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(text(ksm)))
+        .route("/metrics/cadvisor", axum::routing::get(text(cadvisor)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
 /// Quiver's configuration for the test: itself and every exporter scraped every second
 /// (job names as in deploy/), the test's rules, an Alertmanager that is not there, and
 /// one-minute blocks.
-fn quiver_config(port: u16, exporters: &[(&str, u16)], rules: &Path, dead_port: u16) -> String {
+fn quiver_config(
+    port: u16,
+    exporters: &[(&str, u16)],
+    kubernetes_port: u16,
+    rules: &Path,
+    dead_port: u16,
+) -> String {
     let mut jobs = format!(
         "  - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
     );
@@ -463,6 +494,9 @@ fn quiver_config(port: u16, exporters: &[(&str, u16)], rules: &Path, dead_port: 
             "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
         ));
     }
+    jobs.push_str(&format!(
+        "  - job_name: kubelet-cadvisor\n    metrics_path: /metrics/cadvisor\n    static_configs:\n      - targets: ['127.0.0.1:{kubernetes_port}']\n"
+    ));
     format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files: ['{}']\n\
@@ -495,6 +529,7 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
     let (_redis, redis_exporter_port) = start_redis(dir.path());
     let (_mariadb, mysqld_exporter_port) = start_mariadb(dir.path());
     let (_postgresql, postgres_exporter_port) = start_postgresql(dir.path());
+    let kubernetes_port = serve_kubernetes_expositions().await;
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let mut q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
@@ -503,8 +538,15 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
         ("redis", redis_exporter_port),
         ("mysql", mysqld_exporter_port),
         ("postgresql", postgres_exporter_port),
+        ("kube-state-metrics", kubernetes_port),
     ];
-    q.write_config(&quiver_config(q.port, &exporters, &rules, free_port()));
+    q.write_config(&quiver_config(
+        q.port,
+        &exporters,
+        kubernetes_port,
+        &rules,
+        free_port(),
+    ));
     q.stop();
     q.launch().await;
     remote_write_history(&q).await;
@@ -524,7 +566,7 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
                 let up = q
                     .get_json("/api/v1/query", &[("query", "count(up == 1)")])
                     .await;
-                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("5");
+                let jobs = up["data"]["result"][0]["value"][1].as_str() == Some("7");
                 (ready && jobs).then_some(())
             }
         },
@@ -553,6 +595,7 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
         "quiver-redis",
         "quiver-mysql",
         "quiver-postgresql",
+        "quiver-kubernetes",
     ];
     let mut failures = Vec::new();
     let mut ran = 0;
