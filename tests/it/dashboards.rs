@@ -185,10 +185,12 @@ fn expand_sql(sql: &str, from_ms: i64, to_ms: i64) -> String {
     out
 }
 
-/// Runs `sql` over the PostgreSQL wire protocol with psql, as Grafana's datasource would;
-/// returns the rows.
+/// Runs `sql` over the PostgreSQL wire protocol with psql, as Grafana's datasource would
+/// (user grafana with the development configuration's password); returns the rows.
 fn psql_rows(pg_port: u16, sql: &str) -> Result<Vec<String>, String> {
+    let password = std::fs::read_to_string(repo().join("deploy/dev/grafana.pw")).unwrap();
     let out = Command::new("psql")
+        .env("PGPASSWORD", password.trim())
         .arg("-X")
         .arg(format!(
             "host=127.0.0.1 port={pg_port} user=grafana dbname=quiver sslmode=disable"
@@ -476,35 +478,105 @@ async fn serve_kubernetes_expositions() -> u16 {
     port
 }
 
-/// Quiver's configuration for the test: itself and every exporter scraped every second
-/// (job names as in deploy/), the test's rules, an Alertmanager that is not there, and
-/// one-minute blocks.
-fn quiver_config(
-    port: u16,
-    exporters: &[(&str, u16)],
-    kubernetes_port: u16,
-    rules: &Path,
-    dead_port: u16,
-) -> String {
-    let mut jobs = format!(
-        "  - job_name: quiver\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-    );
-    for (job, exporter_port) in exporters {
-        jobs.push_str(&format!(
-            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
-        ));
+/// The shipped development configuration (deploy/dev/quiver.yml), pointed at this test's
+/// peers: its jobs, relabeling, rule files and PostgreSQL user as they are, with the
+/// file_sd target files written for the loopback ports here (same labels), scrapes and
+/// rules every second, an Alertmanager that is not there, one-minute blocks, the test's
+/// own rules added, and a job for the Kubernetes expositions.
+fn quiver_config(dir: &Path, port: u16, ports: &Ports, rules: &Path, dead_port: u16) -> String {
+    let dev = repo().join("deploy/dev");
+    let mut config: Value =
+        serde_norway::from_str(&std::fs::read_to_string(dev.join("quiver.yml")).unwrap()).unwrap();
+    let global = &mut config["global"];
+    for key in ["scrape_interval", "scrape_timeout", "evaluation_interval"] {
+        global[key] = "1s".into();
     }
-    jobs.push_str(&format!(
-        "  - job_name: kubelet-cadvisor\n    metrics_path: /metrics/cadvisor\n    static_configs:\n      - targets: ['127.0.0.1:{kubernetes_port}']\n"
-    ));
-    format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-         rule_files: ['{}']\n\
-         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{dead_port}']\n\
-         scrape_configs:\n{jobs}\
-         storage:\n  block_duration: 1m\n  out_of_order_time_window: 0s\n",
-        rules.display()
-    )
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] =
+        serde_json::json!([format!("127.0.0.1:{dead_port}")]);
+    let mut rule_files: Vec<Value> = config["rule_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            dev.join(f.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+                .into()
+        })
+        .collect();
+    rule_files.push(rules.to_string_lossy().into_owned().into());
+    config["rule_files"] = rule_files.into();
+    let targets = dir.join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    // The shipped target files with each compose service replaced by its loopback port.
+    let loopback = |target: &str| -> String {
+        let port = match target.split(':').next().unwrap() {
+            "node-exporter" => ports.node,
+            "mysqld-exporter" => ports.mysql,
+            "postgres-exporter" => ports.postgres,
+            "redis-exporter" => ports.redis,
+            other => panic!("no test peer for {other}"),
+        };
+        format!("127.0.0.1:{port}")
+    };
+    for job in config["scrape_configs"].as_array_mut().unwrap() {
+        if job["job_name"] == "quiver" {
+            job["static_configs"][0]["targets"] = serde_json::json!([format!("127.0.0.1:{port}")]);
+        }
+        if job["job_name"] == "alertmanager" {
+            job["static_configs"][0]["targets"] =
+                serde_json::json!([format!("127.0.0.1:{dead_port}")]);
+        }
+        let file_sd = job.get_mut("file_sd_configs").and_then(Value::as_array_mut);
+        for sd in file_sd.into_iter().flatten() {
+            let mut files = Vec::new();
+            for file in sd["files"].as_array().unwrap() {
+                let name = file.as_str().unwrap();
+                let mut groups: Value =
+                    serde_norway::from_str(&std::fs::read_to_string(dev.join(name)).unwrap())
+                        .unwrap();
+                for group in groups.as_array_mut().unwrap() {
+                    let rewritten: Vec<String> = group["targets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| loopback(t.as_str().unwrap()))
+                        .collect();
+                    group["targets"] = serde_json::json!(rewritten);
+                }
+                let path = targets.join(Path::new(name).file_name().unwrap());
+                std::fs::write(&path, serde_norway::to_string(&groups).unwrap()).unwrap();
+                files.push(Value::from(path.to_string_lossy().into_owned()));
+            }
+            sd["files"] = files.into();
+        }
+    }
+    let jobs = config["scrape_configs"].as_array_mut().unwrap();
+    for (name, path) in [
+        ("kube-state-metrics", "/metrics"),
+        ("kubelet-cadvisor", "/metrics/cadvisor"),
+    ] {
+        jobs.push(serde_json::json!({
+            "job_name": name,
+            "metrics_path": path,
+            "static_configs": [{"targets": [format!("127.0.0.1:{}", ports.kubernetes)]}],
+        }));
+    }
+    config["storage"]["block_duration"] = "1m".into();
+    config["storage"]["out_of_order_time_window"] = "0s".into();
+    let user = &mut config["postgres"]["users"][0];
+    let password_file = dev.join(user["password_file"].as_str().unwrap());
+    user["password_file"] = password_file.to_string_lossy().into_owned().into();
+    serde_norway::to_string(&config).unwrap()
+}
+
+/// The loopback ports of the test's peers.
+struct Ports {
+    node: u16,
+    redis: u16,
+    mysql: u16,
+    postgres: u16,
+    kubernetes: u16,
 }
 
 const RULES: &str = "groups:
@@ -533,17 +605,17 @@ async fn every_dashboard_query_runs_and_local_panels_have_data() {
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let mut q = Quiver::start("global:\n  scrape_interval: 15s\n").await;
-    let exporters = [
-        ("node-exporter", exporter_port),
-        ("redis", redis_exporter_port),
-        ("mysql", mysqld_exporter_port),
-        ("postgresql", postgres_exporter_port),
-        ("kube-state-metrics", kubernetes_port),
-    ];
+    let ports = Ports {
+        node: exporter_port,
+        redis: redis_exporter_port,
+        mysql: mysqld_exporter_port,
+        postgres: postgres_exporter_port,
+        kubernetes: kubernetes_port,
+    };
     q.write_config(&quiver_config(
+        dir.path(),
         q.port,
-        &exporters,
-        kubernetes_port,
+        &ports,
         &rules,
         free_port(),
     ));
