@@ -463,14 +463,7 @@ pub async fn snapshot(
         admin_enabled(&state)?;
         super::writable(&state)?;
         let params = Params::read(query, &headers, body).await?;
-        let skip_head = match params.get("skip_head").unwrap_or("") {
-            "" => false,
-            other => crate::gocompat::strconv::parse_bool(other).ok_or_else(|| {
-                ApiError::bad_data(format!(
-                    "unable to parse boolean 'skip_head' argument: {other:?}"
-                ))
-            })?,
-        };
+        let skip_head = params.flag("skip_head")?;
         let info = state
             .storage
             .write_snapshot(skip_head)

@@ -67,6 +67,19 @@ impl Params {
             .unwrap_or_default()
     }
 
+    /// A boolean parameter as Go's `strconv.ParseBool` reads it (`1`, `t`, `true`, `0`,
+    /// `false`, ...); false when absent.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(text) => crate::gocompat::strconv::parse_bool(text).ok_or_else(|| {
+                ApiError::bad_data(format!(
+                    "invalid parameter \"{name}\": invalid boolean {text:?}"
+                ))
+            }),
+        }
+    }
+
     /// A required parameter.
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name)

@@ -36,12 +36,7 @@ impl RuleFilter {
                 )));
             }
         };
-        let exclude_alerts = match params.get("exclude_alerts").unwrap_or("") {
-            "" => false,
-            other => crate::gocompat::strconv::parse_bool(other).ok_or_else(|| {
-                ApiError::bad_data(format!("parsing exclude_alerts: invalid boolean {other:?}"))
-            })?,
-        };
+        let exclude_alerts = params.flag("exclude_alerts")?;
         Ok(RuleFilter {
             kind,
             names: params.all("rule_name[]"),

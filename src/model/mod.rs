@@ -17,6 +17,26 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
+
+/// `N` unpredictable bytes (salts, snapshot names), from the standard library's randomly
+/// keyed hasher: no dependency for a few bytes that need not be cryptographic keys.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(8) {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let bytes = hasher.finish().to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    out
+}
+
 pub use labels::{
     LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, is_valid_label_name,
     is_valid_metric_name, stable_hash_of, stable_hash_of_bytes,
@@ -76,6 +96,12 @@ pub struct SeriesSamples {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_bytes_differ_between_calls() {
+        assert_ne!(random_bytes::<16>(), random_bytes::<16>());
+        assert_ne!(random_bytes::<5>(), [0; 5]);
+    }
 
     #[test]
     fn stale_marker_is_distinct_from_plain_nan() {

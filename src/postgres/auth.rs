@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -100,12 +99,12 @@ impl AuthSource for Users {
         Ok(match self.method {
             PgAuthMethod::Password => Password::new(None, password.as_bytes().to_vec()),
             PgAuthMethod::Md5 => {
-                let salt = random_bytes::<4>().to_vec();
+                let salt = crate::model::random_bytes::<4>().to_vec();
                 let hashed = hash_md5_password(user, password, &salt);
                 Password::new(Some(salt), hashed.into_bytes())
             }
             PgAuthMethod::ScramSha256 => {
-                let salt = random_bytes::<16>().to_vec();
+                let salt = crate::model::random_bytes::<16>().to_vec();
                 let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
                 Password::new(Some(salt), salted)
             }
@@ -115,22 +114,6 @@ impl AuthSource for Users {
 
 /// Bytes from the process's randomly keyed SipHash; salts need to be unpredictable, not
 /// secret.
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    for chunk in out.chunks_mut(8) {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        let bytes = hasher.finish().to_le_bytes();
-        chunk.copy_from_slice(&bytes[..chunk.len()]);
-    }
-    out
-}
-
 /// Trust: accept the connection, then send the full parameter set.
 struct Trust {
     manager: Arc<ConnectionManager>,
@@ -287,15 +270,5 @@ impl StartupHandler for StartupWithDefaults {
             );
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn salts_differ() {
-        assert_ne!(random_bytes::<16>(), random_bytes::<16>());
     }
 }

@@ -127,18 +127,9 @@ impl Storage {
 
 /// `20261206T150405Z-` and 16 random hex digits, as Prometheus names snapshots.
 fn snapshot_name() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    // A randomly keyed hasher is the standard library's source of randomness.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
     format!(
         "{}-{:016x}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        hasher.finish()
+        u64::from_le_bytes(crate::model::random_bytes::<8>())
     )
 }

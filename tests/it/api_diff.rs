@@ -3,7 +3,6 @@
 //! series/labels/label-values/metadata requests, compared up to ordering.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -146,14 +145,7 @@ async fn metadata_apis_agree_with_a_real_prometheus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_metadata_agrees_with_a_real_prometheus() {
-    let dir = tempfile::tempdir().unwrap();
-    let exporter_port = free_port();
-    let _exporter = Process::spawn(
-        "node_exporter",
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &dir.path().join("node_exporter.log"),
-    );
+    let (_exporter, exporter_port, _exporter_dir) = start_node_exporter();
     let job = format!(
         "scrape_configs:\n  - job_name: node\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
     );

@@ -62,6 +62,15 @@ async fn check_queries(q: &Quiver, start: i64, total: usize) {
     assert_eq!(early, 6.0);
 }
 
+/// The manifest's blocks once the 12 minutes of history are cut into ten or more.
+async fn ten_blocks(data_dir: &Path) -> Vec<serde_json::Value> {
+    eventually("blocks in the manifest", Duration::from_secs(40), || {
+        let d = data_dir.to_path_buf();
+        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
+    })
+    .await
+}
+
 const BLOCK_STORAGE: &str = "  block_duration: 1m\n  out_of_order_time_window: 0s";
 
 #[tokio::test]
@@ -69,11 +78,7 @@ async fn windows_are_cut_into_blocks_and_survive_restart() {
     let mut q = Quiver::start(&config_without_scrapes(BLOCK_STORAGE)).await;
     let (start, total) = write_history(&q).await;
     let data_dir = q.data_dir();
-    let blocks = eventually("blocks in the manifest", Duration::from_secs(40), || {
-        let d = data_dir.clone();
-        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
-    })
-    .await;
+    let blocks = ten_blocks(&data_dir).await;
     let first = blocks[0]["id"].as_str().unwrap();
     assert!(
         data_dir
@@ -242,11 +247,7 @@ async fn a_snapshot_restores_into_a_fresh_server() {
     .await;
     let (start, total) = write_history(&q).await;
     let data_dir = q.data_dir();
-    let blocks = eventually("blocks in the manifest", Duration::from_secs(40), || {
-        let d = data_dir.clone();
-        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
-    })
-    .await;
+    let blocks = ten_blocks(&data_dir).await;
     let in_blocks: u64 = blocks
         .iter()
         .map(|b| b["num_samples"].as_u64().unwrap())

@@ -532,3 +532,30 @@ pub fn s3_storage_yaml(s3: &S3Server, prefix: &str) -> String {
         s3.port
     )
 }
+
+/// node_exporter on a free loopback port (with its log in its own temporary directory),
+/// once it accepts connections.
+pub fn start_node_exporter() -> (Process, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let process = Process::spawn(
+        "node_exporter",
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Collectors whose series come and go between scrapes would make the two
+            // servers' series sets differ by timing alone.
+            .args([
+                "--no-collector.netstat",
+                "--no-collector.softnet",
+                "--no-collector.systemd",
+            ]),
+        &dir.path().join("node_exporter.log"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (process, port, dir)
+}

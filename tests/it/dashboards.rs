@@ -591,13 +591,7 @@ const RULES: &str = "groups:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_runs_and_local_panels_have_data() {
     let dir = tempfile::tempdir().unwrap();
-    let exporter_port = free_port();
-    let _exporter = Process::spawn(
-        "node_exporter",
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &dir.path().join("node_exporter.log"),
-    );
+    let (_exporter, exporter_port, _exporter_dir) = start_node_exporter();
     let (_redis, redis_exporter_port) = start_redis(dir.path());
     let (_mariadb, mysqld_exporter_port) = start_mariadb(dir.path());
     let (_postgresql, postgres_exporter_port) = start_postgresql(dir.path());

@@ -9,31 +9,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn start_node_exporter() -> (Process, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let process = Process::spawn(
-        "node_exporter",
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Collectors whose series come and go between scrapes would make the two
-            // servers' series sets differ by timing alone.
-            .args([
-                "--no-collector.netstat",
-                "--no-collector.softnet",
-                "--no-collector.systemd",
-            ]),
-        &dir.path().join("node_exporter.log"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (process, port, dir)
-}
-
 /// `metric{a="1", b="2"}` strings of a Prometheus series response.
 fn prometheus_series_set(body: &Value) -> BTreeSet<String> {
     body["data"]
