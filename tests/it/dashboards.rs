@@ -186,14 +186,15 @@ fn expand_sql(sql: &str, from_ms: i64, to_ms: i64) -> String {
 }
 
 /// Runs `sql` over the PostgreSQL wire protocol with psql, as Grafana's datasource would
-/// (user grafana with the development configuration's password); returns the rows.
+/// (user grafana with the development configuration's password, over TLS with its
+/// self-signed certificate); returns the rows.
 fn psql_rows(pg_port: u16, sql: &str) -> Result<Vec<String>, String> {
     let password = std::fs::read_to_string(repo().join("deploy/dev/grafana.pw")).unwrap();
     let out = Command::new("psql")
         .env("PGPASSWORD", password.trim())
         .arg("-X")
         .arg(format!(
-            "host=127.0.0.1 port={pg_port} user=grafana dbname=quiver sslmode=disable"
+            "host=127.0.0.1 port={pg_port} user=grafana dbname=quiver sslmode=require"
         ))
         .args(["-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
@@ -564,6 +565,19 @@ fn quiver_config(dir: &Path, port: u16, ports: &Ports, rules: &Path, dead_port: 
     }
     config["storage"]["block_duration"] = "1m".into();
     config["storage"]["out_of_order_time_window"] = "0s".into();
+    // The development certificate, made by the shipped script.
+    let certs = dir.join("certs");
+    let made = Command::new("bash")
+        .arg(repo().join("scripts/dev-certs.sh"))
+        .arg(&certs)
+        .output()
+        .expect("scripts/dev-certs.sh");
+    assert!(made.status.success(), "{made:?}");
+    for key in ["cert_file", "key_file"] {
+        let file = config["postgres"]["tls"][key].as_str().unwrap().to_string();
+        let name = Path::new(&file).file_name().unwrap();
+        config["postgres"]["tls"][key] = certs.join(name).to_string_lossy().into_owned().into();
+    }
     let user = &mut config["postgres"]["users"][0];
     let password_file = dev.join(user["password_file"].as_str().unwrap());
     user["password_file"] = password_file.to_string_lossy().into_owned().into();
