@@ -318,3 +318,39 @@ async fn a_snapshot_restores_into_a_fresh_server() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["errorType"], "unavailable");
 }
+
+/// A snapshot on S3 goes under the bucket prefix's `snapshots/<name>/` (server-side copies
+/// of the blocks, the head written as blocks); a fresh node whose prefix is that folder
+/// serves every sample the writer had.
+#[tokio::test]
+async fn a_snapshot_on_s3_restores_under_its_prefix() {
+    let s3 = start_s3();
+    let config = config_without_scrapes(&format!(
+        "{BLOCK_STORAGE}\n{}",
+        s3_storage_yaml(&s3, "team-a/prod")
+    ));
+    let q = Quiver::start_with_args(&config, &["--web.enable-admin-api"]).await;
+    let (start, total) = write_history(&q).await;
+    let bucket_root = s3.root.path().join("metrics/team-a/prod");
+    eventually("blocks in S3", Duration::from_secs(40), || {
+        let d = bucket_root.clone();
+        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
+    })
+    .await;
+    let (status, body) = snapshot(&q, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let name = body["data"]["name"].as_str().unwrap();
+    assert!(
+        bucket_root
+            .join("snapshots")
+            .join(name)
+            .join("manifest.json")
+            .exists()
+    );
+    let restored = Quiver::start(&config_without_scrapes(&format!(
+        "{BLOCK_STORAGE}\n{}",
+        s3_storage_yaml(&s3, &format!("team-a/prod/snapshots/{name}"))
+    )))
+    .await;
+    check_queries(&restored, start, total).await;
+}
