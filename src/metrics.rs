@@ -43,6 +43,10 @@ pub struct StorageMetrics {
 pub struct QueryMetrics {
     pub sql_queries: IntCounterVec,
     pub sql_query_seconds: Histogram,
+    /// PromQL queries over the HTTP API, by `kind` (instant, range, explain: an `analyze`
+    /// run) and `outcome`.
+    pub promql_queries: IntCounterVec,
+    pub promql_query_seconds: Histogram,
 }
 
 /// Instruments of the HTTP ingest endpoints.
@@ -137,6 +141,8 @@ impl Metrics {
             Box::new(s.cache_bytes.clone()),
             Box::new(self.query.sql_queries.clone()),
             Box::new(self.query.sql_query_seconds.clone()),
+            Box::new(self.query.promql_queries.clone()),
+            Box::new(self.query.promql_query_seconds.clone()),
             Box::new(self.ingest.remote_write_requests.clone()),
             Box::new(self.rules.evaluations.clone()),
             Box::new(self.rules.evaluation_failures.clone()),
@@ -172,6 +178,11 @@ impl Metrics {
         }
         for outcome in ["success", "error"] {
             self.query.sql_queries.with_label_values(&[outcome]);
+            for kind in ["instant", "range", "explain"] {
+                self.query
+                    .promql_queries
+                    .with_label_values(&[kind, outcome]);
+            }
         }
     }
 
@@ -316,6 +327,16 @@ impl QueryMetrics {
             sql_query_seconds: histogram(
                 "quiver_sql_query_duration_seconds",
                 "Duration of SQL queries.",
+                prometheus::exponential_buckets(0.001, 4.0, 9).unwrap_or_default(),
+            ),
+            promql_queries: counter_vec(
+                "quiver_promql_queries_total",
+                "PromQL queries over the HTTP API, by kind and outcome.",
+                &["kind", "outcome"],
+            ),
+            promql_query_seconds: histogram(
+                "quiver_promql_query_duration_seconds",
+                "Duration of PromQL queries over the HTTP API, queueing for a slot included.",
                 prometheus::exponential_buckets(0.001, 4.0, 9).unwrap_or_default(),
             ),
         }

@@ -98,17 +98,20 @@ def server() -> dashboard.Dashboard:
     d = d.with_row(dashboard.Row("Queries"))
     d = d.with_panel(
         graph(
-            "SQL queries per second",
+            "Queries per second",
             "reqps",
-            prom(f"sum by (outcome) (rate(quiver_sql_queries_total{{{SEL}}}[$__rate_interval]))", "{{outcome}}"),
+            prom(f"sum by (kind, outcome) (rate(quiver_promql_queries_total{{{SEL}}}[$__rate_interval]))", "PromQL {{kind}} {{outcome}}", "A"),
+            prom(f"sum by (outcome) (rate(quiver_sql_queries_total{{{SEL}}}[$__rate_interval]))", "SQL {{outcome}}", "B"),
         )
     )
     d = d.with_panel(
         graph(
-            "SQL query latency (p50, p99)",
+            "Query latency (p50, p99)",
             "s",
-            prom(f"histogram_quantile(0.5, sum by (le) (rate(quiver_sql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "p50", "A"),
-            prom(f"histogram_quantile(0.99, sum by (le) (rate(quiver_sql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "p99", "B"),
+            prom(f"histogram_quantile(0.5, sum by (le) (rate(quiver_promql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "PromQL p50", "A"),
+            prom(f"histogram_quantile(0.99, sum by (le) (rate(quiver_promql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "PromQL p99", "B"),
+            prom(f"histogram_quantile(0.5, sum by (le) (rate(quiver_sql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "SQL p50", "C"),
+            prom(f"histogram_quantile(0.99, sum by (le) (rate(quiver_sql_query_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))", "SQL p99", "D"),
         )
     )
     d = d.with_row(dashboard.Row("Rules and notifications"))

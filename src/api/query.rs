@@ -73,7 +73,7 @@ pub async fn explain(
             let timeout = timeout(&params, &state)?;
             let resolution = source_resolution(&params)?;
             let analysis = state.promql.analyze(expr, span, resolution);
-            let analyzed = limited(&state, timeout, analysis).await?;
+            let analyzed = limited(&state, "explain", timeout, analysis).await?;
             data["analyzed"] = json!(analyzed);
         }
         Ok(json!({"status": "success", "data": data}))
@@ -125,7 +125,7 @@ async fn run_instant(
     let query = state
         .promql
         .instant_annotated(expr, time, lookback, resolution);
-    let value = limited(state, timeout, query).await?;
+    let value = limited(state, "instant", timeout, query).await?;
     Ok(success_json(&value))
 }
 
@@ -144,7 +144,7 @@ async fn run_range(
     let query = state
         .promql
         .range_annotated(expr, start, end, step, lookback, resolution);
-    let value = limited(state, timeout, query).await?;
+    let value = limited(state, "range", timeout, query).await?;
     Ok(success_json(&value))
 }
 
@@ -154,21 +154,37 @@ fn source_resolution(params: &Params) -> Result<SourceResolution, ApiError> {
         .map_err(ApiError::bad_data)
 }
 
-/// Runs a query within the concurrency limit and its timeout, failing as Prometheus does.
+/// Runs a query within the concurrency limit and its timeout, failing as Prometheus does,
+/// and counts it (`kind`: instant or range) with its duration.
 async fn limited<T>(
     state: &AppState,
+    kind: &str,
     timeout: Duration,
     query: impl Future<Output = Result<T, PromqlError>>,
 ) -> Result<T, ApiError> {
-    let _slot = state
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::internal("query slots closed"))?;
-    tokio::time::timeout(timeout, query)
-        .await
-        .map_err(|_| to_api_error(PromqlError::Timeout))?
-        .map_err(to_api_error)
+    let started = std::time::Instant::now();
+    let result = async {
+        let _slot = state
+            .query_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("query slots closed"))?;
+        tokio::time::timeout(timeout, query)
+            .await
+            .map_err(|_| to_api_error(PromqlError::Timeout))?
+            .map_err(to_api_error)
+    }
+    .await;
+    let metrics = &state.metrics.query;
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    metrics
+        .promql_queries
+        .with_label_values(&[kind, outcome])
+        .inc();
+    metrics
+        .promql_query_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 /// A range query's `(start, end, step)`, checked as Prometheus checks them.

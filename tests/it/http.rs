@@ -463,3 +463,36 @@ async fn federated(q: &Quiver) -> String {
         .await
         .unwrap()
 }
+
+/// PromQL queries over the API are counted by kind and outcome, with their duration, for
+/// the Quiver dashboard's query panels.
+#[tokio::test]
+async fn promql_queries_are_counted_by_kind_and_outcome() {
+    let q = Quiver::start(&config_without_scrapes("  block_duration: 2h")).await;
+    let now = (now_ms() / 1000).to_string();
+    let ok = q.get_json("/api/v1/query", &[("query", "vector(1)")]).await;
+    assert_eq!(ok["status"], "success");
+    let bad = q.get_json("/api/v1/query", &[("query", "sum(")]).await;
+    assert_eq!(bad["status"], "error");
+    let range = q
+        .get_json(
+            "/api/v1/query_range",
+            &[
+                ("query", "vector(2)"),
+                ("start", &now),
+                ("end", &now),
+                ("step", "15"),
+            ],
+        )
+        .await;
+    assert_eq!(range["status"], "success");
+    let text = q.metrics_text().await;
+    for line in [
+        "quiver_promql_queries_total{kind=\"instant\",outcome=\"success\"} 1",
+        "quiver_promql_queries_total{kind=\"instant\",outcome=\"error\"} 1",
+        "quiver_promql_queries_total{kind=\"range\",outcome=\"success\"} 1",
+        "quiver_promql_query_duration_seconds_count 3",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
