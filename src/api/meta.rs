@@ -425,9 +425,7 @@ pub async fn delete_series(
     body: Body,
 ) -> Response {
     let result = async {
-        admin_enabled(&state)?;
-        super::writable(&state)?;
-        let params = Params::read(query, &headers, body).await?;
+        let params = admin_params(&state, query, &headers, body).await?;
         let selection = Selection::read(&params)?;
         if selection.matchers.is_empty() {
             return Err(ApiError::bad_data("no match[] parameter provided"));
@@ -460,9 +458,7 @@ pub async fn snapshot(
     body: Body,
 ) -> Response {
     let result = async {
-        admin_enabled(&state)?;
-        super::writable(&state)?;
-        let params = Params::read(query, &headers, body).await?;
+        let params = admin_params(&state, query, &headers, body).await?;
         let skip_head = params.flag("skip_head")?;
         let info = state
             .storage
@@ -482,6 +478,19 @@ pub async fn clean_tombstones(State(state): State<AppState>) -> Response {
         Ok(()) => axum::http::StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The parameters of an admin request that changes storage, once the admin API is enabled
+/// and this node is writable.
+async fn admin_params(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Params, ApiError> {
+    admin_enabled(state)?;
+    super::writable(state)?;
+    Params::read(query, headers, body).await
 }
 
 fn admin_enabled(state: &AppState) -> Result<(), ApiError> {

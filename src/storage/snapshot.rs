@@ -67,9 +67,7 @@ impl Storage {
                     .await
                     .with_context(|| format!("copying {path} into the snapshot"))?;
             }
-            let mut copy = block.clone();
-            copy.view = None;
-            manifest.add(copy);
+            manifest.add(block.clone());
             info.blocks_copied += 1;
         }
         if !skip_head {

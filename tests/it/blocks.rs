@@ -71,6 +71,11 @@ async fn ten_blocks(data_dir: &Path) -> Vec<serde_json::Value> {
     .await
 }
 
+/// One-minute blocks on the S3 server under `prefix`.
+fn s3_block_config(s3: &S3Server, prefix: &str) -> String {
+    config_without_scrapes(&format!("{BLOCK_STORAGE}\n{}", s3_storage_yaml(s3, prefix)))
+}
+
 const BLOCK_STORAGE: &str = "  block_duration: 1m\n  out_of_order_time_window: 0s";
 
 #[tokio::test]
@@ -113,18 +118,11 @@ async fn windows_are_cut_into_blocks_and_survive_restart() {
 #[tokio::test]
 async fn blocks_live_in_s3_and_a_fresh_node_reads_them() {
     let s3 = start_s3();
-    let config = config_without_scrapes(&format!(
-        "{BLOCK_STORAGE}\n{}",
-        s3_storage_yaml(&s3, "team-a/prod")
-    ));
+    let config = s3_block_config(&s3, "team-a/prod");
     let mut q = Quiver::start(&config).await;
     let (start, total) = write_history(&q).await;
     let bucket_root = s3.root.path().join("metrics/team-a/prod");
-    eventually("blocks in S3", Duration::from_secs(40), || {
-        let d = bucket_root.clone();
-        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
-    })
-    .await;
+    ten_blocks(&bucket_root).await;
     assert!(
         !q.data_dir().join("blocks").exists(),
         "blocks must go to S3, not local disk"
@@ -325,18 +323,11 @@ async fn a_snapshot_restores_into_a_fresh_server() {
 #[tokio::test]
 async fn a_snapshot_on_s3_restores_under_its_prefix() {
     let s3 = start_s3();
-    let config = config_without_scrapes(&format!(
-        "{BLOCK_STORAGE}\n{}",
-        s3_storage_yaml(&s3, "team-a/prod")
-    ));
+    let config = s3_block_config(&s3, "team-a/prod");
     let q = Quiver::start_with_args(&config, &["--web.enable-admin-api"]).await;
     let (start, total) = write_history(&q).await;
     let bucket_root = s3.root.path().join("metrics/team-a/prod");
-    eventually("blocks in S3", Duration::from_secs(40), || {
-        let d = bucket_root.clone();
-        async move { manifest_blocks(&d).filter(|b| b.len() >= 10) }
-    })
-    .await;
+    ten_blocks(&bucket_root).await;
     let (status, body) = snapshot(&q, &[]).await;
     assert_eq!(status, 200, "{body}");
     let name = body["data"]["name"].as_str().unwrap();
@@ -347,10 +338,10 @@ async fn a_snapshot_on_s3_restores_under_its_prefix() {
             .join("manifest.json")
             .exists()
     );
-    let restored = Quiver::start(&config_without_scrapes(&format!(
-        "{BLOCK_STORAGE}\n{}",
-        s3_storage_yaml(&s3, &format!("team-a/prod/snapshots/{name}"))
-    )))
+    let restored = Quiver::start(&s3_block_config(
+        &s3,
+        &format!("team-a/prod/snapshots/{name}"),
+    ))
     .await;
     check_queries(&restored, start, total).await;
 }
