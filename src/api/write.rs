@@ -3,7 +3,7 @@
 //! Headers, size, snappy and protobuf are checked before anything is appended: a request
 //! that fails them stores nothing. Within a readable request every valid sample is stored
 //! and durable before the answer, and the invalid ones (bad label sets, out of order, out
-//! of bounds) are dropped and counted (`quiver_samples_rejected_total{reason}`); the answer
+//! of bounds) are dropped and counted (`quiver_tsdb_samples_rejected_total{reason}`); the answer
 //! is then 400 naming what was dropped, as the remote-write specification asks, since a
 //! sender does not retry a 4xx and a refusal of the whole request would lose its good
 //! samples too.
