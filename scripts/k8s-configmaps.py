@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "deploy/kubernetes/configmaps.yaml"
 
 MAPS = [
-    ("quiver-config-prod", ROOT / "deploy/prod", ["quiver.yml", "query.yml"]),
+    ("quiver-config-prod", ROOT / "deploy/prod", ["quiver.yml", "query.yml", "web.yml"]),
     ("quiver-rules", ROOT / "rules", None),
     ("quiver-targets", ROOT / "targets", None),
 ]

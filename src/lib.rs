@@ -19,6 +19,7 @@ pub mod server;
 pub mod storage;
 #[cfg(test)]
 mod testutil;
+pub mod web;
 
 /// The Prometheus version whose HTTP API and PromQL semantics Quiver follows; reported by
 /// `/api/v1/status/buildinfo` so clients pick the right feature set.

@@ -76,6 +76,10 @@ struct Cli {
     /// Most HTTP connections open at once (0: no limit); more clients wait to be accepted.
     #[arg(long = "web.max-connections", default_value_t = 512)]
     max_connections: usize,
+    /// Prometheus's web configuration file (exporter-toolkit format): TLS, client
+    /// certificates, basic authentication and response headers for the HTTP port.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// Regex for CORS origin (fully anchored), e.g. 'https?://(domain1|domain2)\.com'.
     #[arg(long = "web.cors.origin", default_value = ".*")]
     cors_origin: String,
@@ -130,6 +134,11 @@ enum Command {
 enum CheckCommand {
     /// Validate a configuration file and the rule files it names.
     Config { files: Vec<PathBuf> },
+    /// Validate a web configuration file (TLS, basic auth), as `promtool check web-config` does.
+    WebConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate rule files, as `promtool check rules` does.
     Rules {
         #[arg(required = true)]
@@ -169,6 +178,9 @@ fn main() -> ExitCode {
         Some(Command::Check {
             what: CheckCommand::Rules { files },
         }) => check_rules(&files),
+        Some(Command::Check {
+            what: CheckCommand::WebConfig { files },
+        }) => check_web_config(&files),
         Some(Command::Test {
             what: TestCommand::Rules { files },
         }) => test_rules(&files),
@@ -191,9 +203,15 @@ fn run_server(cli: Cli) -> ExitCode {
         cors_origin: cli.cors_origin,
         enable_admin_api: cli.enable_admin_api,
         max_connections: cli.max_connections,
-        external_url: cli
-            .external_url
-            .unwrap_or_else(|| format!("http://{}", cli.listen_address)),
+        external_url: cli.external_url.unwrap_or_else(|| {
+            let tls = cli.web_config_file.as_deref().is_some_and(|file| {
+                quiver::web::config::WebConfig::load(file)
+                    .is_ok_and(|c| c.tls_server_config.is_enabled())
+            });
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{}", cli.listen_address)
+        }),
+        web_config_file: cli.web_config_file,
         outage_tolerance: cli.outage_tolerance,
         grace_period: cli.grace_period,
         resend_delay: cli.resend_delay,
@@ -325,6 +343,30 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
 
 fn count_rules(groups: &[rules::GroupSpec]) -> usize {
     groups.iter().map(|g| g.rules.len()).sum()
+}
+
+/// `promtool check web-config`: each file's verdict, exit 1 if any failed.
+fn check_web_config(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match quiver::web::check(file) {
+            Ok(report) => {
+                println!("{} SUCCESS", file.display());
+                for line in report {
+                    println!("  {line}");
+                }
+            }
+            Err(e) => {
+                println!("{} FAILED: {e:#}", file.display());
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `promtool check rules`: each file's verdict, exit 1 if any failed.

@@ -20,6 +20,7 @@ use crate::query::promql::PromqlEngine;
 use crate::rules::{EngineQuerier, ManagerOptions, RuleManager};
 use crate::scrape::ScrapeManager;
 use crate::storage::{QueryTier, Storage, StorageOptions};
+use crate::web::WebConfigFile;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -56,10 +57,16 @@ pub struct ServerOptions {
     pub postgres_listen_address: Option<SocketAddr>,
     /// `--web.max-connections`: open HTTP connections at most (0: no limit).
     pub max_connections: usize,
+    /// `--web.config.file`: TLS and authentication for the HTTP port.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+    let web = match &options.web_config_file {
+        Some(file) => Some(WebConfigFile::open(file)?),
+        None => None,
+    };
     let config = Arc::new(load_config(&options)?);
     let metrics = Metrics::new();
     let postgres_metrics = metrics.postgres.clone();
@@ -132,13 +139,21 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen_address)
         .await
         .with_context(|| format!("listening on {}", options.listen_address))?;
-    tracing::info!(address = %options.listen_address, data = %options.data_dir.display(), "Quiver is listening");
+    tracing::info!(
+        address = %options.listen_address,
+        data = %options.data_dir.display(),
+        tls = web.as_ref().is_some_and(|w| w.tls()),
+        "Quiver is listening"
+    );
 
     let mut tasks = vec![
         storage.spawn_background(),
         spawn_sighup_reloader(controller.clone()),
         notifier.spawn(),
     ];
+    if let Some(web) = &web {
+        tasks.push(web.spawn_watch());
+    }
     if let Some(address) = options.postgres_listen_address {
         let pg_options =
             crate::postgres::PostgresOptions::from_config(&config, address, postgres_metrics)?;
@@ -159,8 +174,16 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     ready.store(true, Ordering::Release);
 
     let quit = controller.clone();
-    let listener = api::listener::LimitedListener::new(listener, options.max_connections);
-    let served = axum::serve(listener, api::router(state))
+    let listener =
+        crate::web::listener::LimitedListener::new(listener, options.max_connections, web.clone());
+    let mut app = api::router(state);
+    if let Some(web) = web {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            web,
+            crate::web::auth::guard,
+        ));
+    }
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = shutdown_signal() => {},
@@ -253,6 +276,14 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
     flags.insert(
         "web.max-connections".to_string(),
         options.max_connections.to_string(),
+    );
+    flags.insert(
+        "web.config.file".to_string(),
+        options
+            .web_config_file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default(),
     );
     flags
 }

@@ -4,7 +4,6 @@
 mod error;
 mod federate;
 mod format;
-pub mod listener;
 mod meta;
 mod params;
 mod query;

@@ -93,6 +93,8 @@ pub struct Quiver {
     pub client: reqwest::Client,
     /// Extra command-line flags for every launch.
     pub extra_args: Vec<String>,
+    /// `http`, or `https` when a web configuration file asks for TLS.
+    pub scheme: &'static str,
 }
 
 impl Quiver {
@@ -103,6 +105,17 @@ impl Quiver {
 
     /// Starts Quiver with extra flags (for example `--web.enable-lifecycle`).
     pub async fn start_with_args(config: &str, args: &[&str]) -> Quiver {
+        Self::start_with_client(config, args, "http", reqwest::Client::new()).await
+    }
+
+    /// Starts Quiver speaking `scheme`, asked by `client` (which carries what the web
+    /// configuration requires: CA, client certificate, credentials).
+    pub async fn start_with_client(
+        config: &str,
+        args: &[&str],
+        scheme: &'static str,
+        client: reqwest::Client,
+    ) -> Quiver {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("quiver.yml");
         std::fs::write(&config_path, config).expect("writing config");
@@ -112,8 +125,9 @@ impl Quiver {
             pg_port: free_port(),
             dir,
             config_path,
-            client: reqwest::Client::new(),
+            client,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            scheme,
         };
         q.launch().await;
         q
@@ -124,7 +138,7 @@ impl Quiver {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     /// (Re)starts the process on the same port and data directory.

@@ -25,3 +25,4 @@ mod scrape;
 mod sql;
 mod start_timestamps;
 mod storage;
+mod web_config;

@@ -1,7 +1,9 @@
 //! The HTTP listener with Prometheus's `--web.max-connections`: at most that many
 //! connections are open at once; further clients wait in the kernel's accept queue until one
 //! closes, as Go's `netutil.LimitListener` makes Prometheus do, so many slow or idle clients
-//! cannot exhaust the server's file descriptors or memory.
+//! cannot exhaust the server's file descriptors or memory. With a web configuration that
+//! asks for TLS, each connection is handshaken with the TLS settings in force when it was
+//! accepted.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,18 +12,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::WebConfigFile;
+use super::stream::Stream;
 
 /// A TCP listener that accepts only while fewer than its limit of connections are open.
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    web: Option<Arc<WebConfigFile>>,
 }
 
 impl LimitedListener {
     /// `max_connections` of 0 means no limit.
-    pub fn new(inner: TcpListener, max_connections: usize) -> LimitedListener {
+    pub fn new(
+        inner: TcpListener,
+        max_connections: usize,
+        web: Option<Arc<WebConfigFile>>,
+    ) -> LimitedListener {
         let limit = match max_connections {
             0 => Semaphore::MAX_PERMITS,
             n => n.min(Semaphore::MAX_PERMITS),
@@ -29,6 +39,7 @@ impl LimitedListener {
         LimitedListener {
             inner,
             permits: Arc::new(Semaphore::new(limit)),
+            web,
         }
     }
 }
@@ -44,8 +55,12 @@ impl axum::serve::Listener for LimitedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
+                    let tls = self.web.as_ref().and_then(|web| web.current().tls.clone());
                     let stream = LimitedStream {
-                        stream,
+                        stream: match tls {
+                            Some(config) => Stream::tls(stream, config.into()),
+                            None => Stream::Plain(stream),
+                        },
                         _permit: permit,
                     };
                     return (stream, addr);
@@ -67,7 +82,7 @@ impl axum::serve::Listener for LimitedListener {
 
 /// An accepted connection; its slot frees when it is dropped.
 pub struct LimitedStream {
-    stream: TcpStream,
+    stream: Stream,
     _permit: OwnedSemaphorePermit,
 }
 
