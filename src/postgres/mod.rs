@@ -90,17 +90,8 @@ impl PostgresOptions {
 }
 
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
-    let open = |p: &std::path::Path| {
-        std::fs::File::open(p)
-            .map(std::io::BufReader::new)
-            .with_context(|| format!("opening {}", p.display()))
-    };
-    let certs = rustls_pemfile::certs(&mut open(cert)?)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("reading certificates from {}", cert.display()))?;
-    let key = rustls_pemfile::private_key(&mut open(key)?)
-        .with_context(|| format!("reading the key in {}", key.display()))?
-        .ok_or_else(|| anyhow::anyhow!("no private key in {}", key.display()))?;
+    let certs = crate::pem::certificates(&crate::pem::read(cert, "cert_file")?, "cert_file")?;
+    let key = crate::pem::private_key(&crate::pem::read(key, "key_file")?, "key_file")?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

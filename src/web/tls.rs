@@ -2,7 +2,6 @@
 //! Go's client authentication policies, cipher suite and curve names, TLS versions, and the
 //! client certificate's allowed SANs.
 
-use std::io::BufReader;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
@@ -17,6 +16,7 @@ use tokio_rustls::rustls::{
 };
 
 use super::config::TlsServerConfig;
+use crate::pem;
 
 /// The server configuration for `tls`; `http2` offers `h2` by ALPN.
 pub fn server_config(tls: &TlsServerConfig, http2: bool) -> anyhow::Result<Arc<ServerConfig>> {
@@ -51,47 +51,29 @@ fn certificate(
     let cert_pem = if tls.cert_file.as_os_str().is_empty() {
         tls.cert.as_bytes().to_vec()
     } else {
-        std::fs::read(&tls.cert_file)
-            .with_context(|| format!("failed to read cert_file ({})", tls.cert_file.display()))?
+        pem::read(&tls.cert_file, "cert_file")?
     };
     let key_pem = if tls.key_file.as_os_str().is_empty() {
         tls.key.as_bytes().to_vec()
     } else {
-        std::fs::read(&tls.key_file)
-            .with_context(|| format!("failed to read key_file ({})", tls.key_file.display()))?
+        pem::read(&tls.key_file, "key_file")?
     };
-    let certs = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_slice()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("parsing the certificate")?;
-    if certs.is_empty() {
-        bail!("no certificate found in cert or cert_file");
-    }
-    let key = rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_slice()))
-        .context("parsing the key")?
-        .ok_or_else(|| anyhow!("no private key found in key or key_file"))?;
-    Ok((certs, key))
+    Ok((
+        pem::certificates(&cert_pem, "cert or cert_file")?,
+        pem::private_key(&key_pem, "key or key_file")?,
+    ))
 }
 
 /// The client CAs of `client_ca_file` or `client_ca`, if either is set.
 fn client_roots(tls: &TlsServerConfig) -> anyhow::Result<Option<RootCertStore>> {
     let pem = if !tls.client_ca_file.as_os_str().is_empty() {
-        std::fs::read(&tls.client_ca_file)
-            .with_context(|| format!("reading client_ca_file {}", tls.client_ca_file.display()))?
+        pem::read(&tls.client_ca_file, "client_ca_file")?
     } else if !tls.client_ca.is_empty() {
         tls.client_ca.as_bytes().to_vec()
     } else {
         return Ok(None);
     };
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(pem.as_slice())) {
-        roots
-            .add(cert.context("parsing the client CA")?)
-            .context("adding the client CA")?;
-    }
-    if roots.is_empty() {
-        bail!("no certificate found in the client CA");
-    }
-    Ok(Some(roots))
+    pem::roots(&pem, "the client CA").map(Some)
 }
 
 /// Go's `tls.ClientAuthType` by the names exporter-toolkit accepts.

@@ -481,12 +481,12 @@ async fn certificates_and_users_rotate_without_a_restart() {
 
 /// A peer (node_exporter or Alertmanager) serving TLS with basic auth by its own
 /// `--web.config.file`, which is the same format as Quiver's.
-fn peer_web_config(pki: &Pki, name: &str, password: &str) -> PathBuf {
+fn peer_web_config(pki: &Pki, name: &str, cert: &str, password: &str) -> PathBuf {
     let path = pki.path(&format!("{name}-web.yml"));
     std::fs::write(
         &path,
         format!(
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  quiver: {}\n",
+            "tls_server_config:\n  cert_file: {cert}.crt\n  key_file: {cert}.key\nbasic_auth_users:\n  quiver: {}\n",
             hash(password)
         ),
     )
@@ -497,8 +497,11 @@ fn peer_web_config(pki: &Pki, name: &str, password: &str) -> PathBuf {
 #[tokio::test]
 async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
     let pki = Pki::new();
+    // node_exporter's certificate names only node.test: the scrape reaches it at
+    // 127.0.0.1 and verifies it with `server_name`.
     pki.ca("ca")
-        .issue("ca", "server", "IP:127.0.0.1", "serverAuth", 2);
+        .issue("ca", "server", "IP:127.0.0.1", "serverAuth", 2)
+        .issue("ca", "node", "DNS:node.test", "serverAuth", 2);
     let ca = pki.path("ca.crt").display().to_string();
 
     let node_port = free_port();
@@ -508,7 +511,7 @@ async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
             .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
             .arg(format!(
                 "--web.config.file={}",
-                peer_web_config(&pki, "node", "node-secret").display()
+                peer_web_config(&pki, "node", "node", "node-secret").display()
             ))
             .args([
                 "--collector.disable-defaults",
@@ -526,7 +529,7 @@ async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
             .arg(format!(
                 "--web.config.file={}",
-                peer_web_config(&pki, "am", "am-secret").display()
+                peer_web_config(&pki, "am", "server", "am-secret").display()
             ))
             .arg("--cluster.listen-address="),
         &pki.path("alertmanager.log"),
@@ -546,13 +549,18 @@ rule_files: ["{rules}"]
 scrape_configs:
   - job_name: node
     scheme: https
-    tls_config: {{ ca_file: "{ca}" }}
+    tls_config: {{ ca_file: "{ca}", server_name: node.test }}
     basic_auth: {{ username: quiver, password: node-secret }}
     static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
   - job_name: node-wrong-password
     scheme: https
-    tls_config: {{ ca_file: "{ca}" }}
+    tls_config: {{ ca_file: "{ca}", server_name: node.test }}
     basic_auth: {{ username: quiver, password: guessed }}
+    static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
+  - job_name: node-without-server-name
+    scheme: https
+    tls_config: {{ ca_file: "{ca}" }}
+    basic_auth: {{ username: quiver, password: node-secret }}
     static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
 alerting:
   alertmanagers:
@@ -581,19 +589,33 @@ alerting:
         },
     )
     .await;
-    let targets = q.get_json("/api/v1/targets", &[]).await;
-    let wrong = targets["data"]["activeTargets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["labels"]["job"] == "node-wrong-password")
-        .cloned()
-        .unwrap();
-    assert_eq!(wrong["health"], "down", "{wrong}");
-    assert!(
-        wrong["lastError"].as_str().unwrap().contains("401"),
-        "{wrong}"
-    );
+    // Each target's state once it has been scraped: a wrong password is a 401; without
+    // server_name the certificate (for node.test) does not match 127.0.0.1.
+    let errors = eventually("every job scraped", Duration::from_secs(30), || {
+        let q = &q;
+        async move {
+            let targets = q.get_json("/api/v1/targets", &[]).await;
+            let mut errors = std::collections::BTreeMap::new();
+            for t in targets["data"]["activeTargets"].as_array()? {
+                if t["health"] == "unknown" {
+                    return None;
+                }
+                let job = t["labels"]["job"].as_str()?.to_owned();
+                errors.insert(
+                    job,
+                    (t["health"].clone(), t["lastError"].as_str()?.to_owned()),
+                );
+            }
+            (errors.len() == 3).then_some(errors)
+        }
+    })
+    .await;
+    assert_eq!(errors["node"].0, "up", "{errors:?}");
+    let (health, error) = &errors["node-wrong-password"];
+    assert!(health == "down" && error.contains("401"), "{errors:?}");
+    let (health, error) = &errors["node-without-server-name"];
+    assert!(health == "down" && !error.contains("401"), "{errors:?}");
+    eprintln!("without server_name: {error}");
 
     let am = pki.client("ca", None, Some(("quiver", "am-secret")));
     let alerts_url = format!("https://127.0.0.1:{am_port}/api/v2/alerts");
