@@ -76,6 +76,10 @@ struct Cli {
     /// Most HTTP connections open at once (0: no limit); more clients wait to be accepted.
     #[arg(long = "web.max-connections", default_value_t = 512)]
     max_connections: usize,
+    /// Longest wait for a request's headers, between pieces of its body, and for an idle
+    /// connection's next request.
+    #[arg(long = "web.read-timeout", default_value = "5m", value_parser = parse_duration)]
+    read_timeout: std::time::Duration,
     /// Prometheus's web configuration file (exporter-toolkit format): TLS, client
     /// certificates, basic authentication and response headers for the HTTP port.
     #[arg(long = "web.config.file")]
@@ -212,6 +216,7 @@ fn run_server(cli: Cli) -> ExitCode {
             format!("{scheme}://{}", cli.listen_address)
         }),
         web_config_file: cli.web_config_file,
+        read_timeout: cli.read_timeout,
         outage_tolerance: cli.outage_tolerance,
         grace_period: cli.grace_period,
         resend_delay: cli.resend_delay,

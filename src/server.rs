@@ -59,6 +59,9 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// `--web.config.file`: TLS and authentication for the HTTP port.
     pub web_config_file: Option<PathBuf>,
+    /// `--web.read-timeout`: the longest wait for a request's headers (or between pieces of
+    /// its body), and for an idle connection's next request.
+    pub read_timeout: Duration,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -183,14 +186,13 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             crate::web::auth::guard,
         ));
     }
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {},
-                _ = quit.quit.notified() => tracing::info!("shutting down on /-/quit"),
-            }
-        })
-        .await;
+    crate::web::serve::serve(listener, app, options.read_timeout, async move {
+        tokio::select! {
+            _ = shutdown_signal() => {},
+            _ = quit.quit.notified() => tracing::info!("shutting down on /-/quit"),
+        }
+    })
+    .await;
     scrape.stop_all().await;
     rules.stop_all().await;
     for task in tasks {
@@ -198,7 +200,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     }
     storage.close().context("syncing the WAL at shutdown")?;
     tracing::info!("Quiver stopped");
-    served.context("HTTP server failed")
+    Ok(())
 }
 
 /// The storage: a writer's (WAL, head, blocks), or with `--storage.read-only` a query
@@ -276,6 +278,10 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
     flags.insert(
         "web.max-connections".to_string(),
         options.max_connections.to_string(),
+    );
+    flags.insert(
+        "web.read-timeout".to_string(),
+        crate::model::format_duration(options.read_timeout),
     );
     flags.insert(
         "web.config.file".to_string(),

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod listener;
+pub mod serve;
 mod stream;
 pub mod tls;
 

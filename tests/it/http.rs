@@ -1,6 +1,8 @@
 //! HTTP conventions: gzip when asked, CORS, the query helpers and status endpoints, and
 //! Prometheus's error envelope and status codes for bad queries.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::common::*;
@@ -495,4 +497,70 @@ async fn promql_queries_are_counted_by_kind_and_outcome() {
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
+}
+
+/// Reads from `stream` until the server closes it; how long that took (None: still open
+/// after `limit`).
+async fn closed_after(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_by_the_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let q = Quiver::start_with_args(
+        &config_without_scrapes(""),
+        &["--web.read-timeout=2s", "--web.max-connections=3"],
+    )
+    .await;
+    let address = format!("127.0.0.1:{}", q.port);
+    let limit = Duration::from_secs(8);
+
+    // Headers dripped a byte at a time (slowloris): cut once the headers took 2 s.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: q\r\n")
+        .await
+        .unwrap();
+    let drip = tokio::spawn(async move {
+        for _ in 0..40 {
+            if slow.write_all(b"X").await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    });
+    // An idle keep-alive connection after one request: closed after 2 s idle.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: q\r\n\r\n")
+        .await
+        .unwrap();
+    let idle_for = closed_after(&mut idle, limit).await;
+    // A body that stops arriving: the request fails and the connection closes.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /api/v1/write HTTP/1.1\r\nHost: q\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let stalled_for = closed_after(&mut stalled, limit).await;
+    assert!(drip.await.unwrap(), "the dripping client was never cut off");
+    for (what, took) in [("idle", idle_for), ("stalled body", stalled_for)] {
+        let took = took.unwrap_or_else(|| panic!("{what} connection still open after {limit:?}"));
+        assert!(
+            took >= Duration::from_millis(1500),
+            "{what} connection closed after only {took:?}"
+        );
+    }
+    // The slots are free again: ordinary requests are served.
+    let flags = q.get_json("/api/v1/status/flags", &[]).await;
+    assert_eq!(flags["data"]["web.read-timeout"], "2s", "{flags}");
 }
