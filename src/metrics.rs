@@ -22,6 +22,10 @@ pub struct StorageMetrics {
     pub wal_corruptions: IntCounter,
     pub blocks_written: IntCounter,
     pub block_bytes_written: IntCounter,
+    /// Block cuts that failed (the head keeps the window; retried with backoff).
+    pub block_cut_failures: IntCounter,
+    /// When the last cut pass succeeded, in seconds since the epoch.
+    pub block_cut_last_success: IntGauge,
     pub blocks_loaded: IntGauge,
     pub compactions: IntCounter,
     pub compaction_failures: IntCounter,
@@ -128,6 +132,8 @@ impl Metrics {
             Box::new(s.wal_corruptions.clone()),
             Box::new(s.blocks_written.clone()),
             Box::new(s.block_bytes_written.clone()),
+            Box::new(s.block_cut_failures.clone()),
+            Box::new(s.block_cut_last_success.clone()),
             Box::new(s.blocks_loaded.clone()),
             Box::new(s.compactions.clone()),
             Box::new(s.compaction_failures.clone()),
@@ -263,6 +269,14 @@ impl StorageMetrics {
             block_bytes_written: counter(
                 "quiver_tsdb_block_bytes_written_total",
                 "Bytes of Parquet written for blocks.",
+            ),
+            block_cut_failures: counter(
+                "quiver_tsdb_block_cuts_failed_total",
+                "Block cuts that failed; the head keeps the window and the cut is retried.",
+            ),
+            block_cut_last_success: gauge(
+                "quiver_tsdb_block_cut_last_success_timestamp_seconds",
+                "When the last block cut pass succeeded (0: none yet).",
             ),
             blocks_loaded: gauge("quiver_tsdb_blocks_loaded", "Blocks in the manifest."),
             compactions: counter(

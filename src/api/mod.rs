@@ -216,9 +216,21 @@ async fn healthy() -> &'static str {
     "Quiver Server is Healthy.\n"
 }
 
+/// Ready once started (as Prometheus's); while block cuts to the object store fail, the
+/// answer stays 200 (the head and WAL keep taking samples, so a load balancer must keep
+/// sending them) and says what is wrong.
 async fn ready(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        "Quiver Server is Ready.\n".into_response()
+        match state.storage.cut_failure() {
+            None => "Quiver Server is Ready.\n".into_response(),
+            Some(failure) => format!(
+                "Quiver Server is Ready.\nWarning: cutting blocks has failed since {} ({} attempts); the head keeps the samples and the cut is retried: {}\n",
+                chrono::DateTime::<chrono::Utc>::from(failure.since).to_rfc3339(),
+                failure.attempts,
+                failure.error
+            )
+            .into_response(),
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
     }

@@ -278,6 +278,14 @@ pub struct S3Config {
     /// Permit `http://` endpoints (a local S3-compatible server).
     #[serde(default)]
     pub allow_http: bool,
+    /// How long one request keeps retrying (with backoff) before it fails; a cut or
+    /// compaction that fails is itself retried later.
+    #[serde(default = "default_s3_retry_timeout")]
+    pub retry_timeout: PromDuration,
+}
+
+fn default_s3_retry_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
 }
 
 /// When the WAL is flushed to stable storage.

@@ -25,7 +25,7 @@ pub mod snapshot;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -108,8 +108,22 @@ pub struct Storage {
     compact_lock: tokio::sync::Mutex<()>,
     /// Woken when a cut published a block, so compaction need not wait for its timer.
     block_cut: tokio::sync::Notify,
+    /// Why cutting blocks has been failing, while it is.
+    cut_failure: Mutex<Option<CutFailure>>,
     replay: ReplayReport,
 }
+
+/// Block cuts failing since `since`: the head keeps the windows (and the WAL their samples)
+/// and the cut is retried with backoff.
+#[derive(Debug, Clone)]
+pub struct CutFailure {
+    pub since: std::time::SystemTime,
+    pub attempts: u32,
+    pub error: String,
+}
+
+/// The longest wait between retries of a failing cut.
+const CUT_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
 impl Storage {
     /// Opens (or creates) the storage: loads and upgrades the manifest, replays the WAL.
@@ -237,6 +251,7 @@ impl Storage {
             manifest_writer: tokio::sync::Mutex::new(()),
             compact_lock: tokio::sync::Mutex::new(()),
             block_cut: tokio::sync::Notify::new(),
+            cut_failure: Mutex::new(None),
             replay,
         });
         storage.update_bucket_metrics(&storage.manifest());
@@ -890,6 +905,7 @@ impl Storage {
                 .min(Duration::from_secs(10)),
         );
         let mut last_flush = tokio::time::Instant::now();
+        let mut retry_at = last_flush;
         let mut next_measure = last_flush + Duration::from_secs(10);
         loop {
             ticker.tick().await;
@@ -910,16 +926,47 @@ impl Storage {
                     self.metrics.head_chunk_bytes.set(bytes as i64);
                 }
             }
-            if last_flush.elapsed() >= Duration::from_secs(10) {
+            if last_flush.elapsed() >= Duration::from_secs(10)
+                && tokio::time::Instant::now() >= retry_at
+            {
                 last_flush = tokio::time::Instant::now();
-                if let Err(e) = self.flush(false).await {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "cutting blocks failed; will retry"
-                    );
+                match self.flush(false).await {
+                    Ok(_) => {
+                        *lock(&self.cut_failure) = None;
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default();
+                        self.metrics.block_cut_last_success.set(now.as_secs() as i64);
+                    }
+                    Err(e) => {
+                        self.metrics.block_cut_failures.inc();
+                        let mut failure = lock(&self.cut_failure);
+                        let failure = failure.get_or_insert_with(|| CutFailure {
+                            since: std::time::SystemTime::now(),
+                            attempts: 0,
+                            error: String::new(),
+                        });
+                        failure.attempts += 1;
+                        failure.error = format!("{e:#}");
+                        let wait = Duration::from_secs(10)
+                            .saturating_mul(1 << failure.attempts.min(8).saturating_sub(1))
+                            .min(CUT_BACKOFF_MAX);
+                        retry_at = tokio::time::Instant::now() + wait;
+                        tracing::error!(
+                            error = failure.error,
+                            attempts = failure.attempts,
+                            retry_in = ?wait,
+                            "cutting blocks failed; the head keeps the samples"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// Why cutting blocks has been failing, while it is (for `/-/ready` and the status API).
+    pub fn cut_failure(&self) -> Option<CutFailure> {
+        lock(&self.cut_failure).clone()
     }
 
     /// Compacts at start-up (finishing what a crash interrupted), after every cut, and at
@@ -1005,6 +1052,10 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

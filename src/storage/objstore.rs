@@ -58,6 +58,10 @@ fn build_s3(s3: &S3Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     if s3.allow_http {
         builder = builder.with_allow_http(true);
     }
+    builder = builder.with_retry(object_store::RetryConfig {
+        retry_timeout: s3.retry_timeout.0,
+        ..object_store::RetryConfig::default()
+    });
     let store = builder
         .build()
         .with_context(|| format!("configuring S3 bucket {:?}", s3.bucket))?;

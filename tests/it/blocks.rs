@@ -345,3 +345,136 @@ async fn a_snapshot_on_s3_restores_under_its_prefix() {
     .await;
     check_queries(&restored, start, total).await;
 }
+
+/// Quiver's own counter `name` (0 when absent).
+async fn counter(q: &Quiver, name: &str) -> f64 {
+    let text = q.metrics_text().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn blocks_due_while_s3_is_down_stay_in_the_head_and_upload_once_it_is_back() {
+    let mut s3 = start_s3();
+    let config = config_without_scrapes(&format!(
+        "{BLOCK_STORAGE}\n{}\n    retry_timeout: 1s",
+        s3_storage_yaml(&s3, "outage")
+    ));
+    let q = Quiver::start(&config).await;
+    s3.stop();
+    // Twelve minutes arrive while the bucket is away: every write is acknowledged (the WAL
+    // is local), and the windows due cannot be uploaded.
+    let (start, total) = write_history(&q).await;
+    let warning = eventually("a failed cut reported", Duration::from_secs(60), || {
+        let q = &q;
+        async move {
+            let r = q.client.get(q.url("/-/ready")).send().await.ok()?;
+            let status = r.status();
+            let body = r.text().await.ok()?;
+            (status == 200 && body.contains("Warning: cutting blocks has failed")).then_some(body)
+        }
+    })
+    .await;
+    eprintln!("{warning}");
+    assert!(counter(&q, "quiver_tsdb_block_cuts_failed_total").await >= 1.0);
+    // Queries keep working from the head meanwhile.
+    check_queries(&q, start, total).await;
+
+    s3.restart();
+    let bucket = s3.root.path().join("metrics/outage");
+    let blocks = eventually("the blocks uploaded once S3 is back", Duration::from_secs(90), || {
+        let bucket = bucket.clone();
+        async move { manifest_blocks(&bucket).filter(|b| b.len() >= 10) }
+    })
+    .await;
+    assert!(blocks.len() >= 10, "{blocks:?}");
+    let ready = q.client.get(q.url("/-/ready")).send().await.unwrap();
+    eventually("the warning gone", Duration::from_secs(30), || {
+        let q = &q;
+        async move {
+            let body = q.client.get(q.url("/-/ready")).send().await.ok()?.text().await.ok()?;
+            (!body.contains("Warning")).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(ready.status(), 200);
+    assert!(counter(&q, "quiver_tsdb_block_cut_last_success_timestamp_seconds").await > 0.0);
+    // Every acknowledged sample is there once, now from the blocks.
+    check_queries(&q, start, total).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_block_or_manifest_is_named_and_nothing_else_is_lost() {
+    let mut q = Quiver::start(&config_without_scrapes(BLOCK_STORAGE)).await;
+    let (start, total) = write_history(&q).await;
+    let data_dir = q.data_dir();
+    let blocks = ten_blocks(&data_dir).await;
+    q.stop();
+
+    // The oldest block's data file loses its second half (a torn upload, a bad disk).
+    let victim = blocks
+        .iter()
+        .min_by_key(|b| b["min_time"].as_i64().unwrap())
+        .unwrap();
+    let (id, victim_end) = (
+        victim["id"].as_str().unwrap().to_owned(),
+        victim["max_time"].as_i64().unwrap(),
+    );
+    let file = data_dir.join("blocks").join(&id).join("data.parquet");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    q.launch().await;
+
+    // A query that needs the block fails, naming it, in PromQL's and SQL's conventions.
+    let (status, body) = q.sql_raw("SELECT count(*) FROM node_load1").await;
+    assert_ne!(status, 200, "{body}");
+    assert!(
+        body.to_string().contains(&id),
+        "the error must name the object: {body}"
+    );
+    let range = q
+        .get_json(
+            "/api/v1/query_range",
+            &[
+                ("query", "count(node_load1)"),
+                ("start", &(start / 1000).to_string()),
+                ("end", &(now_ms() / 1000).to_string()),
+                ("step", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(range["status"], "error", "{range}");
+    assert!(range["error"].as_str().unwrap().contains(&id), "{range}");
+    // The rest is still queryable, every sample of it.
+    let after = q
+        .scalar(&format!(
+            "SELECT count(*) FROM node_load1 WHERE timestamp > to_timestamp_millis({victim_end})"
+        ))
+        .await;
+    let expected = 3 * (0..72).filter(|k| start + k * 10_000 > victim_end).count();
+    assert_eq!(after as usize, expected, "samples after the damaged block");
+    assert!(expected > 0 && expected < total);
+    q.stop();
+
+    // A manifest that no longer parses stops the start, naming it; it is not replaced by an
+    // empty one (which would drop every block).
+    let manifest = data_dir.join("manifest.json");
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, &good[..good.len() / 3]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg(format!("--config.file={}", q.config_path.display()))
+        .arg(format!("--storage.tsdb.path={}", data_dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .arg("--postgres.listen-address=")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started over a corrupt manifest: {stderr}");
+    assert!(stderr.contains("manifest.json"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&manifest).unwrap(),
+        &good[..good.len() / 3],
+        "the damaged manifest must be left for the operator"
+    );
+}
