@@ -118,6 +118,10 @@ pub enum ScrapeError {
     LabelLimit(String),
     #[error("invalid series: {0}")]
     InvalidSeries(String),
+    /// The samples could not be stored (for example the disk is full), as Prometheus reports
+    /// an appender error for the target.
+    #[error("storing the scraped samples: {0}")]
+    Store(String),
 }
 
 /// What earlier scrapes of this target made of each exposed series, keyed by the series
@@ -280,9 +284,13 @@ impl ScrapeLoop {
         };
         batch.extend(self.stale_markers(&current, now_ms));
         batch.extend(self.report_series(&report, now_ms));
-        self.append(batch).await;
+        let stored = self.append(batch).await;
         self.previous.retain(|h, _| current.contains(h));
-        self.update_status(wall, duration, error);
+        self.update_status(
+            wall,
+            duration,
+            error.or(stored.err().map(ScrapeError::Store)),
+        );
     }
 
     async fn scrape(&mut self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
@@ -378,24 +386,25 @@ impl ScrapeLoop {
                 .iter()
                 .filter_map(|name| self.own_series(name, stale_nan(), now_ms)),
         );
-        self.append(batch).await;
+        let _ = self.append(batch).await;
         self.previous.clear();
     }
 
-    async fn append(&self, batch: Vec<SeriesSamples>) {
+    /// Stores `batch`; the error, if it could not be, is the target's to report.
+    async fn append(&self, batch: Vec<SeriesSamples>) -> Result<(), String> {
         let storage = self.storage.clone();
         let commit = move || {
             let mut appender = storage.lenient_appender();
             appender.extend(batch);
             appender.commit()
         };
-        match tokio::task::spawn_blocking(commit).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(target = %self.target.url, error = %e, "storing scrape failed")
-            }
-            Err(e) => tracing::error!(error = %e, "scrape append task failed"),
-        }
+        let error = match tokio::task::spawn_blocking(commit).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => format!("the append task failed: {e}"),
+        };
+        tracing::warn!(target = %self.target.url, error, "storing scrape failed");
+        Err(error)
     }
 
     fn set_metadata(&self, metadata: Vec<Metadata>) {

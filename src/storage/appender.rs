@@ -260,7 +260,7 @@ impl Storage {
             Ok(seq) => seq,
             Err(e) => {
                 let created: Vec<SeriesId> = ids.iter().filter(|c| c.1).map(|c| c.0).collect();
-                self.head.release(&created);
+                self.head.forget(&created);
                 return Err(e.into());
             }
         };

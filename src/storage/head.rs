@@ -398,14 +398,26 @@ impl Head {
         (added, orphans)
     }
 
-    /// Clears the pending mark of series an appender created but gave no samples (its
-    /// write failed), so truncation may remove them.
-    pub fn release(&self, ids: &[SeriesId]) {
+    /// Undoes the creation of series an appender made but could not log (its WAL write
+    /// failed, say on a full disk): those still empty are removed, so the next write of the
+    /// same labels creates them again and logs their labels. Left in place, later samples
+    /// would be logged for a series the WAL never names, and lost at replay.
+    pub fn forget(&self, ids: &[SeriesId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut index = write(&self.index);
         for id in ids {
-            if let Some(s) = self.stripe_mut(*id).get_mut(id) {
-                s.pending = false;
+            let mut stripe = self.stripe_mut(*id);
+            if let Some(series) = stripe.get_mut(id) {
+                series.pending = false;
+                if series.is_empty() {
+                    stripe.remove(id);
+                    index.remove(*id);
+                }
             }
         }
+        index.drop_unused_symbols();
     }
 
     /// Applies a logged record, as replay does. Returns the samples added, and the samples
@@ -765,13 +777,17 @@ mod tests {
         assert_eq!(head.lookup(&[&l]), vec![Some(id)]);
         assert_eq!(head.append(&[sample(id, 200, 1.0)]).0, 1);
         assert_eq!(head.get_or_create(&[&l]), vec![(id, false)]);
-        // Released without samples, an empty series goes at the next truncation.
+        // Forgotten without samples (its log write failed), an empty series goes at once,
+        // so the next write of its labels creates, and logs, it again.
         let other = Arc::new(labels("up", "failed"));
         let ids: Vec<SeriesId> = head.get_or_create(&[&other]).iter().map(|c| c.0).collect();
-        head.release(&ids);
-        head.truncate_before(100);
+        head.forget(&ids);
         assert_eq!(head.lookup(&[&other]), vec![None]);
         assert_eq!(head.num_series(), 1);
+        assert!(head.get_or_create(&[&other])[0].1);
+        // One that meanwhile received samples stays.
+        head.forget(&[id]);
+        assert_eq!(head.lookup(&[&l]), vec![Some(id)]);
     }
 
     #[test]

@@ -936,7 +936,9 @@ impl Storage {
                         let now = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .unwrap_or_default();
-                        self.metrics.block_cut_last_success.set(now.as_secs() as i64);
+                        self.metrics
+                            .block_cut_last_success
+                            .set(now.as_secs() as i64);
                     }
                     Err(e) => {
                         self.metrics.block_cut_failures.inc();

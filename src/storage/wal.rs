@@ -70,6 +70,8 @@ struct Writer {
     /// Segments closed by a rotation whose data may not be on stable storage yet: the next
     /// sync fsyncs them, outside the writer lock, so a rotation costs appenders no fsync.
     unsynced: Vec<File>,
+    /// A failed write left bytes that could not be cut off: rotate before the next frame.
+    torn: bool,
 }
 
 pub struct Wal {
@@ -120,7 +122,10 @@ impl Wal {
     pub fn append(&self, record: &WalRecord) -> anyhow::Result<u64> {
         let frame = encode_frame(record);
         let mut writer = lock(&self.writer);
-        if writer.size > 0 && writer.size + frame.len() as u64 > self.config.segment_size_bytes {
+        if writer.torn
+            || (writer.size > 0
+                && writer.size + frame.len() as u64 > self.config.segment_size_bytes)
+        {
             writer.rotate(&self.dir)?;
         }
         writer.write_frame(&frame)?;
@@ -310,6 +315,7 @@ impl Writer {
             written_seq: 0,
             older_bytes: 0,
             unsynced: Vec::new(),
+            torn: false,
         })
     }
 
@@ -321,11 +327,22 @@ impl Writer {
         self.segment = next.segment;
         self.older_bytes += self.size;
         self.size = 0;
+        self.torn = false;
         Ok(())
     }
 
+    /// Appends one frame whole or not at all: a write that fails part-way (a full disk)
+    /// is cut off again, so the frames after it do not follow a torn one, which replay
+    /// would stop at, dropping them.
     fn write_frame(&mut self, frame: &[u8]) -> anyhow::Result<()> {
-        self.file.write_all(frame).context("writing WAL frame")?;
+        if let Err(e) = self.file.write_all(frame) {
+            if let Err(cut) = self.file.set_len(self.size) {
+                // Append nothing after the torn bytes: the next frame starts a new segment.
+                tracing::error!(error = %cut, "cutting a torn WAL frame off failed");
+                self.torn = true;
+            }
+            return Err(e).context("writing WAL frame");
+        }
         self.size += frame.len() as u64;
         self.written_seq += 1;
         Ok(())

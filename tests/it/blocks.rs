@@ -383,17 +383,29 @@ async fn blocks_due_while_s3_is_down_stay_in_the_head_and_upload_once_it_is_back
 
     s3.restart();
     let bucket = s3.root.path().join("metrics/outage");
-    let blocks = eventually("the blocks uploaded once S3 is back", Duration::from_secs(90), || {
-        let bucket = bucket.clone();
-        async move { manifest_blocks(&bucket).filter(|b| b.len() >= 10) }
-    })
+    let blocks = eventually(
+        "the blocks uploaded once S3 is back",
+        Duration::from_secs(90),
+        || {
+            let bucket = bucket.clone();
+            async move { manifest_blocks(&bucket).filter(|b| b.len() >= 10) }
+        },
+    )
     .await;
     assert!(blocks.len() >= 10, "{blocks:?}");
     let ready = q.client.get(q.url("/-/ready")).send().await.unwrap();
     eventually("the warning gone", Duration::from_secs(30), || {
         let q = &q;
         async move {
-            let body = q.client.get(q.url("/-/ready")).send().await.ok()?.text().await.ok()?;
+            let body = q
+                .client
+                .get(q.url("/-/ready"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
             (!body.contains("Warning")).then_some(())
         }
     })
@@ -470,7 +482,10 @@ async fn a_corrupt_block_or_manifest_is_named_and_nothing_else_is_lost() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "started over a corrupt manifest: {stderr}");
+    assert!(
+        !out.status.success(),
+        "started over a corrupt manifest: {stderr}"
+    );
     assert!(stderr.contains("manifest.json"), "{stderr}");
     assert_eq!(
         std::fs::read(&manifest).unwrap(),

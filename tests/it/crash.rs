@@ -213,3 +213,159 @@ async fn acknowledged_samples_survive_kill_9_during_cuts_and_checkpoints() {
     );
     check_acknowledged(&q, &acked, 10).await;
 }
+
+/// A small tmpfs mounted over a folder (the test command runs as root), unmounted on drop.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (the test command runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process of a failed test may still hold files there.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// One remote write of `width` series at `ts`; the HTTP status (0: no answer).
+async fn write_round(q: &Quiver, worker: usize, ts: i64, round: i64, width: usize) -> u16 {
+    let samples: Vec<_> = (0..width)
+        .map(|s| {
+            let name = format!("w{worker}_s{s}");
+            series(
+                &[("__name__", "crash_metric"), ("series", &name)],
+                &[(ts, (round * 100 + s as i64) as f64)],
+            )
+        })
+        .collect();
+    q.remote_write(&write_request(samples)).await.0
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_keeps_queries_and_recovers_by_itself() {
+    let mut q = Quiver::start(&config_without_scrapes("")).await;
+    q.stop();
+    // Quiver scrapes itself every second, so scrapes meet the full disk too.
+    q.write_config(&format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{}']\nstorage:\n  wal:\n    fsync: always\n    segment_size_bytes: 1048576\n",
+        q.port
+    ));
+    let disk = SmallDisk::mount(&q.data_dir(), "8m");
+    q.launch().await;
+    // Leave about 1.5 MiB free.
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![0u8; 6 << 20]).unwrap();
+
+    let acked = Mutex::new(BTreeMap::new());
+    let base = now_ms() - 30_000;
+    let mut round = 0i64;
+    let mut refused = 0;
+    // Once the disk is full, writes go to new series (worker 1): their creation fails
+    // with the write, and must be logged when a later write succeeds.
+    let worker = |refused: usize| usize::from(refused > 0);
+    while refused < 5 {
+        assert!(round < 200_000, "the disk never filled");
+        let ts = base + round;
+        match write_round(&q, worker(refused), ts, round, 50).await {
+            204 => {
+                acked
+                    .lock()
+                    .unwrap()
+                    .insert((worker(refused), ts), round as f64);
+            }
+            status if status >= 500 => refused += 1,
+            status => panic!("unexpected status {status} while filling the disk"),
+        }
+        round += 1;
+    }
+    let full_at = acked.lock().unwrap().len();
+    eprintln!("disk full after {full_at} acknowledged writes");
+    // Queries keep working, and see every acknowledged sample.
+    let stored = q.scalar("SELECT count(*) FROM crash_metric").await as usize;
+    assert!(
+        stored >= full_at * 50,
+        "{stored} stored, {full_at} writes acknowledged"
+    );
+    let promql = q
+        .get_json("/api/v1/query", &[("query", "count(crash_metric)")])
+        .await;
+    assert_eq!(promql["status"], "success", "{promql}");
+    // The scrape records the failure.
+    let error = eventually(
+        "the scrape reports the full disk",
+        Duration::from_secs(20),
+        || {
+            let q = &q;
+            async move {
+                let targets = q.get_json("/api/v1/targets", &[]).await;
+                let target = &targets["data"]["activeTargets"][0];
+                let error = target["lastError"].as_str()?.to_owned();
+                (target["health"] == "down" && !error.is_empty()).then_some(error)
+            }
+        },
+    )
+    .await;
+    eprintln!("scrape error on a full disk: {error}");
+
+    // Space comes back: ingestion resumes without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    eventually("writes accepted again", Duration::from_secs(20), || {
+        let (q, acked) = (&q, &acked);
+        round += 1;
+        let (ts, r) = (base + round, round);
+        async move {
+            (write_round(q, 1, ts, r, 50).await == 204).then(|| {
+                acked.lock().unwrap().insert((1, ts), r as f64);
+            })
+        }
+    })
+    .await;
+    for _ in 0..20 {
+        round += 1;
+        assert_eq!(write_round(&q, 1, base + round, round, 50).await, 204);
+        acked
+            .lock()
+            .unwrap()
+            .insert((1, base + round), round as f64);
+    }
+    eventually("the scrape recovers", Duration::from_secs(20), || {
+        let q = &q;
+        async move {
+            let targets = q.get_json("/api/v1/targets", &[]).await;
+            (targets["data"]["activeTargets"][0]["health"] == "up").then_some(())
+        }
+    })
+    .await;
+    // Nothing acknowledged is lost or doubled, across a restart (the WAL replays cleanly).
+    q.stop();
+    q.launch().await;
+    assert!(
+        !q.log().contains("no series record"),
+        "samples logged for series the WAL never named: {}",
+        q.log()
+    );
+    check_acknowledged(&q, &acked, 50).await;
+    q.stop();
+    drop(disk);
+}
