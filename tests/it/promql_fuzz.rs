@@ -1,5 +1,7 @@
-//! Random and mutated PromQL never panics the engine: every query yields a value or an
-//! error. The corpus is the expressions of Prometheus's own test scripts.
+//! Random and mutated PromQL never panics the engine and never fails inside it: every query
+//! yields a value or one of PromQL's own errors, and a floor of the queries evaluate, so the
+//! test cannot pass by refusing everything. The corpus is the expressions of Prometheus's
+//! own test scripts.
 
 use std::time::Duration;
 
@@ -159,7 +161,9 @@ async fn mutated_queries_never_panic() {
     let corpus = corpus();
     assert!(corpus.len() > 1000, "corpus too small: {}", corpus.len());
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let (mut ok, mut errors) = (0, 0);
+    // Outcomes of the corpus's own expressions and of mutated ones: (evaluated, refused).
+    let (mut original, mut mutated) = ((0, 0), (0, 0));
+    let mut internal = Vec::new();
     for i in 0..3000 {
         let base = &corpus[rng.below(corpus.len())];
         let query = if i % 4 == 0 {
@@ -181,10 +185,64 @@ async fn mutated_queries_never_panic() {
         } else {
             engine.instant(&query, t, Duration::from_secs(300)).await
         };
+        let tally = if i % 4 == 0 {
+            &mut original
+        } else {
+            &mut mutated
+        };
         match outcome {
-            Ok(_) => ok += 1,
-            Err(_) => errors += 1,
+            Ok(_) => tally.0 += 1,
+            Err(e) => {
+                tally.1 += 1;
+                if is_internal(&e) {
+                    internal.push(format!("{query}: {e}"));
+                }
+            }
         }
     }
-    println!("fuzzed PromQL: {ok} evaluated, {errors} refused with an error, none panicked");
+    let share = |(ok, refused): (usize, usize)| ok as f64 / (ok + refused) as f64;
+    println!(
+        "fuzzed PromQL: corpus expressions {}/{} evaluated ({:.0}%), mutated {}/{} ({:.0}%), {} internal errors, none panicked",
+        original.0,
+        original.0 + original.1,
+        100.0 * share(original),
+        mutated.0,
+        mutated.0 + mutated.1,
+        100.0 * share(mutated),
+        internal.len()
+    );
+    // An error from inside the engine (DataFusion, Arrow, a plan node's invariant) is a bug
+    // whatever the query: Prometheus answers with a value or a parse/type/runtime error.
+    assert!(
+        internal.is_empty(),
+        "internal errors:\n{}",
+        internal.join("\n")
+    );
+    // The test cannot pass by refusing everything: most of the scripts' own expressions
+    // evaluate (the rest are the scripts' expected failures and native histograms, issue
+    // 19), and a good share of the mutated ones still do.
+    assert!(share(original) >= 0.8, "{original:?}");
+    assert!(share(mutated) >= 0.15, "{mutated:?}");
+}
+
+/// Whether `e` comes from inside the engine rather than from PromQL's own rules.
+fn is_internal(e: &quiver::query::promql::PromqlError) -> bool {
+    let quiver::query::promql::PromqlError::Execution(message) = e else {
+        return false;
+    };
+    const MARKERS: [&str; 12] = [
+        "Internal error",
+        "Arrow error",
+        "Schema error",
+        "Compute error",
+        "Invalid argument error",
+        "Cast error",
+        "Error during planning",
+        "Optimizer rule",
+        "unexpected",
+        "panicked",
+        "DataFusion error",
+        "External error",
+    ];
+    MARKERS.iter().any(|m| message.contains(m))
 }
