@@ -5,6 +5,20 @@
 #[allow(dead_code)]
 mod parser;
 
+/// What the parser names from the rest of the crate, at the paths it names it by.
+#[path = "../../src/model"]
+mod model {
+    #[allow(dead_code)]
+    mod metadata;
+    pub use metadata::{Metadata, MetricType};
+}
+
+#[path = "../../src/gocompat"]
+mod gocompat {
+    #[allow(dead_code)]
+    pub mod strconv;
+}
+
 use libfuzzer_sys::fuzz_target;
 use parser::{Format, parse};
 

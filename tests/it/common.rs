@@ -144,7 +144,7 @@ impl Quiver {
     /// (Re)starts the process on the same port and data directory.
     pub async fn launch(&mut self) {
         let log = self.dir.path().join("quiver.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+        let mut cmd = Command::new(server_bin());
         cmd.arg(format!("--config.file={}", self.config_path.display()))
             .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
@@ -182,6 +182,18 @@ impl Quiver {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's resident memory, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.process.as_ref().expect("running").child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
     }
 
     /// Quiver's own `/metrics` text.
@@ -318,6 +330,14 @@ pub fn write_request(timeseries: Vec<TimeSeries>) -> WriteRequest {
         timeseries,
         metadata: vec![],
     }
+}
+
+/// The Quiver binary the servers run: this build's, or `QUIVER_BIN` (scripts that measure,
+/// such as scripts/soak.sh, point it at a release build).
+pub fn server_bin() -> PathBuf {
+    std::env::var_os("QUIVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_quiver")))
 }
 
 /// A config with no scrape jobs (so only what a test writes is stored) plus `storage_yaml`

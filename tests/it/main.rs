@@ -22,6 +22,7 @@ mod re2;
 mod remote_write;
 mod rules;
 mod scrape;
+mod soak;
 mod sql;
 mod start_timestamps;
 mod storage;

@@ -219,25 +219,13 @@ async fn limits_fail_cleanly_and_the_server_keeps_serving() {
     assert_eq!(q.scalar("SELECT count(*) FROM up").await, 3.0);
 }
 
-/// The server's resident memory, from /proc.
-fn rss_bytes(q: &Quiver) -> u64 {
-    let pid = q.process.as_ref().expect("running").child.id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
-
 /// Functions that build far more than they read (a 2 GB `repeat`, a billion-element
 /// `range`) fail as a query over its memory limit does, before they allocate: the server's
 /// memory stays where it was and it goes on answering.
 #[tokio::test]
 async fn functions_that_would_build_gigabytes_fail_before_allocating() {
     let q = seeded("query:\n  memory_limit_bytes: 100000000").await;
-    let before = rss_bytes(&q);
+    let before = q.rss_bytes();
     for sql in [
         "SELECT length(repeat('x', 2000000000))",
         "SELECT length(lpad(instance, 2000000000, '*')) FROM up",
@@ -251,7 +239,7 @@ async fn functions_that_would_build_gigabytes_fail_before_allocating() {
         let message = body["error"].as_str().unwrap_or_default();
         assert!(message.contains("memory limit"), "{sql}: {body}");
     }
-    let grown = rss_bytes(&q).saturating_sub(before);
+    let grown = q.rss_bytes().saturating_sub(before);
     assert!(grown < 200 << 20, "RSS grew by {grown} bytes");
     // Within the limit they work.
     assert_eq!(
