@@ -298,8 +298,12 @@ fn explain(url: &str, expr: &str) -> ExitCode {
 }
 
 fn multi_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    // Deep enough for the expression depth `query::complexity` allows, in a debug build
+    // too (DataFusion recurses over expression trees; a thread's stack does not grow).
+    // Only the pages a thread touches are resident.
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()
     {
         Ok(rt) => Some(rt),

@@ -1,4 +1,6 @@
-//! The statement timeout and CancelRequest for the whole query, execution included.
+//! The statement timeout and CancelRequest for the whole query, execution included; and
+//! the complexity limit every statement text passes before it is parsed
+//! (`query::complexity`), for simple and extended queries alike.
 //!
 //! DataFusion runs lazily: datafusion-postgres returns a row stream and the work happens
 //! while pgwire sends it, after pgwire's own cancel and timeout checks (which watch only the
@@ -11,9 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{Sink, StreamExt};
-use pgwire::api::portal::Portal;
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -35,6 +39,50 @@ fn canceled(reason: &str) -> PgWireError {
         "57014".to_string(),
         format!("canceling statement due to {reason}"),
     )))
+}
+
+/// The complexity limit as PostgreSQL's `statement_too_complex` (54001).
+fn check_complexity(sql: &str) -> PgWireResult<()> {
+    crate::query::complexity::check_sql(sql).map_err(|message| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_string(),
+            "54001".to_string(),
+            message,
+        )))
+    })
+}
+
+/// datafusion-postgres's parser for extended queries, behind the complexity limit.
+pub struct CheckedParser<P>(Arc<P>);
+
+#[async_trait]
+impl<P: QueryParser + Send + Sync> QueryParser for CheckedParser<P> {
+    type Statement = P::Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        check_complexity(sql)?;
+        self.0.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.0.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.0.get_result_schema(stmt, column_format)
+    }
 }
 
 /// When the statement must be done by, from the session's `statement_timeout` (0: never).
@@ -127,6 +175,7 @@ impl SimpleQueryHandler for Limited {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_complexity(query)?;
         let deadline = deadline(client);
         let handle = connection_handle(client);
         let responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
@@ -140,10 +189,10 @@ impl SimpleQueryHandler for Limited {
 #[async_trait]
 impl ExtendedQueryHandler for Limited {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+    type QueryParser = CheckedParser<<DfSessionService as ExtendedQueryHandler>::QueryParser>;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        self.inner.query_parser()
+        Arc::new(CheckedParser(self.inner.query_parser()))
     }
 
     async fn do_query<C>(

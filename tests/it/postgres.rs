@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Quiver, free_port, series, write_request};
+use crate::common::{Quiver, free_port, post_form, series, write_request};
 
 const METRIC: &str = "pg_test_metric";
 
@@ -385,4 +385,67 @@ async fn broken_clients_do_not_hurt_the_server() {
         q.scalar(&format!("SELECT count(*) FROM {METRIC}")).await,
         20.0
     );
+}
+
+/// `1+1+...+1` with `n` terms.
+fn chain(n: usize) -> String {
+    vec!["1"; n].join("+")
+}
+
+/// Expressions too deep to plan (which used to overflow a thread's stack and abort the
+/// server) are refused in each language's convention, on every entrance; the server keeps
+/// serving, and queries at the limit still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_expressions_are_refused_everywhere_and_the_server_keeps_serving() {
+    let (q, port) = start("  users:\n    - name: grafana\n      password: s3cret\n").await;
+    // At the limit: 999 additions and the SELECT's own nothing else.
+    assert_eq!(q.scalar(&format!("SELECT {}", chain(1000))).await, 1000.0);
+    let (status, body) = q.sql_raw(&format!("SELECT {}", chain(20_000))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("too complex"),
+        "{body}"
+    );
+    let parens = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
+    assert_eq!(q.sql_raw(&parens).await.0, 400);
+
+    let promql = |query: String| {
+        let q = &q;
+        async move { post_form(&q.client, &q.url("/api/v1/query"), &[("query", query)]).await }
+    };
+    let ok = promql(chain(1000)).await;
+    assert_eq!(ok["data"]["result"][1], "1000", "{ok}");
+    let refused = promql(chain(20_000)).await;
+    assert_eq!(refused["errorType"], "bad_data", "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("too complex"),
+        "{refused}"
+    );
+
+    // psql (simple protocol) and psycopg 3 (extended protocol, server-side parameters).
+    let deep = format!("SELECT {}", chain(20_000));
+    let (ok, out) = psql(port, "grafana", "s3cret", "", &["-c", &deep]);
+    assert!(!ok && out.contains("too complex"), "{out}");
+    let script = format!(
+        "import psycopg\n\
+         with psycopg.connect('host=127.0.0.1 port={port} user=grafana password=s3cret dbname=quiver') as c:\n\
+         \x20   try:\n\
+         \x20       c.execute('SELECT %s + ' + '+'.join(['1'] * 20000), [1])\n\
+         \x20       print('accepted')\n\
+         \x20   except psycopg.Error as e:\n\
+         \x20       print(e.sqlstate, e)\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.starts_with("54001") && text.contains("too complex"),
+        "{text}"
+    );
+    let (ok, out) = psql(port, "grafana", "s3cret", "", &["-c", "SELECT 1"]);
+    assert!(ok, "{out}");
+    assert_eq!(q.scalar("SELECT 2").await, 2.0);
 }

@@ -173,6 +173,7 @@ impl PromqlEngine {
 
     /// Parses PromQL for a query whose `step()` and `range()` are `times`.
     pub fn parse_for(query: &str, times: syntax::QueryTimes) -> Result<PromExpr, PromqlError> {
+        crate::query::complexity::check(syntax::operators(query)).map_err(PromqlError::BadData)?;
         let text = syntax::rewrite(query, times).map_err(PromqlError::BadData)?;
         promql_parser::parser::parse(&text).map_err(PromqlError::BadData)
     }

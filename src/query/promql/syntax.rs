@@ -85,6 +85,26 @@ pub fn rewrite(query: &str, times: QueryTimes) -> Result<Cow<'_, str>, String> {
     Ok(Cow::Owned(apply(query, edits)))
 }
 
+/// The binary operators and opening parentheses of `query`, outside label matchers' braces
+/// and strings: a bound on how deep its expression tree can be (see `query::complexity`).
+pub fn operators(query: &str) -> usize {
+    let mut braces = 0usize;
+    let mut count = 0;
+    for token in lex(query) {
+        let text = &query[token.start..token.end];
+        match (token.kind, text) {
+            (Kind::Punct, "{") => braces += 1,
+            (Kind::Punct, "}") => braces = braces.saturating_sub(1),
+            _ if braces > 0 => {}
+            (Kind::Punct, "(" | "+" | "-" | "*" | "/" | "%" | "^" | "<" | ">") => count += 1,
+            (Kind::Punct, "=" | "!") => count += 1,
+            (Kind::Ident, "and" | "or" | "unless" | "atan2") => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
+
 // ---- lexing ------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -832,6 +852,17 @@ impl DurationExpr<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operators_bound_the_depth_outside_matchers_and_strings() {
+        assert_eq!(operators("up"), 0);
+        assert_eq!(
+            operators("sum by (job) (rate(x{a=~\"(b|c)+\"}[5m])) > 1"),
+            4
+        );
+        assert_eq!(operators("x{a=\"1+2\", b!=\"(\"} + y"), 1);
+        assert_eq!(operators(&["up"; 10].join(" or ")), 9);
+    }
 
     fn range_query(q: &str) -> String {
         rewrite(

@@ -155,6 +155,7 @@ impl SqlEngine {
     }
 
     async fn run(&self, sql: &str) -> Result<QueryResult, SqlError> {
+        crate::query::complexity::check_sql(sql).map_err(SqlError::BadQuery)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
