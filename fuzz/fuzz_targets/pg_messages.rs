@@ -16,7 +16,8 @@ fuzz_target!(init: {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info.to_string();
-        if message.contains("advance out of bounds") || message.contains("out of range for slice") {
+        // The bytes crate's bounds checks (`advance`, `split_to`, ... out of bounds).
+        if message.contains("out of bounds") || message.contains("out of range for slice") {
             KNOWN.with(|k| k.set(true));
         } else {
             report(info);
@@ -35,7 +36,8 @@ fuzz_target!(init: {
         loop {
             let before = buf.len();
             // pgwire 0.41 panics on bodies shorter than their fields (a Describe or Close
-            // of length 0, a Parse of length 4: found here; in the server the panic ends
+            // of length 0, a Parse of length 4, a Bind whose parameter length runs past
+            // its end: found here; in the server the panic ends
             // only that connection's task, which tests/it/postgres.rs keeps so). That one
             // class is let through, so the campaign looks past it; any other panic aborts.
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

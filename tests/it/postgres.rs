@@ -332,13 +332,19 @@ async fn broken_clients_do_not_hurt_the_server() {
     let _ = s.write_all(&[b'?', 0, 0, 0, 4]);
     read_until_quiet(&mut s);
     // Messages shorter than their fields (found by scripts/fuzz.sh): a Describe or Close of
-    // length 0, a Parse of length 4. pgwire panics decoding them; the panic ends that
-    // connection's task only.
-    for message in [[b'D', 0, 0, 0, 0], [b'C', 0, 0, 0, 0], [b'P', 0, 0, 0, 4]] {
+    // length 0, a Parse of length 4, a Bind whose parameter runs past its end. pgwire
+    // panics decoding them; the panic ends that connection's task only.
+    let bind: &[u8] = &[b'B', 0, 0, 0, 2, 0, 0, 0, 0, 1, 1, 1, 0xff, 0xf8, 0, 4];
+    for message in [
+        &[b'D', 0, 0, 0, 0][..],
+        &[b'C', 0, 0, 0, 0],
+        &[b'P', 0, 0, 0, 4],
+        bind,
+    ] {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.write_all(&startup_message("x")).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        let _ = s.write_all(&message);
+        let _ = s.write_all(message);
         read_until_quiet(&mut s);
     }
     // A client that sends a query and disconnects before reading the answer.
