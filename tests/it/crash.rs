@@ -7,6 +7,21 @@ use std::time::Duration;
 
 use crate::common::*;
 
+/// Round `round` of writer `worker`: its `width` series `w<worker>_s<n>` at `ts`, valued
+/// `round * 100 + n` (what [`check_acknowledged`] expects).
+fn round_request(worker: usize, ts: i64, round: i64, width: usize) -> quiver::prompb::WriteRequest {
+    let samples: Vec<_> = (0..width)
+        .map(|s| {
+            let name = format!("w{worker}_s{s}");
+            series(
+                &[("__name__", "crash_metric"), ("series", &name)],
+                &[(ts, (round * 100 + s as i64) as f64)],
+            )
+        })
+        .collect();
+    write_request(samples)
+}
+
 /// Writes batches of `width` series until the server stops answering; records what was
 /// acknowledged. Round `r` writes at `base + r * step_ms`.
 async fn writer(
@@ -20,16 +35,9 @@ async fn writer(
     let client = reqwest::Client::new();
     for round in 0i64.. {
         let ts = base + round * step_ms;
-        let samples: Vec<_> = (0..width)
-            .map(|s| {
-                let name = format!("w{worker}_s{s}");
-                series(
-                    &[("__name__", "crash_metric"), ("series", &name)],
-                    &[(ts, (round * 100 + s as i64) as f64)],
-                )
-            })
-            .collect();
-        let body = snappy(&prost::Message::encode_to_vec(&write_request(samples)));
+        let body = snappy(&prost::Message::encode_to_vec(&round_request(
+            worker, ts, round, width,
+        )));
         let response = client
             .post(format!("{q_url}/api/v1/write"))
             .header("Content-Type", "application/x-protobuf")
@@ -250,16 +258,9 @@ impl Drop for SmallDisk {
 
 /// One remote write of `width` series at `ts`; the HTTP status (0: no answer).
 async fn write_round(q: &Quiver, worker: usize, ts: i64, round: i64, width: usize) -> u16 {
-    let samples: Vec<_> = (0..width)
-        .map(|s| {
-            let name = format!("w{worker}_s{s}");
-            series(
-                &[("__name__", "crash_metric"), ("series", &name)],
-                &[(ts, (round * 100 + s as i64) as f64)],
-            )
-        })
-        .collect();
-    q.remote_write(&write_request(samples)).await.0
+    q.remote_write(&round_request(worker, ts, round, width))
+        .await
+        .0
 }
 
 #[tokio::test]

@@ -419,24 +419,7 @@ async fn certificates_and_users_rotate_without_a_restart() {
         std::fs::rename(&staged, pki.path(&format!("server.{ext}"))).unwrap();
     }
     let trusts_ca2 = pki.client("ca2", None, Some(("alice", "one")));
-    eventually(
-        "the rotated certificate is served",
-        Duration::from_secs(15),
-        || {
-            let (client, url) = (trusts_ca2.clone(), url.clone());
-            async move {
-                client
-                    .get(url)
-                    .send()
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    until_served("the rotated certificate is served", &trusts_ca2, &url).await;
     // (A new connection: the ones open before the rotation keep their session.)
     let trusts_ca1 = pki.client("ca1", None, Some(("alice", "one")));
     assert!(
@@ -457,26 +440,25 @@ async fn certificates_and_users_rotate_without_a_restart() {
     // Users change: alice's password no longer works, bob's does.
     std::fs::write(&web, format!("{tls}{}", users("bob", "two"))).unwrap();
     let bob = pki.client("ca2", None, Some(("bob", "two")));
-    eventually("the new user list applies", Duration::from_secs(15), || {
-        let (client, url) = (bob.clone(), url.clone());
-        async move {
-            client
-                .get(url)
-                .send()
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        }
-    })
-    .await;
+    until_served("the new user list applies", &bob, &url).await;
     assert_eq!(trusts_ca2.get(&url).send().await.unwrap().status(), 401);
     assert!(
         q.log().contains("the previous one stays in force"),
         "{}",
         q.log()
     );
+}
+
+/// Waits until `client` gets a success from `url`.
+async fn until_served(what: &str, client: &reqwest::Client, url: &str) {
+    eventually(what, Duration::from_secs(15), || {
+        let (client, url) = (client.clone(), url.to_owned());
+        async move {
+            let status = client.get(url).send().await.ok()?.status();
+            status.is_success().then_some(())
+        }
+    })
+    .await;
 }
 
 /// A peer (node_exporter or Alertmanager) serving TLS with basic auth by its own
