@@ -158,6 +158,14 @@ async fn mutated_queries_never_panic() {
     )
     .unwrap();
     let engine = PromqlEngine::new(storage, sql.context().runtime_env(), 50_000_000);
+    // Found by scripts/fuzz.sh (promql_engine): a subquery `@` 5e31 exhausted memory.
+    for found in ["info(last_over_time(metric[10m:1m] @ 49999999999999999999999999999920))"] {
+        let outcome = engine.instant(found, 0, Duration::from_secs(300)).await;
+        assert!(
+            matches!(outcome, Err(quiver::query::promql::PromqlError::BadData(_))),
+            "{found}: {outcome:?}"
+        );
+    }
     let corpus = corpus();
     assert!(corpus.len() > 1000, "corpus too small: {}", corpus.len());
     let mut rng = Rng(0x5EED_1234_ABCD_0001);

@@ -11,6 +11,7 @@ use quiver::query::promql::PromqlEngine;
 use quiver::query::sql::SqlEngine;
 use quiver::storage::{Storage, StorageOptions};
 
+#[allow(dead_code)] // each target uses one engine
 pub struct Engines {
     pub runtime: tokio::runtime::Runtime,
     pub sql: SqlEngine,

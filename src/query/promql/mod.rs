@@ -3,6 +3,7 @@
 //! assembled into Prometheus's result types.
 
 pub mod aggregates;
+mod bounds;
 mod collect;
 pub mod extended;
 pub mod functions;
@@ -175,7 +176,9 @@ impl PromqlEngine {
     pub fn parse_for(query: &str, times: syntax::QueryTimes) -> Result<PromExpr, PromqlError> {
         crate::query::complexity::check(syntax::operators(query)).map_err(PromqlError::BadData)?;
         let text = syntax::rewrite(query, times).map_err(PromqlError::BadData)?;
-        promql_parser::parser::parse(&text).map_err(PromqlError::BadData)
+        let expr = promql_parser::parser::parse(&text).map_err(PromqlError::BadData)?;
+        bounds::check(&expr).map_err(PromqlError::BadData)?;
+        Ok(expr)
     }
 
     /// An instant query at `time_ms`.
