@@ -463,12 +463,22 @@ async fn until_served(what: &str, client: &reqwest::Client, url: &str) {
 
 /// A peer (node_exporter or Alertmanager) serving TLS with basic auth by its own
 /// `--web.config.file`, which is the same format as Quiver's.
-fn peer_web_config(pki: &Pki, name: &str, cert: &str, password: &str) -> PathBuf {
+/// With `client_ca`, the peer also requires a client certificate issued by that CA.
+fn peer_web_config(
+    pki: &Pki,
+    name: &str,
+    cert: &str,
+    client_ca: Option<&str>,
+    password: &str,
+) -> PathBuf {
     let path = pki.path(&format!("{name}-web.yml"));
+    let mtls = client_ca.map_or(String::new(), |ca| {
+        format!("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {ca}.crt\n")
+    });
     std::fs::write(
         &path,
         format!(
-            "tls_server_config:\n  cert_file: {cert}.crt\n  key_file: {cert}.key\nbasic_auth_users:\n  quiver: {}\n",
+            "tls_server_config:\n  cert_file: {cert}.crt\n  key_file: {cert}.key\n{mtls}basic_auth_users:\n  quiver: {}\n",
             hash(password)
         ),
     )
@@ -483,7 +493,12 @@ async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
     // 127.0.0.1 and verifies it with `server_name`.
     pki.ca("ca")
         .issue("ca", "server", "IP:127.0.0.1", "serverAuth", 2)
-        .issue("ca", "node", "DNS:node.test", "serverAuth", 2);
+        .issue("ca", "node", "DNS:node.test", "serverAuth", 2)
+        .issue("ca", "scraper", "DNS:quiver.test", "clientAuth", 2);
+    let (scraper_crt, scraper_key) = (
+        pki.path("scraper.crt").display().to_string(),
+        pki.path("scraper.key").display().to_string(),
+    );
     let ca = pki.path("ca.crt").display().to_string();
 
     let node_port = free_port();
@@ -493,7 +508,7 @@ async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
             .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
             .arg(format!(
                 "--web.config.file={}",
-                peer_web_config(&pki, "node", "node", "node-secret").display()
+                peer_web_config(&pki, "node", "node", Some("ca"), "node-secret").display()
             ))
             .args([
                 "--collector.disable-defaults",
@@ -511,7 +526,7 @@ async fn quiver_scrapes_and_notifies_peers_behind_tls_and_basic_auth() {
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
             .arg(format!(
                 "--web.config.file={}",
-                peer_web_config(&pki, "am", "server", "am-secret").display()
+                peer_web_config(&pki, "am", "server", None, "am-secret").display()
             ))
             .arg("--cluster.listen-address="),
         &pki.path("alertmanager.log"),
@@ -531,17 +546,22 @@ rule_files: ["{rules}"]
 scrape_configs:
   - job_name: node
     scheme: https
-    tls_config: {{ ca_file: "{ca}", server_name: node.test }}
+    tls_config: {{ ca_file: "{ca}", server_name: node.test, cert_file: "{scraper_crt}", key_file: "{scraper_key}" }}
     basic_auth: {{ username: quiver, password: node-secret }}
     static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
   - job_name: node-wrong-password
     scheme: https
-    tls_config: {{ ca_file: "{ca}", server_name: node.test }}
+    tls_config: {{ ca_file: "{ca}", server_name: node.test, cert_file: "{scraper_crt}", key_file: "{scraper_key}" }}
     basic_auth: {{ username: quiver, password: guessed }}
     static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
   - job_name: node-without-server-name
     scheme: https
-    tls_config: {{ ca_file: "{ca}" }}
+    tls_config: {{ ca_file: "{ca}", cert_file: "{scraper_crt}", key_file: "{scraper_key}" }}
+    basic_auth: {{ username: quiver, password: node-secret }}
+    static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
+  - job_name: node-without-client-cert
+    scheme: https
+    tls_config: {{ ca_file: "{ca}", server_name: node.test }}
     basic_auth: {{ username: quiver, password: node-secret }}
     static_configs: [{{ targets: ["127.0.0.1:{node_port}"] }}]
 alerting:
@@ -588,7 +608,7 @@ alerting:
                     (t["health"].clone(), t["lastError"].as_str()?.to_owned()),
                 );
             }
-            (errors.len() == 3).then_some(errors)
+            (errors.len() == 4).then_some(errors)
         }
     })
     .await;
@@ -598,6 +618,9 @@ alerting:
     let (health, error) = &errors["node-without-server-name"];
     assert!(health == "down" && !error.contains("401"), "{errors:?}");
     eprintln!("without server_name: {error}");
+    // node_exporter requires a client certificate: a scrape without one is refused.
+    let (health, error) = &errors["node-without-client-cert"];
+    assert!(health == "down" && !error.contains("401"), "{errors:?}");
 
     let am = pki.client("ca", None, Some(("quiver", "am-secret")));
     let alerts_url = format!("https://127.0.0.1:{am_port}/api/v2/alerts");
