@@ -14,6 +14,10 @@ command -v prometheus-node-exporter >/dev/null 2>&1 || apt_packages+=(prometheus
 command -v prometheus-alertmanager >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# curl is the HTTP client of the web-config tests; mount puts a small tmpfs under the
+# full-disk test (the test command runs as root, as its apt-get needs).
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+command -v mount >/dev/null 2>&1 || apt_packages+=(mount)
 # Databases and their exporters for the databases/ dashboards' panels (the tests start
 # their own servers in temporary directories, on ports they choose).
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
