@@ -214,7 +214,7 @@ impl Storage {
                     ..AppendOutcome::default()
                 });
             }
-            let (seq, outcome) = self.store(&checked)?;
+            let (seq, outcome) = self.store(&checked, durable)?;
             (seq, outcome, skipped)
         };
         outcome.skipped = skipped;
@@ -227,7 +227,13 @@ impl Storage {
     }
 
     /// Logs and applies validated samples; returns the WAL sequence number to sync to.
-    fn store(&self, checked: &[Checked<'_>]) -> Result<(u64, AppendOutcome), AppendError> {
+    /// A `durable` write's fsync starts as soon as it is logged, and runs while its samples
+    /// are applied.
+    fn store(
+        &self,
+        checked: &[Checked<'_>],
+        durable: bool,
+    ) -> Result<(u64, AppendOutcome), AppendError> {
         // Only series the head lacks take the index's write lock. They are created
         // before their record is logged; until their samples arrive they are marked
         // pending, so truncation leaves them be.
@@ -264,6 +270,9 @@ impl Storage {
                 return Err(e.into());
             }
         };
+        if durable && let Ok(wal) = self.wal() {
+            wal.begin_sync(seq);
+        }
         let (mut added, orphans) = self.head.append(&record.samples);
         if !orphans.is_empty() {
             // A cut emptied and removed these series after validation found them (all
@@ -552,7 +561,7 @@ mod tests {
                 .unwrap()
                 .checkpoint_closed_segments(60_000, &|_| false)
                 .unwrap();
-            let (_, outcome) = storage.store(&checked).unwrap();
+            let (_, outcome) = storage.store(&checked, false).unwrap();
             assert_eq!((outcome.samples_added, outcome.series_created), (1, 0));
             assert_eq!(storage.head_stats().num_samples, 1);
             assert_eq!(storage.head_stats().num_series, 1);

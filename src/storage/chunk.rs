@@ -41,6 +41,7 @@ impl BitWriter {
 
     /// Writes the low `n` bits of `value` (`n` ≤ 64): first into the free bits of the
     /// last byte, then whole bytes at once, then the rest into a new last byte.
+    #[inline]
     fn write_bits(&mut self, value: u64, n: u8) {
         let mut n = u32::from(n);
         if n == 0 {
@@ -53,6 +54,14 @@ impl BitWriter {
         };
         if self.used != 0 {
             let free = 8 - u32::from(self.used);
+            if n <= free {
+                // The common case (a bit or a few): they fit in the last byte.
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= (value << (free - n)) as u8;
+                }
+                self.used = ((u32::from(self.used) + n) % 8) as u8;
+                return;
+            }
             let take = free.min(n);
             let chunk = (value >> (n - take)) as u8 & ((1u16 << take) - 1) as u8;
             if let Some(last) = self.bytes.last_mut() {

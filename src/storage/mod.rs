@@ -23,6 +23,7 @@ pub mod query_tier;
 mod series;
 pub mod snapshot;
 pub mod wal;
+mod walsync;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

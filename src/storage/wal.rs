@@ -15,7 +15,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -23,6 +23,8 @@ use anyhow::Context;
 use crate::config::{FsyncPolicy, WalConfig};
 use crate::metrics::StorageMetrics;
 use crate::model::{Labels, SeriesId};
+
+use super::walsync::GroupSync;
 
 const FRAME_HEADER_LEN: usize = 8;
 /// Samples per frame of a checkpoint.
@@ -77,10 +79,9 @@ struct Writer {
 pub struct Wal {
     dir: PathBuf,
     config: WalConfig,
-    writer: Mutex<Writer>,
-    /// Sequence number known to be on stable storage; holding this lock is what makes
-    /// concurrent writers share one fsync (group commit).
-    synced_seq: Mutex<u64>,
+    writer: Arc<Mutex<Writer>>,
+    /// The fsyncs of the `always` policy and of [`Wal::sync_all`] (group commit).
+    group: GroupSync,
     metrics: StorageMetrics,
 }
 
@@ -105,12 +106,16 @@ impl Wal {
         }
         report.records = records.len();
         let next = segments.last().map(|(n, _)| n + 1).unwrap_or(1);
-        let writer = Writer::create(dir, next)?;
+        let writer = Arc::new(Mutex::new(Writer::create(dir, next)?));
+        let group = GroupSync::spawn(Box::new({
+            let (writer, metrics) = (writer.clone(), metrics.clone());
+            move || sync_written(&writer, &metrics)
+        }))?;
         let wal = Wal {
             dir: dir.to_path_buf(),
             config,
-            writer: Mutex::new(writer),
-            synced_seq: Mutex::new(0),
+            writer,
+            group,
             metrics,
         };
         wal.update_size_metric();
@@ -135,46 +140,27 @@ impl Wal {
         Ok(writer.written_seq)
     }
 
+    /// Starts making everything up to `seq` durable when the policy is `always`, and
+    /// returns at once: the writer applies its samples meanwhile, then calls [`Wal::sync`].
+    pub fn begin_sync(&self, seq: u64) {
+        if self.config.fsync == FsyncPolicy::Always {
+            self.group.request(seq);
+        }
+    }
+
     /// Makes everything up to `seq` durable when the policy is `always`; otherwise returns
     /// at once (the background syncer or the OS does it).
     pub fn sync(&self, seq: u64) -> anyhow::Result<()> {
         if self.config.fsync != FsyncPolicy::Always {
             return Ok(());
         }
-        self.sync_to(seq)
-    }
-
-    /// fsyncs the current segment if `seq` is not yet durable.
-    pub fn sync_to(&self, seq: u64) -> anyhow::Result<()> {
-        let mut synced = lock(&self.synced_seq);
-        if *synced >= seq {
-            return Ok(());
-        }
-        let (file, upto, closed) = {
-            let mut writer = lock(&self.writer);
-            (
-                writer.file.try_clone().context("cloning WAL file handle")?,
-                writer.written_seq,
-                std::mem::take(&mut writer.unsynced),
-            )
-        };
-        let started = Instant::now();
-        for old in closed {
-            old.sync_data().context("fsync of a closed WAL segment")?;
-        }
-        file.sync_data().context("fsync of WAL segment")?;
-        self.metrics.wal_fsyncs.inc();
-        self.metrics
-            .wal_fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        *synced = upto;
-        Ok(())
+        self.group.wait(seq)
     }
 
     /// Syncs whatever has been written so far (used by the interval policy and on shutdown).
     pub fn sync_all(&self) -> anyhow::Result<()> {
         let seq = lock(&self.writer).written_seq;
-        self.sync_to(seq)
+        self.group.wait(seq)
     }
 
     /// Starts a new segment holding `records` (the head's surviving content), makes it
@@ -188,7 +174,7 @@ impl Wal {
         }
         writer.file.sync_data().context("fsync of WAL checkpoint")?;
         self.metrics.wal_fsyncs.inc();
-        *lock(&self.synced_seq) = writer.written_seq;
+        self.group.mark_synced(writer.written_seq);
         for (n, path) in list_segments(&self.dir)? {
             if n < checkpoint_segment {
                 fs::remove_file(&path)
@@ -347,6 +333,29 @@ impl Writer {
         self.written_seq += 1;
         Ok(())
     }
+}
+
+/// fsyncs the segments closed since the last sync and the current one; returns the
+/// sequence number of the last frame that is now durable. Runs on the sync thread.
+fn sync_written(writer: &Mutex<Writer>, metrics: &StorageMetrics) -> anyhow::Result<u64> {
+    let (file, upto, closed) = {
+        let mut writer = lock(writer);
+        (
+            writer.file.try_clone().context("cloning WAL file handle")?,
+            writer.written_seq,
+            std::mem::take(&mut writer.unsynced),
+        )
+    };
+    let started = Instant::now();
+    for old in closed {
+        old.sync_data().context("fsync of a closed WAL segment")?;
+    }
+    file.sync_data().context("fsync of WAL segment")?;
+    metrics.wal_fsyncs.inc();
+    metrics
+        .wal_fsync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(upto)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
