@@ -19,6 +19,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 use std::error::Error;
 use std::fmt;
+use std::ops::Range;
 
 use crate::model::{Metadata, MetricType};
 
@@ -78,8 +79,16 @@ fn type_keywords(format: Format) -> &'static str {
 /// One sample line. Labels are in input order and do not include the name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedSample {
+    /// Empty when `known` (the caller has the series already).
     pub name: String,
+    /// Empty when `known`.
     pub labels: Vec<(String, String)>,
+    /// Where the series (name and label set) is written in the input, byte for byte: the
+    /// key under which a scrape loop caches what it made of it.
+    pub series: Range<usize>,
+    /// The caller's `known` said it has this series: its name and labels were not parsed
+    /// into strings (see [`parse_with`]).
+    pub known: bool,
     pub value: f64,
     pub timestamp_ms: Option<i64>,
     /// When the counter, histogram or summary started: its OpenMetrics `_created` sample.
@@ -142,6 +151,20 @@ pub fn format_from_content_type(content_type: &str) -> Format {
 /// ingested entirely or not at all, as Prometheus does. OpenMetrics input
 /// must also end with `# EOF`.
 pub fn parse(input: &str, format: Format) -> Result<Exposition, ParseError> {
+    parse_with(input, format, &mut |_| false)
+}
+
+/// [`parse`], asking `known` about each 0.0.4 sample's series text (see
+/// [`ParsedSample::series`]) before its labels are parsed: for a series the caller already
+/// has (a scrape loop's cache of earlier scrapes, as Prometheus's scrape cache), only the
+/// name, value and timestamp are read, and the sample comes back `known`, without name and
+/// labels. The label set is still checked to be well-formed up to its closing brace.
+/// OpenMetrics input is always parsed whole (its `_created` lines need every label set).
+pub fn parse_with(
+    input: &str,
+    format: Format,
+    known: &mut dyn FnMut(&str) -> bool,
+) -> Result<Exposition, ParseError> {
     let mut parser = Parser::new(format);
     let mut eof_seen = false;
     let mut last_line = 0;
@@ -157,7 +180,13 @@ pub fn parse(input: &str, format: Format) -> Result<Exposition, ParseError> {
                     "unexpected content after \"# EOF\"",
                 ));
             }
-            match LineParser::new(text, line_no, format).parse()? {
+            let offset = text.as_ptr() as usize - input.as_ptr() as usize;
+            let line = LineParser {
+                offset,
+                known: Some(&mut *known),
+                ..LineParser::new(text, line_no, format)
+            };
+            match line.parse()? {
                 Line::Eof => eof_seen = true,
                 line => parser.apply(line_no, line)?,
             }
@@ -175,7 +204,7 @@ pub fn parse(input: &str, format: Format) -> Result<Exposition, ParseError> {
 
 /// The meaning of one syntactically valid line.
 #[derive(Debug)]
-enum Line {
+enum Line<'a> {
     /// Blank line or plain comment (0.0.4 only).
     Ignored,
     Help {
@@ -192,6 +221,11 @@ enum Line {
     },
     Eof,
     Sample(ParsedSample),
+    /// A sample of a series the caller knows (see [`parse_with`]).
+    Known {
+        name: &'a str,
+        sample: ParsedSample,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +301,7 @@ impl Parser {
         }
     }
 
-    fn apply(&mut self, line_no: usize, line: Line) -> Result<(), ParseError> {
+    fn apply(&mut self, line_no: usize, line: Line<'_>) -> Result<(), ParseError> {
         match line {
             Line::Ignored | Line::Eof => {}
             Line::Help { family, text } => {
@@ -286,6 +320,7 @@ impl Parser {
                     .unit = unit;
             }
             Line::Sample(sample) => self.add_sample(sample),
+            Line::Known { name, sample } => self.add_known(name, sample),
         }
         Ok(())
     }
@@ -329,6 +364,16 @@ impl Parser {
         }
         *seen = true;
         Ok(&mut entry.metadata)
+    }
+
+    /// A 0.0.4 sample of a known series: only the family's bookkeeping (no `_created`
+    /// in 0.0.4, and the caller made the labels before).
+    fn add_known(&mut self, name: &str, sample: ParsedSample) {
+        let (family, _) = self.resolve_family(name);
+        if !self.families_with_samples.contains(family) {
+            self.families_with_samples.insert(family.to_owned());
+        }
+        self.samples.push(sample);
     }
 
     fn add_sample(&mut self, mut sample: ParsedSample) {
@@ -421,6 +466,27 @@ fn normalize_float_labels(metric_type: Option<MetricType>, labels: &mut [(String
     }
 }
 
+/// Length of a label set's text after its `{`, through its closing `}`, skipping quoted
+/// strings (which may hold braces and escaped quotes); `None` when the line ends first.
+fn label_set_end(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'}' => return Some(i + 1),
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The labels that tie a sample to its family's `_created` line: sorted, without the
 /// bucket and quantile labels that only the buckets and quantiles have.
 fn created_key(labels: &[(String, String)]) -> Vec<(String, String)> {
@@ -448,31 +514,40 @@ type LabelSet = (Option<String>, Vec<(String, String)>);
 /// The position only ever moves forward, and only to char boundaries: it
 /// advances over ASCII bytes, or by `take_while` whose predicates either stop
 /// at ASCII bytes or accept whole runs of non-ASCII bytes.
-struct LineParser<'a> {
+struct LineParser<'a, 'k> {
     text: &'a str,
     pos: usize,
     line: usize,
     format: Format,
+    /// Where the line starts in the whole input.
+    offset: usize,
+    /// The caller's cache probe (see [`parse_with`]).
+    known: Option<&'k mut dyn FnMut(&str) -> bool>,
 }
 
-impl<'a> LineParser<'a> {
+impl<'a> LineParser<'a, '_> {
     fn new(text: &'a str, line: usize, format: Format) -> Self {
         Self {
             text,
             pos: 0,
             line,
             format,
+            offset: 0,
+            known: None,
         }
     }
 
-    fn parse(mut self) -> Result<Line, ParseError> {
+    fn parse(mut self) -> Result<Line<'a>, ParseError> {
         match self.format {
             Format::PrometheusText => {
                 self.skip_blanks();
                 match self.peek() {
                     None => Ok(Line::Ignored),
                     Some(b'#') => self.text_comment(),
-                    Some(_) => self.sample().map(Line::Sample),
+                    Some(_) => match self.known_sample()? {
+                        Some(line) => Ok(line),
+                        None => self.sample().map(Line::Sample),
+                    },
                 }
             }
             Format::OpenMetrics => match self.peek() {
@@ -488,7 +563,7 @@ impl<'a> LineParser<'a> {
     /// A 0.0.4 line starting with `#`. Like Prometheus, only `# HELP` and
     /// `# TYPE` followed by a blank mean anything; every other comment
     /// (including `#HELP` or `# UNIT`) is skipped.
-    fn text_comment(&mut self) -> Result<Line, ParseError> {
+    fn text_comment(&mut self) -> Result<Line<'a>, ParseError> {
         self.eat(b'#');
         if self.skip_blanks() == 0 {
             return Ok(Line::Ignored);
@@ -508,7 +583,7 @@ impl<'a> LineParser<'a> {
 
     /// An OpenMetrics line starting with `#`, which must be metadata or the
     /// terminator: OpenMetrics has no free-form comments.
-    fn openmetrics_comment(&mut self) -> Result<Line, ParseError> {
+    fn openmetrics_comment(&mut self) -> Result<Line<'a>, ParseError> {
         if self.rest() == "# EOF" {
             return Ok(Line::Eof);
         }
@@ -528,7 +603,7 @@ impl<'a> LineParser<'a> {
     }
 
     /// The part of a metadata line after its keyword: family name and text.
-    fn metadata_line(&mut self, kind: MetadataKind) -> Result<Line, ParseError> {
+    fn metadata_line(&mut self, kind: MetadataKind) -> Result<Line<'a>, ParseError> {
         let family = self.metadata_name()?;
         let text = self.metadata_text()?;
         match kind {
@@ -612,6 +687,7 @@ impl<'a> LineParser<'a> {
     /// `name{labels} value [timestamp]`, where the name may instead be a
     /// quoted string inside the braces; OpenMetrics may add an exemplar.
     fn sample(&mut self) -> Result<ParsedSample, ParseError> {
+        let series_start = self.pos;
         let bare_name = match self.peek() {
             Some(byte) if is_metric_name_start(byte) => {
                 Some(self.take_while(is_metric_name_byte).to_owned())
@@ -635,19 +711,76 @@ impl<'a> LineParser<'a> {
                 ));
             }
         };
+        let series = self.offset + series_start..self.offset + self.pos;
+        let (value, timestamp_ms) = self.value_and_timestamp()?;
+        Ok(ParsedSample {
+            name,
+            labels,
+            series,
+            known: false,
+            value,
+            timestamp_ms,
+            start_timestamp_ms: None,
+        })
+    }
+
+    /// A 0.0.4 sample with a bare metric name whose series text the caller knows, read
+    /// without parsing its labels into strings; `None` (the cursor where it was) for any
+    /// other line, which [`LineParser::sample`] then parses whole.
+    fn known_sample(&mut self) -> Result<Option<Line<'a>>, ParseError> {
+        if self.format != Format::PrometheusText || !self.peek().is_some_and(is_metric_name_start) {
+            return Ok(None);
+        }
+        if self.known.is_none() {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let name = self.take_while(is_metric_name_byte);
+        let end = if self.opens_label_set() {
+            match label_set_end(self.rest()) {
+                Some(len) => self.pos + len,
+                None => {
+                    self.pos = start;
+                    return Ok(None);
+                }
+            }
+        } else {
+            self.pos
+        };
+        let text = self.text;
+        if !self
+            .known
+            .as_mut()
+            .is_some_and(|known| known(&text[start..end]))
+        {
+            self.pos = start;
+            return Ok(None);
+        }
+        self.pos = end;
+        let (value, timestamp_ms) = self.value_and_timestamp()?;
+        Ok(Some(Line::Known {
+            name,
+            sample: ParsedSample {
+                name: String::new(),
+                labels: Vec::new(),
+                series: self.offset + start..self.offset + end,
+                known: true,
+                value,
+                timestamp_ms,
+                start_timestamp_ms: None,
+            },
+        }))
+    }
+
+    /// What follows the series: the value, then the format's tail.
+    fn value_and_timestamp(&mut self) -> Result<(f64, Option<i64>), ParseError> {
         self.separator("value")?;
         let value = self.float_token("float value")?;
         let timestamp_ms = match self.format {
             Format::PrometheusText => self.text_timestamp()?,
             Format::OpenMetrics => self.openmetrics_trailer()?,
         };
-        Ok(ParsedSample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
-            start_timestamp_ms: None,
-        })
+        Ok((value, timestamp_ms))
     }
 
     /// Consumes `{`, allowing blanks before it in 0.0.4 (`name {a="b"}`).
@@ -1116,14 +1249,72 @@ mod tests {
             .collect()
     }
 
+    /// The samples, without where their series were written (compared separately).
+    fn positionless(exposition: &Exposition) -> Vec<ParsedSample> {
+        let mut samples = exposition.samples.clone();
+        for s in &mut samples {
+            s.series = 0..0;
+        }
+        samples
+    }
+
     fn sample(name: &str, pairs: &[(&str, &str)], value: f64, ts: Option<i64>) -> ParsedSample {
         ParsedSample {
             name: name.to_string(),
             labels: labels(pairs),
+            series: 0..0,
+            known: false,
             value,
             timestamp_ms: ts,
             start_timestamp_ms: None,
         }
+    }
+
+    #[test]
+    fn known_series_are_read_without_their_labels() {
+        let input = "# TYPE m counter\nm{a=\"x}\\\"y\",b=\"2\"} 3 1000\nm 4\nn { c=\"1\" } 5\nother{d=\"1\"} 6\n";
+        let whole = parse_text(input);
+        let series: Vec<&str> = whole
+            .samples
+            .iter()
+            .map(|s| &input[s.series.clone()])
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "m{a=\"x}\\\"y\",b=\"2\"}",
+                "m",
+                "n { c=\"1\" }",
+                "other{d=\"1\"}"
+            ]
+        );
+        let mut asked = Vec::new();
+        let cached = parse_with(input, Format::PrometheusText, &mut |s| {
+            asked.push(s.to_string());
+            s != "other{d=\"1\"}"
+        })
+        .unwrap();
+        assert_eq!(asked, series);
+        let known: Vec<bool> = cached.samples.iter().map(|s| s.known).collect();
+        assert_eq!(known, [true, true, true, false]);
+        assert!(cached.samples[0].name.is_empty() && cached.samples[0].labels.is_empty());
+        for (a, b) in whole.samples.iter().zip(&cached.samples) {
+            assert_eq!(
+                (&a.series, a.value, a.timestamp_ms),
+                (&b.series, b.value, b.timestamp_ms)
+            );
+        }
+        assert_eq!(cached.samples[3], whole.samples[3]);
+        assert_eq!(cached.metadata, whole.metadata);
+        // A known series' line is still checked, and so are the rules across lines.
+        for bad in ["m{a=\"1\"} x\n", "m 1\n# TYPE m gauge\n", "m{a=\"1\"\n"] {
+            let whole = text_error(bad);
+            let cached = parse_with(bad, Format::PrometheusText, &mut |_| true).unwrap_err();
+            assert_eq!(cached, whole, "{bad}");
+        }
+        // OpenMetrics is always parsed whole.
+        let om = parse_with("m 1\n# EOF\n", Format::OpenMetrics, &mut |_| true).unwrap();
+        assert!(!om.samples[0].known);
     }
 
     #[test]
@@ -1185,7 +1376,10 @@ temperature 21
     #[test]
     fn parses_sample_without_labels() {
         let exposition = parse_text("up 1\n");
-        assert_eq!(exposition.samples, vec![sample("up", &[], 1.0, None)]);
+        assert_eq!(
+            positionless(&exposition),
+            vec![sample("up", &[], 1.0, None)]
+        );
         assert!(exposition.metadata.is_empty());
     }
 
@@ -1193,7 +1387,7 @@ temperature 21
     fn parses_labels_in_input_order() {
         let exposition = parse_text("http_requests{method=\"GET\",code=\"200\"} 1027\n");
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![sample(
                 "http_requests",
                 &[("method", "GET"), ("code", "200")],
@@ -1207,7 +1401,7 @@ temperature 21
     fn accepts_empty_label_set_and_empty_values() {
         let exposition = parse_text("a{} 1\nb{x=\"\"} 2\n");
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![
                 sample("a", &[], 1.0, None),
                 sample("b", &[("x", "")], 2.0, None)
@@ -1246,7 +1440,7 @@ temperature 21
     fn accepts_trailing_comma_in_label_set() {
         let exposition = parse_text("m{a=\"1\",b=\"2\",} 3\n");
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![sample("m", &[("a", "1"), ("b", "2")], 3.0, None)]
         );
     }
@@ -1256,7 +1450,7 @@ temperature 21
         let input = "  m \t{ a = \"1\" ,\tb=\"2\" , } \t 3 \t 1700000000000 \t\n\tn 4\t\n";
         let exposition = parse_text(input);
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![
                 sample("m", &[("a", "1"), ("b", "2")], 3.0, Some(1_700_000_000_000)),
                 sample("n", &[], 4.0, None),
@@ -1417,7 +1611,7 @@ b 2
     fn returns_duplicate_series_unchanged() {
         let exposition = parse_text("a{x=\"1\"} 1\na{x=\"1\"} 2\n");
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![
                 sample("a", &[("x", "1")], 1.0, None),
                 sample("a", &[("x", "1")], 2.0, None)
@@ -1666,7 +1860,7 @@ name_outside{\"quoted.label\"=\"q\"} 3
 ";
         let exposition = parse_text(input);
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![
                 sample(
                     "my.metric",
@@ -1946,11 +2140,11 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
         let exposition = parse_om(input);
         assert_eq!(exposition.samples.len(), 8);
         assert_eq!(
-            exposition.samples[2],
+            positionless(&exposition)[2],
             sample("foo_bucket", &[("le", "1.0")], 11.0, None)
         );
         assert_eq!(
-            exposition.samples[4],
+            positionless(&exposition)[4],
             sample(
                 "foo_bucket",
                 &[("le", "+Inf")],
@@ -1958,7 +2152,10 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
                 Some(1_520_879_607_700)
             )
         );
-        assert_eq!(exposition.samples[7], sample("bar_total", &[], 5.0, None));
+        assert_eq!(
+            positionless(&exposition)[7],
+            sample("bar_total", &[], 5.0, None)
+        );
     }
 
     #[test]
@@ -2140,7 +2337,7 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
 ";
         let exposition = parse_om(input);
         assert_eq!(
-            exposition.samples,
+            positionless(&exposition),
             vec![sample(
                 "http.requests_total",
                 &[("http.method", "GET")],

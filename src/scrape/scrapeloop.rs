@@ -125,7 +125,8 @@ pub enum ScrapeError {
 }
 
 /// What earlier scrapes of this target made of each exposed series, keyed by the series
-/// as exposed (name and labels in exposition order): the final label set, or None when
+/// as exposed (its name and label set as the target wrote them, byte for byte, so a known
+/// series' labels are not even parsed): the final label set, or None when
 /// `metric_relabel_configs` dropped it. Saves merging, relabeling, validating and sorting
 /// labels again on every scrape, as Prometheus's scrape cache does.
 #[derive(Default)]
@@ -179,18 +180,6 @@ impl SeriesCache {
         self.entries.retain(|_, e| e.seen >= keep_after);
         self.generation += 1;
     }
-}
-
-fn cache_key(name: &str, labels: &[(String, String)]) -> String {
-    let mut key = String::with_capacity(name.len() + labels.len() * 24);
-    key.push_str(name);
-    for (n, v) in labels {
-        key.push('\u{1f}');
-        key.push_str(n);
-        key.push('\u{1e}');
-        key.push_str(v);
-    }
-    key
 }
 
 struct ScrapeLoop {
@@ -295,11 +284,14 @@ impl ScrapeLoop {
 
     async fn scrape(&mut self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
         let (body, format) = self.fetch().await.map_err(ScrapeError::Fetch)?;
+        let entries = &self.cache.entries;
         let exposition =
-            parser::parse(&body, format).map_err(|e| ScrapeError::Parse(e.to_string()))?;
+            parser::parse_with(&body, format, &mut |series| entries.contains_key(series))
+                .map_err(|e| ScrapeError::Parse(e.to_string()))?;
         let output = process(
             &self.target,
             &self.settings.config,
+            &body,
             exposition,
             now_ms,
             &mut self.cache,
@@ -471,6 +463,7 @@ impl Report {
 fn process(
     target: &Target,
     config: &ScrapeConfig,
+    body: &str,
     exposition: Exposition,
     now_ms: i64,
     cache: &mut SeriesCache,
@@ -480,13 +473,16 @@ fn process(
     let mut hashes = Vec::with_capacity(scraped);
     let generation = cache.generation;
     for sample in exposition.samples {
-        let key = cache_key(&sample.name, &sample.labels);
-        let final_labels = match cache.entries.get_mut(&key) {
+        let text = body.get(sample.series.clone()).unwrap_or_default();
+        let final_labels = match cache.entries.get_mut(text) {
             Some(entry) => {
                 entry.seen = generation;
                 entry.labels.clone()
             }
+            // The parser skips the labels only of series the cache has.
+            None if sample.known => continue,
             None => {
+                let key = text.to_string();
                 let labels = final_labels(target, config, sample.name, sample.labels)?;
                 let labels = labels.map(|l| {
                     let h = l.stable_hash();
@@ -644,6 +640,7 @@ mod tests {
         let out = process(
             &target,
             &sc,
+            "m{job=\"x\",a=\"1\"} 1\n",
             parse("m{job=\"x\",a=\"1\"} 1\n"),
             5,
             &mut SeriesCache::default(),
@@ -657,6 +654,7 @@ mod tests {
         let out = process(
             &target,
             &sc,
+            "m{job=\"x\"} 1\n",
             parse("m{job=\"x\"} 1\n"),
             5,
             &mut SeriesCache::default(),
@@ -673,6 +671,7 @@ mod tests {
         let out = process(
             &target,
             &sc,
+            "drop_me 1\nkeep 2\n",
             parse("drop_me 1\nkeep 2\n"),
             5,
             &mut SeriesCache::default(),
@@ -682,6 +681,7 @@ mod tests {
         let err = process(
             &target,
             &sc,
+            "a 1\nb 2\n",
             parse("a 1\nb 2\n"),
             5,
             &mut SeriesCache::default(),
@@ -698,6 +698,7 @@ mod tests {
             process(
                 &target,
                 &sc,
+                "m{a=\"1\",b=\"2\"} 1\n",
                 parse("m{a=\"1\",b=\"2\"} 1\n"),
                 5,
                 &mut SeriesCache::default()
@@ -708,6 +709,7 @@ mod tests {
         let err = process(
             &target,
             &sc,
+            "m{a=\"12345\"} 1\n",
             parse("m{a=\"12345\"} 1\n"),
             5,
             &mut SeriesCache::default(),
@@ -718,11 +720,44 @@ mod tests {
     }
 
     #[test]
+    fn a_second_scrape_reads_cached_series_without_their_labels_and_gets_the_same_series() {
+        let (target, sc) = setup(
+            "  metric_relabel_configs:\n  - source_labels: [__name__]\n    regex: dropped\n    action: drop\n",
+        );
+        let body = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nm{job=\"x\",a=\"1\"} 2\ndropped 3\n";
+        let mut cache = SeriesCache::default();
+        let scrape = |cache: &mut SeriesCache| {
+            let entries = &cache.entries;
+            let exposition = parser::parse_with(body, parser::Format::PrometheusText, &mut |s| {
+                entries.contains_key(s)
+            })
+            .unwrap();
+            let known = exposition.samples.iter().filter(|s| s.known).count();
+            let out = process(&target, &sc, body, exposition, 5, cache).unwrap();
+            let labels: Vec<String> = out.series.iter().map(|s| s.labels.to_string()).collect();
+            (known, labels, out.hashes)
+        };
+        let first = scrape(&mut cache);
+        let second = scrape(&mut cache);
+        assert_eq!((first.0, second.0), (0, 3));
+        assert_eq!(first.1, second.1);
+        assert_eq!(first.2, second.2);
+        assert_eq!(
+            first.1,
+            [
+                "h_bucket{instance=\"h:1\", job=\"j\", le=\"1.0\"}",
+                "m{a=\"1\", exported_job=\"x\", instance=\"h:1\", job=\"j\"}"
+            ]
+        );
+    }
+
+    #[test]
     fn timestamps_are_honored_only_when_configured() {
         let (target, sc) = setup("");
         let out = process(
             &target,
             &sc,
+            "m 1 1000\n",
             parse("m 1 1000\n"),
             5,
             &mut SeriesCache::default(),
@@ -733,6 +768,7 @@ mod tests {
         let out = process(
             &target,
             &sc,
+            "m 1 1000\n",
             parse("m 1 1000\n"),
             5,
             &mut SeriesCache::default(),
