@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
 };
 
 use super::functions::{KahanSum, Mean, average, kahan_sum, quantile, variance};
+use super::ops::AggregateOp;
 
 /// An aggregation computed from all values of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +30,21 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The kernel computing an aggregation operator, for those that are one.
+    pub fn of(op: AggregateOp) -> Option<Kernel> {
+        Some(match op {
+            AggregateOp::Sum => Kernel::Sum,
+            AggregateOp::Avg => Kernel::Avg,
+            AggregateOp::Min => Kernel::Min,
+            AggregateOp::Max => Kernel::Max,
+            AggregateOp::Stddev => Kernel::Stddev,
+            AggregateOp::Stdvar => Kernel::Stdvar,
+            AggregateOp::Quantile => Kernel::Quantile,
+            _ => return None,
+        })
+    }
+
+    /// The kernel a plan names in its `prom_aggregate` call (see [`Kernel::call`]).
     pub fn from_name(name: &str) -> Option<Kernel> {
         Some(match name {
             "sum" => Kernel::Sum,

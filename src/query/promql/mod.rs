@@ -9,6 +9,7 @@ pub mod extended;
 pub mod functions;
 pub mod info;
 pub mod labels;
+pub mod ops;
 pub mod planner;
 pub mod rank;
 pub mod select;
@@ -571,9 +572,9 @@ enum Sort {
 fn sort_order(expr: &PromExpr) -> Sort {
     match expr {
         PromExpr::Paren(p) => sort_order(&p.expr),
-        PromExpr::Aggregate(a) => match a.op.to_string().as_str() {
-            "topk" => Sort::ByValue { descending: true },
-            "bottomk" => Sort::ByValue { descending: false },
+        PromExpr::Aggregate(a) => match ops::AggregateOp::from_token(a.op) {
+            Ok(ops::AggregateOp::Topk) => Sort::ByValue { descending: true },
+            Ok(ops::AggregateOp::Bottomk) => Sort::ByValue { descending: false },
             _ => Sort::None,
         },
         PromExpr::Call(call) => match call.func.name {

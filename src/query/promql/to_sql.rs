@@ -19,6 +19,7 @@ use crate::model::METRIC_NAME_LABEL;
 use crate::query::scan::label_column_name;
 
 use super::functions::RangeFunc;
+use super::ops::{AggregateOp, BinaryOp};
 use super::planner::{const_arg, offset_ms, strip_parens, system_time_ms};
 use super::sql_functions::sql_name;
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
@@ -191,16 +192,16 @@ impl Translator {
     }
 
     fn aggregate(&self, a: &AggregateExpr) -> Translated {
-        let op = a.op.to_string().to_lowercase();
-        let function = match op.as_str() {
-            "sum" => "sum(value)",
-            "avg" => "avg(value)",
-            "min" => "min(value)",
-            "max" => "max(value)",
-            "count" => "CAST(count(value) AS DOUBLE)",
-            "group" => "1.0",
-            "stddev" => "stddev_pop(value)",
-            "stdvar" => "var_pop(value)",
+        let op = AggregateOp::from_token(a.op).map_err(|e| e.to_string())?;
+        let function = match op {
+            AggregateOp::Sum => "sum(value)",
+            AggregateOp::Avg => "avg(value)",
+            AggregateOp::Min => "min(value)",
+            AggregateOp::Max => "max(value)",
+            AggregateOp::Count => "CAST(count(value) AS DOUBLE)",
+            AggregateOp::Group => "1.0",
+            AggregateOp::Stddev => "stddev_pop(value)",
+            AggregateOp::Stdvar => "var_pop(value)",
             other => return Err(format!("{other} has no SQL form here")),
         };
         let inner = self.vector(&a.expr)?;
@@ -252,9 +253,8 @@ impl Translator {
     }
 
     fn binary(&self, b: &BinaryExpr) -> Translated {
-        let op = b.op.to_string();
-        let op = op.as_str();
-        let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
+        let op = BinaryOp::from_token(b.op).map_err(|e| e.to_string())?;
+        let comparison = op.is_comparison();
         let bool_modifier = b.return_bool();
         match (constant(&b.lhs), constant(&b.rhs)) {
             (Some(_), Some(_)) => Err("a scalar expression has no SQL form here".into()),
@@ -276,7 +276,7 @@ impl Translator {
                     bool_modifier,
                 ))
             }
-            (None, None) if comparison || matches!(op, "and" | "or" | "unless") => {
+            (None, None) if comparison || op.is_set() => {
                 Err(format!("{op} between vectors has no SQL form here"))
             }
             (None, None)
@@ -320,11 +320,12 @@ impl Translator {
 }
 
 /// `a op b` in SQL.
-fn operation(op: &str, a: &str, b: &str) -> String {
+fn operation(op: BinaryOp, a: &str, b: &str) -> String {
     match op {
-        "^" => format!("power({a}, {b})"),
-        "==" => format!("{a} = {b}"),
-        "!=" => format!("{a} <> {b}"),
+        BinaryOp::Pow => format!("power({a}, {b})"),
+        BinaryOp::Atan2 => format!("atan2({a}, {b})"),
+        BinaryOp::Eq => format!("{a} = {b}"),
+        BinaryOp::Ne => format!("{a} <> {b}"),
         other => format!("{a} {other} {b}"),
     }
 }

@@ -4,7 +4,7 @@ use super::*;
 
 impl Planner {
     pub(super) async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
-        let op = a.op.to_string();
+        let op = AggregateOp::from_token(a.op)?;
         let input = self.vector_arg(&a.expr, steps.clone()).await?;
         let group_labels = match &a.modifier {
             Some(LabelModifier::Include(names)) => {
@@ -16,7 +16,7 @@ impl Planner {
             // Grouping on a literal slows DataFusion's hash aggregation down (2.5x for
             // count()), while its window functions prefer it (4x for topk): each gets its
             // own.
-            None if matches!(op.as_str(), "topk" | "bottomk" | "limitk") => lit(""),
+            None if op.selects_series() => lit(""),
             None => l::call(l::keep_udf(), col(LABELS), &[""]),
         };
         let keyed = LogicalPlanBuilder::from(input)
@@ -32,17 +32,17 @@ impl Planner {
         let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
             if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
         let grouping = Grouping::of(a.modifier.as_ref(), by_name);
-        let value = match op.as_str() {
-            "count" => cast(agg::count(col(VALUE)), DataType::Float64),
-            "group" => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
-            "topk" | "bottomk" | "limitk" => {
+        let value = match op {
+            AggregateOp::Count => cast(agg::count(col(VALUE)), DataType::Float64),
+            AggregateOp::Group => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
+            AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk => {
                 if const_arg(a.param.as_deref()).is_ok_and(f64::is_nan) {
                     return Err(PromqlError::Execution("Parameter value is NaN".into()));
                 }
                 let keyed = self.with_param(keyed, a.param.as_deref(), steps).await?;
-                return self.top_bottom(keyed, &op);
+                return self.top_bottom(keyed, op);
             }
-            "limit_ratio" => {
+            AggregateOp::LimitRatio => {
                 let param = a.param.as_deref();
                 if let (Ok(r), Some(p)) = (const_arg(param), param) {
                     if r.is_nan() {
@@ -69,22 +69,28 @@ impl Planner {
                     .build()?;
                 return Ok(Planned::Vector(plan));
             }
-            "count_values" => return self.count_values(keyed, a),
-            other => match Kernel::from_name(other) {
-                Some(kernel) => {
-                    let param = if kernel == Kernel::Quantile {
-                        a.param.as_deref()
-                    } else {
-                        None
-                    };
-                    if let (Ok(q), Some(p)) = (const_arg(param), param) {
-                        self.check_quantile(q, p);
-                    }
-                    let keyed = self.with_param(keyed, param, steps).await?;
-                    return self.kernel_aggregate(keyed, kernel, grouping);
+            AggregateOp::CountValues => return self.count_values(keyed, a),
+            AggregateOp::Sum
+            | AggregateOp::Avg
+            | AggregateOp::Min
+            | AggregateOp::Max
+            | AggregateOp::Stddev
+            | AggregateOp::Stdvar
+            | AggregateOp::Quantile => {
+                let kernel = Kernel::of(op).ok_or_else(|| {
+                    PromqlError::Unsupported(format!("aggregation {op} as a kernel"))
+                })?;
+                let param = if kernel == Kernel::Quantile {
+                    a.param.as_deref()
+                } else {
+                    None
+                };
+                if let (Ok(q), Some(p)) = (const_arg(param), param) {
+                    self.check_quantile(q, p);
                 }
-                None => return Err(PromqlError::Unsupported(format!("aggregation {other}"))),
-            },
+                let keyed = self.with_param(keyed, param, steps).await?;
+                return self.kernel_aggregate(keyed, kernel, grouping);
+            }
         };
         let plan = LogicalPlanBuilder::from(keyed)
             .aggregate(
@@ -217,10 +223,10 @@ impl Planner {
     }
 
     /// `topk`/`bottomk` rank by value; `limitk` keeps the first `k` series in label order.
-    pub(super) fn top_bottom(&self, keyed: LogicalPlan, op: &str) -> PlanResult {
+    pub(super) fn top_bottom(&self, keyed: LogicalPlan, op: AggregateOp) -> PlanResult {
         let order = match op {
-            "bottomk" => RankOrder::Smallest,
-            "limitk" => RankOrder::Labels,
+            AggregateOp::Bottomk => RankOrder::Smallest,
+            AggregateOp::Limitk => RankOrder::Labels,
             _ => RankOrder::Largest,
         };
         // The node reads (labels, timestamp, value, g, p) by position.

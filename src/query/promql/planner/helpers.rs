@@ -310,7 +310,8 @@ pub(in crate::query::promql) fn const_arg(expr: Option<&PromExpr>) -> Result<f64
         Some(PromExpr::Unary(u)) => const_arg(Some(&u.expr)).map(|v| -v),
         Some(PromExpr::Binary(b)) => {
             let (l, r) = (const_arg(Some(&b.lhs))?, const_arg(Some(&b.rhs))?);
-            scalar_op(&b.op.to_string(), l, r)
+            BinaryOp::from_token(b.op)?
+                .on_floats(l, r)
                 .ok_or_else(|| PromqlError::Unsupported("a non-constant scalar parameter".into()))
         }
         _ => Err(PromqlError::Unsupported(
@@ -391,47 +392,25 @@ pub(super) fn fold_constant(expr: Expr) -> Result<f64, PromqlError> {
     }
 }
 
-pub(super) fn scalar_op(op: &str, a: f64, b: f64) -> Option<f64> {
-    Some(match op {
-        "+" => a + b,
-        "-" => a - b,
-        "*" => a * b,
-        "/" => a / b,
-        "%" => a % b,
-        "^" => a.powf(b),
-        "atan2" => a.atan2(b),
-        "==" => f64::from(a == b),
-        "!=" => f64::from(a != b),
-        ">" => f64::from(a > b),
-        "<" => f64::from(a < b),
-        ">=" => f64::from(a >= b),
-        "<=" => f64::from(a <= b),
-        _ => return None,
-    })
-}
-
-pub(super) fn is_comparison(op: &str) -> bool {
-    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
-}
-
 /// The DataFusion expression for a PromQL arithmetic or comparison operator.
-pub(super) fn arith(op: &str, a: Expr, b: Expr) -> Expr {
+pub(super) fn arith(op: BinaryOp, a: Expr, b: Expr) -> Expr {
     let f = |o: Operator| binary_expr(a.clone(), o, b.clone());
     match op {
-        "+" => f(Operator::Plus),
-        "-" => f(Operator::Minus),
-        "*" => f(Operator::Multiply),
-        "/" => f(Operator::Divide),
-        "%" => f(Operator::Modulo),
-        "^" => datafusion::functions::math::expr_fn::power(a, b),
-        "atan2" => datafusion::functions::math::expr_fn::atan2(a, b),
-        "==" => f(Operator::Eq).and(not_nan(a)),
-        "!=" => f(Operator::NotEq).or(is_nan(a)),
-        ">" => ordered(f(Operator::Gt), a, b),
-        "<" => ordered(f(Operator::Lt), a, b),
-        ">=" => ordered(f(Operator::GtEq), a, b),
-        "<=" => ordered(f(Operator::LtEq), a, b),
-        _ => f(Operator::Plus),
+        BinaryOp::Add => f(Operator::Plus),
+        BinaryOp::Sub => f(Operator::Minus),
+        BinaryOp::Mul => f(Operator::Multiply),
+        BinaryOp::Div => f(Operator::Divide),
+        BinaryOp::Mod => f(Operator::Modulo),
+        BinaryOp::Pow => datafusion::functions::math::expr_fn::power(a, b),
+        BinaryOp::Atan2 => datafusion::functions::math::expr_fn::atan2(a, b),
+        BinaryOp::Eq => f(Operator::Eq).and(not_nan(a)),
+        BinaryOp::Ne => f(Operator::NotEq).or(is_nan(a)),
+        BinaryOp::Gt => ordered(f(Operator::Gt), a, b),
+        BinaryOp::Lt => ordered(f(Operator::Lt), a, b),
+        BinaryOp::Ge => ordered(f(Operator::GtEq), a, b),
+        BinaryOp::Le => ordered(f(Operator::LtEq), a, b),
+        // Set operators are joins, planned before any value is computed.
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => f(Operator::Plus),
     }
 }
 

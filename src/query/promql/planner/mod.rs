@@ -41,6 +41,7 @@ use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
+use super::ops::{AggregateOp, BinaryOp};
 use super::rank::{RankOrder, ranked};
 use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};

@@ -5,31 +5,30 @@ use super::*;
 
 impl Planner {
     pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
-        let op = b.op.to_string();
+        let op = BinaryOp::from_token(b.op)?;
         let lhs = self.plan_at(&b.lhs, steps.clone()).await?;
         let rhs = self.plan_at(&b.rhs, steps.clone()).await?;
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-        let comparison = b.op.is_comparison_operator();
         match (lhs, rhs) {
             (Planned::Const(a), Planned::Const(c)) => {
-                let v = scalar_op(&op, a, c)
-                    .ok_or_else(|| PromqlError::BadData(format!("operator {op} on scalars")))?;
                 // The parser only admits scalar comparisons with `bool`, giving 0 or 1.
-                let _ = (comparison, return_bool);
+                let v = op
+                    .on_floats(a, c)
+                    .ok_or_else(|| PromqlError::BadData(format!("operator {op} on scalars")))?;
                 Ok(Planned::Const(v))
             }
-            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, &op),
+            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, op),
             (Planned::Vector(v), other) => {
-                self.vector_scalar(v, other, &op, return_bool, false, &steps)
+                self.vector_scalar(v, other, op, return_bool, false, &steps)
             }
             (other, Planned::Vector(v)) if !matches!(other, Planned::Vector(_)) => {
-                self.vector_scalar(v, other, &op, return_bool, true, &steps)
+                self.vector_scalar(v, other, op, return_bool, true, &steps)
             }
             (Planned::Scalar(a), Planned::Const(c)) => {
-                map_value(Planned::Scalar(a), move |v| arith(&op, v, lit(c)), false)
+                map_value(Planned::Scalar(a), move |v| arith(op, v, lit(c)), false)
             }
             (Planned::Const(c), Planned::Scalar(a)) => {
-                map_value(Planned::Scalar(a), move |v| arith(&op, lit(c), v), false)
+                map_value(Planned::Scalar(a), move |v| arith(op, lit(c), v), false)
             }
             (Planned::Scalar(a), Planned::Scalar(c)) => {
                 let joined = join_on_time(a, c)?;
@@ -37,7 +36,7 @@ impl Planner {
                     .project(vec![
                         lit("").alias(LABELS),
                         col("l.timestamp").alias(TIMESTAMP),
-                        arith(&op, col("l.value"), col("r.value")).alias(VALUE),
+                        arith(op, col("l.value"), col("r.value")).alias(VALUE),
                     ])?
                     .build()?;
                 Ok(Planned::Scalar(plan))
@@ -51,12 +50,12 @@ impl Planner {
         &self,
         vector: LogicalPlan,
         scalar: Planned,
-        op: &str,
+        op: BinaryOp,
         return_bool: bool,
         scalar_on_left: bool,
         _steps: &Steps,
     ) -> PlanResult {
-        let comparison = is_comparison(op);
+        let comparison = op.is_comparison();
         let (input, scalar_expr) = match scalar {
             Planned::Const(c) => (vector, lit(c)),
             Planned::Scalar(s) => {
@@ -105,7 +104,7 @@ impl Planner {
         lhs: LogicalPlan,
         rhs: LogicalPlan,
         b: &BinaryExpr,
-        op: &str,
+        op: BinaryOp,
     ) -> PlanResult {
         let modifier = b.modifier.as_ref();
         let matching = modifier.and_then(|m| m.matching.as_ref());
@@ -120,7 +119,7 @@ impl Planner {
         };
         // The "one" side of a match must not repeat a match group (set operators excepted).
         let one_side = match modifier.map(|m| &m.card) {
-            _ if matches!(op, "and" | "or" | "unless") => None,
+            _ if op.is_set() => None,
             Some(VectorMatchCardinality::OneToMany(_)) => Some("l"),
             _ => Some("r"),
         };
@@ -157,21 +156,21 @@ impl Planner {
             col("l.value").alias(VALUE),
         ];
         match op {
-            "and" => {
+            BinaryOp::And => {
                 let plan = LogicalPlanBuilder::from(l_side)
                     .join(r_side, JoinType::LeftSemi, on, None)?
                     .project(project_lhs)?
                     .build()?;
                 return Ok(Planned::Vector(plan));
             }
-            "unless" => {
+            BinaryOp::Unless => {
                 let plan = LogicalPlanBuilder::from(l_side)
                     .join(r_side, JoinType::LeftAnti, on, None)?
                     .project(project_lhs)?
                     .build()?;
                 return Ok(Planned::Vector(plan));
             }
-            "or" => {
+            BinaryOp::Or => {
                 let left_plain = LogicalPlanBuilder::from(l_side.clone())
                     .project(project_lhs)?
                     .build()?;
@@ -195,7 +194,7 @@ impl Planner {
             }
             _ => {}
         }
-        let comparison = is_comparison(op);
+        let comparison = op.is_comparison();
         let return_bool = modifier.is_some_and(|m| m.return_bool);
         let drops_name = !comparison || return_bool;
         let card = modifier.map(|m| &m.card);
