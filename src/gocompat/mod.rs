@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod duration;
+pub mod math;
 pub mod regex;
 pub mod strconv;
 pub mod time;

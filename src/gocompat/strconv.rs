@@ -13,22 +13,32 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 }
 
 pub fn unquote(literal: &str) -> Option<String> {
+    String::from_utf8(unquote_bytes(literal)?).ok()
+}
+
+/// The bytes of a quoted string literal, as Go's `strconv.Unquote` gives them: `\x` and
+/// octal escapes are single bytes, so the value need not be UTF-8 (`"\xff"`). None when
+/// it is not a literal.
+pub fn unquote_bytes(literal: &str) -> Option<Vec<u8>> {
     let quote = literal.chars().next()?;
     let body = literal.strip_prefix(quote)?.strip_suffix(quote)?;
     if quote == '`' {
-        return (!body.contains('`')).then(|| body.to_string());
+        return (!body.contains('`')).then(|| body.as_bytes().to_vec());
     }
     if quote != '"' && quote != '\'' {
         return None;
     }
-    let mut out = String::with_capacity(body.len());
+    let mut out = Vec::with_capacity(body.len());
     let mut chars = body.chars();
+    let push = |out: &mut Vec<u8>, c: char| {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    };
     while let Some(c) = chars.next() {
         if c == quote || c == '\n' {
             return None;
         }
         if c != '\\' {
-            out.push(c);
+            push(&mut out, c);
             continue;
         }
         let escaped = chars.next()?;
@@ -45,7 +55,7 @@ pub fn unquote(literal: &str) -> Option<String> {
             _ => None,
         };
         if let Some(s) = simple {
-            out.push(s);
+            push(&mut out, s);
             continue;
         }
         let (digits, radix) = match escaped {
@@ -63,12 +73,11 @@ pub fn unquote(literal: &str) -> Option<String> {
             code = code * radix + chars.next()?.to_digit(radix)?;
         }
         if escaped == 'x' || escaped.is_ascii_digit() {
-            // A byte: only an ASCII one stands for a character on its own.
-            if code > 0x7F {
-                return None;
-            }
+            // A byte, not a character.
+            out.push(u8::try_from(code).ok()?);
+        } else {
+            push(&mut out, char::from_u32(code)?);
         }
-        out.push(char::from_u32(code)?);
     }
     Some(out)
 }
@@ -271,9 +280,13 @@ mod tests {
         );
         assert_eq!(unquote(r"`a\d`").as_deref(), Some(r"a\d"));
         // Not literals Go accepts: the parser reports them.
-        for bad in [r#""\q""#, r#""\xff""#, r#""a"#, "\"a\nb\"", r#""it's\'""#] {
-            assert_eq!(unquote(bad), None, "{bad}");
+        for bad in [r#""\q""#, r#""a"#, "\"a\nb\"", r#""it's\'""#, r#""\400""#] {
+            assert_eq!(unquote_bytes(bad), None, "{bad}");
         }
+        // Byte escapes are bytes: a UTF-8 sequence, or not UTF-8 at all.
+        assert_eq!(unquote(r#""\xc3\xbf\303\277""#).as_deref(), Some("ÿÿ"));
+        assert_eq!(unquote_bytes(r#""\xff""#), Some(vec![0xff]));
+        assert_eq!(unquote(r#""\xff""#), None);
     }
 
     #[test]

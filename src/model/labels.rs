@@ -249,6 +249,12 @@ pub fn is_valid_label_name(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Prometheus 3.x's rule for label names in PromQL (`label_replace`, `label_join`,
+/// `count_values`): any non-empty UTF-8 string.
+pub fn is_valid_utf8_label_name(name: &str) -> bool {
+    !name.is_empty()
+}
+
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, Prometheus's classic metric name rule.
 pub fn is_valid_metric_name(name: &str) -> bool {
     let mut chars = name.chars();

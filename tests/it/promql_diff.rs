@@ -86,6 +86,49 @@ const QUERIES_3X: &[&str] = &[
     "rate(diff_requests_total[90m])",
     // 3.x drops the metric name.
     "diff_temperature atan2 (diff_temperature offset 1m)",
+    // Found by running queries as a user would (issue 19's float gaps), one of each class:
+    // comparisons of two scalars with `bool` in range queries,
+    "time() > bool 1",
+    "scalar(sum(diff_temperature)) <= bool time()",
+    // math outside a function's domain gives NaN or an infinity as Go's math does,
+    "sqrt(diff_temperature - 25)",
+    "ln(diff_temperature - 25)",
+    "log2(diff_temperature - 25)",
+    "log10(diff_temperature - 25)",
+    "asin(diff_temperature)",
+    "acos(diff_temperature)",
+    "acosh(diff_temperature - 21)",
+    "atanh(diff_temperature - 20)",
+    "exp(diff_temperature * 40)",
+    "diff_temperature ^ 200",
+    "diff_temperature % 0",
+    // NaN through clamp and the extremes, as Go's math.Max/Min propagate it,
+    "clamp(diff_temperature * 0 / 0, 0, 1)",
+    "clamp_min(diff_temperature * 0 / 0, 1)",
+    "clamp_max(diff_temperature * 0 / 0, 1)",
+    "clamp(diff_temperature, 25, 20)",
+    "max(diff_temperature * 0 / 0)",
+    "min_over_time((diff_temperature * 0 / 0)[5m:1m])",
+    // parameters that are expressions, not literals,
+    "histogram_quantile(scalar(count(diff_temperature)) * 0 + 0.9, sum by (le) (rate(diff_latency_seconds_bucket[5m])))",
+    "topk(scalar(count(diff_temperature)) - 4, diff_temperature)",
+    "bottomk(scalar(count(diff_temperature)) / 3, diff_temperature)",
+    "quantile(scalar(count(diff_temperature)) / 10, diff_temperature)",
+    "clamp_max(diff_temperature, scalar(min(diff_temperature)))",
+    "clamp(diff_temperature, scalar(min(diff_temperature)), scalar(max(diff_temperature)) - 1)",
+    "round(diff_temperature, scalar(count(diff_temperature)) / 60)",
+    "predict_linear(diff_temperature[10m], scalar(count(diff_temperature)) * 100)",
+    // label names that are valid in 3.x (any UTF-8), in label_replace as in label_join.
+    "label_replace(diff_temperature, \"invalid-label\", \"$1\", \"instance\", \"(.*)\")",
+    "label_join(diff_temperature, \"invalid-label\", \"-\", \"instance\", \"job\")",
+];
+
+/// Instant queries whose result is a range vector (3.x returns it as a matrix); a range
+/// query of them is an error on both servers.
+const INSTANT_ONLY_3X: &[&str] = &[
+    "diff_temperature[30m:1m]",
+    "rate(diff_requests_total[5m])[20m:5m]",
+    "diff_temperature[10m]",
 ];
 
 const QUERIES: &[&str] = &[
@@ -459,7 +502,8 @@ fn almost_equal(a: f64, b: f64) -> bool {
 }
 
 pub(crate) fn compare(query: &str, mode: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
-    let (a, b) = (parse_result(ours)?, parse_result(theirs)?);
+    let a = parse_result(ours).map_err(|e| format!("{mode} {query}: quiver {e}"))?;
+    let b = parse_result(theirs).map_err(|e| format!("{mode} {query}: prometheus {e}"))?;
     if a.keys().collect::<Vec<_>>() != b.keys().collect::<Vec<_>>() {
         return Err(format!(
             "{mode} {query}: series differ\nquiver: {:?}\nprometheus: {:?}",
@@ -548,6 +592,33 @@ async fn queries_agree_with_a_real_prometheus() {
             if let Err(e) = compare(query, mode, &ours, &theirs) {
                 failures.push(e);
             }
+        }
+    }
+    for query in INSTANT_ONLY_3X.iter().filter(|_| three) {
+        let params = vec![("query", query.to_string()), ("time", eval_end.to_string())];
+        let ours = post_form(&client, &q.url("/api/v1/query"), &params).await;
+        let theirs = post_form(&client, &format!("{prom_url}/api/v1/query"), &params).await;
+        compared += 1;
+        if ours["data"]["resultType"] != "matrix" {
+            failures.push(format!("instant {query}: not a matrix: {ours}"));
+        } else if let Err(e) = compare(query, "instant", &ours, &theirs) {
+            failures.push(e);
+        }
+        let params = vec![
+            ("query", query.to_string()),
+            ("start", eval_start.to_string()),
+            ("end", eval_end.to_string()),
+            ("step", "60".to_string()),
+        ];
+        let ours = post_form(&client, &q.url("/api/v1/query_range"), &params).await;
+        let theirs = post_form(&client, &format!("{prom_url}/api/v1/query_range"), &params).await;
+        compared += 1;
+        if (ours["status"].as_str(), ours["errorType"].as_str())
+            != (theirs["status"].as_str(), theirs["errorType"].as_str())
+        {
+            failures.push(format!(
+                "range {query}: quiver answered {ours}, prometheus {theirs}"
+            ));
         }
     }
     println!(

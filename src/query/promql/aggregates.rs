@@ -603,10 +603,10 @@ impl BucketKernel {
         les: Expr,
         counts: Expr,
         group: Expr,
-        (p1, p2): (f64, f64),
+        (p1, p2): (Expr, Expr),
         notes: BucketNotes,
     ) -> Expr {
-        bucket_udf(notes).call(vec![les, counts, group, lit(self.code()), lit(p1), lit(p2)])
+        bucket_udf(notes).call(vec![les, counts, group, lit(self.code()), p1, p2])
     }
 
     /// The result, and whether the counts had to be made monotonic to get it.
@@ -834,11 +834,13 @@ fn bucket_udf(notes: BucketNotes) -> ScalarUDF {
                 }
                 _ => BucketKernel::Quantile,
             };
-            let param = |i: usize| match &args[i] {
-                ColumnarValue::Scalar(ScalarValue::Float64(Some(p))) => *p,
-                _ => f64::NAN,
+            // Constant, or one per row when computed per step.
+            let params = ColumnarValue::values_to_arrays(&args[4..6])?;
+            let param = |i: usize, row: usize| {
+                let array = params[i].as_any().downcast_ref::<Float64Array>()?;
+                let row = if array.len() == 1 { 0 } else { row };
+                (row < array.len() && array.is_valid(row)).then(|| array.value(row))
             };
-            let (p1, p2) = (param(4), param(5));
             let arrays = ColumnarValue::values_to_arrays(&args[..3])?;
             let internal = || DataFusionError::Internal("prom_buckets needs lists".into());
             let les = arrays[0]
@@ -880,7 +882,9 @@ fn bucket_udf(notes: BucketNotes) -> ScalarUDF {
                     out.append_null();
                     continue;
                 }
-                let (value, forced) = kernel.apply(buckets, p1, p2);
+                let (p1, p2) = (param(0, i), param(1, i));
+                let (value, forced) =
+                    kernel.apply(buckets, p1.unwrap_or(f64::NAN), p2.unwrap_or(f64::NAN));
                 if forced {
                     notes.forced_monotonic(metric);
                 }

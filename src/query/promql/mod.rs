@@ -9,6 +9,7 @@ pub mod extended;
 pub mod functions;
 pub mod info;
 pub mod labels;
+pub mod math;
 pub mod ops;
 pub mod planner;
 pub mod rank;

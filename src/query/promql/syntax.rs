@@ -105,6 +105,22 @@ pub fn operators(query: &str) -> usize {
     count
 }
 
+/// The values, as the parser reads them, of `query`'s string literals whose bytes in Go are
+/// not UTF-8 (`"\xff"`): the parser gives such a byte escape as the character of that code
+/// point, while Prometheus sees the byte and refuses the string as a label name.
+pub fn non_utf8_literals(query: &str) -> Vec<String> {
+    lex(query)
+        .into_iter()
+        .filter(|t| t.kind == Kind::Str)
+        .map(|t| &query[t.start..t.end])
+        .filter(|literal| {
+            crate::gocompat::strconv::unquote_bytes(literal)
+                .is_some_and(|bytes| std::str::from_utf8(&bytes).is_err())
+        })
+        .filter_map(|literal| promql_parser::util::unquote_string(literal).ok())
+        .collect()
+}
+
 // ---- lexing ------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -840,7 +856,11 @@ impl DurationExpr<'_, '_> {
                 let a = self.sum()?;
                 self.expect_punct(",")?;
                 let b = self.sum()?;
-                if f == "min_of" { a.min(b) } else { a.max(b) }
+                if f == "min_of" {
+                    crate::gocompat::math::min(a, b)
+                } else {
+                    crate::gocompat::math::max(a, b)
+                }
             }
             _ => return Err(format!("unknown function {name:?} in duration expression")),
         };
@@ -852,6 +872,14 @@ impl DurationExpr<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_that_are_not_utf8_in_go() {
+        let query =
+            r#"label_replace(m, "\xff", "\xc3\xbf", "ÿ", '\377') + count_values(`\xff`, m)"#;
+        // "\xc3\xbf" is UTF-8 (ÿ) in Go and the raw string is text; "\xff" and '\377' are not.
+        assert_eq!(non_utf8_literals(query), ["\u{ff}", "\u{ff}"]);
+    }
 
     #[test]
     fn operators_bound_the_depth_outside_matchers_and_strings() {

@@ -146,7 +146,7 @@ impl Planner {
                 ));
             }
         };
-        if !crate::model::is_valid_label_name(&label) {
+        if !self.is_label_name(&label) {
             return Err(PromqlError::Execution(format!(
                 "invalid label name {label:?}"
             )));

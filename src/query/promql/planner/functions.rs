@@ -43,7 +43,7 @@ impl Planner {
             "label_replace" => {
                 let inner = self.vector_arg(args[0], steps).await?;
                 let s = string_args(&args[1..])?;
-                if !crate::model::is_valid_label_name(&s[0]) {
+                if !self.is_label_name(&s[0]) {
                     return Err(PromqlError::Execution(format!(
                         "invalid destination label name in label_replace(): {}",
                         s[0]
@@ -61,6 +61,12 @@ impl Planner {
             "label_join" => {
                 let inner = self.vector_arg(args[0], steps).await?;
                 let s = string_args(&args[1..])?;
+                if !self.is_label_name(&s[0]) {
+                    return Err(PromqlError::Execution(format!(
+                        "invalid destination label name in label_join(): {}",
+                        s[0]
+                    )));
+                }
                 let sources = s[2..].join(",");
                 let labels = l::call(l::join_udf(), col(LABELS), &[&s[0], &s[1], &sources]);
                 Ok(Planned::Vector(replace_labels(inner, labels)?))
@@ -78,15 +84,15 @@ impl Planner {
             "absent" => self.absent(args[0], steps).await,
             "absent_over_time" => self.absent_over_time(args[0], steps).await,
             "histogram_quantile" => {
-                let q = const_arg(Some(args[0]))?;
-                self.check_quantile(q, args[0]);
-                self.buckets(BucketKernel::Quantile, args[1], q, 0.0, steps)
+                if let Ok(q) = const_arg(Some(args[0])) {
+                    self.check_quantile(q, args[0]);
+                }
+                self.buckets(BucketKernel::Quantile, args[1], &args[..1], steps)
                     .await
             }
             "histogram_quantiles" => self.histogram_quantiles(&args, steps).await,
             "histogram_fraction" => {
-                let (lower, upper) = (const_arg(Some(args[0]))?, const_arg(Some(args[1]))?);
-                self.buckets(BucketKernel::Fraction, args[2], lower, upper, steps)
+                self.buckets(BucketKernel::Fraction, args[2], &args[..2], steps)
                     .await
             }
             "start" => Ok(Planned::Const(self.start as f64 / 1000.0)),
@@ -99,14 +105,10 @@ impl Planner {
                     .map(|a| const_arg(Some(*a)))
                     .collect::<Result<_, _>>()?;
                 // Go's math.Min/Max: NaN wins.
-                let pick = |a: f64, b: f64| {
-                    if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else if name == "min_of" {
-                        a.min(b)
-                    } else {
-                        a.max(b)
-                    }
+                let pick = if name == "min_of" {
+                    crate::gocompat::math::min
+                } else {
+                    crate::gocompat::math::max
                 };
                 Ok(Planned::Const(
                     values.into_iter().reduce(pick).unwrap_or(f64::NAN),
@@ -122,25 +124,62 @@ impl Planner {
                 map_value(inner, move |v| udf.call(vec![v]), true)
             }
             "clamp" | "clamp_min" | "clamp_max" => {
-                let inner = self.plan_at(args[0], steps).await?;
-                let bound = |i: usize| const_arg(args.get(i).copied());
-                let (lo, hi) = match name {
-                    "clamp" => (bound(1)?, bound(2)?),
-                    "clamp_min" => (bound(1)?, f64::INFINITY),
-                    _ => (f64::NEG_INFINITY, bound(1)?),
+                let inner = self.plan_at(args[0], steps.clone()).await?;
+                let bounds = |ps: &[Expr]| match name {
+                    "clamp" => (ps[0].clone(), ps[1].clone()),
+                    "clamp_min" => (ps[0].clone(), lit(f64::INFINITY)),
+                    _ => (lit(f64::NEG_INFINITY), ps[0].clone()),
                 };
-                if lo > hi {
-                    return Ok(Planned::Vector(self.empty_vector()?));
+                let consts: Result<Vec<f64>, _> =
+                    args[1..].iter().map(|a| const_arg(Some(*a))).collect();
+                if let Ok(consts) = consts {
+                    let consts: Vec<Expr> = consts.into_iter().map(lit).collect();
+                    let (lo, hi) = bounds(&consts);
+                    if fold_constant(lo.clone())? > fold_constant(hi.clone())? {
+                        return Ok(Planned::Vector(self.empty_vector()?));
+                    }
+                    let clamp = crate::query::promql::math::clamp_udf();
+                    return map_value(
+                        inner,
+                        move |v| clamp.call(vec![v, lo.clone(), hi.clone()]),
+                        true,
+                    );
                 }
-                map_value(inner, move |v| clamp_expr(v, lo, hi), true)
+                // Bounds computed per step: a step whose maximum is below its minimum has
+                // no sample.
+                let (plan, params) = self.with_scalars(inner, &args[1..], &steps).await?;
+                let (lo, hi) = bounds(&params);
+                let clamp = crate::query::promql::math::clamp_udf();
+                Ok(Planned::Vector(
+                    LogicalPlanBuilder::from(plan)
+                        .project(vec![
+                            l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                            col(TIMESTAMP),
+                            clamp.call(vec![col(VALUE), lo, hi]).alias(VALUE),
+                        ])?
+                        .filter(col(VALUE).is_not_null())?
+                        .build()?,
+                ))
             }
             "round" => {
-                let inner = self.plan_at(args[0], steps).await?;
-                let to = match args.get(1) {
-                    Some(a) => const_arg(Some(*a))?,
-                    None => 1.0,
+                let inner = self.plan_at(args[0], steps.clone()).await?;
+                let Some(to) = args.get(1) else {
+                    return map_value(inner, move |v| round_expr(v, lit(1.0)), true);
                 };
-                map_value(inner, move |v| round_expr(v, to), true)
+                if let Ok(to) = const_arg(Some(*to)) {
+                    return map_value(inner, move |v| round_expr(v, lit(1.0 / to)), true);
+                }
+                let (plan, params) = self.with_scalars(inner, &args[1..2], &steps).await?;
+                let inverse = lit(1.0) / params[0].clone();
+                Ok(Planned::Vector(
+                    LogicalPlanBuilder::from(plan)
+                        .project(vec![
+                            l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                            col(TIMESTAMP),
+                            round_expr(col(VALUE), inverse).alias(VALUE),
+                        ])?
+                        .build()?,
+                ))
             }
             other => match math_function(other) {
                 Some(f) => {
@@ -500,7 +539,7 @@ impl Planner {
             let q = const_arg(Some(*arg))?;
             self.check_quantile(q, arg);
             let Planned::Vector(plan) = self
-                .buckets(BucketKernel::Quantile, args[0], q, 0.0, steps.clone())
+                .buckets(BucketKernel::Quantile, args[0], &[*arg], steps.clone())
                 .await?
             else {
                 continue;
@@ -528,11 +567,10 @@ impl Planner {
         &self,
         kernel: BucketKernel,
         arg: &PromExpr,
-        p1: f64,
-        p2: f64,
+        params: &[&PromExpr],
         steps: Steps,
     ) -> PlanResult {
-        let inner = self.vector_arg(arg, steps).await?;
+        let inner = self.vector_arg(arg, steps.clone()).await?;
         let le = Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(label_get_udf()),
             vec![col(LABELS), lit("le")],
@@ -565,6 +603,13 @@ impl Planner {
                     agg::array_agg(col(VALUE)).alias("counts"),
                 ],
             )?
+            .build()?;
+        // The parameters (φ, or the bounds), constant or computed per step.
+        let (plan, mut p) = self
+            .beside(plan, &["g", TIMESTAMP, "les", "counts"], params, &steps)
+            .await?;
+        p.resize(2, lit(0.0));
+        let plan = LogicalPlanBuilder::from(plan)
             .project(vec![
                 l::call(l::drop_name_udf(), col("g"), &[]).alias(LABELS),
                 col(TIMESTAMP),
@@ -573,7 +618,7 @@ impl Planner {
                         col("les"),
                         col("counts"),
                         col("g"),
-                        (p1, p2),
+                        (p[0].clone(), p[1].clone()),
                         BucketNotes {
                             warnings: self.warnings.clone(),
                             infos: self.infos.clone(),

@@ -414,6 +414,16 @@ pub(super) fn arith(op: BinaryOp, a: Expr, b: Expr) -> Expr {
     }
 }
 
+/// [`arith`] between two scalars, where a comparison (always with `bool`) gives 1 or 0.
+pub(super) fn scalar_arith(op: BinaryOp, a: Expr, b: Expr) -> Expr {
+    let result = arith(op, a, b);
+    if op.is_comparison() {
+        cast(result, DataType::Float64)
+    } else {
+        result
+    }
+}
+
 // DataFusion orders floats totally (NaN equals NaN and sorts above everything); PromQL
 // compares as IEEE 754 does, where every comparison with NaN but `!=` is false.
 
@@ -439,7 +449,8 @@ pub(super) fn math_function(name: &str) -> Option<fn(Expr) -> Expr> {
         "ln" => m::ln,
         "log2" => m::log2,
         "log10" => m::log10,
-        "sqrt" => m::sqrt,
+        // DataFusion's fails on a negative number; Go's gives NaN.
+        "sqrt" => |v| crate::query::promql::math::sqrt_udf().call(vec![v]),
         "sgn" => m::signum,
         "sin" => m::sin,
         "cos" => m::cos,
@@ -459,17 +470,61 @@ pub(super) fn math_function(name: &str) -> Option<fn(Expr) -> Expr> {
     })
 }
 
-pub(super) fn clamp_expr(v: Expr, lo: f64, hi: f64) -> Expr {
-    when(v.clone().lt(lit(lo)), lit(lo))
-        .when(v.clone().gt(lit(hi)), lit(hi))
-        .otherwise(v)
-        .unwrap_or_else(|e| lit(e.to_string()))
+/// Prometheus's `round(v, to)`, given `1 / to`: it rounds half up through the inverse,
+/// `floor(v * (1/to) + 0.5) / (1/to)`.
+pub(super) fn round_expr(v: Expr, inverse: Expr) -> Expr {
+    datafusion::functions::math::expr_fn::floor(v * inverse.clone() + lit(0.5)) / inverse
 }
 
-pub(super) fn round_expr(v: Expr, to: f64) -> Expr {
-    // Prometheus rounds half up through the inverse: floor(v * (1/to) + 0.5) / (1/to).
-    let inverse = 1.0 / to;
-    datafusion::functions::math::expr_fn::floor(v * lit(inverse) + lit(0.5)) / lit(inverse)
+impl Planner {
+    /// A vector with scalar parameters beside each sample, for functions whose parameters
+    /// may be computed per step (`clamp(v, scalar(...), 1)`): each constant parameter is a
+    /// literal, each per-step one a column joined on the timestamp. Returns the plan
+    /// (labels, timestamp, value and those columns) and the parameters' expressions.
+    pub(super) async fn with_scalars(
+        &self,
+        vector: Planned,
+        params: &[&PromExpr],
+        steps: &Steps,
+    ) -> Result<(LogicalPlan, Vec<Expr>), PromqlError> {
+        let Planned::Vector(plan) = vector else {
+            return Err(PromqlError::BadData("expected an instant vector".into()));
+        };
+        self.beside(plan, &[LABELS, TIMESTAMP, VALUE], params, steps)
+            .await
+    }
+
+    /// [`Planner::with_scalars`] for any plan with a timestamp column: keeps the columns
+    /// `keep` and adds the parameters'.
+    pub(super) async fn beside(
+        &self,
+        mut plan: LogicalPlan,
+        keep: &[&str],
+        params: &[&PromExpr],
+        steps: &Steps,
+    ) -> Result<(LogicalPlan, Vec<Expr>), PromqlError> {
+        let mut columns: Vec<Expr> = keep.iter().map(|c| col(*c)).collect();
+        let mut exprs = Vec::with_capacity(params.len());
+        for (i, param) in params.iter().enumerate() {
+            match self.plan_at(param, steps.clone()).await? {
+                Planned::Const(c) => exprs.push(lit(c)),
+                Planned::Scalar(scalar) => {
+                    let (time, value) = (format!("pt{i}"), format!("p{i}"));
+                    let scalar = LogicalPlanBuilder::from(scalar)
+                        .project(vec![col(TIMESTAMP).alias(&time), col(VALUE).alias(&value)])?
+                        .build()?;
+                    columns.push(col(&value));
+                    plan = LogicalPlanBuilder::from(plan)
+                        .join(scalar, JoinType::Inner, (vec![TIMESTAMP], vec![time]), None)?
+                        .project(columns.clone())?
+                        .build()?;
+                    exprs.push(col(&value));
+                }
+                _ => return Err(PromqlError::BadData("expected a scalar parameter".into())),
+            }
+        }
+        Ok((plan, exprs))
+    }
 }
 
 pub(super) fn join_on_time(a: LogicalPlan, b: LogicalPlan) -> Result<LogicalPlan, PromqlError> {

@@ -159,6 +159,15 @@ impl Planner {
         format!(" ({line}:{column})")
     }
 
+    /// Whether `name`, a string argument of this query, is a label name PromQL accepts:
+    /// Prometheus 3.x takes any non-empty UTF-8 string.
+    pub(super) fn is_label_name(&self, name: &str) -> bool {
+        crate::model::is_valid_utf8_label_name(name)
+            && !super::syntax::non_utf8_literals(&self.source)
+                .iter()
+                .any(|s| s == name)
+    }
+
     /// Warns, as Prometheus does, about a constant quantile outside [0, 1].
     pub(super) fn check_quantile(&self, q: f64, expr: &PromExpr) {
         if q.is_nan() || !(0.0..=1.0).contains(&q) {
@@ -201,9 +210,12 @@ impl Planner {
                 PromExpr::Call(call) => self.call(call, steps).await,
                 PromExpr::Binary(b) => self.binary(b, steps).await,
                 PromExpr::Aggregate(a) => self.aggregate(a, steps).await,
-                PromExpr::Subquery(_) => Err(PromqlError::Unsupported(
-                    "a subquery is only supported as a range function argument".into(),
-                )),
+                // The query's result (only an instant query may have a range vector
+                // as its result): the inner expression at the subquery's steps.
+                PromExpr::Subquery(sq) => {
+                    let (rows, _, _) = self.subquery(sq, &steps).await?;
+                    Ok(Planned::Matrix(rows))
+                }
                 PromExpr::Extension(_) => {
                     Err(PromqlError::Unsupported("extension expressions".into()))
                 }

@@ -24,19 +24,24 @@ impl Planner {
             (other, Planned::Vector(v)) if !matches!(other, Planned::Vector(_)) => {
                 self.vector_scalar(v, other, op, return_bool, true, &steps)
             }
-            (Planned::Scalar(a), Planned::Const(c)) => {
-                map_value(Planned::Scalar(a), move |v| arith(op, v, lit(c)), false)
-            }
-            (Planned::Const(c), Planned::Scalar(a)) => {
-                map_value(Planned::Scalar(a), move |v| arith(op, lit(c), v), false)
-            }
+            // Between scalars a comparison needs `bool` and gives 1 or 0.
+            (Planned::Scalar(a), Planned::Const(c)) => map_value(
+                Planned::Scalar(a),
+                move |v| scalar_arith(op, v, lit(c)),
+                false,
+            ),
+            (Planned::Const(c), Planned::Scalar(a)) => map_value(
+                Planned::Scalar(a),
+                move |v| scalar_arith(op, lit(c), v),
+                false,
+            ),
             (Planned::Scalar(a), Planned::Scalar(c)) => {
                 let joined = join_on_time(a, c)?;
                 let plan = LogicalPlanBuilder::from(joined)
                     .project(vec![
                         lit("").alias(LABELS),
                         col("l.timestamp").alias(TIMESTAMP),
-                        arith(op, col("l.value"), col("r.value")).alias(VALUE),
+                        scalar_arith(op, col("l.value"), col("r.value")).alias(VALUE),
                     ])?
                     .build()?;
                 Ok(Planned::Scalar(plan))
