@@ -435,8 +435,8 @@ impl IngestMetrics {
         IngestMetrics {
             remote_write_requests: counter_vec(
                 "quiver_remote_write_requests_total",
-                "Remote-write requests, by HTTP status code.",
-                &["code"],
+                "Remote-write requests, by HTTP status code and protocol version (1.0, 2.0; empty when the request named none Quiver reads).",
+                &["code", "version"],
             ),
         }
     }

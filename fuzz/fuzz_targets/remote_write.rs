@@ -1,6 +1,7 @@
-//! Remote-write bodies: snappy, then the in-place protobuf reader the receiver uses. It must
-//! never panic, and must agree with prost's derived decoder: the same requests accepted, the
-//! same series, labels and samples read.
+//! Remote-write bodies: snappy, then the in-place protobuf readers the receiver uses. They
+//! must never panic; the 1.0 reader must agree with prost's derived decoder (the same
+//! requests accepted, the same series, labels and samples read), and the 2.0 reader's series
+//! must point inside what it read.
 #![no_main]
 
 #[path = "../../src/prompb/mod.rs"]
@@ -19,6 +20,11 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(body: &[u8]) {
+    if let Ok(view) = prompb::view_v2::decode(body) {
+        for s in &view.series {
+            assert!(s.labels.end <= view.labels.len() && s.samples.end <= view.samples.len());
+        }
+    }
     let view = prompb::view::WriteRequestView::decode(body);
     let derived = prompb::WriteRequest::decode(body);
     let (Ok(view), Ok(derived)) = (view, derived) else {

@@ -1,4 +1,10 @@
-//! `POST /api/v1/write`: the Prometheus remote-write 1.0 receiver.
+//! `POST /api/v1/write`: the Prometheus remote-write receiver, 1.0 and 2.0 (told apart by the
+//! Content-Type's `proto` parameter, as the 2.0 specification says).
+//!
+//! 2.0's `created_timestamp` becomes the samples' start timestamp. Its native histograms
+//! and exemplars are not stored yet: the answer's `X-Prometheus-Remote-Write-*-Written`
+//! headers say how many of each were written, and histograms make it a 400 that names them
+//! (the floats of the request are stored).
 //!
 //! Headers, size, snappy and protobuf are checked before anything is appended: a request
 //! that fails them stores nothing. Within a readable request every valid sample is stored
@@ -30,22 +36,81 @@ pub async fn remote_write(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let response = match receive(&state, &headers, body).await {
+    let version = check_headers(&headers).ok();
+    let (result, written) = receive(&state, &headers, body).await;
+    let mut response = match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     };
+    if let Some(written) = written {
+        let headers = response.headers_mut();
+        for (name, n) in [
+            ("x-prometheus-remote-write-samples-written", written.samples),
+            ("x-prometheus-remote-write-histograms-written", 0),
+            ("x-prometheus-remote-write-exemplars-written", 0),
+        ] {
+            headers.insert(name, axum::http::HeaderValue::from(n));
+        }
+    }
     state
         .metrics
         .ingest
         .remote_write_requests
-        .with_label_values(&[response.status().as_str()])
+        .with_label_values(&[
+            response.status().as_str(),
+            version.map_or("", Version::name),
+        ])
         .inc();
     response
 }
 
-async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-    super::writable(state)?;
-    check_headers(headers)?;
+/// What a 2.0 request wrote, for its answer's headers.
+struct Written {
+    samples: usize,
+}
+
+/// Stores a request; for 2.0, also what it wrote (once the request could be read).
+async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Result<(), ApiError>, Option<Written>) {
+    let version = match super::writable(state).and_then(|()| check_headers(headers)) {
+        Ok(version) => version,
+        Err(e) => return (Err(e), None),
+    };
+    match store(state, version, body).await {
+        Ok((stored, refusal)) => {
+            let written = (version == Version::V2).then_some(Written { samples: stored });
+            (refusal.map_or(Ok(()), Err), written)
+        }
+        Err(e) => (Err(e), None),
+    }
+}
+
+/// The protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "1.0",
+            Version::V2 => "2.0",
+        }
+    }
+}
+
+/// Stores what a readable request holds: the samples stored, and the 400 that names what
+/// was not (for a request that could not be read at all, the error).
+async fn store(
+    state: &AppState,
+    version: Version,
+    body: Body,
+) -> Result<(usize, Option<ApiError>), ApiError> {
     let limit = state.options.remote_write_max_body_bytes;
     let compressed = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -60,8 +125,15 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<()
     let metrics = state.metrics.storage.clone();
     let (outcome, offered, invalid) = tokio::task::spawn_blocking(move || {
         let raw = decompress(&compressed, max_decoded)?;
-        let request = WriteRequestView::decode(&raw)
-            .map_err(|e| ApiError::bad_data(format!("malformed protobuf WriteRequest: {e}")))?;
+        let request = match version {
+            Version::V1 => WriteRequestView::decode(&raw)
+                .map_err(|e| ApiError::bad_data(format!("malformed protobuf WriteRequest: {e}")))?,
+            Version::V2 => crate::prompb::view_v2::decode(&raw).map_err(|e| {
+                ApiError::bad_data(format!(
+                    "malformed protobuf io.prometheus.write.v2.Request: {e}"
+                ))
+            })?,
+        };
         let (batch, invalid) = to_series(&storage, &request);
         if invalid.samples > 0 {
             metrics
@@ -78,20 +150,23 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<()
     .await
     .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
     let outcome = outcome.map_err(|e| ApiError::internal(e.to_string()))?;
-    match refusal(&outcome.skipped, &invalid) {
-        None => Ok(()),
-        // Stored: every valid sample (a repeat of a stored one included).
-        Some(message) => Err(ApiError::bad_data(format!(
-            "stored {} samples; {message}",
-            offered - outcome.skipped.total()
-        ))),
-    }
+    // Stored: every valid sample (a repeat of a stored one included).
+    let stored = offered - outcome.skipped.total();
+    let refused = refusal(&outcome.skipped, &invalid)
+        .map(|message| ApiError::bad_data(format!("stored {stored} samples; {message}")));
+    Ok((stored, refused))
 }
 
 /// What a request lost, for its 400 answer: the sender does not retry a 4xx, so it names
 /// every reason with its count and the first sample or series of each.
 fn refusal(skipped: &Skipped, invalid: &InvalidSeries) -> Option<String> {
     let mut parts = Vec::new();
+    if invalid.histograms > 0 {
+        parts.push(format!(
+            "dropped {} native histogram samples: native histograms are not supported yet",
+            invalid.histograms
+        ));
+    }
     if invalid.samples > 0 {
         parts.push(format!(
             "dropped {} samples of {} series with invalid labels (first: {})",
@@ -111,7 +186,7 @@ fn refusal(skipped: &Skipped, invalid: &InvalidSeries) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_headers(headers: &HeaderMap) -> Result<Version, ApiError> {
     let unsupported = |m: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_data", m);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -123,11 +198,21 @@ fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
             "unsupported Content-Type {content_type:?}: remote write needs application/x-protobuf"
         )));
     }
-    if content_type.contains("io.prometheus.write.v2") {
-        return Err(unsupported(
-            "remote write 2.0 (io.prometheus.write.v2.Request) is not supported; send 1.0".into(),
-        ));
-    }
+    let proto = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("proto"))
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    let version = match proto {
+        None | Some("prometheus.WriteRequest") => Version::V1,
+        Some("io.prometheus.write.v2.Request") => Version::V2,
+        Some(other) => {
+            return Err(unsupported(format!(
+                "unsupported remote-write message {other:?}: send prometheus.WriteRequest (1.0) or io.prometheus.write.v2.Request (2.0)"
+            )));
+        }
+    };
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         let encoding = encoding.to_str().unwrap_or("");
         if !encoding.eq_ignore_ascii_case("snappy") {
@@ -136,7 +221,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
             )));
         }
     }
-    Ok(())
+    Ok(version)
 }
 
 fn decompress(compressed: &[u8], max_decoded: usize) -> Result<Vec<u8>, ApiError> {
@@ -161,6 +246,8 @@ struct InvalidSeries {
     samples: usize,
     /// The first of them, with why.
     first: Option<String>,
+    /// Native histogram samples (2.0), which are not stored yet.
+    histograms: usize,
 }
 
 /// The request's series with their label sets: the head's own copy where it has the series
@@ -192,6 +279,7 @@ fn to_series(
     let mut invalid = InvalidSeries::default();
     let mut out = Vec::with_capacity(request.series.len());
     for (i, (series, known)) in request.series.iter().zip(known).enumerate() {
+        invalid.histograms += series.histograms;
         let labels = match known.map_or_else(|| new_label_set(request.labels_of(series)), Ok) {
             Ok(labels) => labels,
             Err(why) => {
@@ -206,7 +294,10 @@ fn to_series(
         let samples = request
             .samples_of(series)
             .iter()
-            .map(|&(timestamp_ms, value)| Sample::new(timestamp_ms, value))
+            .map(|&(timestamp_ms, value)| Sample {
+                start_timestamp_ms: series.start_ms,
+                ..Sample::new(timestamp_ms, value)
+            })
             .collect();
         out.push(SeriesSamples { labels, samples });
     }

@@ -4,6 +4,7 @@
 //! requests in place with [`view`].
 
 pub mod view;
+pub mod view_v2;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {

@@ -1,4 +1,5 @@
-//! A remote-write 1.0 `WriteRequest` read in place: label names and values borrow the
+//! A remote-write 1.0 `WriteRequest` (or a 2.0 `Request`, see [`super::view_v2`]) read in
+//! place: label names and values borrow the
 //! decompressed body, and every series' labels and samples sit in two flat vectors, so
 //! decoding a request allocates a handful of vectors however many series it carries.
 //!
@@ -29,6 +30,10 @@ pub enum ViewError {
     NotUtf8,
     #[error("a field key is out of range")]
     BadKey,
+    #[error("a symbol reference is out of range: {0}")]
+    BadSymbolRef(u32),
+    #[error("a series has an odd number of label references")]
+    OddLabelRefs,
 }
 
 /// One series of a request: ranges into [`WriteRequestView::labels`] and `samples`.
@@ -36,6 +41,12 @@ pub enum ViewError {
 pub struct SeriesView {
     pub labels: Range<usize>,
     pub samples: Range<usize>,
+    /// When the series' counter started (2.0's `created_timestamp`), ms; 0 when not sent.
+    pub start_ms: i64,
+    /// Native histogram samples sent for the series (2.0), which are not stored.
+    pub histograms: usize,
+    /// Exemplars sent for the series (2.0), which are not stored.
+    pub exemplars: usize,
 }
 
 /// A decoded request. Samples are `(timestamp_ms, value)`.
@@ -92,6 +103,9 @@ impl<'a> WriteRequestView<'a> {
         self.series.push(SeriesView {
             labels: labels_start..self.labels.len(),
             samples: samples_start..self.samples.len(),
+            start_ms: 0,
+            histograms: 0,
+            exemplars: 0,
         });
         Ok(())
     }
@@ -112,7 +126,7 @@ fn read_label(mut buf: &[u8]) -> Result<(&[u8], &[u8]), ViewError> {
 }
 
 /// A `Sample`: value (1, double) and timestamp (2, int64); missing fields are zero.
-fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
+pub(super) fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
     let (mut timestamp, mut value) = (0_i64, 0.0_f64);
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
@@ -133,7 +147,7 @@ fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
 
 /// A varint; the one-byte case (every key and most lengths here) inline.
 #[inline]
-fn varint(buf: &mut &[u8]) -> Result<u64, ViewError> {
+pub(super) fn varint(buf: &mut &[u8]) -> Result<u64, ViewError> {
     match buf.split_first() {
         Some((&byte, rest)) if byte < 0x80 => {
             *buf = rest;
@@ -145,7 +159,7 @@ fn varint(buf: &mut &[u8]) -> Result<u64, ViewError> {
 
 /// A field's key: its tag and wire type.
 #[inline]
-fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), ViewError> {
+pub(super) fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), ViewError> {
     let key = u32::try_from(varint(buf)?).map_err(|_| ViewError::BadKey)?;
     let wire_type = WireType::try_from(u64::from(key & 0x07))?;
     match key >> 3 {
@@ -155,7 +169,7 @@ fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), ViewError> {
 }
 
 /// The bytes of a length-delimited field, advancing `buf` past them.
-fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], ViewError> {
+pub(super) fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], ViewError> {
     let len = varint(buf)?;
     let len = usize::try_from(len)
         .ok()

@@ -454,6 +454,20 @@ impl Prometheus {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The version it reports (`/api/v1/status/buildinfo`).
+    pub async fn version(&self) -> String {
+        let body: serde_json::Value = reqwest::get(self.url("/api/v1/status/buildinfo"))
+            .await
+            .expect("buildinfo")
+            .json()
+            .await
+            .expect("buildinfo JSON");
+        body["data"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Remote-writes `request` (needs `--web.enable-remote-write-receiver`).
     pub async fn remote_write(&self, request: &WriteRequest) {
         let r = reqwest::Client::new()

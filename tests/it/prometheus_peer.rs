@@ -1,5 +1,5 @@
-//! A real Prometheus (Debian's package) remote-writes what it scrapes to Quiver; the values
-//! Quiver stores equal the ones Prometheus stored itself.
+//! A real Prometheus remote-writes what it scrapes to Quiver, with remote write 1.0 and 2.0;
+//! the values Quiver stores equal the ones Prometheus stored itself.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,10 +8,14 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// Prometheus scraping itself every second and remote-writing to Quiver.
-async fn start_prometheus(quiver_port: u16) -> Prometheus {
+/// Prometheus scraping itself every second and remote-writing to Quiver, with `message`
+/// (`protobuf_message`) when given.
+async fn start_prometheus(quiver_port: u16, message: Option<&str>) -> Prometheus {
+    let message = message
+        .map(|m| format!("    protobuf_message: {m}\n"))
+        .unwrap_or_default();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:PROMETHEUS_PORT']\nremote_write:\n  - url: http://127.0.0.1:{quiver_port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs:\n      - targets: ['127.0.0.1:PROMETHEUS_PORT']\nremote_write:\n  - url: http://127.0.0.1:{quiver_port}/api/v1/write\n{message}    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
     );
     Prometheus::start(&config, &[]).await
 }
@@ -58,7 +62,57 @@ async fn prometheus_samples(p: &Prometheus, selector: &str) -> BTreeMap<(String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_write_arrives_intact() {
     let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
-    let prom = start_prometheus(q.port).await;
+    let prom = start_prometheus(q.port, None).await;
+    arrives_intact(&q, &prom).await;
+}
+
+/// Remote write 2.0 (`io.prometheus.write.v2.Request`, which Prometheus 3.x sends when told
+/// to): the same samples arrive, Prometheus sees every one acknowledged as written (the
+/// answer's `X-Prometheus-Remote-Write-Samples-Written`), and none failed or was retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_write_2_0_arrives_intact() {
+    let q = Quiver::start(&config_without_scrapes("  backend: local")).await;
+    let prom = start_prometheus(q.port, Some("io.prometheus.write.v2.Request")).await;
+    let version = prom.version().await;
+    assert!(
+        version.starts_with("3."),
+        "remote write 2.0 needs Prometheus 3.x as the sender; the test command fetches 3.5, this is {version}"
+    );
+    arrives_intact(&q, &prom).await;
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let prom_metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", prom.port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent = metric(&prom_metrics, "prometheus_remote_storage_samples_total");
+    assert!(sent > 0.0, "Prometheus sent no samples");
+    for failed in [
+        "prometheus_remote_storage_samples_failed_total",
+        "prometheus_remote_storage_samples_retried_total",
+        "prometheus_remote_storage_samples_dropped_total",
+    ] {
+        assert_eq!(metric(&prom_metrics, failed), 0.0, "{failed}");
+    }
+    // Quiver counted 2.0 requests, all accepted.
+    let ours = q.metrics_text().await;
+    let counted: Vec<&str> = ours
+        .lines()
+        .filter(|l| l.starts_with("quiver_remote_write_requests_total"))
+        .collect();
+    assert!(!counted.is_empty(), "{ours}");
+    for line in counted {
+        assert!(line.contains("code=\"204\",version=\"2.0\""), "{line}");
+    }
+}
+
+async fn arrives_intact(q: &Quiver, prom: &Prometheus) {
     // Wait until a handful of scrapes went through the remote-write queue.
     eventually(
         "samples from Prometheus",
@@ -77,7 +131,7 @@ async fn prometheus_remote_write_arrives_intact() {
         "up",
         "prometheus_tsdb_head_samples_appended_total",
     ] {
-        let expected = prometheus_samples(&prom, &format!("{metric}{{job=\"prom\"}}")).await;
+        let expected = prometheus_samples(prom, &format!("{metric}{{job=\"prom\"}}")).await;
         assert!(!expected.is_empty(), "Prometheus has no {metric}");
         let rows = q
             .rows(&format!(
