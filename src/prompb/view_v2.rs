@@ -50,14 +50,12 @@ fn read_series<'a>(
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
-            // Packed, as proto3 writes repeated scalars, or one by one.
-            (1, WireType::LengthDelimited) => {
-                let mut packed = length_delimited(&mut buf)?;
-                while packed.has_remaining() {
-                    refs.push(symbol_ref(&mut packed)?);
-                }
+            (1, WireType::LengthDelimited | WireType::Varint) => {
+                each_ref(wire_type, &mut buf, |r| {
+                    refs.push(r);
+                    Ok(())
+                })?;
             }
-            (1, WireType::Varint) => refs.push(symbol_ref(&mut buf)?),
             (2, WireType::LengthDelimited) => {
                 let sample = length_delimited(&mut buf)?;
                 view.samples.push(read_sample(sample)?);
@@ -97,6 +95,23 @@ fn read_series<'a>(
     Ok(())
 }
 
+/// The references of a `repeated uint32 labels_refs` field: packed, as proto3 writes
+/// repeated scalars, or one by one.
+fn each_ref(
+    wire_type: WireType,
+    buf: &mut &[u8],
+    mut each: impl FnMut(u32) -> Result<(), ViewError>,
+) -> Result<(), ViewError> {
+    if wire_type == WireType::Varint {
+        return each(symbol_ref(buf)?);
+    }
+    let mut packed = length_delimited(buf)?;
+    while packed.has_remaining() {
+        each(symbol_ref(&mut packed)?)?;
+    }
+    Ok(())
+}
+
 fn symbol_ref(buf: &mut &[u8]) -> Result<u32, ViewError> {
     let r = varint(buf)?;
     u32::try_from(r).map_err(|_| ViewError::BadSymbolRef(u32::MAX))
@@ -128,14 +143,8 @@ fn check_exemplar(mut buf: &[u8], symbols: &[&[u8]]) -> Result<(), ViewError> {
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
-            (1, WireType::LengthDelimited) => {
-                let mut packed = length_delimited(&mut buf)?;
-                while packed.has_remaining() {
-                    symbol(symbols, symbol_ref(&mut packed)?)?;
-                }
-            }
-            (1, WireType::Varint) => {
-                symbol(symbols, symbol_ref(&mut buf)?)?;
+            (1, WireType::LengthDelimited | WireType::Varint) => {
+                each_ref(wire_type, &mut buf, |r| symbol(symbols, r).map(|_| ()))?;
             }
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }

@@ -137,10 +137,14 @@ impl PromqlEngine {
         let context = |partitions: usize| {
             // Block scans spread their files themselves (`scan::block_scan`), for more
             // reads in flight than partitions; the optimizer must not regroup them.
-            let config = SessionConfig::new()
+            let mut config = SessionConfig::new()
                 .with_target_partitions(partitions)
                 .with_repartition_file_scans(false)
                 .with_extension(Arc::new(step::MaxSamples(max_samples)));
+            // The planner builds plans close to final (joins on keys, filters and
+            // projections where they belong): one optimizer pass finds what there is to
+            // find, and a second, DataFusion's default, doubles a small query's planning.
+            config.options_mut().optimizer.max_passes = 1;
             let state = SessionStateBuilder::new()
                 .with_config(config)
                 .with_runtime_env(runtime.clone())
