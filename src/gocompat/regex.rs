@@ -3,7 +3,37 @@
 //! RE2's meaning. Relabeling, PromQL matchers and `label_replace`, remote read, and the
 //! template functions all compile through here.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
+
+/// Compiled patterns by kind and text: dashboards and rules send the same matchers again
+/// and again (Grafana's `=~"$var"` on every panel), and compiling one costs tens of
+/// microseconds to milliseconds where a lookup costs well under one. A `Regex` is shared
+/// by reference counting, so a hit copies nothing.
+static COMPILED: LazyLock<moka::sync::Cache<(Kind, String), Result<Regex, String>>> =
+    LazyLock::new(|| moka::sync::Cache::new(4096));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Anchored,
+    Matcher,
+    Plain,
+}
+
+fn cached(
+    kind: Kind,
+    pattern: &str,
+    build: impl FnOnce() -> Result<Regex, String>,
+) -> Result<Regex, String> {
+    let key = (kind, pattern.to_string());
+    if let Some(hit) = COMPILED.get(&key) {
+        return hit;
+    }
+    let built = build();
+    COMPILED.insert(key, built.clone());
+    built
+}
 
 /// Compiles `pattern` as Prometheus compiles label matchers and relabel regexes:
 /// `^(?s:pattern)$`, so it must match the whole input and `.` also matches newlines.
@@ -12,18 +42,24 @@ use regex::Regex;
 pub fn compile_anchored(pattern: &str) -> Result<Regex, String> {
     // Anchor before translating, as Prometheus anchors before parsing: an unterminated
     // `\Q` then swallows the closing `)$` and fails in both.
-    checked(pattern, &translate(&format!("^(?s:{pattern})$")))
+    cached(Kind::Anchored, pattern, || {
+        checked(pattern, &translate(&format!("^(?s:{pattern})$")))
+    })
 }
 
 /// Compiles a pattern already in the `regex` crate's syntax (a PromQL matcher's, which
 /// the query rewrite translated) as a label matcher: `^(?s:pattern)$`.
 pub fn compile_matcher(translated: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?s:{translated})$")).map_err(|e| e.to_string())
+    cached(Kind::Matcher, translated, || {
+        Regex::new(&format!("^(?s:{translated})$")).map_err(|e| e.to_string())
+    })
 }
 
 /// Compiles `pattern` as Go's `regexp.Compile` does (unanchored), for templates.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
-    checked(pattern, &translate(pattern))
+    cached(Kind::Plain, pattern, || {
+        checked(pattern, &translate(pattern))
+    })
 }
 
 fn checked(pattern: &str, translated: &str) -> Result<Regex, String> {
