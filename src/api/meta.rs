@@ -371,21 +371,6 @@ pub async fn walreplay(State(state): State<AppState>) -> Response {
     success(json!({"min": 0, "max": report.segments, "current": report.segments}))
 }
 
-/// Exemplars are not stored yet: a valid, empty answer.
-pub async fn query_exemplars(
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let result = async {
-        let params = Params::read(query, &headers, body).await?;
-        params.require("query")?;
-        Ok(json!([]))
-    }
-    .await;
-    respond(result)
-}
-
 pub async fn scrape_pools(State(state): State<AppState>) -> Response {
     success(json!({"scrapePools": state.scrape.pool_names().await}))
 }

@@ -2,6 +2,7 @@
 //! here as the PromQL engine lands.)
 
 mod error;
+mod exemplars;
 mod federate;
 mod format;
 mod meta;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sql", get(sql::sql).post(sql::sql))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route(
+            "/api/v1/query_exemplars",
+            get(exemplars::query_exemplars).post(exemplars::query_exemplars),
+        )
         .route("/api/v1/explain", get(query::explain).post(query::explain))
         .route("/api/v1/targets", get(targets::targets))
         .route(
@@ -134,10 +139,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/metadata", get(meta::metadata).post(meta::metadata))
         .route("/api/v1/targets/metadata", get(meta::targets_metadata))
-        .route(
-            "/api/v1/query_exemplars",
-            get(meta::query_exemplars).post(meta::query_exemplars),
-        )
         .route(
             "/api/v1/format_query",
             get(meta::format_query).post(meta::format_query),

@@ -1,10 +1,11 @@
 //! `POST /api/v1/write`: the Prometheus remote-write receiver, 1.0 and 2.0 (told apart by the
 //! Content-Type's `proto` parameter, as the 2.0 specification says).
 //!
-//! 2.0's `created_timestamp` becomes the samples' start timestamp. Its native histograms
-//! and exemplars are not stored yet: the answer's `X-Prometheus-Remote-Write-*-Written`
-//! headers say how many of each were written, and histograms make it a 400 that names them
-//! (the floats of the request are stored).
+//! 2.0's `created_timestamp` becomes the samples' start timestamp. Exemplars (1.0 and 2.0)
+//! go to storage's exemplar store once the samples are stored. Native histograms are not
+//! stored yet: the answer's `X-Prometheus-Remote-Write-*-Written` headers say how many of
+//! each kind were written, and histograms make it a 400 that names them (the floats of the
+//! request are stored).
 //!
 //! Headers, size, snappy and protobuf are checked before anything is appended: a request
 //! that fails them stores nothing. Within a readable request every valid sample is stored
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use crate::model::{Labels, Sample, SeriesSamples};
 use crate::prompb::view::{ViewError, WriteRequestView, utf8};
+use crate::storage::exemplars::Exemplar;
 use crate::storage::{Skipped, Storage};
 
 use super::AppState;
@@ -47,7 +49,10 @@ pub async fn remote_write(
         for (name, n) in [
             ("x-prometheus-remote-write-samples-written", written.samples),
             ("x-prometheus-remote-write-histograms-written", 0),
-            ("x-prometheus-remote-write-exemplars-written", 0),
+            (
+                "x-prometheus-remote-write-exemplars-written",
+                written.exemplars,
+            ),
         ] {
             headers.insert(name, axum::http::HeaderValue::from(n));
         }
@@ -67,6 +72,7 @@ pub async fn remote_write(
 /// What a 2.0 request wrote, for its answer's headers.
 struct Written {
     samples: usize,
+    exemplars: usize,
 }
 
 /// Stores a request; for 2.0, also what it wrote (once the request could be read).
@@ -80,8 +86,11 @@ async fn receive(
         Err(e) => return (Err(e), None),
     };
     match store(state, version, body).await {
-        Ok((stored, refusal)) => {
-            let written = (version == Version::V2).then_some(Written { samples: stored });
+        Ok((stored, exemplars, refusal)) => {
+            let written = (version == Version::V2).then_some(Written {
+                samples: stored,
+                exemplars,
+            });
             (refusal.map_or(Ok(()), Err), written)
         }
         Err(e) => (Err(e), None),
@@ -104,13 +113,13 @@ impl Version {
     }
 }
 
-/// Stores what a readable request holds: the samples stored, and the 400 that names what
-/// was not (for a request that could not be read at all, the error).
+/// Stores what a readable request holds: the samples and exemplars stored, and the 400
+/// that names what was not (for a request that could not be read at all, the error).
 async fn store(
     state: &AppState,
     version: Version,
     body: Body,
-) -> Result<(usize, Option<ApiError>), ApiError> {
+) -> Result<(usize, usize, Option<ApiError>), ApiError> {
     let limit = state.options.remote_write_max_body_bytes;
     let compressed = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -123,7 +132,7 @@ async fn store(
     let storage = state.storage.clone();
     // Decompressing, decoding and storing are CPU work: off the async workers.
     let metrics = state.metrics.storage.clone();
-    let (outcome, offered, invalid) = tokio::task::spawn_blocking(move || {
+    let (outcome, offered, exemplars, invalid) = tokio::task::spawn_blocking(move || {
         let raw = decompress(&compressed, max_decoded)?;
         let request = match version {
             Version::V1 => WriteRequestView::decode(&raw)
@@ -134,7 +143,14 @@ async fn store(
                 ))
             })?,
         };
-        let (batch, invalid) = to_series(&storage, &request);
+        let (batch, from, invalid) = to_series(&storage, &request);
+        // The series that carry exemplars, kept for after the commit.
+        let with_exemplars: Vec<(Arc<Labels>, usize)> = batch
+            .iter()
+            .zip(&from)
+            .filter(|(_, i)| !request.series[**i].exemplars.is_empty())
+            .map(|(s, i)| (s.labels.clone(), *i))
+            .collect();
         if invalid.samples > 0 {
             metrics
                 .samples_rejected
@@ -145,7 +161,11 @@ async fn store(
         let mut appender = storage.partial_appender();
         appender.extend(batch);
         let outcome = appender.commit();
-        Ok::<_, ApiError>((outcome, offered, invalid))
+        let exemplars = match &outcome {
+            Ok(_) => store_exemplars(&storage, &request, &with_exemplars),
+            Err(_) => 0,
+        };
+        Ok::<_, ApiError>((outcome, offered, exemplars, invalid))
     })
     .await
     .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
@@ -154,7 +174,39 @@ async fn store(
     let stored = offered - outcome.skipped.total();
     let refused = refusal(&outcome.skipped, &invalid)
         .map(|message| ApiError::bad_data(format!("stored {stored} samples; {message}")));
-    Ok((stored, refused))
+    Ok((stored, exemplars, refused))
+}
+
+/// Adds the exemplars of `series` (label set, index in the request) to the store; returns
+/// how many it took (out-of-order ones, repeats excepted, and ones with labels that are not
+/// UTF-8 or too long are not).
+fn store_exemplars(
+    storage: &Storage,
+    request: &WriteRequestView<'_>,
+    series: &[(Arc<Labels>, usize)],
+) -> usize {
+    let mut taken = 0;
+    for (labels, i) in series {
+        for e in request.exemplars_of(&request.series[*i]) {
+            let Ok(pairs) = request
+                .exemplar_labels_of(e)
+                .iter()
+                .map(|(n, v)| Ok((utf8(n)?.to_string(), utf8(v)?.to_string())))
+                .collect::<Result<Vec<_>, ViewError>>()
+            else {
+                continue;
+            };
+            let exemplar = Exemplar {
+                labels: pairs,
+                value: e.value,
+                timestamp_ms: e.timestamp_ms,
+            };
+            if storage.exemplars().add(labels, exemplar).is_ok() {
+                taken += 1;
+            }
+        }
+    }
+    taken
 }
 
 /// What a request lost, for its 400 answer: the sender does not retry a 4xx, so it names
@@ -251,12 +303,12 @@ struct InvalidSeries {
 }
 
 /// The request's series with their label sets: the head's own copy where it has the series
-/// (nothing built or validated again), a new validated set otherwise. Series whose labels
-/// are invalid are left out and counted.
+/// (nothing built or validated again), a new validated set otherwise, and each one's index
+/// in the request. Series whose labels are invalid are left out and counted.
 fn to_series(
     storage: &Storage,
     request: &WriteRequestView<'_>,
-) -> (Vec<SeriesSamples>, InvalidSeries) {
+) -> (Vec<SeriesSamples>, Vec<usize>, InvalidSeries) {
     // Each series' pairs as a label set holds them: sorted by name, empty values dropped.
     let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(request.labels.len());
     let mut ranges = Vec::with_capacity(request.series.len());
@@ -278,6 +330,7 @@ fn to_series(
     let known = storage.known_label_sets(&pair_sets);
     let mut invalid = InvalidSeries::default();
     let mut out = Vec::with_capacity(request.series.len());
+    let mut from = Vec::with_capacity(request.series.len());
     for (i, (series, known)) in request.series.iter().zip(known).enumerate() {
         invalid.histograms += series.histograms;
         let labels = match known.map_or_else(|| new_label_set(request.labels_of(series)), Ok) {
@@ -300,8 +353,9 @@ fn to_series(
             })
             .collect();
         out.push(SeriesSamples { labels, samples });
+        from.push(i);
     }
-    (out, invalid)
+    (out, from, invalid)
 }
 
 /// A validated label set from a request's pairs, or why they are not one.

@@ -80,8 +80,25 @@ pub struct StorageConfig {
     pub compaction: CompactionConfig,
     pub downsampling: DownsamplingConfig,
     pub cache: CacheConfig,
+    pub exemplars: ExemplarsConfig,
     /// What a read-only node (`--storage.read-only`) serves; writers ignore it.
     pub query_tier: QueryTierConfig,
+}
+
+/// The in-memory exemplar store, as Prometheus's `storage.exemplars`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExemplarsConfig {
+    /// Exemplars kept in all, the oldest overwritten first; 0 keeps none.
+    pub max_exemplars: usize,
+}
+
+impl Default for ExemplarsConfig {
+    fn default() -> Self {
+        ExemplarsConfig {
+            max_exemplars: 100_000,
+        }
+    }
 }
 
 /// The buckets a read-only query node serves as one view, and how it merges them.
@@ -247,6 +264,7 @@ impl Default for StorageConfig {
             compaction: CompactionConfig::default(),
             downsampling: DownsamplingConfig::default(),
             cache: CacheConfig::default(),
+            exemplars: ExemplarsConfig::default(),
             query_tier: QueryTierConfig::default(),
         }
     }

@@ -45,8 +45,17 @@ pub struct SeriesView {
     pub start_ms: i64,
     /// Native histogram samples sent for the series (2.0), which are not stored.
     pub histograms: usize,
-    /// Exemplars sent for the series (2.0), which are not stored.
-    pub exemplars: usize,
+    /// Range into [`WriteRequestView::exemplars`].
+    pub exemplars: Range<usize>,
+}
+
+/// An exemplar of a series: its labels (a range into
+/// [`WriteRequestView::exemplar_labels`]), value and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarView {
+    pub labels: Range<usize>,
+    pub value: f64,
+    pub timestamp_ms: i64,
 }
 
 /// A decoded request. Samples are `(timestamp_ms, value)`.
@@ -55,6 +64,8 @@ pub struct WriteRequestView<'a> {
     pub series: Vec<SeriesView>,
     pub labels: Vec<(&'a [u8], &'a [u8])>,
     pub samples: Vec<(i64, f64)>,
+    pub exemplars: Vec<ExemplarView>,
+    pub exemplar_labels: Vec<(&'a [u8], &'a [u8])>,
 }
 
 impl<'a> WriteRequestView<'a> {
@@ -83,9 +94,18 @@ impl<'a> WriteRequestView<'a> {
         &self.samples[series.samples.clone()]
     }
 
-    /// One `TimeSeries`: labels (1) and samples (2).
+    pub fn exemplars_of(&self, series: &SeriesView) -> &[ExemplarView] {
+        &self.exemplars[series.exemplars.clone()]
+    }
+
+    pub fn exemplar_labels_of(&self, exemplar: &ExemplarView) -> &[(&'a [u8], &'a [u8])] {
+        &self.exemplar_labels[exemplar.labels.clone()]
+    }
+
+    /// One `TimeSeries`: labels (1), samples (2) and exemplars (3).
     fn read_series(&mut self, mut buf: &'a [u8]) -> Result<(), ViewError> {
         let (labels_start, samples_start) = (self.labels.len(), self.samples.len());
+        let exemplars_start = self.exemplars.len();
         while buf.has_remaining() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             match (tag, wire_type) {
@@ -97,6 +117,10 @@ impl<'a> WriteRequestView<'a> {
                     let sample = length_delimited(&mut buf)?;
                     self.samples.push(read_sample(sample)?);
                 }
+                (3, WireType::LengthDelimited) => {
+                    let exemplar = length_delimited(&mut buf)?;
+                    self.read_exemplar(exemplar)?;
+                }
                 _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
             }
         }
@@ -105,10 +129,44 @@ impl<'a> WriteRequestView<'a> {
             samples: samples_start..self.samples.len(),
             start_ms: 0,
             histograms: 0,
-            exemplars: 0,
+            exemplars: exemplars_start..self.exemplars.len(),
         });
         Ok(())
     }
+}
+
+impl<'a> WriteRequestView<'a> {
+    /// A 1.0 `Exemplar`: labels (1, `Label` messages), value (2), timestamp (3).
+    fn read_exemplar(&mut self, mut buf: &'a [u8]) -> Result<(), ViewError> {
+        let start = self.exemplar_labels.len();
+        let (mut value, mut timestamp_ms) = (0.0, 0);
+        while buf.has_remaining() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            match (tag, wire_type) {
+                (1, WireType::LengthDelimited) => {
+                    let label = length_delimited(&mut buf)?;
+                    self.exemplar_labels.push(read_label(label)?);
+                }
+                (2, WireType::SixtyFourBit) => value = read_f64(&mut buf)?,
+                (3, WireType::Varint) => timestamp_ms = varint(&mut buf)? as i64,
+                _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+            }
+        }
+        self.exemplars.push(ExemplarView {
+            labels: start..self.exemplar_labels.len(),
+            value,
+            timestamp_ms,
+        });
+        Ok(())
+    }
+}
+
+/// A little-endian double.
+pub(super) fn read_f64(buf: &mut &[u8]) -> Result<f64, ViewError> {
+    if buf.remaining() < 8 {
+        return Err(ViewError::Truncated);
+    }
+    Ok(buf.get_f64_le())
 }
 
 /// A `Label`: name (1) and value (2); a missing field is the empty string.
@@ -131,12 +189,7 @@ pub(super) fn read_sample(mut buf: &[u8]) -> Result<(i64, f64), ViewError> {
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
-            (1, WireType::SixtyFourBit) => {
-                if buf.remaining() < 8 {
-                    return Err(ViewError::Truncated);
-                }
-                value = buf.get_f64_le();
-            }
+            (1, WireType::SixtyFourBit) => value = read_f64(&mut buf)?,
             // int64 is a two's-complement varint: negative timestamps take ten bytes.
             (2, WireType::Varint) => timestamp = varint(&mut buf)? as i64,
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,

@@ -3,15 +3,16 @@
 //! receiver treats both versions alike from there on.
 //!
 //! What 2.0 adds is read as far as Quiver stores it: `created_timestamp` becomes the start
-//! timestamp of the series' samples; native histograms and exemplars are counted (the
-//! receiver reports them as not written); metadata references are checked against the
-//! symbols table.
+//! timestamp of the series' samples; exemplars are read like 1.0's; native histograms are
+//! counted (the receiver reports them as not written); metadata references are checked
+//! against the symbols table.
 
 use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, skip_field};
 
 use super::view::{
-    SeriesView, ViewError, WriteRequestView, decode_key, length_delimited, read_sample, varint,
+    ExemplarView, SeriesView, ViewError, WriteRequestView, decode_key, length_delimited, read_f64,
+    read_sample, varint,
 };
 
 /// Decodes `body`, an uncompressed protobuf `io.prometheus.write.v2.Request`.
@@ -46,7 +47,8 @@ fn read_series<'a>(
 ) -> Result<(), ViewError> {
     refs.clear();
     let samples_start = view.samples.len();
-    let (mut start_ms, mut histograms, mut exemplars) = (0, 0, 0);
+    let exemplars_start = view.exemplars.len();
+    let (mut start_ms, mut histograms) = (0, 0);
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
@@ -66,8 +68,7 @@ fn read_series<'a>(
             }
             (4, WireType::LengthDelimited) => {
                 let exemplar = length_delimited(&mut buf)?;
-                check_exemplar(exemplar, symbols)?;
-                exemplars += 1;
+                read_exemplar(view, exemplar, symbols)?;
             }
             (5, WireType::LengthDelimited) => {
                 let metadata = length_delimited(&mut buf)?;
@@ -90,7 +91,7 @@ fn read_series<'a>(
         samples: samples_start..view.samples.len(),
         start_ms,
         histograms,
-        exemplars,
+        exemplars: exemplars_start..view.exemplars.len(),
     });
     Ok(())
 }
@@ -138,17 +139,41 @@ fn check_metadata(mut buf: &[u8], symbols: &[&[u8]]) -> Result<(), ViewError> {
     Ok(())
 }
 
-/// `Exemplar`: its labels_refs (1) must resolve.
-fn check_exemplar(mut buf: &[u8], symbols: &[&[u8]]) -> Result<(), ViewError> {
+/// `Exemplar`: labels_refs (1), value (2), timestamp (3).
+fn read_exemplar<'a>(
+    view: &mut WriteRequestView<'a>,
+    mut buf: &[u8],
+    symbols: &[&'a [u8]],
+) -> Result<(), ViewError> {
+    let mut refs = Vec::new();
+    let (mut value, mut timestamp_ms) = (0.0, 0);
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
             (1, WireType::LengthDelimited | WireType::Varint) => {
-                each_ref(wire_type, &mut buf, |r| symbol(symbols, r).map(|_| ()))?;
+                each_ref(wire_type, &mut buf, |r| {
+                    refs.push(r);
+                    Ok(())
+                })?;
             }
+            (2, WireType::SixtyFourBit) => value = read_f64(&mut buf)?,
+            (3, WireType::Varint) => timestamp_ms = varint(&mut buf)? as i64,
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
+    if !refs.len().is_multiple_of(2) {
+        return Err(ViewError::OddLabelRefs);
+    }
+    let start = view.exemplar_labels.len();
+    for pair in refs.chunks_exact(2) {
+        view.exemplar_labels
+            .push((symbol(symbols, pair[0])?, symbol(symbols, pair[1])?));
+    }
+    view.exemplars.push(ExemplarView {
+        labels: start..view.exemplar_labels.len(),
+        value,
+        timestamp_ms,
+    });
     Ok(())
 }
 
@@ -273,8 +298,14 @@ mod tests {
         let samples = view.samples_of(a);
         assert_eq!((samples[0], samples[1].0), ((1000, 1.0), -5));
         assert!(samples[1].1.is_nan());
-        assert_eq!((a.start_ms, a.histograms, a.exemplars), (500, 0, 1));
-        assert_eq!((b.start_ms, b.histograms, b.exemplars), (0, 2, 0));
+        assert_eq!((a.start_ms, a.histograms, a.exemplars.len()), (500, 0, 1));
+        assert_eq!((b.start_ms, b.histograms, b.exemplars.len()), (0, 2, 0));
+        let exemplar = &view.exemplars_of(a)[0];
+        assert_eq!((exemplar.value, exemplar.timestamp_ms), (1.0, 1000));
+        assert_eq!(
+            view.exemplar_labels_of(exemplar),
+            &[(&b"trace_id"[..], &b"abc"[..])]
+        );
         assert!(view.samples_of(b).is_empty());
     }
 

@@ -12,6 +12,7 @@ pub mod cache;
 mod chunk;
 mod compact;
 pub mod downsample;
+pub mod exemplars;
 mod head;
 pub mod manifest;
 mod migrate;
@@ -112,6 +113,7 @@ pub struct Storage {
     /// Why cutting blocks has been failing, while it is.
     cut_failure: Mutex<Option<CutFailure>>,
     replay: ReplayReport,
+    exemplars: exemplars::ExemplarStore,
 }
 
 /// Block cuts failing since `since`: the head keeps the windows (and the WAL their samples)
@@ -234,8 +236,10 @@ impl Storage {
             caches.chunk_bytes,
             Self::stats_of(&metrics, "chunks"),
         ));
+        let exemplars = exemplars::ExemplarStore::new(options.config.exemplars.max_exemplars);
         let storage = Arc::new(Storage {
             head,
+            exemplars,
             min_valid_time: RwLock::new(min_valid_time),
             readers: Default::default(),
             wal,
@@ -257,6 +261,11 @@ impl Storage {
         });
         storage.update_bucket_metrics(&storage.manifest());
         storage
+    }
+
+    /// The exemplars senders attached to samples (kept in memory, bounded).
+    pub fn exemplars(&self) -> &exemplars::ExemplarStore {
+        &self.exemplars
     }
 
     /// The WAL; an error on a read-only node.

@@ -335,6 +335,18 @@ fn v2_request(
     histograms: usize,
     created_ms: i64,
 ) -> Vec<u8> {
+    v2_request_with_exemplars(symbols, label_refs, samples, histograms, created_ms, &[])
+}
+
+/// [`v2_request`] with exemplars (4): label references, value, timestamp.
+fn v2_request_with_exemplars(
+    symbols: &[&str],
+    label_refs: &[u32],
+    samples: &[(i64, f64)],
+    histograms: usize,
+    created_ms: i64,
+    exemplars: &[(&[u32], f64, i64)],
+) -> Vec<u8> {
     use prost::encoding::{bytes, double, int64, string, uint32};
     let mut series = Vec::new();
     uint32::encode_packed(1, label_refs, &mut series);
@@ -346,6 +358,13 @@ fn v2_request(
     }
     for _ in 0..histograms {
         bytes::encode(3, &Vec::new(), &mut series);
+    }
+    for (refs, v, t) in exemplars {
+        let mut exemplar = Vec::new();
+        uint32::encode_packed(1, refs, &mut exemplar);
+        double::encode(2, v, &mut exemplar);
+        int64::encode(3, t, &mut exemplar);
+        bytes::encode(4, &exemplar, &mut series);
     }
     int64::encode(6, &created_ms, &mut series);
     let mut out = Vec::new();
@@ -447,4 +466,97 @@ async fn remote_write_2_0_requests() {
         (r.status().as_u16(), written(&r, "samples")),
         (204, "0".to_string())
     );
+}
+
+/// Exemplars sent with remote write 2.0 come back from `/api/v1/query_exemplars` in
+/// Prometheus's shape, selected by the query's selectors and the time range; an exemplar
+/// older than its series' newest is not written.
+#[tokio::test]
+async fn exemplars_arrive_with_remote_write_and_are_queried() {
+    let q = Quiver::start(&config_without_scrapes("")).await;
+    let t = now_ms() - 60_000;
+    let symbols = [
+        "",
+        "__name__",
+        "rw2_requests_total",
+        "job",
+        "api",
+        "trace_id",
+        "4bf92f3577b34da6",
+    ];
+    // (sample time, exemplar time, exemplar value)
+    let post = |(sample, at, value): (i64, i64, f64)| {
+        let body = v2_request_with_exemplars(
+            &symbols,
+            &[1, 2, 3, 4],
+            &[(sample, 3.0)],
+            0,
+            0,
+            &[(&[5, 6], value, at)],
+        );
+        q.client
+            .post(q.url("/api/v1/write"))
+            .header(
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )
+            .header("Content-Encoding", "snappy")
+            .body(snappy(&body))
+            .send()
+    };
+    let exemplars_written = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-prometheus-remote-write-exemplars-written")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("missing")
+            .to_string()
+    };
+    let r = post((t, t, 0.25)).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), exemplars_written(&r)),
+        (204, "1".to_string())
+    );
+    // Older than the series' newest exemplar: the sample is stored, the exemplar is not.
+    let r = post((t + 15_000, t - 30_000, 0.5)).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), exemplars_written(&r)),
+        (204, "0".to_string())
+    );
+
+    let range = |query: &str| {
+        let (start, end) = (
+            ((t - 60_000) / 1000).to_string(),
+            ((t + 60_000) / 1000).to_string(),
+        );
+        let query = query.to_string();
+        let q = &q;
+        async move {
+            q.get_json(
+                "/api/v1/query_exemplars",
+                &[("query", query.as_str()), ("start", &start), ("end", &end)],
+            )
+            .await
+        }
+    };
+    let body = range("sum(rate(rw2_requests_total{job=\"api\"}[5m]))").await;
+    assert_eq!(body["status"], "success", "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{body}");
+    assert_eq!(
+        data[0]["seriesLabels"],
+        serde_json::json!({"__name__": "rw2_requests_total", "job": "api"})
+    );
+    let exemplar = &data[0]["exemplars"][0];
+    assert_eq!(
+        exemplar["labels"],
+        serde_json::json!({"trace_id": "4bf92f3577b34da6"})
+    );
+    assert_eq!(exemplar["value"], "0.25");
+    assert_eq!(exemplar["timestamp"].as_f64(), Some(t as f64 / 1000.0));
+    assert_eq!(data[0]["exemplars"].as_array().map(Vec::len), Some(1));
+    // Other series, and a bad query.
+    let none = range("rw2_requests_total{job=\"db\"}").await;
+    assert_eq!(none["data"], serde_json::json!([]), "{none}");
+    let bad = range("rate(").await;
+    assert_eq!(bad["errorType"], "bad_data", "{bad}");
 }
