@@ -78,16 +78,9 @@ fn read_series<'a>(
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
-    if !refs.len().is_multiple_of(2) {
-        return Err(ViewError::OddLabelRefs);
-    }
-    let labels_start = view.labels.len();
-    for pair in refs.chunks_exact(2) {
-        view.labels
-            .push((symbol(symbols, pair[0])?, symbol(symbols, pair[1])?));
-    }
+    let labels = resolve_pairs(refs, symbols, &mut view.labels)?;
     view.series.push(SeriesView {
-        labels: labels_start..view.labels.len(),
+        labels,
         samples: samples_start..view.samples.len(),
         start_ms,
         histograms,
@@ -111,6 +104,23 @@ fn each_ref(
         each(symbol_ref(&mut packed)?)?;
     }
     Ok(())
+}
+
+/// Appends the label pairs `refs` name (name, value, name, value, ...) to `out`; returns
+/// where they are in it.
+fn resolve_pairs<'a>(
+    refs: &[u32],
+    symbols: &[&'a [u8]],
+    out: &mut Vec<(&'a [u8], &'a [u8])>,
+) -> Result<std::ops::Range<usize>, ViewError> {
+    if !refs.len().is_multiple_of(2) {
+        return Err(ViewError::OddLabelRefs);
+    }
+    let start = out.len();
+    for pair in refs.chunks_exact(2) {
+        out.push((symbol(symbols, pair[0])?, symbol(symbols, pair[1])?));
+    }
+    Ok(start..out.len())
 }
 
 fn symbol_ref(buf: &mut &[u8]) -> Result<u32, ViewError> {
@@ -161,16 +171,9 @@ fn read_exemplar<'a>(
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
-    if !refs.len().is_multiple_of(2) {
-        return Err(ViewError::OddLabelRefs);
-    }
-    let start = view.exemplar_labels.len();
-    for pair in refs.chunks_exact(2) {
-        view.exemplar_labels
-            .push((symbol(symbols, pair[0])?, symbol(symbols, pair[1])?));
-    }
+    let labels = resolve_pairs(&refs, symbols, &mut view.exemplar_labels)?;
     view.exemplars.push(ExemplarView {
-        labels: start..view.exemplar_labels.len(),
+        labels,
         value,
         timestamp_ms,
     });
