@@ -1,5 +1,7 @@
-//! HTTP routes: remote write, SQL, self-metrics and health. (The Prometheus query API joins
-//! here as the PromQL engine lands.)
+//! HTTP routes: the Prometheus HTTP API (queries, metadata, exemplars, targets, rules,
+//! alerts, status, admin), remote write and read, federation, SQL, `explain`, self-metrics,
+//! health and lifecycle. Each handler reads its parameters (`params`), calls the engine or
+//! storage, and answers in Prometheus's JSON envelope (`error`, `format`).
 
 mod error;
 mod exemplars;
