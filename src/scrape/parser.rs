@@ -93,6 +93,16 @@ pub struct ParsedSample {
     pub timestamp_ms: Option<i64>,
     /// When the counter, histogram or summary started: its OpenMetrics `_created` sample.
     pub start_timestamp_ms: Option<i64>,
+    /// The OpenMetrics exemplar after the sample (`# {trace_id="..."} 0.5 1.2`).
+    pub exemplar: Option<ParsedExemplar>,
+}
+
+/// An OpenMetrics exemplar: its labels, value and (optional) time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedExemplar {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Everything a scrape response contained that is worth keeping.
@@ -712,7 +722,7 @@ impl<'a> LineParser<'a, '_> {
             }
         };
         let series = self.offset + series_start..self.offset + self.pos;
-        let (value, timestamp_ms) = self.value_and_timestamp()?;
+        let (value, timestamp_ms, exemplar) = self.value_and_timestamp()?;
         Ok(ParsedSample {
             name,
             labels,
@@ -721,6 +731,7 @@ impl<'a> LineParser<'a, '_> {
             value,
             timestamp_ms,
             start_timestamp_ms: None,
+            exemplar,
         })
     }
 
@@ -757,7 +768,7 @@ impl<'a> LineParser<'a, '_> {
             return Ok(None);
         }
         self.pos = end;
-        let (value, timestamp_ms) = self.value_and_timestamp()?;
+        let (value, timestamp_ms, exemplar) = self.value_and_timestamp()?;
         Ok(Some(Line::Known {
             name,
             sample: ParsedSample {
@@ -768,19 +779,23 @@ impl<'a> LineParser<'a, '_> {
                 value,
                 timestamp_ms,
                 start_timestamp_ms: None,
+                exemplar,
             },
         }))
     }
 
-    /// What follows the series: the value, then the format's tail.
-    fn value_and_timestamp(&mut self) -> Result<(f64, Option<i64>), ParseError> {
+    /// What follows the series: the value, then the format's tail (a timestamp, and in
+    /// OpenMetrics an exemplar).
+    fn value_and_timestamp(
+        &mut self,
+    ) -> Result<(f64, Option<i64>, Option<ParsedExemplar>), ParseError> {
         self.separator("value")?;
         let value = self.float_token("float value")?;
-        let timestamp_ms = match self.format {
-            Format::PrometheusText => self.text_timestamp()?,
+        let (timestamp_ms, exemplar) = match self.format {
+            Format::PrometheusText => (self.text_timestamp()?, None),
             Format::OpenMetrics => self.openmetrics_trailer()?,
         };
-        Ok((value, timestamp_ms))
+        Ok((value, timestamp_ms, exemplar))
     }
 
     /// Consumes `{`, allowing blanks before it in 0.0.4 (`name {a="b"}`).
@@ -886,8 +901,9 @@ impl<'a> LineParser<'a, '_> {
 
     /// OpenMetrics tail after the value: ` [timestamp] [# exemplar]`, with
     /// the timestamp in (possibly fractional) seconds.
-    fn openmetrics_trailer(&mut self) -> Result<Option<i64>, ParseError> {
+    fn openmetrics_trailer(&mut self) -> Result<(Option<i64>, Option<ParsedExemplar>), ParseError> {
         let mut timestamp_ms = None;
+        let mut exemplar = None;
         while !self.at_end() {
             // Tokens end at a space, so one is next; more than one is not.
             self.eat(b' ');
@@ -895,7 +911,7 @@ impl<'a> LineParser<'a, '_> {
                 return Err(self.unexpected("timestamp or exemplar after a single space"));
             }
             if self.eat_str("# ") {
-                self.exemplar()?;
+                exemplar = Some(self.exemplar()?);
                 break;
             }
             if timestamp_ms.is_some() {
@@ -903,24 +919,29 @@ impl<'a> LineParser<'a, '_> {
             }
             timestamp_ms = Some(self.seconds_timestamp()?);
         }
-        Ok(timestamp_ms)
+        Ok((timestamp_ms, exemplar))
     }
 
-    /// `{labels} value [timestamp]` after ` # `. Exemplars are validated so
-    /// garbage is still rejected, but they are not stored.
-    fn exemplar(&mut self) -> Result<(), ParseError> {
+    /// `{labels} value [timestamp]` after ` # `.
+    fn exemplar(&mut self) -> Result<ParsedExemplar, ParseError> {
         if !self.eat(b'{') {
             return Err(self.unexpected("'{' opening the exemplar labels"));
         }
-        self.label_set(QuotedName::Forbidden)?;
+        let (_, labels) = self.label_set(QuotedName::Forbidden)?;
         self.separator("exemplar value")?;
-        self.float_token("float exemplar value")?;
+        let value = self.float_token("float exemplar value")?;
+        let mut exemplar = ParsedExemplar {
+            labels,
+            value,
+            timestamp_ms: None,
+        };
         if self.at_end() {
-            return Ok(());
+            return Ok(exemplar);
         }
         self.separator("exemplar timestamp")?;
-        self.seconds_timestamp()?;
-        self.expect_end("exemplar")
+        exemplar.timestamp_ms = Some(self.seconds_timestamp()?);
+        self.expect_end("exemplar")?;
+        Ok(exemplar)
     }
 
     // ---- Tokens ----------------------------------------------------------
@@ -1264,6 +1285,7 @@ mod tests {
             labels: labels(pairs),
             series: 0..0,
             known: false,
+            exemplar: None,
             value,
             timestamp_ms: ts,
             start_timestamp_ms: None,
@@ -2123,7 +2145,7 @@ c_created 7
     }
 
     #[test]
-    fn skips_exemplars() {
+    fn reads_exemplars() {
         let input = "\
 # TYPE foo histogram
 foo_bucket{le=\"0.01\"} 0
@@ -2139,12 +2161,37 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
 ";
         let exposition = parse_om(input);
         assert_eq!(exposition.samples.len(), 8);
+        let exemplar = |i: usize| exposition.samples[i].exemplar.clone();
+        let with = |pairs: &[(&str, &str)], value: f64, timestamp_ms: Option<i64>| {
+            Some(ParsedExemplar {
+                labels: labels(pairs),
+                value,
+                timestamp_ms,
+            })
+        };
+        assert_eq!(exemplar(0), None);
+        assert_eq!(exemplar(1), with(&[], 0.054, None));
         assert_eq!(
-            positionless(&exposition)[2],
-            sample("foo_bucket", &[("le", "1.0")], 11.0, None)
+            exemplar(2),
+            with(&[("trace_id", "KOO5S4vxi0o")], 0.67, None)
         );
         assert_eq!(
-            positionless(&exposition)[4],
+            exemplar(3),
+            with(
+                &[("trace_id", "oHg5SJYRHA0"), ("span", "x y")],
+                9.8,
+                Some(1_520_879_607_789)
+            )
+        );
+        assert_eq!(exemplar(7), with(&[("utf8.label", "v")], 1.0, None));
+        // The samples themselves are as without exemplars.
+        let mut plain = positionless(&exposition);
+        for s in &mut plain {
+            s.exemplar = None;
+        }
+        assert_eq!(plain[2], sample("foo_bucket", &[("le", "1.0")], 11.0, None));
+        assert_eq!(
+            plain[4],
             sample(
                 "foo_bucket",
                 &[("le", "+Inf")],
@@ -2152,10 +2199,7 @@ bar_total 5 # {\"utf8.label\"=\"v\"} 1
                 Some(1_520_879_607_700)
             )
         );
-        assert_eq!(
-            positionless(&exposition)[7],
-            sample("bar_total", &[], 5.0, None)
-        );
+        assert_eq!(plain[7], sample("bar_total", &[], 5.0, None));
     }
 
     #[test]

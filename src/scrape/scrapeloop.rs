@@ -13,6 +13,7 @@ use crate::config::ScrapeConfig;
 use crate::model::relabel::relabel;
 use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
 use crate::storage::Storage;
+use crate::storage::exemplars::Exemplar;
 
 use super::parser::{self, Exposition};
 use super::target::Target;
@@ -201,6 +202,8 @@ struct ScrapeOutput {
     scraped: usize,
     post_relabel: usize,
     metadata: Vec<Metadata>,
+    /// The OpenMetrics exemplars of kept samples, with their series.
+    exemplars: Vec<(Arc<Labels>, Exemplar)>,
 }
 
 impl ScrapeLoop {
@@ -230,8 +233,10 @@ impl ScrapeLoop {
         let now_ms = crate::model::now_ms();
         let result = self.scrape(now_ms).await;
         let duration = started.elapsed().as_secs_f64();
+        let mut exemplars = Vec::new();
         let (mut batch, report, current, error) = match result {
-            Ok(output) => {
+            Ok(mut output) => {
+                exemplars = std::mem::take(&mut output.exemplars);
                 let mut current = HashSet::default();
                 let mut added = 0;
                 for (series, hash) in output.series.iter().zip(&output.hashes) {
@@ -274,6 +279,13 @@ impl ScrapeLoop {
         batch.extend(self.stale_markers(&current, now_ms));
         batch.extend(self.report_series(&report, now_ms));
         let stored = self.append(batch).await;
+        if stored.is_ok() {
+            // In memory, bounded: a short lock, no I/O. Out-of-order ones (the target
+            // repeats an exemplar with an older time) are refused by the store.
+            for (labels, exemplar) in exemplars {
+                let _ = self.storage.exemplars().add(&labels, exemplar);
+            }
+        }
         self.previous.retain(|h, _| current.contains(h));
         self.update_status(
             wall,
@@ -471,6 +483,7 @@ fn process(
     let scraped = exposition.samples.len();
     let mut series = Vec::with_capacity(scraped);
     let mut hashes = Vec::with_capacity(scraped);
+    let mut exemplars = Vec::new();
     let generation = cache.generation;
     for sample in exposition.samples {
         let text = body.get(sample.series.clone()).unwrap_or_default();
@@ -509,6 +522,17 @@ fn process(
             _ => now_ms,
         };
         hashes.push(hash);
+        if let Some(e) = sample.exemplar {
+            exemplars.push((
+                labels.clone(),
+                Exemplar {
+                    labels: e.labels,
+                    value: e.value,
+                    // Without its own time, an exemplar takes its sample's, as in Prometheus.
+                    timestamp_ms: e.timestamp_ms.unwrap_or(timestamp_ms),
+                },
+            ));
+        }
         series.push(SeriesSamples {
             labels,
             samples: vec![Sample {
@@ -529,6 +553,7 @@ fn process(
         hashes,
         scraped,
         metadata: exposition.metadata,
+        exemplars,
     })
 }
 

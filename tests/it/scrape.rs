@@ -485,9 +485,10 @@ async fn scrapes_send_basic_auth_and_bearer_credentials() {
     );
 }
 
-/// The official Python client as an exporter: a counter that goes up 10 per scrape and
-/// restarts (a new `Counter` of the same name) when `/restart` is fetched, then at once
-/// counts past its old value, so only its `_created` time shows the restart.
+/// The official Python client as an exporter: a counter that goes up 10 per scrape, with an
+/// exemplar naming the scrape (`trace_id="scrape-N"`), and restarts (a new `Counter` of the
+/// same name) when `/restart` is fetched, then at once counts past its old value, so only
+/// its `_created` time shows the restart.
 const PYTHON_EXPORTER: &str = r#"
 import sys, time
 from http.server import HTTPServer, BaseHTTPRequestHandler
@@ -508,7 +509,8 @@ class Handler(BaseHTTPRequestHandler):
             body = b"restarted\n"
             kind = "text/plain"
         else:
-            state["jobs"].inc(10)
+            state["n"] = state.get("n", 0) + 1
+            state["jobs"].inc(10, exemplar={"trace_id": "scrape-%d" % state["n"]})
             body = generate_latest(state["registry"])
             kind = "application/openmetrics-text; version=1.0.0; charset=utf-8"
         self.send_response(200)
@@ -599,4 +601,44 @@ async fn openmetrics_created_times_become_start_timestamps() {
     )
     .await;
     assert_eq!(resets, 1.0);
+}
+
+/// OpenMetrics exemplars scraped from the official Python client are kept and served by
+/// `/api/v1/query_exemplars` with the series' final labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraped_openmetrics_exemplars_are_queried() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _exporter = Process::spawn(
+        "python exporter",
+        Command::new("python3").args(["-c", PYTHON_EXPORTER, &port.to_string()]),
+        &dir.path().join("exporter.log"),
+    );
+    let q = Quiver::start(&format!(
+        "scrape_configs:\n  - job_name: py\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    ))
+    .await;
+    let exemplars = eventually("two scraped exemplars", Duration::from_secs(20), || async {
+        let body = q
+            .get_json(
+                "/api/v1/query_exemplars",
+                &[("query", "rate(jobs_total{job=\"py\"}[1m])")],
+            )
+            .await;
+        let series = body["data"].as_array()?.first()?.clone();
+        (series["exemplars"].as_array()?.len() >= 2).then_some(series)
+    })
+    .await;
+    assert_eq!(exemplars["seriesLabels"]["__name__"], "jobs_total");
+    assert_eq!(exemplars["seriesLabels"]["job"], "py");
+    let first = &exemplars["exemplars"][0];
+    let trace = first["labels"]["trace_id"].as_str().unwrap_or_default();
+    assert!(trace.starts_with("scrape-"), "{first}");
+    assert_eq!(first["value"], "10");
+    let at = first["timestamp"].as_f64().unwrap_or_default();
+    let now = now_ms() as f64 / 1000.0;
+    assert!(
+        at > now - 60.0 && at <= now,
+        "exemplar time {at}, now {now}"
+    );
 }
