@@ -38,8 +38,9 @@ pub async fn remote_write(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let version = check_headers(&headers).ok();
-    let (result, written) = receive(&state, &headers, body).await;
+    let version = check_headers(&headers);
+    let version_label = version.as_ref().map_or("", |v| v.name());
+    let (result, written) = receive(&state, version, body).await;
     let mut response = match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
@@ -61,10 +62,7 @@ pub async fn remote_write(
         .metrics
         .ingest
         .remote_write_requests
-        .with_label_values(&[
-            response.status().as_str(),
-            version.map_or("", Version::name),
-        ])
+        .with_label_values(&[response.status().as_str(), version_label])
         .inc();
     response
 }
@@ -78,10 +76,10 @@ struct Written {
 /// Stores a request; for 2.0, also what it wrote (once the request could be read).
 async fn receive(
     state: &AppState,
-    headers: &HeaderMap,
+    version: Result<Version, ApiError>,
     body: Body,
 ) -> (Result<(), ApiError>, Option<Written>) {
-    let version = match super::writable(state).and_then(|()| check_headers(headers)) {
+    let version = match super::writable(state).and(version) {
         Ok(version) => version,
         Err(e) => return (Err(e), None),
     };

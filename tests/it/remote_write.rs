@@ -324,6 +324,29 @@ async fn bad_requests_get_4xx_and_unreadable_ones_store_nothing() {
     );
 }
 
+/// Posts `body` as a remote-write 2.0 request, as Prometheus 3.x sends one.
+fn post_v2(q: &Quiver, body: Vec<u8>) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+    q.client
+        .post(q.url("/api/v1/write"))
+        .header(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+        .body(snappy(&body))
+        .send()
+}
+
+/// The answer's `X-Prometheus-Remote-Write-{what}-Written` count ("missing" without one).
+fn written(r: &reqwest::Response, what: &str) -> String {
+    r.headers()
+        .get(format!("x-prometheus-remote-write-{what}-written"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("missing")
+        .to_string()
+}
+
 /// A remote-write 2.0 request with one series, encoded field by field as the
 /// specification's proto lays it out: symbols (4), then the series (5) with its label
 /// references (1), samples (2), `histograms` empty native histograms (3) and
@@ -382,25 +405,7 @@ fn v2_request_with_exemplars(
 async fn remote_write_2_0_requests() {
     let q = Quiver::start(&config_without_scrapes("")).await;
     let t = now_ms() - 60_000;
-    let post = |body: Vec<u8>| {
-        q.client
-            .post(q.url("/api/v1/write"))
-            .header(
-                "Content-Type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-            )
-            .header("Content-Encoding", "snappy")
-            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
-            .body(snappy(&body))
-            .send()
-    };
-    let written = |r: &reqwest::Response, what: &str| -> String {
-        r.headers()
-            .get(format!("x-prometheus-remote-write-{what}-written"))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("missing")
-            .to_string()
-    };
+    let post = |body: Vec<u8>| post_v2(&q, body);
     let symbols = ["", "__name__", "rw2_total", "job", "api", "rw2_hist"];
     let r = post(v2_request(
         &symbols,
@@ -494,23 +499,9 @@ async fn exemplars_arrive_with_remote_write_and_are_queried() {
             0,
             &[(&[5, 6], value, at)],
         );
-        q.client
-            .post(q.url("/api/v1/write"))
-            .header(
-                "Content-Type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-            )
-            .header("Content-Encoding", "snappy")
-            .body(snappy(&body))
-            .send()
+        post_v2(&q, body)
     };
-    let exemplars_written = |r: &reqwest::Response| {
-        r.headers()
-            .get("x-prometheus-remote-write-exemplars-written")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("missing")
-            .to_string()
-    };
+    let exemplars_written = |r: &reqwest::Response| written(r, "exemplars");
     let r = post((t, t, 0.25)).await.unwrap();
     assert_eq!(
         (r.status().as_u16(), exemplars_written(&r)),

@@ -523,11 +523,12 @@ class Handler(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openmetrics_created_times_become_start_timestamps() {
+/// [`PYTHON_EXPORTER`] running (its folder, port and process) and a Quiver scraping it
+/// every second as job `py`.
+async fn python_exporter_scraped() -> (tempfile::TempDir, u16, Process, Quiver) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _exporter = Process::spawn(
+    let exporter = Process::spawn(
         "python exporter",
         Command::new("python3").args(["-c", PYTHON_EXPORTER, &port.to_string()]),
         &dir.path().join("exporter.log"),
@@ -536,6 +537,12 @@ async fn openmetrics_created_times_become_start_timestamps() {
         "scrape_configs:\n  - job_name: py\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
     ))
     .await;
+    (dir, port, exporter, q)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_created_times_become_start_timestamps() {
+    let (_dir, port, _exporter, q) = python_exporter_scraped().await;
     let client = reqwest::Client::new();
     let instant = |query: &'static str| {
         let q = &q;
@@ -607,17 +614,7 @@ async fn openmetrics_created_times_become_start_timestamps() {
 /// `/api/v1/query_exemplars` with the series' final labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scraped_openmetrics_exemplars_are_queried() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _exporter = Process::spawn(
-        "python exporter",
-        Command::new("python3").args(["-c", PYTHON_EXPORTER, &port.to_string()]),
-        &dir.path().join("exporter.log"),
-    );
-    let q = Quiver::start(&format!(
-        "scrape_configs:\n  - job_name: py\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-    ))
-    .await;
+    let (_dir, _port, _exporter, q) = python_exporter_scraped().await;
     let exemplars = eventually("two scraped exemplars", Duration::from_secs(20), || async {
         let body = q
             .get_json(
