@@ -26,6 +26,11 @@ command -v mariadb-install-db >/dev/null 2>&1 || apt_packages+=(mariadb-server)
 command -v prometheus-mysqld-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-mysqld-exporter)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
 command -v prometheus-postgres-exporter >/dev/null 2>&1 || apt_packages+=(prometheus-postgres-exporter)
+# The web UI's browser tests: Debian's Chromium and its WebDriver; Node.js and npm rebuild
+# the UI bundle to check the committed one.
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if ((${#apt_packages[@]})); then
   echo "installing ${apt_packages[*]}"
   apt-get update -qq

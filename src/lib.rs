@@ -20,6 +20,7 @@ pub mod server;
 pub mod storage;
 #[cfg(test)]
 mod testutil;
+pub mod ui;
 pub mod web;
 
 /// The Prometheus version whose HTTP API and PromQL semantics Quiver follows; reported by

@@ -90,6 +90,10 @@ struct Cli {
     /// The URL users reach Quiver at (alerts link back to it); default from the listen address.
     #[arg(long = "web.external-url")]
     external_url: Option<String>,
+    /// Prefix of every HTTP route (API and UI); default: the path of --web.external-url,
+    /// so a proxy that keeps the path needs no second flag.
+    #[arg(long = "web.route-prefix")]
+    route_prefix: Option<String>,
     /// Longest outage after which alerts' `for` state is still restored at start-up.
     #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h", value_parser = parse_duration)]
     outage_tolerance: std::time::Duration,
@@ -194,6 +198,14 @@ fn main() -> ExitCode {
 }
 
 fn run_server(cli: Cli) -> ExitCode {
+    let external_url = cli.external_url.unwrap_or_else(|| {
+        let tls = cli.web_config_file.as_deref().is_some_and(|file| {
+            quiver::web::config::WebConfig::load(file)
+                .is_ok_and(|c| c.tls_server_config.is_enabled())
+        });
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://{}", cli.listen_address)
+    });
     let options = ServerOptions {
         config_file: cli.config_file,
         data_dir: cli.data_dir,
@@ -207,14 +219,14 @@ fn run_server(cli: Cli) -> ExitCode {
         cors_origin: cli.cors_origin,
         enable_admin_api: cli.enable_admin_api,
         max_connections: cli.max_connections,
-        external_url: cli.external_url.unwrap_or_else(|| {
-            let tls = cli.web_config_file.as_deref().is_some_and(|file| {
-                quiver::web::config::WebConfig::load(file)
-                    .is_ok_and(|c| c.tls_server_config.is_enabled())
-            });
-            let scheme = if tls { "https" } else { "http" };
-            format!("{scheme}://{}", cli.listen_address)
-        }),
+        route_prefix: match quiver::ui::route_prefix(cli.route_prefix.as_deref(), &external_url) {
+            Ok(prefix) => prefix,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        external_url,
         web_config_file: cli.web_config_file,
         read_timeout: cli.read_timeout,
         outage_tolerance: cli.outage_tolerance,

@@ -43,8 +43,11 @@ pub struct ServerOptions {
     pub cors_origin: String,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
-    /// `--web.external-url`: the base of alerts' generator URLs.
+    /// `--web.external-url`: where users reach Quiver (the base of alerts' generator URLs,
+    /// and of the web UI's links).
     pub external_url: String,
+    /// `--web.route-prefix`, normalized (`/` or `/prefix`): where every route is served.
+    pub route_prefix: String,
     /// `--rules.alert.for-outage-tolerance`.
     pub outage_tolerance: Duration,
     /// `--rules.alert.for-grace-period`.
@@ -179,7 +182,19 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let quit = controller.clone();
     let listener =
         crate::web::listener::LimitedListener::new(listener, options.max_connections, web.clone());
-    let mut app = api::router(state);
+    let mut app = api::router(state).merge(crate::ui::router(&crate::ui::path_prefix(
+        &options.external_url,
+    )));
+    if options.route_prefix != "/" {
+        // As Prometheus: every route moves under the prefix, and `/` leads there.
+        let home = options.route_prefix.clone();
+        app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(move || async move { axum::response::Redirect::to(&home) }),
+            )
+            .nest(&options.route_prefix, app);
+    }
     if let Some(web) = web {
         app = app.layer(axum::middleware::from_fn_with_state(
             web,

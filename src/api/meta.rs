@@ -1,6 +1,7 @@
 //! Metadata and status endpoints of the Prometheus HTTP API: series, label names and
-//! values, metric metadata, build info, flags, runtime and TSDB status, and the shape of
-//! the exemplars endpoint (exemplars are not stored).
+//! values, metric metadata, build info, flags, runtime status and WAL replay, and the
+//! shape of the exemplars endpoint (exemplars are not stored). The status of the stored
+//! data (TSDB, blocks, cardinality) is in `status`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -319,51 +320,6 @@ pub async fn config(State(state): State<AppState>) -> Response {
         Ok(yaml) => success(json!({ "yaml": yaml })),
         Err(e) => ApiError::internal(format!("serializing the configuration: {e}")).into_response(),
     }
-}
-
-/// `/api/v1/status/tsdb`: head statistics and the top-10 cardinality tables.
-pub async fn tsdb(State(state): State<AppState>) -> Response {
-    let mut by_metric: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut by_pair: BTreeMap<String, usize> = BTreeMap::new();
-    let mut memory: BTreeMap<String, usize> = BTreeMap::new();
-    for labels in state.storage.head_labels() {
-        for (name, value) in labels.iter() {
-            if name == METRIC_NAME_LABEL {
-                *by_metric.entry(value.to_string()).or_default() += 1;
-            }
-            by_label
-                .entry(name.to_string())
-                .or_default()
-                .insert(value.to_string());
-            *by_pair.entry(format!("{name}={value}")).or_default() += 1;
-            *memory.entry(name.to_string()).or_default() += value.len();
-        }
-    }
-    let head = state.storage.head_stats();
-    let head_stats = json!({
-        "numSeries": head.num_series,
-        "numLabelPairs": by_pair.len(),
-        "chunkCount": head.num_chunks,
-        "minTime": head.min_time.unwrap_or(0),
-        "maxTime": head.max_time.unwrap_or(0),
-    });
-    let top = |counts: Vec<(String, usize)>| -> Vec<Value> {
-        let mut counts = counts;
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        counts.truncate(10);
-        counts
-            .into_iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect()
-    };
-    success(json!({
-        "headStats": head_stats,
-        "seriesCountByMetricName": top(by_metric.into_iter().collect()),
-        "labelValueCountByLabelName": top(by_label.into_iter().map(|(k, v)| (k, v.len())).collect()),
-        "memoryInBytesByLabelName": top(memory.into_iter().collect()),
-        "seriesCountByLabelValuePair": top(by_pair.into_iter().collect()),
-    }))
 }
 
 pub async fn walreplay(State(state): State<AppState>) -> Response {

@@ -12,6 +12,7 @@ mod params;
 mod query;
 mod rules;
 mod sql;
+mod status;
 mod targets;
 mod write;
 
@@ -153,7 +154,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/runtimeinfo", get(meta::runtimeinfo))
         .route("/api/v1/status/flags", get(meta::flags))
         .route("/api/v1/status/config", get(meta::config))
-        .route("/api/v1/status/tsdb", get(meta::tsdb))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/status/blocks", get(status::blocks))
+        .route(
+            "/api/v1/status/cardinality",
+            get(status::cardinality).post(status::cardinality),
+        )
         .route("/api/v1/status/walreplay", get(meta::walreplay))
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))

@@ -42,7 +42,7 @@ pub async fn targets(
         dropped_all
             .iter()
             .filter(|(pool, _)| in_pool(pool))
-            .map(|(_, d)| dropped_json(d))
+            .map(|(pool, d)| dropped_json(pool, d))
             .collect()
     } else {
         Vec::new()
@@ -84,6 +84,7 @@ fn active_json(t: &ActiveTarget) -> Value {
     })
 }
 
-fn dropped_json(d: &DroppedTarget) -> Value {
-    json!({ "discoveredLabels": d.discovered })
+/// A target relabeling dropped, with its pool as Prometheus 3 reports it.
+fn dropped_json(pool: &str, d: &DroppedTarget) -> Value {
+    json!({ "discoveredLabels": d.discovered, "scrapePool": pool })
 }

@@ -137,8 +137,23 @@ impl Quiver {
         self.dir.path().join("data")
     }
 
+    /// `path` on this server, under its route prefix (`--web.route-prefix`, else the path of
+    /// `--web.external-url`).
     pub fn url(&self, path: &str) -> String {
-        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
+        let flag = |name: &str| {
+            self.extra_args
+                .iter()
+                .find_map(|a| a.strip_prefix(name).map(str::to_owned))
+        };
+        let prefix = flag("--web.route-prefix=")
+            .or_else(|| {
+                flag("--web.external-url=")
+                    .and_then(|u| url::Url::parse(&u).ok())
+                    .map(|u| u.path().to_owned())
+            })
+            .unwrap_or_default();
+        let prefix = prefix.trim_end_matches('/');
+        format!("{}://127.0.0.1:{}{prefix}{path}", self.scheme, self.port)
     }
 
     /// (Re)starts the process on the same port and data directory.

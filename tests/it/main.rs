@@ -25,5 +25,7 @@ mod scrape;
 mod soak;
 mod sql;
 mod start_timestamps;
+mod status;
 mod storage;
 mod web_config;
+mod webui;
