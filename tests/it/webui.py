@@ -8,6 +8,7 @@ Every page a scenario opens must load without a console error or a failed reques
 scenario writes screenshots of what it saw to SCREENSHOT_DIR. Exit status 0 means it passed.
 """
 
+import base64
 import csv
 import io
 import json
@@ -87,8 +88,11 @@ class Browser:
         return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
 
     def shot(self, name):
+        """The whole page, beyond the window's height, as a PNG."""
         os.makedirs(self.shots, exist_ok=True)
-        self.driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
+        image = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        with open(os.path.join(self.shots, f"{name}.png"), "wb") as f:
+            f.write(base64.b64decode(image["data"]))
 
     def check_console(self, page):
         """Console errors and failed requests (Chromium logs both as SEVERE)."""
@@ -255,6 +259,9 @@ def pages(b, exp):
         b.find(marker, f"{path} content")
         b.shot(path.strip("/"))
         b.check_console(path)
+    b.open("/tsdb-status")
+    blocks = b.wait(lambda: b.driver.find_elements(By.CSS_SELECTOR, "table.blocks tbody tr"), "the blocks in the store")
+    expect("raw" in blocks[0].text, f"block row: {blocks[0].text}")
     b.open("/config")
     expect(exp["config_fragment"] in b.find("pre.config-yaml").text, "the loaded YAML is not shown")
     # Drill down: select the job, pick the metric, then see its series by instance.
@@ -282,6 +289,10 @@ def pages(b, exp):
     b.open("/query")
     b.find("select.theme").send_keys("Dark")
     b.wait(lambda: b.driver.execute_script("return document.documentElement.dataset.theme") == "dark", "the dark theme")
+    # The theme is kept: a graph opened next is drawn dark.
+    b.open("/query?" + urllib.parse.urlencode({"g0.expr": f"rate({exp['metric']}[5m]) + {exp['metric']}", "g0.tab": "graph"}))
+    b.find(".chart-box canvas", "the graph in the dark theme")
+    expect(b.driver.execute_script("return document.documentElement.dataset.theme") == "dark", "the theme was not kept")
     b.shot("query-dark")
     b.check_console("/query (dark)")
 

@@ -30,6 +30,11 @@ struct Fixture {
 }
 
 async fn fixture(extra_args: &[&str]) -> Fixture {
+    fixture_with(extra_args, "").await
+}
+
+/// The fixture with `storage_yaml` under `storage:` in the configuration.
+async fn fixture_with(extra_args: &[&str], storage_yaml: &str) -> Fixture {
     let exporter = start_node_exporter();
     let up = format!("127.0.0.1:{}", exporter.1);
     let down = format!("127.0.0.1:{}", free_port());
@@ -42,8 +47,12 @@ async fn fixture(extra_args: &[&str]) -> Fixture {
         ),
     )
     .expect("writing rules");
+    let storage = match storage_yaml {
+        "" => String::new(),
+        yaml => format!("storage:\n{yaml}\n"),
+    };
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{up}', '{down}', '127.0.0.1:1']\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: '127\\.0\\.0\\.1:1'\n        action: drop\n",
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{storage}rule_files: ['{}']\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{up}', '{down}', '127.0.0.1:1']\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: '127\\.0\\.0\\.1:1'\n        action: drop\n",
         rules.display()
     );
     let quiver = Quiver::start_with_args(&config, extra_args).await;
@@ -93,6 +102,8 @@ fn browse(scenario: &str, base: &str, expected: Value, quiver: &Quiver) {
         .unwrap_or_else(|_| "python3".to_owned());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/webui.py");
     let shots = screenshots().join(scenario);
+    // Only this run's pictures, so a stale failure's screenshot cannot mislead.
+    let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("timeout")
         .arg("300")
         .arg(&python)
@@ -194,8 +205,17 @@ async fn alerts_and_rules_pages_show_a_firing_alert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_pages_and_cardinality_explorer() {
-    let f = fixture(&[]).await;
+    // Ten-minute blocks, so the hour of samples written is cut into blocks the TSDB page lists.
+    let f = fixture_with(&[], "  block_duration: 10m").await;
     settled(&f).await;
+    eventually("blocks cut", Duration::from_secs(40), || async {
+        let body = f.quiver.get_json("/api/v1/status/blocks", &[]).await;
+        body["data"]["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+            .then_some(())
+    })
+    .await;
     browse(
         "pages",
         &f.quiver.url(""),
