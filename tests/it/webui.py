@@ -110,6 +110,26 @@ class Browser:
         self.driver.quit()
 
 
+def drawn_pixels(b, rgb):
+    """Pixels of the colour `rgb` on the graph's canvas: the series' lines, actually drawn."""
+    return b.driver.execute_script(
+        """
+        const c = document.querySelector('.chart-box canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) {
+          if (Math.abs(d[i] - arguments[0]) < 8 && Math.abs(d[i + 1] - arguments[1]) < 8 && Math.abs(d[i + 2] - arguments[2]) < 8) n++;
+        }
+        return n;
+        """,
+        *rgb,
+    )
+
+
+FIRST_SERIES = (0x1C, 0x7E, 0xD6)
+SECOND_SERIES = (0xE8, 0x59, 0x0C)
+
+
 def expect(condition, message):
     if not condition:
         raise Failure(message)
@@ -143,6 +163,8 @@ def query(b, exp):
     b.find(".chart-box canvas", "a drawn graph")
     legend = b.wait(lambda: [t for t in b.texts(".u-legend .u-series") if metric in t], "the graph legend")
     expect(len(legend) == len(exp["table"]), f"legend {legend}")
+    for colour in (FIRST_SERIES, SECOND_SERIES):
+        b.wait(lambda: drawn_pixels(b, colour) > 200, f"a line drawn in {colour}")
     b.shot("query-graph")
     b.find('button[data-tab="explain"]').click()
     plan = b.find("pre.plan", "the explained plan")
@@ -213,6 +235,12 @@ def sql(b, exp):
     err = b.find(".notice.error", "the SQL syntax error")
     expect("SELEC" in err.text or "syntax" in err.text.lower(), f"error text: {err.text}")
     b.shot("sql-error")
+    # The HTTP SQL endpoint is read-only, and says so.
+    b.open("/sql?" + urllib.parse.urlencode({"q": f"DROP TABLE {table}"}))
+    b.driver.find_elements(By.CSS_SELECTOR, "button.execute")[0].click()
+    err = b.find(".notice.error", "the read-only error")
+    expect("read-only" in err.text, f"error text: {err.text}")
+    b.shot("sql-read-only")
     b.driver.get_log("browser")  # the 400 of the bad statement is expected: drop it
 
 
