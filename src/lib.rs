@@ -10,6 +10,7 @@ pub mod gocompat;
 pub mod metrics;
 pub mod model;
 pub mod notifier;
+pub mod otlp;
 pub mod pem;
 pub mod postgres;
 pub mod prompb;

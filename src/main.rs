@@ -73,6 +73,9 @@ struct Cli {
     /// Allow the admin API (deleting series).
     #[arg(long = "web.enable-admin-api")]
     enable_admin_api: bool,
+    /// Accept OpenTelemetry metrics on /api/v1/otlp/v1/metrics (OTLP/HTTP, protobuf or JSON).
+    #[arg(long = "web.enable-otlp-receiver")]
+    enable_otlp_receiver: bool,
     /// Most HTTP connections open at once (0: no limit); more clients wait to be accepted.
     #[arg(long = "web.max-connections", default_value_t = 512)]
     max_connections: usize,
@@ -218,6 +221,7 @@ fn run_server(cli: Cli) -> ExitCode {
         enable_lifecycle: cli.enable_lifecycle,
         cors_origin: cli.cors_origin,
         enable_admin_api: cli.enable_admin_api,
+        enable_otlp_receiver: cli.enable_otlp_receiver,
         max_connections: cli.max_connections,
         route_prefix: match quiver::ui::route_prefix(cli.route_prefix.as_deref(), &external_url) {
             Ok(prefix) => prefix,

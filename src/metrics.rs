@@ -57,6 +57,10 @@ pub struct QueryMetrics {
 #[derive(Clone)]
 pub struct IngestMetrics {
     pub remote_write_requests: IntCounterVec,
+    /// OTLP metrics requests by HTTP status code.
+    pub otlp_requests: IntCounterVec,
+    /// OTLP data points not stored, by reason.
+    pub otlp_rejected_points: IntCounterVec,
 }
 
 /// Instruments of the PostgreSQL wire protocol.
@@ -150,6 +154,8 @@ impl Metrics {
             Box::new(self.query.promql_queries.clone()),
             Box::new(self.query.promql_query_seconds.clone()),
             Box::new(self.ingest.remote_write_requests.clone()),
+            Box::new(self.ingest.otlp_requests.clone()),
+            Box::new(self.ingest.otlp_rejected_points.clone()),
             Box::new(self.rules.evaluations.clone()),
             Box::new(self.rules.evaluation_failures.clone()),
             Box::new(self.rules.iterations_missed.clone()),
@@ -437,6 +443,16 @@ impl IngestMetrics {
                 "quiver_remote_write_requests_total",
                 "Remote-write requests, by HTTP status code and protocol version (1.0, 2.0; empty when the request named none Quiver reads).",
                 &["code", "version"],
+            ),
+            otlp_requests: counter_vec(
+                "quiver_otlp_requests_total",
+                "OTLP metrics requests (/api/v1/otlp/v1/metrics), by HTTP status code.",
+                &["code"],
+            ),
+            otlp_rejected_points: counter_vec(
+                "quiver_otlp_rejected_data_points_total",
+                "OTLP data points not stored: translation (delta temporality, exponential histograms, invalid names) or storage (out of order, out of bounds).",
+                &["reason"],
             ),
         }
     }

@@ -43,6 +43,8 @@ pub struct ServerOptions {
     pub cors_origin: String,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
+    /// `--web.enable-otlp-receiver`.
+    pub enable_otlp_receiver: bool,
     /// `--web.external-url`: where users reach Quiver (the base of alerts' generator URLs,
     /// and of the web UI's links).
     pub external_url: String,
@@ -139,6 +141,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             enable_lifecycle: options.enable_lifecycle,
             cors_origin: options.cors_origin.clone(),
             enable_admin_api: options.enable_admin_api,
+            enable_otlp_receiver: options.enable_otlp_receiver,
         },
         ready: ready.clone(),
     };
@@ -290,6 +293,14 @@ fn flags(options: &ServerOptions) -> std::collections::BTreeMap<String, String> 
         "web.enable-lifecycle".to_string(),
         options.enable_lifecycle.to_string(),
     );
+    for (name, on) in [
+        ("web.enable-admin-api", options.enable_admin_api),
+        ("web.enable-otlp-receiver", options.enable_otlp_receiver),
+    ] {
+        flags.insert(name.to_string(), on.to_string());
+    }
+    flags.insert("web.external-url".to_string(), options.external_url.clone());
+    flags.insert("web.route-prefix".to_string(), options.route_prefix.clone());
     flags.insert(
         "web.max-connections".to_string(),
         options.max_connections.to_string(),

@@ -8,6 +8,7 @@ mod exemplars;
 mod federate;
 mod format;
 mod meta;
+mod otlp;
 mod params;
 mod query;
 mod rules;
@@ -68,6 +69,8 @@ pub struct ApiOptions {
     pub enable_lifecycle: bool,
     /// `--web.enable-admin-api`: allow deleting series.
     pub enable_admin_api: bool,
+    /// `--web.enable-otlp-receiver`: accept OTLP metrics.
+    pub enable_otlp_receiver: bool,
     /// `--web.cors.origin`: a regex that allowed CORS origins must match in full.
     pub cors_origin: String,
 }
@@ -108,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.options.cors_origin);
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/otlp/v1/metrics", post(otlp::metrics))
         .route("/api/v1/sql", get(sql::sql).post(sql::sql))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))

@@ -38,6 +38,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub query: QueryConfig,
     pub postgres: PostgresConfig,
+    /// How OTLP metrics (`/api/v1/otlp/v1/metrics`) become Prometheus series.
+    pub otlp: OtlpConfig,
     /// Directory of the configuration file; relative paths in it are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -368,6 +370,56 @@ impl Default for QueryConfig {
 
 /// The PostgreSQL wire protocol frontend (`--postgres.listen-address` says where).
 ///
+/// Prometheus's `otlp:` section: how OTLP metrics are named and labelled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Resource attributes added as labels to every series of the resource.
+    pub promote_resource_attributes: Vec<String>,
+    /// Every resource attribute as a label, except `ignore_resource_attributes`.
+    pub promote_all_resource_attributes: bool,
+    pub ignore_resource_attributes: Vec<String>,
+    pub translation_strategy: crate::otlp::TranslationStrategy,
+    /// Keep `service.name`, `service.namespace` and `service.instance.id` on `target_info`.
+    pub keep_identifying_resource_attributes: bool,
+    /// Explicit-bucket histograms as native histograms with custom buckets: refused, as
+    /// Quiver does not store native histograms yet.
+    pub convert_histograms_to_nhcb: bool,
+    /// `otel_scope_name`, `otel_scope_version`, `otel_scope_schema_url` and the scope's
+    /// attributes as labels.
+    pub promote_scope_metadata: bool,
+}
+
+impl OtlpConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for attr in &self.promote_resource_attributes {
+            if attr.trim().is_empty() {
+                anyhow::bail!("otlp.promote_resource_attributes: empty attribute name");
+            }
+            if !seen.insert(attr.trim()) {
+                anyhow::bail!("otlp.promote_resource_attributes: duplicate attribute {attr:?}");
+            }
+        }
+        if self.promote_all_resource_attributes && !self.promote_resource_attributes.is_empty() {
+            anyhow::bail!(
+                "otlp: promote_all_resource_attributes and promote_resource_attributes are mutually exclusive"
+            );
+        }
+        if !self.ignore_resource_attributes.is_empty() && !self.promote_all_resource_attributes {
+            anyhow::bail!(
+                "otlp: ignore_resource_attributes is only valid with promote_all_resource_attributes"
+            );
+        }
+        if self.convert_histograms_to_nhcb {
+            anyhow::bail!(
+                "otlp.convert_histograms_to_nhcb: native histograms are not stored by Quiver yet; leave it false to keep classic buckets"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Without `users`, connections are trusted, which Quiver allows only on a loopback address.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -447,6 +499,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.otlp.validate()?;
         let mut jobs = std::collections::HashSet::new();
         for sc in &self.scrape_configs {
             if sc.job_name.is_empty() {

@@ -12,6 +12,7 @@ mod deploy;
 mod grafana;
 mod http;
 mod longterm_diff;
+mod otlp;
 mod postgres;
 mod prometheus_peer;
 mod promql_diff;

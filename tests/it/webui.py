@@ -183,6 +183,12 @@ def query(b, exp):
     expect(b.find(".range-input").get_attribute("value") == "30m", "range_input was not read")
     expect(b.find(".display-mode").get_attribute("value") == "stacked", "stacked was not read")
     b.check_console(link)
+    # The query's warnings are shown (series without an "le" label in histogram_quantile).
+    b.open("/query?" + urllib.parse.urlencode({"g0.expr": f"histogram_quantile(0.9, {metric})", "g0.tab": "table"}))
+    warning = b.find(".notice.warning", "the PromQL warning")
+    expect('"le"' in warning.text, f"warning text: {warning.text}")
+    b.shot("query-warning")
+    b.check_console("/query with a warning")
     # A second panel with an invalid query ("sum()": the editor closes the bracket) shows
     # the server's error.
     b.find("#add-panel").click()
@@ -252,6 +258,9 @@ def targets(b, exp):
     expect("UP" in up.text, f"up row: {up.text}")
     expect(down.find_element(By.CSS_SELECTOR, ".last-error").text.strip(), "the down target shows no error")
     b.shot("targets")
+    # The filter keeps the matching targets only.
+    b.find("input.filter").send_keys(exp["down"].split("//")[1].split("/")[0])
+    b.wait(lambda: len(b.driver.find_elements(By.CSS_SELECTOR, "tr.target")) == 1, "the filter to leave one target")
     b.check_console("/targets")
     b.open("/service-discovery")
     b.wait(lambda: len(b.driver.find_elements(By.CSS_SELECTOR, "table.sd tr.active")) == 2, "two discovered targets")

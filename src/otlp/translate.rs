@@ -1,0 +1,545 @@
+//! OTLP metrics to Prometheus series, as Prometheus 3.x converts them: gauges and sums to
+//! float samples (monotonic cumulative sums as counters), explicit-bucket histograms to
+//! classic `_bucket{le}`/`_sum`/`_count` series, summaries to `{quantile}`/`_sum`/`_count`,
+//! point attributes to labels, `service.name`/`service.namespace` to `job` and
+//! `service.instance.id` to `instance`, the other resource attributes to `target_info`,
+//! start times to start timestamps, "no recorded value" to stale markers, and exemplars with
+//! their trace and span ids. What cannot be stored (delta temporality, exponential
+//! histograms, which are native histograms) is counted and named, not stored.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Exemplar as OtlpExemplar, HistogramDataPoint, Metric, NumberDataPoint,
+    SummaryDataPoint, exemplar, metric::Data, number_data_point,
+};
+
+use crate::config::OtlpConfig;
+use crate::gocompat::strconv::format_float;
+use crate::model::{Sample, stale_nan};
+use crate::storage::exemplars::Exemplar;
+
+use super::names::{Kind, label_name, metric_name};
+
+/// The series a request becomes, and what it could not store.
+#[derive(Debug, Default)]
+pub struct Translated {
+    pub series: Vec<Series>,
+    /// Data points not stored.
+    pub rejected: u64,
+    /// Why, one line per metric (the first few).
+    pub errors: Vec<String>,
+}
+
+/// One series: its label set (sorted by name, `__name__` included), samples in time order
+/// and exemplars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Vec<(String, String)>,
+    pub samples: Vec<Sample>,
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// How many error lines a response carries at most.
+const MAX_ERRORS: usize = 10;
+/// OpenMetrics's limit on an exemplar's label runes; attributes beyond it are left out.
+const MAX_EXEMPLAR_RUNES: usize = 128;
+/// `target_info` is written every half lookback (5 m) across a resource's samples, so it
+/// is found at every point of the range.
+const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
+const IDENTIFYING: [&str; 3] = ["service.namespace", "service.name", "service.instance.id"];
+
+pub fn translate(request: &ExportMetricsServiceRequest, config: &OtlpConfig) -> Translated {
+    let mut out = Builder::default();
+    for rm in &request.resource_metrics {
+        let empty = Vec::new();
+        let resource = rm.resource.as_ref().map_or(&empty, |r| &r.attributes);
+        let mut span: Option<(i64, i64)> = None;
+        for sm in &rm.scope_metrics {
+            let scope = Scope::of(sm, config);
+            for metric in &sm.metrics {
+                let context = Context {
+                    resource,
+                    scope: &scope,
+                    config,
+                };
+                if let Err((points, why)) = out.metric(metric, &context, &mut span) {
+                    out.reject(points, format!("metric {:?}: {why}", metric.name));
+                }
+            }
+        }
+        if let Some(span) = span {
+            out.target_info(resource, config, span);
+        }
+    }
+    out.finish()
+}
+
+/// The instrumentation scope's labels, when `promote_scope_metadata` asks for them.
+struct Scope {
+    labels: Vec<(String, String)>,
+}
+
+impl Scope {
+    fn of(
+        sm: &opentelemetry_proto::tonic::metrics::v1::ScopeMetrics,
+        config: &OtlpConfig,
+    ) -> Scope {
+        let mut labels = Vec::new();
+        if let Some(scope) = sm
+            .scope
+            .as_ref()
+            .filter(|s| config.promote_scope_metadata && !s.name.is_empty())
+        {
+            labels.push(("otel_scope_name".to_owned(), scope.name.clone()));
+            labels.push(("otel_scope_version".to_owned(), scope.version.clone()));
+            labels.push(("otel_scope_schema_url".to_owned(), sm.schema_url.clone()));
+            for kv in &scope.attributes {
+                if let Ok(name) = label_name(
+                    &format!("otel_scope_{}", kv.key),
+                    config.translation_strategy,
+                ) {
+                    labels.push((name, any_value_text(kv.value.as_ref())));
+                }
+            }
+        }
+        Scope { labels }
+    }
+}
+
+struct Context<'a> {
+    resource: &'a [KeyValue],
+    scope: &'a Scope,
+    config: &'a OtlpConfig,
+}
+
+#[derive(Default)]
+struct Builder {
+    series: Vec<Series>,
+    index: HashMap<Vec<(String, String)>, usize>,
+    rejected: u64,
+    errors: Vec<String>,
+}
+
+/// A metric's failure: how many data points were lost, and why.
+type Refusal = (u64, String);
+
+impl Builder {
+    fn reject(&mut self, points: u64, why: String) {
+        self.rejected += points;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(why);
+        }
+    }
+
+    fn finish(mut self) -> Translated {
+        for s in &mut self.series {
+            s.samples.sort_by_key(|x| x.timestamp_ms);
+        }
+        Translated {
+            series: self.series,
+            rejected: self.rejected,
+            errors: self.errors,
+        }
+    }
+
+    /// The series of `labels`, created on first use.
+    fn series_of(&mut self, labels: Vec<(String, String)>) -> &mut Series {
+        let i = match self.index.get(&labels) {
+            Some(&i) => i,
+            None => {
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    samples: Vec::new(),
+                    exemplars: Vec::new(),
+                });
+                self.index.insert(labels, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        &mut self.series[i]
+    }
+
+    fn add(&mut self, labels: Vec<(String, String)>, sample: Sample) -> &mut Series {
+        let series = self.series_of(labels);
+        series.samples.push(sample);
+        series
+    }
+
+    fn metric(
+        &mut self,
+        metric: &Metric,
+        context: &Context<'_>,
+        span: &mut Option<(i64, i64)>,
+    ) -> Result<(), Refusal> {
+        let strategy = context.config.translation_strategy;
+        let Some(data) = &metric.data else {
+            return Err((0, "has no data".to_owned()));
+        };
+        let cumulative = |temporality: i32, points: usize| -> Result<(), Refusal> {
+            match AggregationTemporality::try_from(temporality) {
+                Ok(AggregationTemporality::Cumulative) => Ok(()),
+                Ok(t) => Err((
+                    points as u64,
+                    format!(
+                        "{} temporality is not stored (Prometheus takes cumulative metrics; convert deltas in the OpenTelemetry Collector with deltatocumulative)",
+                        t.as_str_name()
+                    ),
+                )),
+                Err(_) => Err((points as u64, format!("unknown temporality {temporality}"))),
+            }
+        };
+        let name = |kind: Kind, points: usize| {
+            metric_name(&metric.name, &metric.unit, kind, strategy).map_err(|e| (points as u64, e))
+        };
+        match data {
+            Data::Gauge(g) => {
+                let family = name(Kind::Gauge, g.data_points.len())?;
+                self.numbers(&family, &g.data_points, context, span, false)
+            }
+            Data::Sum(s) => {
+                cumulative(s.aggregation_temporality, s.data_points.len())?;
+                let kind = if s.is_monotonic { Kind::Counter } else { Kind::Other };
+                let family = name(kind, s.data_points.len())?;
+                self.numbers(&family, &s.data_points, context, span, true)
+            }
+            Data::Histogram(h) => {
+                cumulative(h.aggregation_temporality, h.data_points.len())?;
+                let family = name(Kind::Other, h.data_points.len())?;
+                for point in &h.data_points {
+                    self.histogram(&family, point, context, span)?;
+                }
+                Ok(())
+            }
+            Data::ExponentialHistogram(h) => Err((
+                h.data_points.len() as u64,
+                "exponential histograms are native histograms, which Quiver does not store yet (send explicit-bucket histograms)".to_owned(),
+            )),
+            Data::Summary(s) => {
+                let family = name(Kind::Other, s.data_points.len())?;
+                for point in &s.data_points {
+                    self.summary(&family, point, context, span)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn numbers(
+        &mut self,
+        family: &str,
+        points: &[NumberDataPoint],
+        context: &Context<'_>,
+        span: &mut Option<(i64, i64)>,
+        with_start: bool,
+    ) -> Result<(), Refusal> {
+        for point in points {
+            let labels = labels(context, &point.attributes, family, None).map_err(|e| (1, e))?;
+            let value = match point.value {
+                Some(number_data_point::Value::AsDouble(v)) => v,
+                Some(number_data_point::Value::AsInt(v)) => v as f64,
+                None => 0.0,
+            };
+            let time = millis(point.time_unix_nano);
+            widen(span, time);
+            let sample = sample(
+                time,
+                value,
+                point.flags,
+                with_start.then_some(point.start_time_unix_nano),
+            );
+            let exemplars = exemplars(&point.exemplars);
+            self.add(labels, sample).exemplars.extend(exemplars);
+        }
+        Ok(())
+    }
+
+    fn histogram(
+        &mut self,
+        family: &str,
+        point: &HistogramDataPoint,
+        context: &Context<'_>,
+        span: &mut Option<(i64, i64)>,
+    ) -> Result<(), Refusal> {
+        let time = millis(point.time_unix_nano);
+        widen(span, time);
+        let start = Some(point.start_time_unix_nano);
+        let at = |value: f64| sample(time, value, point.flags, start);
+        let base = |suffix: &str, extra: Option<(&str, String)>| {
+            labels(
+                context,
+                &point.attributes,
+                &format!("{family}{suffix}"),
+                extra,
+            )
+            .map_err(|e| (1, e))
+        };
+        if let Some(sum) = point.sum {
+            let l = base("_sum", None)?;
+            self.add(l, at(sum));
+        }
+        let l = base("_count", None)?;
+        self.add(l, at(point.count as f64));
+        let mut cumulative = 0u64;
+        let mut buckets: Vec<(f64, usize)> = Vec::with_capacity(point.explicit_bounds.len() + 1);
+        for (bound, count) in point.explicit_bounds.iter().zip(&point.bucket_counts) {
+            cumulative = cumulative.saturating_add(*count);
+            let l = base("_bucket", Some(("le", format_float(*bound, 'f', None))))?;
+            self.add(l.clone(), at(cumulative as f64));
+            buckets.push((*bound, self.index[&l]));
+        }
+        let l = base("_bucket", Some(("le", "+Inf".to_owned())))?;
+        self.add(l.clone(), at(point.count as f64));
+        buckets.push((f64::INFINITY, self.index[&l]));
+        // Each exemplar goes with the first bucket that holds its value.
+        for e in exemplars(&point.exemplars) {
+            if let Some((_, i)) = buckets.iter().find(|(bound, _)| e.value <= *bound) {
+                self.series[*i].exemplars.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(
+        &mut self,
+        family: &str,
+        point: &SummaryDataPoint,
+        context: &Context<'_>,
+        span: &mut Option<(i64, i64)>,
+    ) -> Result<(), Refusal> {
+        let time = millis(point.time_unix_nano);
+        widen(span, time);
+        let start = Some(point.start_time_unix_nano);
+        let at = |value: f64| sample(time, value, point.flags, start);
+        let l = labels(context, &point.attributes, &format!("{family}_sum"), None)
+            .map_err(|e| (1, e))?;
+        self.add(l, at(point.sum));
+        let l = labels(context, &point.attributes, &format!("{family}_count"), None)
+            .map_err(|e| (1, e))?;
+        self.add(l, at(point.count as f64));
+        for q in &point.quantile_values {
+            let extra = Some(("quantile", format_float(q.quantile, 'f', None)));
+            let l = labels(context, &point.attributes, family, extra).map_err(|e| (1, e))?;
+            self.add(l, at(q.value));
+        }
+        Ok(())
+    }
+
+    /// `target_info` for a resource with attributes beyond the identifying ones, from its
+    /// first to its last sample.
+    fn target_info(
+        &mut self,
+        resource: &[KeyValue],
+        config: &OtlpConfig,
+        (first, last): (i64, i64),
+    ) {
+        let identifying = |k: &str| IDENTIFYING.contains(&k);
+        if resource.iter().all(|kv| identifying(&kv.key)) {
+            return;
+        }
+        let kept: Vec<KeyValue> = resource
+            .iter()
+            .filter(|kv| config.keep_identifying_resource_attributes || !identifying(&kv.key))
+            .cloned()
+            .collect();
+        let no_promotion = OtlpConfig {
+            promote_resource_attributes: Vec::new(),
+            promote_all_resource_attributes: false,
+            ..config.clone()
+        };
+        let scope = Scope { labels: Vec::new() };
+        let context = Context {
+            resource,
+            scope: &scope,
+            config: &no_promotion,
+        };
+        let Ok(labels) = labels(&context, &kept, "target_info", None) else {
+            return;
+        };
+        if !labels.iter().any(|(n, _)| n == "job" || n == "instance") {
+            return;
+        }
+        let mut t = first;
+        while t < last {
+            self.add(labels.clone(), Sample::new(t, 1.0));
+            t += TARGET_INFO_INTERVAL_MS;
+        }
+        self.add(labels, Sample::new(last, 1.0));
+    }
+}
+
+fn widen(span: &mut Option<(i64, i64)>, t: i64) {
+    *span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+}
+
+fn millis(nanos: u64) -> i64 {
+    (nanos / 1_000_000) as i64
+}
+
+/// A sample; "no recorded value" is a stale marker; a start time of 0 is unknown.
+fn sample(time: i64, value: f64, flags: u32, start_nanos: Option<u64>) -> Sample {
+    let no_value = flags & 1 == 1;
+    Sample {
+        start_timestamp_ms: start_nanos.map_or(0, millis),
+        ..Sample::new(time, if no_value { stale_nan() } else { value })
+    }
+}
+
+/// A data point's label set, as Prometheus builds it: its attributes (keys translated, the
+/// values of keys that translate alike joined by `;` in key order), promoted resource
+/// attributes where the point has no such label, scope labels, `job` and `instance` from
+/// the resource, then `extra` and `__name__`. Empty values are left out, as label sets
+/// hold none.
+fn labels(
+    context: &Context<'_>,
+    attributes: &[KeyValue],
+    name: &str,
+    extra: Option<(&str, String)>,
+) -> Result<Vec<(String, String)>, String> {
+    let config = context.config;
+    let strategy = config.translation_strategy;
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut map: HashMap<String, String> = HashMap::with_capacity(sorted.len() + 4);
+    for kv in sorted {
+        let key = label_name(&kv.key, strategy)?;
+        let value = any_value_text(kv.value.as_ref());
+        map.entry(key)
+            .and_modify(|v| {
+                v.push(';');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    for kv in context.resource {
+        let promoted = if config.promote_all_resource_attributes {
+            !config.ignore_resource_attributes.contains(&kv.key)
+        } else {
+            config.promote_resource_attributes.contains(&kv.key)
+        };
+        if promoted {
+            let key = label_name(&kv.key, strategy)?;
+            map.entry(key)
+                .or_insert_with(|| any_value_text(kv.value.as_ref()));
+        }
+    }
+    for (k, v) in &context.scope.labels {
+        map.insert(k.clone(), v.clone());
+    }
+    let resource = |key: &str| {
+        context
+            .resource
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| any_value_text(kv.value.as_ref()))
+    };
+    if let Some(service) = resource("service.name") {
+        let job = match resource("service.namespace") {
+            Some(namespace) => format!("{namespace}/{service}"),
+            None => service,
+        };
+        map.insert("job".to_owned(), job);
+    }
+    if let Some(instance) = resource("service.instance.id") {
+        map.insert("instance".to_owned(), instance);
+    }
+    if let Some((k, v)) = extra {
+        map.insert(k.to_owned(), v);
+    }
+    map.insert("__name__".to_owned(), name.to_owned());
+    let mut labels: Vec<(String, String)> =
+        map.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    labels.sort();
+    Ok(labels)
+}
+
+/// An attribute's value as text, as the OpenTelemetry Collector's `AsString` gives it:
+/// strings as they are, numbers and booleans as JSON writes them, bytes in base64, arrays
+/// and maps as JSON.
+fn any_value_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(v) => match v {
+            any_value::Value::StringValue(s) => s.clone(),
+            other => match any_value_json(other) {
+                serde_json::Value::String(s) => s,
+                json => json.to_string(),
+            },
+        },
+    }
+}
+
+fn any_value_json(value: &any_value::Value) -> serde_json::Value {
+    use base64::Engine;
+    use serde_json::Value as J;
+    match value {
+        any_value::Value::StringValue(s) => J::String(s.clone()),
+        any_value::Value::BoolValue(b) => J::Bool(*b),
+        any_value::Value::IntValue(i) => J::from(*i),
+        any_value::Value::DoubleValue(d) => serde_json::Number::from_f64(*d)
+            .map(J::Number)
+            .unwrap_or_else(|| J::String(format_float(*d, 'g', None))),
+        any_value::Value::BytesValue(b) => {
+            J::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        any_value::Value::ArrayValue(a) => J::Array(
+            a.values
+                .iter()
+                .map(|v| v.value.as_ref().map_or(J::Null, any_value_json))
+                .collect(),
+        ),
+        // An index into a profiles dictionary, which metrics do not carry.
+        any_value::Value::StringValueStrindex(_) => J::String(String::new()),
+        any_value::Value::KvlistValue(kv) => J::Object(
+            kv.values
+                .iter()
+                .map(|kv| {
+                    let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+                    (kv.key.clone(), v.map_or(J::Null, any_value_json))
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Exemplars with `trace_id` and `span_id` (hex) and, within OpenMetrics's 128 runes, the
+/// filtered attributes.
+fn exemplars(list: &[OtlpExemplar]) -> Vec<Exemplar> {
+    list.iter()
+        .map(|e| {
+            let value = match e.value {
+                Some(exemplar::Value::AsDouble(v)) => v,
+                Some(exemplar::Value::AsInt(v)) => v as f64,
+                None => 0.0,
+            };
+            let mut labels = Vec::new();
+            let mut runes = 0;
+            for (key, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+                if !id.is_empty() {
+                    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                    runes += key.len() + hex.len();
+                    labels.push((key.to_owned(), hex));
+                }
+            }
+            let attributes: Vec<(String, String)> = e
+                .filtered_attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+                .collect();
+            let attribute_runes: usize = attributes
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.chars().count())
+                .sum();
+            if runes + attribute_runes <= MAX_EXEMPLAR_RUNES {
+                labels.extend(attributes);
+            }
+            Exemplar {
+                labels,
+                value,
+                timestamp_ms: millis(e.time_unix_nano),
+            }
+        })
+        .collect()
+}

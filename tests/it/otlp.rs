@@ -1,0 +1,349 @@
+//! OpenTelemetry metrics over OTLP/HTTP: the official Python SDK (tests/it/otlp_sender.py)
+//! sends counters, up-down counters, gauges, explicit and exponential histograms to Quiver,
+//! and PromQL, SQL and the exemplar API answer what was sent, named as Prometheus 3.x names
+//! it. OTLP/JSON, the `otlp:` configuration, delta temporality, the receiver flag and bad
+//! payloads (400/415, nothing stored) are checked directly.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Quiver, eventually, now_ms};
+
+const FLAG: &str = "--web.enable-otlp-receiver";
+
+async fn start(config: &str) -> Quiver {
+    Quiver::start_with_args(config, &[FLAG]).await
+}
+
+/// The one value of an instant query, if it has exactly one series.
+async fn value(q: &Quiver, query: &str) -> Option<f64> {
+    let body = q.get_json("/api/v1/query", &[("query", query)]).await;
+    let result = body["data"]["result"].as_array()?;
+    if result.len() != 1 {
+        return None;
+    }
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+fn send(q: &Quiver, mode: &str) -> String {
+    let python = std::env::var("QUIVER_TOOLS_VENV")
+        .map(|venv| format!("{venv}/bin/python"))
+        .unwrap_or_else(|_| "python3".to_owned());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/otlp_sender.py");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(python)
+        .arg(script)
+        .arg(q.url("/api/v1/otlp/v1/metrics"))
+        .arg(mode)
+        .output()
+        .expect("running the OpenTelemetry sender");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sender failed:\n{text}\n{}", q.log());
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opentelemetry_python_sdk_sends_and_promql_and_sql_answer() {
+    let q = start("global:\n  scrape_interval: 15s\n").await;
+    let printed = send(&q, "cumulative");
+    let trace_id = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("trace_id="))
+        .expect("the sender prints the exemplar's trace id")
+        .trim()
+        .to_owned();
+    let sel = r#"job="shop/checkout",instance="pod-1""#;
+    let expect = [
+        (format!("orders_placed_total{{{sel},region=\"eu\"}}"), 5.0),
+        (format!("orders_placed_total{{{sel},region=\"us\"}}"), 3.0),
+        (format!("queue_items{{{sel}}}"), 6.0),
+        (
+            format!("room_temperature_celsius{{{sel},room=\"lab\"}}"),
+            21.5,
+        ),
+        (format!("cpu_utilization_ratio{{{sel}}}"), 0.25),
+        (
+            format!("http_server_duration_seconds_bucket{{{sel},route=\"/pay\",le=\"0.1\"}}"),
+            1.0,
+        ),
+        (
+            format!("http_server_duration_seconds_bucket{{{sel},route=\"/pay\",le=\"1\"}}"),
+            2.0,
+        ),
+        (
+            format!("http_server_duration_seconds_bucket{{{sel},route=\"/pay\",le=\"10\"}}"),
+            3.0,
+        ),
+        (
+            format!("http_server_duration_seconds_bucket{{{sel},route=\"/pay\",le=\"+Inf\"}}"),
+            3.0,
+        ),
+        (
+            format!("http_server_duration_seconds_sum{{{sel},route=\"/pay\"}}"),
+            5.55,
+        ),
+        (
+            format!("http_server_duration_seconds_count{{{sel},route=\"/pay\"}}"),
+            3.0,
+        ),
+        (format!("target_info{{{sel},host_name=\"node-7\"}}"), 1.0),
+    ];
+    for (query, want) in &expect {
+        let got = value(&q, query).await;
+        assert!(
+            got.is_some_and(|v| (v - want).abs() < 1e-9),
+            "{query}: {got:?}, want {want}\n{}",
+            q.log()
+        );
+    }
+    // The resource's other attributes are on target_info only; the exponential histogram
+    // (a native histogram) was refused, and said so.
+    assert_eq!(
+        value(&q, "count(orders_placed_total{host_name!=\"\"})").await,
+        None
+    );
+    assert_eq!(
+        value(&q, "count({__name__=~\"rpc_latency.*\"})").await,
+        None
+    );
+    let metrics = q.metrics_text().await;
+    assert!(
+        metrics.contains("quiver_otlp_rejected_data_points_total{reason=\"translation\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("quiver_otlp_requests_total{code=\"200\"} 1"));
+    // A quantile from the classic buckets, and SQL over the same table.
+    let median = value(
+        &q,
+        "histogram_quantile(0.5, sum by (le) (http_server_duration_seconds_bucket))",
+    )
+    .await
+    .expect("a quantile");
+    assert!((0.1..=1.0).contains(&median), "{median}");
+    let rows = q
+        .rows("SELECT region, value FROM orders_placed_total ORDER BY region")
+        .await;
+    assert_eq!(
+        rows,
+        vec![vec![json!("eu"), json!(5.0)], vec![json!("us"), json!(3.0)]]
+    );
+    // The value recorded inside a span carries its trace id as an exemplar, in the bucket
+    // that holds it.
+    let exemplars = q
+        .get_json(
+            "/api/v1/query_exemplars",
+            &[
+                ("query", "http_server_duration_seconds_bucket"),
+                ("start", &(now_ms() / 1000 - 600).to_string()),
+                ("end", &(now_ms() / 1000 + 60).to_string()),
+            ],
+        )
+        .await;
+    let data = exemplars["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(data.len(), 1, "{exemplars}");
+    assert_eq!(data[0]["seriesLabels"]["le"], "1", "{exemplars}");
+    assert_eq!(
+        data[0]["exemplars"][0]["labels"]["trace_id"],
+        trace_id.as_str()
+    );
+    assert_eq!(data[0]["exemplars"][0]["value"], "0.5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_temporality_is_refused_and_reported() {
+    let q = start("global:\n  scrape_interval: 15s\n").await;
+    send(&q, "delta");
+    eventually("the refusal counted", Duration::from_secs(10), || async {
+        q.metrics_text()
+            .await
+            .contains("quiver_otlp_rejected_data_points_total{reason=\"translation\"} 1")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(value(&q, "count({__name__=~\"orders.*\"})").await, None);
+}
+
+/// An OTLP/JSON request, as the spec writes it (hex ids, 64-bit integers as strings).
+fn json_request(time_ns: i64) -> Value {
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "api"}},
+            {"key": "deployment.environment", "value": {"stringValue": "prod"}},
+            {"key": "cloud.region", "value": {"stringValue": "eu-west-1"}}
+        ]},
+        "scopeMetrics": [{
+            "scope": {"name": "manual", "version": "0.1"},
+            "metrics": [
+                {"name": "jobs.done", "unit": "1", "sum": {
+                    "aggregationTemporality": 2, "isMonotonic": true,
+                    "dataPoints": [{"asInt": "17", "timeUnixNano": time_ns.to_string(),
+                        "startTimeUnixNano": (time_ns - 60_000_000_000i64).to_string(),
+                        "attributes": [{"key": "queue.name", "value": {"stringValue": "mail"}}],
+                        "exemplars": [{"asDouble": 1.0, "timeUnixNano": time_ns.to_string(),
+                            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174"}]}]}},
+                {"name": "api.latency", "unit": "ms", "summary": {"dataPoints": [{
+                    "timeUnixNano": time_ns.to_string(), "count": "4", "sum": 10.0,
+                    "quantileValues": [{"quantile": 0.5, "value": 2.0}, {"quantile": 0.99, "value": 4.0}]}]}}
+            ]
+        }]
+    }]})
+}
+
+async fn post(q: &Quiver, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    let r = q
+        .client
+        .post(q.url("/api/v1/otlp/v1/metrics"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_payloads_the_otlp_section_and_bad_requests() {
+    let config = "global:\n  scrape_interval: 15s\notlp:\n  promote_resource_attributes: [deployment.environment]\n  translation_strategy: UnderscoreEscapingWithSuffixes\n";
+    let q = start(config).await;
+    let time_ns = now_ms() * 1_000_000;
+    let body = serde_json::to_vec(&json_request(time_ns)).unwrap();
+    let (status, text) = post(&q, "application/json", body).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, "{}", "everything was stored: no partial success");
+    let sel = r#"job="api",deployment_environment="prod""#;
+    assert_eq!(
+        value(&q, &format!("jobs_done_total{{{sel},queue_name=\"mail\"}}")).await,
+        Some(17.0)
+    );
+    assert_eq!(
+        value(
+            &q,
+            &format!("api_latency_milliseconds{{{sel},quantile=\"0.99\"}}")
+        )
+        .await,
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&q, &format!("api_latency_milliseconds_count{{{sel}}}")).await,
+        Some(4.0)
+    );
+    // The promoted attribute is on every series; the rest on target_info (no instance,
+    // the job identifies it).
+    assert_eq!(
+        value(
+            &q,
+            "target_info{job=\"api\",cloud_region=\"eu-west-1\",deployment_environment=\"prod\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    let exemplars = q
+        .get_json(
+            "/api/v1/query_exemplars",
+            &[
+                ("query", "jobs_done_total"),
+                ("start", &(now_ms() / 1000 - 600).to_string()),
+                ("end", &(now_ms() / 1000 + 60).to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        exemplars["data"][0]["exemplars"][0]["labels"]["trace_id"],
+        "5b8efff798038103d269b633813fc60c",
+        "{exemplars}"
+    );
+
+    // What cannot be stored is answered as OTLP's partial success, and the rest is stored.
+    let mixed = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "deltas", "sum": {"aggregationTemporality": 1, "isMonotonic": true,
+            "dataPoints": [{"asDouble": 1.0, "timeUnixNano": time_ns.to_string()}]}},
+        {"name": "kept", "gauge": {"dataPoints": [{"asDouble": 9.0, "timeUnixNano": time_ns.to_string()}]}}
+    ]}]}]});
+    let (status, text) = post(&q, "application/json", serde_json::to_vec(&mixed).unwrap()).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).expect("a JSON answer");
+    assert_eq!(answer["partialSuccess"]["rejectedDataPoints"], 1, "{text}");
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"deltas\"") && m.contains("DELTA")),
+        "{text}"
+    );
+    assert_eq!(value(&q, "kept").await, Some(9.0));
+
+    // Bad requests: a clear 4xx, nothing stored.
+    let before = value(&q, "count({__name__!=\"\"})").await;
+    for (content_type, body, want) in [
+        (
+            "application/x-protobuf",
+            b"\xff\xff\xff not protobuf".to_vec(),
+            400,
+        ),
+        ("application/json", b"{\"resourceMetrics\": [".to_vec(), 400),
+        (
+            "application/json",
+            b"{\"resourceMetrics\": 7}".to_vec(),
+            400,
+        ),
+        ("text/plain", b"hello".to_vec(), 415),
+    ] {
+        let (status, text) = post(&q, content_type, body).await;
+        assert_eq!(status, want, "{content_type}: {text}");
+        assert!(!text.trim().is_empty(), "the error says why");
+    }
+    let gzip_bad = q
+        .client
+        .post(q.url("/api/v1/otlp/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body("not gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip_bad.status(), 400);
+    assert!(gzip_bad.text().await.unwrap().contains("gzip"));
+    assert_eq!(value(&q, "count({__name__!=\"\"})").await, before);
+
+    // Without the flag, Prometheus's 404 and its hint.
+    let plain = Quiver::start("global:\n  scrape_interval: 15s\n").await;
+    let (status, text) = post(&plain, "application/json", b"{}".to_vec()).await;
+    assert_eq!(status, 404);
+    assert!(text.contains("--web.enable-otlp-receiver"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_otlp_sections_are_refused_at_load() {
+    for (section, why) in [
+        (
+            "otlp:\n  promote_all_resource_attributes: true\n  promote_resource_attributes: [a]\n",
+            "mutually exclusive",
+        ),
+        ("otlp:\n  ignore_resource_attributes: [a]\n", "only valid"),
+        (
+            "otlp:\n  translation_strategy: Sideways\n",
+            "translation_strategy",
+        ),
+        (
+            "otlp:\n  convert_histograms_to_nhcb: true\n",
+            "native histograms",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yml");
+        std::fs::write(&path, section).unwrap();
+        let out = Command::new(crate::common::server_bin())
+            .args(["check", "config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{section} was accepted");
+        assert!(text.contains(why), "{section}: {text}");
+    }
+}
