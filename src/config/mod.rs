@@ -411,6 +411,13 @@ impl OtlpConfig {
                 "otlp: ignore_resource_attributes is only valid with promote_all_resource_attributes"
             );
         }
+        if !self.translation_strategy.escapes() {
+            // As Prometheus refuses these strategies under legacy name validation.
+            anyhow::bail!(
+                "otlp.translation_strategy {:?} keeps UTF-8 metric and label names, which Quiver's storage does not accept yet (it validates names with the classic rules): use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes",
+                self.translation_strategy.name()
+            );
+        }
         if self.convert_histograms_to_nhcb {
             anyhow::bail!(
                 "otlp.convert_histograms_to_nhcb: native histograms are not stored by Quiver yet; leave it false to keep classic buckets"

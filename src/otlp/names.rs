@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `otlp.translation_strategy`, with Prometheus's names.
+/// `otlp.translation_strategy`, with Prometheus's names. The two that keep UTF-8 names are
+/// translated here but refused by the configuration while the storage validates names with
+/// the classic rules (as Prometheus refuses them under legacy validation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TranslationStrategy {
     /// Escape to the classic character set and add unit and type suffixes (the default).
@@ -21,6 +23,18 @@ pub enum TranslationStrategy {
 }
 
 impl TranslationStrategy {
+    /// The name the configuration file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            TranslationStrategy::UnderscoreEscapingWithSuffixes => "UnderscoreEscapingWithSuffixes",
+            TranslationStrategy::UnderscoreEscapingWithoutSuffixes => {
+                "UnderscoreEscapingWithoutSuffixes"
+            }
+            TranslationStrategy::NoUtf8EscapingWithSuffixes => "NoUTF8EscapingWithSuffixes",
+            TranslationStrategy::NoTranslation => "NoTranslation",
+        }
+    }
+
     pub fn escapes(self) -> bool {
         matches!(
             self,
