@@ -95,10 +95,16 @@ class Browser:
             f.write(base64.b64decode(image["data"]))
 
     def check_console(self, page):
-        """Console errors and failed requests (Chromium logs both as SEVERE)."""
+        """Console errors and failed requests (Chromium logs both as SEVERE), and requests
+        anywhere but this server (the UI needs no CDN or internet access)."""
         for entry in self.driver.get_log("browser"):
             if entry["level"] == "SEVERE":
                 self.problems.append(f"{page}: {entry['message']}")
+        origin = urllib.parse.urlparse(self.base)
+        for name in self.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"):
+            url = urllib.parse.urlparse(name)
+            if url.scheme in ("http", "https") and url.netloc != origin.netloc:
+                self.problems.append(f"{page}: a request left the server: {name}")
 
     def type_into_editor(self, keys, panel=".editor"):
         content = self.find(f"{panel} .cm-content")

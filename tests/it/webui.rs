@@ -264,6 +264,33 @@ async fn ui_and_api_under_the_external_url_path() {
     );
 }
 
+/// Behind a proxy that strips the path: routes at the root (`--web.route-prefix=/`), links
+/// and API calls in the page under the external URL's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_prefix_apart_from_the_external_url() {
+    let q = Quiver::start_with_args(
+        "global:\n  scrape_interval: 15s\n",
+        &[
+            "--web.external-url=https://example.org/metrics/",
+            "--web.route-prefix=/",
+        ],
+    )
+    .await;
+    let page = q.client.get(q.url("/query")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("content=\"/metrics\""), "{html}");
+    assert!(html.contains("src=\"/metrics/assets/app.js\""), "{html}");
+    let asset = q.client.get(q.url("/assets/app.js")).send().await.unwrap();
+    assert_eq!(asset.status(), 200);
+    let flags = q.get_json("/api/v1/status/flags", &[]).await;
+    assert_eq!(flags["data"]["web.route-prefix"], "/");
+    assert_eq!(
+        flags["data"]["web.external-url"],
+        "https://example.org/metrics/"
+    );
+}
+
 /// Pages, Prometheus's redirects, assets with types and revalidation, and the gate of
 /// `--web.config.file` in front of the UI as in front of the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
