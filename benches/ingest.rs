@@ -1,7 +1,11 @@
-//! Remote-write load generator for the side-by-side ingest benchmark (`scripts/bench-ingest.sh`).
+//! Remote-write and OTLP load generator for the side-by-side ingest benchmarks
+//! (`scripts/bench-ingest.sh`, `scripts/bench-protocols.sh`).
 //!
-//! It sends the same deterministic data to any remote-write 1.0 receiver, Quiver or Prometheus,
-//! the way Prometheus's own queue manager does:
+//! It sends the same deterministic data to any receiver, Quiver or Prometheus, as remote
+//! write 1.0 (the default), remote write 2.0 (`--protocol rw2`: a symbols table per request)
+//! or OTLP/HTTP protobuf (`--protocol otlp`: one resource per instance, gauges with the
+//! series' labels as attributes, so the stored series are the same), the way Prometheus's
+//! own queue manager does:
 //! - series are sharded over `--concurrency` senders;
 //! - each sender sends only its own series, in time order, one request at a time.
 //!
@@ -43,12 +47,25 @@ const BUCKETS: [(&str, f64); 9] = [
     ("+Inf", 1.0),
 ];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    /// Remote write 1.0 (`prometheus.WriteRequest`, snappy).
+    Rw1,
+    /// Remote write 2.0 (`io.prometheus.write.v2.Request`, snappy).
+    Rw2,
+    /// OTLP/HTTP metrics, protobuf, uncompressed (what OpenTelemetry SDKs send by default).
+    Otlp,
+}
+
 #[derive(Debug, Parser)]
-#[command(about = "Prometheus remote-write 1.0 load generator")]
+#[command(about = "Remote-write (1.0, 2.0) and OTLP load generator")]
 struct Args {
-    /// Remote-write endpoint.
+    /// Endpoint: `/api/v1/write` for remote write, `/api/v1/otlp/v1/metrics` for OTLP.
     #[arg(long, default_value = "http://127.0.0.1:9090/api/v1/write")]
     url: String,
+    /// Wire protocol of the requests.
+    #[arg(long, value_enum, default_value = "rw1")]
+    protocol: Protocol,
     /// Number of distinct series.
     #[arg(long, default_value_t = 10_000)]
     series: usize,
@@ -114,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         .context("building the HTTP client")?;
     let cpu_before = cpu_ticks();
     let clock = Instant::now();
-    let (samples, mut latencies) = send_all(&client, &args.url, plans).await?;
+    let (samples, mut latencies) = send_all(&client, &args.url, args.protocol, plans).await?;
     let seconds = clock.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let quantile = |q: f64| {
@@ -129,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
     let end_ms = start_ms + (args.samples_per_series as i64 - 1) * args.interval_ms;
     let report = serde_json::json!({
         "url": args.url,
+        "protocol": format!("{:?}", args.protocol).to_lowercase(),
         "series": args.series,
         "histogram_series": args.histogram_instances * BUCKETS.len(),
         "samples_per_series": args.samples_per_series,
@@ -370,38 +388,183 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
                     }],
                 });
                 if batch.len() == args.batch_size {
-                    requests.push(encode_request(std::mem::take(&mut batch)));
+                    requests.push(encode_request(args.protocol, std::mem::take(&mut batch)));
                 }
             }
         }
         // A span's last, short batch is sent before the barrier instead of waiting for the
         // next span.
         if !batch.is_empty() {
-            requests.push(encode_request(batch));
+            requests.push(encode_request(args.protocol, batch));
         }
         plan.push(requests);
     }
     plan
 }
 
-/// Protobuf, then snappy in the raw block format (not the framed stream format).
-fn encode_request(timeseries: Vec<TimeSeries>) -> Request {
+/// One request in the chosen protocol: remote write as protobuf then snappy in the raw
+/// block format (not the framed stream format); OTLP as plain protobuf.
+fn encode_request(protocol: Protocol, timeseries: Vec<TimeSeries>) -> Request {
     let samples = timeseries.iter().map(|ts| ts.samples.len()).sum();
     let first_timestamp_ms = timeseries
         .first()
         .and_then(|ts| ts.samples.first())
         .map_or(0, |s| s.timestamp);
-    let request = WriteRequest {
-        timeseries,
-        metadata: Vec::new(),
+    let snappy = |raw: Vec<u8>| {
+        snap::raw::Encoder::new()
+            .compress_vec(&raw)
+            .expect("snappy accepts any input below 4 GiB")
     };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("snappy accepts any input below 4 GiB");
+    let body = match protocol {
+        Protocol::Rw1 => snappy(
+            WriteRequest {
+                timeseries,
+                metadata: Vec::new(),
+            }
+            .encode_to_vec(),
+        ),
+        Protocol::Rw2 => snappy(v2::encode(timeseries)),
+        Protocol::Otlp => otlp::encode(timeseries),
+    };
     Request {
         body,
         samples,
         first_timestamp_ms,
+    }
+}
+
+/// Remote write 2.0 requests.
+mod v2 {
+    use std::collections::HashMap;
+
+    use prost::Message;
+    use quiver::prompb::TimeSeries as V1Series;
+    use quiver::prompb::v2::{Request, Sample, TimeSeries};
+
+    /// The series with their strings interned in the request's symbols table (the empty
+    /// string first, as the spec requires).
+    pub fn encode(series: Vec<V1Series>) -> Vec<u8> {
+        let mut symbols = vec![String::new()];
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut intern = |s: &str| -> u32 {
+            if let Some(&i) = index.get(s) {
+                return i;
+            }
+            symbols.push(s.to_owned());
+            index.insert(s.to_owned(), symbols.len() as u32 - 1);
+            symbols.len() as u32 - 1
+        };
+        let timeseries = series
+            .into_iter()
+            .map(|ts| TimeSeries {
+                labels_refs: ts
+                    .labels
+                    .iter()
+                    .flat_map(|l| [intern(&l.name), intern(&l.value)])
+                    .collect(),
+                samples: ts
+                    .samples
+                    .iter()
+                    .map(|s| Sample {
+                        value: s.value,
+                        timestamp: s.timestamp,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        Request {
+            symbols,
+            timeseries,
+        }
+        .encode_to_vec()
+    }
+}
+
+/// OTLP metrics: one resource per `instance` (`service.name` = the `job`,
+/// `service.instance.id` = the instance), one gauge per metric name, the other labels as
+/// point attributes. Prometheus's translation gives back exactly the remote-write series.
+mod otlp {
+    use std::collections::BTreeMap;
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+        number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    use quiver::prompb::TimeSeries;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.to_owned())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn encode(series: Vec<TimeSeries>) -> Vec<u8> {
+        // (job, instance) -> metric name -> points
+        let mut resources: BTreeMap<(String, String), BTreeMap<String, Vec<NumberDataPoint>>> =
+            BTreeMap::new();
+        for ts in series {
+            let get = |name: &str| {
+                ts.labels
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(|l| l.value.clone())
+                    .unwrap_or_default()
+            };
+            let key = (get("job"), get("instance"));
+            let attributes: Vec<KeyValue> = ts
+                .labels
+                .iter()
+                .filter(|l| !matches!(l.name.as_str(), "__name__" | "job" | "instance"))
+                .map(|l| kv(&l.name, &l.value))
+                .collect();
+            let points = resources
+                .entry(key)
+                .or_default()
+                .entry(get("__name__"))
+                .or_default();
+            for s in &ts.samples {
+                points.push(NumberDataPoint {
+                    attributes: attributes.clone(),
+                    time_unix_nano: s.timestamp as u64 * 1_000_000,
+                    value: Some(number_data_point::Value::AsDouble(s.value)),
+                    ..Default::default()
+                });
+            }
+        }
+        let resource_metrics = resources
+            .into_iter()
+            .map(|((job, instance), metrics)| ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", &job),
+                        kv("service.instance.id", &instance),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: metrics
+                        .into_iter()
+                        .map(|(name, data_points)| Metric {
+                            name,
+                            data: Some(Data::Gauge(Gauge { data_points })),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        ExportMetricsServiceRequest { resource_metrics }.encode_to_vec()
     }
 }
 
@@ -410,6 +573,7 @@ fn encode_request(timeseries: Vec<TimeSeries>) -> Request {
 async fn send_all(
     client: &reqwest::Client,
     url: &str,
+    protocol: Protocol,
     plans: Vec<ShardPlan>,
 ) -> anyhow::Result<(u64, Vec<Duration>)> {
     let barrier = Arc::new(Barrier::new(plans.len()));
@@ -417,7 +581,7 @@ async fn send_all(
     for (shard, plan) in plans.into_iter().enumerate() {
         let (client, url, barrier) = (client.clone(), url.to_string(), barrier.clone());
         tasks.spawn(async move {
-            send_shard(&client, &url, plan, &barrier)
+            send_shard(&client, &url, protocol, plan, &barrier)
                 .await
                 .with_context(|| format!("shard {shard}"))
         });
@@ -437,6 +601,7 @@ async fn send_all(
 async fn send_shard(
     client: &reqwest::Client,
     url: &str,
+    protocol: Protocol,
     plan: ShardPlan,
     barrier: &Barrier,
 ) -> anyhow::Result<(u64, Vec<Duration>)> {
@@ -446,7 +611,7 @@ async fn send_shard(
         for request in span {
             let (samples, first) = (request.samples, request.first_timestamp_ms);
             let sent = Instant::now();
-            send_request(client, url, request.body)
+            send_request(client, url, protocol, request.body)
                 .await
                 .with_context(|| {
                     format!("request of {samples} samples starting at t={first} ms")
@@ -459,26 +624,62 @@ async fn send_shard(
     Ok((acknowledged, latencies))
 }
 
-/// Sends one request with the headers Prometheus's remote-write client sends. Any non-2xx
-/// answer is an error that includes the body, which names the reason for a refusal.
-async fn send_request(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let response = client
+/// Sends one request with the headers Prometheus's remote-write client (or an OpenTelemetry
+/// exporter) sends. Any non-2xx answer, or an OTLP answer with a partial success, is an error
+/// that includes the body, which names the reason for a refusal.
+async fn send_request(
+    client: &reqwest::Client,
+    url: &str,
+    protocol: Protocol,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let request = client
         .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
-        .header(reqwest::header::CONTENT_ENCODING, "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .header(reqwest::header::USER_AGENT, "quiver-bench-ingest/0.1")
+        .header(reqwest::header::USER_AGENT, "quiver-bench-ingest/0.1");
+    let request = match protocol {
+        Protocol::Rw1 => request
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+            .header(reqwest::header::CONTENT_ENCODING, "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        Protocol::Rw2 => request
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )
+            .header(reqwest::header::CONTENT_ENCODING, "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0"),
+        Protocol::Otlp => request.header(reqwest::header::CONTENT_TYPE, "application/x-protobuf"),
+    };
+    let response = request
         .body(body)
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status();
+    let text = response
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("POST {url}: body unreadable: {e}"))?;
     if !status.is_success() {
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| format!("<body unreadable: {e}>"));
-        bail!("POST {url} answered {status}: {}", text.trim());
+        bail!(
+            "POST {url} answered {status}: {}",
+            String::from_utf8_lossy(&text).trim()
+        );
+    }
+    if protocol == Protocol::Otlp {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+        let answer = ExportMetricsServiceResponse::decode(text.as_ref())
+            .context("decoding the OTLP answer")?;
+        if let Some(partial) = answer
+            .partial_success
+            .filter(|p| p.rejected_data_points > 0)
+        {
+            bail!(
+                "POST {url}: {} data points rejected: {}",
+                partial.rejected_data_points,
+                partial.error_message
+            );
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Prometheus's `prompb/types.proto` and `remote.proto`. The remote-write receiver reads
 //! requests in place with [`view`].
 
+pub mod v2;
 pub mod view;
 pub mod view_v2;
 

@@ -186,58 +186,7 @@ mod tests {
 
     use super::*;
 
-    // The 2.0 messages as the specification's proto defines them (what a sender encodes).
-    #[derive(Clone, PartialEq, Message)]
-    struct Request {
-        #[prost(string, repeated, tag = "4")]
-        symbols: Vec<String>,
-        #[prost(message, repeated, tag = "5")]
-        timeseries: Vec<TimeSeries>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct TimeSeries {
-        #[prost(uint32, repeated, tag = "1")]
-        labels_refs: Vec<u32>,
-        #[prost(message, repeated, tag = "2")]
-        samples: Vec<Sample>,
-        #[prost(bytes = "vec", repeated, tag = "3")]
-        histograms: Vec<Vec<u8>>,
-        #[prost(message, repeated, tag = "4")]
-        exemplars: Vec<Exemplar>,
-        #[prost(message, optional, tag = "5")]
-        metadata: Option<Metadata>,
-        #[prost(int64, tag = "6")]
-        created_timestamp: i64,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct Sample {
-        #[prost(double, tag = "1")]
-        value: f64,
-        #[prost(int64, tag = "2")]
-        timestamp: i64,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct Exemplar {
-        #[prost(uint32, repeated, tag = "1")]
-        labels_refs: Vec<u32>,
-        #[prost(double, tag = "2")]
-        value: f64,
-        #[prost(int64, tag = "3")]
-        timestamp: i64,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct Metadata {
-        #[prost(int32, tag = "1")]
-        r#type: i32,
-        #[prost(uint32, tag = "3")]
-        help_ref: u32,
-        #[prost(uint32, tag = "4")]
-        unit_ref: u32,
-    }
+    use crate::prompb::v2::{Exemplar, Metadata, Request, Sample, TimeSeries};
 
     fn request() -> Request {
         let symbols = [
