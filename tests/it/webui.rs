@@ -405,6 +405,22 @@ async fn pages_redirects_assets_and_authentication() {
     }
 }
 
+/// The UI's own unit tests (URL state with Prometheus's parameters, durations, times), run
+/// by Node.js's test runner.
+#[test]
+fn ui_unit_tests_pass() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/ui");
+    let out = Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(&ui)
+        .output()
+        .expect("running node (scripts/test.sh installs Node.js)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "node --test failed:\n{text}");
+    assert!(text.contains("# fail 0"), "{text}");
+}
+
 /// The committed bundle (web/ui/dist, embedded in the binary) is exactly what its source
 /// and lockfile build: `npm ci` and the build script into a temporary folder, then compare.
 #[test]
