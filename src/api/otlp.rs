@@ -202,10 +202,24 @@ fn store(storage: &Storage, translated: Translated) -> Result<(Rejected, String)
     let mut batch = Vec::with_capacity(translated.series.len());
     let mut exemplars = Vec::new();
     let mut invalid = 0u64;
-    for series in translated.series {
-        match Labels::new(series.labels) {
+    // The head's own label sets where it has the series: nothing validated or built again.
+    let known = {
+        let pairs: Vec<Vec<(&[u8], &[u8])>> = translated
+            .series
+            .iter()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                    .collect()
+            })
+            .collect();
+        let sets: Vec<&[(&[u8], &[u8])]> = pairs.iter().map(Vec::as_slice).collect();
+        storage.known_label_sets(&sets)
+    };
+    for (series, known) in translated.series.into_iter().zip(known) {
+        match known.map_or_else(|| Labels::new(series.labels).map(Arc::new), Ok) {
             Ok(labels) => {
-                let labels = Arc::new(labels);
                 if !series.exemplars.is_empty() {
                     exemplars.push((labels.clone(), series.exemplars));
                 }

@@ -56,12 +56,13 @@ pub fn translate(request: &ExportMetricsServiceRequest, config: &OtlpConfig) -> 
     for rm in &request.resource_metrics {
         let empty = Vec::new();
         let resource = rm.resource.as_ref().map_or(&empty, |r| &r.attributes);
+        let resource_labels = ResourceLabels::of(resource, config);
         let mut span: Option<(i64, i64)> = None;
         for sm in &rm.scope_metrics {
             let scope = Scope::of(sm, config);
             for metric in &sm.metrics {
                 let context = Context {
-                    resource,
+                    resource: &resource_labels,
                     scope: &scope,
                     config,
                 };
@@ -110,9 +111,53 @@ impl Scope {
 }
 
 struct Context<'a> {
-    resource: &'a [KeyValue],
+    resource: &'a ResourceLabels,
     scope: &'a Scope,
     config: &'a OtlpConfig,
+}
+
+/// What a resource adds to each of its series, worked out once per resource: promoted
+/// attributes (added where a point has no such label) and `job`/`instance` (always).
+struct ResourceLabels {
+    promoted: Vec<(String, String)>,
+    identity: Vec<(String, String)>,
+}
+
+impl ResourceLabels {
+    fn of(resource: &[KeyValue], config: &OtlpConfig) -> ResourceLabels {
+        let promoted = resource
+            .iter()
+            .filter(|kv| {
+                if config.promote_all_resource_attributes {
+                    !config.ignore_resource_attributes.contains(&kv.key)
+                } else {
+                    config.promote_resource_attributes.contains(&kv.key)
+                }
+            })
+            .filter_map(|kv| {
+                let name = label_name(&kv.key, config.translation_strategy).ok()?;
+                Some((name, any_value_text(kv.value.as_ref())))
+            })
+            .collect();
+        let get = |key: &str| {
+            resource
+                .iter()
+                .find(|kv| kv.key == key)
+                .map(|kv| any_value_text(kv.value.as_ref()))
+        };
+        let mut identity = Vec::new();
+        if let Some(service) = get("service.name") {
+            let job = match get("service.namespace") {
+                Some(namespace) => format!("{namespace}/{service}"),
+                None => service,
+            };
+            identity.push(("job".to_owned(), job));
+        }
+        if let Some(instance) = get("service.instance.id") {
+            identity.push(("instance".to_owned(), instance));
+        }
+        ResourceLabels { promoted, identity }
+    }
 }
 
 #[derive(Default)]
@@ -350,8 +395,9 @@ impl Builder {
             ..config.clone()
         };
         let scope = Scope { labels: Vec::new() };
+        let resource_labels = ResourceLabels::of(resource, &no_promotion);
         let context = Context {
-            resource,
+            resource: &resource_labels,
             scope: &scope,
             config: &no_promotion,
         };
@@ -413,37 +459,18 @@ fn labels(
             })
             .or_insert(value);
     }
-    for kv in context.resource {
-        let promoted = if config.promote_all_resource_attributes {
-            !config.ignore_resource_attributes.contains(&kv.key)
-        } else {
-            config.promote_resource_attributes.contains(&kv.key)
-        };
-        if promoted {
-            let key = label_name(&kv.key, strategy)?;
-            map.entry(key)
-                .or_insert_with(|| any_value_text(kv.value.as_ref()));
+    for (k, v) in &context.resource.promoted {
+        if !map.contains_key(k) {
+            map.insert(k.clone(), v.clone());
         }
     }
-    for (k, v) in &context.scope.labels {
+    for (k, v) in context
+        .scope
+        .labels
+        .iter()
+        .chain(&context.resource.identity)
+    {
         map.insert(k.clone(), v.clone());
-    }
-    let resource = |key: &str| {
-        context
-            .resource
-            .iter()
-            .find(|kv| kv.key == key)
-            .map(|kv| any_value_text(kv.value.as_ref()))
-    };
-    if let Some(service) = resource("service.name") {
-        let job = match resource("service.namespace") {
-            Some(namespace) => format!("{namespace}/{service}"),
-            None => service,
-        };
-        map.insert("job".to_owned(), job);
-    }
-    if let Some(instance) = resource("service.instance.id") {
-        map.insert("instance".to_owned(), instance);
     }
     if let Some((k, v)) = extra {
         map.insert(k.to_owned(), v);
