@@ -337,6 +337,12 @@ def pages(b, exp):
     b.find(".chart-box canvas", "the graph in the dark theme")
     expect(b.driver.execute_script("return document.documentElement.dataset.theme") == "dark", "the theme was not kept")
     b.shot("query-dark")
+    # Switching back redraws the graph in the light theme's colours (axis text dark again).
+    b.find("select.theme").send_keys("Light")
+    b.wait(lambda: b.driver.execute_script("return document.documentElement.dataset.theme") == "light", "the light theme")
+    b.find(".chart-box canvas", "the graph redrawn")
+    b.wait(lambda: drawn_pixels(b, (0x21, 0x25, 0x29)) > 50, "axis labels drawn in the light theme's text colour")
+    b.shot("query-light-again")
     b.check_console("/query (dark)")
 
 

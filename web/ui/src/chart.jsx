@@ -1,7 +1,7 @@
 // Time-series graphs with uPlot: lines or stacked areas, a legend with each series' label
 // set and the values under the cursor.
 
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -37,8 +37,20 @@ function cssVar(name) {
 }
 
 /** A graph of `series`; `stacked` draws cumulative areas (the legend shows each series' own value). */
+/** The page's theme, following changes (the axes and grid take its colours when drawn). */
+function useThemeName() {
+  const [theme, setTheme] = useState(document.documentElement.dataset.theme);
+  useEffect(() => {
+    const observer = new MutationObserver(() => setTheme(document.documentElement.dataset.theme));
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
+    return () => observer.disconnect();
+  }, []);
+  return theme;
+}
+
 export function Chart({ series, stacked, height = 360 }) {
   const box = useRef(null);
+  const theme = useThemeName();
   useEffect(() => {
     if (!box.current || series.length === 0) return undefined;
     const raw = align(series);
@@ -75,6 +87,6 @@ export function Chart({ series, stacked, height = 360 }) {
       resize.disconnect();
       plot.destroy();
     };
-  }, [series, stacked, height]);
+  }, [series, stacked, height, theme]);
   return <div class="chart-box" ref={box} />;
 }
