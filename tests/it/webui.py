@@ -177,6 +177,10 @@ def query(b, exp):
     b.wait(lambda: plan.text.strip(), "plan text")
     b.wait(lambda: b.find("pre.analyze").text.strip(), "analyze output")
     b.shot("query-explain")
+    # Analyzed over the graph's range: PromStep runs over many steps instead of one.
+    b.find("select.analyze-over").send_keys("the graph")
+    b.wait(lambda: "step=0" not in b.find("pre.analyze").text and "step=" in b.find("pre.analyze").text, "a range analysis")
+    b.shot("query-explain-range")
     b.check_console("/query")
     # A link made for Prometheus's UI opens the same state here.
     link = "/graph?" + urllib.parse.urlencode(

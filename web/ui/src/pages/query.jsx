@@ -296,25 +296,53 @@ function RangeInput({ value, onChange }) {
 }
 
 function ExplainTab({ panel, expr, runs }) {
+  // Analyzed as an instant query at the evaluation time, or over the graph's range and step.
+  const [over, setOver] = useState('instant');
+  const step = effectiveStep(panel);
   const result = useQuery(
     expr,
     (signal) => {
       const params = { query: expr, analyze: 'true' };
-      if (panel.endTime !== null) params.time = panel.endTime / 1000;
+      const end = panel.endTime ?? Date.now();
+      if (over === 'range') {
+        Object.assign(params, { start: (end - panel.range) / 1000, end: end / 1000, step: step / 1000 });
+      } else if (panel.endTime !== null) {
+        params.time = panel.endTime / 1000;
+      }
       return apiGet('explain', params, signal);
     },
-    [expr, runs, panel.endTime],
+    [expr, runs, panel.endTime, over, panel.range, step],
   );
-  if (result.error) return <ErrorBox error={result.error} />;
+  const choice = (
+    <div class="controls">
+      <label class="control">
+        Analyze as
+        <select class="analyze-over" value={over} onChange={(e) => setOver(e.currentTarget.value)}>
+          <option value="instant">an instant query</option>
+          <option value="range">
+            the graph's range ({formatDuration(panel.range)} at {formatDuration(step)})
+          </option>
+        </select>
+      </label>
+    </div>
+  );
+  if (result.error)
+    return (
+      <div class="tab-body explain">
+        {choice}
+        <ErrorBox error={result.error} />
+      </div>
+    );
   if (!result.data) return <p class="muted">{result.loading ? 'Loading…' : 'No query run yet.'}</p>;
   const d = result.data.data;
   return (
     <div class="tab-body explain">
-      <h3>DataFusion plan</h3>
+      {choice}
+      <h3>DataFusion plan (as an instant query, optimized)</h3>
       <pre class="plan">{d.plan}</pre>
-      <h3>Equivalent SQL</h3>
+      <h3>Equivalent SQL (at the evaluation time)</h3>
       {d.sql ? <pre class="sql">{d.sql}</pre> : <p class="muted">{d.sqlUnavailable || 'None.'}</p>}
-      <h3>Analyze (an instant query at the evaluation time)</h3>
+      <h3>Analyze ({over === 'range' ? 'over the graph\'s range' : 'an instant query'}): time spent, and the physical plan with each operator's rows and time</h3>
       <pre class="analyze">{d.analyzed}</pre>
     </div>
   );
