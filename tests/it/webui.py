@@ -21,6 +21,7 @@ import urllib.parse
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -58,7 +59,11 @@ class Browser:
             "prefs",
             {"download.default_directory": self.downloads, "download.prompt_for_download": False},
         )
-        service = Service(os.environ.get("QUIVER_CHROMEDRIVER", "/usr/bin/chromedriver"))
+        # A time zone away from UTC, so local and UTC time labels differ.
+        service = Service(
+            os.environ.get("QUIVER_CHROMEDRIVER", "/usr/bin/chromedriver"),
+            env={**os.environ, "TZ": "Asia/Kolkata"},
+        )
         self.driver = webdriver.Chrome(service=service, options=options)
         self.driver.set_page_load_timeout(TIMEOUT)
         self.problems = []
@@ -172,6 +177,18 @@ def query(b, exp):
     for colour in (FIRST_SERIES, SECOND_SERIES):
         b.wait(lambda: drawn_pixels(b, colour) > 200, f"a line drawn in {colour}")
     b.shot("query-graph")
+    # Hover values: the legend shows the time and values under the cursor, in the browser's
+    # time zone or, with UTC ticked, in UTC.
+    def hovered_time():
+        canvas = b.find(".chart-box .u-over")
+        ActionChains(b.driver).move_to_element(canvas).move_by_offset(5, 0).perform()
+        return b.wait(lambda: [t for t in b.texts(".u-legend .u-series:first-child") if t and "--" not in t], "hover values")[0]
+    local = hovered_time()
+    b.find("input.utc").click()
+    b.find(".chart-box canvas", "the graph redrawn in UTC")
+    utc = b.wait(lambda: (lambda t: t if t != local else None)(hovered_time()), "the hovered time in UTC")
+    expect(local != utc, f"UTC did not change the time labels: {local}")
+    b.find("input.utc").click()
     b.find('button[data-tab="explain"]').click()
     plan = b.find("pre.plan", "the explained plan")
     b.wait(lambda: plan.text.strip(), "plan text")

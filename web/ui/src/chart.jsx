@@ -36,7 +36,6 @@ function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-/** A graph of `series`; `stacked` draws cumulative areas (the legend shows each series' own value). */
 /** The page's theme, following changes (the axes and grid take its colours when drawn). */
 function useThemeName() {
   const [theme, setTheme] = useState(document.documentElement.dataset.theme);
@@ -48,7 +47,9 @@ function useThemeName() {
   return theme;
 }
 
-export function Chart({ series, stacked, height = 360 }) {
+/** A graph of `series`; `stacked` draws cumulative areas (the legend shows each series' own
+ * value); `utc` labels the time axis in UTC instead of the browser's time zone. */
+export function Chart({ series, stacked, utc = false, height = 360 }) {
   const box = useRef(null);
   const theme = useThemeName();
   useEffect(() => {
@@ -63,6 +64,7 @@ export function Chart({ series, stacked, height = 360 }) {
       cursor: { points: { size: 6 }, focus: { prox: 16 } },
       legend: { live: true },
       scales: { x: { time: true } },
+      ...(utc ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') } : {}),
       axes: [axis, { ...axis, size: 70 }],
       series: [
         { label: 'time' },
@@ -87,6 +89,6 @@ export function Chart({ series, stacked, height = 360 }) {
       resize.disconnect();
       plot.destroy();
     };
-  }, [series, stacked, height, theme]);
+  }, [series, stacked, utc, height, theme]);
   return <div class="chart-box" ref={box} />;
 }

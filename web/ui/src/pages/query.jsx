@@ -210,8 +210,16 @@ function ResultTable({ data }) {
   );
 }
 
+/** Whether graphs label time in UTC, kept across pages and visits. */
+function useUtc() {
+  const [utc, setUtc] = useState(() => localStorage.getItem('quiver-utc') === '1');
+  useEffect(() => localStorage.setItem('quiver-utc', utc ? '1' : '0'), [utc]);
+  return [utc, setUtc];
+}
+
 function GraphTab({ panel, expr, runs, onChange }) {
   const step = effectiveStep(panel);
+  const [utc, setUtc] = useUtc();
   const [now, setNow] = useState(Date.now());
   useEffect(() => setNow(Date.now()), [runs, expr]);
   const end = panel.endTime ?? now;
@@ -262,6 +270,10 @@ function GraphTab({ panel, expr, runs, onChange }) {
           <span class="muted">{formatDuration(step)}</span>
         </label>
         <label class="control">
+          <input type="checkbox" class="utc" checked={utc} onChange={(e) => setUtc(e.currentTarget.checked)} />
+          UTC
+        </label>
+        <label class="control">
           <select class="display-mode" value={panel.displayMode} onChange={(e) => onChange({ displayMode: e.currentTarget.value })}>
             <option value="lines">Unstacked</option>
             <option value="stacked">Stacked</option>
@@ -269,7 +281,7 @@ function GraphTab({ panel, expr, runs, onChange }) {
         </label>
       </div>
       <Outcome result={result}>
-        {result.data && (series.length ? <Chart series={series} stacked={panel.displayMode === 'stacked'} /> : <p class="muted">Empty query result.</p>)}
+        {result.data && (series.length ? <Chart series={series} stacked={panel.displayMode === 'stacked'} utc={utc} /> : <p class="muted">Empty query result.</p>)}
       </Outcome>
     </div>
   );
