@@ -60,13 +60,7 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
             "otlp write receiver needs to be enabled with --web.enable-otlp-receiver".to_owned(),
         ));
     }
-    if state.storage.is_read_only() {
-        return Err((
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this Quiver is a read-only query node (--storage.read-only); send writes to a writer"
-                .to_owned(),
-        ));
-    }
+    super::writable(state).map_err(|e| (e.status, e.message))?;
     let encoding = content_type(headers)?;
     let gzip = content_encoding(headers)?;
     let limit = state.options.remote_write_max_body_bytes;

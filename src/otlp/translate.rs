@@ -308,10 +308,12 @@ impl Builder {
         context: &Context<'_>,
         span: &mut Option<(i64, i64)>,
     ) -> Result<(), Refusal> {
-        let time = millis(point.time_unix_nano);
-        widen(span, time);
-        let start = Some(point.start_time_unix_nano);
-        let at = |value: f64| sample(time, value, point.flags, start);
+        let at = stamp(
+            span,
+            point.time_unix_nano,
+            point.start_time_unix_nano,
+            point.flags,
+        );
         let base = |suffix: &str, extra: Option<(&str, String)>| {
             labels(
                 context,
@@ -354,10 +356,12 @@ impl Builder {
         context: &Context<'_>,
         span: &mut Option<(i64, i64)>,
     ) -> Result<(), Refusal> {
-        let time = millis(point.time_unix_nano);
-        widen(span, time);
-        let start = Some(point.start_time_unix_nano);
-        let at = |value: f64| sample(time, value, point.flags, start);
+        let at = stamp(
+            span,
+            point.time_unix_nano,
+            point.start_time_unix_nano,
+            point.flags,
+        );
         let l = labels(context, &point.attributes, &format!("{family}_sum"), None)
             .map_err(|e| (1, e))?;
         self.add(l, at(point.sum));
@@ -414,6 +418,19 @@ impl Builder {
         }
         self.add(labels, Sample::new(last, 1.0));
     }
+}
+
+/// The sample maker of one cumulative data point (its time counted in the resource's span):
+/// every series the point becomes has the same time, start and flags.
+fn stamp(
+    span: &mut Option<(i64, i64)>,
+    time_nanos: u64,
+    start_nanos: u64,
+    flags: u32,
+) -> impl Fn(f64) -> Sample {
+    let time = millis(time_nanos);
+    widen(span, time);
+    move |value| sample(time, value, flags, Some(start_nanos))
 }
 
 fn widen(span: &mut Option<(i64, i64)>, t: i64) {

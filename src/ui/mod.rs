@@ -32,7 +32,8 @@ pub const PAGES: &[&str] = &[
 /// The UI's routes. `path_prefix` is the path of `--web.external-url` (empty or `/prefix`):
 /// where the browser sees the server, which the page's links and API calls start with.
 pub fn router(path_prefix: &str) -> Router {
-    let page = page(path_prefix);
+    // Built once; each answer shares its bytes.
+    let page = axum::body::Bytes::from(page(path_prefix));
     let home = format!("{path_prefix}/query");
     let mut router = Router::new()
         .route(
@@ -78,13 +79,13 @@ fn escape_html(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn page_response(page: &str) -> Response {
+fn page_response(page: &axum::body::Bytes) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        page.to_owned(),
+        page.clone(),
     )
         .into_response()
 }
