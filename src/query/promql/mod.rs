@@ -14,6 +14,7 @@ pub mod ops;
 pub mod planner;
 pub mod rank;
 pub mod select;
+mod session;
 pub mod sql_functions;
 pub mod step;
 pub mod syntax;
@@ -25,22 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use async_trait::async_trait;
 use datafusion::common::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 use promql_parser::parser::Expr as PromExpr;
 use promql_parser::parser::value::ValueType;
 
 use crate::storage::Storage;
 
 use planner::{Planned, Planner};
-use step::{PromStep, PromStepExec};
 
 /// PromQL's default lookback delta.
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(300);
@@ -134,29 +130,10 @@ impl PromqlEngine {
         runtime: Arc<RuntimeEnv>,
         max_samples: usize,
     ) -> PromqlEngine {
-        let context = |partitions: usize| {
-            // Block scans spread their files themselves (`scan::block_scan`), for more
-            // reads in flight than partitions; the optimizer must not regroup them.
-            let mut config = SessionConfig::new()
-                .with_target_partitions(partitions)
-                .with_repartition_file_scans(false)
-                .with_extension(Arc::new(step::MaxSamples(max_samples)));
-            // The planner builds plans close to final (joins on keys, filters and
-            // projections where they belong): one optimizer pass finds what there is to
-            // find, and a second, DataFusion's default, doubles a small query's planning.
-            config.options_mut().optimizer.max_passes = 1;
-            let state = SessionStateBuilder::new()
-                .with_config(config)
-                .with_runtime_env(runtime.clone())
-                .with_default_features()
-                .with_query_planner(Arc::new(PromQueryPlanner))
-                .build();
-            SessionContext::new_with_state(state)
-        };
         PromqlEngine {
             storage,
-            ctx: context(2),
-            small: context(1),
+            ctx: session::context(&runtime, 2, max_samples),
+            small: session::context(&runtime, 1, max_samples),
         }
     }
 
@@ -720,88 +697,6 @@ pub fn value_type_name(t: ValueType) -> &'static str {
         ValueType::Scalar => "scalar",
         ValueType::Matrix => "range vector",
         ValueType::String => "string",
-    }
-}
-
-/// Plans [`PromStep`] nodes into [`PromStepExec`].
-#[derive(Debug)]
-struct PromQueryPlanner;
-
-#[async_trait]
-impl QueryPlanner for PromQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn datafusion::catalog::Session,
-    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        let planner =
-            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(PromStepPlanner)]);
-        planner.create_physical_plan(logical_plan, session).await
-    }
-}
-
-struct PromStepPlanner;
-
-#[async_trait]
-impl ExtensionPlanner for PromStepPlanner {
-    async fn plan_extension(
-        &self,
-        _planner: &dyn PhysicalPlanner,
-        node: &dyn UserDefinedLogicalNode,
-        _logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn datafusion::catalog::Session,
-        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
-    ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
-        if let Some(check) = node.as_any().downcast_ref::<unique::PromUnique>() {
-            let [input] = physical_inputs else {
-                return Err(DataFusionError::Internal(
-                    "PromUnique needs one input".into(),
-                ));
-            };
-            return Ok(Some(Arc::new(unique::PromUniqueExec::new(
-                input.clone(),
-                check.check,
-            ))));
-        }
-        if let Some(rank) = node.as_any().downcast_ref::<rank::PromRank>() {
-            let [input] = physical_inputs else {
-                return Err(DataFusionError::Internal("PromRank needs one input".into()));
-            };
-            return Ok(Some(Arc::new(rank::PromRankExec::new(
-                input.clone(),
-                rank.order,
-                planner::vector_schema(),
-            ))));
-        }
-        if let Some(info) = node.as_any().downcast_ref::<info::PromInfo>() {
-            let [base, info_series] = physical_inputs else {
-                return Err(DataFusionError::Internal(
-                    "PromInfo needs two inputs".into(),
-                ));
-            };
-            return Ok(Some(Arc::new(info::PromInfoExec::new(
-                base.clone(),
-                info_series.clone(),
-                info.spec.clone(),
-                planner::vector_schema(),
-            ))));
-        }
-        let Some(step) = node.as_any().downcast_ref::<PromStep>() else {
-            return Ok(None);
-        };
-        let input = physical_inputs
-            .first()
-            .cloned()
-            .ok_or_else(|| DataFusionError::Internal("PromStep without input".into()))?;
-        Ok(Some(Arc::new(PromStepExec::new(
-            input,
-            step.steps.clone(),
-            step.window.clone(),
-            step.drop_name,
-            step.notes.clone(),
-            planner::step_schema(),
-        ))))
     }
 }
 
