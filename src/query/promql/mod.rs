@@ -30,13 +30,13 @@ use datafusion::common::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
 use promql_parser::parser::Expr as PromExpr;
 use promql_parser::parser::value::ValueType;
 
 use crate::storage::Storage;
 
 use planner::{Planned, Planner};
+use session::PromSession;
 
 /// PromQL's default lookback delta.
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(300);
@@ -118,9 +118,9 @@ const SMALL_QUERY_SERIES: usize = 300;
 pub struct PromqlEngine {
     storage: Arc<Storage>,
     /// Two partitions, for queries over many series.
-    ctx: SessionContext,
+    ctx: PromSession,
     /// One partition, for small queries.
-    small: SessionContext,
+    small: PromSession,
 }
 
 impl PromqlEngine {
@@ -132,13 +132,13 @@ impl PromqlEngine {
     ) -> PromqlEngine {
         PromqlEngine {
             storage,
-            ctx: session::context(&runtime, 2, max_samples),
-            small: session::context(&runtime, 1, max_samples),
+            ctx: PromSession::new(&runtime, 2, max_samples),
+            small: PromSession::new(&runtime, 1, max_samples),
         }
     }
 
     /// The session a planned query runs in: see [`SMALL_QUERY_SERIES`].
-    fn context_for(&self, planner: &Planner) -> &SessionContext {
+    fn context_for(&self, planner: &Planner) -> &PromSession {
         let series = planner
             .selected_series
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -298,10 +298,10 @@ impl PromqlEngine {
         // This query's reads of block objects are counted on their way through the cache.
         let fetch = Arc::new(crate::storage::cache::FetchStats::default());
         let runtime = crate::query::scan::runtime_reading_blocks_from(
-            &ctx.runtime_env(),
+            ctx.state().runtime_env(),
             self.storage.observed_object_store(fetch.clone()),
         )?;
-        let state = SessionStateBuilder::new_from_existing(ctx.state())
+        let state = SessionStateBuilder::new_from_existing(ctx.state().clone())
             .with_runtime_env(runtime)
             .build();
         let task = Arc::new(datafusion::execution::TaskContext::from(&state));
@@ -451,8 +451,7 @@ impl PromqlEngine {
     /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by
     /// labels, points by time.
     async fn run(&self, plan: LogicalPlan, planner: &Planner) -> Result<Vec<Series>, PromqlError> {
-        let df = self.context_for(planner).execute_logical_plan(plan).await?;
-        let batches = df.collect().await?;
+        let batches = self.context_for(planner).collect(&plan).await?;
         let mut by_labels: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
         for batch in &batches {
             append_rows(batch, &mut by_labels)?;

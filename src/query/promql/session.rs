@@ -12,35 +12,55 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 
 use super::step::{PromStep, PromStepExec};
 use super::{info, planner, rank, step, unique};
 
-/// A session for PromQL plans with `partitions` target partitions; `runtime` must have the
-/// block object store registered.
-pub(super) fn context(
-    runtime: &Arc<RuntimeEnv>,
-    partitions: usize,
-    max_samples: usize,
-) -> SessionContext {
-    SessionContext::new_with_state(
-        builder(runtime, partitions, max_samples)
+/// A session PromQL plans run in. Built once per engine: every query plans against the same
+/// state and runs with the same task context, where DataFusion's `SessionContext` would copy
+/// its state and function registries for each query.
+pub(super) struct PromSession {
+    state: SessionState,
+    task: Arc<TaskContext>,
+}
+
+impl PromSession {
+    /// A session with `partitions` target partitions; `runtime` must have the block object
+    /// store registered.
+    pub(super) fn new(runtime: &Arc<RuntimeEnv>, partitions: usize, max_samples: usize) -> Self {
+        let state = builder(runtime, partitions, max_samples)
             .with_optimizer_rules(optimizer_rules())
             .with_physical_optimizer_rules(physical_optimizer_rules())
-            .build(),
-    )
+            .build();
+        let task = Arc::new(TaskContext::from(&state));
+        PromSession { state, task }
+    }
+
+    pub(super) fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Optimizes, plans and runs `plan`; its result's batches.
+    pub(super) async fn collect(
+        &self,
+        plan: &LogicalPlan,
+    ) -> datafusion::common::Result<Vec<RecordBatch>> {
+        let physical = self.state.create_physical_plan(plan).await?;
+        datafusion::physical_plan::collect(physical, self.task.clone()).await
+    }
 }
 
 /// The session's configuration and planner, with DataFusion's default rules.
@@ -381,7 +401,8 @@ mod tests {
         let engine = PromqlEngine::new(storage.clone(), runtime.clone(), 1_000_000);
         for partitions in [1, 2] {
             let full = builder(&runtime, partitions, 1_000_000).build();
-            let trimmed = context(&runtime, partitions, 1_000_000).state();
+            let session = PromSession::new(&runtime, partitions, 1_000_000);
+            let trimmed = session.state();
             for query in CORPUS {
                 let expr = PromqlEngine::parse(query).unwrap();
                 let mut spans = vec![(600_000, 600_000, 0)];
