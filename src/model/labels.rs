@@ -168,15 +168,14 @@ impl Labels {
         self.hash
     }
 
-    /// Whether this set has exactly `pairs` (names and values as bytes), which must be
-    /// sorted by name.
-    pub fn eq_pairs(&self, pairs: &[(&[u8], &[u8])]) -> bool {
-        self.pairs.len() == pairs.len()
-            && self
-                .pairs
-                .iter()
-                .zip(pairs)
-                .all(|((n, v), (pn, pv))| n.as_bytes() == *pn && v.as_bytes() == *pv)
+    /// The set's key ([`write_label_key`]).
+    pub fn key(&self) -> Vec<u8> {
+        let mut key = Vec::new();
+        write_label_key(
+            self.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            &mut key,
+        );
+        key
     }
 }
 
@@ -195,18 +194,30 @@ pub fn stable_hash_of_bytes<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])
     }
     BYTES.with_borrow_mut(|bytes| {
         bytes.clear();
-        for (name, value) in pairs {
-            bytes.extend_from_slice(name);
-            bytes.push(0xff);
-            bytes.extend_from_slice(value);
-            bytes.push(0xff);
-        }
-        let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+        write_label_key(pairs, bytes);
+        let hash = stable_hash_of_key(bytes);
         if bytes.capacity() > 64 * 1024 {
             *bytes = Vec::new();
         }
         hash
     })
+}
+
+/// Appends the label set's key to `out`: each name and value followed by a `0xff` byte,
+/// which no UTF-8 text holds. Equal keys are equal label sets, and the stable hash is the
+/// key's hash ([`stable_hash_of_key`]).
+pub fn write_label_key<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, out: &mut Vec<u8>) {
+    for (name, value) in pairs {
+        out.extend_from_slice(name);
+        out.push(0xff);
+        out.extend_from_slice(value);
+        out.push(0xff);
+    }
+}
+
+/// [`Labels::stable_hash`] of the label set whose key ([`write_label_key`]) is `key`.
+pub fn stable_hash_of_key(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 fn shared(pairs: Vec<(String, String)>) -> Vec<(Arc<str>, Arc<str>)> {

@@ -22,8 +22,10 @@ use super::series::MemSeries;
 use super::series::SampleColumns;
 use super::wal::{WalRecord, WalSample};
 
-/// Stripes of the series map: enough that concurrent appenders rarely meet on one.
+/// Stripes of the series map: enough that concurrent appenders rarely meet on one. At most
+/// 256, so a stripe number fits a byte (see [`stripe_order`]).
 const STRIPES: usize = 128;
+const _: () = assert!(STRIPES <= 256);
 
 /// Series ids are hashes already: the maps keyed by them hash with a multiply (FxHash),
 /// not SipHash, on every append.
@@ -38,10 +40,18 @@ struct MetricIndex {
     label_names: BTreeSet<String>,
 }
 
+/// A series' label set as the index keeps it: with its key ([`crate::model::write_label_key`]),
+/// so a writer holding a request's bytes compares one slice rather than each name and value.
+#[derive(Debug)]
+struct Indexed {
+    labels: Arc<Labels>,
+    key: Box<[u8]>,
+}
+
 /// What finds series: their label sets, by metric, and by label pair.
 #[derive(Debug, Default)]
 struct Index {
-    labels: IdMap<Arc<Labels>>,
+    labels: IdMap<Indexed>,
     by_metric: BTreeMap<String, MetricIndex>,
     /// label name -> label value -> series; for matcher lookups.
     postings: HashMap<Arc<str>, HashMap<Arc<str>, Postings>>,
@@ -53,12 +63,12 @@ impl Index {
     /// The id `labels` has here, or the free id it would get: its stable hash, probed
     /// forward past collisions with other label sets.
     fn resolve(&self, labels: &Labels) -> (SeriesId, bool) {
-        self.probe(labels.stable_hash(), |l| l == labels)
+        self.probe(labels.stable_hash(), |e| *e.labels == *labels)
     }
 
     /// The id of the label set whose hash is `hash` and that `same` accepts, or the free id
     /// it would get: `hash`, probed forward past collisions with other label sets.
-    fn probe(&self, hash: u64, same: impl Fn(&Labels) -> bool) -> (SeriesId, bool) {
+    fn probe(&self, hash: u64, same: impl Fn(&Indexed) -> bool) -> (SeriesId, bool) {
         let mut id = hash;
         loop {
             match self.labels.get(&id) {
@@ -99,7 +109,14 @@ impl Index {
                 .or_default()
                 .insert(id);
         }
-        self.labels.insert(id, labels.clone());
+        let key = labels.key().into_boxed_slice();
+        self.labels.insert(
+            id,
+            Indexed {
+                labels: labels.clone(),
+                key,
+            },
+        );
         labels
     }
 
@@ -109,7 +126,7 @@ impl Index {
     }
 
     fn remove(&mut self, id: SeriesId) {
-        let Some(labels) = self.labels.remove(&id) else {
+        let Some(Indexed { labels, .. }) = self.labels.remove(&id) else {
             return;
         };
         let metric = labels.metric_name().unwrap_or_default();
@@ -260,12 +277,15 @@ impl Head {
     /// sample), one stripe lock for all the series of a stripe.
     pub fn newest_of(&self, ids: &[Option<SeriesId>]) -> Vec<Option<i64>> {
         let mut newest = vec![None; ids.len()];
-        let mut order: Vec<(usize, SeriesId)> = ids
+        let known: Vec<(usize, SeriesId)> = ids
             .iter()
             .enumerate()
             .filter_map(|(i, id)| Some((i, (*id)?)))
             .collect();
-        order.sort_unstable_by_key(|&(_, id)| Self::stripe_of(id));
+        let order: Vec<(usize, SeriesId)> = stripe_order(known.len(), |k| known[k].1)
+            .into_iter()
+            .map(|k| known[k])
+            .collect();
         for group in order.chunk_by(|a, b| Self::stripe_of(a.1) == Self::stripe_of(b.1)) {
             let stripe = self.stripe(group[0].1);
             for &(i, id) in group {
@@ -292,12 +312,15 @@ impl Head {
     /// finds its series here needs to build no label set of its own.
     pub fn find_label_sets(&self, pair_sets: &[&[(&[u8], &[u8])]]) -> Vec<Option<Arc<Labels>>> {
         let index = read(&self.index);
+        let mut key = Vec::new();
         pair_sets
             .iter()
             .map(|pairs| {
-                let hash = crate::model::stable_hash_of_bytes(pairs.iter().copied());
-                match index.probe(hash, |l| l.eq_pairs(pairs)) {
-                    (id, true) => index.labels.get(&id).cloned(),
+                key.clear();
+                crate::model::write_label_key(pairs.iter().copied(), &mut key);
+                let hash = crate::model::stable_hash_of_key(&key);
+                match index.probe(hash, |e| *e.key == *key) {
+                    (id, true) => index.labels.get(&id).map(|e| e.labels.clone()),
                     _ => None,
                 }
             })
@@ -309,7 +332,7 @@ impl Head {
         let index = read(&self.index);
         sets.iter()
             .map(|labels| match index.resolve(labels) {
-                (id, true) => index.labels.get(&id).cloned(),
+                (id, true) => index.labels.get(&id).map(|e| e.labels.clone()),
                 _ => None,
             })
             .collect()
@@ -354,9 +377,8 @@ impl Head {
     /// is no longer pending. Samples of series the head lacks are pushed onto `orphans`.
     /// Returns how many samples were added (not replacing one at the same time).
     fn insert_samples(&self, samples: &[WalSample], orphans: &mut Vec<WalSample>) -> usize {
-        let mut order: Vec<usize> = (0..samples.len()).collect();
         // Stable: a series' samples keep their order, so a later write of a time wins.
-        order.sort_by_key(|&i| Self::stripe_of(samples[i].series));
+        let order = stripe_order(samples.len(), |i| samples[i].series);
         let mut added = 0;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for group in order.chunk_by(|a, b| {
@@ -445,7 +467,7 @@ impl Head {
             }
             ids.into_iter()
                 .filter_map(|id| {
-                    let labels = index.labels.get(&id)?;
+                    let labels = &index.labels.get(&id)?.labels;
                     selector.matches(labels).then(|| (id, labels.clone()))
                 })
                 .collect()
@@ -505,7 +527,11 @@ impl Head {
 
     /// Every series' label set.
     pub fn all_labels(&self) -> Vec<Arc<Labels>> {
-        read(&self.index).labels.values().cloned().collect()
+        read(&self.index)
+            .labels
+            .values()
+            .map(|e| e.labels.clone())
+            .collect()
     }
 
     /// Deletes the samples in `[min, max]` of the series `select` picks, then the series
@@ -596,6 +622,28 @@ impl Head {
         }
         records
     }
+}
+
+/// The positions `0..n` grouped by the stripe of the series id at each, stripes in order and
+/// positions in order within a stripe: a stable counting sort, linear in `n`.
+fn stripe_order(n: usize, id_at: impl Fn(usize) -> SeriesId) -> Vec<usize> {
+    let stripes: Vec<u8> = (0..n).map(|i| Head::stripe_of(id_at(i)) as u8).collect();
+    let mut next = [0usize; STRIPES];
+    for &stripe in &stripes {
+        next[stripe as usize] += 1;
+    }
+    let mut start = 0;
+    for slot in &mut next {
+        let count = *slot;
+        *slot = start;
+        start += count;
+    }
+    let mut order = vec![0; n];
+    for (i, &stripe) in stripes.iter().enumerate() {
+        order[next[stripe as usize]] = i;
+        next[stripe as usize] += 1;
+    }
+    order
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -816,6 +864,16 @@ mod tests {
         assert!(!read(&head.index).symbols.contains("up"));
         head.truncate_before(i64::MAX);
         assert!(read(&head.index).symbols.is_empty());
+    }
+
+    #[test]
+    fn stripe_order_groups_by_stripe_and_keeps_order_within_one() {
+        let ids: Vec<SeriesId> = vec![5, 133, 7, 5 + 2 * STRIPES as u64, 0, 128, 7];
+        let order = stripe_order(ids.len(), |i| ids[i]);
+        let mut expected: Vec<usize> = (0..ids.len()).collect();
+        expected.sort_by_key(|&i| Head::stripe_of(ids[i]));
+        assert_eq!(order, expected);
+        assert!(stripe_order(0, |i| ids[i]).is_empty());
     }
 
     #[test]
