@@ -768,6 +768,10 @@ mod tests {
                 assert_eq!(got.start_timestamps, starts);
             }
             assert_eq!(head.num_samples(), model.len());
+            assert_eq!(
+                head.with_series(1, MemSeries::max_time).unwrap(),
+                model.keys().last().copied()
+            );
             let (lo, hi) = (
                 model.keys().nth(100).unwrap(),
                 model.keys().nth(900).unwrap(),
@@ -797,6 +801,12 @@ mod tests {
         let before = model.len();
         model.retain(|t, _| *t < a || *t > b);
         assert_eq!(deleted, before - model.len());
+        check(&head, &model);
+
+        // Deleting the newest samples moves the newest time back.
+        let tail = *model.keys().nth(model.len() - 5).unwrap();
+        head.delete(&|_| true, tail, i64::MAX);
+        model.retain(|t, _| *t < tail);
         check(&head, &model);
     }
 

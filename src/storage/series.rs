@@ -52,6 +52,9 @@ impl SampleColumns {
 pub struct MemSeries {
     labels: Arc<Labels>,
     chunks: Vec<Chunk>,
+    /// The newest sample's time, kept beside the chunks: every write checks it before
+    /// appending, and reading it from the last chunk is a cache miss per series.
+    newest: Option<i64>,
     /// Created by an appender whose samples are not applied yet: truncation must not
     /// take it for an emptied series and remove it.
     pub(super) pending: bool,
@@ -62,6 +65,7 @@ impl MemSeries {
         MemSeries {
             labels,
             chunks: Vec::new(),
+            newest: None,
             pending: true,
         }
     }
@@ -75,7 +79,7 @@ impl MemSeries {
     }
 
     pub fn max_time(&self) -> Option<i64> {
-        self.chunks.last().map(Chunk::max_time)
+        self.newest
     }
 
     pub fn num_chunks(&self) -> usize {
@@ -97,6 +101,12 @@ impl MemSeries {
     /// A chunk never spans two `window`s (when non-zero): cutting a block then drops whole
     /// chunks instead of re-encoding the ones that straddle its end.
     pub(super) fn insert(&mut self, ts: i64, value: f64, start: i64, window: i64) -> bool {
+        let added = self.insert_sample(ts, value, start, window);
+        self.newest = self.chunks.last().map(Chunk::max_time);
+        added
+    }
+
+    fn insert_sample(&mut self, ts: i64, value: f64, start: i64, window: i64) -> bool {
         let same_window =
             |a: i64, b: i64| window <= 0 || a.div_euclid(window) == b.div_euclid(window);
         match self.chunks.last_mut() {
@@ -219,6 +229,7 @@ impl MemSeries {
             // Step past what replaced chunk i (nothing, when it emptied).
             i = i + self.chunks.len() + 1 - pieces_before;
         }
+        self.newest = self.chunks.last().map(Chunk::max_time);
         removed
     }
 }
