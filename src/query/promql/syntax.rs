@@ -62,7 +62,7 @@ pub fn selector_mode(vs: &VectorSelector) -> SelectorMode {
 }
 
 /// What `step()` and `range()` are for this query (0 for an instant query).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct QueryTimes {
     pub step_ms: i64,
     pub range_ms: i64,
