@@ -4,7 +4,8 @@
 # "entries"), which the calling script sets.
 
 # start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
-# SERVER_PID and SERVER_URL. Neither server scrapes anything, so the generator is the only
+# SERVER_PID and SERVER_URL; SERVER_EXTRA_CONFIG, if set, is appended to both
+# configuration files (top-level YAML, such as `rule_files`). Neither server scrapes anything, so the generator is the only
 # writer and the requests see only its series.
 start_server() {
     local kind=$1 dir=$2
@@ -12,14 +13,14 @@ start_server() {
     case $kind in
     quiver)
         # No out-of-order window, as in Prometheus's default, so both accept the same samples.
-        printf 'storage:\n  out_of_order_time_window: 0s\n' >"$dir/quiver.yml"
+        printf 'storage:\n  out_of_order_time_window: 0s\n%s\n' "${SERVER_EXTRA_CONFIG:-}" >"$dir/quiver.yml"
         SERVER_URL=http://127.0.0.1:$QUIVER_PORT
         "$QUIVER_BIN" --config.file="$dir/quiver.yml" --storage.tsdb.path="$dir/data" \
             --web.listen-address="127.0.0.1:$QUIVER_PORT" --postgres.listen-address= \
             >"$dir/server.log" 2>&1 &
         ;;
     prometheus)
-        printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$dir/prometheus.yml"
+        printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n%s\n' "${SERVER_EXTRA_CONFIG:-}" >"$dir/prometheus.yml"
         SERVER_URL=http://127.0.0.1:$PROM_PORT
         "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
             --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
