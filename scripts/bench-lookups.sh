@@ -62,23 +62,7 @@ SETTLE_SECS=${SETTLE_SECS:-5}
 KEEP_DATA=${KEEP_DATA:-0}
 
 check_prerequisites() {
-    command -v "$PROMETHEUS_BIN" >/dev/null ||
-        die "Prometheus not found ('$PROMETHEUS_BIN'). Install it (Debian: apt-get install prometheus) or set PROMETHEUS_BIN."
-    local tool
-    for tool in curl jq python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
-    [[ -x "$QUIVER_BIN" ]] ||
-        die "no Quiver binary at $QUIVER_BIN. Build it with: CARGO_TARGET_DIR=$TARGET_DIR cargo build --release (or set QUIVER_BIN)"
-    [[ -f Cargo.toml && -f benches/ingest.rs ]] || die "run this from the repository root"
-    local n
-    for n in SERIES RUNS; do
-        [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer"
-    done
-    local port
-    for port in "$QUIVER_PORT" "$PROM_PORT"; do
-        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
-            die "port $port on 127.0.0.1 is already in use"
-        fi
-    done
+    check_servers_and_tools SERIES RUNS
 }
 
 check_prerequisites

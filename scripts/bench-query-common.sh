@@ -3,6 +3,29 @@
 # names what it times through ITEM_NOUN and ITEMS_NOUN ("query"/"queries", "request"/"requests") and COUNT_NOUN ("series",
 # "entries"), which the calling script sets.
 
+# check_servers_and_tools NAME...: dies unless Prometheus, curl, jq, python3 and the Quiver
+# release binary are there, the script runs from the repository root, each variable NAME
+# is a positive integer, and neither server's port is taken.
+check_servers_and_tools() {
+    command -v "$PROMETHEUS_BIN" >/dev/null ||
+        die "Prometheus not found ('$PROMETHEUS_BIN'). Install it (Debian: apt-get install prometheus) or set PROMETHEUS_BIN."
+    local tool
+    for tool in curl jq python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
+    [[ -x "$QUIVER_BIN" ]] ||
+        die "no Quiver binary at $QUIVER_BIN. Build it with: CARGO_TARGET_DIR=$TARGET_DIR cargo build --release (or set QUIVER_BIN)"
+    [[ -f Cargo.toml && -f benches/ingest.rs ]] || die "run this from the repository root"
+    local n
+    for n in "$@"; do
+        [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer"
+    done
+    local port
+    for port in "$QUIVER_PORT" "$PROM_PORT"; do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+            die "port $port on 127.0.0.1 is already in use"
+        fi
+    done
+}
+
 # start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
 # SERVER_PID and SERVER_URL; SERVER_EXTRA_CONFIG, if set, is appended to both
 # configuration files (top-level YAML, such as `rule_files`). Neither server scrapes anything, so the generator is the only
