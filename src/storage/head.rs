@@ -282,13 +282,12 @@ impl Head {
             .enumerate()
             .filter_map(|(i, id)| Some((i, (*id)?)))
             .collect();
-        let order: Vec<(usize, SeriesId)> = stripe_order(known.len(), |k| known[k].1)
-            .into_iter()
-            .map(|k| known[k])
-            .collect();
-        for group in order.chunk_by(|a, b| Self::stripe_of(a.1) == Self::stripe_of(b.1)) {
-            let stripe = self.stripe(group[0].1);
-            for &(i, id) in group {
+        let order = stripe_order(known.len(), |k| known[k].1);
+        for group in
+            order.chunk_by(|&a, &b| Self::stripe_of(known[a].1) == Self::stripe_of(known[b].1))
+        {
+            let stripe = self.stripe(known[group[0]].1);
+            for &(i, id) in group.iter().map(|&k| &known[k]) {
                 newest[i] = stripe.get(&id).and_then(MemSeries::max_time);
             }
         }

@@ -265,26 +265,22 @@ mod tests {
     use crate::query::promql::{DEFAULT_LOOKBACK, PromqlEngine, SourceResolution};
     use crate::storage::{Storage, StorageOptions};
 
+    fn names<'a>(rules: impl Iterator<Item = &'a str>) -> Vec<String> {
+        rules.map(str::to_string).collect()
+    }
+
     #[test]
     fn every_skipped_rule_exists_in_datafusion() {
         // A renamed rule would silently stay in the list; a removed one is harmless but the
         // list should say what it skips.
-        let logical: Vec<String> = Optimizer::new()
-            .rules
-            .iter()
-            .map(|r| r.name().to_string())
-            .collect();
+        let logical: Vec<String> = names(Optimizer::new().rules.iter().map(|r| r.name()));
         for name in SKIPPED_LOGICAL {
             assert!(
                 logical.iter().any(|l| l == name),
                 "no logical rule {name}: {logical:?}"
             );
         }
-        let physical: Vec<String> = PhysicalOptimizer::new()
-            .rules
-            .iter()
-            .map(|r| r.name().to_string())
-            .collect();
+        let physical: Vec<String> = names(PhysicalOptimizer::new().rules.iter().map(|r| r.name()));
         for name in SKIPPED_PHYSICAL {
             assert!(
                 physical.iter().any(|p| p == name),
