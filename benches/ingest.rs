@@ -386,6 +386,7 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
                         value: values[slot],
                         timestamp: scrape_timestamp(args, start_ms, series, step),
                     }],
+                    histograms: Vec::new(),
                 });
                 if batch.len() == args.batch_size {
                     requests.push(encode_request(args.protocol, std::mem::take(&mut batch)));

@@ -166,6 +166,7 @@ async fn read(state: &AppState, body: Body) -> Result<Vec<u8>, ApiError> {
                     .into_iter()
                     .map(|(timestamp, value)| Sample { value, timestamp })
                     .collect(),
+                histograms: Vec::new(),
             })
             .collect();
         response.results.push(QueryResult { timeseries });

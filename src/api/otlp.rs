@@ -220,6 +220,7 @@ fn store(storage: &Storage, translated: Translated) -> Result<(Rejected, String)
                 batch.push(SeriesSamples {
                     labels,
                     samples: series.samples,
+                    histograms: Vec::new(),
                 });
             }
             Err(e) => {

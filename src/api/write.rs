@@ -1,11 +1,11 @@
 //! `POST /api/v1/write`: the Prometheus remote-write receiver, 1.0 and 2.0 (told apart by the
 //! Content-Type's `proto` parameter, as the 2.0 specification says).
 //!
-//! 2.0's `created_timestamp` becomes the samples' start timestamp. Exemplars (1.0 and 2.0)
-//! go to storage's exemplar store once the samples are stored. Native histograms are not
-//! stored yet: the answer's `X-Prometheus-Remote-Write-*-Written` headers say how many of
-//! each kind were written, and histograms make it a 400 that names them (the floats of the
-//! request are stored).
+//! 2.0's `created_timestamp` becomes the samples' start timestamp (a histogram's own
+//! `start_timestamp` wins). Native histograms (1.0 and 2.0) are checked as Prometheus checks
+//! them and stored with the floats. Exemplars (1.0 and 2.0) go to storage's exemplar store
+//! once the samples are stored. A 2.0 answer's `X-Prometheus-Remote-Write-*-Written`
+//! headers say how many of each kind were written.
 //!
 //! Headers, size, snappy and protobuf are checked before anything is appended: a request
 //! that fails them stores nothing. Within a readable request every valid sample is stored
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-use crate::model::{Labels, Sample, SeriesSamples};
+use crate::model::{HistogramSample, Labels, Sample, SeriesSamples};
 use crate::prompb::view::{ViewError, WriteRequestView, utf8};
 use crate::storage::exemplars::Exemplar;
 use crate::storage::{Skipped, Storage};
@@ -49,7 +49,10 @@ pub async fn remote_write(
         let headers = response.headers_mut();
         for (name, n) in [
             ("x-prometheus-remote-write-samples-written", written.samples),
-            ("x-prometheus-remote-write-histograms-written", 0),
+            (
+                "x-prometheus-remote-write-histograms-written",
+                written.histograms,
+            ),
             (
                 "x-prometheus-remote-write-exemplars-written",
                 written.exemplars,
@@ -70,6 +73,7 @@ pub async fn remote_write(
 /// What a 2.0 request wrote, for its answer's headers.
 struct Written {
     samples: usize,
+    histograms: usize,
     exemplars: usize,
 }
 
@@ -84,9 +88,10 @@ async fn receive(
         Err(e) => return (Err(e), None),
     };
     match store(state, version, body).await {
-        Ok((stored, exemplars, refusal)) => {
+        Ok((stored, histograms, exemplars, refusal)) => {
             let written = (version == Version::V2).then_some(Written {
                 samples: stored,
+                histograms,
                 exemplars,
             });
             (refusal.map_or(Ok(()), Err), written)
@@ -111,13 +116,14 @@ impl Version {
     }
 }
 
-/// Stores what a readable request holds: the samples and exemplars stored, and the 400
-/// that names what was not (for a request that could not be read at all, the error).
+/// Stores what a readable request holds: the float samples, histograms and exemplars
+/// stored, and the 400 that names what was not (for a request that could not be read at
+/// all, the error).
 async fn store(
     state: &AppState,
     version: Version,
     body: Body,
-) -> Result<(usize, usize, Option<ApiError>), ApiError> {
+) -> Result<(usize, usize, usize, Option<ApiError>), ApiError> {
     let limit = state.options.remote_write_max_body_bytes;
     let compressed = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -155,7 +161,14 @@ async fn store(
                 .with_label_values(&["invalid_labels"])
                 .inc_by(invalid.samples as u64);
         }
+        if invalid.histograms > 0 {
+            metrics
+                .samples_rejected
+                .with_label_values(&["invalid_histogram"])
+                .inc_by(invalid.histograms as u64);
+        }
         let offered: usize = batch.iter().map(|s| s.samples.len()).sum();
+        let offered_histograms: usize = batch.iter().map(|s| s.histograms.len()).sum();
         let mut appender = storage.partial_appender();
         appender.extend(batch);
         let outcome = appender.commit();
@@ -163,16 +176,21 @@ async fn store(
             Ok(_) => store_exemplars(&storage, &request, &with_exemplars),
             Err(_) => 0,
         };
-        Ok::<_, ApiError>((outcome, offered, exemplars, invalid))
+        Ok::<_, ApiError>((outcome, (offered, offered_histograms), exemplars, invalid))
     })
     .await
     .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
     let outcome = outcome.map_err(|e| ApiError::internal(e.to_string()))?;
     // Stored: every valid sample (a repeat of a stored one included).
-    let stored = offered - outcome.skipped.total();
-    let refused = refusal(&outcome.skipped, &invalid)
-        .map(|message| ApiError::bad_data(format!("stored {stored} samples; {message}")));
-    Ok((stored, exemplars, refused))
+    let skipped = &outcome.skipped;
+    let histograms = offered.1 - skipped.histograms;
+    let stored = offered.0 - (skipped.total() - skipped.histograms);
+    let refused = refusal(skipped, &invalid).map(|message| {
+        ApiError::bad_data(format!(
+            "stored {stored} samples and {histograms} histograms; {message}"
+        ))
+    });
+    Ok((stored, histograms, exemplars, refused))
 }
 
 /// Adds the exemplars of `series` (label set, index in the request) to the store; returns
@@ -213,8 +231,9 @@ fn refusal(skipped: &Skipped, invalid: &InvalidSeries) -> Option<String> {
     let mut parts = Vec::new();
     if invalid.histograms > 0 {
         parts.push(format!(
-            "dropped {} native histogram samples: native histograms are not supported yet",
-            invalid.histograms
+            "dropped {} invalid native histogram samples (first: {})",
+            invalid.histograms,
+            invalid.first_histogram.as_deref().unwrap_or("")
         ));
     }
     if invalid.samples > 0 {
@@ -296,8 +315,9 @@ struct InvalidSeries {
     samples: usize,
     /// The first of them, with why.
     first: Option<String>,
-    /// Native histogram samples (2.0), which are not stored yet.
+    /// Native histogram samples that failed Prometheus's checks, and the first of them.
     histograms: usize,
+    first_histogram: Option<String>,
 }
 
 /// The request's series with their label sets: the head's own copy where it has the series
@@ -330,12 +350,11 @@ fn to_series(
     let mut out = Vec::with_capacity(request.series.len());
     let mut from = Vec::with_capacity(request.series.len());
     for (i, (series, known)) in request.series.iter().zip(known).enumerate() {
-        invalid.histograms += series.histograms;
         let labels = match known.map_or_else(|| new_label_set(request.labels_of(series)), Ok) {
             Ok(labels) => labels,
             Err(why) => {
                 invalid.series += 1;
-                invalid.samples += series.samples.len();
+                invalid.samples += series.samples.len() + series.histograms.len();
                 invalid
                     .first
                     .get_or_insert_with(|| format!("timeseries[{i}]: {why}"));
@@ -350,10 +369,42 @@ fn to_series(
                 ..Sample::new(timestamp_ms, value)
             })
             .collect();
-        out.push(SeriesSamples { labels, samples });
+        let histograms = valid_histograms(request, i, &mut invalid);
+        out.push(SeriesSamples {
+            labels,
+            samples,
+            histograms,
+        });
         from.push(i);
     }
     (out, from, invalid)
+}
+
+/// The native histograms of the request's series `i` that pass Prometheus's checks; the
+/// others are counted in `invalid`. A histogram without a start timestamp of its own takes
+/// the series' (2.0's `created_timestamp`).
+fn valid_histograms(
+    request: &WriteRequestView<'_>,
+    i: usize,
+    invalid: &mut InvalidSeries,
+) -> Vec<HistogramSample> {
+    let series = &request.series[i];
+    let mut out = Vec::with_capacity(series.histograms.len());
+    for (k, decoded) in request.histograms_of(series).iter().enumerate() {
+        if let Err(why) = decoded.sample.histogram.validate(decoded.integer) {
+            invalid.histograms += 1;
+            invalid
+                .first_histogram
+                .get_or_insert_with(|| format!("timeseries[{i}].histograms[{k}]: {why}"));
+            continue;
+        }
+        let mut sample = decoded.sample.clone();
+        if sample.start_timestamp_ms == 0 {
+            sample.start_timestamp_ms = series.start_ms;
+        }
+        out.push(sample);
+    }
+    out
 }
 
 /// A validated label set from a request's pairs, or why they are not one.

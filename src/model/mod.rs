@@ -3,12 +3,14 @@
 //! Every other module speaks in these types, so they depend on nothing but std.
 
 mod duration;
+pub mod histogram;
 mod labels;
 mod matcher;
 mod metadata;
 pub mod relabel;
 
 pub use duration::{format_duration, parse_duration};
+pub use histogram::Histogram;
 
 /// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> i64 {
@@ -92,6 +94,19 @@ pub struct SeriesSamples {
     /// Shared, so a scrape's series cache and the head can hold one copy.
     pub labels: std::sync::Arc<Labels>,
     pub samples: Vec<Sample>,
+    /// Native histogram samples, in any order relative to `samples`: a series holds
+    /// floats or histograms over time, as in Prometheus.
+    pub histograms: Vec<HistogramSample>,
+}
+
+/// One native histogram sample of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub timestamp_ms: i64,
+    /// As [`Sample::start_timestamp_ms`]: 0 when unknown.
+    pub start_timestamp_ms: i64,
+    /// Shared: the head, the WAL record and a query's batch hold one copy.
+    pub histogram: std::sync::Arc<Histogram>,
 }
 
 #[cfg(test)]

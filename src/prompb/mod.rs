@@ -3,6 +3,7 @@
 //! Prometheus's `prompb/types.proto` and `remote.proto`. The remote-write receiver reads
 //! requests in place with [`view`].
 
+pub mod histogram;
 pub mod v2;
 pub mod view;
 pub mod view_v2;
@@ -21,6 +22,8 @@ pub struct TimeSeries {
     pub labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<histogram::Histogram>,
 }
 
 impl TimeSeries {
@@ -38,6 +41,7 @@ impl TimeSeries {
                 .iter()
                 .map(|&(timestamp, value)| Sample { value, timestamp })
                 .collect(),
+            histograms: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Remote-write 2.0 messages (`io.prometheus.write.v2.Request`) as a sender encodes them,
 //! declared with prost's derive (field numbers from the specification's proto). Floats,
-//! exemplars, metadata and start timestamps; native histograms only as opaque bytes. The
+//! exemplars, metadata, start timestamps and native histograms ([`super::histogram`]). The
 //! receiver does not decode these: it reads requests in place with [`super::view_v2`];
 //! these serve tests and the load generator.
 
@@ -18,8 +18,8 @@ pub struct TimeSeries {
     pub labels_refs: Vec<u32>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
-    #[prost(bytes = "vec", repeated, tag = "3")]
-    pub histograms: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "3")]
+    pub histograms: Vec<super::histogram::Histogram>,
     #[prost(message, repeated, tag = "4")]
     pub exemplars: Vec<Exemplar>,
     #[prost(message, optional, tag = "5")]

@@ -10,14 +10,17 @@
 //! and two vectors per series, which at one sample per series (what a Prometheus that keeps
 //! up sends) costs more than storing the sample. prost has no borrowing decoder, so this one
 //! walks the wire format with prost's own primitives (`decode_key`, `decode_varint`,
-//! `skip_field`); fields it does not read (metadata, exemplars, native histograms) are
-//! skipped as any protobuf reader skips unknown fields.
+//! `skip_field`); fields it does not read (metadata) are skipped as any protobuf reader
+//! skips unknown fields. Native histograms, which allocate their buckets anyway, are
+//! decoded by prost ([`super::histogram`]).
 
 use std::ops::Range;
 
 use prost::DecodeError;
 use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, decode_varint, skip_field};
+
+use super::histogram::{DecodedHistogram, Histogram};
 
 /// Why a body is not a `WriteRequest`.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +46,8 @@ pub struct SeriesView {
     pub samples: Range<usize>,
     /// When the series' counter started (2.0's `created_timestamp`), ms; 0 when not sent.
     pub start_ms: i64,
-    /// Native histogram samples sent for the series (2.0), which are not stored.
-    pub histograms: usize,
+    /// Range into [`WriteRequestView::histograms`].
+    pub histograms: Range<usize>,
     /// Range into [`WriteRequestView::exemplars`].
     pub exemplars: Range<usize>,
 }
@@ -64,6 +67,7 @@ pub struct WriteRequestView<'a> {
     pub series: Vec<SeriesView>,
     pub labels: Vec<(&'a [u8], &'a [u8])>,
     pub samples: Vec<(i64, f64)>,
+    pub histograms: Vec<DecodedHistogram>,
     pub exemplars: Vec<ExemplarView>,
     pub exemplar_labels: Vec<(&'a [u8], &'a [u8])>,
 }
@@ -94,6 +98,10 @@ impl<'a> WriteRequestView<'a> {
         &self.samples[series.samples.clone()]
     }
 
+    pub fn histograms_of(&self, series: &SeriesView) -> &[DecodedHistogram] {
+        &self.histograms[series.histograms.clone()]
+    }
+
     pub fn exemplars_of(&self, series: &SeriesView) -> &[ExemplarView] {
         &self.exemplars[series.exemplars.clone()]
     }
@@ -102,10 +110,10 @@ impl<'a> WriteRequestView<'a> {
         &self.exemplar_labels[exemplar.labels.clone()]
     }
 
-    /// One `TimeSeries`: labels (1), samples (2) and exemplars (3).
+    /// One `TimeSeries`: labels (1), samples (2), exemplars (3) and histograms (4).
     fn read_series(&mut self, mut buf: &'a [u8]) -> Result<(), ViewError> {
         let (labels_start, samples_start) = (self.labels.len(), self.samples.len());
-        let exemplars_start = self.exemplars.len();
+        let (exemplars_start, histograms_start) = (self.exemplars.len(), self.histograms.len());
         while buf.has_remaining() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             match (tag, wire_type) {
@@ -121,6 +129,10 @@ impl<'a> WriteRequestView<'a> {
                     let exemplar = length_delimited(&mut buf)?;
                     self.read_exemplar(exemplar)?;
                 }
+                (4, WireType::LengthDelimited) => {
+                    let histogram = length_delimited(&mut buf)?;
+                    self.histograms.push(read_histogram(histogram)?);
+                }
                 _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
             }
         }
@@ -128,7 +140,7 @@ impl<'a> WriteRequestView<'a> {
             labels: labels_start..self.labels.len(),
             samples: samples_start..self.samples.len(),
             start_ms: 0,
-            histograms: 0,
+            histograms: histograms_start..self.histograms.len(),
             exemplars: exemplars_start..self.exemplars.len(),
         });
         Ok(())
@@ -159,6 +171,11 @@ impl<'a> WriteRequestView<'a> {
         });
         Ok(())
     }
+}
+
+/// A `Histogram` message of either version.
+pub(super) fn read_histogram(buf: &[u8]) -> Result<DecodedHistogram, ViewError> {
+    Ok(<Histogram as prost::Message>::decode(buf)?.to_sample())
 }
 
 /// A little-endian double.

@@ -3,16 +3,16 @@
 //! receiver treats both versions alike from there on.
 //!
 //! What 2.0 adds is read as far as Quiver stores it: `created_timestamp` becomes the start
-//! timestamp of the series' samples; exemplars are read like 1.0's; native histograms are
-//! counted (the receiver reports them as not written); metadata references are checked
-//! against the symbols table.
+//! timestamp of the series' samples (a histogram carries its own); exemplars and native
+//! histograms are read like 1.0's; metadata references are checked against the symbols
+//! table.
 
 use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, skip_field};
 
 use super::view::{
     ExemplarView, SeriesView, ViewError, WriteRequestView, decode_key, length_delimited, read_f64,
-    read_sample, varint,
+    read_histogram, read_sample, varint,
 };
 
 /// Decodes `body`, an uncompressed protobuf `io.prometheus.write.v2.Request`.
@@ -47,8 +47,8 @@ fn read_series<'a>(
 ) -> Result<(), ViewError> {
     refs.clear();
     let samples_start = view.samples.len();
-    let exemplars_start = view.exemplars.len();
-    let (mut start_ms, mut histograms) = (0, 0);
+    let (exemplars_start, histograms_start) = (view.exemplars.len(), view.histograms.len());
+    let mut start_ms = 0;
     while buf.has_remaining() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
@@ -63,8 +63,8 @@ fn read_series<'a>(
                 view.samples.push(read_sample(sample)?);
             }
             (3, WireType::LengthDelimited) => {
-                length_delimited(&mut buf)?;
-                histograms += 1;
+                let histogram = length_delimited(&mut buf)?;
+                view.histograms.push(read_histogram(histogram)?);
             }
             (4, WireType::LengthDelimited) => {
                 let exemplar = length_delimited(&mut buf)?;
@@ -83,7 +83,7 @@ fn read_series<'a>(
         labels,
         samples: samples_start..view.samples.len(),
         start_ms,
-        histograms,
+        histograms: histograms_start..view.histograms.len(),
         exemplars: exemplars_start..view.exemplars.len(),
     });
     Ok(())
@@ -186,6 +186,7 @@ mod tests {
 
     use super::*;
 
+    use crate::prompb::histogram::Histogram;
     use crate::prompb::v2::{Exemplar, Metadata, Request, Sample, TimeSeries};
 
     fn request() -> Request {
@@ -229,7 +230,18 @@ mod tests {
                 },
                 TimeSeries {
                     labels_refs: vec![1, 2, 3, 6],
-                    histograms: vec![vec![8, 1], vec![8, 2]],
+                    histograms: vec![
+                        Histogram {
+                            count_int: Some(1),
+                            timestamp: 7,
+                            start_timestamp: 3,
+                            ..Default::default()
+                        },
+                        Histogram {
+                            count_int: Some(2),
+                            ..Default::default()
+                        },
+                    ],
                     ..Default::default()
                 },
             ],
@@ -250,8 +262,27 @@ mod tests {
         let samples = view.samples_of(a);
         assert_eq!((samples[0], samples[1].0), ((1000, 1.0), -5));
         assert!(samples[1].1.is_nan());
-        assert_eq!((a.start_ms, a.histograms, a.exemplars.len()), (500, 0, 1));
-        assert_eq!((b.start_ms, b.histograms, b.exemplars.len()), (0, 2, 0));
+        assert_eq!(
+            (a.start_ms, a.histograms.len(), a.exemplars.len()),
+            (500, 0, 1)
+        );
+        assert_eq!(
+            (b.start_ms, b.histograms.len(), b.exemplars.len()),
+            (0, 2, 0)
+        );
+        let histograms = view.histograms_of(b);
+        assert_eq!(
+            (
+                histograms[0].sample.timestamp_ms,
+                histograms[0].sample.start_timestamp_ms
+            ),
+            (7, 3)
+        );
+        let counts: Vec<f64> = histograms
+            .iter()
+            .map(|h| h.sample.histogram.count)
+            .collect();
+        assert_eq!(counts, vec![1.0, 2.0]);
         let exemplar = &view.exemplars_of(a)[0];
         assert_eq!((exemplar.value, exemplar.timestamp_ms), (1.0, 1000));
         assert_eq!(

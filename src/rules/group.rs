@@ -274,6 +274,7 @@ impl Group {
             batch.push(SeriesSamples {
                 labels: Arc::new(labels),
                 samples: vec![Sample::new(ts, s.value)],
+                histograms: Vec::new(),
             });
         }
         {
@@ -414,6 +415,7 @@ fn stale_marker(labels: &[(String, String)], ts: i64) -> SeriesSamples {
     SeriesSamples {
         labels: Arc::new(Labels::from_trusted(labels.to_vec())),
         samples: vec![Sample::new(ts, stale_nan())],
+        histograms: Vec::new(),
     }
 }
 

@@ -531,6 +531,7 @@ impl ScratchStorage {
             batch.push(SeriesSamples {
                 labels: Arc::new(labels),
                 samples,
+                histograms: Vec::new(),
             });
         }
         let mut appender = self.storage.lenient_appender();

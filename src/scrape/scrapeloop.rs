@@ -359,6 +359,7 @@ impl ScrapeLoop {
             .map(|(_, labels)| SeriesSamples {
                 labels: labels.clone(),
                 samples: vec![Sample::new(now_ms, stale_nan())],
+                histograms: Vec::new(),
             })
             .collect()
     }
@@ -378,6 +379,7 @@ impl ScrapeLoop {
         Some(SeriesSamples {
             labels: Arc::new(labels),
             samples: vec![Sample::new(now_ms, value)],
+            histograms: Vec::new(),
         })
     }
 
@@ -539,6 +541,7 @@ fn process(
                 start_timestamp_ms: sample.start_timestamp_ms.unwrap_or(0),
                 ..Sample::new(timestamp_ms, sample.value)
             }],
+            histograms: Vec::new(),
         });
     }
     if config.sample_limit > 0 && series.len() > config.sample_limit {

@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Labels, Sample, SeriesId, SeriesSamples};
+use crate::model::{HistogramSample, Labels, Sample, SeriesId, SeriesSamples};
 
-use super::wal::{WalRecord, WalSample};
+use super::wal::{WalHistogram, WalRecord, WalSample};
 use super::{Storage, read};
 
 /// Why a write was refused. Nothing of a refused write is stored.
@@ -59,6 +59,8 @@ pub struct AppendOutcome {
 pub struct Skipped {
     pub out_of_bounds: usize,
     pub out_of_order: usize,
+    /// How many of the skipped samples were native histograms.
+    pub histograms: usize,
     pub first: Option<String>,
 }
 
@@ -158,6 +160,22 @@ impl Appender<'_> {
             _ => self.batch.push(SeriesSamples {
                 labels: labels.clone(),
                 samples: vec![sample],
+                histograms: Vec::new(),
+            }),
+        }
+    }
+
+    /// Adds one native histogram sample; consecutive samples of one label set make one
+    /// series entry. The histogram should have passed [`crate::model::Histogram::validate`].
+    pub fn add_histogram(&mut self, labels: &Arc<Labels>, sample: HistogramSample) {
+        match self.batch.last_mut() {
+            Some(last) if Arc::ptr_eq(&last.labels, labels) || last.labels == *labels => {
+                last.histograms.push(sample)
+            }
+            _ => self.batch.push(SeriesSamples {
+                labels: labels.clone(),
+                samples: Vec::new(),
+                histograms: vec![sample],
             }),
         }
     }
@@ -167,9 +185,12 @@ impl Appender<'_> {
         self.batch.push(series);
     }
 
-    /// Samples collected so far.
+    /// Samples (floats and histograms) collected so far.
     pub fn len(&self) -> usize {
-        self.batch.iter().map(|s| s.samples.len()).sum()
+        self.batch
+            .iter()
+            .map(|s| s.samples.len() + s.histograms.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -202,7 +223,10 @@ impl Storage {
         let (seq, mut outcome, skipped) = {
             let min_valid = read(&self.min_valid_time);
             let (checked, skipped) = self.validate(*min_valid, batch, mode).inspect_err(|e| {
-                let n = batch.iter().map(|s| s.samples.len() as u64).sum();
+                let n = batch
+                    .iter()
+                    .map(|s| (s.samples.len() + s.histograms.len()) as u64)
+                    .sum();
                 self.metrics
                     .samples_rejected
                     .with_label_values(&[e.reason()])
@@ -261,6 +285,14 @@ impl Storage {
                 value: s.value,
                 start_timestamp_ms: s.start_timestamp_ms,
             }));
+            record
+                .histograms
+                .extend(c.histograms.iter().map(|h| WalHistogram {
+                    series: *id,
+                    timestamp_ms: h.timestamp_ms,
+                    start_timestamp_ms: h.start_timestamp_ms,
+                    histogram: h.histogram.clone(),
+                }));
         }
         let mut seq = match self.wal().and_then(|wal| wal.append(&record)) {
             Ok(seq) => seq,
@@ -273,8 +305,8 @@ impl Storage {
         if durable && let Ok(wal) = self.wal() {
             wal.begin_sync(seq);
         }
-        let (mut added, orphans) = self.head.append(&record.samples);
-        if !orphans.is_empty() {
+        let (mut added, orphans) = self.head.append(&record);
+        if !orphans.samples.is_empty() || !orphans.histograms.is_empty() {
             // A cut emptied and removed these series after validation found them (all
             // their samples were in the window it cut): create them again, log their
             // labels, and apply their samples.
@@ -305,9 +337,14 @@ impl Storage {
     fn recreate(
         &self,
         labels: &HashMap<SeriesId, &Arc<Labels>>,
-        orphans: Vec<WalSample>,
+        orphans: WalRecord,
     ) -> Result<(u64, usize), AppendError> {
-        let mut ids: Vec<SeriesId> = orphans.iter().map(|s| s.series).collect();
+        let mut ids: Vec<SeriesId> = orphans
+            .samples
+            .iter()
+            .map(|s| s.series)
+            .chain(orphans.histograms.iter().map(|h| h.series))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let sets: Vec<&Arc<Labels>> = ids
@@ -321,14 +358,23 @@ impl Storage {
             renamed.insert(*old, new);
         }
         record.samples = orphans
+            .samples
             .into_iter()
             .filter_map(|s| {
                 let series = *renamed.get(&s.series)?;
                 Some(WalSample { series, ..s })
             })
             .collect();
+        record.histograms = orphans
+            .histograms
+            .into_iter()
+            .filter_map(|h| {
+                let series = *renamed.get(&h.series)?;
+                Some(WalHistogram { series, ..h })
+            })
+            .collect();
         let seq = self.wal()?.append(&record)?;
-        Ok((seq, self.head.append(&record.samples).0))
+        Ok((seq, self.head.append(&record).0))
     }
 
     /// Checks every sample against the head (stripe by stripe, no head-wide lock) and
@@ -345,60 +391,80 @@ impl Storage {
         let newest_of = self.head.newest_of(&ids);
         let mut out = Vec::with_capacity(batch.len());
         let mut skipped = Skipped::default();
+        let mut skipped_histograms = 0;
         for ((series, id), newest) in batch.iter().zip(ids).zip(newest_of) {
-            if series.samples.is_empty() {
+            if series.samples.is_empty() && series.histograms.is_empty() {
                 continue;
             }
-            let valid = |sample: &Sample| {
-                sample.timestamp_ms >= min_valid
-                    && newest.is_none_or(|n| sample.timestamp_ms >= n.saturating_sub(window))
-            };
-            // The common case, every sample valid, borrows the batch's samples.
-            if series.samples.iter().all(valid) {
-                out.push(Checked {
-                    labels: &series.labels,
-                    id,
-                    samples: Cow::Borrowed(&series.samples),
-                });
-                continue;
-            }
-            let mut kept = Vec::with_capacity(series.samples.len());
-            for sample in &series.samples {
-                let problem = if sample.timestamp_ms < min_valid {
+            let problem = |timestamp_ms: i64| {
+                if timestamp_ms < min_valid {
                     Some(AppendError::OutOfBounds {
                         series: series.labels.to_string(),
-                        timestamp_ms: sample.timestamp_ms,
+                        timestamp_ms,
                         min_valid,
                     })
                 } else {
                     newest
-                        .filter(|n| sample.timestamp_ms < n.saturating_sub(window))
+                        .filter(|n| timestamp_ms < n.saturating_sub(window))
                         .map(|newest| AppendError::OutOfOrder {
                             series: series.labels.to_string(),
-                            timestamp_ms: sample.timestamp_ms,
+                            timestamp_ms,
                             newest,
                         })
-                };
-                match (problem, mode) {
-                    (None, _) => kept.push(*sample),
-                    (Some(problem), Mode::AllOrNothing) => return Err(problem),
+                }
+            };
+            let valid = |timestamp_ms: i64| {
+                timestamp_ms >= min_valid
+                    && newest.is_none_or(|n| timestamp_ms >= n.saturating_sub(window))
+            };
+            let mut keep = |timestamp_ms: i64| -> Result<bool, AppendError> {
+                match (problem(timestamp_ms), mode) {
+                    (None, _) => Ok(true),
+                    (Some(problem), Mode::AllOrNothing) => Err(problem),
                     (Some(problem), Mode::SkipInvalid) => {
                         self.metrics
                             .samples_rejected
                             .with_label_values(&[problem.reason()])
                             .inc();
                         skipped.add(&problem);
+                        Ok(false)
                     }
                 }
-            }
-            if !kept.is_empty() {
+            };
+            // The common case, every sample valid, borrows the batch's samples.
+            let samples = if series.samples.iter().all(|s| valid(s.timestamp_ms)) {
+                Cow::Borrowed(series.samples.as_slice())
+            } else {
+                let mut kept = Vec::with_capacity(series.samples.len());
+                for sample in &series.samples {
+                    if keep(sample.timestamp_ms)? {
+                        kept.push(*sample);
+                    }
+                }
+                Cow::Owned(kept)
+            };
+            let histograms = if series.histograms.iter().all(|h| valid(h.timestamp_ms)) {
+                Cow::Borrowed(series.histograms.as_slice())
+            } else {
+                let mut kept = Vec::with_capacity(series.histograms.len());
+                for h in &series.histograms {
+                    if keep(h.timestamp_ms)? {
+                        kept.push(h.clone());
+                    }
+                }
+                skipped_histograms += series.histograms.len() - kept.len();
+                Cow::Owned(kept)
+            };
+            if !samples.is_empty() || !histograms.is_empty() {
                 out.push(Checked {
                     labels: &series.labels,
                     id,
-                    samples: Cow::Owned(kept),
+                    samples,
+                    histograms,
                 });
             }
         }
+        skipped.histograms = skipped_histograms;
         Ok((out, skipped))
     }
 }
@@ -409,6 +475,7 @@ struct Checked<'b> {
     /// The series' id when the head has it.
     id: Option<SeriesId>,
     samples: Cow<'b, [Sample]>,
+    histograms: Cow<'b, [HistogramSample]>,
 }
 
 #[cfg(test)]
@@ -549,6 +616,7 @@ mod tests {
             let batch = vec![SeriesSamples {
                 labels: a.clone(),
                 samples: vec![Sample::new(70_000, 2.0)],
+                histograms: Vec::new(),
             }];
             let (checked, _) = storage.validate(0, &batch, Mode::AllOrNothing).unwrap();
             assert!(checked[0].id.is_some(), "validation found the series");

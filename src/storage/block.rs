@@ -2,9 +2,12 @@
 //!
 //! A block is a folder `blocks/<id>/` with two files:
 //! - `data.parquet`: `metric` (utf8), `series_id` (uint64), `timestamp` (timestamp ms UTC),
-//!   `value` (float64), sorted by (metric, series_id, timestamp). Timestamps are
+//!   `value` (float64, null on a native histogram's row), `start_timestamp` (null when
+//!   unknown), `histogram` (a struct, null on a float's row: see
+//!   [`super::histogram_arrow`]), sorted by (metric, series_id, timestamp). Timestamps are
 //!   delta-encoded, values byte-stream-split, all zstd, with page statistics so a scan for a
-//!   few series reads a few pages.
+//!   few series reads a few pages. Blocks written before start timestamps or histograms
+//!   lack those columns, and read as all null.
 //! - `series.parquet`: `series_id`, `metric`, `labels` (map utf8 -> utf8, without
 //!   `__name__`), one row per series in the block.
 //!
@@ -18,6 +21,7 @@ use arrow::array::{
     Array, ArrayRef, Float64Array, MapArray, MapBuilder, RecordBatch, StringArray, StringBuilder,
     TimestampMillisecondArray, UInt64Array,
 };
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use object_store::path::Path;
@@ -29,11 +33,13 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Labels, METRIC_NAME_LABEL, SeriesId};
+use crate::model::{Histogram, Labels, METRIC_NAME_LABEL, SeriesId};
 
 use super::head::Head;
+use super::histogram_arrow;
+use super::histogram_arrow::{HISTOGRAM_COLUMN, HistogramColumn, histogram_type};
 use super::series::SampleColumns;
-use super::wal::WalSample;
+use super::wal::{WalHistogram, WalSample};
 
 pub const DATA_FILE: &str = "data.parquet";
 pub const SERIES_FILE: &str = "series.parquet";
@@ -115,8 +121,17 @@ pub fn block_id_of(path: &Path) -> Option<&str> {
     rest.split_once('/').map(|(id, _)| id)
 }
 
+/// The schema of `data.parquet` as readers see it: every column, the newer ones read as
+/// all null from blocks that lack them.
 pub fn data_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    data_schema_with(true)
+}
+
+/// The schema a block is written with: the `histogram` column only when the block holds a
+/// histogram, so a block of floats pays nothing for it (its eleven leaf columns would add
+/// a few kilobytes of footer to every file).
+pub(super) fn data_schema_with(histograms: bool) -> SchemaRef {
+    let mut fields = vec![
         Field::new("metric", DataType::Utf8, false),
         Field::new("series_id", DataType::UInt64, false),
         Field::new(
@@ -124,7 +139,8 @@ pub fn data_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             false,
         ),
-        Field::new("value", DataType::Float64, false),
+        // Null on a histogram's row (blocks written before histograms have no nulls).
+        Field::new("value", DataType::Float64, true),
         // Null when unknown. Blocks written before start timestamps lack the column, and
         // readers see it as all null.
         Field::new(
@@ -132,7 +148,12 @@ pub fn data_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             true,
         ),
-    ]))
+    ];
+    if histograms {
+        // Null on a float's row; absent from blocks of floats only.
+        fields.push(Field::new(HISTOGRAM_COLUMN, histogram_type(), true));
+    }
+    Arc::new(Schema::new(fields))
 }
 
 pub fn labels_map_type() -> DataType {
@@ -186,6 +207,8 @@ struct WindowSeries {
     values: Vec<f64>,
     /// Empty when every start timestamp is unknown.
     start_timestamps: Vec<i64>,
+    /// Empty when every sample is a float.
+    histograms: Vec<Option<Arc<Histogram>>>,
 }
 
 /// A window of head data, sorted and ready to be written as a block.
@@ -209,6 +232,7 @@ impl BlockData {
                     timestamps: columns.timestamps,
                     values: columns.values,
                     start_timestamps: columns.start_timestamps,
+                    histograms: columns.histograms,
                 });
             }
         });
@@ -256,8 +280,12 @@ impl BlockData {
                 .or_default();
             names.extend(s.labels.without_metric_name().map(|(n, _)| n.to_string()));
         }
-        let data = encode_parquet(data_schema(), self.data_batches())
-            .with_context(|| format!("encoding {}", meta.data_path()))?;
+        let with_histograms = self.series.iter().any(|s| !s.histograms.is_empty());
+        let data = encode_parquet(
+            data_schema_with(with_histograms),
+            self.data_batches(with_histograms),
+        )
+        .with_context(|| format!("encoding {}", meta.data_path()))?;
         let series = encode_parquet(
             series_schema(),
             vec![series_batch(
@@ -270,14 +298,15 @@ impl BlockData {
         Ok(EncodedBlock { meta, data, series })
     }
 
-    fn data_batches(&self) -> Vec<anyhow::Result<RecordBatch>> {
+    fn data_batches(&self, with_histograms: bool) -> Vec<anyhow::Result<RecordBatch>> {
         let mut batches = Vec::new();
-        let mut rows = DataRows::default();
+        let mut rows = DataRows::new(with_histograms);
         for s in &self.series {
             let name = metric_of(&s.labels);
             for (i, (t, v)) in s.timestamps.iter().zip(&s.values).enumerate() {
                 let start = s.start_timestamps.get(i).copied().unwrap_or(0);
-                rows.push(name, s.id, *t, *v, (start != 0).then_some(start));
+                let histogram = s.histograms.get(i).cloned().flatten();
+                rows.push(name, s.id, *t, *v, (start != 0).then_some(start), histogram);
             }
             if rows.len() >= ROWS_PER_BATCH {
                 batches.push(rows.take_batch());
@@ -331,42 +360,101 @@ pub fn new_labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
 }
 
 /// The columns of `data.parquet` being gathered for the next batch.
-#[derive(Default)]
 pub(super) struct DataRows {
+    /// Whether the file has the `histogram` column (see [`data_schema_with`]).
+    with_histograms: bool,
     metric: StringBuilder,
     ids: Vec<u64>,
     ts: Vec<i64>,
     vals: Vec<f64>,
     starts: Vec<Option<i64>>,
+    /// Empty while every row is a float.
+    histograms: Vec<Option<Arc<Histogram>>>,
 }
 
 impl DataRows {
-    pub(super) fn push(&mut self, metric: &str, id: SeriesId, ts: i64, v: f64, start: Option<i64>) {
+    pub(super) fn new(with_histograms: bool) -> Self {
+        DataRows {
+            with_histograms,
+            metric: StringBuilder::new(),
+            ids: Vec::new(),
+            ts: Vec::new(),
+            vals: Vec::new(),
+            starts: Vec::new(),
+            histograms: Vec::new(),
+        }
+    }
+
+    /// One row; `histogram` is Some for a native histogram's row (whose `v` is ignored).
+    pub(super) fn push(
+        &mut self,
+        metric: &str,
+        id: SeriesId,
+        ts: i64,
+        v: f64,
+        start: Option<i64>,
+        histogram: Option<Arc<Histogram>>,
+    ) {
+        if histogram.is_some() && self.histograms.len() < self.ids.len() {
+            self.histograms.resize(self.ids.len(), None);
+        }
         self.metric.append_value(metric);
         self.ids.push(id);
         self.ts.push(ts);
         self.vals.push(v);
         self.starts.push(start);
+        if !self.histograms.is_empty() || histogram.is_some() {
+            self.histograms.push(histogram);
+        }
     }
 
     pub(super) fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// The gathered rows as a batch. A histogram among them in a file without the column
+    /// is an error (the writer chose the schema from its sources).
     pub(super) fn take_batch(&mut self) -> anyhow::Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = vec![
+        let rows = self.ids.len();
+        let histograms = std::mem::take(&mut self.histograms);
+        anyhow::ensure!(
+            self.with_histograms || histograms.is_empty(),
+            "a native histogram for a block written without the histogram column"
+        );
+        let (values, histograms): (ArrayRef, ArrayRef) = if histograms.is_empty() {
+            (
+                Arc::new(Float64Array::from(std::mem::take(&mut self.vals))),
+                histogram_arrow::null_array(rows),
+            )
+        } else {
+            let floats = NullBuffer::from_iter(histograms.iter().map(Option::is_none));
+            (
+                Arc::new(Float64Array::new(
+                    std::mem::take(&mut self.vals).into(),
+                    Some(floats),
+                )),
+                histogram_arrow::to_array(&histograms),
+            )
+        };
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.metric.finish()),
             Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
             Arc::new(
                 TimestampMillisecondArray::from(std::mem::take(&mut self.ts)).with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from(std::mem::take(&mut self.vals))),
+            values,
             Arc::new(
                 TimestampMillisecondArray::from(std::mem::take(&mut self.starts))
                     .with_timezone("UTC"),
             ),
         ];
-        Ok(RecordBatch::try_new(data_schema(), columns)?)
+        if self.with_histograms {
+            columns.push(histograms);
+        }
+        Ok(RecordBatch::try_new(
+            data_schema_with(self.with_histograms),
+            columns,
+        )?)
     }
 }
 
@@ -412,11 +500,11 @@ pub(super) fn encode_parquet(
     Ok(Bytes::from(out))
 }
 
-/// Every sample of a block; for rewriting a block.
+/// Every sample of a block, floats and histograms; for rewriting a block.
 pub async fn read_samples(
     store: &Arc<dyn ObjectStore>,
     meta: &BlockMeta,
-) -> anyhow::Result<Vec<WalSample>> {
+) -> anyhow::Result<(Vec<WalSample>, Vec<WalHistogram>)> {
     let path = meta.data_path();
     let bytes = store
         .get(&path)
@@ -428,7 +516,7 @@ pub async fn read_samples(
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .with_context(|| format!("opening {path}"))?
         .build()?;
-    let mut out = Vec::new();
+    let (mut out, mut histograms) = (Vec::new(), Vec::new());
     for batch in reader {
         let batch = batch.with_context(|| format!("reading {path}"))?;
         let ids = column::<UInt64Array>(&batch, 1)?;
@@ -439,16 +527,37 @@ pub async fn read_samples(
             true => Some(column::<TimestampMillisecondArray>(&batch, 4)?),
             false => None,
         };
+        let hs = histogram_column(&batch)?;
         for i in 0..batch.num_rows() {
-            out.push(WalSample {
-                series: ids.value(i),
-                timestamp_ms: ts.value(i),
-                value: vs.value(i),
-                start_timestamp_ms: starts.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i)),
-            });
+            let start_timestamp_ms = starts.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i));
+            match hs.as_ref().and_then(|h| h.get(i)) {
+                Some(h) => histograms.push(WalHistogram {
+                    series: ids.value(i),
+                    timestamp_ms: ts.value(i),
+                    start_timestamp_ms,
+                    histogram: Arc::new(h),
+                }),
+                None => out.push(WalSample {
+                    series: ids.value(i),
+                    timestamp_ms: ts.value(i),
+                    value: vs.value(i),
+                    start_timestamp_ms,
+                }),
+            }
         }
     }
-    Ok(out)
+    Ok((out, histograms))
+}
+
+/// The `histogram` column of a `data.parquet` batch; None for blocks written before native
+/// histograms.
+pub(super) fn histogram_column(batch: &RecordBatch) -> anyhow::Result<Option<HistogramColumn<'_>>> {
+    match batch.num_columns() > 5 {
+        true => HistogramColumn::new(batch.column(5).as_ref())
+            .map(Some)
+            .context("the histogram column has an unexpected type"),
+        false => Ok(None),
+    }
 }
 
 /// The series of one block, grouped by metric; loaded from `series.parquet` and cached.

@@ -29,11 +29,12 @@ use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
 use tokio::runtime::Handle;
 
-use crate::model::{Labels, SeriesId};
+use crate::model::{Histogram, Labels, SeriesId};
 
 use super::block::{
-    self, BlockMeta, BlockSeries, DataRows, ROWS_PER_BATCH, column, data_schema, series_batch,
+    self, BlockMeta, BlockSeries, DataRows, ROWS_PER_BATCH, column, data_schema_with, series_batch,
 };
+use super::histogram_arrow::HistogramColumn;
 use super::manifest::Manifest;
 use super::object_reader::ObjectReader;
 
@@ -113,12 +114,13 @@ pub fn merge(
         cursors.push(Cursor::open(store, rt, source)?);
     }
     let data_path = meta.data_path();
+    let with_histograms = cursors.iter().any(Cursor::has_histogram_column);
     let mut writer = AsyncArrowWriter::try_new(
         BufWriter::new(store.clone(), data_path.clone()),
-        data_schema(),
+        data_schema_with(with_histograms),
         Some(block::writer_properties()),
     )?;
-    let written = merge_cursors(&mut cursors, rt, |rows| {
+    let written = merge_cursors(&mut cursors, rt, with_histograms, |rows| {
         let batch = rows.take_batch()?;
         rt.block_on(writer.write(&batch))
             .with_context(|| format!("writing {data_path}"))
@@ -174,9 +176,10 @@ struct Written {
 fn merge_cursors(
     cursors: &mut [Cursor],
     rt: &Handle,
+    with_histograms: bool,
     mut flush: impl FnMut(&mut DataRows) -> anyhow::Result<()>,
 ) -> anyhow::Result<Written> {
-    let mut rows = DataRows::default();
+    let mut rows = DataRows::new(with_histograms);
     let mut written = Written {
         samples: 0,
         series: Vec::new(),
@@ -239,6 +242,8 @@ pub(super) struct Cursor {
     stream: ParquetRecordBatchStream<ObjectReader>,
     batch: Option<Columns>,
     row: usize,
+    /// Whether the source file has the `histogram` column.
+    histograms: bool,
 }
 
 struct Columns {
@@ -248,6 +253,8 @@ struct Columns {
     values: Float64Array,
     /// Absent from blocks written before start timestamps were stored.
     starts: Option<TimestampMillisecondArray>,
+    /// The `histogram` column; absent from blocks written before native histograms.
+    histograms: Option<arrow::array::StructArray>,
 }
 
 impl Columns {
@@ -270,6 +277,10 @@ impl Columns {
                 true => Some(column::<TimestampMillisecondArray>(batch, 4)?.clone()),
                 false => None,
             },
+            histograms: match block::histogram_column(batch)? {
+                Some(_) => Some(column::<arrow::array::StructArray>(batch, 5)?.clone()),
+                None => None,
+            },
         })
     }
 }
@@ -282,9 +293,11 @@ impl Cursor {
     ) -> anyhow::Result<Cursor> {
         let path = meta.data_path();
         let reader = ObjectReader::new(store.clone(), path.clone(), meta.data_file_bytes);
-        let stream = rt
+        let builder = rt
             .block_on(ParquetRecordBatchStreamBuilder::new(reader))
-            .with_context(|| format!("opening {path}"))?
+            .with_context(|| format!("opening {path}"))?;
+        let histograms = builder.schema().fields().len() > 5;
+        let stream = builder
             .with_batch_size(8192)
             .build()
             .with_context(|| format!("opening {path}"))?;
@@ -292,6 +305,7 @@ impl Cursor {
             stream,
             batch: None,
             row: 0,
+            histograms,
         };
         cursor
             .next_batch(rt)
@@ -321,6 +335,10 @@ impl Cursor {
         Ok(())
     }
 
+    pub(super) fn has_histogram_column(&self) -> bool {
+        self.histograms
+    }
+
     pub(super) fn done(&self) -> bool {
         self.batch.is_none()
     }
@@ -347,6 +365,19 @@ impl Cursor {
         self.columns().values.value(self.row)
     }
 
+    /// The native histogram at the current row, None on a float row.
+    pub(super) fn histogram(&self) -> Option<Histogram> {
+        let histograms = self.columns().histograms.as_ref()?;
+        HistogramColumn::new(histograms)?.get(self.row)
+    }
+
+    pub(super) fn is_histogram(&self) -> bool {
+        self.columns()
+            .histograms
+            .as_ref()
+            .is_some_and(|h| h.is_valid(self.row))
+    }
+
     fn cmp(a: &Cursor, b: &Cursor) -> Ordering {
         a.metric()
             .cmp(b.metric())
@@ -368,6 +399,7 @@ impl Cursor {
             c.timestamps.value(i),
             c.values.value(i),
             start,
+            self.histogram().map(Arc::new),
         );
     }
 }
@@ -388,7 +420,7 @@ mod tests {
     use crate::storage::block::{BlockData, CUT_LEVEL, read_samples};
     use crate::storage::downsample::{RES_1H as RES_1H_MS, RES_5M as RES_5M_MS};
     use crate::storage::head::Head;
-    use crate::storage::wal::{WalRecord, WalSample};
+    use crate::storage::wal::{WalHistogram, WalRecord, WalSample};
     use crate::storage::{Storage, StorageOptions};
 
     const MIN: i64 = 60_000;
@@ -512,7 +544,7 @@ mod tests {
     async fn all_samples(store: &Arc<dyn ObjectStore>, manifest: &Manifest) -> Vec<WalSample> {
         let mut out = Vec::new();
         for b in &manifest.blocks {
-            let samples = read_samples(store, b).await.unwrap();
+            let (samples, _) = read_samples(store, b).await.unwrap();
             assert_eq!(samples.len() as u64, b.num_samples, "{}", b.id);
             assert!(
                 samples
@@ -740,6 +772,16 @@ mod tests {
     }
 
     fn window(store_samples: &[(SeriesId, i64, f64)], min: i64, max: i64) -> BlockData {
+        window_with(store_samples, &[], min, max)
+    }
+
+    /// A window with float samples and native histograms `(series, time, count)`.
+    fn window_with(
+        store_samples: &[(SeriesId, i64, f64)],
+        histograms: &[(SeriesId, i64, f64)],
+        min: i64,
+        max: i64,
+    ) -> BlockData {
         let head = Head::new();
         let new_series: Vec<(SeriesId, Labels)> = [1, 2]
             .iter()
@@ -759,12 +801,100 @@ mod tests {
                 start_timestamp_ms: 0,
             })
             .collect();
+        let histograms = histograms
+            .iter()
+            .map(|&(series, timestamp_ms, count)| WalHistogram {
+                series,
+                timestamp_ms,
+                start_timestamp_ms: 0,
+                histogram: Arc::new(Histogram {
+                    count,
+                    sum: count,
+                    positive_spans: vec![crate::model::histogram::Span {
+                        offset: 1,
+                        length: 1,
+                    }],
+                    positive_buckets: vec![count],
+                    ..Default::default()
+                }),
+            })
+            .collect();
         head.apply(&WalRecord {
             new_series,
             samples,
+            histograms,
         });
         head.truncate_before(i64::MIN);
         BlockData::from_head(&head, min, max)
+    }
+
+    /// Native histograms go through a cut block and a merge: rows in time order with the
+    /// floats, null values on their rows, the first source winning a tie of either kind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn histograms_survive_cut_and_merge() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let older = window_with(
+            &[(1, 1_000, 1.0)],
+            &[(1, 2_000, 5.0), (2, 1_000, 7.0)],
+            0,
+            MIN,
+        );
+        let newer = window_with(&[(1, 2_000, 99.0)], &[(1, 3_000, 6.0)], 0, MIN);
+        let mut sources = Vec::new();
+        for (i, data) in [older, newer].into_iter().enumerate() {
+            let encoded = data.encode(format!("src{i}")).unwrap();
+            sources.push(encoded.upload(&store).await.unwrap());
+        }
+        let (floats, histograms) = read_samples(&store, &sources[0]).await.unwrap();
+        assert_eq!((floats.len(), histograms.len()), (1, 2));
+        // A block of floats only is written without the histogram column.
+        let floats_only = window(&[(1, 1_000, 1.0)], 0, MIN)
+            .encode("f".into())
+            .unwrap();
+        let meta = floats_only.upload(&store).await.unwrap();
+        let bytes = store
+            .get(&meta.data_path())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        assert_eq!(builder.schema().fields().len(), 5);
+        let mut series = Vec::new();
+        for s in &sources {
+            series.push(Arc::new(BlockSeries::load(&store, s).await.unwrap()));
+        }
+        let plan = Plan {
+            level: 2,
+            min_time: 0,
+            max_time: MIN,
+            sources,
+        };
+        let (s, rt) = (store.clone(), Handle::current());
+        let meta =
+            tokio::task::spawn_blocking(move || merge(&s, &rt, &plan, &series, "out".into()))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(meta.num_samples, 4);
+        let (floats, histograms) = read_samples(&store, &meta).await.unwrap();
+        let floats: Vec<(SeriesId, i64, f64)> = floats
+            .iter()
+            .map(|s| (s.series, s.timestamp_ms, s.value))
+            .collect();
+        assert_eq!(floats, [(1, 1_000, 1.0)]);
+        let histograms: Vec<(SeriesId, i64, f64)> = histograms
+            .iter()
+            .map(|h| (h.series, h.timestamp_ms, h.histogram.count))
+            .collect();
+        assert_eq!(
+            histograms,
+            [(1, 2_000, 5.0), (1, 3_000, 6.0), (2, 1_000, 7.0)],
+            "the older block's histogram wins the tie at 2 s"
+        );
+        assert_eq!(histograms.len() + floats.len(), meta.num_samples as usize);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,6 +927,7 @@ mod tests {
         let got: Vec<(SeriesId, i64, f64)> = read_samples(&store, &meta)
             .await
             .unwrap()
+            .0
             .iter()
             .map(|s| (s.series, s.timestamp_ms, s.value))
             .collect();

@@ -186,7 +186,8 @@ pub fn downsample(
     let mut open: Option<(String, Window)> = None;
     while !cursor.done() {
         let (id, ts, v) = (cursor.id(), cursor.timestamp(), cursor.value());
-        if !is_stale_nan(v) {
+        // Native histograms are not downsampled (yet): the aggregates are of floats.
+        if !is_stale_nan(v) && !cursor.is_histogram() {
             let start = ts.div_euclid(resolution) * resolution;
             match &mut open {
                 Some((_, w)) if w.id == id && w.start == start => w.add(ts, v),

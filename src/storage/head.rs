@@ -20,7 +20,7 @@ use super::postings::Postings;
 use super::series::MemSeries;
 #[cfg(test)]
 use super::series::SampleColumns;
-use super::wal::{WalRecord, WalSample};
+use super::wal::{WalHistogram, WalRecord, WalSample};
 
 /// Stripes of the series map: enough that concurrent appenders rarely meet on one. At most
 /// 256, so a stripe number fits a byte (see [`stripe_order`]).
@@ -376,31 +376,65 @@ impl Head {
     /// is no longer pending. Samples of series the head lacks are pushed onto `orphans`.
     /// Returns how many samples were added (not replacing one at the same time).
     fn insert_samples(&self, samples: &[WalSample], orphans: &mut Vec<WalSample>) -> usize {
-        // Stable: a series' samples keep their order, so a later write of a time wins.
-        let order = stripe_order(samples.len(), |i| samples[i].series);
-        let mut added = 0;
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for group in order.chunk_by(|a, b| {
-            Self::stripe_of(samples[*a].series) == Self::stripe_of(samples[*b].series)
-        }) {
-            let mut stripe = self.stripe_mut(samples[group[0]].series);
-            for &i in group {
-                let s = &samples[i];
-                let Some(series) = stripe.get_mut(&s.series) else {
-                    orphans.push(*s);
-                    continue;
-                };
-                series.pending = false;
-                if series.insert(
+        self.insert_each(
+            samples,
+            |s| (s.series, s.timestamp_ms),
+            |series, s| {
+                series.insert(
                     s.timestamp_ms,
                     s.value,
                     s.start_timestamp_ms,
                     self.chunk_window,
-                ) {
+                )
+            },
+            |s| orphans.push(*s),
+        )
+    }
+
+    /// [`Head::insert_samples`] for native histogram samples.
+    fn insert_histograms(
+        &self,
+        histograms: &[WalHistogram],
+        orphans: &mut Vec<WalHistogram>,
+    ) -> usize {
+        self.insert_each(
+            histograms,
+            |h| (h.series, h.timestamp_ms),
+            |series, h| series.insert_histogram(h.timestamp_ms, &h.histogram, h.start_timestamp_ms),
+            |h| orphans.push(h.clone()),
+        )
+    }
+
+    /// Inserts `items` (each of a series at a time) grouped by stripe, one write lock per
+    /// stripe, keeping the head's time range and sample count.
+    fn insert_each<T>(
+        &self,
+        items: &[T],
+        key: impl Fn(&T) -> (SeriesId, i64),
+        mut insert: impl FnMut(&mut MemSeries, &T) -> bool,
+        mut orphan: impl FnMut(&T),
+    ) -> usize {
+        // Stable: a series' samples keep their order, so a later write of a time wins.
+        let order = stripe_order(items.len(), |i| key(&items[i]).0);
+        let mut added = 0;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for group in order.chunk_by(|a, b| {
+            Self::stripe_of(key(&items[*a]).0) == Self::stripe_of(key(&items[*b]).0)
+        }) {
+            let mut stripe = self.stripe_mut(key(&items[group[0]]).0);
+            for &i in group {
+                let item = &items[i];
+                let (id, ts) = key(item);
+                let Some(series) = stripe.get_mut(&id) else {
+                    orphan(item);
+                    continue;
+                };
+                series.pending = false;
+                if insert(series, item) {
                     added += 1;
                 }
-                lo = lo.min(s.timestamp_ms);
-                hi = hi.max(s.timestamp_ms);
+                lo = lo.min(ts);
+                hi = hi.max(ts);
             }
             // Under the stripe lock, so truncation's recomputation of the minimum, which
             // visits this stripe after resetting it, cannot miss these samples.
@@ -411,11 +445,13 @@ impl Head {
         added
     }
 
-    /// Applies validated samples. Returns the samples added and those whose series the head
-    /// no longer has (truncation removed it after the writer looked it up).
-    pub fn append(&self, samples: &[WalSample]) -> (usize, Vec<WalSample>) {
-        let mut orphans = Vec::new();
-        let added = self.insert_samples(samples, &mut orphans);
+    /// Applies validated samples (the record's series are not read). Returns the samples
+    /// added and those whose series the head no longer has (truncation removed it after
+    /// the writer looked it up), as a record without series.
+    pub fn append(&self, record: &WalRecord) -> (usize, WalRecord) {
+        let mut orphans = WalRecord::default();
+        let added = self.insert_samples(&record.samples, &mut orphans.samples)
+            + self.insert_histograms(&record.histograms, &mut orphans.histograms);
         (added, orphans)
     }
 
@@ -444,11 +480,9 @@ impl Head {
     /// Applies a logged record, as replay does. Returns the samples added, and the samples
     /// whose series the head does not know (yet: a concurrent appender may have logged its
     /// samples of a new series before the creator logged the series).
-    pub fn apply(&self, record: &WalRecord) -> (usize, Vec<WalSample>) {
+    pub fn apply(&self, record: &WalRecord) -> (usize, WalRecord) {
         self.add_series(&record.new_series);
-        let mut orphans = Vec::new();
-        let added = self.insert_samples(&record.samples, &mut orphans);
-        (added, orphans)
+        self.append(record)
     }
 
     /// The series `selector` picks that have a sample with `min <= ts < max`. Candidates
@@ -612,7 +646,15 @@ impl Head {
                     start_timestamp_ms: start,
                 });
             }
-            if current.samples.len() >= max_samples_per_record {
+            for (ts, start, h) in series.histogram_iter() {
+                current.histograms.push(WalHistogram {
+                    series: id,
+                    timestamp_ms: ts,
+                    start_timestamp_ms: start,
+                    histogram: Arc::new(h),
+                });
+            }
+            if current.samples.len() + current.histograms.len() >= max_samples_per_record {
                 records.push(std::mem::take(&mut current));
             }
         });
@@ -668,6 +710,15 @@ mod tests {
         WalRecord {
             new_series: vec![(id, l)],
             samples: samples.iter().map(|&(t, v)| sample(id, t, v)).collect(),
+            histograms: Vec::new(),
+        }
+    }
+
+    /// A record of float samples only, of series the head has.
+    fn floats(samples: &[WalSample]) -> WalRecord {
+        WalRecord {
+            samples: samples.to_vec(),
+            ..WalRecord::default()
         }
     }
 
@@ -753,6 +804,7 @@ mod tests {
             head.apply(&WalRecord {
                 new_series: vec![(1, labels("m", "a"))],
                 samples: part.to_vec(),
+                histograms: Vec::new(),
             });
         }
         let check = |head: &Head, model: &BTreeMap<i64, (f64, i64)>| {
@@ -832,7 +884,7 @@ mod tests {
         assert!(created);
         head.truncate_before(100);
         assert_eq!(head.lookup(&[&l]), vec![Some(id)]);
-        assert_eq!(head.append(&[sample(id, 200, 1.0)]).0, 1);
+        assert_eq!(head.append(&floats(&[sample(id, 200, 1.0)])).0, 1);
         assert_eq!(head.get_or_create(&[&l]), vec![(id, false)]);
         // Forgotten without samples (its log write failed), an empty series goes at once,
         // so the next write of its labels creates, and logs, it again.
@@ -853,7 +905,10 @@ mod tests {
         let a = Arc::new(labels("up", "shared"));
         let b = Arc::new(labels("down", "shared"));
         let ids = head.get_or_create(&[&a, &b]);
-        head.append(&[sample(ids[0].0, 10, 1.0), sample(ids[1].0, 20, 1.0)]);
+        head.append(&floats(&[
+            sample(ids[0].0, 10, 1.0),
+            sample(ids[1].0, 20, 1.0),
+        ]));
         let stored: Vec<Arc<Labels>> = ids
             .iter()
             .map(|(id, _)| head.with_series(*id, |s| s.labels().clone()).unwrap())
@@ -902,23 +957,102 @@ mod tests {
         );
     }
 
+    fn histogram(count: f64) -> Arc<crate::model::Histogram> {
+        use crate::model::histogram::Span;
+        Arc::new(crate::model::Histogram {
+            schema: 0,
+            count,
+            sum: count * 2.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![count],
+            ..Default::default()
+        })
+    }
+
+    fn histogram_sample(id: SeriesId, t: i64, count: f64, start: i64) -> WalHistogram {
+        WalHistogram {
+            series: id,
+            timestamp_ms: t,
+            start_timestamp_ms: start,
+            histogram: histogram(count),
+        }
+    }
+
+    /// A series holds floats and histograms over time: reads merge them in time order, a
+    /// later write of a time wins whichever kind it is, and truncation, deletion and the
+    /// checkpoint's records cover both.
+    #[test]
+    fn histogram_samples_interleave_with_floats() {
+        let head = Head::new();
+        let mut first = record(1, labels("h", "a"), &[(10, 1.0), (40, 4.0)]);
+        first.histograms = vec![
+            histogram_sample(1, 20, 2.0, 5),
+            histogram_sample(1, 50, 5.0, 0),
+            // Out of order, between the floats.
+            histogram_sample(1, 30, 3.0, 0),
+        ];
+        assert_eq!(head.apply(&first).0, 5);
+        let c = columns(&head, 1);
+        assert_eq!(c.timestamps, vec![10, 20, 30, 40, 50]);
+        let counts: Vec<Option<f64>> = c
+            .histograms
+            .iter()
+            .map(|h| h.as_ref().map(|h| h.count))
+            .collect();
+        assert_eq!(counts, vec![None, Some(2.0), Some(3.0), None, Some(5.0)]);
+        assert_eq!(c.start_timestamps, vec![0, 5, 0, 0, 0]);
+        assert_eq!(c.values[0], 1.0);
+        assert_eq!(head.with_series(1, |s| s.max_time()).flatten(), Some(50));
+
+        // A float replaces the histogram at 30; a histogram the float at 40.
+        let mut second = floats(&[sample(1, 30, 33.0)]);
+        second.histograms = vec![histogram_sample(1, 40, 44.0, 0)];
+        assert_eq!(head.append(&second).0, 0, "both replace");
+        let c = columns(&head, 1);
+        assert_eq!(c.timestamps, vec![10, 20, 30, 40, 50]);
+        assert_eq!(c.values[2], 33.0);
+        assert!(c.histograms[2].is_none());
+        assert_eq!(c.histograms[3].as_ref().map(|h| h.count), Some(44.0));
+        assert_eq!(head.num_samples(), 5);
+
+        // The checkpoint's records replay to the same series.
+        let copy = Head::new();
+        for r in head.to_records(1000) {
+            copy.apply(&r);
+        }
+        let (a, b) = (columns(&head, 1), columns(&copy, 1));
+        assert_eq!((a.timestamps, a.histograms), (b.timestamps, b.histograms));
+
+        // Truncation and deletion drop histograms too; a series of histograms only goes
+        // when its last one does.
+        head.truncate_before(25);
+        assert_eq!(columns(&head, 1).timestamps, vec![30, 40, 50]);
+        assert_eq!(head.min_time(), Some(30));
+        let only_histograms = WalRecord {
+            new_series: vec![(2, labels("h", "b"))],
+            histograms: vec![histogram_sample(2, 60, 1.0, 0)],
+            ..WalRecord::default()
+        };
+        head.apply(&only_histograms);
+        assert_eq!(head.num_series(), 2);
+        let c = columns(&head, 2);
+        assert_eq!((c.timestamps.len(), c.histograms.len()), (1, 1));
+        assert!(c.histograms[0].is_some());
+        assert_eq!(head.delete(&|l| l.get("job") == Some("b"), 0, 100), 1);
+        assert_eq!(head.num_series(), 1);
+        assert_eq!(head.num_samples(), 3);
+    }
+
     #[test]
     fn replay_returns_samples_of_series_not_yet_logged() {
         let head = Head::new();
-        let (added, orphans) = head.apply(&WalRecord {
-            new_series: Vec::new(),
-            samples: vec![sample(9, 10, 1.0)],
-        });
-        assert_eq!((added, orphans.len()), (0, 1));
+        let (added, orphans) = head.apply(&floats(&[sample(9, 10, 1.0)]));
+        assert_eq!((added, orphans.samples.len()), (0, 1));
         head.apply(&record(9, labels("up", "late"), &[]));
-        assert_eq!(
-            head.apply(&WalRecord {
-                new_series: Vec::new(),
-                samples: orphans
-            })
-            .0,
-            1
-        );
+        assert_eq!(head.apply(&orphans).0, 1);
     }
 
     /// Appenders on many threads, over shared and own series, beside truncation and reads:
@@ -938,7 +1072,10 @@ mod tests {
                         let ids = head.get_or_create(&[&shared, &own]);
                         // Distinct times per thread, so no two threads write one sample.
                         let t = 1_000 + i * 10 + thread;
-                        head.append(&[sample(ids[0].0, t, 1.0), sample(ids[1].0, t, 2.0)]);
+                        head.append(&floats(&[
+                            sample(ids[0].0, t, 1.0),
+                            sample(ids[1].0, t, 2.0),
+                        ]));
                     }
                 });
             }

@@ -14,6 +14,8 @@ mod compact;
 pub mod downsample;
 pub mod exemplars;
 mod head;
+pub mod histogram_arrow;
+pub mod histogram_codec;
 pub mod manifest;
 mod migrate;
 mod object_reader;
@@ -151,17 +153,16 @@ impl Storage {
         let head = Head::with_chunk_window(options.config.block_duration.as_millis_i64());
         // Samples logged before their series' record (a concurrent appender's samples of a
         // series another one was creating) wait for the end of the replay.
-        let mut orphans = Vec::new();
+        let mut orphans = WalRecord::default();
         for record in &records {
-            orphans.extend(head.apply(&drop_flushed(record, min_valid_time)).1);
+            let (_, lost) = head.apply(&drop_flushed(record, min_valid_time));
+            orphans.samples.extend(lost.samples);
+            orphans.histograms.extend(lost.histograms);
         }
-        let (_, lost) = head.apply(&WalRecord {
-            new_series: Vec::new(),
-            samples: orphans,
-        });
-        if !lost.is_empty() {
+        let (_, lost) = head.append(&orphans);
+        if !lost.samples.is_empty() || !lost.histograms.is_empty() {
             tracing::warn!(
-                samples = lost.len(),
+                samples = lost.samples.len() + lost.histograms.len(),
                 "WAL samples of series with no series record were dropped"
             );
         }
@@ -798,22 +799,29 @@ impl Storage {
         if hit.is_empty() {
             return Ok(0);
         }
-        let samples = block::read_samples(&self.store, meta).await?;
+        let (samples, histograms) = block::read_samples(&self.store, meta).await?;
         let rebuilt = Head::new();
         let mut record = WalRecord {
             new_series: all
                 .iter()
                 .map(|(id, l)| (*id, l.as_ref().clone()))
                 .collect(),
-            samples: Vec::new(),
+            ..WalRecord::default()
         };
         let mut deleted = 0;
+        let deletes = |series: &SeriesId, ts: i64| hit.contains(series) && ts >= min && ts <= max;
         for sample in samples {
-            let ts = sample.timestamp_ms;
-            if hit.contains(&sample.series) && ts >= min && ts <= max {
+            if deletes(&sample.series, sample.timestamp_ms) {
                 deleted += 1;
             } else {
                 record.samples.push(sample);
+            }
+        }
+        for h in histograms {
+            if deletes(&h.series, h.timestamp_ms) {
+                deleted += 1;
+            } else {
+                record.histograms.push(h);
             }
         }
         if deleted == 0 {
@@ -1037,6 +1045,12 @@ fn drop_flushed(record: &WalRecord, min_valid_time: i64) -> WalRecord {
             .iter()
             .filter(|s| s.timestamp_ms >= min_valid_time)
             .copied()
+            .collect(),
+        histograms: record
+            .histograms
+            .iter()
+            .filter(|h| h.timestamp_ms >= min_valid_time)
+            .cloned()
             .collect(),
     }
 }

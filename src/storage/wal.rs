@@ -22,8 +22,9 @@ use anyhow::Context;
 
 use crate::config::{FsyncPolicy, WalConfig};
 use crate::metrics::StorageMetrics;
-use crate::model::{Labels, SeriesId};
+use crate::model::{Histogram, Labels, SeriesId};
 
+use super::histogram_codec;
 use super::walsync::GroupSync;
 
 const FRAME_HEADER_LEN: usize = 8;
@@ -41,6 +42,17 @@ const KIND_APPEND_SNAPPY: u8 = 2;
 pub struct WalRecord {
     pub new_series: Vec<(SeriesId, Labels)>,
     pub samples: Vec<WalSample>,
+    pub histograms: Vec<WalHistogram>,
+}
+
+/// A native histogram sample of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalHistogram {
+    pub series: SeriesId,
+    pub timestamp_ms: i64,
+    /// 0 when unknown.
+    pub start_timestamp_ms: i64,
+    pub histogram: Arc<Histogram>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -229,24 +241,36 @@ impl Wal {
                     .into_iter()
                     .filter(|s| s.timestamp_ms >= keep_from)
                     .collect();
-                let used: std::collections::HashSet<SeriesId> =
-                    samples.iter().map(|s| s.series).collect();
+                let histograms: Vec<WalHistogram> = record
+                    .histograms
+                    .into_iter()
+                    .filter(|h| h.timestamp_ms >= keep_from)
+                    .collect();
+                let used: std::collections::HashSet<SeriesId> = samples
+                    .iter()
+                    .map(|s| s.series)
+                    .chain(histograms.iter().map(|h| h.series))
+                    .collect();
                 pending.new_series.extend(
                     record
                         .new_series
                         .into_iter()
                         .filter(|(id, _)| used.contains(id) || keep_series(*id)),
                 );
-                kept_samples += samples.len();
+                kept_samples += samples.len() + histograms.len();
                 pending.samples.extend(samples);
-                if pending.samples.len() >= CHECKPOINT_RECORD_SAMPLES {
+                pending.histograms.extend(histograms);
+                if pending.samples.len() + pending.histograms.len() >= CHECKPOINT_RECORD_SAMPLES {
                     out.write_all(&encode_frame(&pending))
                         .context("writing WAL checkpoint")?;
                     pending = WalRecord::default();
                 }
             }
         }
-        if !pending.samples.is_empty() || !pending.new_series.is_empty() {
+        if !pending.samples.is_empty()
+            || !pending.histograms.is_empty()
+            || !pending.new_series.is_empty()
+        {
             out.write_all(&encode_frame(&pending))
                 .context("writing WAL checkpoint")?;
         }
@@ -477,7 +501,8 @@ fn encode_frame(record: &WalRecord) -> Vec<u8> {
         payload.extend_from_slice(&s.timestamp_ms.to_le_bytes());
         payload.extend_from_slice(&s.value.to_bits().to_le_bytes());
     }
-    put_start_timestamps(&mut payload, &record.samples);
+    put_start_timestamps(&mut payload, &record.samples, !record.histograms.is_empty());
+    put_histograms(&mut payload, &record.histograms);
     let payload = compress_payload(payload);
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -501,15 +526,31 @@ fn compress_payload(payload: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Start timestamps follow the samples only when one is known, so records of sources that
-/// send none stay as small as before; readers that predate them stop at the samples.
-fn put_start_timestamps(payload: &mut Vec<u8>, samples: &[WalSample]) {
-    if samples.iter().all(|s| s.start_timestamp_ms == 0) {
+/// Start timestamps follow the samples only when one is known (or histograms follow them),
+/// so records of sources that send none stay as small as before; readers that predate
+/// them stop at the samples.
+fn put_start_timestamps(payload: &mut Vec<u8>, samples: &[WalSample], always: bool) {
+    if !always && samples.iter().all(|s| s.start_timestamp_ms == 0) {
         return;
     }
     payload.extend_from_slice(&(samples.len() as u32).to_le_bytes());
     for s in samples {
         payload.extend_from_slice(&s.start_timestamp_ms.to_le_bytes());
+    }
+}
+
+/// Native histograms follow the start timestamps (always written when histograms are):
+/// a count, then per histogram its series, time, start time and byte form.
+fn put_histograms(payload: &mut Vec<u8>, histograms: &[WalHistogram]) {
+    if histograms.is_empty() {
+        return;
+    }
+    payload.extend_from_slice(&(histograms.len() as u32).to_le_bytes());
+    for h in histograms {
+        payload.extend_from_slice(&h.series.to_le_bytes());
+        payload.extend_from_slice(&h.timestamp_ms.to_le_bytes());
+        payload.extend_from_slice(&h.start_timestamp_ms.to_le_bytes());
+        histogram_codec::encode(&h.histogram, payload);
     }
 }
 
@@ -591,6 +632,21 @@ fn decode_payload(payload: &[u8]) -> io::Result<WalRecord> {
             s.start_timestamp_ms = r.u64()? as i64;
         }
     }
+    if !r.0.is_empty() {
+        for _ in 0..r.u32()? {
+            let series = r.u64()?;
+            let timestamp_ms = r.u64()? as i64;
+            let start_timestamp_ms = r.u64()? as i64;
+            let histogram = histogram_codec::decode(&mut r.0)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            record.histograms.push(WalHistogram {
+                series,
+                timestamp_ms,
+                start_timestamp_ms,
+                histogram: Arc::new(histogram),
+            });
+        }
+    }
     Ok(record)
 }
 
@@ -640,11 +696,79 @@ mod tests {
                 value: ts as f64,
                 start_timestamp_ms: 0,
             }],
+            histograms: Vec::new(),
         }
+    }
+
+    #[test]
+    fn histograms_round_trip_and_records_without_them_keep_their_bytes() {
+        use crate::model::histogram::Span;
+        let floats = record(7, 1000);
+        let plain = encode_frame(&floats);
+        // What a writer before histograms wrote: no section after the samples.
+        let (back, _) = decode_frame(&plain).unwrap();
+        assert_eq!(back, floats);
+        let mut with = floats.clone();
+        with.histograms.push(WalHistogram {
+            series: 7,
+            timestamp_ms: 2000,
+            start_timestamp_ms: 1500,
+            histogram: Arc::new(Histogram {
+                schema: 3,
+                count: 4.0,
+                sum: 1.5,
+                positive_spans: vec![Span {
+                    offset: 2,
+                    length: 2,
+                }],
+                positive_buckets: vec![1.0, 3.0],
+                ..Default::default()
+            }),
+        });
+        let frame = encode_frame(&with);
+        let (back, len) = decode_frame(&frame).unwrap();
+        assert_eq!((back, len), (with, frame.len()));
     }
 
     fn open(dir: &Path) -> (Wal, Vec<WalRecord>, ReplayReport) {
         Wal::open(dir, WalConfig::default(), StorageMetrics::unregistered()).unwrap()
+    }
+
+    /// A checkpoint keeps the histograms at or after its bound, and their series.
+    #[test]
+    fn checkpoint_keeps_recent_histograms() {
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            |d: &Path| Wal::open(d, WalConfig::default(), StorageMetrics::unregistered()).unwrap();
+        let (wal, _, _) = open(dir.path());
+        for (id, ts) in [(50u64, 100i64), (51, 300)] {
+            let mut r = record(id, ts);
+            r.samples.clear();
+            r.histograms.push(WalHistogram {
+                series: id,
+                timestamp_ms: ts,
+                start_timestamp_ms: 0,
+                histogram: Arc::new(Histogram {
+                    count: ts as f64,
+                    ..Default::default()
+                }),
+            });
+            wal.append(&r).unwrap();
+        }
+        assert_eq!(wal.checkpoint_closed_segments(200, &|_| false).unwrap(), 1);
+        drop(wal);
+        let (_, records, _) = open(dir.path());
+        let histograms: Vec<(u64, i64, f64)> = records
+            .iter()
+            .flat_map(|r| &r.histograms)
+            .map(|h| (h.series, h.timestamp_ms, h.histogram.count))
+            .collect();
+        assert_eq!(histograms, vec![(51, 300, 300.0)]);
+        let series: Vec<u64> = records
+            .iter()
+            .flat_map(|r| r.new_series.iter().map(|(id, _)| *id))
+            .collect();
+        assert_eq!(series, vec![51]);
     }
 
     /// The checkpoint after a cut keeps exactly the samples at or after the cut and the

@@ -10,6 +10,7 @@ mod crash;
 mod dashboards;
 mod deploy;
 mod grafana;
+mod histograms;
 mod http;
 mod longterm_diff;
 mod otlp;

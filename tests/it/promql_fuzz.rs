@@ -146,6 +146,7 @@ async fn mutated_queries_never_panic() {
         batch.push(SeriesSamples {
             labels: std::sync::Arc::new(labels),
             samples,
+            histograms: Vec::new(),
         });
     }
     let mut appender = storage.appender();

@@ -41,6 +41,7 @@ fn restarted_counter() -> Vec<SeriesSamples> {
     vec![SeriesSamples {
         labels: Arc::new(labels),
         samples,
+        histograms: Vec::new(),
     }]
 }
 

@@ -94,6 +94,7 @@ async fn layout_0_is_migrated_at_start_and_newer_layouts_are_refused() {
         appender.add_series(SeriesSamples {
             labels: series_m(),
             samples,
+            histograms: Vec::new(),
         });
         appender.commit().unwrap();
         assert!(storage.flush(true).await.unwrap() >= 5);
@@ -224,6 +225,7 @@ async fn storage_with_one_series(dir: &std::path::Path, samples: i64) -> Arc<Sto
         samples: (0..samples)
             .map(|i| Sample::new(i * 1000, i as f64))
             .collect(),
+        histograms: Vec::new(),
     });
     appender.commit().unwrap();
     storage

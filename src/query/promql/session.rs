@@ -365,6 +365,7 @@ mod tests {
             SeriesSamples {
                 labels: Arc::new(labels),
                 samples: (0..40).map(|i| Sample::new(i * 15_000, i as f64)).collect(),
+                histograms: Vec::new(),
             }
         };
         let mut appender = storage.appender();

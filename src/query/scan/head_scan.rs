@@ -24,6 +24,7 @@ use datafusion::physical_plan::{
 };
 
 use crate::model::SeriesId;
+use crate::storage::histogram_arrow;
 use crate::storage::{HeadReader, HeadSamples, SampleColumns, SeriesScope};
 
 use super::timerange::TimeRange;
@@ -232,6 +233,14 @@ fn append(into: &mut HeadSamples, part: HeadSamples) {
             a.start_timestamps.extend(b.start_timestamps);
         }
     }
+    if !b.histograms.is_empty() || !a.histograms.is_empty() {
+        a.histograms.resize(rows_before, None);
+        if b.histograms.is_empty() {
+            a.histograms.resize(a.timestamps.len(), None);
+        } else {
+            a.histograms.extend(b.histograms);
+        }
+    }
 }
 
 /// One batch of the projected columns. Each column is moved into its array, not copied.
@@ -246,6 +255,7 @@ pub fn to_batch(
         timestamps,
         values,
         start_timestamps,
+        histograms,
     } = c;
     let (mut series, mut timestamps, mut values, mut start_timestamps) = (
         Some(series),
@@ -253,6 +263,10 @@ pub fn to_batch(
         Some(values),
         Some(start_timestamps),
     );
+    // A histogram's row has a null value.
+    let value_nulls = (!histograms.is_empty())
+        .then(|| NullBuffer::from_iter(histograms.iter().map(Option::is_none)));
+    let mut histograms = Some(histograms);
     // A column projected twice (which DataFusion does not do) would come out empty the
     // second time and fail the batch's length check below.
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
@@ -263,8 +277,15 @@ pub fn to_batch(
                 TimestampMillisecondArray::from(timestamps.take().unwrap_or_default())
                     .with_timezone("UTC"),
             ),
-            2 => Arc::new(Float64Array::from(values.take().unwrap_or_default())),
-            _ => start_timestamp_array(start_timestamps.take().unwrap_or_default(), rows),
+            2 => Arc::new(Float64Array::new(
+                values.take().unwrap_or_default().into(),
+                value_nulls.clone(),
+            )),
+            3 => start_timestamp_array(start_timestamps.take().unwrap_or_default(), rows),
+            _ => match histograms.take().unwrap_or_default() {
+                h if h.is_empty() => histogram_arrow::null_array(rows),
+                h => histogram_arrow::to_array(&h),
+            },
         });
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));

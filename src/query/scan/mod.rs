@@ -45,6 +45,7 @@ pub const TIMESTAMP: &str = "timestamp";
 pub const VALUE: &str = "value";
 pub const START_TIMESTAMP: &str = "start_timestamp";
 pub const SERIES_ID: &str = "series_id";
+pub use crate::storage::histogram_arrow::HISTOGRAM_COLUMN as HISTOGRAM;
 
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))

@@ -1,5 +1,5 @@
-//! `RawSamples`: `series_id`, `timestamp`, `value`, `start_timestamp` of one metric (or
-//! all), from the head (read in `execute()` by [`super::head_scan`]) and the Parquet blocks
+//! `RawSamples`: `series_id`, `timestamp`, `value`, `start_timestamp`, `histogram` of one
+//! metric (or all), from the head (read in `execute()` by [`super::head_scan`]) and the Parquet blocks
 //! (one `DataSourceExec` whose predicate prunes blocks, row groups and pages).
 
 use std::sync::Arc;
@@ -14,15 +14,17 @@ use datafusion::physical_plan::union::UnionExec;
 
 use crate::model::SeriesId;
 use crate::storage::block::data_schema;
+use crate::storage::histogram_arrow::histogram_type;
 use crate::storage::{Manifest, Storage};
 
 use super::block_scan::BlockScan;
 use super::head_scan::{HeadScanExec, HeadScope};
 use super::timerange::TimeRange;
-use super::{SERIES_ID, START_TIMESTAMP, TIMESTAMP, VALUE, timestamp_type};
+use super::{HISTOGRAM, SERIES_ID, START_TIMESTAMP, TIMESTAMP, VALUE, timestamp_type};
 
-/// `series_id`, `timestamp`, `value`, `start_timestamp` (null when unknown) of one metric
-/// (or all), from head and blocks.
+/// `series_id`, `timestamp`, `value` (null on a native histogram's row), `start_timestamp`
+/// (null when unknown), `histogram` (null on a float's row) of one metric (or all), from
+/// head and blocks.
 #[derive(Debug)]
 pub struct RawSamples {
     storage: Arc<Storage>,
@@ -39,8 +41,9 @@ impl RawSamples {
         let schema = Arc::new(Schema::new(vec![
             Field::new(SERIES_ID, DataType::UInt64, false),
             Field::new(TIMESTAMP, timestamp_type(), false),
-            Field::new(VALUE, DataType::Float64, false),
+            Field::new(VALUE, DataType::Float64, true),
             Field::new(START_TIMESTAMP, timestamp_type(), true),
+            Field::new(HISTOGRAM, histogram_type(), true),
         ]));
         RawSamples {
             storage,
@@ -76,7 +79,7 @@ impl RawSamples {
         // Raw column i is file column i + 1 (the file also has `metric` first).
         let file_projection: Vec<usize> = match projection {
             Some(p) => p.iter().map(|i| i + 1).collect(),
-            None => vec![1, 2, 3, 4],
+            None => vec![1, 2, 3, 4, 5],
         };
         let scan = BlockScan {
             metric: self.metric.as_deref(),

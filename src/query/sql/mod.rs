@@ -99,12 +99,19 @@ impl SqlEngine {
         let url = url::Url::parse(crate::query::scan::BLOCKS_URL)?;
         runtime.register_object_store(&url, storage.object_store());
         // Block scans spread their files themselves (`scan::block_scan`).
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_repartition_file_scans(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false)
             // Ours, in PostgreSQL's shape, replaces DataFusion's information_schema.
             .with_information_schema(false);
+        // A field of a struct column (`histogram['count']`) read through a table's view
+        // makes DataFusion's leaf-expression pushdown fail on the view's renamed columns
+        // ("would be ambiguous", apache/datafusion#25446); the scan reads the whole struct.
+        config
+            .options_mut()
+            .optimizer
+            .enable_leaf_expression_pushdown = false;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(

@@ -19,7 +19,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::col;
 
 use crate::query::scan::{
-    DownsampledSamples, RawSamples, SERIES_ID, SeriesSet, TIMESTAMP, VALUE, label_column_name,
+    DownsampledSamples, HISTOGRAM, RawSamples, SERIES_ID, START_TIMESTAMP, SeriesSet, TIMESTAMP,
+    VALUE, label_column_name,
 };
 use crate::storage::Storage;
 use crate::storage::block::{labels_map_type, new_labels_builder};
@@ -92,7 +93,9 @@ fn metric_view(
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
-/// All samples: `metric`, `labels` (map), `timestamp`, `value`.
+/// All samples: `metric`, `labels` (map), `timestamp`, `value` (null on a native
+/// histogram's row), `start_timestamp` (null when unknown), `histogram` (the native
+/// histogram, null on a float's row).
 pub fn samples_table(
     storage: Arc<Storage>,
     set: &SeriesSet,
@@ -103,6 +106,8 @@ pub fn samples_table(
         col("s.labels").alias("labels"),
         col("r.timestamp").alias(TIMESTAMP),
         col("r.value").alias(VALUE),
+        col(format!("r.{START_TIMESTAMP}")).alias(START_TIMESTAMP),
+        col(format!("r.{HISTOGRAM}")).alias(HISTOGRAM),
     ];
     let raw = Arc::new(RawSamples::new(storage, None));
     let plan = join_view(raw, batch.schema(), batch, SERIES_ID, outputs)?;

@@ -69,6 +69,7 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
         batch.push(SeriesSamples {
             labels: Arc::new(labels),
             samples,
+            histograms: Vec::new(),
         });
     }
     let mut appender = instance.storage.appender();

@@ -133,8 +133,10 @@ impl Planner {
                 .alias("value"),
             false => col("r.value"),
         };
+        // Native histograms (whose rows have no value) are not evaluated by PromQL yet:
+        // float queries see the float samples only.
         let mut samples = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
-            .filter(in_window("r"))?
+            .filter(in_window("r").and(col("r.value").is_not_null()))?
             .project(
                 [col("r.series_id"), col("r.timestamp"), raw_value]
                     .into_iter()
