@@ -204,3 +204,103 @@ async fn remote_write_2_0_histograms_are_counted_and_stored() {
         ]
     );
 }
+
+/// A real Prometheus 3.5 scrapes its own native histograms (protobuf exposition, native
+/// histograms on) and remote-writes them to Quiver with 1.0 and 2.0: every histogram
+/// Prometheus stored arrives with the same count and sum, and 2.0's answers count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_writes_its_native_histograms() {
+    let q = Quiver::start(&config_without_scrapes("")).await;
+    let mut config = String::from(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    scrape_protocols: [PrometheusProto]\n    static_configs:\n      - targets: ['127.0.0.1:PROMETHEUS_PORT']\nremote_write:\n",
+    );
+    for (name, message) in [
+        ("v1", "prometheus.WriteRequest"),
+        ("v2", "io.prometheus.write.v2.Request"),
+    ] {
+        config.push_str(&format!(
+            "  - name: {name}\n    url: http://127.0.0.1:{}/api/v1/write\n    protobuf_message: {message}\n    send_native_histograms: true\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n",
+            q.port
+        ));
+    }
+    let prom = Prometheus::start(&config, &["--enable-feature=native-histograms"]).await;
+    let metric = "prometheus_http_request_duration_seconds";
+    // (handler, time) -> (count, sum), as each side stored them.
+    let ours = || async {
+        let rows = q
+            .rows(&format!(
+                "SELECT labels['handler'], CAST(timestamp AS BIGINT), histogram['count'], \
+                 CAST(histogram['sum'] AS VARCHAR) FROM samples \
+                 WHERE metric = '{metric}' AND histogram IS NOT NULL"
+            ))
+            .await;
+        rows.into_iter()
+            .map(|r| {
+                let key = (
+                    r[0].as_str().unwrap_or("").to_string(),
+                    r[1].as_i64().unwrap(),
+                );
+                // The sum as text, parsed exactly (serde_json's number parsing may be an
+                // ulp off).
+                let sum: f64 = r[3].as_str().unwrap().parse().unwrap();
+                (key, (r[2].as_f64().unwrap(), sum))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let theirs = || async {
+        let body = get_json_at(
+            &reqwest::Client::new(),
+            &prom.url("/api/v1/query"),
+            &[("query", &format!("{metric}[1m]"))],
+        )
+        .await;
+        let mut out = std::collections::BTreeMap::new();
+        for series in body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let handler = series["metric"]["handler"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            for h in series["histograms"].as_array().cloned().unwrap_or_default() {
+                let t = (h[0].as_f64().unwrap() * 1000.0).round() as i64;
+                let number = |v: &serde_json::Value| v.as_str().unwrap().parse::<f64>().unwrap();
+                out.insert(
+                    (handler.clone(), t),
+                    (number(&h[1]["count"]), number(&h[1]["sum"])),
+                );
+            }
+        }
+        out
+    };
+    let (ours, theirs) = eventually(
+        "Prometheus's histograms in Quiver",
+        Duration::from_secs(60),
+        || async {
+            let ours = ours().await;
+            let newest = ours.keys().map(|(_, t)| *t).max()?;
+            let theirs: std::collections::BTreeMap<_, _> = theirs()
+                .await
+                .into_iter()
+                .filter(|((_, t), _)| *t <= newest)
+                .collect();
+            let handlers: std::collections::BTreeSet<&String> =
+                theirs.keys().map(|(h, _)| h).collect();
+            (theirs.len() >= 10
+                && handlers.len() >= 2
+                && theirs.keys().all(|k| ours.contains_key(k)))
+            .then_some((ours, theirs))
+        },
+    )
+    .await;
+    for (key, want) in &theirs {
+        assert_eq!(ours.get(key), Some(want), "{key:?}");
+    }
+    let written = q.metrics_text().await;
+    assert!(
+        !written.contains("quiver_tsdb_samples_rejected_total{reason=\"invalid_histogram\"}"),
+        "{written}"
+    );
+}
