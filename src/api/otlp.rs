@@ -217,21 +217,38 @@ fn store(storage: &Storage, translated: Translated) -> Result<(Rejected, String)
                 if !series.exemplars.is_empty() {
                     exemplars.push((labels.clone(), series.exemplars));
                 }
+                // OTLP's histograms are integer histograms: their count must match their
+                // buckets, as Prometheus's appender checks.
+                let mut histograms = Vec::with_capacity(series.histograms.len());
+                for h in series.histograms {
+                    match h.histogram.validate(true) {
+                        Ok(()) => histograms.push(h),
+                        Err(e) => {
+                            invalid += 1;
+                            if messages.len() < 10 {
+                                messages.push(format!("invalid histogram of {labels}: {e}"));
+                            }
+                        }
+                    }
+                }
                 batch.push(SeriesSamples {
                     labels,
                     samples: series.samples,
-                    histograms: Vec::new(),
+                    histograms,
                 });
             }
             Err(e) => {
-                invalid += series.samples.len() as u64;
+                invalid += (series.samples.len() + series.histograms.len()) as u64;
                 if messages.len() < 10 {
                     messages.push(format!("invalid series: {e}"));
                 }
             }
         }
     }
-    let offered: usize = batch.iter().map(|s| s.samples.len()).sum();
+    let offered: usize = batch
+        .iter()
+        .map(|s| s.samples.len() + s.histograms.len())
+        .sum();
     let mut appender = storage.partial_appender();
     appender.extend(batch);
     let outcome = appender.commit().map_err(|e| {

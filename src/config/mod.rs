@@ -382,8 +382,8 @@ pub struct OtlpConfig {
     pub translation_strategy: crate::otlp::TranslationStrategy,
     /// Keep `service.name`, `service.namespace` and `service.instance.id` on `target_info`.
     pub keep_identifying_resource_attributes: bool,
-    /// Explicit-bucket histograms as native histograms with custom buckets: refused, as
-    /// Quiver does not store native histograms yet.
+    /// Explicit-bucket histograms as native histograms with custom buckets (schema -53)
+    /// instead of classic `_bucket` series.
     pub convert_histograms_to_nhcb: bool,
     /// `otel_scope_name`, `otel_scope_version`, `otel_scope_schema_url` and the scope's
     /// attributes as labels.
@@ -416,11 +416,6 @@ impl OtlpConfig {
             anyhow::bail!(
                 "otlp.translation_strategy {:?} keeps UTF-8 metric and label names, which Quiver's storage does not accept yet (it validates names with the classic rules): use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes",
                 self.translation_strategy.name()
-            );
-        }
-        if self.convert_histograms_to_nhcb {
-            anyhow::bail!(
-                "otlp.convert_histograms_to_nhcb: native histograms are not stored by Quiver yet; leave it false to keep classic buckets"
             );
         }
         Ok(())

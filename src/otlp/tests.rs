@@ -272,7 +272,10 @@ fn summaries_stale_points_and_refusals() {
                 "exp",
                 "",
                 Data::ExponentialHistogram(ExponentialHistogram {
-                    data_points: vec![ExponentialHistogramDataPoint::default()],
+                    data_points: vec![ExponentialHistogramDataPoint {
+                        scale: -5,
+                        ..Default::default()
+                    }],
                     aggregation_temporality: AggregationTemporality::Cumulative as i32,
                 }),
             ),
@@ -303,7 +306,7 @@ fn summaries_stale_points_and_refusals() {
         out.errors
     );
     assert!(
-        out.errors[1].contains("native histograms"),
+        out.errors[1].contains("Scale must be >= -4, was -5"),
         "{:?}",
         out.errors
     );
@@ -367,5 +370,129 @@ fn promotion_collisions_scope_and_strategy() {
         s.labels.contains(&("a.b".to_owned(), "1".to_owned())),
         "{:?}",
         s.labels
+    );
+}
+
+/// Exponential histograms become native histograms as Prometheus converts them: OTLP's
+/// bucket `i` is Prometheus's `i + 1`, scales above 8 are merged down to 8, long runs of
+/// empty buckets start new spans, "no recorded value" is a stale sum; explicit-bucket
+/// histograms become custom-bucket histograms with `convert_histograms_to_nhcb`.
+#[test]
+fn exponential_and_nhcb_histograms_become_native_histograms() {
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+    let point = |scale: i32, offset: i32, counts: Vec<u64>, flags: u32| {
+        let count = counts.iter().sum::<u64>() + 1;
+        ExponentialHistogramDataPoint {
+            start_time_unix_nano: START,
+            time_unix_nano: T,
+            scale,
+            count,
+            sum: Some(12.5),
+            zero_count: 1,
+            positive: Some(Buckets {
+                offset,
+                bucket_counts: counts,
+            }),
+            flags,
+            ..Default::default()
+        }
+    };
+    let exp = |name: &str, p: ExponentialHistogramDataPoint| {
+        metric(
+            name,
+            "s",
+            Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![p],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            }),
+        )
+    };
+    let explicit = metric(
+        "sizes",
+        "By",
+        Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: START,
+                time_unix_nano: T,
+                count: 5,
+                sum: Some(700.0),
+                bucket_counts: vec![0, 0, 3, 2],
+                explicit_bounds: vec![10.0, 100.0, 1000.0],
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        }),
+    );
+    let req = request(
+        vec![kv("service.name", "api")],
+        vec![
+            exp("latency", point(2, -1, vec![1, 2, 0, 0, 0, 0, 3], 0)),
+            exp("fine", point(10, 3, vec![1, 1, 1, 1, 1], 0)),
+            exp("gone", point(0, 0, vec![], 1)),
+            explicit,
+        ],
+    );
+    let config = OtlpConfig {
+        convert_histograms_to_nhcb: true,
+        ..OtlpConfig::default()
+    };
+    let out = translate(&req, &config);
+    assert_eq!(out.rejected, 0, "{:?}", out.errors);
+    let h = |name: &str| find(&out.series, name, &[]).histograms[0].clone();
+    let latency = h("latency_seconds");
+    assert_eq!(latency.timestamp_ms, T_MS);
+    assert_eq!(latency.start_timestamp_ms, T_MS - 60_000);
+    let l = &latency.histogram;
+    assert_eq!(
+        (l.schema, l.count, l.zero_count, l.sum),
+        (2, 7.0, 1.0, 12.5)
+    );
+    assert_eq!(l.zero_threshold, 1e-128);
+    // Indexes 0 and 1, four empty ones (a new span), then 6.
+    assert_eq!(
+        l.positive_spans,
+        vec![
+            crate::model::histogram::Span {
+                offset: 0,
+                length: 2
+            },
+            crate::model::histogram::Span {
+                offset: 4,
+                length: 1
+            }
+        ]
+    );
+    assert_eq!(l.positive_buckets, vec![1.0, 2.0, 3.0]);
+    l.validate(true).unwrap();
+    // Scale 10 to 8: indexes 3..=7 become (3>>2)+1 = 1 (3), (4..=7>>2)+1 = 2 (4 of them).
+    let fine = h("fine_seconds");
+    assert_eq!(fine.histogram.schema, 8);
+    assert_eq!(
+        fine.histogram.positive_spans,
+        vec![crate::model::histogram::Span {
+            offset: 1,
+            length: 2
+        }]
+    );
+    assert_eq!(fine.histogram.positive_buckets, vec![1.0, 4.0]);
+    assert!(crate::model::is_stale_nan(h("gone_seconds").histogram.sum));
+    // Explicit buckets as custom buckets: the two leading empty buckets are left out.
+    let sizes = h("sizes_bytes");
+    let s = &sizes.histogram;
+    assert_eq!(s.schema, crate::model::histogram::CUSTOM_BUCKETS_SCHEMA);
+    assert_eq!(s.custom_values, vec![10.0, 100.0, 1000.0]);
+    assert_eq!(
+        s.positive_spans,
+        vec![crate::model::histogram::Span {
+            offset: 2,
+            length: 2
+        }]
+    );
+    assert_eq!(s.positive_buckets, vec![3.0, 2.0]);
+    s.validate(true).unwrap();
+    assert!(
+        !out.series
+            .iter()
+            .any(|s| s.labels.iter().any(|(_, v)| v == "sizes_bytes_bucket"))
     );
 }

@@ -1,24 +1,30 @@
 //! OTLP metrics to Prometheus series, as Prometheus 3.x converts them: gauges and sums to
 //! float samples (monotonic cumulative sums as counters), explicit-bucket histograms to
-//! classic `_bucket{le}`/`_sum`/`_count` series, summaries to `{quantile}`/`_sum`/`_count`,
+//! classic `_bucket{le}`/`_sum`/`_count` series (or, with `convert_histograms_to_nhcb`, to
+//! native histograms with custom buckets), exponential histograms to native histograms
+//! (scales above 8 merged down to 8), summaries to `{quantile}`/`_sum`/`_count`,
 //! point attributes to labels, `service.name`/`service.namespace` to `job` and
 //! `service.instance.id` to `instance`, the other resource attributes to `target_info`,
 //! start times to start timestamps, "no recorded value" to stale markers, and exemplars with
-//! their trace and span ids. What cannot be stored (delta temporality, exponential
-//! histograms, which are native histograms) is counted and named, not stored.
+//! their trace and span ids. What cannot be stored (delta temporality, scales below -4) is
+//! counted and named, not stored.
 
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Exemplar as OtlpExemplar, HistogramDataPoint, Metric, NumberDataPoint,
-    SummaryDataPoint, exemplar, metric::Data, number_data_point,
+    AggregationTemporality, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
+    HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint, exemplar, metric::Data,
+    number_data_point,
 };
 
 use crate::config::OtlpConfig;
 use crate::gocompat::strconv::format_float;
-use crate::model::{Sample, stale_nan};
+use crate::model::histogram::{
+    CUSTOM_BUCKETS_SCHEMA, EXPONENTIAL_SCHEMA_MAX, EXPONENTIAL_SCHEMA_MIN, Histogram, Span,
+};
+use crate::model::{HistogramSample, Sample, stale_nan};
 use crate::storage::exemplars::Exemplar;
 
 use super::names::{Kind, label_name, metric_name};
@@ -39,6 +45,7 @@ pub struct Translated {
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
     pub exemplars: Vec<Exemplar>,
 }
 
@@ -50,6 +57,9 @@ const MAX_EXEMPLAR_RUNES: usize = 128;
 /// is found at every point of the range.
 const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 const IDENTIFYING: [&str; 3] = ["service.namespace", "service.name", "service.instance.id"];
+/// The zero threshold Prometheus gives histograms made from exponential histograms (OTLP's
+/// own `zero_threshold` is not used, as in Prometheus).
+const EXPONENTIAL_ZERO_THRESHOLD: f64 = 1e-128;
 
 pub fn translate(request: &ExportMetricsServiceRequest, config: &OtlpConfig) -> Translated {
     let mut out = Builder::default();
@@ -164,6 +174,8 @@ impl ResourceLabels {
 struct Builder {
     series: Vec<Series>,
     index: HashMap<Vec<(String, String)>, usize>,
+    /// The series the last native histogram went to.
+    last: usize,
     rejected: u64,
     errors: Vec<String>,
 }
@@ -182,6 +194,7 @@ impl Builder {
     fn finish(mut self) -> Translated {
         for s in &mut self.series {
             s.samples.sort_by_key(|x| x.timestamp_ms);
+            s.histograms.sort_by_key(|x| x.timestamp_ms);
         }
         Translated {
             series: self.series,
@@ -192,19 +205,25 @@ impl Builder {
 
     /// The series of `labels`, created on first use.
     fn series_of(&mut self, labels: Vec<(String, String)>) -> &mut Series {
-        let i = match self.index.get(&labels) {
+        let i = self.index_of(labels);
+        &mut self.series[i]
+    }
+
+    /// The position of the series of `labels`, created on first use.
+    fn index_of(&mut self, labels: Vec<(String, String)>) -> usize {
+        match self.index.get(&labels) {
             Some(&i) => i,
             None => {
                 self.series.push(Series {
                     labels: labels.clone(),
                     samples: Vec::new(),
+                    histograms: Vec::new(),
                     exemplars: Vec::new(),
                 });
                 self.index.insert(labels, self.series.len() - 1);
                 self.series.len() - 1
             }
-        };
-        &mut self.series[i]
+        }
     }
 
     fn add(&mut self, labels: Vec<(String, String)>, sample: Sample) -> &mut Series {
@@ -246,7 +265,11 @@ impl Builder {
             }
             Data::Sum(s) => {
                 cumulative(s.aggregation_temporality, s.data_points.len())?;
-                let kind = if s.is_monotonic { Kind::Counter } else { Kind::Other };
+                let kind = if s.is_monotonic {
+                    Kind::Counter
+                } else {
+                    Kind::Other
+                };
                 let family = name(kind, s.data_points.len())?;
                 self.numbers(&family, &s.data_points, context, span, true)
             }
@@ -254,14 +277,35 @@ impl Builder {
                 cumulative(h.aggregation_temporality, h.data_points.len())?;
                 let family = name(Kind::Other, h.data_points.len())?;
                 for point in &h.data_points {
-                    self.histogram(&family, point, context, span)?;
+                    if context.config.convert_histograms_to_nhcb {
+                        let histogram = custom_buckets_histogram(point);
+                        self.native(&family, histogram, point_times(point), context, span)?;
+                        self.series_of_last()
+                            .exemplars
+                            .extend(exemplars(&point.exemplars));
+                    } else {
+                        self.histogram(&family, point, context, span)?;
+                    }
                 }
                 Ok(())
             }
-            Data::ExponentialHistogram(h) => Err((
-                h.data_points.len() as u64,
-                "exponential histograms are native histograms, which Quiver does not store yet (send explicit-bucket histograms)".to_owned(),
-            )),
+            Data::ExponentialHistogram(h) => {
+                cumulative(h.aggregation_temporality, h.data_points.len())?;
+                let family = name(Kind::Other, h.data_points.len())?;
+                for point in &h.data_points {
+                    let histogram = exponential_histogram(point).map_err(|e| (1, e))?;
+                    let times = (
+                        point.time_unix_nano,
+                        point.start_time_unix_nano,
+                        point.attributes.as_slice(),
+                    );
+                    self.native(&family, histogram, times, context, span)?;
+                    self.series_of_last()
+                        .exemplars
+                        .extend(exemplars(&point.exemplars));
+                }
+                Ok(())
+            }
             Data::Summary(s) => {
                 let family = name(Kind::Other, s.data_points.len())?;
                 for point in &s.data_points {
@@ -349,6 +393,34 @@ impl Builder {
         Ok(())
     }
 
+    /// A native histogram sample of `family` at the point's time, with its start time.
+    fn native(
+        &mut self,
+        family: &str,
+        histogram: Histogram,
+        (time_nanos, start_nanos, attributes): (u64, u64, &[KeyValue]),
+        context: &Context<'_>,
+        span: &mut Option<(i64, i64)>,
+    ) -> Result<(), Refusal> {
+        let labels = labels(context, attributes, family, None).map_err(|e| (1, e))?;
+        let time = millis(time_nanos);
+        widen(span, time);
+        let sample = HistogramSample {
+            timestamp_ms: time,
+            start_timestamp_ms: millis(start_nanos),
+            histogram: std::sync::Arc::new(histogram),
+        };
+        let i = self.index_of(labels);
+        self.series[i].histograms.push(sample);
+        self.last = i;
+        Ok(())
+    }
+
+    /// The series the last native histogram went to.
+    fn series_of_last(&mut self) -> &mut Series {
+        &mut self.series[self.last]
+    }
+
     fn summary(
         &mut self,
         family: &str,
@@ -418,6 +490,118 @@ impl Builder {
         }
         self.add(labels, Sample::new(last, 1.0));
     }
+}
+
+/// An explicit-bucket point's time, start time and attributes.
+fn point_times(point: &HistogramDataPoint) -> (u64, u64, &[KeyValue]) {
+    (
+        point.time_unix_nano,
+        point.start_time_unix_nano,
+        point.attributes.as_slice(),
+    )
+}
+
+/// An exponential histogram as a native histogram, as Prometheus converts it: the scale is
+/// the schema (scales above 8 are merged down to 8, below -4 refused), OTLP's bucket `i`
+/// (`(base^i, base^(i+1)]`) is Prometheus's `i + 1`, and "no recorded value" is a stale
+/// marker (a NaN sum with the staleness bits).
+fn exponential_histogram(point: &ExponentialHistogramDataPoint) -> Result<Histogram, String> {
+    let scale = point.scale;
+    if scale < EXPONENTIAL_SCHEMA_MIN {
+        return Err(format!(
+            "cannot convert exponential to native histogram. Scale must be >= {EXPONENTIAL_SCHEMA_MIN}, was {scale}"
+        ));
+    }
+    let scale_down = (scale - EXPONENTIAL_SCHEMA_MAX).max(0) as u32;
+    let side = |buckets: Option<
+        &opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets,
+    >| {
+        buckets.map_or((Vec::new(), Vec::new()), |b| {
+            bucket_layout(&b.bucket_counts, b.offset, scale_down, 1)
+        })
+    };
+    let (positive_spans, positive_buckets) = side(point.positive.as_ref());
+    let (negative_spans, negative_buckets) = side(point.negative.as_ref());
+    let mut h = Histogram {
+        schema: scale.min(EXPONENTIAL_SCHEMA_MAX),
+        zero_threshold: EXPONENTIAL_ZERO_THRESHOLD,
+        zero_count: point.zero_count as f64,
+        count: point.count as f64,
+        sum: point.sum.unwrap_or(0.0),
+        positive_spans,
+        positive_buckets,
+        negative_spans,
+        negative_buckets,
+        ..Default::default()
+    };
+    if point.flags & 1 == 1 {
+        h.sum = stale_nan();
+    }
+    Ok(h)
+}
+
+/// An explicit-bucket histogram as a native histogram with custom buckets (schema -53): the
+/// explicit bounds are the custom values; leading empty buckets are left out.
+fn custom_buckets_histogram(point: &HistogramDataPoint) -> Histogram {
+    let first = point.bucket_counts.iter().take_while(|c| **c == 0).count();
+    let (positive_spans, positive_buckets) =
+        bucket_layout(&point.bucket_counts[first..], first as i32, 0, 0);
+    let mut h = Histogram {
+        schema: CUSTOM_BUCKETS_SCHEMA,
+        count: point.count as f64,
+        sum: point.sum.unwrap_or(0.0),
+        positive_spans,
+        positive_buckets,
+        custom_values: point.explicit_bounds.clone(),
+        ..Default::default()
+    };
+    if point.flags & 1 == 1 {
+        h.sum = stale_nan();
+    }
+    h
+}
+
+/// Spans and absolute counts of consecutive buckets starting at index `offset`, each moved
+/// to index `(i >> scale_down) + shift` (buckets that land on one index are added up). Empty
+/// buckets are gaps: a gap of more than two indexes starts a new span, a shorter one is
+/// written as empty buckets, as Prometheus lays buckets out.
+fn bucket_layout(
+    counts: &[u64],
+    offset: i32,
+    scale_down: u32,
+    shift: i32,
+) -> (Vec<Span>, Vec<f64>) {
+    let mut merged: Vec<(i32, u64)> = Vec::new();
+    for (i, &count) in counts.iter().enumerate() {
+        let index = (offset.saturating_add(i as i32) >> scale_down) + shift;
+        match merged.last_mut() {
+            Some((last, total)) if *last == index => *total = total.saturating_add(count),
+            _ => merged.push((index, count)),
+        }
+    }
+    let (mut spans, mut buckets) = (Vec::<Span>::new(), Vec::new());
+    let mut next = 0i32;
+    for (index, count) in merged.into_iter().filter(|(_, count)| *count > 0) {
+        match spans.last_mut() {
+            Some(span) if index - next <= 2 => {
+                for _ in next..index {
+                    buckets.push(0.0);
+                }
+                span.length += (index - next) as u32 + 1;
+            }
+            Some(_) => spans.push(Span {
+                offset: index - next,
+                length: 1,
+            }),
+            None => spans.push(Span {
+                offset: index,
+                length: 1,
+            }),
+        }
+        buckets.push(count as f64);
+        next = index + 1;
+    }
+    (spans, buckets)
 }
 
 /// The sample maker of one cumulative data point (its time counted in the resource's span):

@@ -1,7 +1,7 @@
 //! OpenTelemetry metrics over OTLP/HTTP: the official Python SDK (tests/it/otlp_sender.py)
 //! sends counters, up-down counters, gauges, explicit and exponential histograms to Quiver,
 //! and PromQL, SQL and the exemplar API answer what was sent, named as Prometheus 3.x names
-//! it. OTLP/JSON, the `otlp:` configuration, delta temporality, the receiver flag and bad
+//! it (the exponential histogram as a native histogram, read by SQL). OTLP/JSON, the `otlp:` configuration, delta temporality, the receiver flag and bad
 //! payloads (400/415, nothing stored) are checked directly.
 
 use std::path::Path;
@@ -101,19 +101,33 @@ async fn the_opentelemetry_python_sdk_sends_and_promql_and_sql_answer() {
             q.log()
         );
     }
-    // The resource's other attributes are on target_info only; the exponential histogram
-    // (a native histogram) was refused, and said so.
+    // The resource's other attributes are on target_info only.
     assert_eq!(
         value(&q, "count(orders_placed_total{host_name!=\"\"})").await,
         None
     );
+    // The exponential histogram (scale 20 for its one value) is a native histogram of
+    // schema 8, whose one bucket holds the 12 ms recorded.
+    let rows = q
+        .rows(
+            "SELECT histogram['count'], histogram['sum'], histogram['schema'], \
+             histogram['positive_spans'][1]['offset'], cardinality(histogram['positive_buckets']) \
+             FROM samples WHERE metric = 'rpc_latency_milliseconds'",
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(
-        value(&q, "count({__name__=~\"rpc_latency.*\"})").await,
-        None
+        rows[0][..3],
+        [json!(1.0), json!(12.0), json!(8)],
+        "{rows:?}"
     );
+    let index = rows[0][3].as_i64().unwrap() as i32;
+    let bound = |i| quiver::model::histogram::bucket_bound(i, 8, &[]);
+    assert!(bound(index - 1) < 12.0 && 12.0 <= bound(index), "{rows:?}");
+    assert_eq!(rows[0][4], json!(1));
     let metrics = q.metrics_text().await;
     assert!(
-        metrics.contains("quiver_otlp_rejected_data_points_total{reason=\"translation\"} 1"),
+        !metrics.contains("quiver_otlp_rejected_data_points_total{reason=\"translation\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("quiver_otlp_requests_total{code=\"200\"} 1"));
@@ -327,10 +341,6 @@ async fn invalid_otlp_sections_are_refused_at_load() {
         (
             "otlp:\n  translation_strategy: Sideways\n",
             "translation_strategy",
-        ),
-        (
-            "otlp:\n  convert_histograms_to_nhcb: true\n",
-            "native histograms",
         ),
         (
             "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n",
