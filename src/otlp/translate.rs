@@ -584,9 +584,7 @@ fn bucket_layout(
     for (index, count) in merged.into_iter().filter(|(_, count)| *count > 0) {
         match spans.last_mut() {
             Some(span) if index - next <= 2 => {
-                for _ in next..index {
-                    buckets.push(0.0);
-                }
+                buckets.extend(std::iter::repeat_n(0.0, (index - next) as usize));
                 span.length += (index - next) as u32 + 1;
             }
             Some(_) => spans.push(Span {
