@@ -263,9 +263,17 @@ fn write_value(out: &mut String, value: &PromValue) {
                     out.push(',');
                 }
                 write_metric(out, s);
-                let (t, v) = s.points.first().copied().unwrap_or((0, f64::NAN));
-                out.push_str(r#","value":"#);
-                write_point(out, t, v);
+                match (s.points.first(), s.histograms.first()) {
+                    (None, Some((t, h))) => {
+                        out.push_str(r#","histogram":"#);
+                        write_histogram_point(out, *t, h);
+                    }
+                    (point, _) => {
+                        let (t, v) = point.copied().unwrap_or((0, f64::NAN));
+                        out.push_str(r#","value":"#);
+                        write_point(out, t, v);
+                    }
+                }
                 out.push('}');
             }
         }
@@ -276,14 +284,29 @@ fn write_value(out: &mut String, value: &PromValue) {
                     out.push(',');
                 }
                 write_metric(out, s);
-                out.push_str(r#","values":["#);
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                // As Prometheus: `values` for floats, `histograms` for native histograms,
+                // each only when the series has some.
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(r#","values":["#);
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(out, *t, *v);
                     }
-                    write_point(out, *t, *v);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(r#","histograms":["#);
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_histogram_point(out, *t, h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
         }
         PromValue::Scalar(t, v) => {
@@ -316,6 +339,37 @@ fn write_metric(out: &mut String, series: &Series) {
 
 fn json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// `[<unix seconds>,{"count":"…","sum":"…","buckets":[[<boundary rule>,"<lower>","<upper>","<count>"],…]}]`,
+/// as Prometheus writes a native histogram: buckets without observations are left out, and
+/// `buckets` when none is left.
+fn write_histogram_point(out: &mut String, t: i64, h: &crate::model::Histogram) {
+    out.push('[');
+    write_seconds(out, t);
+    let _ = write!(
+        out,
+        r#",{{"count":"{}","sum":"{}""#,
+        PromFloat(h.count),
+        PromFloat(h.sum)
+    );
+    let mut first = true;
+    for b in h.buckets().iter().filter(|b| b.count != 0.0) {
+        out.push_str(if first { r#","buckets":["# } else { "," });
+        first = false;
+        let _ = write!(
+            out,
+            r#"[{},"{}","{}","{}"]"#,
+            b.boundary_rule(),
+            PromFloat(b.lower),
+            PromFloat(b.upper),
+            PromFloat(b.count)
+        );
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push_str("}]");
 }
 
 /// `[<unix seconds>,"<value>"]`.

@@ -358,12 +358,19 @@ fn exponential_bound(index: i32, schema: i32) -> f64 {
     let index = i64::from(index);
     let frac_index = index.rem_euclid(per_octave);
     let exp = index.div_euclid(per_octave) + 1;
-    // The fraction in [0.5, 1): 2^(frac_index / per_octave - 1).
-    let frac = (frac_index as f64 / per_octave as f64 - 1.0).exp2();
+    let frac = bound_fraction(frac_index, schema);
     if frac_index == 0 && exp == 1025 {
         return f64::MAX;
     }
     ldexp(frac, exp)
+}
+
+/// The fraction in [0.5, 1) of a bound, `2^(k / 2^schema - 1)`, to the nearest double.
+/// Prometheus reads it from a precomputed table whose entries are not all the nearest
+/// double (`2^-0.125` is two below it), so a bound shown by the JSON API can differ from
+/// Prometheus's in its last one or two bits.
+fn bound_fraction(k: i64, schema: i32) -> f64 {
+    (k as f64 / (1i64 << schema) as f64 - 1.0).exp2()
 }
 
 /// `frac * 2^exp` without intermediate overflow or underflow for the exponents buckets use.
@@ -477,6 +484,10 @@ mod tests {
         assert_eq!(bucket_bound(-1, 0, &[]), 0.5);
         assert_eq!(bucket_bound(2, 1, &[]), 2.0);
         assert!((bucket_bound(1, 1, &[]) - std::f64::consts::SQRT_2).abs() < 1e-15);
+        // The nearest doubles: 2^-0.125 and 2^-0.25 are one and two bits above
+        // Prometheus's table, 2^-0.5 one bit (see `bound_fraction`).
+        assert_eq!(bucket_bound(-1, 3, &[]).to_string(), "0.9170040432046712");
+        assert_eq!(bucket_bound(-1, 2, &[]).to_string(), "0.8408964152537145");
         assert_eq!(bucket_bound(1, -1, &[]), 4.0);
         assert_eq!(bucket_bound(1, -2, &[]), 16.0);
         // The last finite bucket ends at f64::MAX; the next holds the infinities.

@@ -298,9 +298,183 @@ async fn prometheus_remote_writes_its_native_histograms() {
     for (key, want) in &theirs {
         assert_eq!(ours.get(key), Some(want), "{key:?}");
     }
+    // PromQL: the range selector's histograms are Prometheus's, in Prometheus's JSON
+    // (count, sum, and every bucket's boundary rule, bounds and count as text).
+    let newest = ours.keys().map(|(_, t)| *t).max().unwrap_or(0);
+    let at = format!("{}.{:03}", newest / 1000, newest % 1000);
+    let query = [
+        ("query", format!("{metric}{{handler=\"/metrics\"}}[30s]")),
+        ("time", at.clone()),
+    ];
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let theirs = get_json_at(&reqwest::Client::new(), &prom.url("/api/v1/query"), &query).await;
+    let ours = q.get_json("/api/v1/query", &query).await;
+    let histograms = |body: &serde_json::Value| body["data"]["result"][0]["histograms"].clone();
+    assert!(
+        histograms(&theirs).as_array().is_some_and(|h| h.len() >= 3),
+        "{theirs}"
+    );
+    assert_same_histograms(&histograms(&ours), &histograms(&theirs));
+    assert_eq!(
+        ours["data"]["result"][0]["metric"],
+        theirs["data"]["result"][0]["metric"]
+    );
+    // An instant selector picks the newest histogram, as Prometheus does.
+    let query = [
+        ("query", format!("{metric}{{handler=\"/metrics\"}}")),
+        ("time", at),
+    ];
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let theirs = get_json_at(&reqwest::Client::new(), &prom.url("/api/v1/query"), &query).await;
+    let ours = q.get_json("/api/v1/query", &query).await;
+    let histogram = |body: &serde_json::Value| body["data"]["result"][0]["histogram"].clone();
+    assert!(histogram(&theirs).is_array(), "{theirs}");
+    assert_same_histograms(
+        &serde_json::json!([histogram(&ours)]),
+        &serde_json::json!([histogram(&theirs)]),
+    );
+    assert_eq!(
+        ours["data"]["result"][0]["metric"],
+        theirs["data"]["result"][0]["metric"]
+    );
+    // The functions of native histograms give Prometheus's numbers.
+    for function in [
+        "histogram_count",
+        "histogram_sum",
+        "histogram_avg",
+        "histogram_stddev",
+        "histogram_quantile(0.9,",
+        "histogram_fraction(0, 0.004,",
+    ] {
+        let open = if function.ends_with(',') { "" } else { "(" };
+        let text = format!("{function}{open}{metric}{{handler=\"/metrics\"}})");
+        let query = [("query", text.as_str()), ("time", query[1].1)];
+        let value = |body: serde_json::Value| -> f64 {
+            body["data"]["result"][0]["value"][1]
+                .as_str()
+                .unwrap_or_else(|| panic!("{text}: {body}"))
+                .parse()
+                .unwrap()
+        };
+        let theirs =
+            value(get_json_at(&reqwest::Client::new(), &prom.url("/api/v1/query"), &query).await);
+        let ours = value(q.get_json("/api/v1/query", &query).await);
+        assert!(
+            (ours - theirs).abs() <= theirs.abs() * 1e-12,
+            "{text}: {ours} vs Prometheus's {theirs}"
+        );
+    }
     let written = q.metrics_text().await;
     assert!(
         !written.contains("quiver_tsdb_samples_rejected_total{reason=\"invalid_histogram\"}"),
         "{written}"
     );
+}
+
+/// Lists of `[time, {count, sum, buckets}]` as the JSON API writes them, equal but for the
+/// buckets' bounds, which may differ in their last bits: Prometheus reads them from a
+/// table whose entries are not all the nearest double (see `model::histogram`).
+fn assert_same_histograms(ours: &serde_json::Value, theirs: &serde_json::Value) {
+    let (a, b) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+    assert_eq!(a.len(), b.len(), "{ours}\n{theirs}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x[0], y[0], "{ours}\n{theirs}");
+        assert_eq!(x[1]["count"], y[1]["count"], "{ours}\n{theirs}");
+        assert_eq!(x[1]["sum"], y[1]["sum"], "{ours}\n{theirs}");
+        let (xb, yb) = (
+            x[1]["buckets"].as_array().unwrap(),
+            y[1]["buckets"].as_array().unwrap(),
+        );
+        assert_eq!(xb.len(), yb.len(), "{ours}\n{theirs}");
+        for (p, q) in xb.iter().zip(yb) {
+            assert_eq!((&p[0], &p[3]), (&q[0], &q[3]), "{ours}\n{theirs}");
+            for i in [1, 2] {
+                let (u, v): (f64, f64) = (
+                    p[i].as_str().unwrap().parse().unwrap(),
+                    q[i].as_str().unwrap().parse().unwrap(),
+                );
+                assert!(
+                    (u - v).abs() <= v.abs() * 1e-15,
+                    "{u} vs {v}: {ours}\n{theirs}"
+                );
+            }
+        }
+    }
+}
+
+/// PromQL over stored native histograms, on the embedded engine: a selector's histograms,
+/// and the functions of them (`histogram_count`, `_sum`, `_avg`, `_stddev`, `_stdvar`),
+/// which leave float samples out and drop the metric name.
+#[tokio::test]
+async fn promql_reads_native_histograms() {
+    use quiver::model::{HistogramSample, Labels, Sample, SeriesSamples};
+    use quiver::query::promql::{PromValue, SourceResolution};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, engine) = embedded_engine(
+        dir.path(),
+        quiver::config::StorageConfig::default(),
+        1_000_000,
+    )
+    .await;
+    let t = 1_700_000_000_000;
+    let labels = |job: &str| {
+        Arc::new(
+            Labels::new(vec![
+                ("__name__".into(), "lat".into()),
+                ("job".into(), job.into()),
+            ])
+            .unwrap(),
+        )
+    };
+    let mut appender = storage.appender();
+    appender.extend([
+        SeriesSamples {
+            labels: labels("h"),
+            samples: Vec::new(),
+            histograms: vec![HistogramSample {
+                timestamp_ms: t,
+                start_timestamp_ms: 0,
+                histogram: Arc::new(histogram(10)),
+            }],
+        },
+        SeriesSamples {
+            labels: labels("f"),
+            samples: vec![Sample::new(t, 3.0)],
+            histograms: Vec::new(),
+        },
+    ]);
+    appender.commit().unwrap();
+    let at = t + 10_000;
+    let eval = |q: &'static str| {
+        let engine = &engine;
+        async move {
+            engine
+                .instant_annotated(q, at, Duration::from_secs(300), SourceResolution::Raw)
+                .await
+                .unwrap()
+                .value
+        }
+    };
+    let PromValue::Vector(series) = eval("lat").await else {
+        panic!("not a vector")
+    };
+    assert_eq!(series.len(), 2, "{series:?}");
+    assert_eq!(
+        (series[0].points.clone(), series[0].histograms.len()),
+        (vec![(t + 10_000, 3.0)], 0)
+    );
+    assert_eq!(*series[1].histograms[0].1, histogram(10));
+    for (query, want) in [
+        ("histogram_count(lat)", 11.0),
+        ("histogram_sum(lat)", 15.0),
+        ("histogram_avg(lat)", 15.0 / 11.0),
+    ] {
+        let PromValue::Vector(series) = eval(query).await else {
+            panic!("{query}: not a vector")
+        };
+        assert_eq!(series.len(), 1, "{query}: {series:?}");
+        assert_eq!(series[0].labels, vec![("job".to_string(), "h".to_string())]);
+        assert_eq!(series[0].points, vec![(at, want)], "{query}");
+    }
 }

@@ -539,7 +539,7 @@ impl Mean {
 
 /// One Kahan summation step: adds `v` to `sum` with compensation `c`.
 #[inline]
-fn kahan_add(v: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(super) fn kahan_add(v: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + v;
     if t.is_infinite() {
         return (t, 0.0);

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod info;
 pub mod labels;
 pub mod math;
+pub mod native;
 pub mod ops;
 pub mod planner;
 pub mod rank;
@@ -86,8 +87,11 @@ pub struct Explanation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub labels: Vec<(String, String)>,
-    /// (timestamp ms, value); exactly one point for instant vectors.
+    /// (timestamp ms, value); exactly one point (or histogram) for instant vectors.
     pub points: Vec<(i64, f64)>,
+    /// (timestamp ms, native histogram), for the expressions that evaluate them (a
+    /// selector that is the query's result); empty otherwise.
+    pub histograms: Vec<(i64, Arc<crate::model::Histogram>)>,
 }
 
 /// A result with the annotations Prometheus would attach.
@@ -422,7 +426,7 @@ impl PromqlEngine {
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
         let planner = self.planner(source, (start, end, step), lookback, resolution.pick(step));
-        let planned = planner.plan(expr).await?;
+        let planned = planner.plan_query(expr).await?;
         let sort = sort_order(expr);
         let value: Result<PromValue, PromqlError> = match planned {
             Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
@@ -431,6 +435,7 @@ impl PromqlEngine {
                 Ok(PromValue::Matrix(vec![Series {
                     labels: vec![],
                     points,
+                    histograms: Vec::new(),
                 }]))
             }
             Planned::String(s) => Ok(PromValue::String(start, s)),
@@ -451,8 +456,10 @@ impl PromqlEngine {
                 let mut series = self.run(plan, &planner).await?;
                 for s in &mut series {
                     s.points.retain(|(_, v)| !crate::model::is_stale_nan(*v));
+                    s.histograms
+                        .retain(|(_, h)| !crate::model::is_stale_nan(h.sum));
                 }
-                series.retain(|s| !s.points.is_empty());
+                series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
                 Ok(PromValue::Matrix(series))
             }
             Planned::Vector(plan) => {
@@ -477,43 +484,48 @@ impl PromqlEngine {
         })
     }
 
-    /// Executes a `(labels, timestamp, value)` plan and groups rows into series sorted by
-    /// labels, points by time.
+    /// Executes a `(labels, timestamp, value[, histogram])` plan and groups rows into series
+    /// sorted by labels, points by time.
     async fn run(&self, plan: LogicalPlan, planner: &Planner) -> Result<Vec<Series>, PromqlError> {
         let batches = self.context_for(planner).collect(&plan).await?;
-        let mut by_labels: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut by_labels: BTreeMap<String, Points> = BTreeMap::new();
         for batch in &batches {
             append_rows(batch, &mut by_labels)?;
         }
         // Names marked dropped go now; series that become equal merge (two values at one
         // step are then an error for vectors, see `check_unique_labels`).
-        let mut finished: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut finished: BTreeMap<String, Points> = BTreeMap::new();
         for (encoded, points) in by_labels {
-            finished
-                .entry(labels::finish(&encoded))
-                .or_default()
-                .extend(points);
+            let entry = finished.entry(labels::finish(&encoded)).or_default();
+            entry.floats.extend(points.floats);
+            entry.histograms.extend(points.histograms);
         }
         Ok(finished
             .into_iter()
             .map(|(encoded, mut points)| {
-                points.sort_by_key(|p| p.0);
+                points.floats.sort_by_key(|p| p.0);
+                points.histograms.sort_by_key(|p| p.0);
                 Series {
                     labels: labels::decode(&encoded)
                         .into_iter()
                         .map(|(n, v)| (n.to_string(), v.to_string()))
                         .collect(),
-                    points,
+                    points: points.floats,
+                    histograms: points.histograms,
                 }
             })
             .collect())
     }
 }
 
-fn append_rows(
-    batch: &RecordBatch,
-    out: &mut BTreeMap<String, Vec<(i64, f64)>>,
-) -> Result<(), PromqlError> {
+/// One series' rows of a result.
+#[derive(Default)]
+struct Points {
+    floats: Vec<(i64, f64)>,
+    histograms: Vec<(i64, Arc<crate::model::Histogram>)>,
+}
+
+fn append_rows(batch: &RecordBatch, out: &mut BTreeMap<String, Points>) -> Result<(), PromqlError> {
     let internal = || PromqlError::Execution("unexpected result columns".into());
     // A bare selector's rows carry their labels as a dictionary.
     let labels = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
@@ -532,15 +544,24 @@ fn append_rows(
         .as_any()
         .downcast_ref::<Float64Array>()
         .ok_or_else(internal)?;
+    let histograms = match batch.schema().index_of(crate::query::scan::HISTOGRAM) {
+        Ok(i) => Some(
+            crate::storage::histogram_arrow::HistogramColumn::new(batch.column(i).as_ref())
+                .ok_or_else(internal)?,
+        ),
+        Err(_) => None,
+    };
     for i in 0..batch.num_rows() {
-        let v = if vs.is_null(i) { f64::NAN } else { vs.value(i) };
-        let point = (ts.value(i), v);
-        match out.get_mut(labels.value(i)) {
-            Some(points) => points.push(point),
-            None => {
-                out.insert(labels.value(i).to_string(), vec![point]);
-            }
+        let points = match out.get_mut(labels.value(i)) {
+            Some(points) => points,
+            None => out.entry(labels.value(i).to_string()).or_default(),
+        };
+        if let Some(h) = histograms.as_ref().and_then(|h| h.get(i)) {
+            points.histograms.push((ts.value(i), Arc::new(h)));
+            continue;
         }
+        let v = if vs.is_null(i) { f64::NAN } else { vs.value(i) };
+        points.floats.push((ts.value(i), v));
     }
     Ok(())
 }
@@ -548,7 +569,9 @@ fn append_rows(
 /// Two series with one label set at one step is Prometheus's "same labelset" error.
 fn check_unique_labels(series: &[Series]) -> Result<(), PromqlError> {
     for s in series {
-        let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
+        let mut times: Vec<i64> = (s.points.iter().map(|p| p.0))
+            .chain(s.histograms.iter().map(|p| p.0))
+            .collect();
         times.sort_unstable();
         if times.windows(2).any(|w| w[0] == w[1]) {
             return Err(PromqlError::Execution(

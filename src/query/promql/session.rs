@@ -245,7 +245,7 @@ impl ExtensionPlanner for PromStepPlanner {
             step.window.clone(),
             step.drop_name,
             step.notes.clone(),
-            planner::step_schema(),
+            Arc::new(step.schema.as_arrow().clone()),
         ))))
     }
 }

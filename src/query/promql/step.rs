@@ -10,8 +10,12 @@
 //! where `T` is `t` (or the `@` time) minus the offset. This is the one place PromQL's
 //! time semantics live; everything else is relational and planned with DataFusion.
 //!
-//! A selector's input may carry a fourth column, the samples' start timestamps (ms, null
-//! when unknown), for the functions that read them and for `start_timestamp()`.
+//! A selector's input may carry more columns, found by name: the samples' start timestamps
+//! (`start_timestamp`, ms, null when unknown), for the functions that read them and for
+//! `start_timestamp()`, and native histograms (`histogram`, null on a float's row, whose
+//! value is then null). An instant selection of such an input outputs the histogram it
+//! picks in a `histogram` column of its own; range functions and smoothed selections read
+//! the float samples only (native histograms in them are not evaluated yet).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -37,7 +41,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use crate::model::is_stale_nan;
+use crate::model::{Histogram, is_stale_nan};
+use crate::query::scan::{HISTOGRAM, START_TIMESTAMP};
+use crate::storage::histogram_arrow::{self, HistogramColumn};
 
 use super::collect::{Held, after_all_input};
 use super::extended;
@@ -439,7 +445,8 @@ impl ExecutionPlan for PromStepExec {
             held,
             move |batches| {
                 let grouping_timer = grouping.timer();
-                let mut series = group_series(&batches)?;
+                let keep_histograms = carries_histograms(&window);
+                let mut series = group_series(&batches, keep_histograms)?;
                 grouping_timer.done();
                 let step_params = take_step_params(&mut series);
                 if drop_name {
@@ -462,6 +469,19 @@ fn too_many_samples() -> DataFusionError {
     DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string())
 }
 
+/// Whether a node with `window` passes native histograms on: an instant selection of the
+/// value. (Range functions and smoothed selections read float samples only, for now.)
+pub fn carries_histograms(window: &Window) -> bool {
+    matches!(
+        window,
+        Window::Instant {
+            emit: Emit::Value,
+            smoothed: false,
+            ..
+        }
+    )
+}
+
 /// One series' samples, sorted by time.
 #[derive(Default)]
 struct SeriesSamples {
@@ -469,6 +489,9 @@ struct SeriesSamples {
     vs: Vec<f64>,
     /// Start timestamps parallel to `ts` (0 where unknown), or empty when none is known.
     starts: Vec<i64>,
+    /// Native histograms parallel to `ts` (None on a float's row, whose `vs` entry is the
+    /// value; a histogram's is 0), or empty when the series has none.
+    hs: Vec<Option<Arc<Histogram>>>,
     /// Whether any value is a staleness marker; most series have none, and their windows
     /// need not be searched for one.
     has_stale: bool,
@@ -521,7 +544,12 @@ impl<'a> LabelColumn<'a> {
     }
 }
 
-fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)>> {
+/// The input's rows grouped by series. Rows of native histograms are kept when
+/// `keep_histograms`, else left out.
+fn group_series(
+    batches: &[RecordBatch],
+    keep_histograms: bool,
+) -> DfResult<Vec<(String, SeriesSamples)>> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
     let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -542,15 +570,30 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
         };
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
-        let starts = match batch.num_columns() > 3 {
-            true => Some(column::<Int64Array>(batch, 3)?).filter(|s| s.null_count() < s.len()),
-            false => None,
+        let starts = match batch.schema().index_of(START_TIMESTAMP) {
+            Ok(i) => Some(column::<Int64Array>(batch, i)?).filter(|s| s.null_count() < s.len()),
+            Err(_) => None,
+        };
+        let histograms = match batch.schema().index_of(HISTOGRAM) {
+            Ok(i) if batch.column(i).null_count() < batch.num_rows() => Some(
+                HistogramColumn::new(batch.column(i).as_ref()).ok_or_else(|| {
+                    DataFusionError::Internal("the histogram column has an unexpected type".into())
+                })?,
+            ),
+            _ => None,
         };
         // Scans return a series' samples together: look the labels up once per run.
         let mut current: Option<(&str, usize)> = None;
         for i in 0..batch.num_rows() {
             let Some((name, key)) = labels.get(i).filter(|_| ts.is_valid(i)) else {
                 continue;
+            };
+            let histogram = match &histograms {
+                Some(column) if column.is_histogram(i) => match keep_histograms {
+                    true => column.get(i).map(Arc::new),
+                    false => continue,
+                },
+                _ => None,
             };
             let known = key.and_then(|k| slot_of_key[k]);
             let slot = match (known, current) {
@@ -582,11 +625,24 @@ fn group_series(batches: &[RecordBatch]) -> DfResult<Vec<(String, SeriesSamples)
             } else if !samples.starts.is_empty() {
                 samples.starts.push(0);
             }
+            if histogram.is_some() && samples.hs.len() < samples.ts.len() {
+                samples.hs.resize(samples.ts.len(), None);
+            }
             samples.ts.push(ts.value(i));
-            samples.vs.push(vs.value(i));
+            samples.vs.push(if histogram.is_some() {
+                0.0
+            } else {
+                vs.value(i)
+            });
+            if !samples.hs.is_empty() || histogram.is_some() {
+                samples.hs.push(histogram);
+            }
         }
     }
     for (_, s) in out.iter_mut() {
+        if !s.hs.is_empty() {
+            s.hs.resize(s.ts.len(), None);
+        }
         sort_by_time(s);
         s.has_stale = s.vs.iter().any(|v| is_stale_nan(*v));
     }
@@ -605,6 +661,9 @@ fn sort_by_time(s: &mut SeriesSamples) {
     if !s.starts.is_empty() {
         s.starts.resize(s.ts.len(), 0);
         s.starts = idx.iter().map(|i| s.starts[*i]).collect();
+    }
+    if !s.hs.is_empty() {
+        s.hs = idx.iter().map(|i| s.hs[*i].clone()).collect();
     }
 }
 
@@ -649,6 +708,15 @@ fn evaluate(
         out.start_series();
         for (t, params) in &params_by_step {
             let t = *t;
+            if !s.hs.is_empty() && carries_histograms(window) {
+                if let Some(picked) = instant_pick(s, &mut cursor, steps.data_time(t), window) {
+                    match &s.hs[picked] {
+                        Some(h) => out.push_histogram(name, t, h.clone())?,
+                        None => out.push(name, t, s.vs[picked])?,
+                    }
+                }
+                continue;
+            }
             if let Some(v) = value_at(s, &mut cursor, steps.data_time(t), t, window, params) {
                 out.push(name, t, v)?;
             }
@@ -669,6 +737,8 @@ pub(super) struct Chunks {
     keys: Vec<u32>,
     ts: Vec<i64>,
     vs: Vec<f64>,
+    /// Native histograms parallel to `ts` once one is pushed (None on a float's row).
+    hs: Vec<Option<Arc<Histogram>>>,
     /// The current series' key in the chunk being built, once it has a row there.
     key: Option<u32>,
     batches: Vec<RecordBatch>,
@@ -683,9 +753,18 @@ impl Chunks {
             keys: Vec::new(),
             ts: Vec::new(),
             vs: Vec::new(),
+            hs: Vec::new(),
             key: None,
             batches: Vec::new(),
         }
+    }
+
+    /// A row holding a native histogram (the schema must have the `histogram` column).
+    fn push_histogram(&mut self, name: &str, t: i64, h: Arc<Histogram>) -> DfResult<()> {
+        self.push(name, t, 0.0)?;
+        self.hs.resize(self.ts.len() - 1, None);
+        self.hs.push(Some(h));
+        Ok(())
     }
 
     /// The rows that follow belong to another series.
@@ -709,6 +788,9 @@ impl Chunks {
         self.keys.push(key);
         self.ts.push(t);
         self.vs.push(v);
+        if !self.hs.is_empty() {
+            self.hs.push(None);
+        }
         Ok(())
     }
 
@@ -717,16 +799,33 @@ impl Chunks {
         if self.keys.is_empty() {
             return Ok(());
         }
+        let rows = self.keys.len();
         let keys = UInt32Array::from(std::mem::take(&mut self.keys));
         let labels = DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(self.names.finish()))?;
-        let batch = RecordBatch::try_new(
-            self.schema.clone(),
-            vec![
-                Arc::new(labels),
-                Arc::new(Int64Array::from(std::mem::take(&mut self.ts))),
-                Arc::new(Float64Array::from(std::mem::take(&mut self.vs))),
-            ],
-        )?;
+        let mut hs = std::mem::take(&mut self.hs);
+        let value_nulls = (!hs.is_empty()).then(|| {
+            hs.resize(rows, None);
+            arrow::buffer::NullBuffer::from_iter(hs.iter().map(Option::is_none))
+        });
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(labels),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.ts))),
+            Arc::new(Float64Array::new(
+                std::mem::take(&mut self.vs).into(),
+                value_nulls,
+            )),
+        ];
+        if self.schema.index_of(HISTOGRAM).is_ok() {
+            columns.push(match hs.is_empty() {
+                true => histogram_arrow::null_array(rows),
+                false => histogram_arrow::to_array(&hs),
+            });
+        } else if !hs.is_empty() {
+            return Err(DataFusionError::Internal(
+                "a native histogram for a plan node without a histogram column".into(),
+            ));
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         self.batches.push(batch);
         Ok(())
     }
@@ -743,6 +842,25 @@ impl Chunks {
     fn into_batches(self) -> Vec<RecordBatch> {
         self.batches
     }
+}
+
+/// The index of the sample an instant selection picks at data time `at`: the newest with
+/// `at - lookback < ts <= at`, unless it is a staleness marker (a float's, or a histogram's
+/// stale sum).
+fn instant_pick(s: &SeriesSamples, cursor: &mut Cursor, at: i64, window: &Window) -> Option<usize> {
+    let Window::Instant { lookback, .. } = window else {
+        return None;
+    };
+    let end = cursor.end.first_after(&s.ts, at);
+    if end == 0 || s.ts[end - 1] <= at - lookback {
+        return None;
+    }
+    let i = end - 1;
+    let stale = match s.hs.get(i) {
+        Some(Some(h)) => is_stale_nan(h.sum),
+        _ => is_stale_nan(s.vs[i]),
+    };
+    (!stale).then_some(i)
 }
 
 /// The value of one series at data time `at`, for the step at `step_time` whose range

@@ -83,16 +83,28 @@ impl Planner {
             }
             "absent" => self.absent(args[0], steps).await,
             "absent_over_time" => self.absent_over_time(args[0], steps).await,
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
+                let stat = HistogramStat::from_name(name)
+                    .ok_or_else(|| PromqlError::BadData(format!("unknown function {name}")))?;
+                self.histogram_stat(stat, args[0], steps).await
+            }
             "histogram_quantile" => {
                 if let Ok(q) = const_arg(Some(args[0])) {
                     self.check_quantile(q, args[0]);
                 }
-                self.buckets(BucketKernel::Quantile, args[1], &args[..1], steps)
+                let classic = self
+                    .buckets(BucketKernel::Quantile, args[1], &args[..1], steps.clone())
+                    .await?;
+                self.with_native_histograms(classic, args[1], &args[..1], steps)
                     .await
             }
             "histogram_quantiles" => self.histogram_quantiles(&args, steps).await,
             "histogram_fraction" => {
-                self.buckets(BucketKernel::Fraction, args[2], &args[..2], steps)
+                let classic = self
+                    .buckets(BucketKernel::Fraction, args[2], &args[..2], steps.clone())
+                    .await?;
+                self.with_native_histograms(classic, args[2], &args[..2], steps)
                     .await
             }
             "start" => Ok(Planned::Const(self.start as f64 / 1000.0)),
@@ -242,7 +254,16 @@ impl Planner {
                     func = RangeFunc::SumOverTime;
                 }
                 let raw = self
-                    .selected_samples(&ms.vs, (min, max), with_starts, aggregate, layers)
+                    .selected_samples(
+                        &ms.vs,
+                        (min, max),
+                        SampleColumns {
+                            starts: with_starts,
+                            histograms: false,
+                        },
+                        aggregate,
+                        layers,
+                    )
                     .await?;
                 (raw, range, steps)
             }
@@ -323,7 +344,16 @@ impl Planner {
         let bounds = data_bounds(&steps, self.lookback);
         let layers = self.downsampled_layers(bounds.0, bounds.1);
         let raw = self
-            .selected_samples(vs, bounds, emit == Emit::StartTime, Aggregate::Avg, layers)
+            .selected_samples(
+                vs,
+                bounds,
+                SampleColumns {
+                    starts: emit == Emit::StartTime,
+                    histograms: false,
+                },
+                Aggregate::Avg,
+                layers,
+            )
             .await?;
         let window = Window::Instant {
             lookback: self.lookback,
@@ -429,6 +459,94 @@ impl Planner {
             }
         };
         Ok((rows, range, outer))
+    }
+
+    /// `histogram_quantile(φ, v)` or `histogram_fraction(lower, upper, v)` (by the number of
+    /// `params`) of the native histograms of `v`, added to `classic`, the answer from
+    /// classic buckets: when `v` is a selector (other expressions carry no histograms yet)
+    /// and the parameters are constants.
+    async fn with_native_histograms(
+        &self,
+        classic: Planned,
+        arg: &PromExpr,
+        params: &[&PromExpr],
+        steps: Steps,
+    ) -> PlanResult {
+        let Planned::Vector(classic) = classic else {
+            return Ok(classic);
+        };
+        let Ok(values) = params
+            .iter()
+            .map(|p| const_arg(Some(*p)))
+            .collect::<Result<Vec<f64>, _>>()
+        else {
+            return Ok(Planned::Vector(classic));
+        };
+        let native = match self.plan_keeping_histograms(arg, steps).await {
+            Some(planned) => planned?,
+            None => return Ok(Planned::Vector(classic)),
+        };
+        let Planned::Vector(native) = native else {
+            return Ok(Planned::Vector(classic));
+        };
+        if !native.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            return Ok(Planned::Vector(classic));
+        }
+        let udf = match values.len() {
+            1 => super::super::native::quantile_udf(),
+            _ => super::super::native::fraction_udf(),
+        };
+        let args: Vec<Expr> = (values.iter().map(|v| lit(*v)))
+            .chain([col(HISTOGRAM)])
+            .collect();
+        let native = LogicalPlanBuilder::from(native)
+            .filter(col(HISTOGRAM).is_not_null())?
+            .project(vec![
+                cast(
+                    l::call(l::drop_name_udf(), col(LABELS), &[]),
+                    DataType::Utf8,
+                )
+                .alias(LABELS),
+                col(TIMESTAMP),
+                Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), args)).alias(VALUE),
+            ])?
+            .build()?;
+        let plan = LogicalPlanBuilder::from(classic).union(native)?.build()?;
+        Ok(Planned::Vector(plan))
+    }
+
+    /// `histogram_count(v)` and its kin: a number of each native histogram of `v` (a
+    /// selector's keep their histograms; other expressions have none yet), float samples
+    /// left out, the metric name dropped.
+    pub(super) async fn histogram_stat(
+        &self,
+        stat: HistogramStat,
+        arg: &PromExpr,
+        steps: Steps,
+    ) -> PlanResult {
+        let planned = match self.plan_keeping_histograms(arg, steps.clone()).await {
+            Some(planned) => planned?,
+            None => self.plan_at(arg, steps).await?,
+        };
+        let Planned::Vector(plan) = planned else {
+            return Err(PromqlError::BadData("expected an instant vector".into()));
+        };
+        let value = match plan.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            true => Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(stat.udf()),
+                vec![col(HISTOGRAM)],
+            )),
+            false => lit(ScalarValue::Float64(None)),
+        };
+        let plan = LogicalPlanBuilder::from(plan)
+            .project(vec![
+                l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                col(TIMESTAMP),
+                value.alias(VALUE),
+            ])?
+            .filter(col(VALUE).is_not_null())?
+            .build()?;
+        Ok(Planned::Vector(plan))
     }
 
     pub(super) async fn vector_arg(

@@ -144,7 +144,15 @@ pub(super) fn step_node_naming(
     drop_name: bool,
     notes: StepNotes,
 ) -> Result<LogicalPlan, PromqlError> {
-    let schema = Arc::new(DFSchema::try_from(step_schema().as_ref().clone())?);
+    let histograms = input
+        .schema()
+        .has_column_with_unqualified_name(crate::query::scan::HISTOGRAM)
+        && crate::query::promql::step::carries_histograms(&window);
+    let schema = match histograms {
+        true => super::step_schema_with_histograms(),
+        false => step_schema(),
+    };
+    let schema = Arc::new(DFSchema::try_from(schema.as_ref().clone())?);
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(PromStep {
             input,

@@ -31,7 +31,7 @@ use promql_parser::parser::{
 };
 
 use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
-use crate::query::scan::{DownsampledSamples, RawSamples, START_TIMESTAMP};
+use crate::query::scan::{DownsampledSamples, HISTOGRAM, RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
 use crate::storage::downsample::{RES_1H, RES_5M};
 
@@ -41,6 +41,7 @@ use super::extended;
 use super::functions::RangeFunc;
 use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
+use super::native::HistogramStat;
 use super::ops::{AggregateOp, BinaryOp};
 use super::rank::{RankOrder, ranked};
 use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
@@ -54,6 +55,7 @@ mod operators;
 mod selectors;
 
 pub use helpers::*;
+use selectors::SampleColumns;
 
 pub const LABELS: &str = "labels";
 pub const TIMESTAMP: &str = "timestamp";
@@ -77,6 +79,22 @@ pub fn step_schema() -> SchemaRef {
         Field::new(TIMESTAMP, DataType::Int64, false),
         Field::new(VALUE, DataType::Float64, true),
     ]))
+}
+
+/// [`step_schema`] with the native histograms an instant selection picked (`histogram`,
+/// null on a float's row, whose value is then the one not null).
+pub fn step_schema_with_histograms() -> SchemaRef {
+    let mut fields: Vec<Field> = step_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(
+        crate::query::scan::HISTOGRAM,
+        crate::storage::histogram_arrow::histogram_type(),
+        true,
+    ));
+    Arc::new(Schema::new(fields))
 }
 
 /// Label sets as a dictionary: `UInt32` keys into label-set strings.
@@ -137,6 +155,39 @@ struct Layer {
 impl Planner {
     pub fn plan<'a>(&'a self, expr: &'a PromExpr) -> BoxFuture<'a, PlanResult> {
         self.plan_at(expr, self.steps(0, None)).boxed()
+    }
+
+    /// Plans a whole query: a selector that is the query's result keeps its native
+    /// histograms (the other expressions evaluate float samples only, for now).
+    pub async fn plan_query(&self, expr: &PromExpr) -> PlanResult {
+        match self
+            .plan_keeping_histograms(expr, self.steps(0, None))
+            .await
+        {
+            Some(planned) => planned,
+            None => self.plan(expr).await,
+        }
+    }
+
+    /// `expr` planned with its native histograms when it is a selector (in parentheses or
+    /// not); None for other expressions.
+    pub(super) async fn plan_keeping_histograms(
+        &self,
+        expr: &PromExpr,
+        steps: Steps,
+    ) -> Option<PlanResult> {
+        match expr {
+            PromExpr::Paren(p) => Box::pin(self.plan_keeping_histograms(&p.expr, steps)).await,
+            PromExpr::VectorSelector(vs) => Some(
+                self.vector_selector(vs, &steps, true)
+                    .await
+                    .map(Planned::Vector),
+            ),
+            PromExpr::MatrixSelector(ms) => {
+                Some(self.matrix_selector(ms, true).await.map(Planned::Matrix))
+            }
+            _ => None,
+        }
     }
 
     /// Records a warning annotation.
@@ -203,10 +254,13 @@ impl Planner {
                     let inner = self.plan_at(&u.expr, steps).await?;
                     map_value(inner, |v| Expr::Negative(Box::new(v)), true)
                 }
-                PromExpr::VectorSelector(vs) => {
-                    self.vector_selector(vs, &steps).await.map(Planned::Vector)
+                PromExpr::VectorSelector(vs) => self
+                    .vector_selector(vs, &steps, false)
+                    .await
+                    .map(Planned::Vector),
+                PromExpr::MatrixSelector(ms) => {
+                    self.matrix_selector(ms, false).await.map(Planned::Matrix)
                 }
-                PromExpr::MatrixSelector(ms) => self.matrix_selector(ms).await.map(Planned::Matrix),
                 PromExpr::Call(call) => self.call(call, steps).await,
                 PromExpr::Binary(b) => self.binary(b, steps).await,
                 PromExpr::Aggregate(a) => self.aggregate(a, steps).await,

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The optional columns of selected samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct SampleColumns {
+    /// The samples' start timestamps (`start_timestamp`, ms, null when unknown).
+    pub starts: bool,
+    /// The native histograms (`histogram`, null on a float's row).
+    pub histograms: bool,
+}
+
 impl Planner {
     /// Raw samples of the series `vs` selects with data times in `(min, max]`:
     /// `(labels, timestamp, value)`. Where the query reads downsampled data, each window's
@@ -13,8 +22,26 @@ impl Planner {
         min: i64,
         max: i64,
     ) -> Result<LogicalPlan, PromqlError> {
+        self.raw_samples_with(vs, min, max, false).await
+    }
+
+    /// [`Planner::raw_samples`], with the native histograms as a `histogram` column (null on
+    /// a float's row, whose value is then the one not null) when `histograms`; without it,
+    /// the float samples only. Downsampled data holds floats only.
+    pub(super) async fn raw_samples_with(
+        &self,
+        vs: &VectorSelector,
+        min: i64,
+        max: i64,
+        histograms: bool,
+    ) -> Result<LogicalPlan, PromqlError> {
         let layers = self.downsampled_layers(min, max);
-        self.selected_samples(vs, (min, max), false, Aggregate::Avg, layers)
+        let histograms = histograms && layers.is_empty();
+        let columns = SampleColumns {
+            starts: false,
+            histograms,
+        };
+        self.selected_samples(vs, (min, max), columns, Aggregate::Avg, layers)
             .await
     }
 
@@ -54,16 +81,18 @@ impl Planner {
     }
 
     /// [`Planner::raw_samples`], with the samples' start timestamps (ms, null when unknown)
-    /// as a fourth column when `with_starts`, and `aggregate` standing for a downsampled
-    /// window's samples of `layers`.
+    /// as a column when `columns.starts`, native histograms when `columns.histograms` (raw
+    /// data only), and `aggregate` standing for a downsampled window's samples of `layers`.
     pub(super) async fn selected_samples(
         &self,
         vs: &VectorSelector,
         (min, max): (i64, i64),
-        with_starts: bool,
+        columns: SampleColumns,
         aggregate: Aggregate,
         layers: Vec<Layer>,
     ) -> Result<LogicalPlan, PromqlError> {
+        let with_starts = columns.starts;
+        let with_histograms = columns.histograms && layers.is_empty();
         let metric = metric_name(vs);
         let storage_error = |e: anyhow::Error| PromqlError::Execution(format!("{e:#}"));
         // The series with a sample in the window; storage finds them through its postings
@@ -133,14 +162,19 @@ impl Planner {
                 .alias("value"),
             false => col("r.value"),
         };
-        // Native histograms (whose rows have no value) are not evaluated by PromQL yet:
-        // float queries see the float samples only.
+        // A native histogram's row has no value: without the histogram column, the float
+        // samples only.
+        let raw_filter = match with_histograms {
+            true => in_window("r"),
+            false => in_window("r").and(col("r.value").is_not_null()),
+        };
         let mut samples = LogicalPlanBuilder::scan("r", provider_as_source(Arc::new(raw)), None)?
-            .filter(in_window("r").and(col("r.value").is_not_null()))?
+            .filter(raw_filter)?
             .project(
                 [col("r.series_id"), col("r.timestamp"), raw_value]
                     .into_iter()
-                    .chain(with_starts.then(|| col("r.start_timestamp"))),
+                    .chain(with_starts.then(|| col("r.start_timestamp")))
+                    .chain(with_histograms.then(|| col("r.histogram"))),
             )?;
         for layer in layers {
             let ids: Arc<[String]> = layer.blocks.iter().map(|b| b.id.clone()).collect();
@@ -179,16 +213,20 @@ impl Planner {
                 .into_iter()
                 .chain(with_starts.then(|| {
                     cast(col("r.start_timestamp"), DataType::Int64).alias(START_TIMESTAMP)
-                })),
+                }))
+                .chain(with_histograms.then(|| col("r.histogram").alias(HISTOGRAM))),
             )?
             .build()?;
         Ok(plan)
     }
 
+    /// An instant vector selector; its native histograms are kept (in a `histogram`
+    /// column) when `histograms`, for the consumers that evaluate them.
     pub(super) async fn vector_selector(
         &self,
         vs: &VectorSelector,
         steps: &Steps,
+        histograms: bool,
     ) -> Result<LogicalPlan, PromqlError> {
         let steps = self.with_modifiers(steps, &vs.offset, &vs.at);
         let smoothed = selector_mode(vs) == SelectorMode::Smoothed;
@@ -196,7 +234,9 @@ impl Planner {
         if smoothed {
             max += self.lookback;
         }
-        let raw = self.raw_samples(vs, min, max).await?;
+        let raw = self
+            .raw_samples_with(vs, min, max, histograms && !smoothed)
+            .await?;
         step_node(
             raw,
             steps,
@@ -209,15 +249,19 @@ impl Planner {
         )
     }
 
-    /// A bare range selector as the query result: raw samples at the single eval time.
+    /// A bare range selector as the query result: raw samples at the single eval time,
+    /// native histograms included when `histograms`.
     pub(super) async fn matrix_selector(
         &self,
         ms: &MatrixSelector,
+        histograms: bool,
     ) -> Result<LogicalPlan, PromqlError> {
         let steps = self.with_modifiers(&self.steps(0, None), &ms.vs.offset, &ms.vs.at);
         let t = steps.at.unwrap_or(steps.end) - steps.offset;
         let range = duration_ms(ms.range);
-        let raw = self.raw_samples(&ms.vs, t - range, t).await?;
+        let raw = self
+            .raw_samples_with(&ms.vs, t - range, t, histograms)
+            .await?;
         Ok(raw)
     }
 

@@ -1,0 +1,345 @@
+//! PromQL's functions of native histograms (`histogram_count`, `histogram_sum`,
+//! `histogram_avg`, `histogram_stddev`, `histogram_stdvar`, and `histogram_quantile` and
+//! `histogram_fraction` of native histograms) as UDFs over the `histogram` column a plan
+//! carries; null on a float's row, which the planner then drops, as Prometheus ignores
+//! float samples in these functions.
+
+use std::sync::Arc;
+
+use arrow::array::Float64Array;
+use arrow::datatypes::DataType;
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+
+use crate::model::Histogram;
+use crate::storage::histogram_arrow::{HistogramColumn, histogram_type};
+
+use super::functions::kahan_add;
+
+/// What a histogram function computes of each histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramStat {
+    Count,
+    Sum,
+    Avg,
+    StdDev,
+    StdVar,
+}
+
+impl HistogramStat {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "histogram_count" => HistogramStat::Count,
+            "histogram_sum" => HistogramStat::Sum,
+            "histogram_avg" => HistogramStat::Avg,
+            "histogram_stddev" => HistogramStat::StdDev,
+            "histogram_stdvar" => HistogramStat::StdVar,
+            _ => return None,
+        })
+    }
+
+    fn udf_name(self) -> &'static str {
+        match self {
+            HistogramStat::Count => "prom_histogram_count",
+            HistogramStat::Sum => "prom_histogram_sum",
+            HistogramStat::Avg => "prom_histogram_avg",
+            HistogramStat::StdDev => "prom_histogram_stddev",
+            HistogramStat::StdVar => "prom_histogram_stdvar",
+        }
+    }
+
+    pub fn apply(self, h: &Histogram) -> f64 {
+        match self {
+            HistogramStat::Count => h.count,
+            HistogramStat::Sum => h.sum,
+            HistogramStat::Avg => h.sum / h.count,
+            HistogramStat::StdDev => variance(h).sqrt(),
+            HistogramStat::StdVar => variance(h),
+        }
+    }
+
+    /// The function as a UDF of the `histogram` column.
+    pub fn udf(self) -> ScalarUDF {
+        create_udf(
+            self.udf_name(),
+            vec![histogram_type()],
+            DataType::Float64,
+            Volatility::Immutable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let column = HistogramColumn::new(arrays[0].as_ref()).ok_or_else(|| {
+                    DataFusionError::Internal("expected a histogram column".into())
+                })?;
+                let out: Float64Array = (0..arrays[0].len())
+                    .map(|i| column.get(i).map(|h| self.apply(&h)))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }),
+        )
+    }
+}
+
+/// `prom_native_quantile(φ, histogram)`: [`quantile`] of each histogram, null on a float's
+/// row.
+pub fn quantile_udf() -> ScalarUDF {
+    create_udf(
+        "prom_native_quantile",
+        vec![DataType::Float64, histogram_type()],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let q = floats(&arrays[0])?;
+            let column = histograms(&arrays[1])?;
+            let out: Float64Array = (0..q.len())
+                .map(|i| Some(quantile(q.value(i), &column.get(i)?)))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// `prom_native_fraction(lower, upper, histogram)`: [`fraction`] of each histogram, null on
+/// a float's row.
+pub fn fraction_udf() -> ScalarUDF {
+    create_udf(
+        "prom_native_fraction",
+        vec![DataType::Float64, DataType::Float64, histogram_type()],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (lower, upper) = (floats(&arrays[0])?, floats(&arrays[1])?);
+            let column = histograms(&arrays[2])?;
+            let out: Float64Array = (0..lower.len())
+                .map(|i| Some(fraction(lower.value(i), upper.value(i), &column.get(i)?)))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+fn floats(array: &arrow::array::ArrayRef) -> Result<&Float64Array, DataFusionError> {
+    array
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| DataFusionError::Internal("expected float64 values".into()))
+}
+
+fn histograms(array: &arrow::array::ArrayRef) -> Result<HistogramColumn<'_>, DataFusionError> {
+    HistogramColumn::new(array.as_ref())
+        .ok_or_else(|| DataFusionError::Internal("expected a histogram column".into()))
+}
+
+/// The φ-quantile of a native histogram, as Prometheus estimates it: the bucket where the
+/// rank falls (counted from the low end for φ < 0.5 or a NaN sum, else from the high end),
+/// interpolated linearly in custom buckets and the zero bucket, on a logarithmic scale in
+/// exponential buckets. A bucket reaching into negative values, in a histogram with
+/// positive buckets only, is taken to start at 0 (and the mirror case to end at 0); the
+/// first custom bucket starts at 0 (its upper bound when that is not positive), the last
+/// ends at its lower bound.
+pub fn quantile(q: f64, h: &Histogram) -> f64 {
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    let forward = h.sum.is_nan() || q < 0.5;
+    let mut buckets = h.buckets();
+    if !forward {
+        buckets.reverse();
+    }
+    let mut rank = if forward {
+        q * h.count
+    } else {
+        (1.0 - q) * h.count
+    };
+    let mut count = 0.0;
+    let mut found = None;
+    for b in buckets.iter().filter(|b| b.count != 0.0) {
+        count += b.count;
+        found = Some(*b);
+        if count >= rank {
+            break;
+        }
+    }
+    let Some(mut bucket) = found else {
+        return f64::NAN;
+    };
+    if !h.uses_custom_buckets() && bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+            bucket.lower = 0.0;
+        } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+            bucket.upper = 0.0;
+        }
+    } else if h.uses_custom_buckets() {
+        if bucket.lower == f64::NEG_INFINITY {
+            if bucket.upper <= 0.0 {
+                return bucket.upper;
+            }
+            bucket.lower = 0.0;
+        } else if bucket.upper == f64::INFINITY {
+            return bucket.lower;
+        }
+    }
+    count = count.min(h.count);
+    if count < rank {
+        // The rank lies beyond the buckets: NaN observations (a NaN sum), or imprecision.
+        return if h.sum.is_nan() {
+            f64::NAN
+        } else {
+            bucket.upper
+        };
+    }
+    if forward {
+        rank -= count - bucket.count;
+    } else {
+        rank = count - rank;
+    }
+    let fraction = rank / bucket.count;
+    if h.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+        return bucket.lower + (bucket.upper - bucket.lower) * fraction;
+    }
+    let (log_lower, log_upper) = (bucket.lower.abs().log2(), bucket.upper.abs().log2());
+    if bucket.lower > 0.0 {
+        (log_lower + (log_upper - log_lower) * fraction).exp2()
+    } else {
+        -(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2()
+    }
+}
+
+/// The fraction of a native histogram's observations between `lower` and `upper`, as
+/// Prometheus estimates it: whole buckets inside, and the part of the buckets the bounds
+/// fall in, interpolated as [`quantile`] does.
+pub fn fraction(lower: f64, upper: f64, h: &Histogram) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, None, None);
+    let mut count = 0.0;
+    for mut b in h.buckets() {
+        count += b.count;
+        let zero_bucket = b.lower <= 0.0 && b.upper >= 0.0;
+        if zero_bucket {
+            if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+                b.lower = 0.0;
+            } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+                b.upper = 0.0;
+            }
+        }
+        let linear = h.uses_custom_buckets() || zero_bucket;
+        let below = |v: f64| -> f64 {
+            if linear && b.lower == f64::NEG_INFINITY {
+                return b.count;
+            }
+            rank + b.count * fraction_below(&b, v, linear)
+        };
+        if lower_rank.is_none() && b.lower >= lower {
+            lower_rank = Some(rank);
+        }
+        if upper_rank.is_none() && b.lower >= upper {
+            upper_rank = Some(rank);
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        if lower_rank.is_none() && b.lower < lower && b.upper > lower {
+            lower_rank = Some(below(lower));
+        }
+        if upper_rank.is_none() && b.lower < upper && b.upper > upper {
+            upper_rank = Some(below(upper));
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        rank += b.count;
+    }
+    // Without NaN observations every observation is in a bucket.
+    if !h.sum.is_nan() {
+        count = h.count;
+    } else {
+        count = h.buckets().iter().map(|b| b.count).sum::<f64>().max(count);
+    }
+    let lower_rank = lower_rank.filter(|r| *r <= count).unwrap_or(count);
+    let upper_rank = upper_rank.filter(|r| *r <= count).unwrap_or(count);
+    (upper_rank - lower_rank) / h.count
+}
+
+/// The part of bucket `b` below `v`: linear, or on a logarithmic scale (negative buckets
+/// mirrored).
+fn fraction_below(b: &crate::model::histogram::Bucket, v: f64, linear: bool) -> f64 {
+    if linear {
+        return (v - b.lower) / (b.upper - b.lower);
+    }
+    let (log_lower, log_upper, log_v) =
+        (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+    if v > 0.0 {
+        (log_v - log_lower) / (log_upper - log_lower)
+    } else {
+        1.0 - (log_v - log_upper) / (log_lower - log_upper)
+    }
+}
+
+/// The observations' variance as Prometheus estimates it: each bucket's observations at a
+/// representative value (the middle of a custom bucket, 0 in the zero bucket, the geometric
+/// mean of an exponential bucket's bounds), around the histogram's mean.
+fn variance(h: &Histogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut sum, mut c) = (0.0, 0.0);
+    for b in h.buckets().iter().filter(|b| b.count != 0.0) {
+        let value = if h.uses_custom_buckets() {
+            (b.upper + b.lower) / 2.0
+        } else if b.lower <= 0.0 && b.upper >= 0.0 {
+            0.0
+        } else {
+            let geometric = (b.upper * b.lower).sqrt();
+            if b.upper < 0.0 { -geometric } else { geometric }
+        };
+        let delta = value - mean;
+        (sum, c) = kahan_add(b.count * delta * delta, sum, c);
+    }
+    (sum + c) / h.count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::histogram::Span;
+
+    #[test]
+    fn statistics_of_a_histogram() {
+        // Schema 0: two observations in (1,2], two in (2,4]; zero bucket empty.
+        let h = Histogram {
+            schema: 0,
+            count: 4.0,
+            sum: 10.0,
+            positive_spans: vec![Span {
+                offset: 1,
+                length: 2,
+            }],
+            positive_buckets: vec![2.0, 2.0],
+            ..Default::default()
+        };
+        assert_eq!(HistogramStat::Count.apply(&h), 4.0);
+        assert_eq!(HistogramStat::Avg.apply(&h), 2.5);
+        // Representative values sqrt(2) and sqrt(8) around the mean 2.5.
+        let want = (2.0 * (2f64.sqrt() - 2.5).powi(2) + 2.0 * (8f64.sqrt() - 2.5).powi(2)) / 4.0;
+        assert!((HistogramStat::StdVar.apply(&h) - want).abs() < 1e-12);
+        assert!((HistogramStat::StdDev.apply(&h) - want.sqrt()).abs() < 1e-12);
+        // Half the observations are up to 2: the median is 2; a quarter is at 2^0.5 on the
+        // logarithmic scale of (1,2].
+        assert_eq!(quantile(0.5, &h), 2.0);
+        assert!((quantile(0.25, &h) - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(quantile(1.5, &h), f64::INFINITY);
+        assert_eq!(fraction(0.0, 2.0, &h), 0.5);
+        assert_eq!(fraction(2.0, 8.0, &h), 0.5);
+        assert!((fraction(2.0, 8f64.sqrt(), &h) - 0.25).abs() < 1e-12);
+    }
+}
