@@ -4,6 +4,7 @@
 
 mod duration;
 pub mod histogram;
+pub mod histogram_ops;
 mod labels;
 mod matcher;
 mod metadata;

@@ -1,0 +1,396 @@
+//! Arithmetic on native histograms, as PromQL needs it for `rate`, `sum_over_time` and the
+//! like: adding and subtracting histograms of different schemas and zero thresholds,
+//! scaling, and detecting counter resets. The semantics follow Prometheus's
+//! `FloatHistogram`: the result has the coarser schema (the finer one's buckets merged)
+//! and the wider zero bucket (the buckets it covers merged into it); custom-bucket
+//! histograms with different bounds are added on the bounds they share.
+
+use std::collections::BTreeMap;
+
+use super::histogram::{
+    CounterResetHint, Histogram, Span, bucket_bound, bucket_indexes, is_custom_buckets_schema,
+};
+
+/// Why two histograms cannot be combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HistogramOpError {
+    #[error(
+        "cannot apply this operation on histograms with a mix of exponential and custom bucket schemas"
+    )]
+    MixedSchemas,
+}
+
+/// A histogram's buckets by index, for combining.
+#[derive(Debug, Clone)]
+struct Dense {
+    schema: i32,
+    zero_threshold: f64,
+    zero_count: f64,
+    count: f64,
+    sum: f64,
+    positive: BTreeMap<i32, f64>,
+    negative: BTreeMap<i32, f64>,
+    custom_values: Vec<f64>,
+}
+
+fn side(spans: &[Span], counts: &[f64]) -> BTreeMap<i32, f64> {
+    let mut out = BTreeMap::new();
+    for (index, count) in bucket_indexes(spans).zip(counts) {
+        *out.entry(index).or_insert(0.0) += count;
+    }
+    out
+}
+
+/// Spans and counts of consecutive indexes.
+fn spans_of(buckets: &BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
+    let (mut spans, mut counts) = (Vec::<Span>::new(), Vec::new());
+    let mut next = 0i32;
+    for (&index, &count) in buckets {
+        match spans.last_mut() {
+            Some(span) if index == next => span.length += 1,
+            Some(_) => spans.push(Span {
+                offset: index - next,
+                length: 1,
+            }),
+            None => spans.push(Span {
+                offset: index,
+                length: 1,
+            }),
+        }
+        counts.push(count);
+        next = index + 1;
+    }
+    (spans, counts)
+}
+
+impl Dense {
+    fn of(h: &Histogram) -> Dense {
+        Dense {
+            schema: h.schema,
+            zero_threshold: h.zero_threshold,
+            zero_count: h.zero_count,
+            count: h.count,
+            sum: h.sum,
+            positive: side(&h.positive_spans, &h.positive_buckets),
+            negative: side(&h.negative_spans, &h.negative_buckets),
+            custom_values: h.custom_values.clone(),
+        }
+    }
+
+    fn into_histogram(self, hint: CounterResetHint) -> Histogram {
+        let (positive_spans, positive_buckets) = spans_of(&self.positive);
+        let (negative_spans, negative_buckets) = spans_of(&self.negative);
+        Histogram {
+            counter_reset_hint: hint,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count: self.zero_count,
+            count: self.count,
+            sum: self.sum,
+            positive_spans,
+            positive_buckets,
+            negative_spans,
+            negative_buckets,
+            custom_values: self.custom_values,
+        }
+    }
+
+    fn custom(&self) -> bool {
+        is_custom_buckets_schema(self.schema)
+    }
+
+    /// The buckets at a coarser exponential schema: bucket `i` becomes
+    /// `((i - 1) >> (schema - target)) + 1`.
+    fn reduce_to(&mut self, target: i32) {
+        if self.custom() || target >= self.schema {
+            return;
+        }
+        let shift = (self.schema - target) as u32;
+        let reduce = |m: &BTreeMap<i32, f64>| {
+            let mut out = BTreeMap::new();
+            for (&i, &c) in m {
+                *out.entry(((i - 1) >> shift) + 1).or_insert(0.0) += c;
+            }
+            out
+        };
+        self.positive = reduce(&self.positive);
+        self.negative = reduce(&self.negative);
+        self.schema = target;
+    }
+
+    /// Widens the zero bucket to at least `threshold`: buckets reaching into it are
+    /// merged into it, and a populated bucket it cuts through widens it to that bucket's
+    /// edge.
+    fn widen_zero_bucket(&mut self, mut threshold: f64) {
+        'outer: loop {
+            let schema = self.schema;
+            let bound = |i: i32| bucket_bound(i, schema, &[]);
+            let mut merged = 0.0;
+            let mut gone = Vec::new();
+            for (&i, &c) in &self.positive {
+                if bound(i - 1) >= threshold {
+                    break;
+                }
+                merged += c;
+                gone.push((true, i));
+                if bound(i) > threshold {
+                    if c != 0.0 {
+                        threshold = bound(i);
+                    }
+                    break;
+                }
+            }
+            for (&i, &c) in &self.negative {
+                // Negative bucket i is [-bound(i), -bound(i - 1)).
+                if -bound(i - 1) <= -threshold {
+                    break;
+                }
+                merged += c;
+                gone.push((false, i));
+                if -bound(i) < -threshold {
+                    if c != 0.0 {
+                        threshold = bound(i);
+                        continue 'outer;
+                    }
+                    break;
+                }
+            }
+            for (positive, i) in gone {
+                match positive {
+                    true => self.positive.remove(&i),
+                    false => self.negative.remove(&i),
+                };
+            }
+            self.zero_count += merged;
+            self.zero_threshold = threshold;
+            return;
+        }
+    }
+
+    /// The custom buckets at a subset of the bounds: each bucket goes to the first bucket
+    /// of `bounds` whose upper bound is at least its own.
+    fn map_to_bounds(&mut self, bounds: &[f64]) {
+        let mut out = BTreeMap::new();
+        for (&i, &c) in &self.positive {
+            let upper = bucket_bound(i, self.schema, &self.custom_values);
+            let target = bounds.partition_point(|b| *b < upper) as i32;
+            *out.entry(target).or_insert(0.0) += c;
+        }
+        self.positive = out;
+        self.custom_values = bounds.to_vec();
+    }
+}
+
+/// Both histograms brought to one layout: the coarser schema, the wider zero bucket, or
+/// the custom bounds both have.
+fn reconcile(a: &Histogram, b: &Histogram) -> Result<(Dense, Dense), HistogramOpError> {
+    let (mut x, mut y) = (Dense::of(a), Dense::of(b));
+    if x.custom() != y.custom() {
+        return Err(HistogramOpError::MixedSchemas);
+    }
+    if x.custom() {
+        if x.custom_values != y.custom_values {
+            let shared: Vec<f64> = (x.custom_values.iter())
+                .filter(|v| y.custom_values.contains(v))
+                .copied()
+                .collect();
+            x.map_to_bounds(&shared);
+            y.map_to_bounds(&shared);
+        }
+        return Ok((x, y));
+    }
+    let schema = x.schema.min(y.schema);
+    x.reduce_to(schema);
+    y.reduce_to(schema);
+    while x.zero_threshold != y.zero_threshold {
+        if x.zero_threshold > y.zero_threshold {
+            y.widen_zero_bucket(x.zero_threshold);
+        } else {
+            x.widen_zero_bucket(y.zero_threshold);
+        }
+    }
+    Ok((x, y))
+}
+
+fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Result<Histogram, HistogramOpError> {
+    let (mut x, y) = reconcile(a, b)?;
+    x.count += sign * y.count;
+    x.sum += sign * y.sum;
+    x.zero_count += sign * y.zero_count;
+    for (side, other) in [
+        (&mut x.positive, &y.positive),
+        (&mut x.negative, &y.negative),
+    ] {
+        for (&i, &c) in other {
+            *side.entry(i).or_insert(0.0) += sign * c;
+        }
+    }
+    Ok(x.into_histogram(a.counter_reset_hint))
+}
+
+impl Histogram {
+    /// `self + other`.
+    pub fn add(&self, other: &Histogram) -> Result<Histogram, HistogramOpError> {
+        combine(self, other, 1.0)
+    }
+
+    /// `self - other`.
+    pub fn sub(&self, other: &Histogram) -> Result<Histogram, HistogramOpError> {
+        combine(self, other, -1.0)
+    }
+
+    /// Every count and the sum multiplied by `factor`.
+    pub fn scale(&self, factor: f64) -> Histogram {
+        let mut h = self.clone();
+        h.count *= factor;
+        h.sum *= factor;
+        h.zero_count *= factor;
+        for c in h
+            .positive_buckets
+            .iter_mut()
+            .chain(h.negative_buckets.iter_mut())
+        {
+            *c *= factor;
+        }
+        h
+    }
+
+    /// Whether a counter reset happened between `previous` and this histogram: the hint
+    /// says so, or the count, the zero bucket or a bucket went down, or the layout got
+    /// finer (a higher schema, a narrower zero bucket, other custom bounds).
+    pub fn detect_reset(&self, previous: &Histogram) -> bool {
+        match self.counter_reset_hint {
+            CounterResetHint::CounterReset => return true,
+            CounterResetHint::NotCounterReset => return false,
+            _ => {}
+        }
+        if self.count < previous.count {
+            return true;
+        }
+        if self.uses_custom_buckets() != previous.uses_custom_buckets() {
+            return true;
+        }
+        if self.uses_custom_buckets() && self.custom_values != previous.custom_values {
+            return true;
+        }
+        if self.schema > previous.schema || self.zero_threshold < previous.zero_threshold {
+            return true;
+        }
+        let (now, mut before) = (Dense::of(self), Dense::of(previous));
+        before.reduce_to(now.schema);
+        if !self.uses_custom_buckets() {
+            before.widen_zero_bucket(now.zero_threshold);
+            if before.zero_threshold != now.zero_threshold {
+                return true;
+            }
+        }
+        if now.zero_count < before.zero_count {
+            return true;
+        }
+        let went_down = |now: &BTreeMap<i32, f64>, before: &BTreeMap<i32, f64>| {
+            before
+                .iter()
+                .any(|(i, c)| now.get(i).copied().unwrap_or(0.0) < *c)
+        };
+        went_down(&now.positive, &before.positive) || went_down(&now.negative, &before.negative)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::histogram::CUSTOM_BUCKETS_SCHEMA;
+
+    fn h(schema: i32, zero: (f64, f64), positive: &[(i32, f64)]) -> Histogram {
+        let buckets: BTreeMap<i32, f64> = positive.iter().copied().collect();
+        let (positive_spans, positive_buckets) = spans_of(&buckets);
+        let count = zero.1 + positive.iter().map(|p| p.1).sum::<f64>();
+        Histogram {
+            schema,
+            zero_threshold: zero.0,
+            zero_count: zero.1,
+            count,
+            sum: count,
+            positive_spans,
+            positive_buckets,
+            ..Default::default()
+        }
+    }
+
+    fn buckets(h: &Histogram) -> Vec<(i32, f64)> {
+        side(&h.positive_spans, &h.positive_buckets)
+            .into_iter()
+            .filter(|(_, c)| *c != 0.0)
+            .collect()
+    }
+
+    #[test]
+    fn adding_merges_to_the_coarser_schema() {
+        // Schema 1 buckets 1..=4 are schema 0 buckets 1, 1, 2, 2.
+        let fine = h(1, (0.0, 0.0), &[(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]);
+        let coarse = h(0, (0.0, 0.0), &[(1, 10.0)]);
+        let sum = fine.add(&coarse).unwrap();
+        assert_eq!(sum.schema, 0);
+        assert_eq!(buckets(&sum), vec![(1, 13.0), (2, 7.0)]);
+        assert_eq!((sum.count, sum.sum), (20.0, 20.0));
+        let difference = sum.sub(&coarse).unwrap();
+        assert_eq!(buckets(&difference), vec![(1, 3.0), (2, 7.0)]);
+    }
+
+    #[test]
+    fn a_wider_zero_bucket_takes_the_buckets_it_covers() {
+        // Threshold 0.6 covers bucket 0 (0.5,1] partly: populated, so it widens to 1.
+        let narrow = h(0, (0.1, 1.0), &[(-1, 1.0), (0, 2.0), (1, 3.0)]);
+        let wide = h(0, (0.6, 5.0), &[(1, 1.0)]);
+        let sum = narrow.add(&wide).unwrap();
+        assert_eq!(sum.zero_threshold, 1.0);
+        assert_eq!(sum.zero_count, 1.0 + 1.0 + 2.0 + 5.0);
+        assert_eq!(buckets(&sum), vec![(1, 4.0)]);
+    }
+
+    #[test]
+    fn custom_buckets_add_on_shared_bounds_and_do_not_mix() {
+        let a = Histogram {
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            count: 3.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 1.0, 1.0],
+            custom_values: vec![1.0, 2.0],
+            ..Default::default()
+        };
+        let b = Histogram {
+            custom_values: vec![2.0, 4.0],
+            ..a.clone()
+        };
+        let sum = a.add(&b).unwrap();
+        assert_eq!(sum.custom_values, vec![2.0]);
+        // a: (-Inf,1],(1,2] -> (-Inf,2]; (2,+Inf] stays. b: (-Inf,2]; (2,4],(4,+Inf] -> +Inf.
+        assert_eq!(buckets(&sum), vec![(0, 3.0), (1, 3.0)]);
+        assert_eq!(
+            a.add(&h(0, (0.0, 0.0), &[])),
+            Err(HistogramOpError::MixedSchemas)
+        );
+    }
+
+    #[test]
+    fn resets_are_detected_from_counts_and_layout() {
+        let before = h(1, (0.001, 1.0), &[(1, 2.0), (2, 2.0)]);
+        let more = h(1, (0.001, 1.0), &[(1, 3.0), (2, 2.0)]);
+        assert!(!more.detect_reset(&before));
+        let lost_bucket = h(1, (0.001, 1.0), &[(1, 5.0), (2, 1.0)]);
+        assert!(lost_bucket.detect_reset(&before), "a bucket went down");
+        let finer = h(2, (0.001, 1.0), &[(1, 9.0)]);
+        assert!(finer.detect_reset(&before));
+        let coarser = h(0, (0.001, 1.0), &[(1, 4.0), (2, 1.0)]);
+        assert!(
+            !coarser.detect_reset(&before),
+            "schema 1's 1, 2 are schema 0's 1"
+        );
+        let mut hinted = more.clone();
+        hinted.counter_reset_hint = CounterResetHint::CounterReset;
+        assert!(hinted.detect_reset(&before));
+    }
+}
