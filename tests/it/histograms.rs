@@ -338,16 +338,20 @@ async fn prometheus_remote_writes_its_native_histograms() {
         theirs["data"]["result"][0]["metric"]
     );
     // The functions of native histograms give Prometheus's numbers.
-    for function in [
-        "histogram_count",
-        "histogram_sum",
-        "histogram_avg",
-        "histogram_stddev",
-        "histogram_quantile(0.9,",
-        "histogram_fraction(0, 0.004,",
+    let selector = format!("{metric}{{handler=\"/metrics\"}}");
+    for text in [
+        format!("histogram_count({selector})"),
+        format!("histogram_sum({selector})"),
+        format!("histogram_avg({selector})"),
+        format!("histogram_stddev({selector})"),
+        format!("histogram_quantile(0.9, {selector})"),
+        format!("histogram_fraction(0, 0.004, {selector})"),
+        format!("histogram_count(rate({selector}[5s]))"),
+        format!("histogram_sum(increase({selector}[5s]))"),
+        format!("histogram_quantile(0.5, rate({selector}[5s]))"),
+        format!("histogram_count(sum_over_time({selector}[5s]))"),
+        format!("count_over_time({selector}[5s])"),
     ] {
-        let open = if function.ends_with(',') { "" } else { "(" };
-        let text = format!("{function}{open}{metric}{{handler=\"/metrics\"}})");
         let query = [("query", text.as_str()), ("time", query[1].1)];
         let value = |body: serde_json::Value| -> f64 {
             body["data"]["result"][0]["value"][1]

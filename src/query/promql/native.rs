@@ -12,9 +12,10 @@ use datafusion::common::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
 use crate::model::Histogram;
+use crate::model::histogram::CounterResetHint;
 use crate::storage::histogram_arrow::{HistogramColumn, histogram_type};
 
-use super::functions::kahan_add;
+use super::functions::{RangeFunc, kahan_add};
 
 /// What a histogram function computes of each histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,206 @@ impl HistogramStat {
             }),
         )
     }
+}
+
+/// What a range function gives for a window: a number or a histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RangeValue {
+    Float(f64),
+    Histogram(Histogram),
+}
+
+/// Whether `func` reads native histograms (the others read float samples only).
+pub fn reads_histograms(func: RangeFunc) -> bool {
+    use RangeFunc::*;
+    matches!(
+        func,
+        Rate | Increase
+            | Delta
+            | Irate
+            | Idelta
+            | SumOverTime
+            | AvgOverTime
+            | CountOverTime
+            | LastOverTime
+            | FirstOverTime
+            | PresentOverTime
+            | Changes
+            | Resets
+    )
+}
+
+/// Whether `func` of native histograms gives histograms.
+pub fn gives_histograms(func: RangeFunc) -> bool {
+    use RangeFunc::*;
+    matches!(
+        func,
+        Rate | Increase
+            | Delta
+            | Irate
+            | Idelta
+            | SumOverTime
+            | AvgOverTime
+            | LastOverTime
+            | FirstOverTime
+    )
+}
+
+/// One sample of a window: its time, and a histogram or a float.
+pub type WindowSample<'a> = (i64, Result<&'a Histogram, f64>);
+
+/// A range function over a window that holds native histograms (`samples` in time order,
+/// staleness markers removed), as Prometheus computes it. A window mixing floats and
+/// histograms gives nothing for the functions that combine values (Prometheus warns), and
+/// histograms that cannot be combined (exponential and custom buckets) give nothing.
+pub fn apply_range(
+    func: RangeFunc,
+    samples: &[WindowSample<'_>],
+    eval_ms: i64,
+    range_ms: i64,
+) -> Option<RangeValue> {
+    use RangeFunc::*;
+    let first = samples.first()?;
+    let last = samples.last()?;
+    let value = |s: &WindowSample<'_>| match s.1 {
+        Ok(h) => RangeValue::Histogram(h.clone()),
+        Err(f) => RangeValue::Float(f),
+    };
+    match func {
+        CountOverTime => return Some(RangeValue::Float(samples.len() as f64)),
+        PresentOverTime => return Some(RangeValue::Float(1.0)),
+        LastOverTime => return Some(value(last)),
+        FirstOverTime => return Some(value(first)),
+        _ => {}
+    }
+    let histograms: Vec<(i64, &Histogram)> = samples
+        .iter()
+        .filter_map(|(t, v)| v.ok().map(|h| (*t, h)))
+        .collect();
+    if histograms.len() != samples.len() {
+        return None;
+    }
+    match func {
+        Changes => Some(RangeValue::Float(
+            histograms.windows(2).filter(|w| w[0].1 != w[1].1).count() as f64,
+        )),
+        Resets => Some(RangeValue::Float(
+            histograms
+                .windows(2)
+                .filter(|w| w[1].1.detect_reset(w[0].1))
+                .count() as f64,
+        )),
+        SumOverTime => sum(&histograms).map(RangeValue::Histogram),
+        AvgOverTime => {
+            sum(&histograms).map(|s| RangeValue::Histogram(s.scale(1.0 / histograms.len() as f64)))
+        }
+        Rate | Increase | Delta => {
+            extrapolated_rate(&histograms, eval_ms, range_ms, func != Delta, func == Rate)
+                .map(RangeValue::Histogram)
+        }
+        Irate | Idelta => instant_delta(&histograms, func == Irate).map(RangeValue::Histogram),
+        _ => None,
+    }
+}
+
+fn sum(histograms: &[(i64, &Histogram)]) -> Option<Histogram> {
+    let (_, first) = histograms.first()?;
+    let mut total = (*first).clone();
+    for (_, h) in &histograms[1..] {
+        total = total.add(h).ok()?;
+    }
+    Some(total)
+}
+
+/// The increase of a window of histograms, counter resets added back for counters
+/// (Prometheus's `histogramRate`), with the gauge hint.
+fn histogram_increase(histograms: &[(i64, &Histogram)], counter: bool) -> Option<Histogram> {
+    let (_, last) = histograms.last()?;
+    let mut prev = histograms[0].1.clone();
+    // A reset between the first two samples: count the second from zero.
+    if counter
+        && let Some((_, second)) = histograms.get(1)
+        && second.detect_reset(&prev)
+    {
+        prev = Histogram {
+            schema: second.schema,
+            zero_threshold: second.zero_threshold,
+            custom_values: second.custom_values.clone(),
+            ..Default::default()
+        };
+    }
+    let mut result = (*last).sub(&prev).ok()?;
+    if counter {
+        let mut before: &Histogram = &prev;
+        for (_, current) in &histograms[1..] {
+            if current.detect_reset(before) {
+                result = result.add(before).ok()?;
+            }
+            before = current;
+        }
+    }
+    result.counter_reset_hint = CounterResetHint::Gauge;
+    Some(result)
+}
+
+/// `rate`, `increase` and `delta` of histograms: the increase, extrapolated to the
+/// window's edges as for floats (towards a counter's zero point by its count).
+fn extrapolated_rate(
+    histograms: &[(i64, &Histogram)],
+    eval_ms: i64,
+    range_ms: i64,
+    counter: bool,
+    rate: bool,
+) -> Option<Histogram> {
+    if histograms.len() < 2 {
+        return None;
+    }
+    let result = histogram_increase(histograms, counter)?;
+    let seconds = |ms: i64| ms as f64 / 1000.0;
+    let (first_t, last_t) = (histograms[0].0, histograms[histograms.len() - 1].0);
+    let sampled = seconds(last_t - first_t);
+    let average_step = sampled / (histograms.len() - 1) as f64;
+    let threshold = average_step * 1.1;
+    let mut to_start = seconds(first_t - (eval_ms - range_ms));
+    if to_start >= threshold {
+        to_start = average_step / 2.0;
+    }
+    let first_count = histograms[0].1.count;
+    if counter && result.count > 0.0 && first_count >= 0.0 {
+        let to_zero = sampled * (first_count / result.count);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let mut to_end = seconds(eval_ms - last_t);
+    if to_end >= threshold {
+        to_end = average_step / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= seconds(range_ms);
+    }
+    let mut scaled = result.scale(factor);
+    scaled.counter_reset_hint = CounterResetHint::Gauge;
+    Some(scaled)
+}
+
+/// `irate` and `idelta` of histograms: the last two samples' difference (for `irate`, the
+/// last sample alone after a reset), per second for `irate`.
+fn instant_delta(histograms: &[(i64, &Histogram)], rate: bool) -> Option<Histogram> {
+    let [.., (t0, h0), (t1, h1)] = histograms else {
+        return None;
+    };
+    let mut result = if rate && h1.detect_reset(h0) {
+        (*h1).clone()
+    } else {
+        h1.sub(h0).ok()?
+    };
+    if rate {
+        result = result.scale(1000.0 / (t1 - t0) as f64);
+    }
+    result.counter_reset_hint = CounterResetHint::Gauge;
+    Some(result)
 }
 
 /// `prom_native_quantile(φ, histogram)`: [`quantile`] of each histogram, null on a float's

@@ -48,6 +48,7 @@ use crate::storage::histogram_arrow::{self, HistogramColumn};
 use super::collect::{Held, after_all_input};
 use super::extended;
 use super::functions::{RangeFunc, overlapping_start};
+use super::native;
 use super::syntax::SelectorMode;
 
 /// Most samples one [`PromStepExec`] may load; a session config extension.
@@ -445,7 +446,7 @@ impl ExecutionPlan for PromStepExec {
             held,
             move |batches| {
                 let grouping_timer = grouping.timer();
-                let keep_histograms = carries_histograms(&window);
+                let keep_histograms = reads_histograms(&window);
                 let mut series = group_series(&batches, keep_histograms)?;
                 grouping_timer.done();
                 let step_params = take_step_params(&mut series);
@@ -469,17 +470,36 @@ fn too_many_samples() -> DataFusionError {
     DataFusionError::ResourcesExhausted(TOO_MANY_SAMPLES.to_string())
 }
 
-/// Whether a node with `window` passes native histograms on: an instant selection of the
-/// value. (Range functions and smoothed selections read float samples only, for now.)
-pub fn carries_histograms(window: &Window) -> bool {
-    matches!(
-        window,
+/// Whether a node with `window` reads native histograms: an instant selection of the value,
+/// and the range functions that evaluate them (over a plain range). The others read float
+/// samples only.
+pub fn reads_histograms(window: &Window) -> bool {
+    match window {
         Window::Instant {
             emit: Emit::Value,
             smoothed: false,
             ..
-        }
-    )
+        } => true,
+        Window::Range {
+            func,
+            mode: SelectorMode::Plain,
+            ..
+        } => native::reads_histograms(*func),
+        _ => false,
+    }
+}
+
+/// Whether a node with `window` outputs native histograms (in a `histogram` column) when
+/// its input has them.
+pub fn carries_histograms(window: &Window) -> bool {
+    match window {
+        Window::Range {
+            func,
+            mode: SelectorMode::Plain,
+            ..
+        } => native::gives_histograms(*func),
+        _ => reads_histograms(window),
+    }
 }
 
 /// One series' samples, sorted by time.
@@ -708,7 +728,35 @@ fn evaluate(
         out.start_series();
         for (t, params) in &params_by_step {
             let t = *t;
-            if !s.hs.is_empty() && carries_histograms(window) {
+            if !s.hs.is_empty()
+                && let Window::Range { range, func, .. } = window
+                && reads_histograms(window)
+            {
+                let at = steps.data_time(t);
+                let (start, end) = cursor.window(&s.ts, at - range, at);
+                if s.hs[start..end].iter().any(Option::is_some) {
+                    let samples: Vec<native::WindowSample<'_>> = (start..end)
+                        .filter_map(|i| match &s.hs[i] {
+                            Some(h) if is_stale_nan(h.sum) => None,
+                            Some(h) => Some((s.ts[i], Ok(h.as_ref()))),
+                            None if is_stale_nan(s.vs[i]) => None,
+                            None => Some((s.ts[i], Err(s.vs[i]))),
+                        })
+                        .collect();
+                    match native::apply_range(*func, &samples, at, *range) {
+                        Some(native::RangeValue::Float(v)) => out.push(name, t, v)?,
+                        Some(native::RangeValue::Histogram(h)) => {
+                            out.push_histogram(name, t, Arc::new(h))?
+                        }
+                        None => {}
+                    }
+                    continue;
+                }
+            }
+            if !s.hs.is_empty()
+                && matches!(window, Window::Instant { .. })
+                && reads_histograms(window)
+            {
                 if let Some(picked) = instant_pick(s, &mut cursor, steps.data_time(t), window) {
                     match &s.hs[picked] {
                         Some(h) => out.push_histogram(name, t, h.clone())?,

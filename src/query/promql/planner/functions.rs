@@ -209,6 +209,18 @@ impl Planner {
         args: &[&PromExpr],
         steps: Steps,
     ) -> PlanResult {
+        self.range_function_with(func, args, steps, false).await
+    }
+
+    /// [`Planner::range_function`], reading native histograms too when `histograms` (and
+    /// the function evaluates them over a plain range selector).
+    pub(super) async fn range_function_with(
+        &self,
+        func: RangeFunc,
+        args: &[&PromExpr],
+        steps: Steps,
+        histograms: bool,
+    ) -> PlanResult {
         // The range argument is the first one, except for quantile_over_time(φ, r) and
         // the smoothing parameters that follow it.
         let (range_arg, params): (&PromExpr, Vec<&PromExpr>) = match func {
@@ -246,6 +258,9 @@ impl Planner {
                     }
                 };
                 let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
+                let with_histograms = histograms
+                    && mode == SelectorMode::Plain
+                    && super::super::native::reads_histograms(func);
                 let aggregate = Aggregate::for_function(func);
                 // Read once: the choice of function depends on what is read.
                 let layers = self.downsampled_layers(min, max);
@@ -259,7 +274,7 @@ impl Planner {
                         (min, max),
                         SampleColumns {
                             starts: with_starts,
-                            histograms: false,
+                            histograms: with_histograms,
                         },
                         aggregate,
                         layers,

@@ -157,8 +157,9 @@ impl Planner {
         self.plan_at(expr, self.steps(0, None)).boxed()
     }
 
-    /// Plans a whole query: a selector that is the query's result keeps its native
-    /// histograms (the other expressions evaluate float samples only, for now).
+    /// Plans a whole query: a selector (or a range function of one) that is the query's
+    /// result keeps its native histograms (the other expressions evaluate float samples
+    /// only, for now).
     pub async fn plan_query(&self, expr: &PromExpr) -> PlanResult {
         match self
             .plan_keeping_histograms(expr, self.steps(0, None))
@@ -169,8 +170,9 @@ impl Planner {
         }
     }
 
-    /// `expr` planned with its native histograms when it is a selector (in parentheses or
-    /// not); None for other expressions.
+    /// `expr` planned with its native histograms when it is a selector or a range function
+    /// that evaluates them over a range selector (in parentheses or not); None for other
+    /// expressions.
     pub(super) async fn plan_keeping_histograms(
         &self,
         expr: &PromExpr,
@@ -185,6 +187,17 @@ impl Planner {
             ),
             PromExpr::MatrixSelector(ms) => {
                 Some(self.matrix_selector(ms, true).await.map(Planned::Matrix))
+            }
+            PromExpr::Call(call) => {
+                let func = RangeFunc::from_name(call.func.name)?;
+                let args: Vec<&PromExpr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+                let range_arg = args.first()?;
+                if !matches!(strip_parens(range_arg), PromExpr::MatrixSelector(_))
+                    || !super::native::reads_histograms(func)
+                {
+                    return None;
+                }
+                Some(self.range_function_with(func, &args, steps, true).await)
             }
             _ => None,
         }
