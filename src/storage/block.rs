@@ -60,6 +60,10 @@ pub struct BlockMeta {
     pub data_file_bytes: u64,
     /// Metric name -> label names used by its series in this block.
     pub metrics: BTreeMap<String, BTreeSet<String>>,
+    /// The metrics with native histogram samples in this block, so that queries of the
+    /// others plan for floats only. Blocks written before histograms have none.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub histogram_metrics: BTreeSet<String>,
     /// 1 for a block cut from the head; n + 1 for one merged from blocks of level n or less.
     #[serde(default = "cut_level")]
     pub level: u32,
@@ -268,6 +272,7 @@ impl BlockData {
             data_bytes: 0,
             data_file_bytes: 0,
             metrics: BTreeMap::new(),
+            histogram_metrics: BTreeSet::new(),
             level: CUT_LEVEL,
             resolution_ms: 0,
             source: None,
@@ -279,6 +284,10 @@ impl BlockData {
                 .entry(metric_of(&s.labels).to_string())
                 .or_default();
             names.extend(s.labels.without_metric_name().map(|(n, _)| n.to_string()));
+            if s.histograms.iter().any(Option::is_some) {
+                meta.histogram_metrics
+                    .insert(metric_of(&s.labels).to_string());
+            }
         }
         let with_histograms = self.series.iter().any(|s| !s.histograms.is_empty());
         let data = encode_parquet(

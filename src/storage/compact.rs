@@ -96,6 +96,11 @@ pub fn merge(
         data_bytes: 0,
         data_file_bytes: 0,
         metrics: BTreeMap::new(),
+        histogram_metrics: plan
+            .sources
+            .iter()
+            .flat_map(|s| s.histogram_metrics.iter().cloned())
+            .collect(),
         level: plan.level,
         resolution_ms: 0,
         source: None,
@@ -435,6 +440,7 @@ mod tests {
             data_bytes: 1,
             data_file_bytes: 1,
             metrics: BTreeMap::new(),
+            histogram_metrics: Default::default(),
             level,
             resolution_ms: 0,
             source: None,
@@ -862,6 +868,9 @@ mod tests {
         let builder =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         assert_eq!(builder.schema().fields().len(), 5);
+        // The manifest says which metrics have histograms, for the planner.
+        assert!(meta.histogram_metrics.is_empty());
+        assert_eq!(sources[0].histogram_metrics.len(), 1);
         let mut series = Vec::new();
         for s in &sources {
             series.push(Arc::new(BlockSeries::load(&store, s).await.unwrap()));
@@ -879,6 +888,7 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert_eq!(meta.num_samples, 4);
+        assert_eq!(meta.histogram_metrics.len(), 1);
         let (floats, histograms) = read_samples(&store, &meta).await.unwrap();
         let floats: Vec<(SeriesId, i64, f64)> = floats
             .iter()

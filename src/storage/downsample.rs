@@ -173,6 +173,7 @@ pub fn downsample(
         num_samples: 0,
         data_bytes: 0,
         data_file_bytes: 0,
+        histogram_metrics: Default::default(),
         ..source.clone()
     };
     let data_path = meta.data_path();

@@ -192,6 +192,9 @@ pub enum SeriesScope<'a> {
 pub struct Head {
     stripes: Box<[RwLock<Stripe>]>,
     index: RwLock<Index>,
+    /// The metrics that have had native histogram samples (never shrinks until restart):
+    /// queries of the others plan for floats only. A leaf lock, taken under a stripe's.
+    histogram_metrics: RwLock<HashSet<String>>,
     num_samples: AtomicUsize,
     /// `i64::MAX` / `i64::MIN` while the head is empty.
     min_time: AtomicI64,
@@ -216,6 +219,7 @@ impl Head {
         Head {
             stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
             index: RwLock::default(),
+            histogram_metrics: RwLock::default(),
             num_samples: AtomicUsize::new(0),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
@@ -400,9 +404,30 @@ impl Head {
         self.insert_each(
             histograms,
             |h| (h.series, h.timestamp_ms),
-            |series, h| series.insert_histogram(h.timestamp_ms, &h.histogram, h.start_timestamp_ms),
+            |series, h| {
+                if !series.has_histograms() {
+                    self.note_histogram_metric(series.labels());
+                }
+                series.insert_histogram(h.timestamp_ms, &h.histogram, h.start_timestamp_ms)
+            },
             |h| orphans.push(h.clone()),
         )
+    }
+
+    fn note_histogram_metric(&self, labels: &Labels) {
+        let metric = labels.metric_name().unwrap_or_default();
+        if !read(&self.histogram_metrics).contains(metric) {
+            write(&self.histogram_metrics).insert(metric.to_string());
+        }
+    }
+
+    /// Whether series of `metric` (any metric, for None) have had native histograms.
+    pub fn has_histograms(&self, metric: Option<&str>) -> bool {
+        let metrics = read(&self.histogram_metrics);
+        match metric {
+            Some(m) => metrics.contains(m),
+            None => !metrics.is_empty(),
+        }
     }
 
     /// Inserts `items` (each of a series at a time) grouped by stripe, one write lock per

@@ -1098,6 +1098,7 @@ mod tests {
             data_bytes: bytes,
             data_file_bytes: bytes,
             metrics: Default::default(),
+            histogram_metrics: Default::default(),
             level: block::CUT_LEVEL,
             resolution_ms: 0,
             source: None,

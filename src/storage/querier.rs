@@ -355,6 +355,20 @@ impl Storage {
         out
     }
 
+    /// Whether series of `metric` (of any metric, for None) may have native histogram
+    /// samples, in the head or in a block: a query of a metric without any plans for floats
+    /// only.
+    pub fn may_have_histograms(&self, metric: Option<&str>) -> bool {
+        if self.head.has_histograms(metric) {
+            return true;
+        }
+        let manifest = self.manifest();
+        manifest.blocks.iter().any(|b| match metric {
+            Some(m) => b.histogram_metrics.contains(m),
+            None => !b.histogram_metrics.is_empty(),
+        })
+    }
+
     /// The label sets of every head series (for cardinality statistics).
     pub fn head_labels(&self) -> Vec<Arc<Labels>> {
         self.head.all_labels()

@@ -315,6 +315,7 @@ mod tests {
             data_bytes: 1,
             data_file_bytes: 1,
             metrics: [("up".to_string(), BTreeSet::from(["job".to_string()]))].into(),
+            histogram_metrics: Default::default(),
             level: 1,
             resolution_ms: 0,
             source: None,

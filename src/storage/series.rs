@@ -258,6 +258,10 @@ impl MemSeries {
         self.chunks.is_empty() && self.histograms.is_none()
     }
 
+    pub(super) fn has_histograms(&self) -> bool {
+        self.histograms.is_some()
+    }
+
     /// The newest time of either kind of sample.
     fn update_newest(&mut self) {
         let floats = self.chunks.last().map(Chunk::max_time);

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::Float64Array;
+use arrow::array::{Array, Float64Array};
 use arrow::datatypes::DataType;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
@@ -278,6 +278,132 @@ fn instant_delta(histograms: &[(i64, &Histogram)], rate: bool) -> Option<Histogr
     }
     result.counter_reset_hint = CounterResetHint::Gauge;
     Some(result)
+}
+
+/// `prom_histogram_sum(histogram)`: the sum of a group's native histograms (null rows, the
+/// floats', left out); null when there is none, or when they cannot be added (exponential
+/// and custom buckets mixed), where Prometheus gives no result.
+pub fn sum_udaf() -> datafusion::logical_expr::AggregateUDF {
+    datafusion::logical_expr::create_udaf(
+        "prom_histogram_sum",
+        vec![histogram_type()],
+        Arc::new(histogram_type()),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::new(SumAccumulator::default()))),
+        Arc::new(vec![histogram_type(), DataType::Boolean]),
+    )
+}
+
+/// The running sum of [`sum_udaf`].
+#[derive(Debug, Default)]
+struct SumAccumulator {
+    sum: Option<Histogram>,
+    /// Two histograms could not be added: the group has no result.
+    failed: bool,
+}
+
+impl SumAccumulator {
+    fn add(&mut self, h: Histogram) {
+        if self.failed {
+            return;
+        }
+        self.sum = match self.sum.take() {
+            None => Some(h),
+            Some(sum) => match sum.add(&h) {
+                Ok(total) => Some(total),
+                Err(_) => {
+                    self.failed = true;
+                    None
+                }
+            },
+        };
+    }
+
+    fn value(&self) -> datafusion::common::Result<datafusion::common::ScalarValue> {
+        let row = match (&self.sum, self.failed) {
+            (Some(h), false) => Some(Arc::new(h.clone())),
+            _ => None,
+        };
+        let array = crate::storage::histogram_arrow::to_array(&[row]);
+        datafusion::common::ScalarValue::try_from_array(&array, 0)
+    }
+}
+
+impl datafusion::logical_expr::Accumulator for SumAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[arrow::array::ArrayRef],
+    ) -> datafusion::common::Result<()> {
+        let column = histograms(&values[0])?;
+        for i in 0..values[0].len() {
+            if let Some(h) = column.get(i) {
+                self.add(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[arrow::array::ArrayRef]) -> datafusion::common::Result<()> {
+        let column = histograms(&states[0])?;
+        let failed = states[1]
+            .as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .ok_or_else(|| DataFusionError::Internal("expected a boolean state".into()))?;
+        for i in 0..states[0].len() {
+            if failed.is_valid(i) && failed.value(i) {
+                self.failed = true;
+            }
+            if let Some(h) = column.get(i) {
+                self.add(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> datafusion::common::Result<Vec<datafusion::common::ScalarValue>> {
+        Ok(vec![
+            self.value()?,
+            datafusion::common::ScalarValue::Boolean(Some(self.failed)),
+        ])
+    }
+
+    fn evaluate(&mut self) -> datafusion::common::Result<datafusion::common::ScalarValue> {
+        self.value()
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>()
+            + self.sum.as_ref().map_or(0, |h| {
+                8 * (h.positive_buckets.len() + h.negative_buckets.len() + h.custom_values.len())
+                    + 8 * (h.positive_spans.len() + h.negative_spans.len())
+            })
+    }
+}
+
+/// `prom_histogram_scale(histogram, factor)`: every count and the sum times `factor`.
+pub fn scale_udf() -> ScalarUDF {
+    create_udf(
+        "prom_histogram_scale",
+        vec![histogram_type(), DataType::Float64],
+        histogram_type(),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let column = histograms(&arrays[0])?;
+            let factor = floats(&arrays[1])?;
+            let rows: Vec<Option<Arc<Histogram>>> = (0..arrays[0].len())
+                .map(|i| {
+                    let h = column.get(i)?;
+                    factor
+                        .is_valid(i)
+                        .then(|| Arc::new(h.scale(factor.value(i))))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(
+                crate::storage::histogram_arrow::to_array(&rows),
+            ))
+        }),
+    )
 }
 
 /// `prom_native_quantile(φ, histogram)`: [`quantile`] of each histogram, null on a float's

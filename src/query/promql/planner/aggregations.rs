@@ -3,6 +3,119 @@
 use super::*;
 
 impl Planner {
+    /// `sum`, `avg`, `count` or `group` of an expression that carries native histograms
+    /// (see [`Planner::plan_keeping_histograms`]); None for other aggregations and
+    /// expressions. As in Prometheus, a group of histograms sums (or averages) to a
+    /// histogram, a group of floats to a float, and a group mixing them has no result;
+    /// `count` and `group` count both.
+    pub(super) async fn histogram_aggregate(
+        &self,
+        a: &AggregateExpr,
+        steps: Steps,
+    ) -> Option<PlanResult> {
+        let op = AggregateOp::from_token(a.op).ok()?;
+        if !matches!(
+            op,
+            AggregateOp::Sum | AggregateOp::Avg | AggregateOp::Count | AggregateOp::Group
+        ) {
+            return None;
+        }
+        let input = match self.plan_keeping_histograms(&a.expr, steps).await? {
+            Ok(Planned::Vector(input)) => input,
+            Ok(_) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            return None;
+        }
+        Some(self.aggregate_histograms(op, a, input))
+    }
+
+    fn aggregate_histograms(
+        &self,
+        op: AggregateOp,
+        a: &AggregateExpr,
+        input: LogicalPlan,
+    ) -> PlanResult {
+        let group_labels = match &a.modifier {
+            Some(LabelModifier::Include(names)) => {
+                l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
+            }
+            None => l::call(l::keep_udf(), col(LABELS), &[""]),
+        };
+        let keyed = LogicalPlanBuilder::from(input)
+            .project(vec![
+                col(LABELS),
+                col(TIMESTAMP),
+                col(VALUE),
+                col(HISTOGRAM),
+                group_labels.alias("g"),
+            ])?
+            .build()?;
+        let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
+            if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
+        let grouping = Grouping::of(a.modifier.as_ref(), by_name);
+        let float_op = match op {
+            AggregateOp::Avg => AggregateOp::Avg,
+            _ => AggregateOp::Sum,
+        };
+        let floats = Kernel::of(float_op)
+            .ok_or_else(|| PromqlError::Unsupported(format!("aggregation {op}")))?;
+        let aggregates = vec![
+            agg::count(col(VALUE)).alias("nf"),
+            agg::count(col(HISTOGRAM)).alias("nh"),
+            floats.aggregate(col(VALUE)).alias("fv"),
+            super::super::native::sum_udaf()
+                .call(vec![col(HISTOGRAM)])
+                .alias("hs"),
+            any_name_dropped(),
+        ];
+        let no_floats = col("nf").eq(lit(0i64));
+        let no_histograms = col("nh").eq(lit(0i64));
+        let scale = |h: Expr, factor: Expr| {
+            Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(super::super::native::scale_udf()),
+                vec![h, factor],
+            ))
+        };
+        let (value, histogram) = match op {
+            AggregateOp::Count => (
+                cast(col("nf") + col("nh"), DataType::Float64),
+                lit(ScalarValue::Null),
+            ),
+            AggregateOp::Group => (lit(1.0), lit(ScalarValue::Null)),
+            AggregateOp::Avg => (
+                when(no_histograms, col("fv")).end()?,
+                when(
+                    no_floats,
+                    scale(col("hs"), lit(1.0) / cast(col("nh"), DataType::Float64)),
+                )
+                .end()?,
+            ),
+            _ => (
+                when(no_histograms, col("fv")).end()?,
+                when(no_floats, col("hs")).end()?,
+            ),
+        };
+        let mut builder = LogicalPlanBuilder::from(keyed)
+            .aggregate(grouping.keys(), aggregates)?
+            .project(vec![
+                grouping.labels(),
+                col(TIMESTAMP),
+                cast(value, DataType::Float64).alias(VALUE),
+                histogram.alias(HISTOGRAM),
+            ])?;
+        if matches!(op, AggregateOp::Count | AggregateOp::Group) {
+            builder = builder.project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?;
+        } else {
+            builder = builder.filter(col(VALUE).is_not_null().or(col(HISTOGRAM).is_not_null()))?;
+        }
+        Ok(Planned::Vector(builder.build()?))
+    }
+
     pub(super) async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
         let op = AggregateOp::from_token(a.op)?;
         let input = self.vector_arg(&a.expr, steps.clone()).await?;

@@ -92,8 +92,11 @@ impl Planner {
         layers: Vec<Layer>,
     ) -> Result<LogicalPlan, PromqlError> {
         let with_starts = columns.starts;
-        let with_histograms = columns.histograms && layers.is_empty();
         let metric = metric_name(vs);
+        // A metric without native histograms plans for floats only.
+        let with_histograms = columns.histograms
+            && layers.is_empty()
+            && self.storage.may_have_histograms(metric.as_deref());
         let storage_error = |e: anyhow::Error| PromqlError::Execution(format!("{e:#}"));
         // The series with a sample in the window; storage finds them through its postings
         // and the blocks' series files.
