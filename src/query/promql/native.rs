@@ -380,6 +380,30 @@ impl datafusion::logical_expr::Accumulator for SumAccumulator {
     }
 }
 
+/// `prom_float_row(histogram)`: true on a float's row; on a native histogram's, false, and
+/// `info` is recorded once (Prometheus's note that an operation ignored histograms).
+pub fn float_row_udf(infos: Arc<std::sync::Mutex<Vec<String>>>, info: String) -> ScalarUDF {
+    create_udf(
+        "prom_float_row",
+        vec![histogram_type()],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let array = &arrays[0];
+            if array.null_count() < array.len()
+                && let Ok(mut list) = infos.lock()
+                && !list.contains(&info)
+            {
+                list.push(info.clone());
+            }
+            let out: arrow::array::BooleanArray =
+                (0..array.len()).map(|i| Some(array.is_null(i))).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
 /// `prom_histogram_scale(histogram, factor)`: every count and the sum times `factor`.
 pub fn scale_udf() -> ScalarUDF {
     create_udf(

@@ -116,9 +116,52 @@ impl Planner {
         Ok(Planned::Vector(builder.build()?))
     }
 
+    /// The input of an aggregation that does not take native histograms: its float rows;
+    /// when the argument has histograms (its metric may), they are left out with
+    /// Prometheus's info that the aggregation ignored them.
+    async fn float_input(
+        &self,
+        op: AggregateOp,
+        a: &AggregateExpr,
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        let ignores = matches!(
+            op,
+            AggregateOp::Min
+                | AggregateOp::Max
+                | AggregateOp::Topk
+                | AggregateOp::Bottomk
+                | AggregateOp::Stddev
+                | AggregateOp::Stdvar
+                | AggregateOp::Quantile
+        );
+        if ignores
+            && let Some(planned) = self.plan_keeping_histograms(&a.expr, steps.clone()).await
+            && let Planned::Vector(input) = planned?
+            && input.schema().has_column_with_unqualified_name(HISTOGRAM)
+        {
+            let info = format!(
+                "PromQL info: ignored histogram in {op} aggregation{}",
+                self.position(&PromExpr::Aggregate(a.clone()))
+            );
+            let floats = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(super::super::native::float_row_udf(
+                    self.infos.clone(),
+                    info,
+                )),
+                vec![col(HISTOGRAM)],
+            ));
+            return Ok(LogicalPlanBuilder::from(input)
+                .filter(floats)?
+                .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+                .build()?);
+        }
+        self.vector_arg(&a.expr, steps).await
+    }
+
     pub(super) async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
         let op = AggregateOp::from_token(a.op)?;
-        let input = self.vector_arg(&a.expr, steps.clone()).await?;
+        let input = self.float_input(op, a, steps.clone()).await?;
         let group_labels = match &a.modifier {
             Some(LabelModifier::Include(names)) => {
                 l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
