@@ -166,7 +166,11 @@ async fn read(state: &AppState, body: Body) -> Result<Vec<u8>, ApiError> {
                     .into_iter()
                     .map(|(timestamp, value)| Sample { value, timestamp })
                     .collect(),
-                histograms: Vec::new(),
+                histograms: s
+                    .histograms
+                    .iter()
+                    .map(|(t, h)| crate::prompb::histogram::Histogram::from_float(h, *t))
+                    .collect(),
             })
             .collect();
         response.results.push(QueryResult { timeseries });

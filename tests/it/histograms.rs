@@ -203,6 +203,50 @@ async fn remote_write_2_0_histograms_are_counted_and_stored() {
             vec![serde_json::Value::Null, json!(31.0)]
         ]
     );
+
+    // Remote read gives the histograms back, as Prometheus's does.
+    let read = quiver::prompb::ReadRequest {
+        queries: vec![quiver::prompb::Query {
+            start_timestamp_ms: t - 60_000,
+            end_timestamp_ms: t + 60_000,
+            matchers: vec![quiver::prompb::LabelMatcher {
+                r#type: 0,
+                name: "__name__".into(),
+                value: "rw2_hist".into(),
+            }],
+        }],
+        accepted_response_types: vec![],
+    };
+    let r = q
+        .client
+        .post(q.url("/api/v1/read"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(snappy(&read.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = snap::raw::Decoder::new()
+        .decompress_vec(&r.bytes().await.unwrap())
+        .unwrap();
+    let response = quiver::prompb::ReadResponse::decode(body.as_slice()).unwrap();
+    let series = &response.results[0].timeseries;
+    assert_eq!(series.len(), 1);
+    let got: Vec<(i64, f64)> = series[0]
+        .histograms
+        .iter()
+        .map(|h| {
+            let decoded = h.to_sample();
+            (decoded.sample.timestamp_ms, decoded.sample.histogram.count)
+        })
+        .collect();
+    assert_eq!(got, vec![(t, 21.0), (t + 15_000, 31.0)]);
+    assert_eq!(*series[0].histograms[1].to_sample().sample.histogram, {
+        let mut h = histogram(30);
+        h.counter_reset_hint = CounterResetHint::NotCounterReset;
+        h
+    });
 }
 
 /// A real Prometheus 3.5 scrapes its own native histograms (protobuf exposition, native

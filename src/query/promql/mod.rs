@@ -267,6 +267,8 @@ impl PromqlEngine {
 
     /// Raw samples (staleness markers included) of the series `selector` selects with
     /// timestamps in `(min, max]`, for remote read and federation.
+    /// Raw samples of the series `selector` picks in `(min, max]`, native histograms
+    /// included (for remote read and federation).
     pub async fn raw_series(
         &self,
         selector: &promql_parser::parser::VectorSelector,
@@ -275,7 +277,7 @@ impl PromqlEngine {
     ) -> Result<Vec<Series>, PromqlError> {
         let raw = SourceResolution::Raw.pick(0);
         let planner = self.planner("", (min, max, 1), DEFAULT_LOOKBACK, raw);
-        let plan = planner.raw_samples(selector, min, max).await?;
+        let plan = planner.raw_samples_with(selector, min, max, true).await?;
         self.run(plan, &planner).await
     }
 

@@ -28,7 +28,7 @@ impl Planner {
     /// [`Planner::raw_samples`], with the native histograms as a `histogram` column (null on
     /// a float's row, whose value is then the one not null) when `histograms`; without it,
     /// the float samples only. Downsampled data holds floats only.
-    pub(super) async fn raw_samples_with(
+    pub async fn raw_samples_with(
         &self,
         vs: &VectorSelector,
         min: i64,
