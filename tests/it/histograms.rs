@@ -399,6 +399,8 @@ async fn prometheus_remote_writes_its_native_histograms() {
         format!("histogram_count(sum by (job) ({metric}))"),
         format!("histogram_sum(avg(increase({metric}[10s])))"),
         format!("count({metric})"),
+        format!("histogram_count(rate({selector}[5s]) * 60)"),
+        format!("histogram_sum({selector} / 2)"),
     ] {
         let query = [("query", text.as_str()), ("time", query[1].1)];
         let value = |body: serde_json::Value| -> f64 {

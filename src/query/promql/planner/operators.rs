@@ -4,6 +4,53 @@
 use super::*;
 
 impl Planner {
+    /// `v * n`, `n * v` or `v / n` for a number `n` and an expression `v` that carries native
+    /// histograms (see [`Planner::plan_keeping_histograms`]): histograms scaled, floats
+    /// computed as usual, the metric name dropped. None for other expressions.
+    pub(super) async fn histogram_scaled(
+        &self,
+        b: &BinaryExpr,
+        steps: Steps,
+    ) -> Option<PlanResult> {
+        let op = BinaryOp::from_token(b.op).ok()?;
+        let (n, n_on_left) = match (const_arg(Some(&b.lhs)), const_arg(Some(&b.rhs))) {
+            (Err(_), Ok(n)) => (n, false),
+            (Ok(n), Err(_)) => (n, true),
+            _ => return None,
+        };
+        let vector: &PromExpr = if n_on_left { &b.rhs } else { &b.lhs };
+        let factor = match (op, n_on_left) {
+            (BinaryOp::Mul, _) => n,
+            (BinaryOp::Div, false) => 1.0 / n,
+            _ => return None,
+        };
+        let input = match self.plan_keeping_histograms(vector, steps).await? {
+            Ok(Planned::Vector(input)) => input,
+            Ok(_) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            return None;
+        }
+        let value = match n_on_left {
+            true => arith(op, lit(n), col(VALUE)),
+            false => arith(op, col(VALUE), lit(n)),
+        };
+        let scaled = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(super::super::native::scale_udf()),
+            vec![col(HISTOGRAM), lit(factor)],
+        ));
+        let plan = LogicalPlanBuilder::from(input)
+            .project(vec![
+                l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                col(TIMESTAMP),
+                value.alias(VALUE),
+                scaled.alias(HISTOGRAM),
+            ])
+            .and_then(|p| p.build());
+        Some(plan.map(Planned::Vector).map_err(Into::into))
+    }
+
     pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
         let op = BinaryOp::from_token(b.op)?;
         let lhs = self.plan_at(&b.lhs, steps.clone()).await?;
