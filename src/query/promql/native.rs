@@ -404,6 +404,38 @@ pub fn float_row_udf(infos: Arc<std::sync::Mutex<Vec<String>>>, info: String) ->
     )
 }
 
+/// `prom_unmixed(floats, histograms)`: whether a group's counts of float and histogram
+/// samples do not mix both; where they do, `warning` is recorded once (Prometheus's
+/// warning for an aggregation of floats and histograms, which gives no result).
+pub fn unmixed_udf(warnings: Arc<std::sync::Mutex<Vec<String>>>, warning: String) -> ScalarUDF {
+    create_udf(
+        "prom_unmixed",
+        vec![DataType::Int64, DataType::Int64],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let count = |a: &arrow::array::ArrayRef| {
+                a.as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("expected int64 counts".into()))
+            };
+            let (floats, histograms) = (count(&arrays[0])?, count(&arrays[1])?);
+            let out: arrow::array::BooleanArray = (0..floats.len())
+                .map(|i| Some(!(floats.value(i) > 0 && histograms.value(i) > 0)))
+                .collect();
+            if out.false_count() > 0
+                && let Ok(mut list) = warnings.lock()
+                && !list.contains(&warning)
+            {
+                list.push(warning.clone());
+            }
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
 /// `prom_histogram_scale(histogram, factor)`: every count and the sum times `factor`.
 pub fn scale_udf() -> ScalarUDF {
     create_udf(

@@ -100,14 +100,27 @@ impl Planner {
                 when(no_floats, col("hs")).end()?,
             ),
         };
-        let mut builder = LogicalPlanBuilder::from(keyed)
-            .aggregate(grouping.keys(), aggregates)?
-            .project(vec![
-                grouping.labels(),
-                col(TIMESTAMP),
-                cast(value, DataType::Float64).alias(VALUE),
-                histogram.alias(HISTOGRAM),
-            ])?;
+        let mut builder = LogicalPlanBuilder::from(keyed).aggregate(grouping.keys(), aggregates)?;
+        if matches!(op, AggregateOp::Sum | AggregateOp::Avg) {
+            let warning = format!(
+                "PromQL warning: encountered a mix of histograms and floats for aggregation{}",
+                self.position(&PromExpr::Aggregate(a.clone()))
+            );
+            let unmixed = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(super::super::native::unmixed_udf(
+                    self.warnings.clone(),
+                    warning,
+                )),
+                vec![col("nf"), col("nh")],
+            ));
+            builder = builder.filter(unmixed)?;
+        }
+        builder = builder.project(vec![
+            grouping.labels(),
+            col(TIMESTAMP),
+            cast(value, DataType::Float64).alias(VALUE),
+            histogram.alias(HISTOGRAM),
+        ])?;
         if matches!(op, AggregateOp::Count | AggregateOp::Group) {
             builder = builder.project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?;
         } else {
