@@ -322,6 +322,35 @@ impl fmt::Display for Histogram {
     }
 }
 
+/// Spans and counts of buckets given in ascending index order: a gap of up to
+/// `max_filled` indexes is written as empty buckets, a longer one starts a new span.
+pub fn spans_from_buckets(
+    buckets: impl IntoIterator<Item = (i32, f64)>,
+    max_filled: i32,
+) -> (Vec<Span>, Vec<f64>) {
+    let (mut spans, mut counts) = (Vec::<Span>::new(), Vec::new());
+    let mut next = 0i32;
+    for (index, count) in buckets {
+        match spans.last_mut() {
+            Some(span) if index - next <= max_filled => {
+                counts.extend(std::iter::repeat_n(0.0, (index - next) as usize));
+                span.length += (index - next) as u32 + 1;
+            }
+            Some(_) => spans.push(Span {
+                offset: index - next,
+                length: 1,
+            }),
+            None => spans.push(Span {
+                offset: index,
+                length: 1,
+            }),
+        }
+        counts.push(count);
+        next = index + 1;
+    }
+    (spans, counts)
+}
+
 /// The bucket index of each bucket the spans cover, in order.
 pub fn bucket_indexes(spans: &[Span]) -> impl Iterator<Item = i32> + '_ {
     let mut next = 0i32;

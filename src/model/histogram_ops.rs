@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::histogram::{
     CounterResetHint, Histogram, Span, bucket_bound, bucket_indexes, is_custom_buckets_schema,
+    spans_from_buckets,
 };
 
 /// Why two histograms cannot be combined.
@@ -41,26 +42,9 @@ fn side(spans: &[Span], counts: &[f64]) -> BTreeMap<i32, f64> {
     out
 }
 
-/// Spans and counts of consecutive indexes.
+/// Spans and counts of the buckets, a new span at each gap.
 fn spans_of(buckets: &BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
-    let (mut spans, mut counts) = (Vec::<Span>::new(), Vec::new());
-    let mut next = 0i32;
-    for (&index, &count) in buckets {
-        match spans.last_mut() {
-            Some(span) if index == next => span.length += 1,
-            Some(_) => spans.push(Span {
-                offset: index - next,
-                length: 1,
-            }),
-            None => spans.push(Span {
-                offset: index,
-                length: 1,
-            }),
-        }
-        counts.push(count);
-        next = index + 1;
-    }
-    (spans, counts)
+    spans_from_buckets(buckets.iter().map(|(i, c)| (*i, *c)), 0)
 }
 
 impl Dense {

@@ -23,6 +23,7 @@ use crate::config::OtlpConfig;
 use crate::gocompat::strconv::format_float;
 use crate::model::histogram::{
     CUSTOM_BUCKETS_SCHEMA, EXPONENTIAL_SCHEMA_MAX, EXPONENTIAL_SCHEMA_MIN, Histogram, Span,
+    spans_from_buckets,
 };
 use crate::model::{HistogramSample, Sample, stale_nan};
 use crate::storage::exemplars::Exemplar;
@@ -579,27 +580,12 @@ fn bucket_layout(
             _ => merged.push((index, count)),
         }
     }
-    let (mut spans, mut buckets) = (Vec::<Span>::new(), Vec::new());
-    let mut next = 0i32;
-    for (index, count) in merged.into_iter().filter(|(_, count)| *count > 0) {
-        match spans.last_mut() {
-            Some(span) if index - next <= 2 => {
-                buckets.extend(std::iter::repeat_n(0.0, (index - next) as usize));
-                span.length += (index - next) as u32 + 1;
-            }
-            Some(_) => spans.push(Span {
-                offset: index - next,
-                length: 1,
-            }),
-            None => spans.push(Span {
-                offset: index,
-                length: 1,
-            }),
-        }
-        buckets.push(count as f64);
-        next = index + 1;
-    }
-    (spans, buckets)
+    spans_from_buckets(
+        (merged.into_iter())
+            .filter(|(_, count)| *count > 0)
+            .map(|(index, count)| (index, count as f64)),
+        2,
+    )
 }
 
 /// The sample maker of one cumulative data point (its time counted in the resource's span):

@@ -834,6 +834,25 @@ mod tests {
         BlockData::from_head(&head, min, max)
     }
 
+    /// Merges `sources` (of the window [0, 1 min)) into one level-2 block.
+    async fn merge_into_one(store: &Arc<dyn ObjectStore>, sources: Vec<BlockMeta>) -> BlockMeta {
+        let mut series = Vec::new();
+        for s in &sources {
+            series.push(Arc::new(BlockSeries::load(store, s).await.unwrap()));
+        }
+        let plan = Plan {
+            level: 2,
+            min_time: 0,
+            max_time: MIN,
+            sources,
+        };
+        let (s, rt) = (store.clone(), Handle::current());
+        tokio::task::spawn_blocking(move || merge(&s, &rt, &plan, &series, "out".into()))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Native histograms go through a cut block and a merge: rows in time order with the
     /// floats, null values on their rows, the first source winning a tie of either kind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,22 +890,7 @@ mod tests {
         // The manifest says which metrics have histograms, for the planner.
         assert!(meta.histogram_metrics.is_empty());
         assert_eq!(sources[0].histogram_metrics.len(), 1);
-        let mut series = Vec::new();
-        for s in &sources {
-            series.push(Arc::new(BlockSeries::load(&store, s).await.unwrap()));
-        }
-        let plan = Plan {
-            level: 2,
-            min_time: 0,
-            max_time: MIN,
-            sources,
-        };
-        let (s, rt) = (store.clone(), Handle::current());
-        let meta =
-            tokio::task::spawn_blocking(move || merge(&s, &rt, &plan, &series, "out".into()))
-                .await
-                .unwrap()
-                .unwrap();
+        let meta = merge_into_one(&store, sources).await;
         assert_eq!(meta.num_samples, 4);
         assert_eq!(meta.histogram_metrics.len(), 1);
         let (floats, histograms) = read_samples(&store, &meta).await.unwrap();
@@ -917,22 +921,7 @@ mod tests {
             let encoded = data.encode(format!("src{i}")).unwrap();
             sources.push(encoded.upload(&store).await.unwrap());
         }
-        let mut series = Vec::new();
-        for s in &sources {
-            series.push(Arc::new(BlockSeries::load(&store, s).await.unwrap()));
-        }
-        let plan = Plan {
-            level: 2,
-            min_time: 0,
-            max_time: MIN,
-            sources,
-        };
-        let (s, rt) = (store.clone(), Handle::current());
-        let meta =
-            tokio::task::spawn_blocking(move || merge(&s, &rt, &plan, &series, "out".into()))
-                .await
-                .unwrap()
-                .unwrap();
+        let meta = merge_into_one(&store, sources).await;
         assert_eq!((meta.num_series, meta.num_samples, meta.level), (2, 5, 2));
         let got: Vec<(SeriesId, i64, f64)> = read_samples(&store, &meta)
             .await

@@ -166,29 +166,16 @@ async fn remote_write_2_0_histograms_are_counted_and_stored() {
             ..Default::default()
         }],
     };
-    let r = q
-        .client
-        .post(q.url("/api/v1/write"))
-        .header(
-            "Content-Type",
-            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-        )
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
-        .body(snappy(&request.encode_to_vec()))
-        .send()
+    let r = crate::remote_write::post_v2(&q, request.encode_to_vec())
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let header = |name: &str| {
-        r.headers()
-            .get(format!("x-prometheus-remote-write-{name}-written"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
     assert_eq!(
-        (header("samples"), header("histograms")),
-        (Some("0".into()), Some("2".into()))
+        [
+            crate::remote_write::written(&r, "samples"),
+            crate::remote_write::written(&r, "histograms")
+        ],
+        ["0", "2"]
     );
     let rows = q
         .rows(

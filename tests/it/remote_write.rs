@@ -325,7 +325,10 @@ async fn bad_requests_get_4xx_and_unreadable_ones_store_nothing() {
 }
 
 /// Posts `body` as a remote-write 2.0 request, as Prometheus 3.x sends one.
-fn post_v2(q: &Quiver, body: Vec<u8>) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+pub(crate) fn post_v2(
+    q: &Quiver,
+    body: Vec<u8>,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
     q.client
         .post(q.url("/api/v1/write"))
         .header(
@@ -339,7 +342,7 @@ fn post_v2(q: &Quiver, body: Vec<u8>) -> impl Future<Output = reqwest::Result<re
 }
 
 /// The answer's `X-Prometheus-Remote-Write-{what}-Written` count ("missing" without one).
-fn written(r: &reqwest::Response, what: &str) -> String {
+pub(crate) fn written(r: &reqwest::Response, what: &str) -> String {
     r.headers()
         .get(format!("x-prometheus-remote-write-{what}-written"))
         .and_then(|v| v.to_str().ok())

@@ -2,6 +2,29 @@
 
 use super::*;
 
+/// An aggregation's group of each row (the label set its `by`/`without` keeps, as column
+/// `g`) and how the groups are formed.
+fn group_of(a: &AggregateExpr, op: AggregateOp) -> (Expr, Grouping) {
+    let group_labels = match &a.modifier {
+        Some(LabelModifier::Include(names)) => {
+            l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
+        }
+        Some(LabelModifier::Exclude(names)) => {
+            l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
+        }
+        // Grouping on a literal slows DataFusion's hash aggregation down (2.5x for
+        // count()), while its window functions prefer it (4x for topk): each gets its
+        // own.
+        None if op.selects_series() => lit(""),
+        None => l::call(l::keep_udf(), col(LABELS), &[""]),
+    };
+    // Grouping by __name__ keeps names whose drop is pending; the group's name is dropped
+    // at the end if any input's was.
+    let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
+        if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
+    (group_labels, Grouping::of(a.modifier.as_ref(), by_name))
+}
+
 impl Planner {
     /// `sum`, `avg`, `count` or `group` of an expression that carries native histograms
     /// (see [`Planner::plan_keeping_histograms`]); None for other aggregations and
@@ -37,15 +60,7 @@ impl Planner {
         a: &AggregateExpr,
         input: LogicalPlan,
     ) -> PlanResult {
-        let group_labels = match &a.modifier {
-            Some(LabelModifier::Include(names)) => {
-                l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
-            }
-            Some(LabelModifier::Exclude(names)) => {
-                l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
-            }
-            None => l::call(l::keep_udf(), col(LABELS), &[""]),
-        };
+        let (group_labels, grouping) = group_of(a, op);
         let keyed = LogicalPlanBuilder::from(input)
             .project(vec![
                 col(LABELS),
@@ -55,9 +70,6 @@ impl Planner {
                 group_labels.alias("g"),
             ])?
             .build()?;
-        let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
-            if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
-        let grouping = Grouping::of(a.modifier.as_ref(), by_name);
         let float_op = match op {
             AggregateOp::Avg => AggregateOp::Avg,
             _ => AggregateOp::Sum,
@@ -175,19 +187,7 @@ impl Planner {
     pub(super) async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
         let op = AggregateOp::from_token(a.op)?;
         let input = self.float_input(op, a, steps.clone()).await?;
-        let group_labels = match &a.modifier {
-            Some(LabelModifier::Include(names)) => {
-                l::call(l::keep_udf(), col(LABELS), &[&names.labels.join(",")])
-            }
-            Some(LabelModifier::Exclude(names)) => {
-                l::call(l::drop_udf(), col(LABELS), &[&names.labels.join(",")])
-            }
-            // Grouping on a literal slows DataFusion's hash aggregation down (2.5x for
-            // count()), while its window functions prefer it (4x for topk): each gets its
-            // own.
-            None if op.selects_series() => lit(""),
-            None => l::call(l::keep_udf(), col(LABELS), &[""]),
-        };
+        let (group_labels, grouping) = group_of(a, op);
         let keyed = LogicalPlanBuilder::from(input)
             .project(vec![
                 col(LABELS),
@@ -196,11 +196,6 @@ impl Planner {
                 group_labels.alias("g"),
             ])?
             .build()?;
-        // Grouping by __name__ keeps names whose drop is pending; the group's name is
-        // dropped at the end if any input's was.
-        let by_name = matches!(&a.modifier, Some(LabelModifier::Include(names))
-            if names.labels.iter().any(|n| n == METRIC_NAME_LABEL));
-        let grouping = Grouping::of(a.modifier.as_ref(), by_name);
         let value = match op {
             AggregateOp::Count => cast(agg::count(col(VALUE)), DataType::Float64),
             AggregateOp::Group => cast(agg::count(col(VALUE)).gt(lit(0i64)), DataType::Float64),
