@@ -239,6 +239,30 @@ impl Histogram {
         h
     }
 
+    /// Every count and the sum divided by `divisor`; dividing by zero leaves no buckets (the
+    /// count, sum and zero bucket become infinite or NaN), as in Prometheus.
+    pub fn div(&self, divisor: f64) -> Histogram {
+        let mut h = self.clone();
+        h.count /= divisor;
+        h.sum /= divisor;
+        h.zero_count /= divisor;
+        if divisor == 0.0 {
+            h.positive_spans.clear();
+            h.positive_buckets.clear();
+            h.negative_spans.clear();
+            h.negative_buckets.clear();
+            return h;
+        }
+        for c in h
+            .positive_buckets
+            .iter_mut()
+            .chain(h.negative_buckets.iter_mut())
+        {
+            *c /= divisor;
+        }
+        h
+    }
+
     /// Whether a counter reset happened between `previous` and this histogram: the hint
     /// says so, or the count, the zero bucket or a bucket went down, or the layout got
     /// finer (a higher schema, a narrower zero bucket, other custom bounds).
@@ -357,6 +381,17 @@ mod tests {
             a.add(&h(0, (0.0, 0.0), &[])),
             Err(HistogramOpError::MixedSchemas)
         );
+    }
+
+    #[test]
+    fn dividing_by_zero_leaves_no_buckets() {
+        let h = h(0, (0.001, 3.0), &[(1, 3.0)]);
+        assert_eq!(buckets(&h.div(3.0)), vec![(1, 1.0)]);
+        assert_eq!(h.div(3.0).count, 2.0);
+        let by_zero = h.div(0.0);
+        assert!(by_zero.positive_buckets.is_empty() && by_zero.positive_spans.is_empty());
+        assert_eq!((by_zero.count, by_zero.zero_count), (f64::INFINITY, f64::INFINITY));
+        assert_eq!(buckets(&h.scale(2.0)), vec![(1, 6.0)]);
     }
 
     #[test]

@@ -438,21 +438,29 @@ pub fn unmixed_udf(warnings: Arc<std::sync::Mutex<Vec<String>>>, warning: String
 
 /// `prom_histogram_scale(histogram, factor)`: every count and the sum times `factor`.
 pub fn scale_udf() -> ScalarUDF {
+    histogram_by_number_udf("prom_histogram_scale", Histogram::scale)
+}
+
+/// `prom_histogram_div(histogram, divisor)`: [`Histogram::div`].
+pub fn div_udf() -> ScalarUDF {
+    histogram_by_number_udf("prom_histogram_div", Histogram::div)
+}
+
+/// A UDF of a histogram column and a number column that maps each histogram with `f`.
+fn histogram_by_number_udf(name: &str, f: fn(&Histogram, f64) -> Histogram) -> ScalarUDF {
     create_udf(
-        "prom_histogram_scale",
+        name,
         vec![histogram_type(), DataType::Float64],
         histogram_type(),
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
+        Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let column = histograms(&arrays[0])?;
-            let factor = floats(&arrays[1])?;
+            let number = floats(&arrays[1])?;
             let rows: Vec<Option<Arc<Histogram>>> = (0..arrays[0].len())
                 .map(|i| {
                     let h = column.get(i)?;
-                    factor
-                        .is_valid(i)
-                        .then(|| Arc::new(h.scale(factor.value(i))))
+                    number.is_valid(i).then(|| Arc::new(f(&h, number.value(i))))
                 })
                 .collect();
             Ok(ColumnarValue::Array(

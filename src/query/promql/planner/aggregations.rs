@@ -87,10 +87,10 @@ impl Planner {
         ];
         let no_floats = col("nf").eq(lit(0i64));
         let no_histograms = col("nh").eq(lit(0i64));
-        let scale = |h: Expr, factor: Expr| {
+        let divide = |h: Expr, divisor: Expr| {
             Expr::ScalarFunction(ScalarFunction::new_udf(
-                Arc::new(super::super::native::scale_udf()),
-                vec![h, factor],
+                Arc::new(super::super::native::div_udf()),
+                vec![h, divisor],
             ))
         };
         let (value, histogram) = match op {
@@ -103,7 +103,7 @@ impl Planner {
                 when(no_histograms, col("fv")).end()?,
                 when(
                     no_floats,
-                    scale(col("hs"), lit(1.0) / cast(col("nh"), DataType::Float64)),
+                    divide(col("hs"), cast(col("nh"), DataType::Float64)),
                 )
                 .end()?,
             ),

@@ -190,6 +190,7 @@ impl Planner {
             }
             PromExpr::Aggregate(a) => Box::pin(self.histogram_aggregate(a, steps)).await,
             PromExpr::Binary(b) => Box::pin(self.histogram_scaled(b, steps)).await,
+            PromExpr::Unary(u) => Box::pin(self.histogram_negated(u, steps)).await,
             PromExpr::Call(call) => {
                 let func = RangeFunc::from_name(call.func.name)?;
                 let args: Vec<&PromExpr> = call.args.args.iter().map(|a| a.as_ref()).collect();

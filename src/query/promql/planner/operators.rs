@@ -19,9 +19,9 @@ impl Planner {
             _ => return None,
         };
         let vector: &PromExpr = if n_on_left { &b.rhs } else { &b.lhs };
-        let factor = match (op, n_on_left) {
-            (BinaryOp::Mul, _) => n,
-            (BinaryOp::Div, false) => 1.0 / n,
+        let udf = match (op, n_on_left) {
+            (BinaryOp::Mul, _) => super::super::native::scale_udf(),
+            (BinaryOp::Div, false) => super::super::native::div_udf(),
             _ => return None,
         };
         let input = match self.plan_keeping_histograms(vector, steps).await? {
@@ -37,8 +37,8 @@ impl Planner {
             false => arith(op, col(VALUE), lit(n)),
         };
         let scaled = Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(super::super::native::scale_udf()),
-            vec![col(HISTOGRAM), lit(factor)],
+            Arc::new(udf),
+            vec![col(HISTOGRAM), lit(n)],
         ));
         let plan = LogicalPlanBuilder::from(input)
             .project(vec![
@@ -46,6 +46,36 @@ impl Planner {
                 col(TIMESTAMP),
                 value.alias(VALUE),
                 scaled.alias(HISTOGRAM),
+            ])
+            .and_then(|p| p.build());
+        Some(plan.map(Planned::Vector).map_err(Into::into))
+    }
+
+    /// `-v` for an expression `v` that carries native histograms: histograms and floats
+    /// negated, the metric name dropped. None for other expressions.
+    pub(super) async fn histogram_negated(
+        &self,
+        u: &promql_parser::parser::UnaryExpr,
+        steps: Steps,
+    ) -> Option<PlanResult> {
+        let input = match self.plan_keeping_histograms(&u.expr, steps).await? {
+            Ok(Planned::Vector(input)) => input,
+            Ok(_) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            return None;
+        }
+        let negated = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(super::super::native::scale_udf()),
+            vec![col(HISTOGRAM), lit(-1.0)],
+        ));
+        let plan = LogicalPlanBuilder::from(input)
+            .project(vec![
+                l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                col(TIMESTAMP),
+                Expr::Negative(Box::new(col(VALUE))).alias(VALUE),
+                negated.alias(HISTOGRAM),
             ])
             .and_then(|p| p.build());
         Some(plan.map(Planned::Vector).map_err(Into::into))
