@@ -390,7 +390,10 @@ mod tests {
         assert_eq!(h.div(3.0).count, 2.0);
         let by_zero = h.div(0.0);
         assert!(by_zero.positive_buckets.is_empty() && by_zero.positive_spans.is_empty());
-        assert_eq!((by_zero.count, by_zero.zero_count), (f64::INFINITY, f64::INFINITY));
+        assert_eq!(
+            (by_zero.count, by_zero.zero_count),
+            (f64::INFINITY, f64::INFINITY)
+        );
         assert_eq!(buckets(&h.scale(2.0)), vec![(1, 6.0)]);
     }
 

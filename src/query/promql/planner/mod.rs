@@ -172,12 +172,19 @@ impl Planner {
 
     /// `expr` planned with its native histograms when it is a selector or a range function
     /// that evaluates them over a range selector (in parentheses or not); None for other
-    /// expressions.
+    /// expressions, and when storage holds no native histogram at all. Callers that get
+    /// None (or a plan without a `histogram` column) plan the expression for floats, so an
+    /// expression over histogram-free metrics may be planned twice while storage holds
+    /// histograms of other metrics.
     pub(super) async fn plan_keeping_histograms(
         &self,
         expr: &PromExpr,
         steps: Steps,
     ) -> Option<PlanResult> {
+        // Without a native histogram anywhere, nothing is planned twice.
+        if !self.storage.may_have_histograms(None) {
+            return None;
+        }
         match expr {
             PromExpr::Paren(p) => Box::pin(self.plan_keeping_histograms(&p.expr, steps)).await,
             PromExpr::VectorSelector(vs) => Some(

@@ -81,10 +81,64 @@ impl Planner {
         Some(plan.map(Planned::Vector).map_err(Into::into))
     }
 
+    /// An operand of `op` whose native histograms the operator cannot take: its float rows;
+    /// where the operand has histograms, they are left out with Prometheus's info about
+    /// incompatible sample types. `other_vector` tells whether the other operand is a vector
+    /// too: `==` and `!=` between two vectors compare histograms, which is not done yet, so
+    /// they are left out without the info.
+    async fn float_operand(
+        &self,
+        expr: &PromExpr,
+        op: BinaryOp,
+        histogram_on_left: bool,
+        other_vector: bool,
+        steps: Steps,
+    ) -> PlanResult {
+        let equality = matches!(op, BinaryOp::Eq | BinaryOp::Ne) && other_vector;
+        if op.is_set() || equality {
+            return self.plan_at(expr, steps).await;
+        }
+        let Some(planned) = self.plan_keeping_histograms(expr, steps.clone()).await else {
+            return self.plan_at(expr, steps).await;
+        };
+        let Planned::Vector(input) = planned? else {
+            return self.plan_at(expr, steps).await;
+        };
+        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            return Ok(Planned::Vector(input));
+        }
+        let other = if other_vector { "histogram" } else { "float" };
+        let (left, right) = match histogram_on_left {
+            true => ("histogram", other),
+            false => (other, "histogram"),
+        };
+        let info = format!(
+            "PromQL info: incompatible sample types encountered for binary operator \"{op}\": {left} {op} {right}"
+        );
+        let floats = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(super::super::native::float_row_udf(
+                self.infos.clone(),
+                info,
+            )),
+            vec![col(HISTOGRAM)],
+        ));
+        let plan = LogicalPlanBuilder::from(input)
+            .filter(floats)?
+            .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+            .build()?;
+        Ok(Planned::Vector(plan))
+    }
+
     pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
         let op = BinaryOp::from_token(b.op)?;
-        let lhs = self.plan_at(&b.lhs, steps.clone()).await?;
-        let rhs = self.plan_at(&b.rhs, steps.clone()).await?;
+        let vector = |e: &PromExpr| !matches!(strip_parens(e), PromExpr::NumberLiteral(_));
+        let (left_vector, right_vector) = (vector(&b.lhs), vector(&b.rhs));
+        let lhs = self
+            .float_operand(&b.lhs, op, true, right_vector, steps.clone())
+            .await?;
+        let rhs = self
+            .float_operand(&b.rhs, op, false, left_vector, steps.clone())
+            .await?;
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         match (lhs, rhs) {
             (Planned::Const(a), Planned::Const(c)) => {
