@@ -81,11 +81,12 @@ impl Planner {
         Some(plan.map(Planned::Vector).map_err(Into::into))
     }
 
-    /// An operand of `op` whose native histograms the operator cannot take: its float rows;
-    /// where the operand has histograms, they are left out with Prometheus's info about
-    /// incompatible sample types. `other_vector` tells whether the other operand is a vector
-    /// too: `==` and `!=` between two vectors compare histograms, which is not done yet, so
-    /// they are left out without the info.
+    /// An operand of `op` whose native histograms the operator cannot take, when it has
+    /// some: its float rows, the histograms left out with Prometheus's info about
+    /// incompatible sample types. None when the operand has no histogram column (or storage
+    /// none at all): the caller plans it for floats. `other_vector` tells whether the other
+    /// operand is a vector too: `==` and `!=` between two vectors compare histograms, which
+    /// is not done yet, so they are left out without the info (None).
     async fn float_operand(
         &self,
         expr: &PromExpr,
@@ -93,19 +94,18 @@ impl Planner {
         histogram_on_left: bool,
         other_vector: bool,
         steps: Steps,
-    ) -> PlanResult {
+    ) -> Option<PlanResult> {
         let equality = matches!(op, BinaryOp::Eq | BinaryOp::Ne) && other_vector;
-        if op.is_set() || equality {
-            return self.plan_at(expr, steps).await;
+        if op.is_set() || equality || matches!(strip_parens(expr), PromExpr::NumberLiteral(_)) {
+            return None;
         }
-        let Some(planned) = self.plan_keeping_histograms(expr, steps.clone()).await else {
-            return self.plan_at(expr, steps).await;
-        };
-        let Planned::Vector(input) = planned? else {
-            return self.plan_at(expr, steps).await;
+        let input = match self.plan_keeping_histograms(expr, steps).await? {
+            Ok(Planned::Vector(input)) => input,
+            Ok(_) => return None,
+            Err(e) => return Some(Err(e)),
         };
         if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
-            return Ok(Planned::Vector(input));
+            return None;
         }
         let other = if other_vector { "histogram" } else { "float" };
         let (left, right) = match histogram_on_left {
@@ -123,22 +123,57 @@ impl Planner {
             vec![col(HISTOGRAM)],
         ));
         let plan = LogicalPlanBuilder::from(input)
-            .filter(floats)?
-            .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
-            .build()?;
-        Ok(Planned::Vector(plan))
+            .filter(floats)
+            .and_then(|p| p.project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)]))
+            .and_then(|p| p.build());
+        Some(plan.map(Planned::Vector).map_err(Into::into))
+    }
+
+    /// [`Planner::float_operand`], its future built and boxed in this function's frame: a
+    /// deep expression's recursion through [`Planner::binary`] then costs no more stack
+    /// than before histograms (in a debug build a future built in `binary` would take its
+    /// whole size in every level's frame).
+    #[inline(never)]
+    fn float_operand_boxed<'a>(
+        &'a self,
+        expr: &'a PromExpr,
+        op: BinaryOp,
+        histogram_on_left: bool,
+        other_vector: bool,
+        steps: Steps,
+    ) -> BoxFuture<'a, Option<PlanResult>> {
+        self.float_operand(expr, op, histogram_on_left, other_vector, steps)
+            .boxed()
     }
 
     pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
         let op = BinaryOp::from_token(b.op)?;
         let vector = |e: &PromExpr| !matches!(strip_parens(e), PromExpr::NumberLiteral(_));
         let (left_vector, right_vector) = (vector(&b.lhs), vector(&b.rhs));
-        let lhs = self
-            .float_operand(&b.lhs, op, true, right_vector, steps.clone())
-            .await?;
-        let rhs = self
-            .float_operand(&b.rhs, op, false, left_vector, steps.clone())
-            .await?;
+        // Only where storage holds histograms (see `float_operand_boxed`).
+        let histograms = self.storage.may_have_histograms(None);
+        let lhs = match histograms {
+            true => {
+                self.float_operand_boxed(&b.lhs, op, true, right_vector, steps.clone())
+                    .await
+            }
+            false => None,
+        };
+        let lhs = match lhs {
+            Some(planned) => planned?,
+            None => self.plan_at(&b.lhs, steps.clone()).await?,
+        };
+        let rhs = match histograms {
+            true => {
+                self.float_operand_boxed(&b.rhs, op, false, left_vector, steps.clone())
+                    .await
+            }
+            false => None,
+        };
+        let rhs = match rhs {
+            Some(planned) => planned?,
+            None => self.plan_at(&b.rhs, steps.clone()).await?,
+        };
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         match (lhs, rhs) {
             (Planned::Const(a), Planned::Const(c)) => {
