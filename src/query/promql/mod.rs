@@ -415,6 +415,7 @@ impl PromqlEngine {
             infos: Default::default(),
             source: source.to_string(),
             selected_series: Default::default(),
+            any_histograms: self.storage.may_have_histograms(None),
         }
     }
 

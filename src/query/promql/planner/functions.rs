@@ -461,6 +461,7 @@ impl Planner {
             infos: self.infos.clone(),
             source: self.source.clone(),
             selected_series: self.selected_series.clone(),
+            any_histograms: self.any_histograms,
         };
         let inner_steps = inner.steps(0, None);
         let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;

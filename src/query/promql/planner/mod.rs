@@ -133,6 +133,9 @@ pub struct Planner {
     pub source: String,
     /// How many series the query's selectors picked, which sizes how it runs.
     pub selected_series: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether storage held any native histogram when the query was planned (read once:
+    /// without one, no expression is planned for histograms).
+    pub any_histograms: bool,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -182,7 +185,7 @@ impl Planner {
         steps: Steps,
     ) -> Option<PlanResult> {
         // Without a native histogram anywhere, nothing is planned twice.
-        if !self.storage.may_have_histograms(None) {
+        if !self.any_histograms {
             return None;
         }
         match expr {

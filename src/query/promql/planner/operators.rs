@@ -151,7 +151,7 @@ impl Planner {
         let vector = |e: &PromExpr| !matches!(strip_parens(e), PromExpr::NumberLiteral(_));
         let (left_vector, right_vector) = (vector(&b.lhs), vector(&b.rhs));
         // Only where storage holds histograms (see `float_operand_boxed`).
-        let histograms = self.storage.may_have_histograms(None);
+        let histograms = self.any_histograms;
         let lhs = match histograms {
             true => {
                 self.float_operand_boxed(&b.lhs, op, true, right_vector, steps.clone())
