@@ -143,6 +143,24 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// The part of this bucket below `v` (within it): linear, or on a logarithmic scale for
+    /// an exponential bucket (a negative one mirrored), as Prometheus interpolates.
+    pub fn fraction_below(&self, v: f64, linear: bool) -> f64 {
+        if linear {
+            return (v - self.lower) / (self.upper - self.lower);
+        }
+        let (log_lower, log_upper, log_v) = (
+            self.lower.abs().log2(),
+            self.upper.abs().log2(),
+            v.abs().log2(),
+        );
+        if v > 0.0 {
+            (log_v - log_lower) / (log_upper - log_lower)
+        } else {
+            1.0 - (log_v - log_upper) / (log_lower - log_upper)
+        }
+    }
+
     /// Prometheus's JSON code for which ends are inclusive: 0 upper only (left open),
     /// 1 lower only, 2 neither, 3 both.
     pub fn boundary_rule(&self) -> u8 {
@@ -241,6 +259,46 @@ impl Histogram {
         Ok(())
     }
 
+    /// Empty buckets removed, the spans rewritten around the others (Prometheus's
+    /// `Compact(0)`).
+    pub fn compact(&mut self) {
+        let compacted = |spans: &[Span], counts: &[f64]| {
+            spans_from_buckets(
+                bucket_indexes(spans)
+                    .zip(counts.iter().copied())
+                    .filter(|(_, c)| *c != 0.0),
+                0,
+            )
+        };
+        (self.positive_spans, self.positive_buckets) =
+            compacted(&self.positive_spans, &self.positive_buckets);
+        (self.negative_spans, self.negative_buckets) =
+            compacted(&self.negative_spans, &self.negative_buckets);
+    }
+
+    /// Whether two histograms hold the same observations in the same layout, as PromQL's
+    /// `==` compares them: empty buckets and the counter reset hint do not count; sums
+    /// that are both NaN are equal.
+    pub fn same_as(&self, other: &Histogram) -> bool {
+        let same_sum = self.sum == other.sum || (self.sum.is_nan() && other.sum.is_nan());
+        if self.schema != other.schema
+            || self.zero_threshold != other.zero_threshold
+            || self.zero_count != other.zero_count
+            || self.count != other.count
+            || !same_sum
+            || self.custom_values != other.custom_values
+        {
+            return false;
+        }
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.compact();
+        b.compact();
+        a.positive_spans == b.positive_spans
+            && a.positive_buckets == b.positive_buckets
+            && a.negative_spans == b.negative_spans
+            && a.negative_buckets == b.negative_buckets
+    }
+
     /// The zero bucket, `[-threshold, threshold]`.
     pub fn zero_bucket(&self) -> Bucket {
         Bucket {
@@ -276,8 +334,9 @@ impl Histogram {
         out
     }
 
-    /// The buckets of one side in index order, with their bounds.
-    fn side_buckets(&self, positive: bool) -> impl Iterator<Item = Bucket> + '_ {
+    /// The buckets of one side in index order, with their bounds as the spans give them (a
+    /// negative bucket's bounds mirrored: `[-upper, -lower)`).
+    pub fn side_buckets(&self, positive: bool) -> impl Iterator<Item = Bucket> + '_ {
         let (spans, counts) = if positive {
             (&self.positive_spans, &self.positive_buckets)
         } else {

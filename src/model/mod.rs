@@ -5,6 +5,7 @@
 mod duration;
 pub mod histogram;
 pub mod histogram_ops;
+mod histogram_trim;
 mod labels;
 mod matcher;
 mod metadata;

@@ -11,6 +11,7 @@ pub mod info;
 pub mod labels;
 pub mod math;
 pub mod native;
+pub mod native_binary;
 pub mod ops;
 pub mod planner;
 pub mod rank;

@@ -630,7 +630,7 @@ pub fn fraction(lower: f64, upper: f64, h: &Histogram) -> f64 {
             if linear && b.lower == f64::NEG_INFINITY {
                 return b.count;
             }
-            rank + b.count * fraction_below(&b, v, linear)
+            rank + b.count * b.fraction_below(v, linear)
         };
         if lower_rank.is_none() && b.lower >= lower {
             lower_rank = Some(rank);
@@ -661,21 +661,6 @@ pub fn fraction(lower: f64, upper: f64, h: &Histogram) -> f64 {
     let lower_rank = lower_rank.filter(|r| *r <= count).unwrap_or(count);
     let upper_rank = upper_rank.filter(|r| *r <= count).unwrap_or(count);
     (upper_rank - lower_rank) / h.count
-}
-
-/// The part of bucket `b` below `v`: linear, or on a logarithmic scale (negative buckets
-/// mirrored).
-fn fraction_below(b: &crate::model::histogram::Bucket, v: f64, linear: bool) -> f64 {
-    if linear {
-        return (v - b.lower) / (b.upper - b.lower);
-    }
-    let (log_lower, log_upper, log_v) =
-        (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
-    if v > 0.0 {
-        (log_v - log_lower) / (log_upper - log_lower)
-    } else {
-        1.0 - (log_v - log_upper) / (log_lower - log_upper)
-    }
 }
 
 /// The observations' variance as Prometheus estimates it: each bucket's observations at a

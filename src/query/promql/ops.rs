@@ -25,6 +25,10 @@ pub enum BinaryOp {
     And,
     Or,
     Unless,
+    /// `</`: a native histogram's observations above the right operand removed.
+    TrimUpper,
+    /// `>/`: a native histogram's observations below the right operand removed.
+    TrimLower,
 }
 
 impl BinaryOp {
@@ -69,6 +73,8 @@ impl BinaryOp {
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
             BinaryOp::Unless => "unless",
+            BinaryOp::TrimUpper => "</",
+            BinaryOp::TrimLower => ">/",
         }
     }
 
@@ -82,6 +88,21 @@ impl BinaryOp {
     /// `and`, `or`, `unless`: they match series and keep samples, computing nothing.
     pub fn is_set(self) -> bool {
         matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Unless)
+    }
+
+    /// `</` and `>/`, which only native histograms take.
+    pub fn is_trim(self) -> bool {
+        matches!(self, BinaryOp::TrimUpper | BinaryOp::TrimLower)
+    }
+
+    /// Whether the result loses the metric name: arithmetic does, a comparison only with
+    /// `bool`; set operators and trims keep it.
+    pub fn drops_name(self, return_bool: bool) -> bool {
+        match self {
+            _ if self.is_set() || self.is_trim() => false,
+            _ if self.is_comparison() => return_bool,
+            _ => true,
+        }
     }
 
     /// The operator on two numbers, as Prometheus computes it (a comparison gives 1 or 0,
@@ -101,7 +122,11 @@ impl BinaryOp {
             BinaryOp::Lt => f64::from(a < b),
             BinaryOp::Ge => f64::from(a >= b),
             BinaryOp::Le => f64::from(a <= b),
-            BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => return None,
+            BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Unless
+            | BinaryOp::TrimUpper
+            | BinaryOp::TrimLower => return None,
         })
     }
 }

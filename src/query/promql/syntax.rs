@@ -7,17 +7,28 @@
 //! - the **`anchored` and `smoothed` modifiers** (extended range selectors): the keyword is
 //!   removed and recorded as a reserved matcher on the selector it modifies; the planner
 //!   reads it back with [`selector_mode`] and selection ignores it.
+//! - the **trim operators** `</` and `>/` (Prometheus 3.8+), which have the comparison
+//!   operators' precedence: `a </ b` becomes `label_replace(a, "__quiver_trim__", "</", "",
+//!   "") < b`, a comparison of the same precedence whose left operand records the
+//!   operator; the planner reads it back with [`trim_operator`]. The left operand's extent
+//!   is found by precedence: back to the nearest `and`, `or`, `unless`, opening bracket or
+//!   comma at the same depth (everything else binds at least as tightly and associates to
+//!   the left).
 //! - **regular expressions** of `=~` and `!~` matchers, written in RE2 (Go's), are
 //!   rewritten into the `regex` crate's spelling of the same meaning
 //!   ([`crate::gocompat::regex`]), which the crate's parser then compiles.
 //!
 //! Why a rewrite and not our own parser: the crate's grammar covers everything else, and
-//! these two additions are local (a bracket, an offset operand, a postfix keyword), so a
-//! small lexer is enough to find them without re-implementing PromQL's grammar.
+//! these additions are local (a bracket, an offset operand, a postfix keyword, an
+//! operator), so a small lexer is enough to find them without re-implementing PromQL's
+//! grammar.
 
 use std::borrow::Cow;
 
-use promql_parser::parser::VectorSelector;
+use promql_parser::parser::token;
+use promql_parser::parser::{BinaryExpr, Expr as PromExpr, VectorSelector};
+
+use super::ops::BinaryOp;
 
 /// The reserved label name carrying a selector's mode; no stored series has it.
 pub const MODE_LABEL: &str = "__quiver_selector_mode__";
@@ -59,6 +70,34 @@ pub fn selector_mode(vs: &VectorSelector) -> SelectorMode {
         .find(|m| m.name == MODE_LABEL)
         .and_then(|m| SelectorMode::from_keyword(&m.value))
         .unwrap_or_default()
+}
+
+/// The reserved label name marking a trim operator's left operand; no stored series has it.
+pub const TRIM_LABEL: &str = "__quiver_trim__";
+
+/// The trim operator the rewrite recorded in `b`, with its left operand; None when `b` is
+/// not a trim.
+pub fn trim_operator(b: &BinaryExpr) -> Option<(&PromExpr, BinaryOp)> {
+    let PromExpr::Call(call) = b.lhs.as_ref() else {
+        return None;
+    };
+    let args = &call.args.args;
+    if call.func.name != "label_replace" || args.len() != 5 {
+        return None;
+    }
+    let string = |i: usize| match args[i].as_ref() {
+        PromExpr::StringLiteral(s) => Some(s.val.as_str()),
+        _ => None,
+    };
+    if string(1)? != TRIM_LABEL {
+        return None;
+    }
+    let op = match (string(2)?, b.op.id()) {
+        ("</", token::T_LSS) => BinaryOp::TrimUpper,
+        (">/", token::T_GTR) => BinaryOp::TrimLower,
+        _ => return None,
+    };
+    Some((args[0].as_ref(), op))
 }
 
 /// What `step()` and `range()` are for this query (0 for an instant query).
@@ -362,6 +401,7 @@ struct Rewriter<'a> {
 impl<'a> Rewriter<'a> {
     fn run(mut self) -> Result<Vec<Edit>, String> {
         self.translate_regexes();
+        self.rewrite_trims();
         let mut target = Target::None;
         let mut modified: Option<SelectorMode> = None;
         let mut i = 0;
@@ -410,6 +450,64 @@ impl<'a> Rewriter<'a> {
             i += 1;
         }
         Ok(self.edits)
+    }
+
+    /// Each `</` and `>/` as a comparison whose left operand records it (see the module
+    /// comment). Nested trims each wrap their own left operand, so two insertions at one
+    /// place are the same text and their order does not matter.
+    fn rewrite_trims(&mut self) {
+        for i in 0..self.tokens.len().saturating_sub(1) {
+            let comparison = match () {
+                _ if self.is_punct(i, "<") => "<",
+                _ if self.is_punct(i, ">") => ">",
+                _ => continue,
+            };
+            if !self.is_punct(i + 1, "/") || self.tokens[i].end != self.tokens[i + 1].start {
+                continue;
+            }
+            let start = self.left_operand_start(i);
+            self.edits.push(Edit {
+                start,
+                end: start,
+                text: "label_replace(".into(),
+            });
+            self.edits.push(Edit {
+                start: self.tokens[i].start,
+                end: self.tokens[i + 1].end,
+                text: format!(", \"{TRIM_LABEL}\", \"{comparison}/\", \"\", \"\") {comparison}"),
+            });
+        }
+    }
+
+    /// Where the left operand of a comparison-precedence operator at token `op` starts: after
+    /// the nearest opening bracket, comma or set operator (and its `on`/`ignoring` list) at
+    /// the same depth, or at the start.
+    fn left_operand_start(&self, op: usize) -> usize {
+        let mut depth = 0usize;
+        let mut j = op;
+        while j > 0 {
+            j -= 1;
+            if self.tokens[j].kind == Kind::Punct {
+                match self.token_text(j) {
+                    ")" | "]" | "}" => depth += 1,
+                    "(" | "[" | "{" if depth == 0 => return self.tokens[j + 1].start,
+                    "(" | "[" | "{" => depth -= 1,
+                    "," if depth == 0 => return self.tokens[j + 1].start,
+                    _ => {}
+                }
+                continue;
+            }
+            let word = self.word(j).to_ascii_lowercase();
+            if depth == 0 && matches!(word.as_str(), "and" | "or" | "unless") {
+                let mut k = j + 1;
+                let matching = self.word(k).to_ascii_lowercase();
+                if matches!(matching.as_str(), "on" | "ignoring") && self.is_punct(k + 1, "(") {
+                    k = self.matching(k + 1, "(", ")") + 1;
+                }
+                return self.tokens.get(k).map_or(self.text.len(), |t| t.start);
+            }
+        }
+        self.tokens.first().map_or(0, |t| t.start)
     }
 
     /// The string after each `=~` and `!~`, in Rust's regex syntax where RE2's differs.
@@ -1042,5 +1140,50 @@ mod tests {
             panic!("not a matrix selector")
         };
         assert_eq!(selector_mode(&ms.vs), SelectorMode::Smoothed);
+    }
+
+    #[test]
+    fn trims_wrap_their_left_operand_by_precedence() {
+        let trim = |op: &str| format!(", \"{TRIM_LABEL}\", \"{op}/\", \"\", \"\") {op}");
+        assert_eq!(
+            range_query("h </ 2"),
+            format!("label_replace(h {} 2", trim("<"))
+        );
+        // Arithmetic binds tighter; `and` looser; brackets and commas delimit.
+        assert_eq!(
+            range_query("x and on(a) -h * 2 >/ 1 + 1"),
+            format!("x and on(a) label_replace(-h * 2 {} 1 + 1", trim(">"))
+        );
+        assert_eq!(
+            range_query("histogram_count(h{a=\"b\"} </ 2)"),
+            format!(
+                "histogram_count(label_replace(h{{a=\"b\"}} {} 2)",
+                trim("<")
+            )
+        );
+        // A chain trims the result of the previous trim.
+        assert_eq!(
+            range_query("h </ 2 >/ 1"),
+            format!(
+                "label_replace(label_replace(h {} 2 {} 1",
+                trim("<"),
+                trim(">")
+            )
+        );
+        // `<` and `/` apart are a comparison and a division.
+        assert_eq!(range_query("a < /b/"), "a < /b/");
+    }
+
+    #[test]
+    fn the_planner_reads_the_trim_back() {
+        let query = range_query("h >/ on(x) f");
+        let expr = promql_parser::parser::parse(&query).unwrap();
+        let PromExpr::Binary(b) = expr else {
+            panic!("not a binary expression: {expr:?}")
+        };
+        let (operand, op) = trim_operator(&b).expect("a trim");
+        assert_eq!(op, BinaryOp::TrimLower);
+        assert_eq!(operand.to_string(), "h");
+        assert!(b.modifier.is_some());
     }
 }

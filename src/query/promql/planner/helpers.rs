@@ -417,8 +417,13 @@ pub(super) fn arith(op: BinaryOp, a: Expr, b: Expr) -> Expr {
         BinaryOp::Lt => ordered(f(Operator::Lt), a, b),
         BinaryOp::Ge => ordered(f(Operator::GtEq), a, b),
         BinaryOp::Le => ordered(f(Operator::LtEq), a, b),
-        // Set operators are joins, planned before any value is computed.
-        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => f(Operator::Plus),
+        // Set operators are joins, and trims act on histograms
+        // (`super::super::native_binary`): neither computes a value here.
+        BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Unless
+        | BinaryOp::TrimUpper
+        | BinaryOp::TrimLower => f(Operator::Plus),
     }
 }
 

@@ -199,7 +199,7 @@ impl Planner {
                 Some(self.matrix_selector(ms, true).await.map(Planned::Matrix))
             }
             PromExpr::Aggregate(a) => Box::pin(self.histogram_aggregate(a, steps)).await,
-            PromExpr::Binary(b) => Box::pin(self.histogram_scaled(b, steps)).await,
+            PromExpr::Binary(b) => Some(Box::pin(self.binary_keeping_histograms(b, steps)).await),
             PromExpr::Unary(u) => Box::pin(self.histogram_negated(u, steps)).await,
             PromExpr::Call(call) => {
                 let func = RangeFunc::from_name(call.func.name)?;

@@ -1,56 +1,12 @@
 //! Binary operators: vector/scalar arithmetic and comparison, vector matching with
 //! `on`/`ignoring`/`group_*`, and set operators.
 
+use super::super::native_binary::{self, Notes};
+use super::super::syntax::trim_operator;
 use super::*;
+use crate::storage::histogram_arrow::histogram_type;
 
 impl Planner {
-    /// `v * n`, `n * v` or `v / n` for a number `n` and an expression `v` that carries native
-    /// histograms (see [`Planner::plan_keeping_histograms`]): histograms scaled, floats
-    /// computed as usual, the metric name dropped. None for other expressions.
-    pub(super) async fn histogram_scaled(
-        &self,
-        b: &BinaryExpr,
-        steps: Steps,
-    ) -> Option<PlanResult> {
-        let op = BinaryOp::from_token(b.op).ok()?;
-        let (n, n_on_left) = match (const_arg(Some(&b.lhs)), const_arg(Some(&b.rhs))) {
-            (Err(_), Ok(n)) => (n, false),
-            (Ok(n), Err(_)) => (n, true),
-            _ => return None,
-        };
-        let vector: &PromExpr = if n_on_left { &b.rhs } else { &b.lhs };
-        let udf = match (op, n_on_left) {
-            (BinaryOp::Mul, _) => super::super::native::scale_udf(),
-            (BinaryOp::Div, false) => super::super::native::div_udf(),
-            _ => return None,
-        };
-        let input = match self.plan_keeping_histograms(vector, steps).await? {
-            Ok(Planned::Vector(input)) => input,
-            Ok(_) => return None,
-            Err(e) => return Some(Err(e)),
-        };
-        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
-            return None;
-        }
-        let value = match n_on_left {
-            true => arith(op, lit(n), col(VALUE)),
-            false => arith(op, col(VALUE), lit(n)),
-        };
-        let scaled = Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(udf),
-            vec![col(HISTOGRAM), lit(n)],
-        ));
-        let plan = LogicalPlanBuilder::from(input)
-            .project(vec![
-                l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
-                col(TIMESTAMP),
-                value.alias(VALUE),
-                scaled.alias(HISTOGRAM),
-            ])
-            .and_then(|p| p.build());
-        Some(plan.map(Planned::Vector).map_err(Into::into))
-    }
-
     /// `-v` for an expression `v` that carries native histograms: histograms and floats
     /// negated, the metric name dropped. None for other expressions.
     pub(super) async fn histogram_negated(
@@ -81,101 +37,70 @@ impl Planner {
         Some(plan.map(Planned::Vector).map_err(Into::into))
     }
 
-    /// An operand of `op` whose native histograms the operator cannot take, when it has
-    /// some: its float rows, the histograms left out with Prometheus's info about
-    /// incompatible sample types. None when the operand has no histogram column (or storage
-    /// none at all): the caller plans it for floats. `other_vector` tells whether the other
-    /// operand is a vector too: `==` and `!=` between two vectors compare histograms, which
-    /// is not done yet, so they are left out without the info (None).
-    async fn float_operand(
-        &self,
-        expr: &PromExpr,
-        op: BinaryOp,
-        histogram_on_left: bool,
-        other_vector: bool,
-        steps: Steps,
-    ) -> Option<PlanResult> {
-        let equality = matches!(op, BinaryOp::Eq | BinaryOp::Ne) && other_vector;
-        if op.is_set() || equality || matches!(strip_parens(expr), PromExpr::NumberLiteral(_)) {
-            return None;
-        }
-        let input = match self.plan_keeping_histograms(expr, steps).await? {
-            Ok(Planned::Vector(input)) => input,
-            Ok(_) => return None,
-            Err(e) => return Some(Err(e)),
-        };
-        if !input.schema().has_column_with_unqualified_name(HISTOGRAM) {
-            return None;
-        }
-        let other = if other_vector { "histogram" } else { "float" };
-        let (left, right) = match histogram_on_left {
-            true => ("histogram", other),
-            false => (other, "histogram"),
-        };
-        let info = format!(
-            "PromQL info: incompatible sample types encountered for binary operator \"{op}\": {left} {op} {right}"
-        );
-        let floats = Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(super::super::native::float_row_udf(
-                self.infos.clone(),
-                info,
-            )),
-            vec![col(HISTOGRAM)],
-        ));
-        let plan = LogicalPlanBuilder::from(input)
-            .filter(floats)
-            .and_then(|p| p.project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)]))
-            .and_then(|p| p.build());
-        Some(plan.map(Planned::Vector).map_err(Into::into))
-    }
-
-    /// [`Planner::float_operand`], its future built and boxed in this function's frame: a
-    /// deep expression's recursion through [`Planner::binary`] then costs no more stack
-    /// than before histograms (in a debug build a future built in `binary` would take its
-    /// whole size in every level's frame).
+    /// `expr` planned as a binary operator's operand: with its native histograms where
+    /// storage holds any and the expression can carry them (see
+    /// [`Planner::plan_keeping_histograms`]). The future is built and boxed in this
+    /// function's frame: a deep expression's recursion through [`Planner::binary`] then
+    /// costs no more stack than a pointer per level (in a debug build a future built in
+    /// `binary` would take its whole size in every level's frame).
     #[inline(never)]
-    fn float_operand_boxed<'a>(
-        &'a self,
-        expr: &'a PromExpr,
-        op: BinaryOp,
-        histogram_on_left: bool,
-        other_vector: bool,
-        steps: Steps,
-    ) -> BoxFuture<'a, Option<PlanResult>> {
-        self.float_operand(expr, op, histogram_on_left, other_vector, steps)
-            .boxed()
+    fn operand<'a>(&'a self, expr: &'a PromExpr, steps: Steps) -> BoxFuture<'a, PlanResult> {
+        match strip_parens(expr) {
+            PromExpr::Binary(b) => self.binary_keeping_histograms(b, steps).boxed(),
+            _ if self.any_histograms => {
+                let keeping = self.plan_keeping_histograms(expr, steps.clone()).boxed();
+                async move {
+                    match keeping.await {
+                        Some(planned) => planned,
+                        None => self.plan_at(expr, steps).await,
+                    }
+                }
+                .boxed()
+            }
+            _ => self.plan_at(expr, steps),
+        }
     }
 
+    /// A binary operator whose result feeds an expression that takes floats only: the
+    /// native histograms it may give are left out.
     pub(super) async fn binary(&self, b: &BinaryExpr, steps: Steps) -> PlanResult {
-        let op = BinaryOp::from_token(b.op)?;
-        let vector = |e: &PromExpr| !matches!(strip_parens(e), PromExpr::NumberLiteral(_));
-        let (left_vector, right_vector) = (vector(&b.lhs), vector(&b.rhs));
-        // Only where storage holds histograms (see `float_operand_boxed`).
-        let histograms = self.any_histograms;
-        let lhs = match histograms {
-            true => {
-                self.float_operand_boxed(&b.lhs, op, true, right_vector, steps.clone())
-                    .await
-            }
-            false => None,
-        };
-        let lhs = match lhs {
-            Some(planned) => planned?,
-            None => self.plan_at(&b.lhs, steps.clone()).await?,
-        };
-        let rhs = match histograms {
-            true => {
-                self.float_operand_boxed(&b.rhs, op, false, left_vector, steps.clone())
-                    .await
-            }
-            false => None,
-        };
-        let rhs = match rhs {
-            Some(planned) => planned?,
-            None => self.plan_at(&b.rhs, steps.clone()).await?,
+        match Box::pin(self.binary_keeping_histograms(b, steps)).await? {
+            Planned::Vector(plan) => Ok(Planned::Vector(floats_only(plan)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// A binary operator. Where an operand carries native histograms (or the operator is a
+    /// trim, which takes nothing else), each matched pair of samples is evaluated by
+    /// [`native_binary::apply`] and the result carries a `histogram` column; otherwise
+    /// the operator is planned over floats as vectorised expressions.
+    pub(super) async fn binary_keeping_histograms(
+        &self,
+        b: &BinaryExpr,
+        steps: Steps,
+    ) -> PlanResult {
+        let (op, lhs_expr) = match trim_operator(b) {
+            Some((operand, op)) => (op, operand),
+            None => (BinaryOp::from_token(b.op)?, b.lhs.as_ref()),
         };
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        if op.is_trim() && return_bool {
+            return Err(PromqlError::BadData(
+                "bool modifier can only be used on comparison operators".into(),
+            ));
+        }
+        let lhs = self.operand(lhs_expr, steps.clone()).await?;
+        let rhs = self.operand(&b.rhs, steps.clone()).await?;
+        let carries = |p: &Planned| matches!(p, Planned::Vector(v) if v.schema().has_column_with_unqualified_name(HISTOGRAM));
+        let native = (op.is_trim() || carries(&lhs) || carries(&rhs)).then(|| Notes {
+            infos: self.infos.clone(),
+            warnings: self.warnings.clone(),
+            position: self.position(&PromExpr::Binary(b.clone())),
+        });
         match (lhs, rhs) {
+            (Planned::Const(_), Planned::Const(_)) if op.is_trim() => Err(PromqlError::BadData(
+                format!("operator {op} not allowed for scalar operations"),
+            )),
             (Planned::Const(a), Planned::Const(c)) => {
                 // The parser only admits scalar comparisons with `bool`, giving 0 or 1.
                 let v = op
@@ -183,13 +108,16 @@ impl Planner {
                     .ok_or_else(|| PromqlError::BadData(format!("operator {op} on scalars")))?;
                 Ok(Planned::Const(v))
             }
-            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, op),
+            (Planned::Vector(a), Planned::Vector(c)) => self.vector_vector(a, c, b, op, native),
             (Planned::Vector(v), other) => {
-                self.vector_scalar(v, other, op, return_bool, false, &steps)
+                self.vector_scalar(v, other, op, return_bool, false, native)
             }
             (other, Planned::Vector(v)) if !matches!(other, Planned::Vector(_)) => {
-                self.vector_scalar(v, other, op, return_bool, true, &steps)
+                self.vector_scalar(v, other, op, return_bool, true, native)
             }
+            _ if op.is_trim() => Err(PromqlError::BadData(format!(
+                "operator {op} not allowed for scalar operations"
+            ))),
             // Between scalars a comparison needs `bool` and gives 1 or 0.
             (Planned::Scalar(a), Planned::Const(c)) => map_value(
                 Planned::Scalar(a),
@@ -216,7 +144,8 @@ impl Planner {
         }
     }
 
-    /// A vector with a scalar (constant or per step) on one side.
+    /// A vector with a scalar (constant or per step) on one side; `native` when the vector
+    /// may hold native histograms (see [`Planner::binary_keeping_histograms`]).
     pub(super) fn vector_scalar(
         &self,
         vector: LogicalPlan,
@@ -224,9 +153,17 @@ impl Planner {
         op: BinaryOp,
         return_bool: bool,
         scalar_on_left: bool,
-        _steps: &Steps,
+        native: Option<Notes>,
     ) -> PlanResult {
         let comparison = op.is_comparison();
+        let vector = match native {
+            Some(_) => with_histogram_column(vector)?,
+            None => vector,
+        };
+        let mut columns = vec![col(LABELS), col(TIMESTAMP), col(VALUE)];
+        if native.is_some() {
+            columns.push(col(HISTOGRAM));
+        }
         let (input, scalar_expr) = match scalar {
             Planned::Const(c) => (vector, lit(c)),
             Planned::Scalar(s) => {
@@ -235,12 +172,30 @@ impl Planner {
                     .build()?;
                 let joined = LogicalPlanBuilder::from(vector)
                     .join(s, JoinType::Inner, (vec![TIMESTAMP], vec!["st"]), None)?
-                    .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE), col("sv")])?
+                    .project(columns.iter().cloned().chain([col("sv")]))?
                     .build()?;
                 (joined, col("sv"))
             }
             _ => return Err(PromqlError::BadData(format!("invalid operand for {op}"))),
         };
+        let labels = match op.drops_name(return_bool) {
+            true => l::call(l::drop_name_udf(), col(LABELS), &[]),
+            false => col(LABELS),
+        };
+        if let Some(notes) = native {
+            let (lh, rh, lv, rv) = match scalar_on_left {
+                true => (null_histogram(), col(HISTOGRAM), scalar_expr, col(VALUE)),
+                false => (col(HISTOGRAM), null_histogram(), col(VALUE), scalar_expr),
+            };
+            let udf = native_binary::binary_udf(op, scalar_on_left, return_bool, notes);
+            return native_result(
+                input,
+                labels.alias(LABELS),
+                col(TIMESTAMP),
+                udf,
+                [lh, rh, lv, rv],
+            );
+        }
         let (left, right) = if scalar_on_left {
             (scalar_expr, col(VALUE))
         } else {
@@ -261,7 +216,7 @@ impl Planner {
             };
             LogicalPlanBuilder::from(input)
                 .project(vec![
-                    l::call(l::drop_name_udf(), col(LABELS), &[]).alias(LABELS),
+                    labels.alias(LABELS),
                     col(TIMESTAMP),
                     value.alias(VALUE),
                 ])?
@@ -276,7 +231,15 @@ impl Planner {
         rhs: LogicalPlan,
         b: &BinaryExpr,
         op: BinaryOp,
+        native: Option<Notes>,
     ) -> PlanResult {
+        let (lhs, rhs) = match native {
+            Some(_) => (with_histogram_column(lhs)?, with_histogram_column(rhs)?),
+            None => (lhs, rhs),
+        };
+        // The histogram column of side `s` (`l` or `r`), when the plan carries one.
+        let carries = native.is_some();
+        let histogram = |s: &str| carries.then(|| col(format!("{s}.{HISTOGRAM}")));
         let modifier = b.modifier.as_ref();
         let matching = modifier.and_then(|m| m.matching.as_ref());
         let key = |labels: Expr| match matching {
@@ -296,12 +259,16 @@ impl Planner {
         };
         let side = |plan: LogicalPlan, alias: &str| -> Result<LogicalPlan, PromqlError> {
             let keyed = LogicalPlanBuilder::from(plan)
-                .project(vec![
-                    col(LABELS),
-                    col(TIMESTAMP),
-                    col(VALUE),
-                    key(col(LABELS)).alias("k"),
-                ])?
+                .project(
+                    [
+                        col(LABELS),
+                        col(TIMESTAMP),
+                        col(VALUE),
+                        key(col(LABELS)).alias("k"),
+                    ]
+                    .into_iter()
+                    .chain(carries.then(|| col(HISTOGRAM))),
+                )?
                 .build()?;
             let keyed = if one_side == Some(alias) {
                 let side_name = if alias == "l" { "left" } else { "right" };
@@ -321,11 +288,17 @@ impl Planner {
         };
         let (l_side, r_side) = (side(lhs, "l")?, side(rhs, "r")?);
         let on = (vec!["l.timestamp", "l.k"], vec!["r.timestamp", "r.k"]);
-        let project_lhs = vec![
-            col("l.labels").alias(LABELS),
-            col("l.timestamp").alias(TIMESTAMP),
-            col("l.value").alias(VALUE),
-        ];
+        let project_side = |s: &str| -> Vec<Expr> {
+            [
+                col(format!("{s}.labels")).alias(LABELS),
+                col(format!("{s}.timestamp")).alias(TIMESTAMP),
+                col(format!("{s}.value")).alias(VALUE),
+            ]
+            .into_iter()
+            .chain(histogram(s).map(|h| h.alias(HISTOGRAM)))
+            .collect()
+        };
+        let project_lhs = project_side("l");
         match op {
             BinaryOp::And => {
                 let plan = LogicalPlanBuilder::from(l_side)
@@ -352,11 +325,7 @@ impl Planner {
                         (vec!["r.timestamp", "r.k"], vec!["l.timestamp", "l.k"]),
                         None,
                     )?
-                    .project(vec![
-                        col("r.labels").alias(LABELS),
-                        col("r.timestamp").alias(TIMESTAMP),
-                        col("r.value").alias(VALUE),
-                    ])?
+                    .project(project_side("r"))?
                     .build()?;
                 let plan = LogicalPlanBuilder::from(left_plain)
                     .union(right_only)?
@@ -367,7 +336,7 @@ impl Planner {
         }
         let comparison = op.is_comparison();
         let return_bool = modifier.is_some_and(|m| m.return_bool);
-        let drops_name = !comparison || return_bool;
+        let drops_name = op.drops_name(return_bool);
         let card = modifier.map(|m| &m.card);
         // Result labels: the "many" side's labels (lhs unless group_right), trimmed to
         // the matching labels for one-to-one `on`, plus included labels from the other side.
@@ -421,7 +390,7 @@ impl Planner {
             col("l.timestamp"),
             col("r.timestamp"),
         ]);
-        let result = arith(op, lv, rv);
+        let result = arith(op, lv.clone(), rv.clone());
         // Each match group pairs at most once (one-to-one), and each result label set is
         // made once (many-to-one); checked before a comparison filters rows away.
         let (check_key, violation) = match card {
@@ -434,13 +403,18 @@ impl Planner {
         };
         let joined = LogicalPlanBuilder::from(l_side)
             .join(r_side, join_type, on, None)?
-            .project(vec![
-                labels.alias(LABELS),
-                timestamp.alias(TIMESTAMP),
-                check_key.alias("check_key"),
-                col("l.value"),
-                col("r.value"),
-            ])?
+            .project(
+                [
+                    labels.alias(LABELS),
+                    timestamp.alias(TIMESTAMP),
+                    check_key.alias("check_key"),
+                    col("l.value"),
+                    col("r.value"),
+                ]
+                .into_iter()
+                .chain(histogram("l"))
+                .chain(histogram("r")),
+            )?
             .build()?;
         let joined = LogicalPlanBuilder::from(unique::checked(
             joined,
@@ -451,6 +425,11 @@ impl Planner {
                 violation,
             },
         ));
+        if let (Some(notes), Some(lh), Some(rh)) = (native, histogram("l"), histogram("r")) {
+            let udf = native_binary::binary_udf(op, many == "r", return_bool, notes);
+            let input = joined.build()?;
+            return native_result(input, col(LABELS), col(TIMESTAMP), udf, [lh, rh, lv, rv]);
+        }
         let plan = if comparison && !return_bool {
             joined
                 .filter(result)?
@@ -468,4 +447,60 @@ impl Planner {
         };
         Ok(Planned::Vector(plan))
     }
+}
+
+/// `plan` with a `histogram` column: its own, or a null one.
+fn with_histogram_column(plan: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
+    if plan.schema().has_column_with_unqualified_name(HISTOGRAM) {
+        return Ok(plan);
+    }
+    Ok(LogicalPlanBuilder::from(plan)
+        .project(vec![
+            col(LABELS),
+            col(TIMESTAMP),
+            col(VALUE),
+            null_histogram().alias(HISTOGRAM),
+        ])?
+        .build()?)
+}
+
+/// A null of the histogram column's type.
+fn null_histogram() -> Expr {
+    cast(lit(ScalarValue::Null), histogram_type())
+}
+
+/// `plan`'s rows through [`native_binary::binary_udf`] (`udf` of `args`): those with a
+/// result, as `labels`, `timestamp`, the result's value and histogram.
+fn native_result(
+    plan: LogicalPlan,
+    labels: Expr,
+    timestamp: Expr,
+    udf: datafusion::logical_expr::ScalarUDF,
+    args: [Expr; 4],
+) -> PlanResult {
+    const RESULT: &str = "binary_result";
+    let field = |name: &str| datafusion::functions::core::expr_fn::get_field(col(RESULT), name);
+    let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), args.to_vec()));
+    let plan = LogicalPlanBuilder::from(plan)
+        .project(vec![labels, timestamp, call.alias(RESULT)])?
+        .filter(field(native_binary::KEEP))?
+        .project(vec![
+            col(LABELS),
+            col(TIMESTAMP),
+            field(native_binary::VALUE).alias(VALUE),
+            field(native_binary::HISTOGRAM).alias(HISTOGRAM),
+        ])?
+        .build()?;
+    Ok(Planned::Vector(plan))
+}
+
+/// `plan`'s float samples, its native histograms (if it carries any) left out.
+pub(super) fn floats_only(plan: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
+    if !plan.schema().has_column_with_unqualified_name(HISTOGRAM) {
+        return Ok(plan);
+    }
+    Ok(LogicalPlanBuilder::from(plan)
+        .filter(col(HISTOGRAM).is_null())?
+        .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+        .build()?)
 }
