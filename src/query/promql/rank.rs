@@ -1,7 +1,9 @@
 //! `PromRank`: the plan node behind `topk`, `bottomk` and `limitk`.
 //!
-//! Its input is rows `(labels, timestamp, value, g, p)`: a series' value at a step, its
-//! group's key and the `k` of that step. For every `(g, timestamp)` it keeps the first `k`
+//! Its input is rows `(labels, timestamp, value, g, p)`, and optionally `histogram`: a
+//! series' sample at a step, its group's key and the `k` of that step. The output is
+//! `(labels, timestamp, value)`, with the kept rows' `histogram` when the input has one
+//! (`limitk` keeps native histograms; `topk`/`bottomk` are given floats only). For every `(g, timestamp)` it keeps the first `k`
 //! rows in the aggregation's order. A sorting window function would order every group in
 //! full; this picks the few rows Prometheus keeps with a partial selection, as its heap does.
 
@@ -10,7 +12,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StringBuilder,
+};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, Result as DfResult};
@@ -164,11 +168,19 @@ impl ExecutionPlan for PromRankExec {
     }
 }
 
+/// The input column of native histograms, after `(labels, timestamp, value, g, p)`.
+const HISTOGRAM_INPUT: usize = 5;
+
 /// One input row: its series (an index into [`SeriesNames`]), value, and the `k` of its step.
 struct Row {
+    /// Where the row is in the input: batch, row.
+    at: (usize, usize),
     series: u32,
     timestamp: i64,
+    /// NaN where the input has none (a native histogram's row), for ranking.
     value: f64,
+    /// Whether the input has a value (it stays null in the output otherwise).
+    valued: bool,
     k: f64,
 }
 
@@ -176,7 +188,7 @@ struct Row {
 fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResult<RecordBatch> {
     let mut groups = Groups::default();
     let mut names = SeriesNames::default();
-    for batch in batches {
+    for (b, batch) in batches.iter().enumerate() {
         let labels = LabelColumn::of(batch, 0)?;
         let ts = column::<Int64Array>(batch, 1)?;
         let vs = column::<Float64Array>(batch, 2)?;
@@ -190,9 +202,11 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
                 continue;
             }
             let row = Row {
+                at: (b, i),
                 series: names.index(row_labels),
                 timestamp: ts.value(i),
                 value: if vs.is_null(i) { f64::NAN } else { vs.value(i) },
+                valued: vs.is_valid(i),
                 k: ks.value(i),
             };
             groups.rows(keys.value(i), row.timestamp).push(row);
@@ -202,6 +216,7 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
     let mut out_labels = StringBuilder::new();
     let mut out_ts = Vec::new();
     let mut out_vs = Vec::new();
+    let mut out_at = Vec::new();
     for rows in groups.rows.iter_mut() {
         let keep = kept(rows.first().map_or(0.0, |r| r.k), rows.len());
         if keep == 0 {
@@ -215,17 +230,27 @@ fn rank(batches: &[RecordBatch], order: RankOrder, schema: SchemaRef) -> DfResul
         for row in rows.iter() {
             out_labels.append_value(names.name(row.series));
             out_ts.push(row.timestamp);
-            out_vs.push(row.value);
+            out_vs.push(row.valued.then_some(row.value));
+            out_at.push(row.at);
         }
     }
-    Ok(RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(out_labels.finish()),
-            Arc::new(Int64Array::from(out_ts)),
-            Arc::new(Float64Array::from(out_vs)),
-        ],
-    )?)
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(out_labels.finish()),
+        Arc::new(Int64Array::from(out_ts)),
+        Arc::new(Float64Array::from(out_vs)),
+    ];
+    if schema.fields().len() == 4 {
+        // The kept rows' native histograms, taken from wherever they are in the input.
+        let histograms: Vec<&dyn Array> = batches
+            .iter()
+            .map(|b| b.column(HISTOGRAM_INPUT).as_ref())
+            .collect();
+        columns.push(match histograms.is_empty() {
+            true => arrow::array::new_empty_array(schema.field(3).data_type()),
+            false => arrow::compute::interleave(&histograms, &out_at)?,
+        });
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// The distinct label sets of the input, numbered as they first appear. Ties are broken by
@@ -354,9 +379,11 @@ mod tests {
     #[test]
     fn nan_ranks_last_for_both_directions() {
         let row = |series, value| Row {
+            at: (0, 0),
             series,
             timestamp: 0,
             value,
+            valued: true,
             k: 1.0,
         };
         let (nan, one, two) = (row(0, f64::NAN), row(1, 1.0), row(2, 2.0));
@@ -384,9 +411,11 @@ mod tests {
         assert_eq!(names.index("a"), a);
         let order = names.label_order();
         let row = |series| Row {
+            at: (0, 0),
             series,
             timestamp: 0,
             value: 1.0,
+            valued: true,
             k: 1.0,
         };
         assert_eq!(

@@ -216,7 +216,7 @@ impl ExtensionPlanner for PromStepPlanner {
             return Ok(Some(Arc::new(rank::PromRankExec::new(
                 input.clone(),
                 rank.order,
-                planner::vector_schema(),
+                Arc::new(rank.schema.as_arrow().clone()),
             ))));
         }
         if let Some(info) = node.as_any().downcast_ref::<info::PromInfo>() {

@@ -1,6 +1,7 @@
 //! Aggregations (`sum`, `topk`, `quantile`, `count_values`, ...) by their grouping.
 
 use super::*;
+use crate::storage::histogram_arrow::histogram_type;
 
 /// An aggregation's group of each row (the label set its `by`/`without` keeps, as column
 /// `g`) and how the groups are formed.
@@ -37,6 +38,9 @@ impl Planner {
         steps: Steps,
     ) -> Option<PlanResult> {
         let op = AggregateOp::from_token(a.op).ok()?;
+        if matches!(op, AggregateOp::Limitk | AggregateOp::LimitRatio) {
+            return Some(self.aggregate_keeping_histograms(a, steps).await);
+        }
         if !matches!(
             op,
             AggregateOp::Sum | AggregateOp::Avg | AggregateOp::Count | AggregateOp::Group
@@ -184,17 +188,45 @@ impl Planner {
         self.vector_arg(&a.expr, steps).await
     }
 
+    /// An aggregation whose result feeds an expression that takes floats only.
     pub(super) async fn aggregate(&self, a: &AggregateExpr, steps: Steps) -> PlanResult {
+        match self.aggregate_keeping_histograms(a, steps).await? {
+            Planned::Vector(plan) => Ok(Planned::Vector(floats_only(plan)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// An aggregation; `limitk` and `limit_ratio`, which pick series without reading their
+    /// values, keep native histograms (a `histogram` column) where their input has them.
+    pub(super) async fn aggregate_keeping_histograms(
+        &self,
+        a: &AggregateExpr,
+        steps: Steps,
+    ) -> PlanResult {
         let op = AggregateOp::from_token(a.op)?;
-        let input = self.float_input(op, a, steps.clone()).await?;
+        let input = match op {
+            AggregateOp::Limitk | AggregateOp::LimitRatio => {
+                self.vector_arg_keeping_histograms(&a.expr, steps.clone())
+                    .await?
+            }
+            _ => self.float_input(op, a, steps.clone()).await?,
+        };
+        let histogram = input
+            .schema()
+            .has_column_with_unqualified_name(HISTOGRAM)
+            .then(|| col(HISTOGRAM));
         let (group_labels, grouping) = group_of(a, op);
         let keyed = LogicalPlanBuilder::from(input)
-            .project(vec![
-                col(LABELS),
-                col(TIMESTAMP),
-                col(VALUE),
-                group_labels.alias("g"),
-            ])?
+            .project(
+                [
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    group_labels.alias("g"),
+                ]
+                .into_iter()
+                .chain(histogram.clone()),
+            )?
             .build()?;
         let value = match op {
             AggregateOp::Count => cast(agg::count(col(VALUE)), DataType::Float64),
@@ -229,7 +261,11 @@ impl Planner {
                 ));
                 let plan = LogicalPlanBuilder::from(keyed)
                     .filter(sampled)?
-                    .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
+                    .project(
+                        [col(LABELS), col(TIMESTAMP), col(VALUE)]
+                            .into_iter()
+                            .chain(histogram),
+                    )?
                     .build()?;
                 return Ok(Planned::Vector(plan));
             }
@@ -339,33 +375,32 @@ impl Planner {
     }
 
     /// Adds the aggregation parameter as column `p`: a constant, or a scalar expression's
-    /// value at each step (joined on the timestamp).
+    /// value at each step (joined on the timestamp). The result is `(labels, timestamp,
+    /// value, g, p)`, and `histogram` after them when `keyed` has one.
     pub(super) async fn with_param(
         &self,
         keyed: LogicalPlan,
         param: Option<&PromExpr>,
         steps: Steps,
     ) -> Result<LogicalPlan, PromqlError> {
+        let histogram = keyed
+            .schema()
+            .has_column_with_unqualified_name(HISTOGRAM)
+            .then(|| col(HISTOGRAM));
+        let columns = |p: Expr| {
+            [col(LABELS), col(TIMESTAMP), col(VALUE), col("g"), p]
+                .into_iter()
+                .chain(histogram.clone())
+                .collect::<Vec<_>>()
+        };
         let Some(param) = param else {
             return Ok(LogicalPlanBuilder::from(keyed)
-                .project(vec![
-                    col(LABELS),
-                    col(TIMESTAMP),
-                    col(VALUE),
-                    col("g"),
-                    lit(0.0).alias("p"),
-                ])?
+                .project(columns(lit(0.0).alias("p")))?
                 .build()?);
         };
         match self.plan_at(param, steps).await? {
             Planned::Const(c) => Ok(LogicalPlanBuilder::from(keyed)
-                .project(vec![
-                    col(LABELS),
-                    col(TIMESTAMP),
-                    col(VALUE),
-                    col("g"),
-                    lit(c).alias("p"),
-                ])?
+                .project(columns(lit(c).alias("p")))?
                 .build()?),
             Planned::Scalar(plan) => {
                 let scalar = LogicalPlanBuilder::from(plan)
@@ -373,13 +408,7 @@ impl Planner {
                     .build()?;
                 Ok(LogicalPlanBuilder::from(keyed)
                     .join(scalar, JoinType::Inner, (vec![TIMESTAMP], vec!["pt"]), None)?
-                    .project(vec![
-                        col(LABELS),
-                        col(TIMESTAMP),
-                        col(VALUE),
-                        col("g"),
-                        col("p"),
-                    ])?
+                    .project(columns(col("p")))?
                     .build()?)
             }
             _ => Err(PromqlError::BadData("expected a scalar parameter".into())),
@@ -393,17 +422,26 @@ impl Planner {
             AggregateOp::Limitk => RankOrder::Labels,
             _ => RankOrder::Largest,
         };
-        // The node reads (labels, timestamp, value, g, p) by position.
+        // The node reads (labels, timestamp, value, g, p[, histogram]) by position.
+        let histogram = keyed.schema().has_column_with_unqualified_name(HISTOGRAM);
         let input = LogicalPlanBuilder::from(keyed)
-            .project(vec![
-                col(LABELS),
-                col(TIMESTAMP),
-                col(VALUE),
-                col("g"),
-                cast(col("p"), DataType::Float64).alias("p"),
-            ])?
+            .project(
+                [
+                    col(LABELS),
+                    col(TIMESTAMP),
+                    col(VALUE),
+                    col("g"),
+                    cast(col("p"), DataType::Float64).alias("p"),
+                ]
+                .into_iter()
+                .chain(histogram.then(|| col(HISTOGRAM))),
+            )?
             .build()?;
-        let schema = Arc::new(DFSchema::try_from(vector_schema().as_ref().clone())?);
+        let mut fields = vector_schema().fields().to_vec();
+        if histogram {
+            fields.push(Arc::new(Field::new(HISTOGRAM, histogram_type(), true)));
+        }
+        let schema = Arc::new(DFSchema::try_from(Schema::new(fields))?);
         Ok(Planned::Vector(ranked(input, schema, order)))
     }
 }

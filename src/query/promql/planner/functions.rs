@@ -282,7 +282,10 @@ impl Planner {
                     .await?;
                 (raw, range, steps)
             }
-            PromExpr::Subquery(sq) => self.subquery(sq, &steps).await?,
+            PromExpr::Subquery(sq) => {
+                let with_histograms = histograms && super::super::native::reads_histograms(func);
+                self.subquery(sq, &steps, with_histograms).await?
+            }
             _ => {
                 return Err(PromqlError::BadData(format!(
                     "expected a range vector in call to {func:?}"
@@ -437,12 +440,14 @@ impl Planner {
         })))
     }
 
-    /// Plans a subquery's inner expression at its own steps; returns the rows, the range
-    /// and the outer steps (with the subquery's offset and `@`).
+    /// Plans a subquery's inner expression at its own steps, with its native histograms
+    /// when `histograms` and it can carry them; returns the rows, the range and the outer
+    /// steps (with the subquery's offset and `@`).
     pub(super) async fn subquery(
         &self,
         sq: &SubqueryExpr,
         steps: &Steps,
+        histograms: bool,
     ) -> Result<(LogicalPlan, i64, Steps), PromqlError> {
         let outer = self.with_modifiers(steps, &sq.offset, &sq.at);
         let range = duration_ms(sq.range);
@@ -464,7 +469,14 @@ impl Planner {
             any_histograms: self.any_histograms,
         };
         let inner_steps = inner.steps(0, None);
-        let planned = inner.plan_at(&sq.expr, inner_steps.clone()).await?;
+        let keeping = match histograms {
+            true => Box::pin(inner.plan_keeping_histograms(&sq.expr, inner_steps.clone())).await,
+            false => None,
+        };
+        let planned = match keeping {
+            Some(planned) => planned?,
+            None => inner.plan_at(&sq.expr, inner_steps.clone()).await?,
+        };
         let rows = match planned {
             Planned::Vector(p) | Planned::Scalar(p) => p,
             Planned::Const(c) => inner.steps_plan(&inner_steps, move |_| lit(c))?,
@@ -576,6 +588,22 @@ impl Planner {
         }
     }
 
+    /// [`Planner::vector_arg`] with the native histograms of an expression that can carry
+    /// them (a `histogram` column), for functions that take any sample.
+    pub(super) async fn vector_arg_keeping_histograms(
+        &self,
+        expr: &PromExpr,
+        steps: Steps,
+    ) -> Result<LogicalPlan, PromqlError> {
+        match self.plan_keeping_histograms(expr, steps.clone()).await {
+            Some(planned) => match planned? {
+                Planned::Vector(p) => Ok(p),
+                _ => Err(PromqlError::BadData("expected an instant vector".into())),
+            },
+            None => self.vector_arg(expr, steps).await,
+        }
+    }
+
     /// `scalar(v)`: the value if exactly one series has one at the step, else NaN.
     pub(super) fn scalar_of(
         &self,
@@ -609,7 +637,10 @@ impl Planner {
     /// `absent(v)`: 1 at steps where `v` has no series, with the labels of `v`'s equality
     /// matchers.
     pub(super) async fn absent(&self, arg: &PromExpr, steps: Steps) -> PlanResult {
-        let inner = self.vector_arg(arg, steps.clone()).await?;
+        // A native histogram is a sample too.
+        let inner = self
+            .vector_arg_keeping_histograms(arg, steps.clone())
+            .await?;
         let labels = match strip_parens(arg) {
             PromExpr::VectorSelector(vs) => absent_labels(vs),
             PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),

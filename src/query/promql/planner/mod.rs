@@ -201,13 +201,20 @@ impl Planner {
             PromExpr::Aggregate(a) => Box::pin(self.histogram_aggregate(a, steps)).await,
             PromExpr::Binary(b) => Some(Box::pin(self.binary_keeping_histograms(b, steps)).await),
             PromExpr::Unary(u) => Box::pin(self.histogram_negated(u, steps)).await,
+            // A subquery that is the query's result.
+            PromExpr::Subquery(sq) => Some(
+                Box::pin(self.subquery(sq, &steps, true))
+                    .await
+                    .map(|(rows, _, _)| Planned::Matrix(rows)),
+            ),
             PromExpr::Call(call) => {
                 let func = RangeFunc::from_name(call.func.name)?;
                 let args: Vec<&PromExpr> = call.args.args.iter().map(|a| a.as_ref()).collect();
                 let range_arg = args.first()?;
-                if !matches!(strip_parens(range_arg), PromExpr::MatrixSelector(_))
-                    || !super::native::reads_histograms(func)
-                {
+                let range = strip_parens(range_arg);
+                let over_range =
+                    matches!(range, PromExpr::MatrixSelector(_) | PromExpr::Subquery(_));
+                if !over_range || !super::native::reads_histograms(func) {
                     return None;
                 }
                 Some(self.range_function_with(func, &args, steps, true).await)
@@ -280,9 +287,13 @@ impl Planner {
                     let inner = self.plan_at(&u.expr, steps).await?;
                     map_value(inner, |v| Expr::Negative(Box::new(v)), true)
                 }
+                // Selected with any native histograms, which are left out only after the
+                // step picked each series' newest sample: a histogram newer than a float
+                // hides it, as in Prometheus.
                 PromExpr::VectorSelector(vs) => self
-                    .vector_selector(vs, &steps, false)
+                    .vector_selector(vs, &steps, true)
                     .await
+                    .and_then(floats_only)
                     .map(Planned::Vector),
                 PromExpr::MatrixSelector(ms) => {
                     self.matrix_selector(ms, false).await.map(Planned::Matrix)
@@ -293,7 +304,7 @@ impl Planner {
                 // The query's result (only an instant query may have a range vector
                 // as its result): the inner expression at the subquery's steps.
                 PromExpr::Subquery(sq) => {
-                    let (rows, _, _) = self.subquery(sq, &steps).await?;
+                    let (rows, _, _) = self.subquery(sq, &steps, false).await?;
                     Ok(Planned::Matrix(rows))
                 }
                 PromExpr::Extension(_) => {

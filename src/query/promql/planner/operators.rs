@@ -493,14 +493,3 @@ fn native_result(
         .build()?;
     Ok(Planned::Vector(plan))
 }
-
-/// `plan`'s float samples, its native histograms (if it carries any) left out.
-pub(super) fn floats_only(plan: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
-    if !plan.schema().has_column_with_unqualified_name(HISTOGRAM) {
-        return Ok(plan);
-    }
-    Ok(LogicalPlanBuilder::from(plan)
-        .filter(col(HISTOGRAM).is_null())?
-        .project(vec![col(LABELS), col(TIMESTAMP), col(VALUE)])?
-        .build()?)
-}
