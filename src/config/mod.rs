@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::PromDuration;
 pub use scrape::{
-    AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, ByteSize, ScrapeConfig, TlsConfig,
+    AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, ByteSize, HistogramOptions,
+    ScrapeConfig, ScrapeProtocol, TlsConfig,
 };
 
 /// The configuration used when no `--config.file` is given: local storage, and a scrape job
@@ -52,6 +53,15 @@ pub struct GlobalConfig {
     pub scrape_timeout: PromDuration,
     pub evaluation_interval: PromDuration,
     pub external_labels: BTreeMap<String, String>,
+    /// The scrape configs' default `scrape_protocols`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_protocols: Option<Vec<scrape::ScrapeProtocol>>,
+    /// The scrape configs' default `scrape_native_histograms`.
+    pub scrape_native_histograms: bool,
+    /// The scrape configs' default `always_scrape_classic_histograms`.
+    pub always_scrape_classic_histograms: bool,
+    /// The scrape configs' default `convert_classic_histograms_to_nhcb`.
+    pub convert_classic_histograms_to_nhcb: bool,
 }
 
 impl Default for GlobalConfig {
@@ -61,6 +71,10 @@ impl Default for GlobalConfig {
             scrape_timeout: PromDuration::from_secs(10),
             evaluation_interval: PromDuration::from_secs(60),
             external_labels: BTreeMap::new(),
+            scrape_protocols: None,
+            scrape_native_histograms: false,
+            always_scrape_classic_histograms: false,
+            convert_classic_histograms_to_nhcb: false,
         }
     }
 }
@@ -542,6 +556,19 @@ impl Config {
                     sc.job_name
                 );
             }
+            let protocols = self.scrape_protocols_for(sc);
+            if protocols.is_empty() {
+                anyhow::bail!("job {:?}: scrape_protocols cannot be empty", sc.job_name);
+            }
+            for (i, p) in protocols.iter().enumerate() {
+                if protocols[..i].contains(p) {
+                    anyhow::bail!(
+                        "job {:?}: duplicated protocol in scrape_protocols, got {:?}",
+                        sc.job_name,
+                        protocols
+                    );
+                }
+            }
             if self.scrape_timeout_for(sc) > self.scrape_interval_for(sc) {
                 anyhow::bail!(
                     "job {:?}: scrape_timeout greater than scrape_interval",
@@ -640,6 +667,38 @@ impl Config {
 
     pub fn scrape_interval_for(&self, sc: &ScrapeConfig) -> Duration {
         sc.scrape_interval.unwrap_or(self.global.scrape_interval).0
+    }
+
+    /// The formats a job asks for: its own list, the global one, or Prometheus's default
+    /// (protobuf first when the job scrapes native histograms).
+    pub fn scrape_protocols_for(&self, sc: &ScrapeConfig) -> Vec<scrape::ScrapeProtocol> {
+        if let Some(own) = sc
+            .scrape_protocols
+            .as_ref()
+            .or(self.global.scrape_protocols.as_ref())
+        {
+            return own.clone();
+        }
+        match sc
+            .scrape_native_histograms
+            .unwrap_or(self.global.scrape_native_histograms)
+        {
+            true => scrape::ScrapeProtocol::PROTO_FIRST.to_vec(),
+            false => scrape::ScrapeProtocol::DEFAULT.to_vec(),
+        }
+    }
+
+    /// What a job does with histograms: keep classic series next to native ones, convert
+    /// classic-only ones to custom buckets.
+    pub fn histogram_options_for(&self, sc: &ScrapeConfig) -> HistogramOptions {
+        HistogramOptions {
+            classic: sc
+                .always_scrape_classic_histograms
+                .unwrap_or(self.global.always_scrape_classic_histograms),
+            nhcb: sc
+                .convert_classic_histograms_to_nhcb
+                .unwrap_or(self.global.convert_classic_histograms_to_nhcb),
+        }
     }
 
     pub fn scrape_timeout_for(&self, sc: &ScrapeConfig) -> Duration {
@@ -744,6 +803,55 @@ mod tests {
             let yaml = format!("storage:\n  query_tier:\n    sources: {bad}\n");
             let err = format!("{:#}", Config::from_yaml(&yaml, "t").unwrap_err());
             assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn scrape_protocols_are_negotiated_as_in_prometheus() {
+        let yaml = "global:\n  convert_classic_histograms_to_nhcb: true\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_native_histograms: true\n    scrape_classic_histograms: true\n  - job_name: c\n    scrape_protocols: [PrometheusText0.0.4]\n    convert_classic_histograms_to_nhcb: false\n";
+        let c = Config::from_yaml(yaml, "t").unwrap();
+        let accept =
+            |i: usize| ScrapeProtocol::accept_header(&c.scrape_protocols_for(&c.scrape_configs[i]));
+        assert_eq!(
+            accept(0),
+            "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,\
+             application/openmetrics-text;version=0.0.1;q=0.5,\
+             text/plain;version=1.0.0;escaping=underscores;q=0.4,\
+             text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+        assert!(accept(1).starts_with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,"
+        ));
+        assert_eq!(accept(2), "text/plain;version=0.0.4;q=0.6,*/*;q=0.5");
+        let options: Vec<HistogramOptions> = c
+            .scrape_configs
+            .iter()
+            .map(|sc| c.histogram_options_for(sc))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                HistogramOptions {
+                    classic: false,
+                    nhcb: true
+                },
+                HistogramOptions {
+                    classic: true,
+                    nhcb: true
+                },
+                HistogramOptions {
+                    classic: false,
+                    nhcb: false
+                },
+            ]
+        );
+        for bad in [
+            "scrape_protocols: []",
+            "scrape_protocols: [PrometheusProto, PrometheusProto]",
+            "scrape_protocols: [Protobuf]",
+        ] {
+            let yaml = format!("scrape_configs:\n  - job_name: x\n    {bad}\n");
+            assert!(Config::from_yaml(&yaml, "t").is_err(), "{bad}");
         }
     }
 }

@@ -55,6 +55,101 @@ pub struct ScrapeConfig {
     pub static_configs: Vec<TargetGroup>,
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// The exposition formats to ask for, most wanted first (the `Accept` header); the
+    /// global setting, or Prometheus's default, when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Ask for the protobuf format first (native histograms travel only in it) when
+    /// `scrape_protocols` is not given; the global setting when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_native_histograms: Option<bool>,
+    /// Also store a histogram's classic series (`_bucket`/`_sum`/`_count`) when it has
+    /// native buckets (or is converted); the global setting when absent. Prometheus 2.x
+    /// called it `scrape_classic_histograms`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "scrape_classic_histograms"
+    )]
+    pub always_scrape_classic_histograms: Option<bool>,
+    /// Store a histogram that has classic buckets only as a native histogram with custom
+    /// buckets; the global setting when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert_classic_histograms_to_nhcb: Option<bool>,
+}
+
+/// What a scrape does with histograms (`always_scrape_classic_histograms`,
+/// `convert_classic_histograms_to_nhcb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramOptions {
+    /// A histogram's classic series too, next to its native form.
+    pub classic: bool,
+    /// A histogram with classic buckets only becomes a native histogram with custom
+    /// buckets.
+    pub nhcb: bool,
+}
+
+/// An exposition format a scrape can ask for, named as Prometheus's `scrape_protocols`
+/// names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScrapeProtocol {
+    PrometheusProto,
+    #[serde(rename = "OpenMetricsText0.0.1")]
+    OpenMetricsText0_0_1,
+    #[serde(rename = "OpenMetricsText1.0.0")]
+    OpenMetricsText1_0_0,
+    #[serde(rename = "PrometheusText0.0.4")]
+    PrometheusText0_0_4,
+    #[serde(rename = "PrometheusText1.0.0")]
+    PrometheusText1_0_0,
+}
+
+impl ScrapeProtocol {
+    /// Prometheus's default: the text formats, OpenMetrics first.
+    pub const DEFAULT: [ScrapeProtocol; 4] = [
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// The default with native histograms scraped: protobuf first.
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        ScrapeProtocol::PrometheusProto,
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// The media type this format is asked for with (names escaped to underscores where
+    /// the format could carry UTF-8 ones, since Quiver stores classic names only).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ScrapeProtocol::PrometheusProto => {
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+            }
+            ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
+            ScrapeProtocol::OpenMetricsText1_0_0 => {
+                "application/openmetrics-text;version=1.0.0;escaping=underscores"
+            }
+            ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
+            ScrapeProtocol::PrometheusText1_0_0 => "text/plain;version=1.0.0;escaping=underscores",
+        }
+    }
+
+    /// The `Accept` header asking for `protocols` in order, as Prometheus weighs them (the
+    /// first `q=0.6`, each next one 0.1 less, then anything else).
+    pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+        let mut weight = 6usize;
+        let mut parts = Vec::with_capacity(protocols.len() + 1);
+        for p in protocols {
+            parts.push(format!("{};q=0.{weight}", p.media_type()));
+            weight = weight.saturating_sub(1);
+        }
+        parts.push(format!("*/*;q=0.{weight}"));
+        parts.join(",")
+    }
 }
 
 fn default_metrics_path() -> String {

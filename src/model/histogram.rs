@@ -259,6 +259,36 @@ impl Histogram {
         Ok(())
     }
 
+    /// A classic histogram's buckets as a native histogram with custom buckets (schema
+    /// `-53`, Prometheus's NHCB): `buckets` are `(upper bound, cumulative count)` in
+    /// ascending order, with or without the `+Inf` one; the finite bounds become the custom
+    /// values, and whatever `count` holds above the last of them the `+Inf` bucket.
+    pub fn from_classic_buckets(buckets: &[(f64, f64)], count: f64, sum: f64) -> Histogram {
+        let finite: Vec<(f64, f64)> = buckets
+            .iter()
+            .copied()
+            .filter(|(bound, _)| bound.is_finite())
+            .collect();
+        let mut previous = 0.0;
+        let mut counts: Vec<(i32, f64)> = Vec::with_capacity(finite.len() + 1);
+        for (i, &(_, cumulative)) in finite.iter().enumerate() {
+            counts.push((i as i32, (cumulative - previous).max(0.0)));
+            previous = cumulative;
+        }
+        counts.push((finite.len() as i32, (count - previous).max(0.0)));
+        let (positive_spans, positive_buckets) =
+            spans_from_buckets(counts.into_iter().filter(|(_, c)| *c != 0.0), 0);
+        Histogram {
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            count,
+            sum,
+            positive_spans,
+            positive_buckets,
+            custom_values: finite.iter().map(|(bound, _)| *bound).collect(),
+            ..Histogram::default()
+        }
+    }
+
     /// Empty buckets removed, the spans rewritten around the others (Prometheus's
     /// `Compact(0)`).
     pub fn compact(&mut self) {

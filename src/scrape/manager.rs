@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
-use crate::config::{Config, ScrapeConfig, http};
+use crate::config::{Config, ScrapeConfig, ScrapeProtocol, http};
 use crate::discovery::{FileDiscoverer, TargetGroup, wait_any_changed};
 use crate::storage::Storage;
 
@@ -249,6 +249,8 @@ fn loop_settings(config: &Config, sc: &ScrapeConfig) -> anyhow::Result<LoopSetti
         config: Arc::new(sc.clone()),
         client: http::build_client(config, sc.tls_config.as_ref(), "scrape")?,
         auth_header: http::auth_header(config, sc.basic_auth.as_ref(), sc.authorization.as_ref())?,
+        accept: ScrapeProtocol::accept_header(&config.scrape_protocols_for(sc)),
+        histograms: config.histogram_options_for(sc),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod manager;
 pub mod parser;
+pub mod protobuf;
 mod scrapeloop;
 pub mod target;
 

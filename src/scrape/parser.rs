@@ -95,6 +95,8 @@ pub struct ParsedSample {
     pub start_timestamp_ms: Option<i64>,
     /// The OpenMetrics exemplar after the sample (`# {trace_id="..."} 0.5 1.2`).
     pub exemplar: Option<ParsedExemplar>,
+    /// A native histogram (only the protobuf format has them; `value` is then NaN).
+    pub histogram: Option<std::sync::Arc<crate::model::Histogram>>,
 }
 
 /// An OpenMetrics exemplar: its labels, value and (optional) time.
@@ -732,6 +734,7 @@ impl<'a> LineParser<'a, '_> {
             timestamp_ms,
             start_timestamp_ms: None,
             exemplar,
+            histogram: None,
         })
     }
 
@@ -780,6 +783,7 @@ impl<'a> LineParser<'a, '_> {
                 timestamp_ms,
                 start_timestamp_ms: None,
                 exemplar,
+                histogram: None,
             },
         }))
     }
@@ -1286,6 +1290,7 @@ mod tests {
             series: 0..0,
             known: false,
             exemplar: None,
+            histogram: None,
             value,
             timestamp_ms: ts,
             start_timestamp_ms: None,

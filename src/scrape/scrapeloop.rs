@@ -11,20 +11,18 @@ use tokio::sync::oneshot;
 
 use crate::config::ScrapeConfig;
 use crate::model::relabel::relabel;
-use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
+use crate::model::{HistogramSample, Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
 use crate::storage::Storage;
 use crate::storage::exemplars::Exemplar;
 
 use super::parser::{self, Exposition};
+use super::protobuf;
 use super::target::Target;
 use crate::model::Metadata;
 
 /// Maps and sets keyed by a label set's stable hash, which needs no second hashing.
 type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 type HashSet<K> = rustc_hash::FxHashSet<K>;
-
-const ACCEPT: &str =
-    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
 
 /// The health of a target as `/api/v1/targets` reports it.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +43,16 @@ pub struct LoopSettings {
     pub client: reqwest::Client,
     /// Authorization header value, if any.
     pub auth_header: Option<String>,
+    /// The `Accept` header: the config's `scrape_protocols`, weighed.
+    pub accept: String,
+    /// What the config does with histograms.
+    pub histograms: protobuf::Options,
+}
+
+/// A response body in the format its Content-Type names.
+enum Body {
+    Text(String, parser::Format),
+    Protobuf(Vec<u8>),
 }
 
 /// How a loop ends: with staleness markers for everything it wrote (the target is gone),
@@ -240,9 +248,9 @@ impl ScrapeLoop {
                 let mut current = HashSet::default();
                 let mut added = 0;
                 for (series, hash) in output.series.iter().zip(&output.hashes) {
-                    if !series.samples.iter().all(|x| x.timestamp_ms == now_ms)
-                        || !current.insert(*hash)
-                    {
+                    let now = series.samples.iter().all(|x| x.timestamp_ms == now_ms)
+                        && series.histograms.iter().all(|h| h.timestamp_ms == now_ms);
+                    if !now || !current.insert(*hash) {
                         continue;
                     }
                     // Kept up to date with the series cache, which moves to the head's
@@ -295,11 +303,20 @@ impl ScrapeLoop {
     }
 
     async fn scrape(&mut self, now_ms: i64) -> Result<ScrapeOutput, ScrapeError> {
-        let (body, format) = self.fetch().await.map_err(ScrapeError::Fetch)?;
+        let body = self.fetch().await.map_err(ScrapeError::Fetch)?;
         let entries = &self.cache.entries;
-        let exposition =
-            parser::parse_with(&body, format, &mut |series| entries.contains_key(series))
-                .map_err(|e| ScrapeError::Parse(e.to_string()))?;
+        // The text a sample's `series` range points into: the body itself, or the keys
+        // the protobuf parser writes.
+        let (body, exposition) = match body {
+            Body::Text(text, format) => {
+                let exposition =
+                    parser::parse_with(&text, format, &mut |series| entries.contains_key(series))
+                        .map_err(|e| ScrapeError::Parse(e.to_string()))?;
+                (text, exposition)
+            }
+            Body::Protobuf(bytes) => protobuf::parse(&bytes, self.settings.histograms)
+                .map_err(|e| ScrapeError::Parse(e.to_string()))?,
+        };
         let output = process(
             &self.target,
             &self.settings.config,
@@ -313,12 +330,12 @@ impl ScrapeLoop {
         output
     }
 
-    async fn fetch(&self) -> anyhow::Result<(String, parser::Format)> {
+    async fn fetch(&self) -> anyhow::Result<Body> {
         let mut request = self
             .settings
             .client
             .get(&self.target.url)
-            .header(reqwest::header::ACCEPT, ACCEPT)
+            .header(reqwest::header::ACCEPT, &self.settings.accept)
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 self.target.timeout.as_secs_f64().to_string(),
@@ -332,12 +349,12 @@ impl ScrapeLoop {
         if !status.is_success() {
             anyhow::bail!("server returned HTTP status {status}");
         }
-        let format = response
+        let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(parser::format_from_content_type)
-            .unwrap_or(parser::Format::PrometheusText);
+            .unwrap_or_default()
+            .to_string();
         let limit = self.settings.config.body_size_limit.map(|b| b.0 as usize);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.context("reading body")? {
@@ -348,8 +365,12 @@ impl ScrapeLoop {
                 anyhow::bail!("body size limit exceeded: more than {limit} bytes");
             }
         }
+        if protobuf::is_content_type(&content_type) {
+            return Ok(Body::Protobuf(body));
+        }
+        let format = parser::format_from_content_type(&content_type);
         let text = String::from_utf8(body).context("body is not valid UTF-8")?;
-        Ok((text, format))
+        Ok(Body::Text(text, format))
     }
 
     fn stale_markers(&self, current: &HashSet<u64>, now_ms: i64) -> Vec<SeriesSamples> {
@@ -535,13 +556,25 @@ fn process(
                 },
             ));
         }
-        series.push(SeriesSamples {
-            labels,
-            samples: vec![Sample {
-                start_timestamp_ms: sample.start_timestamp_ms.unwrap_or(0),
-                ..Sample::new(timestamp_ms, sample.value)
-            }],
-            histograms: Vec::new(),
+        let start_timestamp_ms = sample.start_timestamp_ms.unwrap_or(0);
+        series.push(match sample.histogram {
+            Some(histogram) => SeriesSamples {
+                labels,
+                samples: Vec::new(),
+                histograms: vec![HistogramSample {
+                    timestamp_ms,
+                    start_timestamp_ms,
+                    histogram,
+                }],
+            },
+            None => SeriesSamples {
+                labels,
+                samples: vec![Sample {
+                    start_timestamp_ms,
+                    ..Sample::new(timestamp_ms, sample.value)
+                }],
+                histograms: Vec::new(),
+            },
         });
     }
     if config.sample_limit > 0 && series.len() > config.sample_limit {

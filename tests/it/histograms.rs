@@ -429,6 +429,128 @@ async fn prometheus_remote_writes_its_native_histograms() {
 /// Lists of `[time, {count, sum, buckets}]` as the JSON API writes them, equal but for the
 /// buckets' bounds, which may differ in their last bits: Prometheus reads them from a
 /// table whose entries are not all the nearest double (see `model::histogram`).
+/// Quiver scrapes a real Prometheus 3.5's own `/metrics` in the protobuf format: native
+/// histograms arrive as Prometheus stores them from its own protobuf scrape; classic series
+/// only where `always_scrape_classic_histograms` asks, and classic-only histograms as custom
+/// buckets with `convert_classic_histograms_to_nhcb`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_is_scraped_in_the_protobuf_format() {
+    let prom = Prometheus::start(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: prom\n    scrape_protocols: [PrometheusProto]\n    static_configs:\n      - targets: ['127.0.0.1:PROMETHEUS_PORT']\n",
+        &["--enable-feature=native-histograms"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // A handler hit once, before anyone scrapes: its histogram stays as it is.
+    get_json_at(&client, &prom.url("/api/v1/status/buildinfo"), &[]).await;
+    let job = |name: &str, extra: &str| {
+        format!(
+            "  - job_name: {name}\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    scrape_protocols: [PrometheusProto]\n{extra}    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            prom.port
+        )
+    };
+    let config = format!(
+        "{}scrape_configs:\n{}{}",
+        config_without_scrapes(""),
+        job("native", ""),
+        job(
+            "both",
+            "    always_scrape_classic_histograms: true\n    convert_classic_histograms_to_nhcb: true\n"
+        )
+    );
+    let q = Quiver::start(&config).await;
+    let metric = "prometheus_http_request_duration_seconds";
+    let selector =
+        |job: &str| format!("{metric}{{job=\"{job}\",handler=\"/api/v1/status/buildinfo\"}}");
+    let histogram_of = |body: &serde_json::Value| body["data"]["result"][0]["histogram"][1].clone();
+    let theirs = eventually(
+        "Prometheus's own histogram",
+        Duration::from_secs(30),
+        || async {
+            let body = get_json_at(
+                &client,
+                &prom.url("/api/v1/query"),
+                &[("query", &selector("prom"))],
+            )
+            .await;
+            let h = histogram_of(&body);
+            (!h.is_null()).then_some(h)
+        },
+    )
+    .await;
+    let ours = eventually("the scraped histogram", Duration::from_secs(30), || async {
+        let h = histogram_of(
+            &q.get_json("/api/v1/query", &[("query", &selector("native"))])
+                .await,
+        );
+        (!h.is_null()).then_some(h)
+    })
+    .await;
+    assert_eq!(ours["count"], theirs["count"], "{ours}\n{theirs}");
+    assert_eq!(ours["sum"], theirs["sum"], "{ours}\n{theirs}");
+    assert_eq!(
+        ours["buckets"].as_array().map(Vec::len),
+        theirs["buckets"].as_array().map(Vec::len),
+        "{ours}\n{theirs}"
+    );
+    let count = |query: String| {
+        let q = &q;
+        async move {
+            let body = q.get_json("/api/v1/query", &[("query", &query)]).await;
+            body["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(|v| v.parse::<f64>().unwrap())
+        }
+    };
+    // Classic series only where asked for.
+    assert_eq!(
+        count(format!("count({metric}_bucket{{job=\"native\"}})")).await,
+        None
+    );
+    eventually(
+        "classic series of job both",
+        Duration::from_secs(30),
+        || async { count(format!("count({metric}_bucket{{job=\"both\"}})")).await },
+    )
+    .await;
+    // Native and classic forms come from the same scrape: their counts agree per series.
+    let differ = format!(
+        "count(histogram_count({metric}{{job=\"both\"}}) != on(handler) {metric}_count{{job=\"both\"}}) or vector(0)"
+    );
+    assert_eq!(count(differ).await, Some(0.0));
+    // A histogram Prometheus exposes with classic buckets only becomes custom buckets.
+    let rows = q
+        .rows(
+            "SELECT metric FROM samples WHERE labels['job'] = 'both' \
+             AND histogram['schema'] = -53 LIMIT 1",
+        )
+        .await;
+    let nhcb = rows[0][0]
+        .as_str()
+        .expect("a converted histogram")
+        .to_string();
+    let agree = format!(
+        "count(histogram_count({nhcb}{{job=\"both\"}}) != ignoring() {nhcb}_count{{job=\"both\"}}) or vector(0)"
+    );
+    assert_eq!(count(agree).await, Some(0.0), "{nhcb}");
+    let quantiles = format!(
+        "histogram_quantile(0.9, {nhcb}{{job=\"both\"}}) - histogram_quantile(0.9, {nhcb}_bucket{{job=\"both\"}})"
+    );
+    let body = q.get_json("/api/v1/query", &[("query", &quantiles)]).await;
+    for r in body["data"]["result"].as_array().unwrap() {
+        let v: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(v.abs() < 1e-9 || v.is_nan(), "{nhcb}: {body}");
+    }
+    // The native job did not convert it: it has the classic series only.
+    assert!(
+        count(format!("count({nhcb}_bucket{{job=\"native\"}})"))
+            .await
+            .is_some()
+    );
+    let unconverted = format!("count({nhcb}{{job=\"native\"}})");
+    assert_eq!(count(unconverted).await, None, "{nhcb}");
+}
+
 fn assert_same_histograms(ours: &serde_json::Value, theirs: &serde_json::Value) {
     let (a, b) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
     assert_eq!(a.len(), b.len(), "{ours}\n{theirs}");
