@@ -1,5 +1,5 @@
-//! `GET /federate` (the latest sample of every selected series, in the text format, so a
-//! Prometheus can scrape Quiver) and `POST /api/v1/read` (remote read 1.0, samples).
+//! `GET /federate` (the latest sample of every selected series, in the text format or, when
+//! asked, the protobuf format with native histograms, so a Prometheus can scrape Quiver) and `POST /api/v1/read` (remote read 1.0, samples).
 
 use std::fmt::Write;
 
@@ -13,6 +13,7 @@ use prost::Message;
 
 use crate::model::now_ms;
 use crate::model::{escape_label_value, is_stale_nan};
+use crate::prompb::exposition;
 use crate::prompb::{Label, QueryResult, ReadRequest, ReadResponse, Sample, TimeSeries};
 use crate::query::promql::select::parse_selector;
 
@@ -32,25 +33,51 @@ pub async fn federate(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match federate_text(&state, query, &headers, body).await {
-        Ok(text) => {
-            let mut response = text.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            response
-        }
-        Err(e) => e.into_response(),
-    }
+    // The protobuf format when the scraper asks for it (it carries native histograms),
+    // else the text format 0.0.4, as Prometheus negotiates.
+    let protobuf = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(exposition::is_content_type);
+    let latest = match newest_samples(&state, query, &headers, body).await {
+        Ok(latest) => latest,
+        Err(e) => return e.into_response(),
+    };
+    let (body, content_type) = match protobuf {
+        true => (
+            Body::from(protobuf_families(&latest)),
+            exposition::CONTENT_TYPE,
+        ),
+        false => (
+            Body::from(text_families(&latest)),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+    };
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
-async fn federate_text(
+/// A series' newest sample.
+enum Newest {
+    Float(f64),
+    Histogram(std::sync::Arc<crate::model::Histogram>),
+}
+
+/// Label set (sorted, with the external labels) -> time and newest sample of every series
+/// the `match[]` selectors select.
+type Latest = std::collections::BTreeMap<Vec<(String, String)>, (i64, Newest)>;
+
+async fn newest_samples(
     state: &AppState,
     query: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<String, ApiError> {
+) -> Result<Latest, ApiError> {
     let params = Params::read(query, headers, body).await?;
     let selectors = params.all("match[]");
     if selectors.is_empty() {
@@ -60,8 +87,7 @@ async fn federate_text(
     // The running configuration's, so a reload that changes them applies at once.
     let running = state.lifecycle.config_status().config;
     let external_labels = &running.global.external_labels;
-    let mut latest: std::collections::BTreeMap<Vec<(String, String)>, (i64, f64)> =
-        Default::default();
+    let mut latest = Latest::new();
     for text in &selectors {
         let selector = parse_selector(text).map_err(to_api_error)?;
         let series = state
@@ -70,28 +96,51 @@ async fn federate_text(
             .await
             .map_err(to_api_error)?;
         for s in series {
-            if let Some(&(t, v)) = s.points.last()
-                && !is_stale_nan(v)
-            {
-                let mut labels = s.labels;
-                for (name, value) in external_labels {
-                    if !labels.iter().any(|(n, _)| n == name) {
-                        labels.push((name.clone(), value.clone()));
-                    }
-                }
-                labels.sort();
-                latest.insert(labels, (t, v));
+            let float = s.points.last().map(|&(t, v)| (t, Newest::Float(v)));
+            let histogram = s
+                .histograms
+                .last()
+                .map(|(t, h)| (*t, Newest::Histogram(h.clone())));
+            let newest = match (float, histogram) {
+                (Some(f), Some(h)) => Some(if h.0 > f.0 { h } else { f }),
+                (f, h) => f.or(h),
+            };
+            let Some(newest) = newest else {
+                continue;
+            };
+            if matches!(newest.1, Newest::Float(v) if is_stale_nan(v)) {
+                continue;
             }
+            let mut labels = s.labels;
+            for (name, value) in external_labels {
+                if !labels.iter().any(|(n, _)| n == name) {
+                    labels.push((name.clone(), value.clone()));
+                }
+            }
+            labels.sort();
+            latest.insert(labels, newest);
         }
     }
+    Ok(latest)
+}
+
+fn metric_name(labels: &[(String, String)]) -> &str {
+    labels
+        .iter()
+        .find(|(n, _)| n == "__name__")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// The float samples in the text format 0.0.4 (it cannot carry native histograms).
+fn text_families(latest: &Latest) -> String {
     let mut out = String::new();
     let mut last_family = String::new();
-    for (labels, (t, v)) in &latest {
-        let name = labels
-            .iter()
-            .find(|(n, _)| n == "__name__")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+    for (labels, (t, newest)) in latest {
+        let Newest::Float(v) = newest else {
+            continue;
+        };
+        let name = metric_name(labels);
         if name != last_family {
             let _ = writeln!(out, "# TYPE {name} untyped");
             last_family = name.to_string();
@@ -108,7 +157,50 @@ async fn federate_text(
             format_float(*v)
         );
     }
-    Ok(out)
+    out
+}
+
+/// Every sample in the protobuf format: floats as untyped metrics, native histograms as
+/// histograms (a family per metric name and kind, as Prometheus writes them).
+fn protobuf_families(latest: &Latest) -> Vec<u8> {
+    let mut families: Vec<exposition::MetricFamily> = Vec::new();
+    for (labels, (t, newest)) in latest {
+        let name = metric_name(labels);
+        let kind = match newest {
+            Newest::Float(_) => exposition::UNTYPED,
+            Newest::Histogram(_) => exposition::HISTOGRAM,
+        };
+        let mut metric = exposition::Metric {
+            label: labels
+                .iter()
+                .filter(|(n, _)| n != "__name__")
+                .map(|(n, v)| exposition::LabelPair {
+                    name: Some(n.clone()),
+                    value: Some(v.clone()),
+                })
+                .collect(),
+            timestamp_ms: Some(*t),
+            ..Default::default()
+        };
+        match newest {
+            Newest::Float(v) => metric.untyped = Some(exposition::Gauge { value: Some(*v) }),
+            Newest::Histogram(h) => {
+                metric.histogram = Some(exposition::HistogramMessage::from_histogram(h))
+            }
+        }
+        match families.last_mut() {
+            Some(f) if f.name.as_deref() == Some(name) && f.r#type == Some(kind) => {
+                f.metric.push(metric)
+            }
+            _ => families.push(exposition::MetricFamily {
+                name: Some(name.to_string()),
+                r#type: Some(kind),
+                metric: vec![metric],
+                ..Default::default()
+            }),
+        }
+    }
+    exposition::encode(&families)
 }
 
 pub async fn remote_read(State(state): State<AppState>, body: Body) -> Response {

@@ -1,8 +1,10 @@
 //! Prometheus remote-write 1.0 protobuf messages (`prometheus.WriteRequest`), declared with
 //! prost's derive so no `protoc` is needed at build time. Field numbers follow
 //! Prometheus's `prompb/types.proto` and `remote.proto`. The remote-write receiver reads
-//! requests in place with [`view`].
+//! requests in place with [`view`]. [`exposition`] is the protobuf exposition format scrapes
+//! read and federation writes.
 
+pub mod exposition;
 pub mod histogram;
 pub mod v2;
 pub mod view;

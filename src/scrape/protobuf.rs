@@ -1,11 +1,6 @@
-//! The protobuf exposition format (`application/vnd.google.protobuf;
-//! proto=io.prometheus.client.MetricFamily; encoding=delimited`): a stream of
-//! `io.prometheus.client.MetricFamily` messages, each preceded by its length as a varint.
-//! It is how native histograms are scraped (the text formats cannot carry them).
-//!
-//! The messages are declared here with prost's derive (the client model's `metrics.proto`,
-//! proto2: optional scalars are `Option`s; repeated numbers may come packed or not, and
-//! prost reads both). [`parse`] turns them into the same [`Exposition`] the text parsers
+//! Scrapes in the protobuf exposition format ([`crate::prompb::exposition`]), which is how
+//! native histograms are scraped (the text formats cannot carry them). [`parse`] turns the
+//! metric families into the same [`Exposition`] the text parsers
 //! give, as Prometheus's protobuf parser does:
 //! - counters, gauges and untyped metrics one sample each (a counter's or summary's or
 //!   histogram's `created_timestamp` becomes the start timestamp, a counter's exemplar is
@@ -26,227 +21,26 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use prost::Message;
-
 use super::parser::{Exposition, ParsedExemplar, ParsedSample};
 use crate::gocompat::strconv::format_openmetrics_float;
 use crate::model::histogram::{CounterResetHint, Histogram, Span};
 use crate::model::{Metadata, MetricType};
-
-#[derive(Clone, PartialEq, Message)]
-pub struct MetricFamily {
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
-    #[prost(string, optional, tag = "2")]
-    pub help: Option<String>,
-    #[prost(int32, optional, tag = "3")]
-    pub r#type: Option<i32>,
-    #[prost(message, repeated, tag = "4")]
-    pub metric: Vec<Metric>,
-    #[prost(string, optional, tag = "5")]
-    pub unit: Option<String>,
-}
-
-/// `MetricFamily.type`.
-const COUNTER: i32 = 0;
-const GAUGE: i32 = 1;
-const SUMMARY: i32 = 2;
-const HISTOGRAM: i32 = 4;
-const GAUGE_HISTOGRAM: i32 = 5;
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    pub label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "2")]
-    pub gauge: Option<Gauge>,
-    #[prost(message, optional, tag = "3")]
-    pub counter: Option<Counter>,
-    #[prost(message, optional, tag = "4")]
-    pub summary: Option<Summary>,
-    #[prost(message, optional, tag = "5")]
-    pub untyped: Option<Gauge>,
-    #[prost(message, optional, tag = "7")]
-    pub histogram: Option<HistogramMessage>,
-    #[prost(int64, optional, tag = "6")]
-    pub timestamp_ms: Option<i64>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct LabelPair {
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
-    #[prost(string, optional, tag = "2")]
-    pub value: Option<String>,
-}
-
-/// `Gauge` and `Untyped` (the same single field).
-#[derive(Clone, PartialEq, Message)]
-pub struct Gauge {
-    #[prost(double, optional, tag = "1")]
-    pub value: Option<f64>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Counter {
-    #[prost(double, optional, tag = "1")]
-    pub value: Option<f64>,
-    #[prost(message, optional, tag = "2")]
-    pub exemplar: Option<Exemplar>,
-    #[prost(message, optional, tag = "3")]
-    pub created_timestamp: Option<Timestamp>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Quantile {
-    #[prost(double, optional, tag = "1")]
-    pub quantile: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub value: Option<f64>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Summary {
-    #[prost(uint64, optional, tag = "1")]
-    pub sample_count: Option<u64>,
-    #[prost(double, optional, tag = "2")]
-    pub sample_sum: Option<f64>,
-    #[prost(message, repeated, tag = "3")]
-    pub quantile: Vec<Quantile>,
-    #[prost(message, optional, tag = "4")]
-    pub created_timestamp: Option<Timestamp>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct HistogramMessage {
-    #[prost(uint64, optional, tag = "1")]
-    pub sample_count: Option<u64>,
-    #[prost(double, optional, tag = "4")]
-    pub sample_count_float: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub sample_sum: Option<f64>,
-    #[prost(message, repeated, tag = "3")]
-    pub bucket: Vec<Bucket>,
-    #[prost(message, optional, tag = "15")]
-    pub created_timestamp: Option<Timestamp>,
-    #[prost(sint32, optional, tag = "5")]
-    pub schema: Option<i32>,
-    #[prost(double, optional, tag = "6")]
-    pub zero_threshold: Option<f64>,
-    #[prost(uint64, optional, tag = "7")]
-    pub zero_count: Option<u64>,
-    #[prost(double, optional, tag = "8")]
-    pub zero_count_float: Option<f64>,
-    #[prost(message, repeated, tag = "9")]
-    pub negative_span: Vec<BucketSpan>,
-    #[prost(sint64, repeated, packed = "false", tag = "10")]
-    pub negative_delta: Vec<i64>,
-    #[prost(double, repeated, packed = "false", tag = "11")]
-    pub negative_count: Vec<f64>,
-    #[prost(message, repeated, tag = "12")]
-    pub positive_span: Vec<BucketSpan>,
-    #[prost(sint64, repeated, packed = "false", tag = "13")]
-    pub positive_delta: Vec<i64>,
-    #[prost(double, repeated, packed = "false", tag = "14")]
-    pub positive_count: Vec<f64>,
-    #[prost(message, repeated, tag = "16")]
-    pub exemplars: Vec<Exemplar>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Bucket {
-    #[prost(uint64, optional, tag = "1")]
-    pub cumulative_count: Option<u64>,
-    #[prost(double, optional, tag = "4")]
-    pub cumulative_count_float: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub upper_bound: Option<f64>,
-    #[prost(message, optional, tag = "3")]
-    pub exemplar: Option<Exemplar>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct BucketSpan {
-    #[prost(sint32, optional, tag = "1")]
-    pub offset: Option<i32>,
-    #[prost(uint32, optional, tag = "2")]
-    pub length: Option<u32>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Exemplar {
-    #[prost(message, repeated, tag = "1")]
-    pub label: Vec<LabelPair>,
-    #[prost(double, optional, tag = "2")]
-    pub value: Option<f64>,
-    #[prost(message, optional, tag = "3")]
-    pub timestamp: Option<Timestamp>,
-}
-
-/// `google.protobuf.Timestamp`.
-#[derive(Clone, PartialEq, Message)]
-pub struct Timestamp {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
-
-impl Timestamp {
-    fn millis(&self) -> i64 {
-        self.seconds
-            .saturating_mul(1000)
-            .saturating_add(i64::from(self.nanos) / 1_000_000)
-    }
-}
+use crate::prompb::exposition::{
+    BucketSpan, COUNTER, DecodeError, Exemplar, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM,
+    HistogramMessage, MetricFamily, SUMMARY, Summary, Timestamp, decode,
+};
 
 pub use crate::config::HistogramOptions as Options;
 
 /// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtobufError {
-    #[error("protobuf exposition: invalid length prefix at byte {0}")]
-    Length(usize),
-    #[error("protobuf exposition: message at byte {at} is cut short")]
-    Truncated { at: usize },
-    #[error("protobuf exposition: invalid message at byte {at}: {source}")]
-    Decode {
-        at: usize,
-        source: prost::DecodeError,
-    },
+    #[error("protobuf exposition: {0}")]
+    Decode(#[from] DecodeError),
     #[error("protobuf exposition: a metric family without a name")]
     NoName,
     #[error("protobuf exposition: {family}: {message}")]
     Invalid { family: String, message: String },
-}
-
-/// Whether a response's Content-Type names this format.
-pub fn is_content_type(content_type: &str) -> bool {
-    let mut parts = content_type.split(';').map(str::trim);
-    parts
-        .next()
-        .is_some_and(|media| media.eq_ignore_ascii_case("application/vnd.google.protobuf"))
-        && parts.any(|p| p.eq_ignore_ascii_case("proto=io.prometheus.client.MetricFamily"))
-}
-
-/// The families of a whole response.
-pub fn decode(body: &[u8]) -> Result<Vec<MetricFamily>, ProtobufError> {
-    let mut families = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let at = body.len() - rest.len();
-        let length = prost::encoding::decode_varint(&mut rest)
-            .map_err(|_| ProtobufError::Length(at))? as usize;
-        if length > rest.len() {
-            return Err(ProtobufError::Truncated { at });
-        }
-        let (message, after) = rest.split_at(length);
-        families.push(
-            MetricFamily::decode(message).map_err(|source| ProtobufError::Decode { at, source })?,
-        );
-        rest = after;
-    }
-    Ok(families)
 }
 
 /// A whole response as an [`Exposition`], with the key text its samples' `series` ranges
@@ -545,19 +339,10 @@ fn exemplar(e: &Exemplar) -> ParsedExemplar {
     }
 }
 
-/// Encodes families as a response body (length-delimited), for tests and tools.
-pub fn encode(families: &[MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for family in families {
-        // Writing to a Vec cannot fail.
-        let _ = family.encode_length_delimited(&mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prompb::exposition::*;
 
     fn pair(name: &str, value: &str) -> LabelPair {
         LabelPair {
@@ -755,7 +540,7 @@ mod tests {
         let body = encode(&[family("x", GAUGE, Metric::default())]);
         assert!(matches!(
             parse(&body[..body.len() - 1], Options::default()),
-            Err(ProtobufError::Truncated { .. })
+            Err(ProtobufError::Decode(DecodeError::Truncated { .. }))
         ));
         assert!(parse(&[0xff], Options::default()).is_err());
         // A native histogram whose buckets do not add up to its count.

@@ -365,7 +365,7 @@ impl ScrapeLoop {
                 anyhow::bail!("body size limit exceeded: more than {limit} bytes");
             }
         }
-        if protobuf::is_content_type(&content_type) {
+        if crate::prompb::exposition::is_content_type(&content_type) {
             return Ok(Body::Protobuf(body));
         }
         let format = parser::format_from_content_type(&content_type);

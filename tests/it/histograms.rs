@@ -541,6 +541,34 @@ async fn prometheus_is_scraped_in_the_protobuf_format() {
         let v: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
         assert!(v.abs() < 1e-9 || v.is_nan(), "{nhcb}: {body}");
     }
+    // A second Prometheus federates the native histograms back from Quiver, in the
+    // protobuf format (the text format cannot carry them).
+    let federating = Prometheus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{}']\n    scrape_protocols: [PrometheusProto]\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            selector("native"),
+            q.port
+        ),
+        &["--enable-feature=native-histograms"],
+    )
+    .await;
+    let federated = eventually(
+        "the federated histogram",
+        Duration::from_secs(30),
+        || async {
+            let body = get_json_at(
+                &client,
+                &federating.url("/api/v1/query"),
+                &[("query", &selector("native"))],
+            )
+            .await;
+            let h = histogram_of(&body);
+            (!h.is_null()).then_some(h)
+        },
+    )
+    .await;
+    // Bounds within 1e-15: Prometheus reads them from a table, Quiver computes them.
+    assert_same_histograms(&json!([[0, federated]]), &json!([[0, ours]]));
     // The native job did not convert it: it has the classic series only.
     assert!(
         count(format!("count({nhcb}_bucket{{job=\"native\"}})"))
