@@ -16,6 +16,10 @@
 //! Every request body is encoded before the clock starts, so the figure measures the receiver
 //! and not this program's protobuf and snappy work.
 //!
+//! With `--native-histograms`, the `--histogram-instances` send their observations as one
+//! native histogram series each (remote write 1.0's histograms, schema 3, integer counts)
+//! instead of nine classic bucket series (`scripts/bench-histograms.sh` compares the two).
+//!
 //! Run it with `cargo bench --bench ingest -- --url http://127.0.0.1:9090/api/v1/write`, or run
 //! the built binary directly. It prints one JSON line on stdout.
 
@@ -73,6 +77,10 @@ struct Args {
     /// series each, in addition to `--series`).
     #[arg(long, default_value_t = 0)]
     histogram_instances: usize,
+    /// Send the histogram instances' observations as native histograms (one series per
+    /// instance, `bench_request_seconds`) instead of classic buckets. Remote write 1.0 only.
+    #[arg(long)]
+    native_histograms: bool,
     /// Samples sent for each series, one every `--interval-ms`.
     #[arg(long, default_value_t = 240)]
     samples_per_series: usize,
@@ -148,7 +156,8 @@ async fn main() -> anyhow::Result<()> {
         "url": args.url,
         "protocol": format!("{:?}", args.protocol).to_lowercase(),
         "series": args.series,
-        "histogram_series": args.histogram_instances * BUCKETS.len(),
+        "histogram_series": total_series(&args) - args.series,
+        "native_histograms": args.native_histograms,
         "samples_per_series": args.samples_per_series,
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
@@ -176,6 +185,10 @@ async fn main() -> anyhow::Result<()> {
 
 fn validate(args: &Args) -> anyhow::Result<()> {
     ensure!(args.series > 0, "--series must be at least 1");
+    ensure!(
+        !args.native_histograms || args.protocol == Protocol::Rw1,
+        "--native-histograms needs --protocol rw1"
+    );
     ensure!(
         args.samples_per_series > 0,
         "--samples-per-series must be at least 1"
@@ -225,15 +238,18 @@ fn cpu_ticks() -> Option<CpuTicks> {
     Some(CpuTicks { machine_busy, own })
 }
 
-/// What series `index` is: one of the `--series` plain series, or a histogram bucket.
+/// What series `index` is: one of the `--series` plain series, a histogram bucket, or a
+/// native histogram.
 enum SeriesKind {
     Plain(usize),
     Bucket { instance: usize, bucket: usize },
+    Native { instance: usize },
 }
 
 fn series_kind(args: &Args, index: usize) -> SeriesKind {
     match index.checked_sub(args.series) {
         None => SeriesKind::Plain(index),
+        Some(instance) if args.native_histograms => SeriesKind::Native { instance },
         Some(i) => SeriesKind::Bucket {
             instance: i / BUCKETS.len(),
             bucket: i % BUCKETS.len(),
@@ -242,7 +258,12 @@ fn series_kind(args: &Args, index: usize) -> SeriesKind {
 }
 
 fn total_series(args: &Args) -> usize {
-    args.series + args.histogram_instances * BUCKETS.len()
+    let per_instance = if args.native_histograms {
+        1
+    } else {
+        BUCKETS.len()
+    };
+    args.series + args.histogram_instances * per_instance
 }
 
 fn label(name: &str, value: String) -> Label {
@@ -261,6 +282,11 @@ fn series_labels(args: &Args, index: usize) -> Vec<Label> {
             label("instance", format!("host-{}", instance % INSTANCES)),
             label("job", "bench".to_string()),
             label("le", BUCKETS[bucket].0.to_string()),
+        ],
+        SeriesKind::Native { instance } => vec![
+            label("__name__", "bench_request_seconds".to_string()),
+            label("instance", format!("host-{}", instance % INSTANCES)),
+            label("job", "bench".to_string()),
         ],
     }
 }
@@ -315,7 +341,7 @@ fn mix(series: usize, step: usize) -> u64 {
 fn scrape_timestamp(args: &Args, start_ms: i64, series: usize, step: usize) -> i64 {
     let instance = match series_kind(args, series) {
         SeriesKind::Plain(index) => (index / METRIC_NAMES) % INSTANCES,
-        SeriesKind::Bucket { instance, .. } => instance,
+        SeriesKind::Bucket { instance, .. } | SeriesKind::Native { instance } => instance,
     };
     let jitter = (mix(usize::MAX / 2 - instance, step) % 25) as i64;
     start_ms + step as i64 * args.interval_ms + jitter
@@ -332,6 +358,7 @@ fn next_value(args: &Args, series: usize, step: usize, previous: f64) -> f64 {
             let observations = (mix(usize::MAX - instance, step) % 100) as f64;
             return previous + (observations * BUCKETS[bucket].1).floor();
         }
+        SeriesKind::Native { .. } => return previous,
     };
     let h = mix(series, step);
     match shape(series) {
@@ -372,6 +399,9 @@ fn encode_all(args: &Args, start_ms: i64) -> Vec<ShardPlan> {
 fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Label>]) -> ShardPlan {
     let steps_per_span = (SYNC_SPAN_MS / args.interval_ms).max(1) as usize;
     let mut values = vec![0.0_f64; members.len()];
+    // Each native histogram series' cumulative counts by bucket index, and sum.
+    let mut natives: Vec<(std::collections::BTreeMap<i32, u64>, f64)> =
+        vec![Default::default(); members.len()];
     let mut plan = ShardPlan::new();
     for span_start in (0..args.samples_per_series).step_by(steps_per_span) {
         let span_end = (span_start + steps_per_span).min(args.samples_per_series);
@@ -379,15 +409,30 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
         let mut batch = Vec::with_capacity(args.batch_size);
         for step in span_start..span_end {
             for (slot, &series) in members.iter().enumerate() {
-                values[slot] = next_value(args, series, step, values[slot]);
-                batch.push(TimeSeries {
-                    labels: labels[series].clone(),
-                    samples: vec![Sample {
-                        value: values[slot],
-                        timestamp: scrape_timestamp(args, start_ms, series, step),
-                    }],
-                    histograms: Vec::new(),
-                });
+                let timestamp = scrape_timestamp(args, start_ms, series, step);
+                let entry = match series_kind(args, series) {
+                    SeriesKind::Native { instance } => {
+                        let (buckets, sum) = &mut natives[slot];
+                        *sum += native::observe(instance, step, buckets);
+                        TimeSeries {
+                            labels: labels[series].clone(),
+                            samples: Vec::new(),
+                            histograms: vec![native::histogram(buckets, *sum, timestamp)],
+                        }
+                    }
+                    _ => {
+                        values[slot] = next_value(args, series, step, values[slot]);
+                        TimeSeries {
+                            labels: labels[series].clone(),
+                            samples: vec![Sample {
+                                value: values[slot],
+                                timestamp,
+                            }],
+                            histograms: Vec::new(),
+                        }
+                    }
+                };
+                batch.push(entry);
                 if batch.len() == args.batch_size {
                     requests.push(encode_request(args.protocol, std::mem::take(&mut batch)));
                 }
@@ -406,11 +451,17 @@ fn encode_shard(args: &Args, start_ms: i64, members: &[usize], labels: &[Vec<Lab
 /// One request in the chosen protocol: remote write as protobuf then snappy in the raw
 /// block format (not the framed stream format); OTLP as plain protobuf.
 fn encode_request(protocol: Protocol, timeseries: Vec<TimeSeries>) -> Request {
-    let samples = timeseries.iter().map(|ts| ts.samples.len()).sum();
-    let first_timestamp_ms = timeseries
-        .first()
-        .and_then(|ts| ts.samples.first())
-        .map_or(0, |s| s.timestamp);
+    let samples = timeseries
+        .iter()
+        .map(|ts| ts.samples.len() + ts.histograms.len())
+        .sum();
+    let first_timestamp_ms = timeseries.first().map_or(0, |ts| {
+        ts.samples
+            .first()
+            .map(|s| s.timestamp)
+            .or_else(|| ts.histograms.first().map(|h| h.timestamp))
+            .unwrap_or(0)
+    });
     let snappy = |raw: Vec<u8>| {
         snap::raw::Encoder::new()
             .compress_vec(&raw)
@@ -431,6 +482,73 @@ fn encode_request(protocol: Protocol, timeseries: Vec<TimeSeries>) -> Request {
         body,
         samples,
         first_timestamp_ms,
+    }
+}
+
+/// The native form of the classic histogram: the same observations per step and instance,
+/// each classic bucket's share spread evenly over the schema-3 buckets (bounds 2^(i/8))
+/// inside it, as an instrumented application with native histograms would record them.
+mod native {
+    use std::collections::BTreeMap;
+
+    use quiver::model::histogram::{Histogram, spans_from_buckets};
+    use quiver::prompb::histogram::Histogram as WireHistogram;
+
+    use super::{BUCKETS, mix};
+
+    const SCHEMA: i32 = 3;
+    /// Where the first classic bucket starts, and where observations above 1 s end.
+    const LOWEST: f64 = 0.001;
+    const HIGHEST: f64 = 2.0;
+
+    /// The native bucket indexes inside `(lower, upper]`.
+    fn indexes(lower: f64, upper: f64) -> std::ops::RangeInclusive<i32> {
+        let scale = f64::from(1 << SCHEMA);
+        let first = (lower.log2() * scale).floor() as i32 + 1;
+        let last = (upper.log2() * scale).ceil() as i32;
+        first..=last.max(first)
+    }
+
+    /// Adds one step's observations of `instance` to `buckets`; returns their sum.
+    pub fn observe(instance: usize, step: usize, buckets: &mut BTreeMap<i32, u64>) -> f64 {
+        // The same draw as the classic buckets' (see `next_value`).
+        let observations = (mix(usize::MAX - instance, step) % 100) as f64;
+        let mut below = 0u64;
+        let mut lower = LOWEST;
+        let mut sum = 0.0;
+        for (bound, share) in BUCKETS {
+            let upper = bound.parse::<f64>().unwrap_or(HIGHEST).min(HIGHEST);
+            let cumulative = (observations * share).floor() as u64;
+            let count = cumulative - below;
+            below = cumulative;
+            let range = indexes(lower, upper);
+            let width = range.clone().count() as u64;
+            for (k, index) in range.enumerate() {
+                let here = count / width + u64::from((k as u64) < count % width);
+                if here > 0 {
+                    *buckets.entry(index).or_insert(0) += here;
+                }
+            }
+            sum += count as f64 * (lower * upper).sqrt();
+            lower = upper;
+        }
+        sum
+    }
+
+    /// The cumulative histogram as remote write sends it.
+    pub fn histogram(buckets: &BTreeMap<i32, u64>, sum: f64, timestamp: i64) -> WireHistogram {
+        let (positive_spans, positive_buckets) =
+            spans_from_buckets(buckets.iter().map(|(i, c)| (*i, *c as f64)), 2);
+        let h = Histogram {
+            schema: SCHEMA,
+            zero_threshold: 1e-128,
+            count: buckets.values().sum::<u64>() as f64,
+            sum,
+            positive_spans,
+            positive_buckets,
+            ..Histogram::default()
+        };
+        WireHistogram::from_integer(&h, timestamp)
     }
 }
 

@@ -64,8 +64,6 @@ BLOCK_WAIT_SECS=${BLOCK_WAIT_SECS:-90}
 KEEP_DATA=${KEEP_DATA:-0}
 TPUT_ALIGN=${TPUT_ALIGN:-0}
 SKIP_DISK=${SKIP_DISK:-0}
-# Both servers use 2 h blocks. Prometheus's head range is fixed; Quiver's default config matches it.
-BLOCK_MS=$((2 * 3600 * 1000))
 
 check_prerequisites() {
     command -v "$PROMETHEUS_BIN" >/dev/null ||
@@ -117,11 +115,6 @@ other_cpu_percent() {
              | if . < 0 then 0 else . end end' "$1"
 }
 
-# Sum of every series of one metric in a server's /metrics (Prometheus splits some by label).
-metric_sum() {
-    curl -sf "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
-}
-
 # start_server quiver|prometheus DIR: starts a fresh server with data under DIR and sets
 # SERVER_PID and SERVER_URL.
 start_server() {
@@ -149,32 +142,6 @@ start_server() {
     wait_ready "$SERVER_URL" "$SERVER_PID" "$dir/server.log"
 }
 
-# Sends SIGTERM, waits for a clean exit and sets STOP_SECS to the time it took. A server
-# that needs SIGKILL or exits non-zero fails the run: its data dir would not be comparable.
-# (Not run in a $(...) subshell, because only this shell can wait for its children.)
-stop_server() {
-    local pid=$1 log=$2 start i status=0 p kept=()
-    start=$(now_ms)
-    kill -TERM "$pid"
-    for ((i = 0; i < 1200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid"
-        tail -n 30 "$log" >&2
-        die "pid $pid ignored SIGTERM for 120 s and was killed (log: $log)"
-    fi
-    wait "$pid" || status=$?
-    for p in "${RUNNING[@]}"; do [[ "$p" == "$pid" ]] || kept+=("$p"); done
-    RUNNING=("${kept[@]}")
-    if [[ $status -ne 0 ]]; then
-        tail -n 30 "$log" >&2
-        die "pid $pid exited with status $status (log: $log)"
-    fi
-    STOP_SECS=$(awk -v ms=$(($(now_ms) - start)) 'BEGIN { printf "%.1f", ms / 1000 }')
-}
-
 # run_generator URL SERIES SAMPLES START_MS OUT: runs the load generator and leaves its JSON
 # report in OUT.
 run_generator() {
@@ -187,57 +154,6 @@ run_generator() {
         die "the load generator failed against $1"
     }
     echo "  $(cat "$5")"
-}
-
-# Quiver cuts window [s, s+2h) once its head reaches s+3h. Returns the end of the last window
-# that the data reaching LAST_TS lets it cut.
-quiver_expected_flush() {
-    local last=$1
-    echo $(((last - BLOCK_MS / 2) / BLOCK_MS * BLOCK_MS))
-}
-
-wait_quiver_blocks() {
-    local dir=$1 want=$2 first=$3 i got=0
-    # No window can be cut when the data does not reach 1 h past its first window's end.
-    if ((want <= first)); then return; fi
-    for ((i = 0; i < BLOCK_WAIT_SECS; i++)); do
-        got=$(jq -r '.flushed_until // 0' "$dir/data/manifest.json" 2>/dev/null || echo 0)
-        if ((got >= want)); then return; fi
-        sleep 1
-    done
-    echo "  warning: Quiver flushed only until $got ms, expected $want ms, after ${BLOCK_WAIT_SECS}s" >&2
-}
-
-# Prometheus compacts its head while the head spans more than 1.5 block ranges. Once it spans
-# less, every block it will cut is on disk.
-wait_prometheus_blocks() {
-    local url=$1 i min max
-    for ((i = 0; i < BLOCK_WAIT_SECS; i++)); do
-        min=$(metric_sum "$url" prometheus_tsdb_head_min_time)
-        max=$(metric_sum "$url" prometheus_tsdb_head_max_time)
-        if ((max - min <= BLOCK_MS * 3 / 2)); then return; fi
-        sleep 1
-    done
-    echo "  warning: Prometheus head still spans $((max - min)) ms after ${BLOCK_WAIT_SECS}s" >&2
-}
-
-# Outputs "blocks bytes samples" for Prometheus's block dirs (ULID names), leaving out wal/
-# and chunks_head/ as they are not blocks.
-prometheus_block_stats() {
-    local data=$1 blocks=0 bytes=0 samples=0 d
-    for d in "$data"/*/; do
-        d=${d%/}
-        [[ "$(basename "$d")" =~ ^[0-9A-HJKMNP-TV-Z]{26}$ && -f "$d/meta.json" ]] || continue
-        blocks=$((blocks + 1))
-        bytes=$((bytes + $(du -sb "$d" | cut -f1)))
-        samples=$((samples + $(jq '.stats.numSamples' "$d/meta.json")))
-    done
-    echo "$blocks $bytes $samples"
-}
-
-quiver_block_stats() {
-    jq -r '[(.blocks | length), ([.blocks[].data_bytes] | add // 0),
-            ([.blocks[].num_samples] | add // 0)] | @tsv' "$1/manifest.json" 2>/dev/null || echo "0 0 0"
 }
 
 # Results live in an associative array keyed "<server>.<name>" so the table can take its
@@ -277,11 +193,6 @@ throughput_pass() {
     R[$kind.tput_wal.$run]=$(dir_bytes "$dir/data/wal")
     stop_server "$SERVER_PID" "$dir/server.log"
     R[$kind.tput_stop.$run]=$STOP_SECS
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 summarize_pass1() {

@@ -2,6 +2,7 @@
 //! parses the exposition formats and appends through the same storage path as remote write.
 
 pub mod manager;
+mod nhcb;
 pub mod parser;
 pub mod protobuf;
 mod scrapeloop;

@@ -308,6 +308,13 @@ impl ScrapeLoop {
         // The text a sample's `series` range points into: the body itself, or the keys
         // the protobuf parser writes.
         let (body, exposition) = match body {
+            // Converting classic histograms needs every bucket's labels: no cached series
+            // is skipped.
+            Body::Text(text, format) if self.settings.histograms.nhcb => {
+                let exposition =
+                    parser::parse(&text, format).map_err(|e| ScrapeError::Parse(e.to_string()))?;
+                super::nhcb::convert(&text, exposition, self.settings.histograms.classic)
+            }
             Body::Text(text, format) => {
                 let exposition =
                     parser::parse_with(&text, format, &mut |series| entries.contains_key(series))

@@ -450,13 +450,16 @@ async fn prometheus_is_scraped_in_the_protobuf_format() {
         )
     };
     let config = format!(
-        "{}scrape_configs:\n{}{}",
+        "{}scrape_configs:\n{}{}{}",
         config_without_scrapes(""),
         job("native", ""),
         job(
             "both",
             "    always_scrape_classic_histograms: true\n    convert_classic_histograms_to_nhcb: true\n"
-        )
+        ),
+        // The text format has classic buckets only: all converted.
+        job("text", "    convert_classic_histograms_to_nhcb: true\n")
+            .replace("[PrometheusProto]", "[PrometheusText0.0.4]")
     );
     let q = Quiver::start(&config).await;
     let metric = "prometheus_http_request_duration_seconds";
@@ -569,6 +572,23 @@ async fn prometheus_is_scraped_in_the_protobuf_format() {
     .await;
     // Bounds within 1e-15: Prometheus reads them from a table, Quiver computes them.
     assert_same_histograms(&json!([[0, federated]]), &json!([[0, ours]]));
+    // From the text format, the classic buckets of the handler hit once become one
+    // custom-bucket histogram, and no classic series are kept.
+    let text_count = format!("histogram_count({})", selector("text"));
+    let converted = eventually(
+        "the converted text histogram",
+        Duration::from_secs(30),
+        || count(text_count.clone()),
+    )
+    .await;
+    assert_eq!(
+        Some(converted),
+        theirs["count"].as_str().and_then(|c| c.parse().ok())
+    );
+    assert_eq!(
+        count(format!("count({metric}_bucket{{job=\"text\"}})")).await,
+        None
+    );
     // The native job did not convert it: it has the classic series only.
     assert!(
         count(format!("count({nhcb}_bucket{{job=\"native\"}})"))
