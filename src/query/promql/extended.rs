@@ -9,6 +9,8 @@
 
 use super::functions::RangeFunc;
 use super::syntax::SelectorMode;
+use crate::model::Histogram;
+use crate::model::histogram::CounterResetHint;
 
 /// Functions a mode may be used with, sorted as Prometheus lists them in its error.
 fn allowed(mode: SelectorMode) -> &'static [&'static str] {
@@ -34,6 +36,57 @@ pub fn check(mode: SelectorMode, function: &str) -> Result<(), String> {
         "{keyword} modifier can only be used with: {} - not with {function}",
         allowed.join(", ")
     ))
+}
+
+/// What an extended window computes with: floats, or native histograms (of one kind: a
+/// window mixing them has no result).
+pub trait Value: Clone {
+    /// `self - other`; None when the two cannot be combined (histograms of exponential and
+    /// custom buckets).
+    fn minus(&self, other: &Self) -> Option<Self>;
+    fn plus(&self, other: &Self) -> Option<Self>;
+    /// `self + (next - self) * num / den`: the line from this value to `next`.
+    fn towards(&self, next: &Self, num: f64, den: f64) -> Option<Self>;
+    /// Whether a counter reset happened between `previous` and this value.
+    fn reset_since(&self, previous: &Self) -> bool;
+    /// A counter restarted from nothing.
+    fn zero(&self) -> Self;
+}
+
+impl Value for f64 {
+    fn minus(&self, other: &f64) -> Option<f64> {
+        Some(self - other)
+    }
+    fn plus(&self, other: &f64) -> Option<f64> {
+        Some(self + other)
+    }
+    fn towards(&self, next: &f64, num: f64, den: f64) -> Option<f64> {
+        Some(self + (next - self) * num / den)
+    }
+    fn reset_since(&self, previous: &f64) -> bool {
+        self < previous
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+}
+
+impl Value for Histogram {
+    fn minus(&self, other: &Histogram) -> Option<Histogram> {
+        self.sub(other).ok()
+    }
+    fn plus(&self, other: &Histogram) -> Option<Histogram> {
+        self.add(other).ok()
+    }
+    fn towards(&self, next: &Histogram, num: f64, den: f64) -> Option<Histogram> {
+        self.plus(&next.minus(self)?.scale(num / den))
+    }
+    fn reset_since(&self, previous: &Histogram) -> bool {
+        self.detect_reset(previous)
+    }
+    fn zero(&self) -> Histogram {
+        self.scale(0.0)
+    }
 }
 
 /// `func` over an extended window ending at `end` (ms). `ts`/`vs` hold the samples in
@@ -66,6 +119,53 @@ pub fn apply(
     }
 }
 
+/// What an extended window of native histograms gives: a histogram (`rate`, `increase`,
+/// `delta`) or a count (`changes`, `resets`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistogramResult {
+    Histogram(Histogram),
+    Count(f64),
+}
+
+/// [`apply`] over native histograms (`hs` parallel to `ts`).
+pub fn apply_histograms(
+    func: RangeFunc,
+    ts: &[i64],
+    hs: &[Histogram],
+    end: i64,
+    range: i64,
+    mode: SelectorMode,
+) -> Option<HistogramResult> {
+    if ts.is_empty() {
+        return None;
+    }
+    let start = end - range;
+    let smoothed = mode == SelectorMode::Smoothed;
+    let change = |counter: bool| boundary_change(ts, hs, start, end, smoothed, counter);
+    match func {
+        RangeFunc::Rate => {
+            let mut h = change(true)?.div(range as f64 / 1000.0);
+            h.counter_reset_hint = CounterResetHint::Gauge;
+            Some(HistogramResult::Histogram(h))
+        }
+        RangeFunc::Increase | RangeFunc::Delta => {
+            let mut h = change(func == RangeFunc::Increase)?;
+            h.counter_reset_hint = CounterResetHint::Gauge;
+            Some(HistogramResult::Histogram(h))
+        }
+        RangeFunc::Changes | RangeFunc::Resets => {
+            let first = anchor_index(ts, start)?;
+            let window = &hs[first..];
+            let counted = window.windows(2).filter(|w| match func {
+                RangeFunc::Resets => w[1].reset_since(&w[0]),
+                _ => !w[1].same_as(&w[0]),
+            });
+            Some(HistogramResult::Count(counted.count() as f64))
+        }
+        _ => None,
+    }
+}
+
 /// The index of the sample anchoring a window starting at `start`: the last one at or
 /// before it, else the first. None when no sample lies after `start`.
 fn anchor_index(ts: &[i64], start: i64) -> Option<usize> {
@@ -75,14 +175,14 @@ fn anchor_index(ts: &[i64], start: i64) -> Option<usize> {
 
 /// The value at the window's right edge minus the value at its left edge (picked or
 /// interpolated), corrected for counter resets inside when `counter`.
-fn boundary_change(
+fn boundary_change<V: Value>(
     ts: &[i64],
-    vs: &[f64],
+    vs: &[V],
     start: i64,
     end: i64,
     smoothed: bool,
     counter: bool,
-) -> Option<f64> {
+) -> Option<V> {
     let mut last = ts.len() - 1;
     let first = ts[..last]
         .partition_point(|&t| t <= start)
@@ -94,16 +194,16 @@ fn boundary_change(
         return None;
     }
     let left = if smoothed && ts[first] < start {
-        interpolate(ts, vs, first, start, counter)
+        interpolate(ts, vs, first, start, counter)?
     } else {
-        vs[first]
+        vs[first].clone()
     };
     let right = if smoothed && last > 0 && ts[last] > end {
-        interpolate(ts, vs, last - 1, end, counter)
+        interpolate(ts, vs, last - 1, end, counter)?
     } else {
-        vs[last]
+        vs[last].clone()
     };
-    let mut change = right - left;
+    let mut change = right.minus(&left)?;
     if counter {
         // Only samples strictly inside the window: the edges handled their own resets.
         let inner_first = first + usize::from(ts[first] <= start);
@@ -111,29 +211,36 @@ fn boundary_change(
         let inner = vs
             .get(inner_first..inner_end.max(inner_first))
             .unwrap_or(&[]);
-        change += reset_correction(left, right, inner);
+        let correction = reset_correction(&left, &right, inner).unwrap_or_else(|| left.zero());
+        change = change.plus(&correction)?;
     }
     Some(change)
 }
 
 /// The value at `t` on the line between samples `i` and `i + 1`; a counter that reset
 /// between them is taken to have restarted from zero.
-fn interpolate(ts: &[i64], vs: &[f64], i: usize, t: i64, counter: bool) -> f64 {
+fn interpolate<V: Value>(ts: &[i64], vs: &[V], i: usize, t: i64, counter: bool) -> Option<V> {
     let (t1, t2) = (ts[i], ts[i + 1]);
-    let (mut y1, y2) = (vs[i], vs[i + 1]);
-    if counter && y2 < y1 {
-        y1 = 0.0;
-    }
-    y1 + (y2 - y1) * (t - t1) as f64 / (t2 - t1) as f64
+    let (y1, y2) = (&vs[i], &vs[i + 1]);
+    let from = if counter && y2.reset_since(y1) {
+        y1.zero()
+    } else {
+        y1.clone()
+    };
+    from.towards(y2, (t - t1) as f64, (t2 - t1) as f64)
 }
 
-/// What counter resets between `left`, the inner samples and `right` took away.
-fn reset_correction(left: f64, right: f64, inner: &[f64]) -> f64 {
-    let mut correction = 0.0;
+/// What counter resets between `left`, the inner samples and `right` took away (None when
+/// nothing was reset).
+fn reset_correction<V: Value>(left: &V, right: &V, inner: &[V]) -> Option<V> {
+    let mut correction: Option<V> = None;
     let mut prev = left;
-    for &v in inner.iter().chain(std::iter::once(&right)) {
-        if v < prev {
-            correction += prev;
+    for v in inner.iter().chain(std::iter::once(right)) {
+        if v.reset_since(prev) {
+            correction = Some(match correction {
+                Some(c) => c.plus(prev)?,
+                None => prev.clone(),
+            });
         }
         prev = v;
     }
@@ -142,13 +249,15 @@ fn reset_correction(left: f64, right: f64, inner: &[f64]) -> f64 {
 
 /// A smoothed instant selection at `at`: the sample at `at`, else the interpolation between
 /// the samples around it, else the last sample before it. `ts`/`vs` hold the samples in
-/// `(at - lookback, at + lookback]`.
-pub fn smoothed_instant(ts: &[i64], vs: &[f64], at: i64) -> Option<f64> {
+/// `(at - lookback, at + lookback]`. A `counter` that reset between the two samples is
+/// taken to have restarted from zero (native histograms that are not gauges; floats are
+/// interpolated as they are).
+pub fn smoothed_instant<V: Value>(ts: &[i64], vs: &[V], at: i64, counter: bool) -> Option<V> {
     let i = ts.partition_point(|&t| t < at);
     match (ts.get(i), i) {
-        (Some(&t), _) if t == at => Some(vs[i]),
-        (Some(_), i) if i > 0 => Some(interpolate(ts, vs, i - 1, at, false)),
-        (None, i) if i > 0 => Some(vs[i - 1]),
+        (Some(&t), _) if t == at => Some(vs[i].clone()),
+        (Some(_), i) if i > 0 => interpolate(ts, vs, i - 1, at, counter),
+        (None, i) if i > 0 => Some(vs[i - 1].clone()),
         _ => None,
     }
 }
@@ -282,9 +391,9 @@ mod tests {
     fn smoothed_instant_interpolates() {
         let ts = [0, 10_000, 20_000];
         let vs = [0.0, 10.0, 20.0];
-        assert_eq!(smoothed_instant(&ts, &vs, 10_000), Some(10.0));
-        assert_eq!(smoothed_instant(&ts, &vs, 15_000), Some(15.0));
-        assert_eq!(smoothed_instant(&ts, &vs, 25_000), Some(20.0));
-        assert_eq!(smoothed_instant(&ts[1..], &vs[1..], 5_000), None);
+        assert_eq!(smoothed_instant(&ts, &vs, 10_000, false), Some(10.0));
+        assert_eq!(smoothed_instant(&ts, &vs, 15_000, false), Some(15.0));
+        assert_eq!(smoothed_instant(&ts, &vs, 25_000, false), Some(20.0));
+        assert_eq!(smoothed_instant(&ts[1..], &vs[1..], 5_000, false), None);
     }
 }

@@ -41,6 +41,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
 };
 
+use crate::model::histogram::CounterResetHint;
 use crate::model::{Histogram, is_stale_nan};
 use crate::query::scan::{HISTOGRAM, START_TIMESTAMP};
 use crate::storage::histogram_arrow::{self, HistogramColumn};
@@ -476,15 +477,14 @@ fn too_many_samples() -> DataFusionError {
 pub fn reads_histograms(window: &Window) -> bool {
     match window {
         Window::Instant {
-            emit: Emit::Value,
-            smoothed: false,
-            ..
+            emit: Emit::Value, ..
         } => true,
         Window::Range {
             func,
             mode: SelectorMode::Plain,
             ..
         } => native::reads_histograms(*func),
+        Window::Range { func, mode, .. } => extended::check(*mode, func.name()).is_ok(),
         _ => false,
     }
 }
@@ -493,11 +493,7 @@ pub fn reads_histograms(window: &Window) -> bool {
 /// its input has them.
 pub fn carries_histograms(window: &Window) -> bool {
     match window {
-        Window::Range {
-            func,
-            mode: SelectorMode::Plain,
-            ..
-        } => native::gives_histograms(*func),
+        Window::Range { func, .. } => native::gives_histograms(*func) && reads_histograms(window),
         _ => reads_histograms(window),
     }
 }
@@ -729,6 +725,63 @@ fn evaluate(
         for (t, params) in &params_by_step {
             let t = *t;
             if !s.hs.is_empty()
+                && let Window::Range {
+                    range,
+                    func,
+                    mode,
+                    lookback,
+                    ..
+                } = window
+                && *mode != SelectorMode::Plain
+                && reads_histograms(window)
+            {
+                let at = steps.data_time(t);
+                let ahead = if *mode == SelectorMode::Smoothed {
+                    *lookback
+                } else {
+                    0
+                };
+                let (start, end) = cursor.window(&s.ts, at - range - lookback, at + ahead);
+                if s.hs[start..end].iter().any(Option::is_some) {
+                    // Only a window of histograms alone has a result.
+                    if let Some((ts, hs)) = live_histograms(s, start, end) {
+                        match extended::apply_histograms(*func, &ts, &hs, at, *range, *mode) {
+                            Some(extended::HistogramResult::Histogram(h)) => {
+                                out.push_histogram(name, t, Arc::new(h))?
+                            }
+                            Some(extended::HistogramResult::Count(v)) => out.push(name, t, v)?,
+                            None => {}
+                        }
+                    }
+                    continue;
+                }
+            }
+            if !s.hs.is_empty()
+                && let Window::Instant {
+                    lookback,
+                    smoothed: true,
+                    ..
+                } = window
+                && reads_histograms(window)
+            {
+                let at = steps.data_time(t);
+                let (start, end) = cursor.window(&s.ts, at - lookback, at + lookback);
+                if s.hs[start..end].iter().any(Option::is_some) {
+                    if let Some((ts, hs)) = live_histograms(s, start, end)
+                        && let Some(h) = extended::smoothed_instant(
+                            &ts,
+                            &hs,
+                            at,
+                            hs.iter()
+                                .all(|h| h.counter_reset_hint != CounterResetHint::Gauge),
+                        )
+                    {
+                        out.push_histogram(name, t, Arc::new(h))?;
+                    }
+                    continue;
+                }
+            }
+            if !s.hs.is_empty()
                 && let Window::Range { range, func, .. } = window
                 && reads_histograms(window)
             {
@@ -754,7 +807,13 @@ fn evaluate(
                 }
             }
             if !s.hs.is_empty()
-                && matches!(window, Window::Instant { .. })
+                && matches!(
+                    window,
+                    Window::Instant {
+                        smoothed: false,
+                        ..
+                    }
+                )
                 && reads_histograms(window)
             {
                 if let Some(picked) = instant_pick(s, &mut cursor, steps.data_time(t), window) {
@@ -928,7 +987,7 @@ fn value_at(
             ..
         } => {
             let (ts, vs) = live_samples(s, cursor, at - lookback, at + lookback);
-            extended::smoothed_instant(&ts, &vs, at)
+            extended::smoothed_instant(&ts, &vs, at, false)
         }
         Window::Instant {
             lookback,
@@ -994,6 +1053,29 @@ fn value_at(
             extended::apply(*func, &ts, &vs, at, *range, *mode)
         }
     }
+}
+
+/// Rows `start..end` of a series when they are all native histograms (staleness markers
+/// left out), with their times; None when floats are among them.
+fn live_histograms(
+    s: &SeriesSamples,
+    start: usize,
+    end: usize,
+) -> Option<(Vec<i64>, Vec<Histogram>)> {
+    let mut ts = Vec::with_capacity(end - start);
+    let mut hs = Vec::with_capacity(end - start);
+    for i in start..end {
+        match &s.hs[i] {
+            Some(h) if is_stale_nan(h.sum) => {}
+            Some(h) => {
+                ts.push(s.ts[i]);
+                hs.push(h.as_ref().clone());
+            }
+            None if is_stale_nan(s.vs[i]) => {}
+            None => return None,
+        }
+    }
+    Some((ts, hs))
 }
 
 /// The samples with `lo < t <= hi`, staleness markers left out; borrowed when the window

@@ -259,8 +259,10 @@ impl Planner {
                 };
                 let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
                 let with_histograms = histograms
-                    && mode == SelectorMode::Plain
-                    && super::super::native::reads_histograms(func);
+                    && match mode {
+                        SelectorMode::Plain => super::super::native::reads_histograms(func),
+                        _ => extended::check(mode, func.name()).is_ok(),
+                    };
                 let aggregate = Aggregate::for_function(func);
                 // Read once: the choice of function depends on what is read.
                 let layers = self.downsampled_layers(min, max);

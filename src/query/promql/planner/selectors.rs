@@ -237,9 +237,7 @@ impl Planner {
         if smoothed {
             max += self.lookback;
         }
-        let raw = self
-            .raw_samples_with(vs, min, max, histograms && !smoothed)
-            .await?;
+        let raw = self.raw_samples_with(vs, min, max, histograms).await?;
         step_node(
             raw,
             steps,
