@@ -695,18 +695,19 @@ impl Planner {
         self.steps_without(present, labels, &steps)
     }
 
-    /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
-    /// the labels without `le`, then compute from the group's (le, count) pairs.
-    /// `histogram_quantiles(v, "label", φ...)`: one `histogram_quantile` per φ, told apart
-    /// by `label`.
+    /// `histogram_quantiles(v, "label", φ...)`: one `histogram_quantile` per φ (of classic
+    /// buckets and native histograms), told apart by `label`.
     pub(super) async fn histogram_quantiles(&self, args: &[&PromExpr], steps: Steps) -> PlanResult {
         let label = string_args(&args[1..2])?.remove(0);
         let mut union: Option<LogicalPlanBuilder> = None;
         for arg in &args[2..] {
             let q = const_arg(Some(*arg))?;
             self.check_quantile(q, arg);
-            let Planned::Vector(plan) = self
+            let classic = self
                 .buckets(BucketKernel::Quantile, args[0], &[*arg], steps.clone())
+                .await?;
+            let Planned::Vector(plan) = self
+                .with_native_histograms(classic, args[0], &[*arg], steps.clone())
                 .await?
             else {
                 continue;
@@ -730,6 +731,8 @@ impl Planner {
         }
     }
 
+    /// `histogram_quantile` / `histogram_fraction` over classic `_bucket` series: group by
+    /// the labels without `le`, then compute from the group's (le, count) pairs.
     pub(super) async fn buckets(
         &self,
         kernel: BucketKernel,
