@@ -698,6 +698,7 @@ async fn promql_reads_native_histograms() {
         // not know: the query is rewritten before parsing).
         ("histogram_count(lat + lat)", 22.0),
         ("histogram_count(lat - lat * 0.5)", 5.5),
+        ("histogram_count(lat - 0.5 * lat)", 5.5),
         ("histogram_count(lat </ +Inf)", 11.0),
         ("histogram_count(lat >/ 1e10)", 0.0),
         ("histogram_count(lat == lat)", 11.0),

@@ -441,6 +441,16 @@ pub fn scale_udf() -> ScalarUDF {
     histogram_by_number_udf("prom_histogram_scale", Histogram::scale)
 }
 
+/// `prom_histogram_negate(histogram, -1)`: the histogram negated, which makes it a gauge
+/// (as Prometheus's unary minus does).
+pub fn negate_udf() -> ScalarUDF {
+    histogram_by_number_udf("prom_histogram_negate", |h, factor| {
+        let mut negated = h.scale(factor);
+        negated.counter_reset_hint = CounterResetHint::Gauge;
+        negated
+    })
+}
+
 /// `prom_histogram_div(histogram, divisor)`: [`Histogram::div`].
 pub fn div_udf() -> ScalarUDF {
     histogram_by_number_udf("prom_histogram_div", Histogram::div)

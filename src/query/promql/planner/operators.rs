@@ -23,7 +23,7 @@ impl Planner {
             return None;
         }
         let negated = Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(super::super::native::scale_udf()),
+            Arc::new(super::super::native::negate_udf()),
             vec![col(HISTOGRAM), lit(-1.0)],
         ));
         let plan = LogicalPlanBuilder::from(input)
