@@ -163,3 +163,31 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# start_server quiver|prometheus DIR [PROMETHEUS FLAG...]: starts a fresh server with data
+# under DIR (Quiver's WAL fsync is QUIVER_FSYNC) and sets SERVER_PID and SERVER_URL.
+start_server() {
+    local kind=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    case $kind in
+    quiver)
+        # No scrape_configs, so the benchmark is the only writer.
+        printf 'storage:\n  wal:\n    fsync: %s\n' "$QUIVER_FSYNC" >"$dir/quiver.yml"
+        SERVER_URL=http://127.0.0.1:$QUIVER_PORT
+        "$QUIVER_BIN" --config.file="$dir/quiver.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$QUIVER_PORT" --postgres.listen-address= \
+            >"$dir/server.log" 2>&1 &
+        ;;
+    prometheus)
+        printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$dir/prometheus.yml"
+        SERVER_URL=http://127.0.0.1:$PROM_PORT
+        "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver "$@" \
+            >"$dir/server.log" 2>&1 &
+        ;;
+    esac
+    SERVER_PID=$!
+    RUNNING+=("$SERVER_PID")
+    wait_ready "$SERVER_URL" "$SERVER_PID" "$dir/server.log"
+}
+

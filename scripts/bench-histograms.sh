@@ -25,6 +25,7 @@
 #   QUIVER_PORT [19190]  PROM_PORT [19191]  (both on 127.0.0.1)
 #   HIST_INSTANCES [1000]  SAMPLES [1440]  INTERVAL_MS [15000]  BATCH_SIZE [2000]
 #   CONCURRENCY [4]  QUERY_RUNS [6]  BLOCK_WAIT_SECS [120]
+#   QUIVER_FSYNC [never]  storage.wal.fsync for Quiver (Prometheus never fsyncs per write)
 #   WORK_DIR [a new mktemp -d dir, deleted after a successful run]  KEEP_DATA [0]
 set -euo pipefail
 
@@ -32,7 +33,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 
 ENV_VARS=(CARGO_TARGET_DIR QUIVER_BIN INGEST_BIN PROMETHEUS_BIN QUIVER_PORT PROM_PORT
     HIST_INSTANCES SAMPLES INTERVAL_MS BATCH_SIZE CONCURRENCY QUERY_RUNS BLOCK_WAIT_SECS
-    WORK_DIR KEEP_DATA)
+    QUIVER_FSYNC WORK_DIR KEEP_DATA)
 print_command "$@"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target-release}
@@ -50,6 +51,8 @@ CONCURRENCY=${CONCURRENCY:-4}
 QUERY_RUNS=${QUERY_RUNS:-6}
 BLOCK_WAIT_SECS=${BLOCK_WAIT_SECS:-120}
 KEEP_DATA=${KEEP_DATA:-0}
+# Prometheus never fsyncs per write.
+QUIVER_FSYNC=${QUIVER_FSYNC:-never}
 
 [[ -x "$QUIVER_BIN" ]] ||
     die "no Quiver binary at $QUIVER_BIN. Build it with: CARGO_TARGET_DIR=$TARGET_DIR cargo build --release"
@@ -66,32 +69,6 @@ RUNNING=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server quiver|prometheus DIR: a fresh server with data under DIR; sets SERVER_PID
-# and SERVER_URL.
-start_server() {
-    local kind=$1 dir=$2
-    mkdir -p "$dir"
-    case $kind in
-    quiver)
-        printf 'storage:\n  wal:\n    fsync: never\n' >"$dir/quiver.yml"
-        SERVER_URL=http://127.0.0.1:$QUIVER_PORT
-        "$QUIVER_BIN" --config.file="$dir/quiver.yml" --storage.tsdb.path="$dir/data" \
-            --web.listen-address="127.0.0.1:$QUIVER_PORT" --postgres.listen-address= \
-            >"$dir/server.log" 2>&1 &
-        ;;
-    prometheus)
-        printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$dir/prometheus.yml"
-        SERVER_URL=http://127.0.0.1:$PROM_PORT
-        "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
-            --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
-            --enable-feature=native-histograms >"$dir/server.log" 2>&1 &
-        ;;
-    esac
-    SERVER_PID=$!
-    RUNNING+=("$SERVER_PID")
-    wait_ready "$SERVER_URL" "$SERVER_PID" "$dir/server.log"
-}
-
 START=$((($(now_ms) - SAMPLES * INTERVAL_MS) / BLOCK_MS * BLOCK_MS))
 END=$((START + (SAMPLES - 1) * INTERVAL_MS))
 QUERY_START=$(((END - 4 * 3600 * 1000) / 1000))
@@ -102,7 +79,7 @@ run() {
     local form=$1 kind=$2 dir=$WORK_DIR/$1-$2 json native=() query times=() i t blocks bytes samples
     echo "$form histograms, $kind: $HIST_INSTANCES instances x $SAMPLES scrapes from $START"
     [[ $form == native ]] && native=(--native-histograms)
-    start_server "$kind" "$dir"
+    start_server "$kind" "$dir" --enable-feature=native-histograms
     json=$dir/generator.json
     "$INGEST_BIN" --url "$SERVER_URL/api/v1/write" --series 1 --histogram-instances "$HIST_INSTANCES" \
         "${native[@]}" --samples-per-series "$SAMPLES" --batch-size "$BATCH_SIZE" \

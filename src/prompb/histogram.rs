@@ -151,7 +151,7 @@ impl Histogram {
 
 /// Absolute counts from deltas; a running total that overflows wraps and is then refused
 /// by validation as a negative count.
-fn cumulate(deltas: &[i64]) -> Vec<f64> {
+pub(crate) fn cumulate(deltas: &[i64]) -> Vec<f64> {
     let mut total = 0i64;
     deltas
         .iter()

@@ -290,16 +290,7 @@ fn native_histogram(h: &HistogramMessage, count: f64, sum: f64) -> Result<Histog
     };
     let side = |deltas: &[i64], counts: &[f64]| -> Vec<f64> {
         match integer {
-            true => {
-                let mut total = 0i64;
-                deltas
-                    .iter()
-                    .map(|d| {
-                        total = total.wrapping_add(*d);
-                        total as f64
-                    })
-                    .collect()
-            }
+            true => crate::prompb::histogram::cumulate(deltas),
             false => counts.to_vec(),
         }
     };
