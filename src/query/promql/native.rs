@@ -480,44 +480,109 @@ fn histogram_by_number_udf(name: &str, f: fn(&Histogram, f64) -> Histogram) -> S
     )
 }
 
-/// `prom_native_quantile(φ, histogram)`: [`quantile`] of each histogram, null on a float's
-/// row.
-pub fn quantile_udf() -> ScalarUDF {
+/// Where the quantile and fraction UDFs note a histogram with NaN observations (observations
+/// in no bucket, with a NaN sum): Prometheus's info, naming the metric, at `position`.
+#[derive(Clone)]
+pub struct NanNotes {
+    pub infos: Arc<std::sync::Mutex<Vec<String>>>,
+    /// ` (line:column)` of the histogram argument, or empty.
+    pub position: String,
+}
+
+impl NanNotes {
+    fn note(&self, what: &str, metric: &str) {
+        let text = format!(
+            "PromQL info: input to {what} for metric name \"{metric}\"{}",
+            self.position
+        );
+        if let Ok(mut list) = self.infos.lock()
+            && !list.contains(&text)
+        {
+            list.push(text);
+        }
+    }
+}
+
+/// Whether some of a histogram's observations are NaN: they are counted but in no bucket,
+/// and they make the sum NaN.
+fn has_nan_observations(h: &Histogram) -> bool {
+    let in_buckets: f64 = h.zero_count
+        + h.positive_buckets.iter().map(|c| c.abs()).sum::<f64>()
+        + h.negative_buckets.iter().map(|c| c.abs()).sum::<f64>();
+    h.sum.is_nan() && h.count > in_buckets
+}
+
+/// `prom_native_quantile(φ, histogram, metric name)`: [`quantile`] of each histogram, null
+/// on a float's row.
+pub fn quantile_udf(notes: NanNotes) -> ScalarUDF {
     create_udf(
         "prom_native_quantile",
-        vec![DataType::Float64, histogram_type()],
+        vec![DataType::Float64, histogram_type(), DataType::Utf8],
         DataType::Float64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let q = floats(&arrays[0])?;
             let column = histograms(&arrays[1])?;
+            let names = strings(&arrays[2])?;
             let out: Float64Array = (0..q.len())
-                .map(|i| Some(quantile(q.value(i), &column.get(i)?)))
+                .map(|i| {
+                    let h = column.get(i)?;
+                    let v = quantile(q.value(i), &h);
+                    if has_nan_observations(&h) {
+                        let result = if v.is_nan() { "NaN" } else { "skewed higher" };
+                        let what =
+                            format!("histogram_quantile has NaN observations, result is {result}");
+                        notes.note(&what, names.value(i));
+                    }
+                    Some(v)
+                })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )
 }
 
-/// `prom_native_fraction(lower, upper, histogram)`: [`fraction`] of each histogram, null on
-/// a float's row.
-pub fn fraction_udf() -> ScalarUDF {
+/// `prom_native_fraction(lower, upper, histogram, metric name)`: [`fraction`] of each
+/// histogram, null on a float's row.
+pub fn fraction_udf(notes: NanNotes) -> ScalarUDF {
     create_udf(
         "prom_native_fraction",
-        vec![DataType::Float64, DataType::Float64, histogram_type()],
+        vec![
+            DataType::Float64,
+            DataType::Float64,
+            histogram_type(),
+            DataType::Utf8,
+        ],
         DataType::Float64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let (lower, upper) = (floats(&arrays[0])?, floats(&arrays[1])?);
             let column = histograms(&arrays[2])?;
+            let names = strings(&arrays[3])?;
             let out: Float64Array = (0..lower.len())
-                .map(|i| Some(fraction(lower.value(i), upper.value(i), &column.get(i)?)))
+                .map(|i| {
+                    let h = column.get(i)?;
+                    if has_nan_observations(&h) {
+                        notes.note(
+                            "histogram_fraction has NaN observations, which are excluded from all fractions",
+                            names.value(i),
+                        );
+                    }
+                    Some(fraction(lower.value(i), upper.value(i), &h))
+                })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )
+}
+
+fn strings(array: &arrow::array::ArrayRef) -> Result<&arrow::array::StringArray, DataFusionError> {
+    array
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .ok_or_else(|| DataFusionError::Internal("expected utf8 values".into()))
 }
 
 fn floats(array: &arrow::array::ArrayRef) -> Result<&Float64Array, DataFusionError> {

@@ -522,12 +522,20 @@ impl Planner {
         if !native.schema().has_column_with_unqualified_name(HISTOGRAM) {
             return Ok(Planned::Vector(classic));
         }
-        let udf = match values.len() {
-            1 => super::super::native::quantile_udf(),
-            _ => super::super::native::fraction_udf(),
+        let notes = super::super::native::NanNotes {
+            infos: self.infos.clone(),
+            position: self.position(arg),
         };
+        let udf = match values.len() {
+            1 => super::super::native::quantile_udf(notes),
+            _ => super::super::native::fraction_udf(notes),
+        };
+        let name = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(label_get_udf()),
+            vec![col(LABELS), lit(METRIC_NAME_LABEL)],
+        ));
         let args: Vec<Expr> = (values.iter().map(|v| lit(*v)))
-            .chain([col(HISTOGRAM)])
+            .chain([col(HISTOGRAM), cast(name, DataType::Utf8)])
             .collect();
         let native = LogicalPlanBuilder::from(native)
             .filter(col(HISTOGRAM).is_not_null())?
