@@ -168,7 +168,7 @@ pub fn apply_histograms(
 
 /// The index of the sample anchoring a window starting at `start`: the last one at or
 /// before it, else the first. None when no sample lies after `start`.
-fn anchor_index(ts: &[i64], start: i64) -> Option<usize> {
+pub fn anchor_index(ts: &[i64], start: i64) -> Option<usize> {
     let after = ts.partition_point(|&t| t <= start);
     (after < ts.len()).then(|| after.saturating_sub(1))
 }

@@ -148,6 +148,18 @@ pub fn apply_range(
         PresentOverTime => return Some(RangeValue::Float(1.0)),
         LastOverTime => return Some(value(last)),
         FirstOverTime => return Some(value(first)),
+        // Counted across floats and histograms alike: a switch between them is a change,
+        // and a reset.
+        Changes | Resets => {
+            let counted = samples.windows(2).filter(|w| match (&w[0].1, &w[1].1) {
+                (Ok(a), Ok(b)) if func == Changes => !b.same_as(a),
+                (Ok(a), Ok(b)) => b.detect_reset(a),
+                (Err(a), Err(b)) if func == Changes => !(a == b || (a.is_nan() && b.is_nan())),
+                (Err(a), Err(b)) => b < a,
+                _ => true,
+            });
+            return Some(RangeValue::Float(counted.count() as f64));
+        }
         _ => {}
     }
     let histograms: Vec<(i64, &Histogram)> = samples
@@ -158,15 +170,6 @@ pub fn apply_range(
         return None;
     }
     match func {
-        Changes => Some(RangeValue::Float(
-            histograms.windows(2).filter(|w| w[0].1 != w[1].1).count() as f64,
-        )),
-        Resets => Some(RangeValue::Float(
-            histograms
-                .windows(2)
-                .filter(|w| w[1].1.detect_reset(w[0].1))
-                .count() as f64,
-        )),
         SumOverTime => sum(&histograms).map(RangeValue::Histogram),
         AvgOverTime => {
             sum(&histograms).map(|s| RangeValue::Histogram(s.scale(1.0 / histograms.len() as f64)))

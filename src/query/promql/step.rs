@@ -742,6 +742,27 @@ fn evaluate(
                     0
                 };
                 let (start, end) = cursor.window(&s.ts, at - range - lookback, at + ahead);
+                if s.hs[start..end].iter().any(Option::is_some)
+                    && matches!(func, RangeFunc::Changes | RangeFunc::Resets)
+                {
+                    // Counted across floats and histograms, from the anchor on.
+                    let samples: Vec<native::WindowSample<'_>> = (start..end)
+                        .filter_map(|i| match &s.hs[i] {
+                            Some(h) if is_stale_nan(h.sum) => None,
+                            Some(h) => Some((s.ts[i], Ok(h.as_ref()))),
+                            None if is_stale_nan(s.vs[i]) => None,
+                            None => Some((s.ts[i], Err(s.vs[i]))),
+                        })
+                        .collect();
+                    let ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
+                    if let Some(first) = extended::anchor_index(&ts, at - range)
+                        && let Some(native::RangeValue::Float(v)) =
+                            native::apply_range(*func, &samples[first..], at, *range)
+                    {
+                        out.push(name, t, v)?;
+                    }
+                    continue;
+                }
                 if s.hs[start..end].iter().any(Option::is_some) {
                     // Only a window of histograms alone has a result.
                     if let Some((ts, hs)) = live_histograms(s, start, end) {
