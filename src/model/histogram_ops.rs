@@ -196,7 +196,35 @@ fn reconcile(a: &Histogram, b: &Histogram) -> Result<(Dense, Dense), HistogramOp
     Ok((x, y))
 }
 
+/// Whether two histograms have their buckets at the same indexes in the same layout: then
+/// they combine bucket by bucket, without reconciling (the common case of one series'
+/// consecutive samples, and of series from one instrumentation).
+fn same_layout(a: &Histogram, b: &Histogram) -> bool {
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && a.positive_spans == b.positive_spans
+        && a.negative_spans == b.negative_spans
+        && a.custom_values == b.custom_values
+        && a.positive_buckets.len() == b.positive_buckets.len()
+        && a.negative_buckets.len() == b.negative_buckets.len()
+}
+
 fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Result<Histogram, HistogramOpError> {
+    if same_layout(a, b) {
+        let mut x = a.clone();
+        x.count += sign * b.count;
+        x.sum += sign * b.sum;
+        x.zero_count += sign * b.zero_count;
+        for (mine, theirs) in [
+            (&mut x.positive_buckets, &b.positive_buckets),
+            (&mut x.negative_buckets, &b.negative_buckets),
+        ] {
+            for (c, d) in mine.iter_mut().zip(theirs) {
+                *c += sign * d;
+            }
+        }
+        return Ok(x);
+    }
     let (mut x, y) = reconcile(a, b)?;
     x.count += sign * y.count;
     x.sum += sign * y.sum;
@@ -283,6 +311,13 @@ impl Histogram {
         }
         if self.schema > previous.schema || self.zero_threshold < previous.zero_threshold {
             return true;
+        }
+        if same_layout(self, previous) {
+            let went_down =
+                |now: &[f64], before: &[f64]| now.iter().zip(before).any(|(n, b)| n < b);
+            return self.zero_count < previous.zero_count
+                || went_down(&self.positive_buckets, &previous.positive_buckets)
+                || went_down(&self.negative_buckets, &previous.negative_buckets);
         }
         let (now, mut before) = (Dense::of(self), Dense::of(previous));
         before.reduce_to(now.schema);
