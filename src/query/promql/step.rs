@@ -746,14 +746,7 @@ fn evaluate(
                     && matches!(func, RangeFunc::Changes | RangeFunc::Resets)
                 {
                     // Counted across floats and histograms, from the anchor on.
-                    let samples: Vec<native::WindowSample<'_>> = (start..end)
-                        .filter_map(|i| match &s.hs[i] {
-                            Some(h) if is_stale_nan(h.sum) => None,
-                            Some(h) => Some((s.ts[i], Ok(h.as_ref()))),
-                            None if is_stale_nan(s.vs[i]) => None,
-                            None => Some((s.ts[i], Err(s.vs[i]))),
-                        })
-                        .collect();
+                    let samples = window_samples(s, start, end);
                     let ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
                     if let Some(first) = extended::anchor_index(&ts, at - range)
                         && let Some(native::RangeValue::Float(v)) =
@@ -809,14 +802,7 @@ fn evaluate(
                 let at = steps.data_time(t);
                 let (start, end) = cursor.window(&s.ts, at - range, at);
                 if s.hs[start..end].iter().any(Option::is_some) {
-                    let samples: Vec<native::WindowSample<'_>> = (start..end)
-                        .filter_map(|i| match &s.hs[i] {
-                            Some(h) if is_stale_nan(h.sum) => None,
-                            Some(h) => Some((s.ts[i], Ok(h.as_ref()))),
-                            None if is_stale_nan(s.vs[i]) => None,
-                            None => Some((s.ts[i], Err(s.vs[i]))),
-                        })
-                        .collect();
+                    let samples = window_samples(s, start, end);
                     match native::apply_range(*func, &samples, at, *range) {
                         Some(native::RangeValue::Float(v)) => out.push(name, t, v)?,
                         Some(native::RangeValue::Histogram(h)) => {
@@ -1074,6 +1060,18 @@ fn value_at(
             extended::apply(*func, &ts, &vs, at, *range, *mode)
         }
     }
+}
+
+/// Rows `start..end` of a series as floats and histograms, staleness markers left out.
+fn window_samples(s: &SeriesSamples, start: usize, end: usize) -> Vec<native::WindowSample<'_>> {
+    (start..end)
+        .filter_map(|i| match &s.hs[i] {
+            Some(h) if is_stale_nan(h.sum) => None,
+            Some(h) => Some((s.ts[i], Ok(h.as_ref()))),
+            None if is_stale_nan(s.vs[i]) => None,
+            None => Some((s.ts[i], Err(s.vs[i]))),
+        })
+        .collect()
 }
 
 /// Rows `start..end` of a series when they are all native histograms (staleness markers
