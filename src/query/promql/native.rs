@@ -454,6 +454,25 @@ pub fn negate_udf() -> ScalarUDF {
     })
 }
 
+/// `prom_histogram_text(histogram)`: the histogram as Prometheus's `String()` writes it
+/// (what `count_values` counts it by), null on a float's row.
+pub fn text_udf() -> ScalarUDF {
+    create_udf(
+        "prom_histogram_text",
+        vec![histogram_type()],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let column = histograms(&arrays[0])?;
+            let out: arrow::array::StringArray = (0..arrays[0].len())
+                .map(|i| column.get(i).map(|h| h.to_string()))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
 /// `prom_histogram_div(histogram, divisor)`: [`Histogram::div`].
 pub fn div_udf() -> ScalarUDF {
     histogram_by_number_udf("prom_histogram_div", Histogram::div)

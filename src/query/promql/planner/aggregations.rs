@@ -197,7 +197,8 @@ impl Planner {
     }
 
     /// An aggregation; `limitk` and `limit_ratio`, which pick series without reading their
-    /// values, keep native histograms (a `histogram` column) where their input has them.
+    /// values, keep native histograms (a `histogram` column) where their input has them, and
+    /// `count_values` counts them by their text.
     pub(super) async fn aggregate_keeping_histograms(
         &self,
         a: &AggregateExpr,
@@ -205,7 +206,7 @@ impl Planner {
     ) -> PlanResult {
         let op = AggregateOp::from_token(a.op)?;
         let input = match op {
-            AggregateOp::Limitk | AggregateOp::LimitRatio => {
+            AggregateOp::Limitk | AggregateOp::LimitRatio | AggregateOp::CountValues => {
                 self.vector_arg_keeping_histograms(&a.expr, steps.clone())
                     .await?
             }
@@ -351,22 +352,33 @@ impl Planner {
                 "invalid label name {label:?}"
             )));
         }
-        let formatted = Expr::ScalarFunction(ScalarFunction::new_udf(
+        let mut formatted = Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(format_value_udf()),
             vec![col(VALUE)],
         ));
+        // A native histogram is counted by its text, as Prometheus writes it.
+        if keyed.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(super::super::native::text_udf()),
+                vec![col(HISTOGRAM)],
+            ));
+            formatted = datafusion::functions::core::expr_fn::coalesce(vec![text, formatted]);
+        }
         let labels = Expr::ScalarFunction(ScalarFunction::new_udf(
             Arc::new(label_set_dynamic_udf()),
             vec![col("g"), lit(label.as_str()), col("vs")],
         ));
+        // Counted by the resulting label set: the value's label may overwrite a grouping
+        // label, merging groups, as in Prometheus.
         let plan = LogicalPlanBuilder::from(keyed)
             .project(vec![col("g"), col(TIMESTAMP), formatted.alias("vs")])?
+            .project(vec![labels.alias(LABELS), col(TIMESTAMP)])?
             .aggregate(
-                vec![col("g"), col(TIMESTAMP), col("vs")],
+                vec![col(LABELS), col(TIMESTAMP)],
                 vec![agg::count(lit(1)).alias("n")],
             )?
             .project(vec![
-                labels.alias(LABELS),
+                col(LABELS),
                 col(TIMESTAMP),
                 cast(col("n"), DataType::Float64).alias(VALUE),
             ])?
