@@ -134,6 +134,57 @@ impl StepNotes {
         }
     }
 
+    /// Prometheus's warnings about a window of native histograms `func` evaluates: floats
+    /// and histograms mixed, exponential and custom buckets mixed, a gauge histogram given to
+    /// `rate`/`increase`, a counter histogram given to `delta`.
+    fn histogram_window(
+        &self,
+        series: &str,
+        func: RangeFunc,
+        samples: &[native::WindowSample<'_>],
+    ) {
+        use RangeFunc::*;
+        let combines = matches!(
+            func,
+            Rate | Increase | Delta | Irate | Idelta | SumOverTime | AvgOverTime
+        );
+        if !combines {
+            return;
+        }
+        let metric = super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
+        let histograms: Vec<&Histogram> = samples.iter().filter_map(|(_, v)| v.ok()).collect();
+        if histograms.len() < samples.len() {
+            self.warn(format!(
+                "PromQL warning: encountered a mix of histograms and floats for metric name {metric:?}{}",
+                self.position
+            ));
+            return;
+        }
+        let custom = histograms
+            .iter()
+            .filter(|h| h.uses_custom_buckets())
+            .count();
+        if custom > 0 && custom < histograms.len() {
+            self.warn(format!(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{}",
+                self.position
+            ));
+        }
+        let gauge = |h: &&Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
+        if matches!(func, Rate | Increase) && histograms.iter().any(gauge) {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a counter: {metric:?}{}",
+                self.position
+            ));
+        }
+        if func == Delta && !histograms.iter().all(gauge) {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a gauge: {metric:?}{}",
+                self.position
+            ));
+        }
+    }
+
     fn overlapping_start(&self, series: &str) {
         let metric = super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
         self.warn(format!(
@@ -803,6 +854,7 @@ fn evaluate(
                 let (start, end) = cursor.window(&s.ts, at - range, at);
                 if s.hs[start..end].iter().any(Option::is_some) {
                     let samples = window_samples(s, start, end);
+                    notes.histogram_window(name, *func, &samples);
                     match native::apply_range(*func, &samples, at, *range) {
                         Some(native::RangeValue::Float(v)) => out.push(name, t, v)?,
                         Some(native::RangeValue::Histogram(h)) => {
