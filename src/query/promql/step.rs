@@ -151,11 +151,13 @@ impl StepNotes {
         if !combines {
             return;
         }
-        let metric = super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
+        // Looked up only when a warning is given.
+        let metric = || super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
         let histograms: Vec<&Histogram> = samples.iter().filter_map(|(_, v)| v.ok()).collect();
         if histograms.len() < samples.len() {
             self.warn(format!(
-                "PromQL warning: encountered a mix of histograms and floats for metric name {metric:?}{}",
+                "PromQL warning: encountered a mix of histograms and floats for metric name {:?}{}",
+                metric(),
                 self.position
             ));
             return;
@@ -166,20 +168,23 @@ impl StepNotes {
             .count();
         if custom > 0 && custom < histograms.len() {
             self.warn(format!(
-                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{}",
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}{}",
+                metric(),
                 self.position
             ));
         }
         let gauge = |h: &&Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
         if matches!(func, Rate | Increase) && histograms.iter().any(gauge) {
             self.warn(format!(
-                "PromQL warning: this native histogram metric is not a counter: {metric:?}{}",
+                "PromQL warning: this native histogram metric is not a counter: {:?}{}",
+                metric(),
                 self.position
             ));
         }
         if func == Delta && !histograms.iter().all(gauge) {
             self.warn(format!(
-                "PromQL warning: this native histogram metric is not a gauge: {metric:?}{}",
+                "PromQL warning: this native histogram metric is not a gauge: {:?}{}",
+                metric(),
                 self.position
             ));
         }
