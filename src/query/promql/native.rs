@@ -87,24 +87,11 @@ pub enum RangeValue {
     Histogram(Histogram),
 }
 
-/// Whether `func` reads native histograms (the others read float samples only).
+/// Whether `func` reads native histograms (the others read float samples only): those that
+/// give histograms, and those that count samples.
 pub fn reads_histograms(func: RangeFunc) -> bool {
     use RangeFunc::*;
-    matches!(
-        func,
-        Rate | Increase
-            | Delta
-            | Irate
-            | Idelta
-            | SumOverTime
-            | AvgOverTime
-            | CountOverTime
-            | LastOverTime
-            | FirstOverTime
-            | PresentOverTime
-            | Changes
-            | Resets
-    )
+    gives_histograms(func) || matches!(func, CountOverTime | PresentOverTime | Changes | Resets)
 }
 
 /// Whether `func` of native histograms gives histograms.

@@ -153,8 +153,9 @@ impl StepNotes {
         }
         // Looked up only when a warning is given.
         let metric = || super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
-        let histograms: Vec<&Histogram> = samples.iter().filter_map(|(_, v)| v.ok()).collect();
-        if histograms.len() < samples.len() {
+        // Checked in place: this runs for every window of histograms.
+        let histograms = || samples.iter().filter_map(|(_, v)| v.ok());
+        if histograms().count() < samples.len() {
             self.warn(format!(
                 "PromQL warning: encountered a mix of histograms and floats for metric name {:?}{}",
                 metric(),
@@ -162,26 +163,23 @@ impl StepNotes {
             ));
             return;
         }
-        let custom = histograms
-            .iter()
-            .filter(|h| h.uses_custom_buckets())
-            .count();
-        if custom > 0 && custom < histograms.len() {
+        let custom = histograms().filter(|h| h.uses_custom_buckets()).count();
+        if custom > 0 && custom < samples.len() {
             self.warn(format!(
                 "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}{}",
                 metric(),
                 self.position
             ));
         }
-        let gauge = |h: &&Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
-        if matches!(func, Rate | Increase) && histograms.iter().any(gauge) {
+        let gauge = |h: &Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
+        if matches!(func, Rate | Increase) && histograms().any(gauge) {
             self.warn(format!(
                 "PromQL warning: this native histogram metric is not a counter: {:?}{}",
                 metric(),
                 self.position
             ));
         }
-        if func == Delta && !histograms.iter().all(gauge) {
+        if func == Delta && !histograms().all(gauge) {
             self.warn(format!(
                 "PromQL warning: this native histogram metric is not a gauge: {:?}{}",
                 metric(),
