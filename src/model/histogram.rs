@@ -186,6 +186,16 @@ impl Histogram {
         is_custom_buckets_schema(self.schema)
     }
 
+    /// Whether any count, the sum or a bound is infinite (an aggregation overflowed).
+    pub fn has_overflow(&self) -> bool {
+        [self.count, self.sum, self.zero_count]
+            .iter()
+            .chain(&self.positive_buckets)
+            .chain(&self.negative_buckets)
+            .chain(&self.custom_values)
+            .any(|v| v.is_infinite())
+    }
+
     /// Prometheus's checks of a histogram a client sent. `integer` applies the stricter
     /// rule of integer histograms: the count equals the buckets' sum unless the sum is NaN.
     pub fn validate(&self, integer: bool) -> Result<(), HistogramError> {

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use super::kahan::kahan_add;
+
 use super::histogram::{
     CounterResetHint, Histogram, Span, bucket_bound, bucket_indexes, is_custom_buckets_schema,
     spans_from_buckets,
@@ -209,9 +211,24 @@ fn same_layout(a: &Histogram, b: &Histogram) -> bool {
         && a.negative_buckets.len() == b.negative_buckets.len()
 }
 
+/// The counter reset hint of a sum or difference of two histograms (Prometheus's
+/// `adjustCounterReset`), and whether the two collide: one says a counter reset, the other
+/// says none. A gauge makes a gauge; otherwise an unknown hint makes the result unknown.
+pub fn combined_hint(a: CounterResetHint, b: CounterResetHint) -> (CounterResetHint, bool) {
+    use CounterResetHint::*;
+    match (a, b) {
+        _ if a == b => (a, false),
+        (Gauge, _) | (_, Gauge) => (Gauge, false),
+        (Unknown, _) | (_, Unknown) => (Unknown, false),
+        _ => (Unknown, true),
+    }
+}
+
 fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Result<Histogram, HistogramOpError> {
+    let hint = combined_hint(a.counter_reset_hint, b.counter_reset_hint).0;
     if same_layout(a, b) {
         let mut x = a.clone();
+        x.counter_reset_hint = hint;
         x.count += sign * b.count;
         x.sum += sign * b.sum;
         x.zero_count += sign * b.zero_count;
@@ -237,7 +254,7 @@ fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Result<Histogram, Histogr
             *side.entry(i).or_insert(0.0) += sign * c;
         }
     }
-    Ok(x.into_histogram(a.counter_reset_hint))
+    Ok(x.into_histogram(hint))
 }
 
 impl Histogram {
@@ -336,6 +353,315 @@ impl Histogram {
                 .any(|(i, c)| now.get(i).copied().unwrap_or(0.0) < *c)
         };
         went_down(&now.positive, &before.positive) || went_down(&now.negative, &before.negative)
+    }
+}
+
+/// A running sum of histograms with Kahan compensation, as Prometheus's `sum`, `avg`,
+/// `sum_over_time` and `avg_over_time` add them (`KahanAdd`): each count, the sum and
+/// each bucket keep a compensation term, held in a histogram of the sum's layout. When
+/// the sum's own layout coarsens (a lower schema, a wider zero bucket, fewer custom
+/// bounds) the compensation is folded into it first.
+#[derive(Debug, Clone)]
+pub struct HistogramSum {
+    value: Histogram,
+    compensation: Histogram,
+    /// Hints seen among the added histograms: Prometheus warns when a sum holds both.
+    counter_reset_seen: bool,
+    not_reset_seen: bool,
+    /// Custom-bucket histograms with different bounds were added on the bounds they share.
+    bounds_reconciled: bool,
+}
+
+impl HistogramSum {
+    pub fn new(first: &Histogram) -> HistogramSum {
+        let mut sum = HistogramSum {
+            value: first.clone(),
+            compensation: zeroed(first),
+            counter_reset_seen: false,
+            not_reset_seen: false,
+            bounds_reconciled: false,
+        };
+        sum.note_hint(first.counter_reset_hint);
+        sum
+    }
+
+    fn note_hint(&mut self, hint: CounterResetHint) {
+        match hint {
+            CounterResetHint::CounterReset => self.counter_reset_seen = true,
+            CounterResetHint::NotCounterReset => self.not_reset_seen = true,
+            _ => {}
+        }
+    }
+
+    /// Adds `h`; exponential and custom buckets do not mix (the sum is then unchanged).
+    pub fn add(&mut self, h: &Histogram) -> Result<(), HistogramOpError> {
+        if self.value.uses_custom_buckets() != h.uses_custom_buckets() {
+            return Err(HistogramOpError::MixedSchemas);
+        }
+        self.note_hint(h.counter_reset_hint);
+        let hint = combined_hint(self.value.counter_reset_hint, h.counter_reset_hint).0;
+        if same_layout(&self.value, h) {
+            let (v, c) = (&mut self.value, &mut self.compensation);
+            for (x, k, y) in [
+                (&mut v.count, &mut c.count, h.count),
+                (&mut v.sum, &mut c.sum, h.sum),
+                (&mut v.zero_count, &mut c.zero_count, h.zero_count),
+            ] {
+                (*x, *k) = kahan_add(y, *x, *k);
+            }
+            for (xs, ks, ys) in [
+                (
+                    &mut v.positive_buckets,
+                    &mut c.positive_buckets,
+                    &h.positive_buckets,
+                ),
+                (
+                    &mut v.negative_buckets,
+                    &mut c.negative_buckets,
+                    &h.negative_buckets,
+                ),
+            ] {
+                for ((x, k), y) in xs.iter_mut().zip(ks.iter_mut()).zip(ys) {
+                    (*x, *k) = kahan_add(*y, *x, *k);
+                }
+            }
+        } else {
+            self.add_reconciled(h)?;
+        }
+        self.value.counter_reset_hint = hint;
+        Ok(())
+    }
+
+    fn add_reconciled(&mut self, h: &Histogram) -> Result<(), HistogramOpError> {
+        let (mut x, mut y) = reconcile(&self.value, h)?;
+        let keeps_layout = x.schema == self.value.schema
+            && x.zero_threshold == self.value.zero_threshold
+            && x.custom_values == self.value.custom_values;
+        if self.value.uses_custom_buckets() && self.value.custom_values != h.custom_values {
+            self.bounds_reconciled = true;
+        }
+        let mut k = if keeps_layout {
+            Dense::of(&self.compensation)
+        } else {
+            let folded = self.folded();
+            (x, y) = reconcile(&folded, h)?;
+            Dense::of(&zeroed(&folded))
+        };
+        for (x, k, y) in [
+            (&mut x.count, &mut k.count, y.count),
+            (&mut x.sum, &mut k.sum, y.sum),
+            (&mut x.zero_count, &mut k.zero_count, y.zero_count),
+        ] {
+            (*x, *k) = kahan_add(y, *x, *k);
+        }
+        for (xs, ks, ys) in [
+            (&mut x.positive, &mut k.positive, &y.positive),
+            (&mut x.negative, &mut k.negative, &y.negative),
+        ] {
+            for (&i, &v) in ys {
+                let (sum, c) = (xs.entry(i).or_insert(0.0), ks.entry(i).or_insert(0.0));
+                (*sum, *c) = kahan_add(v, *sum, *c);
+            }
+        }
+        // The compensation takes the sum's layout: the same indexes, in the same spans.
+        let aligned = |sums: &BTreeMap<i32, f64>, comps: &BTreeMap<i32, f64>| {
+            sums.keys()
+                .map(|i| (*i, comps.get(i).copied().unwrap_or(0.0)))
+                .collect::<BTreeMap<i32, f64>>()
+        };
+        k.positive = aligned(&x.positive, &k.positive);
+        k.negative = aligned(&x.negative, &k.negative);
+        k.schema = x.schema;
+        k.zero_threshold = x.zero_threshold;
+        k.custom_values = x.custom_values.clone();
+        let hint = self.value.counter_reset_hint;
+        self.value = x.into_histogram(hint);
+        self.compensation = k.into_histogram(hint);
+        Ok(())
+    }
+
+    /// The sum and its compensation added up.
+    fn folded(&self) -> Histogram {
+        let mut h = self.value.clone();
+        let c = &self.compensation;
+        h.count += c.count;
+        h.sum += c.sum;
+        h.zero_count += c.zero_count;
+        for (xs, ks) in [
+            (&mut h.positive_buckets, &c.positive_buckets),
+            (&mut h.negative_buckets, &c.negative_buckets),
+        ] {
+            for (x, k) in xs.iter_mut().zip(ks) {
+                *x += k;
+            }
+        }
+        h
+    }
+
+    /// Sum and compensation divided by `divisor`, or multiplied by `factor`.
+    fn divide(&mut self, divisor: f64) {
+        self.value = self.value.div(divisor);
+        self.compensation = self.compensation.div(divisor);
+    }
+
+    fn multiply(&mut self, factor: f64) {
+        self.value = self.value.scale(factor);
+        self.compensation = self.compensation.scale(factor);
+    }
+
+    /// Whether the added histograms' hints collide: one a counter reset, another none.
+    pub fn hints_collide(&self) -> bool {
+        self.counter_reset_seen && self.not_reset_seen
+    }
+
+    /// Whether custom-bucket histograms with different bounds were added.
+    pub fn bounds_reconciled(&self) -> bool {
+        self.bounds_reconciled
+    }
+
+    /// The sum, empty buckets removed (Prometheus's `Compact(0)` of an aggregation).
+    pub fn finish(&self) -> Histogram {
+        let mut h = self.folded();
+        h.compact();
+        h
+    }
+
+    /// The largest magnitude of any count, bucket or the sum: adding two histograms whose
+    /// largest magnitudes add up to a finite number cannot overflow.
+    fn magnitude(h: &Histogram) -> f64 {
+        [h.count, h.sum, h.zero_count]
+            .into_iter()
+            .chain(h.positive_buckets.iter().copied())
+            .chain(h.negative_buckets.iter().copied())
+            .fold(0.0, |m, v| f64::max(m, v.abs()))
+    }
+}
+
+/// A histogram with `h`'s layout and every count zero.
+fn zeroed(h: &Histogram) -> Histogram {
+    Histogram {
+        counter_reset_hint: h.counter_reset_hint,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        positive_spans: h.positive_spans.clone(),
+        positive_buckets: vec![0.0; h.positive_buckets.len()],
+        negative_spans: h.negative_spans.clone(),
+        negative_buckets: vec![0.0; h.negative_buckets.len()],
+        custom_values: h.custom_values.clone(),
+        ..Default::default()
+    }
+}
+
+/// A running mean of histograms as Prometheus's `avg` and `avg_over_time` compute it: a
+/// Kahan sum divided by the count at the end, switching to an incremental mean (the mean
+/// so far scaled by `(n - 1) / n`, plus the new histogram over `n`) once the sum would
+/// overflow. Made with `mean` false, it is a plain [`HistogramSum`] that also counts.
+#[derive(Debug, Clone)]
+pub struct HistogramMean {
+    /// The sum, or once incremental, the mean so far.
+    acc: HistogramSum,
+    n: f64,
+    mean: bool,
+    incremental: bool,
+}
+
+impl HistogramMean {
+    pub fn new(first: &Histogram, mean: bool) -> HistogramMean {
+        HistogramMean {
+            acc: HistogramSum::new(first),
+            n: 1.0,
+            mean,
+            incremental: false,
+        }
+    }
+
+    /// A partial result computed elsewhere: the sum (or, when `mean`, the mean) of `n`
+    /// histograms.
+    pub fn partial(h: &Histogram, n: f64, mean: bool) -> HistogramMean {
+        HistogramMean {
+            acc: HistogramSum::new(h),
+            n,
+            mean,
+            incremental: mean,
+        }
+    }
+
+    pub fn add(&mut self, h: &Histogram) -> Result<(), HistogramOpError> {
+        self.n += 1.0;
+        if !self.mean {
+            return self.acc.add(h);
+        }
+        if !self.incremental {
+            let bound = HistogramSum::magnitude(&self.acc.value)
+                + HistogramSum::magnitude(&self.acc.compensation)
+                + HistogramSum::magnitude(h);
+            if bound.is_finite() {
+                return self.acc.add(h);
+            }
+            // It may overflow: try on a copy.
+            let mut next = self.acc.clone();
+            next.add(h)?;
+            if !next.value.has_overflow() {
+                self.acc = next;
+                return Ok(());
+            }
+            self.incremental = true;
+            self.acc.divide(self.n - 1.0);
+        }
+        self.acc.multiply((self.n - 1.0) / self.n);
+        self.acc.add(&h.div(self.n))
+    }
+
+    /// Takes in another partial result of the same kind.
+    pub fn merge(&mut self, other: &HistogramMean) -> Result<(), HistogramOpError> {
+        self.acc.counter_reset_seen |= other.acc.counter_reset_seen;
+        self.acc.not_reset_seen |= other.acc.not_reset_seen;
+        self.acc.bounds_reconciled |= other.acc.bounds_reconciled;
+        let total = self.n + other.n;
+        if !self.mean {
+            self.n = total;
+            return self.acc.add(&other.acc.folded());
+        }
+        if !self.incremental {
+            self.acc.divide(self.n);
+            self.incremental = true;
+        }
+        self.acc.multiply(self.n / total);
+        self.acc.add(&other.finish().scale(other.n / total))?;
+        self.n = total;
+        Ok(())
+    }
+
+    pub fn hints_collide(&self) -> bool {
+        self.acc.hints_collide()
+    }
+
+    pub fn bounds_reconciled(&self) -> bool {
+        self.acc.bounds_reconciled()
+    }
+
+    /// How many histograms were added.
+    pub fn count(&self) -> f64 {
+        self.n
+    }
+
+    /// The mean (or the sum, when made with `mean` false), empty buckets removed.
+    pub fn finish(&self) -> Histogram {
+        if !self.mean || self.incremental {
+            return self.acc.finish();
+        }
+        let mut acc = self.acc.clone();
+        acc.divide(self.n);
+        acc.finish()
+    }
+
+    /// Bytes held on the heap, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let h = |h: &Histogram| {
+            8 * (h.positive_buckets.len() + h.negative_buckets.len() + h.custom_values.len())
+                + 8 * (h.positive_spans.len() + h.negative_spans.len())
+        };
+        h(&self.acc.value) + h(&self.acc.compensation)
     }
 }
 
@@ -449,5 +775,51 @@ mod tests {
         let mut hinted = more.clone();
         hinted.counter_reset_hint = CounterResetHint::CounterReset;
         assert!(hinted.detect_reset(&before));
+    }
+
+    #[test]
+    fn sums_keep_a_compensation_and_means_survive_overflow() {
+        let mut parts: Vec<Histogram> = (0..4).map(|_| h(0, (0.001, 1.0), &[(1, 2.0)])).collect();
+        for (part, sum) in parts.iter_mut().zip([3.1, 1e100, -1e100, 1.3]) {
+            part.sum = sum;
+        }
+        // A finer schema in the middle: its buckets are merged, the compensation kept.
+        parts[2] = Histogram {
+            sum: -1e100,
+            ..h(1, (0.001, 1.0), &[(1, 1.0), (2, 1.0)])
+        };
+        let mut sum = HistogramSum::new(&parts[0]);
+        for p in &parts[1..] {
+            sum.add(p).unwrap();
+        }
+        let total = sum.finish();
+        assert_eq!(total.sum, 4.4);
+        assert_eq!(buckets(&total), vec![(1, 8.0)]);
+
+        let big = h(0, (0.001, 0.0), &[(1, f64::MAX)]);
+        let mut mean = HistogramMean::new(&big, true);
+        mean.add(&big).unwrap();
+        mean.add(&h(0, (0.001, 0.0), &[(1, 0.0)])).unwrap();
+        let avg = mean.finish();
+        assert!(!avg.has_overflow(), "{avg:?}");
+        let [(1, bucket)] = buckets(&avg)[..] else {
+            panic!("{avg:?}")
+        };
+        assert!((bucket / (f64::MAX / 3.0 * 2.0) - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn hints_combine_as_prometheus_adjusts_them() {
+        use CounterResetHint::*;
+        assert_eq!(
+            combined_hint(NotCounterReset, NotCounterReset),
+            (NotCounterReset, false)
+        );
+        assert_eq!(combined_hint(NotCounterReset, Gauge), (Gauge, false));
+        assert_eq!(combined_hint(Unknown, NotCounterReset), (Unknown, false));
+        assert_eq!(
+            combined_hint(CounterReset, NotCounterReset),
+            (Unknown, true)
+        );
     }
 }

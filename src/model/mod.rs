@@ -6,6 +6,7 @@ mod duration;
 pub mod histogram;
 pub mod histogram_ops;
 mod histogram_trim;
+pub mod kahan;
 mod labels;
 mod matcher;
 mod metadata;

@@ -1,6 +1,8 @@
 //! Range-vector functions: each takes the samples of one series inside one window
 //! `(T - range, T]` and returns at most one value, with Prometheus's semantics.
 
+use crate::model::kahan::kahan_add;
+
 /// A PromQL function over a range vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
 pub enum RangeFunc {
@@ -535,21 +537,6 @@ impl Mean {
             None => self.sum.value() / self.count,
         }
     }
-}
-
-/// One Kahan summation step: adds `v` to `sum` with compensation `c`.
-#[inline]
-pub(super) fn kahan_add(v: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + v;
-    if t.is_infinite() {
-        return (t, 0.0);
-    }
-    let c = if sum.abs() >= v.abs() {
-        c + ((sum - t) + v)
-    } else {
-        c + ((v - t) + sum)
-    };
-    (t, c)
 }
 
 /// Population variance, with Welford's running mean as Prometheus computes it.

@@ -13,9 +13,13 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 
 use crate::model::Histogram;
 use crate::model::histogram::CounterResetHint;
+use crate::model::histogram_ops::{HistogramMean, HistogramSum};
 use crate::storage::histogram_arrow::{HistogramColumn, histogram_type};
 
-use super::functions::{RangeFunc, kahan_add};
+use crate::model::kahan::kahan_add;
+
+use super::functions::RangeFunc;
+use super::native_binary::Notes;
 
 /// What a histogram function computes of each histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,9 +161,19 @@ pub fn apply_range(
         return None;
     }
     match func {
-        SumOverTime => sum(&histograms).map(RangeValue::Histogram),
+        SumOverTime => {
+            let mut sum = HistogramSum::new(histograms[0].1);
+            for (_, h) in &histograms[1..] {
+                sum.add(h).ok()?;
+            }
+            Some(RangeValue::Histogram(sum.finish()))
+        }
         AvgOverTime => {
-            sum(&histograms).map(|s| RangeValue::Histogram(s.scale(1.0 / histograms.len() as f64)))
+            let mut mean = HistogramMean::new(histograms[0].1, true);
+            for (_, h) in &histograms[1..] {
+                mean.add(h).ok()?;
+            }
+            Some(RangeValue::Histogram(mean.finish()))
         }
         Rate | Increase | Delta => {
             extrapolated_rate(&histograms, eval_ms, range_ms, func != Delta, func == Rate)
@@ -168,15 +182,6 @@ pub fn apply_range(
         Irate | Idelta => instant_delta(&histograms, func == Irate).map(RangeValue::Histogram),
         _ => None,
     }
-}
-
-fn sum(histograms: &[(i64, &Histogram)]) -> Option<Histogram> {
-    let (_, first) = histograms.first()?;
-    let mut total = (*first).clone();
-    for (_, h) in &histograms[1..] {
-        total = total.add(h).ok()?;
-    }
-    Some(total)
 }
 
 /// The increase of a window of histograms, counter resets added back for counters
@@ -270,48 +275,71 @@ fn instant_delta(histograms: &[(i64, &Histogram)], rate: bool) -> Option<Histogr
     Some(result)
 }
 
-/// `prom_histogram_sum(histogram)`: the sum of a group's native histograms (null rows, the
-/// floats', left out); null when there is none, or when they cannot be added (exponential
-/// and custom buckets mixed), where Prometheus gives no result.
-pub fn sum_udaf() -> datafusion::logical_expr::AggregateUDF {
+/// `prom_histogram_sum(histogram)` (or `prom_histogram_avg` when `mean`): the Kahan sum
+/// (or mean) of a group's native histograms, null rows (the floats') left out; null when
+/// there is none, or when they cannot be added (exponential and custom buckets mixed),
+/// where Prometheus gives no result. Hints that collide (a counter reset and none) give
+/// Prometheus's warning, custom buckets added on the bounds they share its info, recorded
+/// in `notes`.
+pub fn sum_udaf(mean: bool, notes: Notes) -> datafusion::logical_expr::AggregateUDF {
+    let name = if mean {
+        "prom_histogram_avg"
+    } else {
+        "prom_histogram_sum"
+    };
     datafusion::logical_expr::create_udaf(
-        "prom_histogram_sum",
+        name,
         vec![histogram_type()],
         Arc::new(histogram_type()),
         Volatility::Immutable,
-        Arc::new(|_| Ok(Box::new(SumAccumulator::default()))),
-        Arc::new(vec![histogram_type(), DataType::Boolean]),
+        Arc::new(move |_| {
+            Ok(Box::new(SumAccumulator {
+                mean,
+                running: None,
+                failed: false,
+                notes: notes.clone(),
+            }))
+        }),
+        Arc::new(vec![histogram_type(), DataType::Float64, DataType::Boolean]),
     )
 }
 
-/// The running sum of [`sum_udaf`].
-#[derive(Debug, Default)]
+/// The running sum or mean of [`sum_udaf`].
+#[derive(Debug)]
 struct SumAccumulator {
-    sum: Option<Histogram>,
+    mean: bool,
+    running: Option<HistogramMean>,
     /// Two histograms could not be added: the group has no result.
     failed: bool,
+    notes: Notes,
 }
 
 impl SumAccumulator {
-    fn add(&mut self, h: Histogram) {
+    fn add(&mut self, h: &Histogram) {
         if self.failed {
             return;
         }
-        self.sum = match self.sum.take() {
-            None => Some(h),
-            Some(sum) => match sum.add(&h) {
-                Ok(total) => Some(total),
-                Err(_) => {
-                    self.failed = true;
-                    None
-                }
-            },
-        };
+        match &mut self.running {
+            None => self.running = Some(HistogramMean::new(h, self.mean)),
+            Some(running) => self.failed = running.add(h).is_err(),
+        }
+    }
+
+    /// Another partition's partial result: a sum, or a mean of `n` histograms.
+    fn merge(&mut self, h: &Histogram, n: f64) {
+        if self.failed {
+            return;
+        }
+        let partial = HistogramMean::partial(h, n, self.mean);
+        match &mut self.running {
+            None => self.running = Some(partial),
+            Some(running) => self.failed = running.merge(&partial).is_err(),
+        }
     }
 
     fn value(&self) -> datafusion::common::Result<datafusion::common::ScalarValue> {
-        let row = match (&self.sum, self.failed) {
-            (Some(h), false) => Some(Arc::new(h.clone())),
+        let row = match (&self.running, self.failed) {
+            (Some(running), false) => Some(Arc::new(running.finish())),
             _ => None,
         };
         let array = crate::storage::histogram_arrow::to_array(&[row]);
@@ -327,7 +355,7 @@ impl datafusion::logical_expr::Accumulator for SumAccumulator {
         let column = histograms(&values[0])?;
         for i in 0..values[0].len() {
             if let Some(h) = column.get(i) {
-                self.add(h);
+                self.add(&h);
             }
         }
         Ok(())
@@ -335,7 +363,11 @@ impl datafusion::logical_expr::Accumulator for SumAccumulator {
 
     fn merge_batch(&mut self, states: &[arrow::array::ArrayRef]) -> datafusion::common::Result<()> {
         let column = histograms(&states[0])?;
-        let failed = states[1]
+        let counts = states[1]
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| DataFusionError::Internal("expected a float64 state".into()))?;
+        let failed = states[2]
             .as_any()
             .downcast_ref::<arrow::array::BooleanArray>()
             .ok_or_else(|| DataFusionError::Internal("expected a boolean state".into()))?;
@@ -344,29 +376,51 @@ impl datafusion::logical_expr::Accumulator for SumAccumulator {
                 self.failed = true;
             }
             if let Some(h) = column.get(i) {
-                self.add(h);
+                self.merge(&h, counts.value(i));
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> datafusion::common::Result<Vec<datafusion::common::ScalarValue>> {
+        let n = self.running.as_ref().map_or(0.0, HistogramMean::count);
         Ok(vec![
             self.value()?,
+            datafusion::common::ScalarValue::Float64(Some(n)),
             datafusion::common::ScalarValue::Boolean(Some(self.failed)),
         ])
     }
 
     fn evaluate(&mut self) -> datafusion::common::Result<datafusion::common::ScalarValue> {
+        if let Some(running) = &self.running {
+            let p = &self.notes.position;
+            if running.hints_collide() {
+                let text = format!(
+                    "PromQL warning: conflicting counter resets during histogram aggregation{p}"
+                );
+                record(&self.notes.warnings, text);
+            }
+            if running.bounds_reconciled() {
+                let text = format!(
+                    "PromQL info: mismatched custom buckets were reconciled during aggregation{p}"
+                );
+                record(&self.notes.infos, text);
+            }
+        }
         self.value()
     }
 
     fn size(&self) -> usize {
-        size_of::<Self>()
-            + self.sum.as_ref().map_or(0, |h| {
-                8 * (h.positive_buckets.len() + h.negative_buckets.len() + h.custom_values.len())
-                    + 8 * (h.positive_spans.len() + h.negative_spans.len())
-            })
+        size_of::<Self>() + self.running.as_ref().map_or(0, HistogramMean::heap_bytes)
+    }
+}
+
+/// Adds `text` to a note list once.
+fn record(list: &std::sync::Mutex<Vec<String>>, text: String) {
+    if let Ok(mut list) = list.lock()
+        && !list.contains(&text)
+    {
+        list.push(text);
     }
 }
 
@@ -458,11 +512,6 @@ pub fn text_udf() -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )
-}
-
-/// `prom_histogram_div(histogram, divisor)`: [`Histogram::div`].
-pub fn div_udf() -> ScalarUDF {
-    histogram_by_number_udf("prom_histogram_div", Histogram::div)
 }
 
 /// A UDF of a histogram column and a number column that maps each histogram with `f`.

@@ -157,7 +157,7 @@ fn combine(op: BinaryOp, a: &Histogram, b: &Histogram) -> Outcome {
 }
 
 /// Where [`binary_udf`] records its notes, as the planner's annotation lists take them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Notes {
     pub infos: Arc<Mutex<Vec<String>>>,
     pub warnings: Arc<Mutex<Vec<String>>>,

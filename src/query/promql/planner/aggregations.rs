@@ -84,33 +84,26 @@ impl Planner {
             agg::count(col(VALUE)).alias("nf"),
             agg::count(col(HISTOGRAM)).alias("nh"),
             floats.aggregate(col(VALUE)).alias("fv"),
-            super::super::native::sum_udaf()
-                .call(vec![col(HISTOGRAM)])
-                .alias("hs"),
+            super::super::native::sum_udaf(
+                op == AggregateOp::Avg,
+                super::super::native_binary::Notes {
+                    infos: self.infos.clone(),
+                    warnings: self.warnings.clone(),
+                    position: self.position(&PromExpr::Aggregate(a.clone())),
+                },
+            )
+            .call(vec![col(HISTOGRAM)])
+            .alias("hs"),
             any_name_dropped(),
         ];
         let no_floats = col("nf").eq(lit(0i64));
         let no_histograms = col("nh").eq(lit(0i64));
-        let divide = |h: Expr, divisor: Expr| {
-            Expr::ScalarFunction(ScalarFunction::new_udf(
-                Arc::new(super::super::native::div_udf()),
-                vec![h, divisor],
-            ))
-        };
         let (value, histogram) = match op {
             AggregateOp::Count => (
                 cast(col("nf") + col("nh"), DataType::Float64),
                 lit(ScalarValue::Null),
             ),
             AggregateOp::Group => (lit(1.0), lit(ScalarValue::Null)),
-            AggregateOp::Avg => (
-                when(no_histograms, col("fv")).end()?,
-                when(
-                    no_floats,
-                    divide(col("hs"), cast(col("nh"), DataType::Float64)),
-                )
-                .end()?,
-            ),
             _ => (
                 when(no_histograms, col("fv")).end()?,
                 when(no_floats, col("hs")).end()?,
