@@ -313,10 +313,15 @@ impl Histogram {
     /// finer (a higher schema, a narrower zero bucket, other custom bounds).
     pub fn detect_reset(&self, previous: &Histogram) -> bool {
         match self.counter_reset_hint {
-            CounterResetHint::CounterReset => return true,
-            CounterResetHint::NotCounterReset => return false,
-            _ => {}
+            CounterResetHint::CounterReset => true,
+            CounterResetHint::NotCounterReset => false,
+            _ => self.counts_reset(previous),
         }
+    }
+
+    /// Whether the counts say a counter reset happened between `previous` and this
+    /// histogram, whatever the hints say.
+    pub fn counts_reset(&self, previous: &Histogram) -> bool {
         if self.count < previous.count {
             return true;
         }
@@ -353,6 +358,34 @@ impl Histogram {
                 .any(|(i, c)| now.get(i).copied().unwrap_or(0.0) < *c)
         };
         went_down(&now.positive, &before.positive) || went_down(&now.negative, &before.negative)
+    }
+
+    /// Whether this counter histogram continues `previous` in one of Prometheus's chunks:
+    /// both counters, no reset hinted or counted, and the same schema and zero bucket.
+    /// Prometheus reads such a histogram back with the hint `NotCounterReset`, and the
+    /// first of a chunk with `Unknown` (see [`read_hint`]).
+    fn continues(&self, previous: &Histogram) -> bool {
+        use CounterResetHint::{CounterReset, Gauge};
+        self.counter_reset_hint != Gauge
+            && previous.counter_reset_hint != Gauge
+            && self.counter_reset_hint != CounterReset
+            && self.schema == previous.schema
+            && self.zero_threshold == previous.zero_threshold
+            && !self.counts_reset(previous)
+    }
+}
+
+/// The counter reset hint Prometheus reads a histogram back with from its chunks, given
+/// the sample before it in its series (`None` when there is none or it is a float): a
+/// gauge stays a gauge; a counter histogram that continues the one before it is
+/// `NotCounterReset`, and one that starts a chunk (the series' first, after a float or a
+/// gauge, after a reset, or with a new schema or zero bucket) is `Unknown`, even when it
+/// was written with `CounterReset`: PromQL then detects the reset from the counts.
+pub fn read_hint(h: &Histogram, previous: Option<&Histogram>) -> CounterResetHint {
+    match previous {
+        _ if h.counter_reset_hint == CounterResetHint::Gauge => CounterResetHint::Gauge,
+        Some(p) if h.continues(p) => CounterResetHint::NotCounterReset,
+        _ => CounterResetHint::Unknown,
     }
 }
 
@@ -821,5 +854,37 @@ mod tests {
             combined_hint(CounterReset, NotCounterReset),
             (Unknown, true)
         );
+    }
+
+    #[test]
+    fn histograms_are_read_with_the_hints_of_prometheus_chunks() {
+        use CounterResetHint::*;
+        let first = h(0, (0.001, 1.0), &[(1, 2.0)]);
+        let more = h(0, (0.001, 1.0), &[(1, 3.0)]);
+        let less = h(0, (0.001, 1.0), &[(1, 1.0)]);
+        assert_eq!(read_hint(&first, None), Unknown, "a chunk's first");
+        assert_eq!(read_hint(&more, Some(&first)), NotCounterReset);
+        assert_eq!(
+            read_hint(&less, Some(&more)),
+            Unknown,
+            "a reset starts a chunk"
+        );
+        let hinted = Histogram {
+            counter_reset_hint: CounterReset,
+            ..more.clone()
+        };
+        assert_eq!(
+            read_hint(&hinted, Some(&first)),
+            Unknown,
+            "so does a reset hint"
+        );
+        let finer = h(1, (0.001, 1.0), &[(1, 3.0)]);
+        assert_eq!(read_hint(&finer, Some(&first)), Unknown, "and a new schema");
+        let gauge = Histogram {
+            counter_reset_hint: Gauge,
+            ..less.clone()
+        };
+        assert_eq!(read_hint(&gauge, Some(&more)), Gauge);
+        assert_eq!(read_hint(&more, Some(&gauge)), Unknown);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::model::histogram_ops::read_hint;
 use crate::model::{Histogram, Labels};
 
 use super::chunk::{Chunk, SAMPLES_PER_CHUNK};
@@ -394,9 +395,17 @@ impl MemSeries {
             .take_while(move |c| c.min_time() < max)
     }
 
+    /// Whether a float sample lies strictly between `after` and `before`.
+    fn has_float_between(&self, after: i64, before: i64) -> bool {
+        self.overlapping(after.saturating_add(1), before)
+            .flat_map(Chunk::iter)
+            .any(|(t, _, _)| after < t && t < before)
+    }
+
     /// Decodes the samples with `min <= ts < max` onto the end of `out`, decoding only
     /// the chunks that overlap the range. Returns how many were added.
-    /// Float and histogram samples are merged in time order.
+    /// Float and histogram samples are merged in time order; histograms carry the counter
+    /// reset hint Prometheus would read them back with.
     pub fn read_into(&self, min: i64, max: i64, out: &mut SampleColumns) -> usize {
         let before = out.len();
         let histograms = self
@@ -418,12 +427,24 @@ impl MemSeries {
             }
             Some((h, range)) => {
                 let mut floats = floats.peekable();
+                // The sample before each histogram, when it is a histogram: the hint a
+                // histogram is read with depends on it (see `read_hint`).
+                let mut previous = match range.start {
+                    0 => None,
+                    i if self.has_float_between(h.times[i - 1], h.times[i]) => None,
+                    i => Some(Arc::new(h.histogram_at(i - 1))),
+                };
                 for i in range {
                     let t = h.times[i];
                     while let Some((ft, v, s)) = floats.next_if(|f| f.0 < t) {
                         out.push(ft, v, s);
+                        previous = None;
                     }
-                    out.push_histogram(t, Arc::new(h.histogram_at(i)), h.start_at(i));
+                    let mut histogram = h.histogram_at(i);
+                    histogram.counter_reset_hint = read_hint(&histogram, previous.as_deref());
+                    let histogram = Arc::new(histogram);
+                    out.push_histogram(t, histogram.clone(), h.start_at(i));
+                    previous = Some(histogram);
                 }
                 for (t, v, s) in floats {
                     out.push(t, v, s);

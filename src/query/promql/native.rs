@@ -495,6 +495,34 @@ pub fn negate_udf() -> ScalarUDF {
     })
 }
 
+/// `prom_histogram_unhinted(histogram)`: counter histograms with the hint `Unknown`, as
+/// Prometheus hands a subquery's histograms to a range function: the subquery may skip
+/// the sample that reset or repeat it, so resets are detected from the counts.
+pub fn unhinted_udf() -> ScalarUDF {
+    create_udf(
+        "prom_histogram_unhinted",
+        vec![histogram_type()],
+        histogram_type(),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let column = histograms(&arrays[0])?;
+            let rows: Vec<Option<Arc<Histogram>>> = (0..arrays[0].len())
+                .map(|i| {
+                    let mut h = column.get(i)?;
+                    if h.counter_reset_hint != CounterResetHint::Gauge {
+                        h.counter_reset_hint = CounterResetHint::Unknown;
+                    }
+                    Some(Arc::new(h))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(
+                crate::storage::histogram_arrow::to_array(&rows),
+            ))
+        }),
+    )
+}
+
 /// `prom_histogram_text(histogram)`: the histogram as Prometheus's `String()` writes it
 /// (what `count_values` counts it by), null on a float's row.
 pub fn text_udf() -> ScalarUDF {

@@ -488,6 +488,10 @@ impl Planner {
                 ));
             }
         };
+        let rows = match rows.schema().has_column_with_unqualified_name(HISTOGRAM) {
+            true => unhinted(rows)?,
+            false => rows,
+        };
         Ok((rows, range, outer))
     }
 
@@ -842,4 +846,20 @@ impl Planner {
             })
         })?)
     }
+}
+
+/// `rows` with their histograms' counter reset hints forgotten (see
+/// [`super::super::native::unhinted_udf`]).
+fn unhinted(rows: LogicalPlan) -> Result<LogicalPlan, PromqlError> {
+    let columns: Vec<Expr> = (rows.schema().fields().iter())
+        .map(|f| match f.name().as_str() {
+            HISTOGRAM => Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(super::super::native::unhinted_udf()),
+                vec![col(HISTOGRAM)],
+            ))
+            .alias(HISTOGRAM),
+            name => col(name),
+        })
+        .collect();
+    Ok(LogicalPlanBuilder::from(rows).project(columns)?.build()?)
 }
