@@ -167,6 +167,11 @@ impl Dense {
     }
 }
 
+/// The custom bucket bounds two histograms share.
+fn shared_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().filter(|v| b.contains(v)).copied().collect()
+}
+
 /// Both histograms brought to one layout: the coarser schema, the wider zero bucket, or
 /// the custom bounds both have.
 fn reconcile(a: &Histogram, b: &Histogram) -> Result<(Dense, Dense), HistogramOpError> {
@@ -176,10 +181,7 @@ fn reconcile(a: &Histogram, b: &Histogram) -> Result<(Dense, Dense), HistogramOp
     }
     if x.custom() {
         if x.custom_values != y.custom_values {
-            let shared: Vec<f64> = (x.custom_values.iter())
-                .filter(|v| y.custom_values.contains(v))
-                .copied()
-                .collect();
+            let shared = shared_bounds(&x.custom_values, &y.custom_values);
             x.map_to_bounds(&shared);
             y.map_to_bounds(&shared);
         }
@@ -329,7 +331,15 @@ impl Histogram {
             return true;
         }
         if self.uses_custom_buckets() && self.custom_values != previous.custom_values {
-            return true;
+            // Compared on the bounds both have.
+            let shared = shared_bounds(&self.custom_values, &previous.custom_values);
+            let (mut now, mut before) = (Dense::of(self), Dense::of(previous));
+            now.map_to_bounds(&shared);
+            before.map_to_bounds(&shared);
+            return before
+                .positive
+                .iter()
+                .any(|(i, c)| now.positive.get(i).copied().unwrap_or(0.0) < *c);
         }
         if self.schema > previous.schema || self.zero_threshold < previous.zero_threshold {
             return true;
@@ -371,6 +381,7 @@ impl Histogram {
             && self.counter_reset_hint != CounterReset
             && self.schema == previous.schema
             && self.zero_threshold == previous.zero_threshold
+            && self.custom_values == previous.custom_values
             && !self.counts_reset(previous)
     }
 }

@@ -95,7 +95,16 @@ pub enum RangeValue {
 /// give histograms, and those that count samples.
 pub fn reads_histograms(func: RangeFunc) -> bool {
     use RangeFunc::*;
-    gives_histograms(func) || matches!(func, CountOverTime | PresentOverTime | Changes | Resets)
+    gives_histograms(func)
+        || matches!(
+            func,
+            CountOverTime
+                | PresentOverTime
+                | Changes
+                | Resets
+                | TsOfFirstOverTime
+                | TsOfLastOverTime
+        )
 }
 
 /// Whether `func` of native histograms gives histograms.
@@ -136,6 +145,30 @@ pub fn apply_range(
     };
     match func {
         CountOverTime => return Some(RangeValue::Float(samples.len() as f64)),
+        TsOfFirstOverTime => return Some(RangeValue::Float(first.0 as f64 / 1000.0)),
+        TsOfLastOverTime => return Some(RangeValue::Float(last.0 as f64 / 1000.0)),
+        // The last two samples alone: floats give a float, histograms a histogram.
+        Irate | Idelta => {
+            let [.., (t0, a), (t1, b)] = samples else {
+                return None;
+            };
+            let rate = func == Irate;
+            return match (a, b) {
+                (Ok(h0), Ok(h1)) => {
+                    instant_delta(&[(*t0, *h0), (*t1, *h1)], rate).map(RangeValue::Histogram)
+                }
+                (Err(f0), Err(f1)) if t1 > t0 => {
+                    let delta = if rate && f1 < f0 { *f1 } else { f1 - f0 };
+                    let seconds = (t1 - t0) as f64 / 1000.0;
+                    Some(RangeValue::Float(if rate {
+                        delta / seconds
+                    } else {
+                        delta
+                    }))
+                }
+                _ => None,
+            };
+        }
         PresentOverTime => return Some(RangeValue::Float(1.0)),
         LastOverTime => return Some(value(last)),
         FirstOverTime => return Some(value(first)),
@@ -179,7 +212,6 @@ pub fn apply_range(
             extrapolated_rate(&histograms, eval_ms, range_ms, func != Delta, func == Rate)
                 .map(RangeValue::Histogram)
         }
-        Irate | Idelta => instant_delta(&histograms, func == Irate).map(RangeValue::Histogram),
         _ => None,
     }
 }
@@ -475,6 +507,47 @@ pub fn unmixed_udf(warnings: Arc<std::sync::Mutex<Vec<String>>>, warning: String
             {
                 list.push(warning.clone());
             }
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// `prom_histogram_unmixed(n, metric)`: whether a series had only one kind of histogram
+/// at a step (`n` answers, from classic buckets and native histograms, is 1); where both
+/// answered, Prometheus's warning naming `metric` is recorded once in `notes`, and the
+/// series has no result.
+pub fn classic_or_native_udf(notes: Notes) -> ScalarUDF {
+    create_udf(
+        "prom_histogram_unmixed",
+        vec![DataType::Int64, DataType::Utf8],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let counts = arrays[0]
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .ok_or_else(|| DataFusionError::Internal("expected int64 counts".into()))?;
+            let names = arrays[1]
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("expected metric names".into()))?;
+            let out: arrow::array::BooleanArray = (0..counts.len())
+                .map(|i| {
+                    let alone = counts.value(i) <= 1;
+                    if !alone {
+                        let name = if names.is_valid(i) { names.value(i) } else { "" };
+                        record(
+                            &notes.warnings,
+                            format!(
+                                "PromQL warning: vector contains a mix of classic and native histograms for metric name {name:?}{}",
+                                notes.position
+                            ),
+                        );
+                    }
+                    Some(alone)
+                })
+                .collect();
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )

@@ -151,6 +151,11 @@ impl StepNotes {
         if !combines {
             return;
         }
+        // `irate` and `idelta` read the last two samples alone.
+        let samples = match func {
+            Irate | Idelta => &samples[samples.len().saturating_sub(2)..],
+            _ => samples,
+        };
         // Looked up only when a warning is given.
         let metric = || super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
         // Checked in place: this runs for every window of histograms.
@@ -164,7 +169,9 @@ impl StepNotes {
             return;
         }
         let custom = histograms().filter(|h| h.uses_custom_buckets()).count();
-        if custom > 0 && custom < samples.len() {
+        // For `irate`, a switch between exponential and custom buckets is a reset: the last
+        // histogram alone is the result.
+        if custom > 0 && custom < samples.len() && func != Irate {
             self.warn(format!(
                 "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}{}",
                 metric(),
@@ -172,14 +179,14 @@ impl StepNotes {
             ));
         }
         let gauge = |h: &Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
-        if matches!(func, Rate | Increase) && histograms().any(gauge) {
+        if matches!(func, Rate | Increase | Irate) && histograms().any(gauge) {
             self.warn(format!(
                 "PromQL warning: this native histogram metric is not a counter: {:?}{}",
                 metric(),
                 self.position
             ));
         }
-        if func == Delta && !histograms().all(gauge) {
+        if matches!(func, Delta | Idelta) && !histograms().all(gauge) {
             self.warn(format!(
                 "PromQL warning: this native histogram metric is not a gauge: {:?}{}",
                 metric(),

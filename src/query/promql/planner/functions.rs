@@ -539,7 +539,7 @@ impl Planner {
             vec![col(LABELS), lit(METRIC_NAME_LABEL)],
         ));
         let args: Vec<Expr> = (values.iter().map(|v| lit(*v)))
-            .chain([col(HISTOGRAM), cast(name, DataType::Utf8)])
+            .chain([col(HISTOGRAM), cast(name.clone(), DataType::Utf8)])
             .collect();
         let native = LogicalPlanBuilder::from(native)
             .filter(col(HISTOGRAM).is_not_null())?
@@ -551,9 +551,42 @@ impl Planner {
                 .alias(LABELS),
                 col(TIMESTAMP),
                 Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), args)).alias(VALUE),
+                cast(name, DataType::Utf8).alias("metric"),
             ])?
             .build()?;
-        let plan = LogicalPlanBuilder::from(classic).union(native)?.build()?;
+        // A series answered by classic buckets and a native histogram at one step has no
+        // result, and a warning (Prometheus's "mix of classic and native histograms").
+        let classic = LogicalPlanBuilder::from(classic)
+            .project(vec![
+                col(LABELS),
+                col(TIMESTAMP),
+                col(VALUE),
+                lit(ScalarValue::Utf8(None)).alias("metric"),
+            ])?
+            .build()?;
+        let unmixed =
+            super::super::native::classic_or_native_udf(super::super::native_binary::Notes {
+                infos: self.infos.clone(),
+                warnings: self.warnings.clone(),
+                position: self.position(arg),
+            });
+        let plan = LogicalPlanBuilder::from(classic)
+            .union(native)?
+            .aggregate(
+                vec![col(LABELS), col(TIMESTAMP)],
+                vec![
+                    agg::count(lit(1i64)).alias("n"),
+                    // The one answer (a max would turn -Inf into f64::MIN).
+                    agg::sum(col(VALUE)).alias("v"),
+                    agg::max(col("metric")).alias("m"),
+                ],
+            )?
+            .filter(Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(unmixed),
+                vec![col("n"), col("m")],
+            )))?
+            .project(vec![col(LABELS), col(TIMESTAMP), col("v").alias(VALUE)])?
+            .build()?;
         Ok(Planned::Vector(plan))
     }
 
@@ -629,7 +662,8 @@ impl Planner {
                 vec![col(TIMESTAMP)],
                 vec![
                     agg::count(col(VALUE)).alias("n"),
-                    agg::max(col(VALUE)).alias("v"),
+                    // The one answer (a max would turn -Inf into f64::MIN).
+                    agg::sum(col(VALUE)).alias("v"),
                 ],
             )?
             .project(vec![col(TIMESTAMP).alias("t"), col("n"), col("v")])?
