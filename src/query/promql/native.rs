@@ -107,6 +107,27 @@ pub fn reads_histograms(func: RangeFunc) -> bool {
         )
 }
 
+/// Whether `func` reads the floats of a window and, when the window also holds native
+/// histograms, tells so with Prometheus's info ("ignored histograms in a range containing
+/// both floats and histograms").
+pub fn ignores_histograms_with_info(func: RangeFunc) -> bool {
+    use RangeFunc::*;
+    matches!(
+        func,
+        Deriv
+            | PredictLinear
+            | DoubleExponentialSmoothing
+            | StddevOverTime
+            | StdvarOverTime
+            | MadOverTime
+            | QuantileOverTime
+            | MinOverTime
+            | MaxOverTime
+            | TsOfMinOverTime
+            | TsOfMaxOverTime
+    )
+}
+
 /// Whether `func` of native histograms gives histograms.
 pub fn gives_histograms(func: RangeFunc) -> bool {
     use RangeFunc::*;

@@ -122,16 +122,39 @@ pub enum Emit {
 #[derive(Debug, Clone, Default)]
 pub struct StepNotes {
     pub warnings: Option<Arc<Mutex<Vec<String>>>>,
+    pub infos: Option<Arc<Mutex<Vec<String>>>>,
     pub position: String,
 }
 
 impl StepNotes {
     fn warn(&self, message: String) {
-        if let Some(Ok(mut list)) = self.warnings.as_ref().map(|w| w.lock())
+        Self::record(&self.warnings, message);
+    }
+
+    fn record(list: &Option<Arc<Mutex<Vec<String>>>>, message: String) {
+        if let Some(Ok(mut list)) = list.as_ref().map(|w| w.lock())
             && !list.contains(&message)
         {
             list.push(message);
         }
+    }
+
+    /// Prometheus's info for a function of floats whose window at `at` (of `range`) also
+    /// held native histograms, which it ignored; `floats` are the window's float samples.
+    fn mixed_window(&self, series: &str, s: &SeriesSamples, floats: usize, at: i64, range: i64) {
+        let skipped = &s.skipped_histograms;
+        let first_after = skipped.partition_point(|t| *t <= at - range);
+        if floats == 0 || skipped.get(first_after).is_none_or(|t| *t > at) {
+            return;
+        }
+        let metric = super::labels::get(series, crate::model::METRIC_NAME_LABEL).unwrap_or("");
+        Self::record(
+            &self.infos,
+            format!(
+                "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {metric:?}{}",
+                self.position
+            ),
+        );
     }
 
     /// Prometheus's warnings about a window of native histograms `func` evaluates: floats
@@ -572,6 +595,9 @@ struct SeriesSamples {
     /// Whether any value is a staleness marker; most series have none, and their windows
     /// need not be searched for one.
     has_stale: bool,
+    /// Times of the native histograms left out of a node that reads floats only, in time
+    /// order: a window holding floats and one of them gives Prometheus's info.
+    skipped_histograms: Vec<i64>,
 }
 
 /// A batch's label sets: plain strings (an inner expression's rows), or a selector's or
@@ -629,6 +655,7 @@ fn group_series(
 ) -> DfResult<Vec<(String, SeriesSamples)>> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
+    let mut skipped: Vec<(&str, i64)> = Vec::new();
     let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     for batch in batches {
         let labels = LabelColumn::of(batch, 0)?;
@@ -668,7 +695,10 @@ fn group_series(
             let histogram = match &histograms {
                 Some(column) if column.is_histogram(i) => match keep_histograms {
                     true => column.get(i).map(Arc::new),
-                    false => continue,
+                    false => {
+                        skipped.push((name, ts.value(i)));
+                        continue;
+                    }
                 },
                 _ => None,
             };
@@ -716,10 +746,16 @@ fn group_series(
             }
         }
     }
+    for (name, t) in skipped {
+        if let Some(slot) = index.get(name) {
+            out[*slot].1.skipped_histograms.push(t);
+        }
+    }
     for (_, s) in out.iter_mut() {
         if !s.hs.is_empty() {
             s.hs.resize(s.ts.len(), None);
         }
+        s.skipped_histograms.sort_unstable();
         sort_by_time(s);
         s.has_stale = s.vs.iter().any(|v| is_stale_nan(*v));
     }
@@ -892,6 +928,15 @@ fn evaluate(
                     }
                 }
                 continue;
+            }
+            if !s.skipped_histograms.is_empty()
+                && let Window::Range { range, func, .. } = window
+                && native::ignores_histograms_with_info(*func)
+            {
+                let at = steps.data_time(t);
+                let floats =
+                    s.ts.partition_point(|x| *x <= at) - s.ts.partition_point(|x| *x <= at - range);
+                notes.mixed_window(name, s, floats, at, *range);
             }
             if let Some(v) = value_at(s, &mut cursor, steps.data_time(t), t, window, params) {
                 out.push(name, t, v)?;

@@ -209,7 +209,11 @@ impl Planner {
         args: &[&PromExpr],
         steps: Steps,
     ) -> PlanResult {
-        self.range_function_with(func, args, steps, false).await
+        // The functions that ignore histograms with an info read them to tell.
+        let histograms =
+            self.any_histograms && super::super::native::ignores_histograms_with_info(func);
+        self.range_function_with(func, args, steps, histograms)
+            .await
     }
 
     /// [`Planner::range_function`], reading native histograms too when `histograms` (and
@@ -260,7 +264,11 @@ impl Planner {
                 let with_starts = mode == SelectorMode::Plain && func.uses_start_timestamps();
                 let with_histograms = histograms
                     && match mode {
-                        SelectorMode::Plain => super::super::native::reads_histograms(func),
+                        // Also read by the functions that ignore them with an info.
+                        SelectorMode::Plain => {
+                            super::super::native::reads_histograms(func)
+                                || super::super::native::ignores_histograms_with_info(func)
+                        }
                         _ => extended::check(mode, func.name()).is_ok(),
                     };
                 let aggregate = Aggregate::for_function(func);
@@ -299,6 +307,7 @@ impl Planner {
             .await?;
         let notes = StepNotes {
             warnings: Some(self.warnings.clone()),
+            infos: Some(self.infos.clone()),
             position: self.position(range_arg),
         };
         let window = Window::Range {
