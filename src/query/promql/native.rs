@@ -13,7 +13,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 
 use crate::model::Histogram;
 use crate::model::histogram::CounterResetHint;
-use crate::model::histogram_ops::{HistogramMean, HistogramSum};
+use crate::model::histogram_ops::HistogramMean;
 use crate::storage::histogram_arrow::{HistogramColumn, histogram_type};
 
 use crate::model::kahan::kahan_add;
@@ -144,6 +144,31 @@ pub fn gives_histograms(func: RangeFunc) -> bool {
     )
 }
 
+/// Custom-bucket histograms with different bounds that a range function combined on the
+/// bounds they share, which Prometheus notes with an info naming the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconciled {
+    Aggregation,
+    Subtraction,
+    Addition,
+}
+
+impl Reconciled {
+    /// The operation as Prometheus's info names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reconciled::Aggregation => "aggregation",
+            Reconciled::Subtraction => "subtraction",
+            Reconciled::Addition => "addition",
+        }
+    }
+
+    /// Whether combining `a` and `b` reconciles their custom bounds.
+    fn differ(a: &Histogram, b: &Histogram) -> bool {
+        a.uses_custom_buckets() && b.uses_custom_buckets() && a.custom_values != b.custom_values
+    }
+}
+
 /// One sample of a window: its time, and a histogram or a float.
 pub type WindowSample<'a> = (i64, Result<&'a Histogram, f64>);
 
@@ -151,11 +176,13 @@ pub type WindowSample<'a> = (i64, Result<&'a Histogram, f64>);
 /// staleness markers removed), as Prometheus computes it. A window mixing floats and
 /// histograms gives nothing for the functions that combine values (Prometheus warns), and
 /// histograms that cannot be combined (exponential and custom buckets) give nothing.
+/// Custom bounds the function reconciled are noted in `reconciled`.
 pub fn apply_range(
     func: RangeFunc,
     samples: &[WindowSample<'_>],
     eval_ms: i64,
     range_ms: i64,
+    reconciled: &mut Option<Reconciled>,
 ) -> Option<RangeValue> {
     use RangeFunc::*;
     let first = samples.first()?;
@@ -175,18 +202,11 @@ pub fn apply_range(
             };
             let rate = func == Irate;
             return match (a, b) {
-                (Ok(h0), Ok(h1)) => {
-                    instant_delta(&[(*t0, *h0), (*t1, *h1)], rate).map(RangeValue::Histogram)
-                }
-                (Err(f0), Err(f1)) if t1 > t0 => {
-                    let delta = if rate && f1 < f0 { *f1 } else { f1 - f0 };
-                    let seconds = (t1 - t0) as f64 / 1000.0;
-                    Some(RangeValue::Float(if rate {
-                        delta / seconds
-                    } else {
-                        delta
-                    }))
-                }
+                (Ok(h0), Ok(h1)) => instant_delta(&[(*t0, *h0), (*t1, *h1)], rate, reconciled)
+                    .map(RangeValue::Histogram),
+                (Err(f0), Err(f1)) => func
+                    .apply(&[*t0, *t1], &[*f0, *f1], eval_ms, range_ms, &[])
+                    .map(RangeValue::Float),
                 _ => None,
             };
         }
@@ -215,23 +235,27 @@ pub fn apply_range(
         return None;
     }
     match func {
-        SumOverTime => {
-            let mut sum = HistogramSum::new(histograms[0].1);
+        SumOverTime | AvgOverTime => {
+            let mut sum = HistogramMean::new(histograms[0].1, func == AvgOverTime);
             for (_, h) in &histograms[1..] {
                 sum.add(h).ok()?;
             }
+            if sum.bounds_reconciled() {
+                *reconciled = Some(Reconciled::Aggregation);
+            }
             Some(RangeValue::Histogram(sum.finish()))
         }
-        AvgOverTime => {
-            let mut mean = HistogramMean::new(histograms[0].1, true);
-            for (_, h) in &histograms[1..] {
-                mean.add(h).ok()?;
-            }
-            Some(RangeValue::Histogram(mean.finish()))
-        }
         Rate | Increase | Delta => {
-            extrapolated_rate(&histograms, eval_ms, range_ms, func != Delta, func == Rate)
-                .map(RangeValue::Histogram)
+            let counter = func != Delta;
+            extrapolated_rate(
+                &histograms,
+                eval_ms,
+                range_ms,
+                counter,
+                func == Rate,
+                reconciled,
+            )
+            .map(RangeValue::Histogram)
         }
         _ => None,
     }
@@ -239,7 +263,11 @@ pub fn apply_range(
 
 /// The increase of a window of histograms, counter resets added back for counters
 /// (Prometheus's `histogramRate`), with the gauge hint.
-fn histogram_increase(histograms: &[(i64, &Histogram)], counter: bool) -> Option<Histogram> {
+fn histogram_increase(
+    histograms: &[(i64, &Histogram)],
+    counter: bool,
+    reconciled: &mut Option<Reconciled>,
+) -> Option<Histogram> {
     let (_, last) = histograms.last()?;
     let mut prev = histograms[0].1.clone();
     // A reset between the first two samples: count the second from zero.
@@ -255,10 +283,16 @@ fn histogram_increase(histograms: &[(i64, &Histogram)], counter: bool) -> Option
         };
     }
     let mut result = (*last).sub(&prev).ok()?;
+    if Reconciled::differ(last, &prev) {
+        *reconciled = Some(Reconciled::Subtraction);
+    }
     if counter {
         let mut before: &Histogram = &prev;
         for (_, current) in &histograms[1..] {
             if current.detect_reset(before) {
+                if Reconciled::differ(&result, before) {
+                    *reconciled = Some(Reconciled::Addition);
+                }
                 result = result.add(before).ok()?;
             }
             before = current;
@@ -276,11 +310,12 @@ fn extrapolated_rate(
     range_ms: i64,
     counter: bool,
     rate: bool,
+    reconciled: &mut Option<Reconciled>,
 ) -> Option<Histogram> {
     if histograms.len() < 2 {
         return None;
     }
-    let result = histogram_increase(histograms, counter)?;
+    let result = histogram_increase(histograms, counter, reconciled)?;
     let seconds = |ms: i64| ms as f64 / 1000.0;
     let (first_t, last_t) = (histograms[0].0, histograms[histograms.len() - 1].0);
     let sampled = seconds(last_t - first_t);
@@ -312,13 +347,20 @@ fn extrapolated_rate(
 
 /// `irate` and `idelta` of histograms: the last two samples' difference (for `irate`, the
 /// last sample alone after a reset), per second for `irate`.
-fn instant_delta(histograms: &[(i64, &Histogram)], rate: bool) -> Option<Histogram> {
+fn instant_delta(
+    histograms: &[(i64, &Histogram)],
+    rate: bool,
+    reconciled: &mut Option<Reconciled>,
+) -> Option<Histogram> {
     let [.., (t0, h0), (t1, h1)] = histograms else {
         return None;
     };
     let mut result = if rate && h1.detect_reset(h0) {
         (*h1).clone()
     } else {
+        if Reconciled::differ(h1, h0) {
+            *reconciled = Some(Reconciled::Subtraction);
+        }
         h1.sub(h0).ok()?
     };
     if rate {

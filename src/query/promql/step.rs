@@ -139,6 +139,18 @@ impl StepNotes {
         }
     }
 
+    /// Prometheus's info for custom bucket bounds reconciled by a function of histograms.
+    fn reconciled(&self, operation: native::Reconciled) {
+        Self::record(
+            &self.infos,
+            format!(
+                "PromQL info: mismatched custom buckets were reconciled during {}{}",
+                operation.name(),
+                self.position
+            ),
+        );
+    }
+
     /// Prometheus's info for a function of floats whose window at `at` (of `range`) also
     /// held native histograms, which it ignored; `floats` are the window's float samples.
     fn mixed_window(&self, series: &str, s: &SeriesSamples, floats: usize, at: i64, range: i64) {
@@ -191,10 +203,17 @@ impl StepNotes {
             ));
             return;
         }
-        let custom = histograms().filter(|h| h.uses_custom_buckets()).count();
+        // A counter that reset after its first sample counts the second from zero: the
+        // first's buckets do not take part.
+        let reset_first = matches!(func, Rate | Increase)
+            && matches!(samples, [(_, Ok(a)), (_, Ok(b)), ..] if b.detect_reset(a));
+        let combined = &samples[usize::from(reset_first)..];
+        let custom = (combined.iter())
+            .filter(|(_, v)| v.is_ok_and(|h| h.uses_custom_buckets()))
+            .count();
         // For `irate`, a switch between exponential and custom buckets is a reset: the last
         // histogram alone is the result.
-        if custom > 0 && custom < samples.len() && func != Irate {
+        if custom > 0 && custom < combined.len() && func != Irate {
             self.warn(format!(
                 "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}{}",
                 metric(),
@@ -847,7 +866,7 @@ fn evaluate(
                     let ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
                     if let Some(first) = extended::anchor_index(&ts, at - range)
                         && let Some(native::RangeValue::Float(v)) =
-                            native::apply_range(*func, &samples[first..], at, *range)
+                            native::apply_range(*func, &samples[first..], at, *range, &mut None)
                     {
                         out.push(name, t, v)?;
                     }
@@ -901,7 +920,12 @@ fn evaluate(
                 if s.hs[start..end].iter().any(Option::is_some) {
                     let samples = window_samples(s, start, end);
                     notes.histogram_window(name, *func, &samples);
-                    match native::apply_range(*func, &samples, at, *range) {
+                    let mut reconciled = None;
+                    let value = native::apply_range(*func, &samples, at, *range, &mut reconciled);
+                    if let Some(operation) = reconciled {
+                        notes.reconciled(operation);
+                    }
+                    match value {
                         Some(native::RangeValue::Float(v)) => out.push(name, t, v)?,
                         Some(native::RangeValue::Histogram(h)) => {
                             out.push_histogram(name, t, Arc::new(h))?
