@@ -171,20 +171,21 @@ impl StepNotes {
 
     /// Prometheus's warnings about a window of native histograms `func` evaluates: floats
     /// and histograms mixed, exponential and custom buckets mixed, a gauge histogram given to
-    /// `rate`/`increase`, a counter histogram given to `delta`.
+    /// `rate`/`increase`, a counter histogram given to `delta`. Returns false when the
+    /// window mixes kinds that give no result.
     fn histogram_window(
         &self,
         series: &str,
         func: RangeFunc,
         samples: &[native::WindowSample<'_>],
-    ) {
+    ) -> bool {
         use RangeFunc::*;
         let combines = matches!(
             func,
             Rate | Increase | Delta | Irate | Idelta | SumOverTime | AvgOverTime
         );
         if !combines {
-            return;
+            return true;
         }
         // `irate` and `idelta` read the last two samples alone.
         let samples = match func {
@@ -196,12 +197,8 @@ impl StepNotes {
         // Checked in place: this runs for every window of histograms.
         let histograms = || samples.iter().filter_map(|(_, v)| v.ok());
         if histograms().count() < samples.len() {
-            self.warn(format!(
-                "PromQL warning: encountered a mix of histograms and floats for metric name {:?}{}",
-                metric(),
-                self.position
-            ));
-            return;
+            self.mixed_kinds(metric());
+            return false;
         }
         // A counter that reset after its first sample counts the second from zero: the
         // first's buckets do not take part.
@@ -213,12 +210,9 @@ impl StepNotes {
             .count();
         // For `irate`, a switch between exponential and custom buckets is a reset: the last
         // histogram alone is the result.
-        if custom > 0 && custom < combined.len() && func != Irate {
-            self.warn(format!(
-                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}{}",
-                metric(),
-                self.position
-            ));
+        let mixed = custom > 0 && custom < combined.len() && func != Irate;
+        if mixed {
+            self.mixed_schemas(metric());
         }
         let gauge = |h: &Histogram| h.counter_reset_hint == CounterResetHint::Gauge;
         if matches!(func, Rate | Increase | Irate) && histograms().any(gauge) {
@@ -235,6 +229,21 @@ impl StepNotes {
                 self.position
             ));
         }
+        !mixed
+    }
+
+    fn mixed_schemas(&self, metric: &str) {
+        self.warn(format!(
+            "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{}",
+            self.position
+        ));
+    }
+
+    fn mixed_kinds(&self, metric: &str) {
+        self.warn(format!(
+            "PromQL warning: encountered a mix of histograms and floats for metric name {metric:?}{}",
+            self.position
+        ));
     }
 
     fn overlapping_start(&self, series: &str) {
@@ -873,6 +882,18 @@ fn evaluate(
                     continue;
                 }
                 if s.hs[start..end].iter().any(Option::is_some) {
+                    // The samples the edges are taken from, and those between.
+                    let samples = window_samples(s, start, end);
+                    let ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
+                    let first = extended::anchor_index(&ts, at - range).unwrap_or(ts.len());
+                    let last = match mode {
+                        SelectorMode::Smoothed => ts.partition_point(|x| *x < at),
+                        _ => ts.len() - 1,
+                    };
+                    let used = samples.get(first..=last.min(ts.len() - 1)).unwrap_or(&[]);
+                    if !notes.histogram_window(name, *func, used) {
+                        continue;
+                    }
                     // Only a window of histograms alone has a result.
                     if let Some((ts, hs)) = live_histograms(s, start, end) {
                         match extended::apply_histograms(*func, &ts, &hs, at, *range, *mode) {
@@ -897,6 +918,31 @@ fn evaluate(
                 let at = steps.data_time(t);
                 let (start, end) = cursor.window(&s.ts, at - lookback, at + lookback);
                 if s.hs[start..end].iter().any(Option::is_some) {
+                    // Interpolating between a float and a histogram, or exponential and
+                    // custom buckets, gives nothing but Prometheus's warning.
+                    let samples = window_samples(s, start, end);
+                    let next = samples.partition_point(|(x, _)| *x < at);
+                    if next > 0
+                        && let Some(&(t_after, after)) = samples.get(next)
+                        && t_after != at
+                    {
+                        let before = samples[next - 1].1;
+                        let metric =
+                            super::labels::get(name, crate::model::METRIC_NAME_LABEL).unwrap_or("");
+                        match (before, after) {
+                            (Ok(a), Ok(b))
+                                if a.uses_custom_buckets() != b.uses_custom_buckets() =>
+                            {
+                                notes.mixed_schemas(metric);
+                                continue;
+                            }
+                            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                                notes.mixed_kinds(metric);
+                                continue;
+                            }
+                            _ => {}
+                        }
+                    }
                     if let Some((ts, hs)) = live_histograms(s, start, end)
                         && let Some(h) = extended::smoothed_instant(
                             &ts,

@@ -72,6 +72,30 @@ pub fn selector_mode(vs: &VectorSelector) -> SelectorMode {
         .unwrap_or_default()
 }
 
+/// How the query's text starts `expr` when that is a selector: a vector selector without
+/// the matcher the rewrite added for its mode, and the keyword after it (`x smoothed`); a
+/// range selector's vector selector and its bracket (`x[`, as its range may be written
+/// `90s` or `1m30s`). None for other expressions, whose text is their own.
+pub fn written_selector(expr: &PromExpr) -> Option<String> {
+    let strip = |vs: &VectorSelector| {
+        let mode = selector_mode(vs);
+        let mut plain = vs.clone();
+        plain.matchers.matchers.retain(|m| m.name != MODE_LABEL);
+        (mode != SelectorMode::Plain).then_some((plain, mode.keyword()))
+    };
+    match expr {
+        PromExpr::VectorSelector(vs) => {
+            let (plain, keyword) = strip(vs)?;
+            Some(format!("{} {keyword}", PromExpr::VectorSelector(plain)))
+        }
+        PromExpr::MatrixSelector(ms) => {
+            let plain = strip(&ms.vs).map_or_else(|| ms.vs.clone(), |(plain, _)| plain);
+            Some(format!("{}[", PromExpr::VectorSelector(plain)))
+        }
+        _ => None,
+    }
+}
+
 /// The reserved label name marking a trim operator's left operand; no stored series has it.
 pub const TRIM_LABEL: &str = "__quiver_trim__";
 

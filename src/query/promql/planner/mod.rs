@@ -233,7 +233,7 @@ impl Planner {
     /// Where `expr` starts in the query, as Prometheus cites it: ` (line:column)`. The parser
     /// keeps no positions, so this finds the expression's text; the first occurrence is taken.
     pub(super) fn position(&self, expr: &PromExpr) -> String {
-        let text = expr.to_string();
+        let text = super::syntax::written_selector(expr).unwrap_or_else(|| expr.to_string());
         let Some(offset) = self.source.find(&text) else {
             return String::new();
         };

@@ -238,6 +238,16 @@ impl Planner {
             max += self.lookback;
         }
         let raw = self.raw_samples_with(vs, min, max, histograms).await?;
+        // Only a smoothed selection of histograms has something to say (interpolating
+        // across kinds of samples).
+        let notes = match smoothed && histograms {
+            true => StepNotes {
+                warnings: Some(self.warnings.clone()),
+                infos: Some(self.infos.clone()),
+                position: self.position(&PromExpr::VectorSelector(vs.clone())),
+            },
+            false => StepNotes::default(),
+        };
         step_node(
             raw,
             steps,
@@ -246,7 +256,7 @@ impl Planner {
                 emit: Emit::Value,
                 smoothed,
             },
-            StepNotes::default(),
+            notes,
         )
     }
 
