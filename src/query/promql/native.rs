@@ -370,12 +370,13 @@ fn instant_delta(
     Some(result)
 }
 
-/// `prom_histogram_sum(histogram)` (or `prom_histogram_avg` when `mean`): the Kahan sum
+/// `prom_histogram_sum(histogram, labels)` (or `prom_histogram_avg` when `mean`): the Kahan sum
 /// (or mean) of a group's native histograms, null rows (the floats') left out; null when
 /// there is none, or when they cannot be added (exponential and custom buckets mixed),
 /// where Prometheus gives no result. Hints that collide (a counter reset and none) give
-/// Prometheus's warning, custom buckets added on the bounds they share its info, recorded
-/// in `notes`.
+/// Prometheus's warning, custom buckets added on the bounds they share its info, and
+/// exponential and custom buckets mixed its warning naming the metric (from `labels`),
+/// recorded in `notes`.
 pub fn sum_udaf(mean: bool, notes: Notes) -> datafusion::logical_expr::AggregateUDF {
     let name = if mean {
         "prom_histogram_avg"
@@ -384,7 +385,7 @@ pub fn sum_udaf(mean: bool, notes: Notes) -> datafusion::logical_expr::Aggregate
     };
     datafusion::logical_expr::create_udaf(
         name,
-        vec![histogram_type()],
+        vec![histogram_type(), DataType::Utf8],
         Arc::new(histogram_type()),
         Volatility::Immutable,
         Arc::new(move |_| {
@@ -448,9 +449,27 @@ impl datafusion::logical_expr::Accumulator for SumAccumulator {
         values: &[arrow::array::ArrayRef],
     ) -> datafusion::common::Result<()> {
         let column = histograms(&values[0])?;
+        let labels = values[1]
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| DataFusionError::Internal("expected label sets".into()))?;
         for i in 0..values[0].len() {
             if let Some(h) = column.get(i) {
                 self.add(&h);
+                if self.failed {
+                    // Prometheus names the metric of the histogram that did not add up.
+                    let metric =
+                        super::labels::get(labels.value(i), crate::model::METRIC_NAME_LABEL)
+                            .unwrap_or("");
+                    record(
+                        &self.notes.warnings,
+                        format!(
+                            "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{}",
+                            self.notes.position
+                        ),
+                    );
+                    return Ok(());
+                }
             }
         }
         Ok(())

@@ -265,9 +265,11 @@ pub fn binary_udf(op: BinaryOp, keep_right: bool, return_bool: bool, notes: Note
                     notes.record(op, note);
                 }
                 let (float, histogram) = outcome.kept.clone().unzip();
+                let histogram = histogram.flatten();
                 keep.push(outcome.kept.is_some());
-                values.push(float);
-                histograms.push(histogram.flatten().map(Arc::new));
+                // A histogram's row has no float value, as a selector's has none.
+                values.push(float.filter(|_| histogram.is_none()));
+                histograms.push(histogram.map(Arc::new));
             }
             let columns: Vec<ArrayRef> = vec![
                 Arc::new(BooleanArray::from(keep)),

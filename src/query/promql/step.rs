@@ -559,8 +559,15 @@ impl ExecutionPlan for PromStepExec {
             held,
             move |batches| {
                 let grouping_timer = grouping.timer();
-                let keep_histograms = reads_histograms(&window);
-                let mut series = group_series(&batches, keep_histograms)?;
+                let histograms = match &window {
+                    _ if reads_histograms(&window) => HistogramRows::Keep,
+                    Window::Instant {
+                        emit: Emit::SampleTime | Emit::StartTime,
+                        ..
+                    } => HistogramRows::AsSamples,
+                    _ => HistogramRows::Skip,
+                };
+                let mut series = group_series(&batches, histograms)?;
                 grouping_timer.done();
                 let step_params = take_step_params(&mut series);
                 if drop_name {
@@ -675,11 +682,21 @@ impl<'a> LabelColumn<'a> {
     }
 }
 
-/// The input's rows grouped by series. Rows of native histograms are kept when
-/// `keep_histograms`, else left out.
+/// What a node does with the rows of native histograms in its input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HistogramRows {
+    /// Evaluates them.
+    Keep,
+    /// Counts them as samples whose value it does not read (their times).
+    AsSamples,
+    /// Leaves them out (noting their times, see `skipped_histograms`).
+    Skip,
+}
+
+/// The input's rows grouped by series, rows of native histograms as `histograms_rows` says.
 fn group_series(
     batches: &[RecordBatch],
-    keep_histograms: bool,
+    histograms_rows: HistogramRows,
 ) -> DfResult<Vec<(String, SeriesSamples)>> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, SeriesSamples)> = Vec::new();
@@ -720,10 +737,19 @@ fn group_series(
             let Some((name, key)) = labels.get(i).filter(|_| ts.is_valid(i)) else {
                 continue;
             };
+            let mut stand_in = None;
             let histogram = match &histograms {
-                Some(column) if column.is_histogram(i) => match keep_histograms {
-                    true => column.get(i).map(Arc::new),
-                    false => {
+                Some(column) if column.is_histogram(i) => match histograms_rows {
+                    HistogramRows::Keep => column.get(i).map(Arc::new),
+                    HistogramRows::AsSamples => {
+                        // Its value stands in: a staleness marker stays one.
+                        stand_in = column.get(i).map(|h| match is_stale_nan(h.sum) {
+                            true => h.sum,
+                            false => 0.0,
+                        });
+                        None
+                    }
+                    HistogramRows::Skip => {
                         skipped.push((name, ts.value(i)));
                         continue;
                     }
@@ -764,10 +790,10 @@ fn group_series(
                 samples.hs.resize(samples.ts.len(), None);
             }
             samples.ts.push(ts.value(i));
-            samples.vs.push(if histogram.is_some() {
-                0.0
-            } else {
-                vs.value(i)
+            samples.vs.push(match stand_in {
+                _ if histogram.is_some() => 0.0,
+                Some(v) => v,
+                None => vs.value(i),
             });
             if !samples.hs.is_empty() || histogram.is_some() {
                 samples.hs.push(histogram);

@@ -28,8 +28,13 @@ const BASELINE_ALL_PASSES: usize = include!("baseline_all.txt");
 
 const LOOKBACK: Duration = Duration::from_secs(300);
 
+/// The shared scripts, or (for a developer narrowing a failure down) the folder named by
+/// `QUIVER_PROMQLTEST_DIR`.
 fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/promqltest")
+    match std::env::var_os("QUIVER_PROMQLTEST_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/promqltest"),
+    }
 }
 
 /// A fresh storage that keeps everything in the head and accepts samples in any order.

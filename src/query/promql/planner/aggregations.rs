@@ -92,7 +92,7 @@ impl Planner {
                     position: self.position(&PromExpr::Aggregate(a.clone())),
                 },
             )
-            .call(vec![col(HISTOGRAM)])
+            .call(vec![col(HISTOGRAM), cast(col(LABELS), DataType::Utf8)])
             .alias("hs"),
             any_name_dropped(),
         ];

@@ -378,7 +378,8 @@ impl Planner {
                 bounds,
                 SampleColumns {
                     starts: emit == Emit::StartTime,
-                    histograms: false,
+                    // A histogram's sample has a time and start time too.
+                    histograms: self.any_histograms,
                 },
                 Aggregate::Avg,
                 layers,
