@@ -235,13 +235,16 @@ impl Counter<'_> {
                 )
     }
 
-    /// The first sample's start time, when it lies inside the window `(range_start,
-    /// first sample)`: the counter was then zero, so the increase counts from there
-    /// instead of being extrapolated.
     fn start_inside(&self, range_start: i64) -> Option<i64> {
-        let start = self.start(0);
-        (start != 0 && range_start < start && start < self.ts[0]).then_some(start)
+        start_inside((self.ts[0], self.start(0)), range_start)
     }
+}
+
+/// The first sample's start time (of `(t, start)`), when it lies inside the window
+/// `(range_start, t)`: the counter was then zero, so the increase counts from there
+/// instead of being extrapolated.
+pub(super) fn start_inside((t, start): (i64, i64), range_start: i64) -> Option<i64> {
+    (start != 0 && range_start < start && start < t).then_some(start)
 }
 
 /// Whether a sample at `t` with start time `start` began counting after the previous
@@ -249,7 +252,7 @@ impl Counter<'_> {
 /// equals `prev_t` while the previous sample had a valid start of its own (a delta
 /// sample). An unknown (0) start, or a start equal to `prev_t` after a sample of unknown
 /// or impossible start, says nothing.
-fn started_anew((prev_t, prev_start): (i64, i64), (t, start): (i64, i64)) -> bool {
+pub(super) fn started_anew((prev_t, prev_start): (i64, i64), (t, start): (i64, i64)) -> bool {
     if start == 0 || start >= t {
         return false;
     }
@@ -290,44 +293,77 @@ fn extrapolated_rate(
             }
         }
     }
-    let seconds = |ms: i64| ms as f64 / 1000.0;
-    let sampled = seconds(last_t - first_t);
-    let average_step = sampled / (vs.len() - 1).max(1) as f64;
-    let threshold = average_step * 1.1;
-    let mut to_end = seconds(eval_ms - last_t);
-    if to_end >= threshold {
-        to_end = average_step / 2.0;
-    }
-    let factor = match from_start {
-        // A single sample gives no spacing to extrapolate with.
-        Some(_) if vs.len() == 1 => 1.0,
-        Some(start) => {
-            let counted = seconds(last_t - start);
-            (counted + to_end) / counted
-        }
-        None => {
-            let mut to_start = seconds(first_t - range_start);
-            if to_start >= threshold {
-                to_start = average_step / 2.0;
-            }
-            if is_counter && result > 0.0 && vs[0] >= 0.0 {
-                let to_zero = sampled * (vs[0] / result);
-                if to_zero < to_start {
-                    to_start = to_zero;
-                }
-            }
-            (sampled + to_start + to_end) / sampled
-        }
+    let window = Extrapolation {
+        first_t,
+        last_t,
+        samples: vs.len(),
+        eval_ms,
+        range_ms,
+        from_start,
+        is_rate,
     };
+    let factor = window.factor(is_counter.then_some((vs[0], result)));
     if from_start.is_some() {
         result += vs[0];
     }
-    let factor = if is_rate {
-        factor / seconds(range_ms)
-    } else {
-        factor
-    };
     Some(result * factor)
+}
+
+/// A window `rate`, `increase` and `delta` extrapolate over, of floats or histograms.
+pub(super) struct Extrapolation {
+    pub first_t: i64,
+    pub last_t: i64,
+    pub samples: usize,
+    pub eval_ms: i64,
+    pub range_ms: i64,
+    /// The first sample's start time inside the window (see [`start_inside`]).
+    pub from_start: Option<i64>,
+    pub is_rate: bool,
+}
+
+impl Extrapolation {
+    /// The factor the window's change is scaled by: extrapolated towards the window's
+    /// edges (by at most half an average step beyond the samples), on the left not past
+    /// where a counter would have been zero (`zero_point`: the first value and the
+    /// change), or from the first sample's start time; per second for `rate`.
+    pub fn factor(&self, zero_point: Option<(f64, f64)>) -> f64 {
+        let seconds = |ms: i64| ms as f64 / 1000.0;
+        let sampled = seconds(self.last_t - self.first_t);
+        let average_step = sampled / (self.samples - 1).max(1) as f64;
+        let threshold = average_step * 1.1;
+        let mut to_end = seconds(self.eval_ms - self.last_t);
+        if to_end >= threshold {
+            to_end = average_step / 2.0;
+        }
+        let factor = match self.from_start {
+            // A single sample gives no spacing to extrapolate with.
+            Some(_) if self.samples == 1 => 1.0,
+            Some(start) => {
+                let counted = seconds(self.last_t - start);
+                (counted + to_end) / counted
+            }
+            None => {
+                let mut to_start = seconds(self.first_t - (self.eval_ms - self.range_ms));
+                if to_start >= threshold {
+                    to_start = average_step / 2.0;
+                }
+                if let Some((first, change)) = zero_point
+                    && change > 0.0
+                    && first >= 0.0
+                {
+                    let to_zero = sampled * (first / change);
+                    if to_zero < to_start {
+                        to_start = to_zero;
+                    }
+                }
+                (sampled + to_start + to_end) / sampled
+            }
+        };
+        match self.is_rate {
+            true => factor / seconds(self.range_ms),
+            false => factor,
+        }
+    }
 }
 
 /// `irate` and `idelta`: from the last two samples only.

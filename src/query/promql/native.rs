@@ -18,7 +18,7 @@ use crate::storage::histogram_arrow::{HistogramColumn, histogram_type};
 
 use crate::model::kahan::kahan_add;
 
-use super::functions::RangeFunc;
+use super::functions::{Extrapolation, RangeFunc, start_inside, started_anew};
 use super::native_binary::Notes;
 
 /// What a histogram function computes of each histogram.
@@ -177,9 +177,12 @@ pub type WindowSample<'a> = (i64, Result<&'a Histogram, f64>);
 /// histograms gives nothing for the functions that combine values (Prometheus warns), and
 /// histograms that cannot be combined (exponential and custom buckets) give nothing.
 /// Custom bounds the function reconciled are noted in `reconciled`.
+/// `starts` are the samples' start timestamps (0 where unknown), or empty when none is
+/// known: a counter whose start time moved on was reset.
 pub fn apply_range(
     func: RangeFunc,
     samples: &[WindowSample<'_>],
+    starts: &[i64],
     eval_ms: i64,
     range_ms: i64,
     reconciled: &mut Option<Reconciled>,
@@ -187,6 +190,11 @@ pub fn apply_range(
     use RangeFunc::*;
     let first = samples.first()?;
     let last = samples.last()?;
+    // Whether sample `i`'s start time says the counter restarted after sample `i - 1`.
+    let anew = |i: usize| {
+        !starts.is_empty()
+            && started_anew((samples[i - 1].0, starts[i - 1]), (samples[i].0, starts[i]))
+    };
     let value = |s: &WindowSample<'_>| match s.1 {
         Ok(h) => RangeValue::Histogram(h.clone()),
         Err(f) => RangeValue::Float(f),
@@ -201,11 +209,23 @@ pub fn apply_range(
                 return None;
             };
             let rate = func == Irate;
+            let n = samples.len();
+            let last_starts = starts.get(n - 2..).unwrap_or(&[]);
             return match (a, b) {
-                (Ok(h0), Ok(h1)) => instant_delta(&[(*t0, *h0), (*t1, *h1)], rate, reconciled)
-                    .map(RangeValue::Histogram),
+                (Ok(h0), Ok(h1)) => {
+                    let reset = rate && (h1.detect_reset(h0) || anew(n - 1));
+                    instant_delta((*t0, *h0), (*t1, *h1), rate, reset, reconciled)
+                        .map(RangeValue::Histogram)
+                }
                 (Err(f0), Err(f1)) => func
-                    .apply(&[*t0, *t1], &[*f0, *f1], eval_ms, range_ms, &[])
+                    .apply_with_starts(
+                        &[*t0, *t1],
+                        &[*f0, *f1],
+                        last_starts,
+                        eval_ms,
+                        range_ms,
+                        &[],
+                    )
                     .map(RangeValue::Float),
                 _ => None,
             };
@@ -216,13 +236,14 @@ pub fn apply_range(
         // Counted across floats and histograms alike: a switch between them is a change,
         // and a reset.
         Changes | Resets => {
-            let counted = samples.windows(2).filter(|w| match (&w[0].1, &w[1].1) {
-                (Ok(a), Ok(b)) if func == Changes => !b.same_as(a),
-                (Ok(a), Ok(b)) => b.detect_reset(a),
-                (Err(a), Err(b)) if func == Changes => !(a == b || (a.is_nan() && b.is_nan())),
-                (Err(a), Err(b)) => b < a,
-                _ => true,
-            });
+            let counted =
+                (1..samples.len()).filter(|&i| match (&samples[i - 1].1, &samples[i].1) {
+                    (Ok(a), Ok(b)) if func == Changes => !b.same_as(a),
+                    (Ok(a), Ok(b)) => b.detect_reset(a) || anew(i),
+                    (Err(a), Err(b)) if func == Changes => !(a == b || (a.is_nan() && b.is_nan())),
+                    (Err(a), Err(b)) => b < a || anew(i),
+                    _ => true,
+                });
             return Some(RangeValue::Float(counted.count() as f64));
         }
         _ => {}
@@ -247,15 +268,27 @@ pub fn apply_range(
         }
         Rate | Increase | Delta => {
             let counter = func != Delta;
-            extrapolated_rate(
-                &histograms,
+            let resets: Vec<bool> = (0..histograms.len())
+                .map(|i| {
+                    counter
+                        && i > 0
+                        && (histograms[i].1.detect_reset(histograms[i - 1].1) || anew(i))
+                })
+                .collect();
+            let window = Extrapolation {
+                first_t: histograms[0].0,
+                last_t: histograms[histograms.len() - 1].0,
+                samples: histograms.len(),
                 eval_ms,
                 range_ms,
-                counter,
-                func == Rate,
-                reconciled,
-            )
-            .map(RangeValue::Histogram)
+                from_start: match counter && !starts.is_empty() {
+                    true => start_inside((histograms[0].0, starts[0]), eval_ms - range_ms),
+                    false => None,
+                },
+                is_rate: func == Rate,
+            };
+            extrapolated_rate(&histograms, &resets, counter, &window, reconciled)
+                .map(RangeValue::Histogram)
         }
         _ => None,
     }
@@ -265,15 +298,14 @@ pub fn apply_range(
 /// (Prometheus's `histogramRate`), with the gauge hint.
 fn histogram_increase(
     histograms: &[(i64, &Histogram)],
-    counter: bool,
+    resets: &[bool],
     reconciled: &mut Option<Reconciled>,
 ) -> Option<Histogram> {
     let (_, last) = histograms.last()?;
     let mut prev = histograms[0].1.clone();
     // A reset between the first two samples: count the second from zero.
-    if counter
+    if resets.get(1) == Some(&true)
         && let Some((_, second)) = histograms.get(1)
-        && second.detect_reset(&prev)
     {
         prev = Histogram {
             schema: second.schema,
@@ -286,59 +318,38 @@ fn histogram_increase(
     if Reconciled::differ(last, &prev) {
         *reconciled = Some(Reconciled::Subtraction);
     }
-    if counter {
-        let mut before: &Histogram = &prev;
-        for (_, current) in &histograms[1..] {
-            if current.detect_reset(before) {
-                if Reconciled::differ(&result, before) {
-                    *reconciled = Some(Reconciled::Addition);
-                }
-                result = result.add(before).ok()?;
+    // Each later reset adds back what the counter had before it.
+    for i in 2..histograms.len() {
+        if resets[i] {
+            let before = histograms[i - 1].1;
+            if Reconciled::differ(&result, before) {
+                *reconciled = Some(Reconciled::Addition);
             }
-            before = current;
+            result = result.add(before).ok()?;
         }
     }
     result.counter_reset_hint = CounterResetHint::Gauge;
     Some(result)
 }
 
-/// `rate`, `increase` and `delta` of histograms: the increase, extrapolated to the
-/// window's edges as for floats (towards a counter's zero point by its count).
+/// `rate`, `increase` and `delta` of histograms: the increase (the counter resets
+/// `resets` marks added back), extrapolated over `window` as for floats (a counter towards
+/// its zero point by its count, or from its start time).
 fn extrapolated_rate(
     histograms: &[(i64, &Histogram)],
-    eval_ms: i64,
-    range_ms: i64,
+    resets: &[bool],
     counter: bool,
-    rate: bool,
+    window: &Extrapolation,
     reconciled: &mut Option<Reconciled>,
 ) -> Option<Histogram> {
-    if histograms.len() < 2 {
+    if histograms.len() < 2 && window.from_start.is_none() {
         return None;
     }
-    let result = histogram_increase(histograms, counter, reconciled)?;
-    let seconds = |ms: i64| ms as f64 / 1000.0;
-    let (first_t, last_t) = (histograms[0].0, histograms[histograms.len() - 1].0);
-    let sampled = seconds(last_t - first_t);
-    let average_step = sampled / (histograms.len() - 1) as f64;
-    let threshold = average_step * 1.1;
-    let mut to_start = seconds(first_t - (eval_ms - range_ms));
-    if to_start >= threshold {
-        to_start = average_step / 2.0;
-    }
-    let first_count = histograms[0].1.count;
-    if counter && result.count > 0.0 && first_count >= 0.0 {
-        let to_zero = sampled * (first_count / result.count);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    let mut to_end = seconds(eval_ms - last_t);
-    if to_end >= threshold {
-        to_end = average_step / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if rate {
-        factor /= seconds(range_ms);
+    let mut result = histogram_increase(histograms, resets, reconciled)?;
+    let first = histograms[0].1;
+    let factor = window.factor(counter.then_some((first.count, result.count)));
+    if window.from_start.is_some() {
+        result = result.add(first).ok()?;
     }
     let mut scaled = result.scale(factor);
     scaled.counter_reset_hint = CounterResetHint::Gauge;
@@ -348,14 +359,13 @@ fn extrapolated_rate(
 /// `irate` and `idelta` of histograms: the last two samples' difference (for `irate`, the
 /// last sample alone after a reset), per second for `irate`.
 fn instant_delta(
-    histograms: &[(i64, &Histogram)],
+    (t0, h0): (i64, &Histogram),
+    (t1, h1): (i64, &Histogram),
     rate: bool,
+    reset: bool,
     reconciled: &mut Option<Reconciled>,
 ) -> Option<Histogram> {
-    let [.., (t0, h0), (t1, h1)] = histograms else {
-        return None;
-    };
-    let mut result = if rate && h1.detect_reset(h0) {
+    let mut result = if reset {
         (*h1).clone()
     } else {
         if Reconciled::differ(h1, h0) {

@@ -898,10 +898,17 @@ fn evaluate(
                 {
                     // Counted across floats and histograms, from the anchor on.
                     let samples = window_samples(s, start, end);
+                    let starts = window_starts(s, start, end);
                     let ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
                     if let Some(first) = extended::anchor_index(&ts, at - range)
-                        && let Some(native::RangeValue::Float(v)) =
-                            native::apply_range(*func, &samples[first..], at, *range, &mut None)
+                        && let Some(native::RangeValue::Float(v)) = native::apply_range(
+                            *func,
+                            &samples[first..],
+                            starts.get(first..).unwrap_or(&[]),
+                            at,
+                            *range,
+                            &mut None,
+                        )
                     {
                         out.push(name, t, v)?;
                     }
@@ -993,7 +1000,9 @@ fn evaluate(
                     let samples = window_samples(s, start, end);
                     notes.histogram_window(name, *func, &samples);
                     let mut reconciled = None;
-                    let value = native::apply_range(*func, &samples, at, *range, &mut reconciled);
+                    let starts = window_starts(s, start, end);
+                    let value =
+                        native::apply_range(*func, &samples, &starts, at, *range, &mut reconciled);
                     if let Some(operation) = reconciled {
                         notes.reconciled(operation);
                     }
@@ -1274,6 +1283,20 @@ fn window_samples(s: &SeriesSamples, start: usize, end: usize) -> Vec<native::Wi
             None if is_stale_nan(s.vs[i]) => None,
             None => Some((s.ts[i], Err(s.vs[i]))),
         })
+        .collect()
+}
+
+/// The start timestamps of [`window_samples`]'s samples, or none when the series has none.
+fn window_starts(s: &SeriesSamples, start: usize, end: usize) -> Vec<i64> {
+    if s.starts.is_empty() {
+        return Vec::new();
+    }
+    (start..end)
+        .filter(|&i| match &s.hs[i] {
+            Some(h) => !is_stale_nan(h.sum),
+            None => !is_stale_nan(s.vs[i]),
+        })
+        .map(|i| s.starts.get(i).copied().unwrap_or(0))
         .collect()
 }
 
