@@ -104,6 +104,23 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// Go's `strconv.Quote` of a string holding `bytes`: UTF-8 runs as characters, each byte
+/// that is not UTF-8 as `\xNN`.
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_quoted_char(&mut out, c, '"');
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!(r"\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
 pub fn push_quoted_char(out: &mut String, c: char, quote: char) {
     match c {
         c if c == quote || c == '\\' => {
@@ -310,5 +327,15 @@ mod tests {
         for value in [r"a\d", "x`y\"z\\", "tab\there\n"] {
             assert_eq!(unquote(&quote(value)).as_deref(), Some(value), "{value}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_quoted_as_escapes() {
+        assert_eq!(quote_bytes(b"a\xc5z"), r#""a\xc5z""#);
+        assert_eq!(quote_bytes("é\n".as_bytes()), r#""é\n""#);
+        assert_eq!(
+            unquote_bytes(&quote_bytes(b"\xff!")),
+            Some(b"\xff!".to_vec())
+        );
     }
 }

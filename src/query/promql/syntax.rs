@@ -184,6 +184,23 @@ pub fn non_utf8_literals(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// `value`, a string literal of `query` as the parser read it, quoted as Prometheus's
+/// messages quote it (Go's `%q`): a literal whose bytes are not UTF-8 shows those bytes
+/// (`"a\xc5z"`), not the characters the parser made of them.
+pub fn go_quoted(query: &str, value: &str) -> String {
+    use crate::gocompat::strconv::{quote, quote_bytes, unquote_bytes};
+    lex(query)
+        .into_iter()
+        .filter(|t| t.kind == Kind::Str)
+        .map(|t| &query[t.start..t.end])
+        .find_map(|literal| {
+            let bytes = unquote_bytes(literal)?;
+            let parsed = promql_parser::util::unquote_string(literal).ok()?;
+            (std::str::from_utf8(&bytes).is_err() && parsed == value).then(|| quote_bytes(&bytes))
+        })
+        .unwrap_or_else(|| quote(value))
+}
+
 // ---- lexing ------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

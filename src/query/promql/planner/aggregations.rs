@@ -342,7 +342,8 @@ impl Planner {
         };
         if !self.is_label_name(&label) {
             return Err(PromqlError::Execution(format!(
-                "invalid label name {label:?}"
+                "invalid label name {}",
+                super::super::syntax::go_quoted(&self.source, &label)
             )));
         }
         let mut formatted = Expr::ScalarFunction(ScalarFunction::new_udf(

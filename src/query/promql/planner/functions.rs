@@ -737,8 +737,14 @@ impl Planner {
             PromExpr::MatrixSelector(ms) => absent_labels(&ms.vs),
             _ => String::new(),
         };
+        // Histogram samples count as presence.
         let present = match self
-            .range_function(RangeFunc::CountOverTime, &[arg], steps.clone())
+            .range_function_with(
+                RangeFunc::CountOverTime,
+                &[arg],
+                steps.clone(),
+                self.any_histograms,
+            )
             .await?
         {
             Planned::Vector(p) => p,
