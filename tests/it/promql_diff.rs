@@ -80,6 +80,9 @@ const QUERIES_3X: &[&str] = &[
     "max_over_time(rate(diff_requests_total[5m])[30m:1m])",
     "avg_over_time(diff_temperature[10m:30s])",
     "sum_over_time(sum by (job) (diff_temperature)[15m:2m] offset 1m)",
+    // `@ start()` inside a subquery names the query's start, not the subquery's.
+    "last_over_time(diff_temperature @ start()[30m:1m] offset 1m16s)",
+    "max_over_time(rate(diff_requests_total[5m] @ end())[20m:2m])",
     // Windows that reach the data's first sample: 3.x applies the counter's zero-point
     // limit after the extrapolation threshold.
     "increase(diff_requests_total[2h])",

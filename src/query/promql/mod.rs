@@ -410,6 +410,7 @@ impl PromqlEngine {
             start,
             end,
             step,
+            query_bounds: (start, end),
             resolution,
             lookback: lookback.as_millis() as i64,
             warnings: Default::default(),

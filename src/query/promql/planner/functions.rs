@@ -472,6 +472,7 @@ impl Planner {
             start: inner_start,
             end: last,
             step,
+            query_bounds: self.query_bounds,
             resolution: self.resolution,
             lookback: self.lookback,
             warnings: Default::default(),

@@ -122,6 +122,9 @@ pub struct Planner {
     pub start: i64,
     pub end: i64,
     pub step: i64,
+    /// The query's own start and end, which `@ start()` and `@ end()` name (a subquery's
+    /// planner has other `start` and `end`).
+    pub query_bounds: (i64, i64),
     /// The downsampled data to read where it exists.
     pub resolution: ReadResolution,
     pub lookback: i64,

@@ -286,8 +286,8 @@ impl Planner {
         s.offset += offset_ms(offset);
         if let Some(at) = at {
             s.at = Some(match at {
-                AtModifier::Start => self.start,
-                AtModifier::End => self.end,
+                AtModifier::Start => self.query_bounds.0,
+                AtModifier::End => self.query_bounds.1,
                 AtModifier::At(time) => system_time_ms(*time),
             });
         }
