@@ -418,6 +418,7 @@ impl PromqlEngine {
             source: source.to_string(),
             selected_series: Default::default(),
             any_histograms: self.storage.may_have_histograms(None),
+            decoding: Default::default(),
         }
     }
 

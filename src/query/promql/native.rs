@@ -144,6 +144,14 @@ pub fn gives_histograms(func: RangeFunc) -> bool {
     )
 }
 
+/// What a range function over histograms found that Prometheus annotates.
+#[derive(Debug, Default)]
+pub struct WindowNotes {
+    pub reconciled: Option<Reconciled>,
+    /// Histograms summed with a counter reset hint and a no-reset hint.
+    pub hints_collide: bool,
+}
+
 /// Custom-bucket histograms with different bounds that a range function combined on the
 /// bounds they share, which Prometheus notes with an info naming the operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +184,8 @@ pub type WindowSample<'a> = (i64, Result<&'a Histogram, f64>);
 /// staleness markers removed), as Prometheus computes it. A window mixing floats and
 /// histograms gives nothing for the functions that combine values (Prometheus warns), and
 /// histograms that cannot be combined (exponential and custom buckets) give nothing.
-/// Custom bounds the function reconciled are noted in `reconciled`.
+/// What Prometheus notes about the window (custom bounds reconciled, counter reset hints
+/// that collide) goes to `notes`.
 /// `starts` are the samples' start timestamps (0 where unknown), or empty when none is
 /// known: a counter whose start time moved on was reset.
 pub fn apply_range(
@@ -185,7 +194,7 @@ pub fn apply_range(
     starts: &[i64],
     eval_ms: i64,
     range_ms: i64,
-    reconciled: &mut Option<Reconciled>,
+    notes: &mut WindowNotes,
 ) -> Option<RangeValue> {
     use RangeFunc::*;
     let first = samples.first()?;
@@ -214,7 +223,7 @@ pub fn apply_range(
             return match (a, b) {
                 (Ok(h0), Ok(h1)) => {
                     let reset = rate && (h1.detect_reset(h0) || anew(n - 1));
-                    instant_delta((*t0, *h0), (*t1, *h1), rate, reset, reconciled)
+                    instant_delta((*t0, *h0), (*t1, *h1), rate, reset, notes)
                         .map(RangeValue::Histogram)
                 }
                 (Err(f0), Err(f1)) => func
@@ -262,8 +271,9 @@ pub fn apply_range(
                 sum.add(h).ok()?;
             }
             if sum.bounds_reconciled() {
-                *reconciled = Some(Reconciled::Aggregation);
+                notes.reconciled = Some(Reconciled::Aggregation);
             }
+            notes.hints_collide |= sum.hints_collide();
             Some(RangeValue::Histogram(sum.finish()))
         }
         Rate | Increase | Delta => {
@@ -287,7 +297,7 @@ pub fn apply_range(
                 },
                 is_rate: func == Rate,
             };
-            extrapolated_rate(&histograms, &resets, counter, &window, reconciled)
+            extrapolated_rate(&histograms, &resets, counter, &window, notes)
                 .map(RangeValue::Histogram)
         }
         _ => None,
@@ -299,7 +309,7 @@ pub fn apply_range(
 fn histogram_increase(
     histograms: &[(i64, &Histogram)],
     resets: &[bool],
-    reconciled: &mut Option<Reconciled>,
+    notes: &mut WindowNotes,
 ) -> Option<Histogram> {
     let (_, last) = histograms.last()?;
     let mut prev = histograms[0].1.clone();
@@ -316,14 +326,14 @@ fn histogram_increase(
     }
     let mut result = (*last).sub(&prev).ok()?;
     if Reconciled::differ(last, &prev) {
-        *reconciled = Some(Reconciled::Subtraction);
+        notes.reconciled = Some(Reconciled::Subtraction);
     }
     // Each later reset adds back what the counter had before it.
     for i in 2..histograms.len() {
         if resets[i] {
             let before = histograms[i - 1].1;
             if Reconciled::differ(&result, before) {
-                *reconciled = Some(Reconciled::Addition);
+                notes.reconciled = Some(Reconciled::Addition);
             }
             result = result.add(before).ok()?;
         }
@@ -340,12 +350,12 @@ fn extrapolated_rate(
     resets: &[bool],
     counter: bool,
     window: &Extrapolation,
-    reconciled: &mut Option<Reconciled>,
+    notes: &mut WindowNotes,
 ) -> Option<Histogram> {
     if histograms.len() < 2 && window.from_start.is_none() {
         return None;
     }
-    let mut result = histogram_increase(histograms, resets, reconciled)?;
+    let mut result = histogram_increase(histograms, resets, notes)?;
     let first = histograms[0].1;
     let factor = window.factor(counter.then_some((first.count, result.count)));
     if window.from_start.is_some() {
@@ -363,13 +373,13 @@ fn instant_delta(
     (t1, h1): (i64, &Histogram),
     rate: bool,
     reset: bool,
-    reconciled: &mut Option<Reconciled>,
+    notes: &mut WindowNotes,
 ) -> Option<Histogram> {
     let mut result = if reset {
         (*h1).clone()
     } else {
         if Reconciled::differ(h1, h0) {
-            *reconciled = Some(Reconciled::Subtraction);
+            notes.reconciled = Some(Reconciled::Subtraction);
         }
         h1.sub(h0).ok()?
     };

@@ -239,14 +239,17 @@ impl ExtensionPlanner for PromStepPlanner {
             .first()
             .cloned()
             .ok_or_else(|| DataFusionError::Internal("PromStep without input".into()))?;
-        Ok(Some(Arc::new(PromStepExec::new(
-            input,
-            step.steps.clone(),
-            step.window.clone(),
-            step.drop_name,
-            step.notes.clone(),
-            Arc::new(step.schema.as_arrow().clone()),
-        ))))
+        Ok(Some(Arc::new(
+            PromStepExec::new(
+                input,
+                step.steps.clone(),
+                step.window.clone(),
+                step.drop_name,
+                step.notes.clone(),
+                Arc::new(step.schema.as_arrow().clone()),
+            )
+            .with_stats_hints(step.stats_hints),
+        )))
     }
 }
 

@@ -332,6 +332,10 @@ pub struct PromStep {
     /// it): done once per series here instead of once per row after.
     pub drop_name: bool,
     pub notes: StepNotes,
+    /// Whether the histograms read only feed `histogram_count`/`_sum`/`_avg`: Prometheus
+    /// then decodes their statistics alone, and gives a histogram whose hint is unknown
+    /// the hint its counts say against the sample read before it (see [`stats_hints`]).
+    pub stats_hints: bool,
 }
 
 impl PartialOrd for PromStep {
@@ -469,6 +473,7 @@ pub struct PromStepExec {
     window: Window,
     drop_name: bool,
     notes: StepNotes,
+    stats_hints: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     /// Rows out and compute time, for `explain?analyze=true`.
@@ -491,10 +496,17 @@ impl PromStepExec {
             window,
             drop_name,
             notes,
+            stats_hints: false,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// See [`PromStep::stats_hints`].
+    pub fn with_stats_hints(mut self, stats_hints: bool) -> Self {
+        self.stats_hints = stats_hints;
+        self
     }
 }
 
@@ -517,14 +529,17 @@ impl ExecutionPlan for PromStepExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let input = only_input(children, "PromStepExec")?;
-        Ok(Arc::new(PromStepExec::new(
-            input,
-            self.steps.clone(),
-            self.window.clone(),
-            self.drop_name,
-            self.notes.clone(),
-            self.schema.clone(),
-        )))
+        Ok(Arc::new(
+            PromStepExec::new(
+                input,
+                self.steps.clone(),
+                self.window.clone(),
+                self.drop_name,
+                self.notes.clone(),
+                self.schema.clone(),
+            )
+            .with_stats_hints(self.stats_hints),
+        ))
     }
 
     fn execute(
@@ -549,6 +564,7 @@ impl ExecutionPlan for PromStepExec {
         let window = self.window.clone();
         let notes = self.notes.clone();
         let drop_name = self.drop_name;
+        let stats_hints = self.stats_hints;
         let schema = self.schema.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let grouping = MetricBuilder::new(&self.metrics).subset_time("grouping_time", partition);
@@ -568,6 +584,11 @@ impl ExecutionPlan for PromStepExec {
                     _ => HistogramRows::Skip,
                 };
                 let mut series = group_series(&batches, histograms)?;
+                if stats_hints {
+                    for (_, s) in series.iter_mut() {
+                        self::stats_hints(&mut s.hs);
+                    }
+                }
                 grouping_timer.done();
                 let step_params = take_step_params(&mut series);
                 if drop_name {
@@ -679,6 +700,26 @@ impl<'a> LabelColumn<'a> {
     /// Row `i`'s label set; None for a null row.
     pub(super) fn text(&self, i: usize) -> Option<&'a str> {
         self.get(i).map(|(text, _)| text)
+    }
+}
+
+/// The hints Prometheus's statistics-only decoding (`HistogramStatsIterator`) gives a
+/// series' histograms (`hs`, in time order): one read back with an unknown hint gets
+/// `CounterReset` or `NotCounterReset` from its counts against the histogram before it;
+/// the first keeps its unknown hint.
+fn stats_hints(hs: &mut [Option<Arc<Histogram>>]) {
+    for i in 1..hs.len() {
+        let (before, rest) = hs.split_at_mut(i);
+        let (Some(previous), Some(h)) = (&before[i - 1], &mut rest[0]) else {
+            continue;
+        };
+        if h.counter_reset_hint == CounterResetHint::Unknown {
+            let hint = match h.counts_reset(previous) {
+                true => CounterResetHint::CounterReset,
+                false => CounterResetHint::NotCounterReset,
+            };
+            Arc::make_mut(h).counter_reset_hint = hint;
+        }
     }
 }
 
@@ -907,7 +948,7 @@ fn evaluate(
                             starts.get(first..).unwrap_or(&[]),
                             at,
                             *range,
-                            &mut None,
+                            &mut native::WindowNotes::default(),
                         )
                     {
                         out.push(name, t, v)?;
@@ -999,12 +1040,18 @@ fn evaluate(
                 if s.hs[start..end].iter().any(Option::is_some) {
                     let samples = window_samples(s, start, end);
                     notes.histogram_window(name, *func, &samples);
-                    let mut reconciled = None;
+                    let mut found = native::WindowNotes::default();
                     let starts = window_starts(s, start, end);
                     let value =
-                        native::apply_range(*func, &samples, &starts, at, *range, &mut reconciled);
-                    if let Some(operation) = reconciled {
+                        native::apply_range(*func, &samples, &starts, at, *range, &mut found);
+                    if let Some(operation) = found.reconciled {
                         notes.reconciled(operation);
+                    }
+                    if found.hints_collide {
+                        notes.warn(format!(
+                            "PromQL warning: conflicting counter resets during histogram aggregation{}",
+                            notes.position
+                        ));
                     }
                     match value {
                         Some(native::RangeValue::Float(v)) => out.push(name, t, v)?,

@@ -89,7 +89,8 @@ impl Planner {
                 super::super::native_binary::Notes {
                     infos: self.infos.clone(),
                     warnings: self.warnings.clone(),
-                    position: self.position(&PromExpr::Aggregate(a.clone())),
+                    // Prometheus cites the aggregated expression.
+                    position: self.position(&a.expr),
                 },
             )
             .call(vec![col(HISTOGRAM), cast(col(LABELS), DataType::Utf8)])
@@ -113,7 +114,7 @@ impl Planner {
         if matches!(op, AggregateOp::Sum | AggregateOp::Avg) {
             let warning = format!(
                 "PromQL warning: encountered a mix of histograms and floats for aggregation{}",
-                self.position(&PromExpr::Aggregate(a.clone()))
+                self.position(&a.expr)
             );
             let unmixed = Expr::ScalarFunction(ScalarFunction::new_udf(
                 Arc::new(super::super::native::unmixed_udf(

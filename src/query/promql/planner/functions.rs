@@ -317,7 +317,14 @@ impl Planner {
             mode,
             lookback: self.lookback,
         };
-        step_node_naming(input, (steps, window), !func.keeps_name(), notes).map(Planned::Vector)
+        // Anchored and smoothed selections read histograms in full.
+        let over_selector = matches!(strip_parens(range_arg), PromExpr::MatrixSelector(_))
+            && mode == SelectorMode::Plain;
+        let node = step_node_naming(input, (steps, window), !func.keeps_name(), notes)?;
+        Ok(Planned::Vector(match over_selector {
+            true => self.decoded(node),
+            false => node,
+        }))
     }
 
     /// Adds the rows of the parameters that vary by step to a range function's input,
@@ -480,6 +487,8 @@ impl Planner {
             source: self.source.clone(),
             selected_series: self.selected_series.clone(),
             any_histograms: self.any_histograms,
+            // Prometheus decodes histograms under a subquery in full.
+            decoding: HistogramDecoding::FullForced,
         };
         let inner_steps = inner.steps(0, None);
         let keeping = match histograms {
@@ -527,7 +536,11 @@ impl Planner {
         else {
             return Ok(Planned::Vector(classic));
         };
-        let native = match self.plan_keeping_histograms(arg, steps).await {
+        let native = match self
+            .decoding(HistogramDecoding::FullForced)
+            .plan_keeping_histograms(arg, steps)
+            .await
+        {
             Some(planned) => planned?,
             None => return Ok(Planned::Vector(classic)),
         };
@@ -610,9 +623,10 @@ impl Planner {
         arg: &PromExpr,
         steps: Steps,
     ) -> PlanResult {
-        let planned = match self.plan_keeping_histograms(arg, steps.clone()).await {
+        let under = self.decoding(HistogramDecoding::Stats);
+        let planned = match under.plan_keeping_histograms(arg, steps.clone()).await {
             Some(planned) => planned?,
-            None => self.plan_at(arg, steps).await?,
+            None => under.plan_at(arg, steps).await?,
         };
         let Planned::Vector(plan) = planned else {
             return Err(PromqlError::BadData("expected an instant vector".into()));

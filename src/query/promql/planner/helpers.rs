@@ -161,6 +161,7 @@ pub(super) fn step_node_naming(
             window,
             drop_name,
             notes,
+            stats_hints: false,
         }),
     }))
 }

@@ -116,7 +116,21 @@ pub enum Planned {
     Matrix(LogicalPlan),
 }
 
+/// How the selectors being planned decode native histograms, as Prometheus decides from
+/// the expressions above them (`detectHistogramStatsDecoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistogramDecoding {
+    #[default]
+    Full,
+    /// Under `histogram_count`, `histogram_sum` or `histogram_avg`: the statistics alone,
+    /// with hints from the counts (see `PromStep::stats_hints`).
+    Stats,
+    /// Under a subquery, a quantile or fraction, or a trim: in full, whatever is below.
+    FullForced,
+}
+
 /// Plans one query over `[start, end]` at `step`.
+#[derive(Clone)]
 pub struct Planner {
     pub storage: Arc<Storage>,
     pub start: i64,
@@ -139,6 +153,7 @@ pub struct Planner {
     /// Whether storage held any native histogram when the query was planned (read once:
     /// without one, no expression is planned for histograms).
     pub any_histograms: bool,
+    pub decoding: HistogramDecoding,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -223,6 +238,38 @@ impl Planner {
                 Some(self.range_function_with(func, &args, steps, true).await)
             }
             _ => None,
+        }
+    }
+
+    /// This planner for the expressions under one that decodes histograms as `decoding`
+    /// says (a forced full decoding stays).
+    pub(super) fn decoding(&self, decoding: HistogramDecoding) -> Planner {
+        let decoding = match self.decoding {
+            HistogramDecoding::FullForced => HistogramDecoding::FullForced,
+            _ => decoding,
+        };
+        Planner {
+            decoding,
+            ..self.clone()
+        }
+    }
+
+    /// `plan`, a selector's step node, reading histograms with the hints of statistics-only
+    /// decoding when this planner decodes so.
+    pub(super) fn decoded(&self, plan: LogicalPlan) -> LogicalPlan {
+        match &plan {
+            LogicalPlan::Extension(e) if self.decoding == HistogramDecoding::Stats => {
+                match e.node.as_any().downcast_ref::<super::step::PromStep>() {
+                    Some(step) => LogicalPlan::Extension(Extension {
+                        node: Arc::new(super::step::PromStep {
+                            stats_hints: true,
+                            ..step.clone()
+                        }),
+                    }),
+                    None => plan,
+                }
+            }
+            _ => plan,
         }
     }
 

@@ -89,8 +89,17 @@ impl Planner {
                 "bool modifier can only be used on comparison operators".into(),
             ));
         }
-        let lhs = self.operand(lhs_expr, steps.clone()).await?;
-        let rhs = self.operand(&b.rhs, steps.clone()).await?;
+        // Trimming reads the buckets.
+        let forced;
+        let planner = match op.is_trim() {
+            true => {
+                forced = self.decoding(HistogramDecoding::FullForced);
+                &forced
+            }
+            false => self,
+        };
+        let lhs = planner.operand(lhs_expr, steps.clone()).await?;
+        let rhs = planner.operand(&b.rhs, steps.clone()).await?;
         let carries = |p: &Planned| matches!(p, Planned::Vector(v) if v.schema().has_column_with_unqualified_name(HISTOGRAM));
         let native = (op.is_trim() || carries(&lhs) || carries(&rhs)).then(|| Notes {
             infos: self.infos.clone(),

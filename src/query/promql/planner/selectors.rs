@@ -248,7 +248,7 @@ impl Planner {
             },
             false => StepNotes::default(),
         };
-        step_node(
+        let node = step_node(
             raw,
             steps,
             Window::Instant {
@@ -257,7 +257,8 @@ impl Planner {
                 smoothed,
             },
             notes,
-        )
+        )?;
+        Ok(self.decoded(node))
     }
 
     /// A bare range selector as the query result: raw samples at the single eval time,
