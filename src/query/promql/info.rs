@@ -348,6 +348,11 @@ fn enrich(base: &[Row], info: &[Row], spec: &InfoSpec) -> Result<Vec<Row>, Strin
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     let step_info = info_by_step.get(&row.1).map(Vec::as_slice).unwrap_or(&[]);
+                    // A native histogram's sample has no time as its value (see
+                    // `Emit::FloatSampleTime`).
+                    if step_info.iter().any(|r| r.2.is_nan()) {
+                        return Err("info sample should be float".into());
+                    }
                     e.insert(newest_info(step_info)?)
                 }
             };

@@ -114,6 +114,9 @@ pub enum Emit {
     SampleTime,
     /// Its start timestamp in seconds, 0 when unknown (`start_timestamp()`).
     StartTime,
+    /// Its timestamp in seconds, NaN for a native histogram's (`info()`'s info series,
+    /// which must be floats).
+    FloatSampleTime,
 }
 
 /// Where a node's annotations go, and the position in the query of the selector they
@@ -400,7 +403,7 @@ fn describe(steps: &Steps, window: &Window) -> String {
                 "instant lookback={lookback}ms{}{}",
                 match emit {
                     Emit::Value => "",
-                    Emit::SampleTime => " timestamp()",
+                    Emit::SampleTime | Emit::FloatSampleTime => " timestamp()",
                     Emit::StartTime => " start_timestamp()",
                 },
                 if *smoothed { " smoothed" } else { "" }
@@ -578,7 +581,7 @@ impl ExecutionPlan for PromStepExec {
                 let histograms = match &window {
                     _ if reads_histograms(&window) => HistogramRows::Keep,
                     Window::Instant {
-                        emit: Emit::SampleTime | Emit::StartTime,
+                        emit: Emit::SampleTime | Emit::StartTime | Emit::FloatSampleTime,
                         ..
                     } => HistogramRows::AsSamples,
                     _ => HistogramRows::Skip,
@@ -783,12 +786,14 @@ fn group_series(
                 Some(column) if column.is_histogram(i) => match histograms_rows {
                     HistogramRows::Keep => column.get(i).map(Arc::new),
                     HistogramRows::AsSamples => {
-                        // Its value stands in: a staleness marker stays one.
-                        stand_in = column.get(i).map(|h| match is_stale_nan(h.sum) {
+                        // Kept as a marker; its value stands in (a staleness marker
+                        // stays one).
+                        let h = column.get(i);
+                        stand_in = h.as_ref().map(|h| match is_stale_nan(h.sum) {
                             true => h.sum,
                             false => 0.0,
                         });
-                        None
+                        h.map(Arc::new)
                     }
                     HistogramRows::Skip => {
                         skipped.push((name, ts.value(i)));
@@ -832,8 +837,8 @@ fn group_series(
             }
             samples.ts.push(ts.value(i));
             samples.vs.push(match stand_in {
-                _ if histogram.is_some() => 0.0,
                 Some(v) => v,
+                None if histogram.is_some() => 0.0,
                 None => vs.value(i),
             });
             if !samples.hs.is_empty() || histogram.is_some() {
@@ -1272,6 +1277,10 @@ fn value_at(
             Some(match emit {
                 Emit::Value => v,
                 Emit::SampleTime => s.ts[end - 1] as f64 / 1000.0,
+                Emit::FloatSampleTime => match s.hs.get(end - 1) {
+                    Some(Some(_)) => f64::NAN,
+                    _ => s.ts[end - 1] as f64 / 1000.0,
+                },
                 Emit::StartTime => s.starts.get(end - 1).copied().unwrap_or(0) as f64 / 1000.0,
             })
         }

@@ -437,13 +437,15 @@ impl Planner {
         let info_steps = self.with_modifiers(&steps, &offset, &at);
         let selector = VectorSelector::new(None, Matchers::new(spec.selector_matchers()));
         let (min, max) = data_bounds(&info_steps, self.lookback);
-        let raw = self.raw_samples(&selector, min, max).await?;
+        let raw = self
+            .raw_samples_with(&selector, min, max, self.any_histograms)
+            .await?;
         let info = step_node(
             raw,
             info_steps,
             Window::Instant {
                 lookback: self.lookback,
-                emit: Emit::SampleTime,
+                emit: Emit::FloatSampleTime,
                 smoothed: false,
             },
             StepNotes::default(),
