@@ -12,7 +12,7 @@ use promql_parser::parser::VectorSelector;
 use prost::Message;
 
 use crate::model::now_ms;
-use crate::model::{escape_label_value, is_stale_nan};
+use crate::model::{escape_label_value, escape_name, is_stale_nan};
 use crate::prompb::exposition;
 use crate::prompb::{Label, QueryResult, ReadRequest, ReadResponse, Sample, TimeSeries};
 use crate::query::promql::select::parse_selector;
@@ -132,7 +132,9 @@ fn metric_name(labels: &[(String, String)]) -> &str {
         .unwrap_or("")
 }
 
-/// The float samples in the text format 0.0.4 (it cannot carry native histograms).
+/// The float samples in the text format 0.0.4 (it cannot carry native histograms). Names
+/// the classic rules refuse are escaped with underscores, as Prometheus federates them to
+/// a scraper that does not ask for UTF-8 names.
 fn text_families(latest: &Latest) -> String {
     let mut out = String::new();
     let mut last_family = String::new();
@@ -140,7 +142,7 @@ fn text_families(latest: &Latest) -> String {
         let Newest::Float(v) = newest else {
             continue;
         };
-        let name = metric_name(labels);
+        let name = escape_name(metric_name(labels));
         if name != last_family {
             let _ = writeln!(out, "# TYPE {name} untyped");
             last_family = name.to_string();
@@ -148,7 +150,7 @@ fn text_families(latest: &Latest) -> String {
         let rendered: Vec<String> = labels
             .iter()
             .filter(|(n, _)| n != "__name__")
-            .map(|(n, v)| format!("{n}=\"{}\"", escape_label_value(v)))
+            .map(|(n, v)| format!("{}=\"{}\"", escape_name(n), escape_label_value(v)))
             .collect();
         let _ = writeln!(
             out,
@@ -161,11 +163,13 @@ fn text_families(latest: &Latest) -> String {
 }
 
 /// Every sample in the protobuf format: floats as untyped metrics, native histograms as
-/// histograms (a family per metric name and kind, as Prometheus writes them).
+/// histograms (a family per metric name and kind, as Prometheus writes them); names
+/// escaped as in the text format.
 fn protobuf_families(latest: &Latest) -> Vec<u8> {
     let mut families: Vec<exposition::MetricFamily> = Vec::new();
     for (labels, (t, newest)) in latest {
-        let name = metric_name(labels);
+        let name = escape_name(metric_name(labels));
+        let name = name.as_ref();
         let kind = match newest {
             Newest::Float(_) => exposition::UNTYPED,
             Newest::Histogram(_) => exposition::HISTOGRAM,
@@ -175,7 +179,7 @@ fn protobuf_families(latest: &Latest) -> Vec<u8> {
                 .iter()
                 .filter(|(n, _)| n != "__name__")
                 .map(|(n, v)| exposition::LabelPair {
-                    name: Some(n.clone()),
+                    name: Some(escape_name(n).into_owned()),
                     value: Some(v.clone()),
                 })
                 .collect(),

@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::model::METRIC_NAME_LABEL;
 use crate::query::promql::select::{self, select_series};
 
 use super::AppState;
@@ -160,10 +159,11 @@ async fn label_set(
     .map_err(to_api_error)
 }
 
-/// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names.
+/// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names, or be
+/// written as they are (any name Prometheus 3.x takes).
 fn decode_label_name(raw: &str) -> Result<String, ApiError> {
     let Some(encoded) = raw.strip_prefix("U__") else {
-        if crate::model::is_valid_label_name(raw) || raw == METRIC_NAME_LABEL {
+        if crate::model::is_valid_utf8_label_name(raw) {
             return Ok(raw.to_string());
         }
         return Err(ApiError::bad_data(format!("invalid label name: {raw:?}")));

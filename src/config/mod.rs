@@ -425,13 +425,6 @@ impl OtlpConfig {
                 "otlp: ignore_resource_attributes is only valid with promote_all_resource_attributes"
             );
         }
-        if !self.translation_strategy.escapes() {
-            // As Prometheus refuses these strategies under legacy name validation.
-            anyhow::bail!(
-                "otlp.translation_strategy {:?} keeps UTF-8 metric and label names, which Quiver's storage does not accept yet (it validates names with the classic rules): use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes",
-                self.translation_strategy.name()
-            );
-        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::DiscoveryError;
+use crate::model::is_valid_label_name;
 
 /// Label added to every group read from a file, naming that file.
 pub const FILEPATH_LABEL: &str = "__meta_filepath";
@@ -120,15 +121,6 @@ fn validate_group(origin: &str, index: usize, group: &TargetGroup) -> Result<(),
         });
     }
     Ok(())
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub(super) fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Accepts `host`, `host:port` and `[ipv6]:port`. Scheme and path belong in

@@ -13,8 +13,6 @@ pub enum LabelError {
     Empty,
     #[error("series has no metric name (label __name__)")]
     MissingMetricName,
-    #[error("invalid metric name {0:?}")]
-    InvalidMetricName(String),
     #[error("invalid label name {0:?}")]
     InvalidLabelName(String),
     #[error("duplicate label name {0:?}")]
@@ -81,7 +79,10 @@ impl fmt::Debug for Labels {
 }
 
 impl Labels {
-    /// Builds a validated label set. It must have a valid `__name__`.
+    /// Builds a validated label set, as Prometheus 3.x validates what it stores (its UTF-8
+    /// scheme): a metric name, any non-empty label names. Names that the classic rules
+    /// refuse (`http.method`, `my-metric`) are kept as they are; the text exposition
+    /// escapes them where it must (see [`escape_name`]).
     pub fn new(pairs: Vec<(String, String)>) -> Result<Self, LabelError> {
         if pairs.is_empty() {
             return Err(LabelError::Empty);
@@ -95,16 +96,13 @@ impl Labels {
             }
         }
         for (name, _) in &pairs {
-            if !is_valid_label_name(name) {
+            if !is_valid_utf8_label_name(name) {
                 return Err(LabelError::InvalidLabelName(name.clone()));
             }
         }
         let labels = Labels::from_pairs(shared(pairs));
         match labels.metric_name() {
             None => Err(LabelError::MissingMetricName),
-            Some(name) if !is_valid_metric_name(name) => {
-                Err(LabelError::InvalidMetricName(name.to_string()))
-            }
             Some(_) => Ok(labels),
         }
     }
@@ -260,10 +258,28 @@ pub fn is_valid_label_name(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Prometheus 3.x's rule for label names in PromQL (`label_replace`, `label_join`,
-/// `count_values`): any non-empty UTF-8 string.
+/// Prometheus 3.x's rule for label and metric names (its UTF-8 validation scheme), which
+/// storage and PromQL (`label_replace`, `label_join`, `count_values`) apply: any
+/// non-empty UTF-8 string.
 pub fn is_valid_utf8_label_name(name: &str) -> bool {
     !name.is_empty()
+}
+
+/// A metric or label name as the text exposition writes it under Prometheus's
+/// `underscores` escaping: each character the classic rules do not allow (a digit only
+/// after the first) becomes `_`; a classic name is unchanged.
+pub fn escape_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let legacy = |i: usize, c: char| {
+        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+    };
+    if name.chars().enumerate().all(|(i, c)| legacy(i, c)) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| if legacy(i, c) { c } else { '_' })
+        .collect::<String>()
+        .into()
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, Prometheus's classic metric name rule.
@@ -313,17 +329,25 @@ mod tests {
             Err(LabelError::MissingMetricName)
         );
         assert!(matches!(
-            Labels::new(pairs(&[("__name__", "up"), ("1bad", "a")])),
+            Labels::new(pairs(&[("__name__", "up"), ("", "a")])),
             Err(LabelError::InvalidLabelName(_))
         ));
         assert!(matches!(
             Labels::new(pairs(&[("__name__", "up"), ("a", "1"), ("a", "2")])),
             Err(LabelError::DuplicateLabelName(_))
         ));
-        assert!(matches!(
-            Labels::new(pairs(&[("__name__", "9up")])),
-            Err(LabelError::InvalidMetricName(_))
-        ));
+        // Prometheus 3.x stores names the classic rules refuse.
+        let utf8 = Labels::new(pairs(&[("__name__", "9up.total"), ("http.method", "GET")]));
+        assert_eq!(utf8.map(|l| l.len()), Ok(2));
+    }
+
+    #[test]
+    fn names_are_escaped_with_underscores() {
+        assert_eq!(escape_name("http_requests_total"), "http_requests_total");
+        assert_eq!(escape_name("my.metric-name"), "my_metric_name");
+        assert_eq!(escape_name("9lives"), "_lives");
+        assert_eq!(escape_name("a:b9"), "a:b9");
+        assert_eq!(escape_name("café"), "caf_");
     }
 
     #[test]

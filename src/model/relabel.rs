@@ -12,6 +12,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
+use super::is_valid_label_name;
 use md5::{Digest, Md5};
 use regex::{Captures, Regex};
 use serde::de::Error as _;
@@ -638,16 +639,6 @@ fn group_ref(name: &str) -> GroupRef<'_> {
         // Too large for usize: no such group either way, so "" results.
         _ => GroupRef::Name(name),
     }
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`, the classic Prometheus label name.
-fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_ascii_word(b: u8) -> bool {

@@ -342,11 +342,6 @@ async fn invalid_otlp_sections_are_refused_at_load() {
             "otlp:\n  translation_strategy: Sideways\n",
             "translation_strategy",
         ),
-        (
-            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n",
-            "\"NoUTF8EscapingWithSuffixes\" keeps UTF-8",
-        ),
-        ("otlp:\n  translation_strategy: NoTranslation\n", "UTF-8"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.yml");
@@ -526,7 +521,7 @@ async fn every_metric_form_translates_as_prometheus_names_it() {
     // Without suffixes: the same series, plainer names.
     let config = "global:\n  scrape_interval: 15s\notlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n";
     let q = start(config).await;
-    let (status, text) = post(&q, "application/json", request).await;
+    let (status, text) = post(&q, "application/json", request.clone()).await;
     assert_eq!((status, text.as_str()), (200, "{}"));
     let got = everything(&q, time_ms / 1000 + 1).await;
     let names: std::collections::BTreeSet<&str> =
@@ -551,4 +546,48 @@ async fn every_metric_form_translates_as_prometheus_names_it() {
     .into_iter()
     .collect();
     assert_eq!(names, want);
+
+    // The strategies that keep UTF-8 names, which storage takes as Prometheus 3.x does.
+    for (strategy, want) in [
+        (
+            "NoUTF8EscapingWithSuffixes",
+            [
+                "http.server.request.duration_seconds_count",
+                "process.memory.usage_bytes",
+                "requests_total",
+                "1st.metric_milliseconds",
+            ],
+        ),
+        (
+            "NoTranslation",
+            [
+                "http.server.request.duration_count",
+                "process.memory.usage",
+                "requests",
+                "1st.metric",
+            ],
+        ),
+    ] {
+        let config =
+            format!("global:\n  scrape_interval: 15s\notlp:\n  translation_strategy: {strategy}\n");
+        let q = start(&config).await;
+        let (status, text) = post(&q, "application/json", request.clone()).await;
+        assert_eq!((status, text.as_str()), (200, "{}"), "{strategy}");
+        let got = everything(&q, time_ms / 1000 + 1).await;
+        let names: std::collections::BTreeSet<&str> =
+            got.keys().map(|l| l["__name__"].as_str()).collect();
+        for name in want {
+            assert!(names.contains(name), "{strategy}: no {name} in {names:?}");
+        }
+        let labelled = got
+            .keys()
+            .find(|l| l["__name__"] == want[0])
+            .unwrap_or_else(|| panic!("{strategy}: {got:?}"));
+        assert_eq!(
+            labelled.get("http.route").map(String::as_str),
+            Some("/cart")
+        );
+        let query = format!("{{\"{}\", \"http.request.method\"=\"POST\"}}", want[0]);
+        assert_eq!(value(&q, &query).await, Some(6.0), "{strategy}: {query}");
+    }
 }
