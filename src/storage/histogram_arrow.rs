@@ -11,8 +11,8 @@
 //!   custom_values: list<float64>>
 //! ```
 //! Bucket counts are absolute, as in Prometheus's float histograms: a reader (SQL, another
-//! Parquet tool) needs no delta decoding, and Parquet's dictionary and byte-stream-split
-//! encodings take what repeats between samples. Float rows store a null struct, which
+//! Parquet tool) needs no delta decoding. In blocks the counts are byte-stream-split and
+//! the layout fields dictionary-encoded (see `block::writer_properties`). Float rows store a null struct, which
 //! costs their definition levels only; its fields are null there too, so that SQL's
 //! `histogram['count']` is null on a float's row (DataFusion's field access does not
 //! carry the struct's nulls down).
