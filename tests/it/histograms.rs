@@ -191,6 +191,34 @@ async fn remote_write_2_0_histograms_are_counted_and_stored() {
         ]
     );
 
+    // SQL's functions of histograms answer as PromQL's do.
+    let sql = q
+        .rows(
+            "SELECT prom_histogram_count(histogram), prom_histogram_avg(histogram), \
+             prom_histogram_quantile(0.5, histogram), prom_histogram_fraction(0, 2, histogram) \
+             FROM samples WHERE metric = 'rw2_hist' ORDER BY timestamp",
+        )
+        .await;
+    let at = ((t + 15_000) as f64 / 1000.0).to_string();
+    for (i, expr) in [
+        "histogram_count(rw2_hist)",
+        "histogram_avg(rw2_hist)",
+        "histogram_quantile(0.5, rw2_hist)",
+        "histogram_fraction(0, 2, rw2_hist)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = q
+            .get_json("/api/v1/query", &[("query", expr), ("time", &at)])
+            .await;
+        let promql: f64 = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{expr}: {body}"));
+        assert_eq!(sql[1][i].as_f64(), Some(promql), "{expr}: {sql:?}");
+    }
+
     // Remote read gives the histograms back, as Prometheus's does.
     let read = quiver::prompb::ReadRequest {
         queries: vec![quiver::prompb::Query {

@@ -84,6 +84,55 @@ impl HistogramStat {
     }
 }
 
+/// The functions of native histograms SQL offers over the `histogram` column, as PromQL
+/// computes them: `prom_histogram_count`, `_sum`, `_avg`, `_stddev`, `_stdvar(histogram)`,
+/// `prom_histogram_quantile(φ, histogram)` and `prom_histogram_fraction(lower, upper,
+/// histogram)`; null on a float's row.
+pub fn sql_udfs() -> Vec<ScalarUDF> {
+    use HistogramStat::*;
+    let mut udfs: Vec<ScalarUDF> = [Count, Sum, Avg, StdDev, StdVar]
+        .into_iter()
+        .map(HistogramStat::udf)
+        .collect();
+    udfs.push(create_udf(
+        "prom_histogram_quantile",
+        vec![DataType::Float64, histogram_type()],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (q, column) = (floats(&arrays[0])?, histograms(&arrays[1])?);
+            let out: Float64Array = (0..q.len())
+                .map(|i| {
+                    let h = column.get(i).filter(|_| q.is_valid(i))?;
+                    Some(quantile(q.value(i), &h))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
+    udfs.push(create_udf(
+        "prom_histogram_fraction",
+        vec![DataType::Float64, DataType::Float64, histogram_type()],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (lower, upper) = (floats(&arrays[0])?, floats(&arrays[1])?);
+            let column = histograms(&arrays[2])?;
+            let out: Float64Array = (0..lower.len())
+                .map(|i| {
+                    let bounds = lower.is_valid(i) && upper.is_valid(i);
+                    let h = column.get(i).filter(|_| bounds)?;
+                    Some(fraction(lower.value(i), upper.value(i), &h))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
+    udfs
+}
+
 /// What a range function gives for a window: a number or a histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RangeValue {

@@ -19,7 +19,7 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::MemoryCatalogProvider;
 use datafusion::common::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::logical_expr::AggregateUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 use crate::storage::downsample::{RES_1H, RES_5M};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -142,6 +142,14 @@ impl SqlEngine {
     pub fn register_udafs(&self, udafs: impl IntoIterator<Item = AggregateUDF>) {
         for udaf in udafs {
             self.ctx.register_udaf(udaf);
+        }
+    }
+
+    /// Adds scalar functions to every session (those of native histograms, which the query
+    /// module wires in).
+    pub fn register_udfs(&self, udfs: impl IntoIterator<Item = ScalarUDF>) {
+        for udf in udfs {
+            self.ctx.register_udf(udf);
         }
     }
 
