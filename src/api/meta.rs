@@ -160,14 +160,22 @@ async fn label_set(
 }
 
 /// Label names in the path may use Prometheus's `U__` encoding for UTF-8 names, or be
-/// written as they are (any name Prometheus 3.x takes).
+/// written as they are (any name Prometheus 3.x takes); a `U__` name that does not decode
+/// is taken as written, as Prometheus's `UnescapeName` does.
 fn decode_label_name(raw: &str) -> Result<String, ApiError> {
-    let Some(encoded) = raw.strip_prefix("U__") else {
-        if crate::model::is_valid_utf8_label_name(raw) {
-            return Ok(raw.to_string());
-        }
-        return Err(ApiError::bad_data(format!("invalid label name: {raw:?}")));
-    };
+    let name = raw
+        .strip_prefix("U__")
+        .and_then(unescape_value_encoding)
+        .unwrap_or_else(|| raw.to_string());
+    match crate::model::is_valid_utf8_label_name(&name) {
+        true => Ok(name),
+        false => Err(ApiError::bad_data(format!("invalid label name: {raw:?}"))),
+    }
+}
+
+/// Prometheus's value encoding of a name: `__` is `_`, `_<hex>_` the character of that code
+/// point, anything else itself; None when it does not decode.
+fn unescape_value_encoding(encoded: &str) -> Option<String> {
     let mut out = String::new();
     let mut rest = encoded;
     while !rest.is_empty() {
@@ -175,22 +183,19 @@ fn decode_label_name(raw: &str) -> Result<String, ApiError> {
             out.push('_');
             rest = after;
         } else if let Some(after) = rest.strip_prefix('_') {
-            let end = after
-                .find('_')
-                .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {raw:?}")))?;
+            let end = after.find('_')?;
             let code = u32::from_str_radix(&after[..end], 16)
                 .ok()
-                .and_then(char::from_u32)
-                .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {raw:?}")))?;
+                .and_then(char::from_u32)?;
             out.push(code);
             rest = &after[end + 1..];
         } else {
-            let c = rest.chars().next().unwrap_or('_');
+            let c = rest.chars().next()?;
             out.push(c);
             rest = &rest[c.len_utf8()..];
         }
     }
-    Ok(out)
+    Some(out)
 }
 
 /// `/api/v1/metadata`: metric metadata from the latest scrapes of every target.

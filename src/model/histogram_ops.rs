@@ -446,13 +446,11 @@ impl HistogramSum {
         let hint = combined_hint(self.value.counter_reset_hint, h.counter_reset_hint).0;
         if same_layout(&self.value, h) {
             let (v, c) = (&mut self.value, &mut self.compensation);
-            for (x, k, y) in [
+            add_compensated([
                 (&mut v.count, &mut c.count, h.count),
                 (&mut v.sum, &mut c.sum, h.sum),
                 (&mut v.zero_count, &mut c.zero_count, h.zero_count),
-            ] {
-                (*x, *k) = kahan_add(y, *x, *k);
-            }
+            ]);
             for (xs, ks, ys) in [
                 (
                     &mut v.positive_buckets,
@@ -491,13 +489,11 @@ impl HistogramSum {
             (x, y) = reconcile(&folded, h)?;
             Dense::of(&zeroed(&folded))
         };
-        for (x, k, y) in [
+        add_compensated([
             (&mut x.count, &mut k.count, y.count),
             (&mut x.sum, &mut k.sum, y.sum),
             (&mut x.zero_count, &mut k.zero_count, y.zero_count),
-        ] {
-            (*x, *k) = kahan_add(y, *x, *k);
-        }
+        ]);
         for (xs, ks, ys) in [
             (&mut x.positive, &mut k.positive, &y.positive),
             (&mut x.negative, &mut k.negative, &y.negative),
@@ -578,6 +574,13 @@ impl HistogramSum {
             .chain(h.positive_buckets.iter().copied())
             .chain(h.negative_buckets.iter().copied())
             .fold(0.0, |m, v| f64::max(m, v.abs()))
+    }
+}
+
+/// Adds each `(sum, compensation, value)`'s value to its sum, Kahan-compensated.
+fn add_compensated<const N: usize>(terms: [(&mut f64, &mut f64, f64); N]) {
+    for (sum, compensation, value) in terms {
+        (*sum, *compensation) = kahan_add(value, *sum, *compensation);
     }
 }
 
