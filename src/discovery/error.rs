@@ -42,9 +42,7 @@ pub enum DiscoveryError {
         reason: &'static str,
     },
 
-    #[error(
-        "{origin}, group {group}: invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
-    )]
+    #[error("{origin}, group {group}: invalid label name {name:?}")]
     InvalidLabelName {
         origin: String,
         group: usize,

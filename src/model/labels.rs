@@ -248,7 +248,8 @@ pub fn escape_label_value(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus's classic label name rule.
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus's classic label name rule, which relabeling still applies
+/// (Prometheus 3.x applies it only under its `legacy` validation scheme).
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     match chars.next() {
@@ -280,16 +281,6 @@ pub fn escape_name(name: &str) -> std::borrow::Cow<'_, str> {
         .map(|(i, c)| if legacy(i, c) { c } else { '_' })
         .collect::<String>()
         .into()
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, Prometheus's classic metric name rule.
-pub fn is_valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 #[cfg(test)]
