@@ -78,12 +78,20 @@ metric_sum() {
     curl -sf "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
 }
 
-# Sends SIGTERM, waits for a clean exit and sets STOP_SECS to the time it took. A server
-# that needs SIGKILL or exits non-zero fails the run: its data dir would not be comparable.
-# (Not run in a $(...) subshell, because only this shell can wait for its children.)
-stop_server() {
-    local pid=$1 log=$2 start i status=0 p kept=()
-    start=$(now_ms)
+# remember PID: stopped on exit (see cleanup). forget PID: it is stopped already.
+remember() { RUNNING+=("$1"); }
+forget() {
+    local p kept=()
+    for p in "${RUNNING[@]}"; do [[ "$p" == "$1" ]] || kept+=("$p"); done
+    RUNNING=("${kept[@]+"${kept[@]}"}")
+}
+
+# terminate PID LOG: SIGTERM, then a bounded wait; a process that needs SIGKILL fails the
+# run. Sets EXIT_STATUS to the process's exit status. (Not run in a $(...) subshell,
+# because only this shell can wait for its children.)
+terminate() {
+    local pid=$1 log=$2 i
+    EXIT_STATUS=0
     kill -TERM "$pid"
     for ((i = 0; i < 1200; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -94,9 +102,17 @@ stop_server() {
         tail -n 30 "$log" >&2
         die "pid $pid ignored SIGTERM for 120 s and was killed (log: $log)"
     fi
-    wait "$pid" || status=$?
-    for p in "${RUNNING[@]}"; do [[ "$p" == "$pid" ]] || kept+=("$p"); done
-    RUNNING=("${kept[@]}")
+    wait "$pid" || EXIT_STATUS=$?
+    forget "$pid"
+}
+
+# Stops a server (see terminate) and sets STOP_SECS to the time it took. A server that
+# exits non-zero fails the run too: its data dir would not be comparable.
+stop_server() {
+    local pid=$1 log=$2 start status
+    start=$(now_ms)
+    terminate "$pid" "$log"
+    status=$EXIT_STATUS
     if [[ $status -ne 0 ]]; then
         tail -n 30 "$log" >&2
         die "pid $pid exited with status $status (log: $log)"

@@ -57,7 +57,7 @@ start_server() {
 
 # SIGTERM, bounded wait, then SIGKILL. Run in this shell (not a subshell) so it can `wait`.
 stop_server() {
-    local pid=$1 i p kept=()
+    local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 600; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -65,8 +65,7 @@ stop_server() {
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    for p in "${RUNNING[@]}"; do [[ "$p" == "$pid" ]] || kept+=("$p"); done
-    RUNNING=("${kept[@]+"${kept[@]}"}")
+    forget "$pid"
 }
 
 # run_generator URL OUT: loads the data set and leaves the generator's JSON report in OUT.

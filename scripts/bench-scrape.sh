@@ -127,22 +127,9 @@ echo "quiver: $QUIVER_BIN ($("$QUIVER_BIN" --version 2>&1 | head -n 1))"
 echo "prometheus: $(command -v "$PROMETHEUS_BIN") ($("$PROMETHEUS_BIN" --version 2>&1 | head -n 1))"
 echo "simulator: $SCRAPE_BIN"
 
-# PIDs still running, stopped on any exit so that nothing outlives the script.
+# PIDs still running, stopped on any exit (bench-common's cleanup) so that nothing outlives
+# the script.
 RUNNING=()
-cleanup() {
-    local status=$? pid
-    for pid in "${RUNNING[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        # Bounded, so a hung process cannot keep the script from exiting.
-        timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ $status -ne 0 || "$KEEP_DATA" == 1 || $OWN_WORK_DIR == 0 ]]; then
-        echo "logs and data kept in $WORK_DIR" >&2
-    else
-        rm -rf "$WORK_DIR"
-    fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -175,14 +162,6 @@ target_health() {
          (map(.lastScrapeDuration // 0) | max // 0)] | @tsv' || echo "n/a n/a n/a"
 }
 
-# remember PID: stops it on exit. forget PID: it is stopped already.
-remember() { RUNNING+=("$1"); }
-forget() {
-    local p kept=()
-    for p in "${RUNNING[@]}"; do [[ "$p" == "$1" ]] || kept+=("$p"); done
-    RUNNING=("${kept[@]+"${kept[@]}"}")
-}
-
 # wait_for URL PID LOG: polls URL until it answers, for at most 60 s.
 wait_for() {
     local url=$1 pid=$2 log=$3 i
@@ -195,23 +174,10 @@ wait_for() {
     die "$url did not answer within 60 s"
 }
 
-# stop PID LOG: SIGTERM, then a bounded wait. A process that needs SIGKILL fails the run.
-# (Not run in a $(...) subshell, because only this shell can wait for its children.)
+# stop PID LOG: terminate (bench-common); a non-zero exit is only reported.
 stop() {
-    local pid=$1 log=$2 i status=0
-    kill -TERM "$pid"
-    for ((i = 0; i < 1200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid"
-        tail -n 30 "$log" >&2
-        die "pid $pid ignored SIGTERM for 120 s and was killed (log: $log)"
-    fi
-    wait "$pid" || status=$?
-    forget "$pid"
-    ((status == 0)) || echo "  warning: pid $pid exited with status $status (log: $log)" >&2
+    terminate "$1" "$2"
+    ((EXIT_STATUS == 0)) || echo "  warning: pid $1 exited with status $EXIT_STATUS (log: $2)" >&2
 }
 
 start_simulator() {
