@@ -70,7 +70,7 @@ enum Newest {
 
 /// Label set (sorted, with the external labels) -> time and newest sample of every series
 /// the `match[]` selectors select.
-type Latest = std::collections::BTreeMap<Vec<(String, String)>, (i64, Newest)>;
+type Latest = std::collections::BTreeMap<crate::model::Labels, (i64, Newest)>;
 
 async fn newest_samples(
     state: &AppState,
@@ -111,25 +111,16 @@ async fn newest_samples(
             if matches!(newest.1, Newest::Float(v) if is_stale_nan(v)) {
                 continue;
             }
-            let mut labels = s.labels;
-            for (name, value) in external_labels {
-                if !labels.iter().any(|(n, _)| n == name) {
-                    labels.push((name.clone(), value.clone()));
+            let mut labels = s.labels.builder();
+            for (name, value) in external_labels.iter() {
+                if s.labels.get(name).is_none() {
+                    labels.set(name, value.to_string());
                 }
             }
-            labels.sort();
-            latest.insert(labels, newest);
+            latest.insert(labels.labels(), newest);
         }
     }
     Ok(latest)
-}
-
-fn metric_name(labels: &[(String, String)]) -> &str {
-    labels
-        .iter()
-        .find(|(n, _)| n == "__name__")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 /// The float samples in the text format 0.0.4 (it cannot carry native histograms). Names
@@ -142,14 +133,13 @@ fn text_families(latest: &Latest) -> String {
         let Newest::Float(v) = newest else {
             continue;
         };
-        let name = escape_name(metric_name(labels));
+        let name = escape_name(labels.metric_name().unwrap_or(""));
         if name != last_family {
             let _ = writeln!(out, "# TYPE {name} untyped");
             last_family = name.to_string();
         }
         let rendered: Vec<String> = labels
-            .iter()
-            .filter(|(n, _)| n != "__name__")
+            .without_metric_name()
             .map(|(n, v)| format!("{}=\"{}\"", escape_name(n), escape_label_value(v)))
             .collect();
         let _ = writeln!(
@@ -168,7 +158,7 @@ fn text_families(latest: &Latest) -> String {
 fn protobuf_families(latest: &Latest) -> Vec<u8> {
     let mut families: Vec<exposition::MetricFamily> = Vec::new();
     for (labels, (t, newest)) in latest {
-        let name = escape_name(metric_name(labels));
+        let name = escape_name(labels.metric_name().unwrap_or(""));
         let name = name.as_ref();
         let kind = match newest {
             Newest::Float(_) => exposition::UNTYPED,
@@ -176,11 +166,10 @@ fn protobuf_families(latest: &Latest) -> Vec<u8> {
         };
         let mut metric = exposition::Metric {
             label: labels
-                .iter()
-                .filter(|(n, _)| n != "__name__")
+                .without_metric_name()
                 .map(|(n, v)| exposition::LabelPair {
                     name: Some(escape_name(n).into_owned()),
-                    value: Some(v.clone()),
+                    value: Some(v.to_string()),
                 })
                 .collect(),
             timestamp_ms: Some(*t),
@@ -252,10 +241,11 @@ async fn read(state: &AppState, body: Body) -> Result<Vec<u8>, ApiError> {
         let timeseries = series
             .into_iter()
             .map(|s| TimeSeries {
-                labels: s
-                    .labels
-                    .into_iter()
-                    .map(|(name, value)| Label { name, value })
+                labels: (s.labels.iter())
+                    .map(|(name, value)| Label {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    })
                     .collect(),
                 samples: s
                     .points

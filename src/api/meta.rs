@@ -258,12 +258,7 @@ pub async fn targets_metadata(
             .filter(|l| *l > 0);
         let mut items = Vec::new();
         for target in state.scrape.active_targets().await {
-            let labels: BTreeMap<&str, &str> = target
-                .target
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let labels = &target.target.labels;
             for m in &target.status.metadata {
                 if metric.is_some_and(|w| w != m.metric_family) {
                     continue;

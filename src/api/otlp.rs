@@ -212,7 +212,7 @@ fn store(storage: &Storage, translated: Translated) -> Result<(Rejected, String)
         storage.known_label_sets(&sets)
     };
     for (series, known) in translated.series.into_iter().zip(known) {
-        match known.map_or_else(|| Labels::new(series.labels).map(Arc::new), Ok) {
+        match known.map_or_else(|| Labels::series(series.labels).map(Arc::new), Ok) {
             Ok(labels) => {
                 if !series.exemplars.is_empty() {
                     exemplars.push((labels.clone(), series.exemplars));

@@ -160,7 +160,7 @@ fn alert_json(alert: &Alert) -> Value {
     let labels: Map<String, Value> = alert
         .labels
         .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
+        .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
     let annotations: Map<String, Value> = alert
         .annotations

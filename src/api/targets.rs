@@ -58,12 +58,6 @@ pub async fn targets(
 }
 
 fn active_json(t: &ActiveTarget) -> Value {
-    let labels: BTreeMap<&str, &str> = t
-        .target
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let last_scrape = t
         .status
         .last_scrape
@@ -71,7 +65,7 @@ fn active_json(t: &ActiveTarget) -> Value {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string());
     json!({
         "discoveredLabels": t.target.discovered,
-        "labels": labels,
+        "labels": t.target.labels,
         "scrapePool": t.pool,
         "scrapeUrl": t.target.url,
         "globalUrl": t.target.url,

@@ -414,5 +414,7 @@ fn new_label_set(pairs: &[(&[u8], &[u8])]) -> Result<Arc<Labels>, String> {
         .map(|(n, v)| Ok((utf8(n)?.to_string(), utf8(v)?.to_string())))
         .collect::<Result<_, ViewError>>()
         .map_err(|e| e.to_string())?;
-    Labels::new(owned).map(Arc::new).map_err(|e| e.to_string())
+    Labels::series(owned)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

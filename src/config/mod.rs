@@ -7,7 +7,6 @@ mod duration;
 pub mod http;
 mod scrape;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,7 +51,7 @@ pub struct GlobalConfig {
     pub scrape_interval: PromDuration,
     pub scrape_timeout: PromDuration,
     pub evaluation_interval: PromDuration,
-    pub external_labels: BTreeMap<String, String>,
+    pub external_labels: crate::model::Labels,
     /// The scrape configs' default `scrape_protocols`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_protocols: Option<Vec<scrape::ScrapeProtocol>>,
@@ -70,7 +69,7 @@ impl Default for GlobalConfig {
             scrape_interval: PromDuration::from_secs(60),
             scrape_timeout: PromDuration::from_secs(10),
             evaluation_interval: PromDuration::from_secs(60),
-            external_labels: BTreeMap::new(),
+            external_labels: Default::default(),
             scrape_protocols: None,
             scrape_native_histograms: false,
             always_scrape_classic_histograms: false,
@@ -193,7 +192,7 @@ pub struct SourceConfig {
     /// Labels added to every series of this source, over those the writer recorded in its
     /// manifest (its `global.external_labels`).
     #[serde(default)]
-    pub external_labels: BTreeMap<String, String>,
+    pub external_labels: crate::model::Labels,
 }
 
 /// When compacted blocks get 5 m and 1 h resolution copies (Thanos's defaults).

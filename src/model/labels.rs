@@ -79,14 +79,13 @@ impl fmt::Debug for Labels {
 }
 
 impl Labels {
-    /// Builds a validated label set, as Prometheus 3.x validates what it stores (its UTF-8
-    /// scheme): a metric name, any non-empty label names. Names that the classic rules
-    /// refuse (`http.method`, `my-metric`) are kept as they are; the text exposition
-    /// escapes them where it must (see [`escape_name`]).
+    /// A validated label set, as Prometheus 3.x validates names (its UTF-8 scheme): sorted
+    /// by name, names non-empty and unique, empty values dropped (`a=""` means the label is
+    /// absent). Names that the classic rules refuse (`http.method`, `my-metric`) are kept
+    /// as they are; the text exposition escapes them where it must (see [`escape_name`]).
+    /// Alerts, targets and query results are label sets without a metric name; a stored
+    /// series is checked with [`Labels::series`].
     pub fn new(pairs: Vec<(String, String)>) -> Result<Self, LabelError> {
-        if pairs.is_empty() {
-            return Err(LabelError::Empty);
-        }
         let mut pairs: Vec<(String, String)> =
             pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -100,10 +99,29 @@ impl Labels {
                 return Err(LabelError::InvalidLabelName(name.clone()));
             }
         }
-        let labels = Labels::from_pairs(shared(pairs));
-        match labels.metric_name() {
+        Ok(Labels::from_pairs(shared(pairs)))
+    }
+
+    /// A series' label set, as storage takes it: [`Labels::new`] with a metric name.
+    pub fn series(pairs: Vec<(String, String)>) -> Result<Self, LabelError> {
+        if pairs.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        Labels::new(pairs)?.check_series()
+    }
+
+    /// This set if it can identify a stored series: not empty, with a metric name and
+    /// valid names (a relabeled set can hold a name `labelmap` made up).
+    pub fn check_series(self) -> Result<Self, LabelError> {
+        if self.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        if let Some((name, _)) = self.iter().find(|(n, _)| !is_valid_utf8_label_name(n)) {
+            return Err(LabelError::InvalidLabelName(name.to_string()));
+        }
+        match self.metric_name() {
             None => Err(LabelError::MissingMetricName),
-            Some(_) => Ok(labels),
+            Some(_) => Ok(self),
         }
     }
 
@@ -112,6 +130,56 @@ impl Labels {
     pub fn from_trusted(mut pairs: Vec<(String, String)>) -> Self {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         Labels::from_pairs(shared(pairs))
+    }
+
+    /// A builder that starts from this set ([`LabelsBuilder`]).
+    pub fn builder(&self) -> LabelsBuilder {
+        LabelsBuilder::new(self.to_pairs())
+    }
+
+    /// This set with `name` set to `value` (removed when `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut b = self.builder();
+        b.set(name, value.to_string());
+        b.labels()
+    }
+
+    /// This set less the labels named in `names`.
+    pub fn without(&self, names: &[&str]) -> Labels {
+        self.filtered(|n| !names.contains(&n))
+    }
+
+    /// Only the labels named in `names`.
+    pub fn keep(&self, names: &[&str]) -> Labels {
+        self.filtered(|n| names.contains(&n))
+    }
+
+    /// This set less `__name__`.
+    pub fn drop_metric_name(&self) -> Labels {
+        self.without(&[METRIC_NAME_LABEL])
+    }
+
+    fn filtered(&self, keep: impl Fn(&str) -> bool) -> Labels {
+        Labels::from_pairs(
+            (self.pairs.iter())
+                .filter(|(n, _)| keep(n))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The pairs as owned strings, sorted by name.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The set as a map from name to value.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     /// The same label set with every name and value taken from `intern`, which returns the
@@ -239,6 +307,138 @@ impl fmt::Display for Labels {
     }
 }
 
+/// Collects pairs in any order: sorted by name, the last of a repeated name wins and
+/// empty values are dropped, as Prometheus's `labels.Builder` does. Names are not
+/// checked; use [`Labels::new`] for input a client controls.
+impl FromIterator<(String, String)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Labels {
+        LabelsBuilder::new(pairs.into_iter().collect()).labels()
+    }
+}
+
+/// A JSON or YAML object from name to value, as Prometheus's API writes a label set.
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// From an object of name to value, validated as [`Labels::new`] validates.
+impl<'de> serde::Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+        Labels::new(map.into_iter().collect()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A label set under modification, as Prometheus's `labels.Builder`: set and delete by
+/// name, then [`LabelsBuilder::labels`] for the sorted result.
+///
+/// The split into sorted `base` plus `added` in write order matters to relabeling: it
+/// fixes the order in which `labelmap` visits labels ([`LabelsBuilder::snapshot`]), and so
+/// which source wins when two labels map to the same name (the later one).
+#[derive(Debug, Clone, Default)]
+pub struct LabelsBuilder {
+    /// The input labels, sorted by name, unique, no empty values.
+    base: Vec<(String, String)>,
+    /// Base labels removed since; a name can also be re-added to `added`.
+    deleted: Vec<String>,
+    /// Labels written since, in the order they were first written.
+    added: Vec<(String, String)>,
+}
+
+impl LabelsBuilder {
+    /// Starts from `labels` in any order; if a name repeats, the last occurrence wins, and
+    /// empty values count as absent.
+    pub fn new(mut labels: Vec<(String, String)>) -> LabelsBuilder {
+        // Stable sort keeps input order among equal names, so the last wins.
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut base: Vec<(String, String)> = Vec::with_capacity(labels.len());
+        for (name, value) in labels {
+            match base.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => base.push((name, value)),
+            }
+        }
+        base.retain(|(_, value)| !value.is_empty());
+        LabelsBuilder {
+            base,
+            deleted: Vec::new(),
+            added: Vec::new(),
+        }
+    }
+
+    /// The current value of `name`, or "" when absent.
+    pub fn get(&self, name: &str) -> &str {
+        if let Some((_, value)) = self.added.iter().find(|(n, _)| n == name) {
+            return value;
+        }
+        if self.deleted.iter().any(|n| n == name) {
+            return "";
+        }
+        match self.base.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(index) => &self.base[index].1,
+            Err(_) => "",
+        }
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn set(&mut self, name: &str, value: String) -> &mut Self {
+        if value.is_empty() {
+            return self.del(name);
+        }
+        match self.added.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value,
+            None => self.added.push((name.to_owned(), value)),
+        }
+        self
+    }
+
+    /// Removes `name`.
+    pub fn del(&mut self, name: &str) -> &mut Self {
+        self.added.retain(|(n, _)| n != name);
+        if !self.deleted.iter().any(|n| n == name) {
+            self.deleted.push(name.to_owned());
+        }
+        self
+    }
+
+    /// The current labels: untouched base labels (sorted), then written ones in write
+    /// order.
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        let untouched = self.base.iter().filter(|(name, _)| {
+            !self.deleted.contains(name) && !self.added.iter().any(|(n, _)| n == name)
+        });
+        untouched.chain(self.added.iter()).cloned().collect()
+    }
+
+    /// Removes every current label whose name fails `keep`.
+    pub fn retain_names(&mut self, keep: impl Fn(&str) -> bool) -> &mut Self {
+        for (name, _) in self.snapshot() {
+            if !keep(&name) {
+                self.del(&name);
+            }
+        }
+        self
+    }
+
+    /// The labels as built, sorted by name. Names are not checked: relabeling's `labelmap`
+    /// can write one that is not valid, which [`Labels::check_series`] refuses.
+    pub fn labels(self) -> Labels {
+        if self.deleted.is_empty() && self.added.is_empty() {
+            return Labels::from_pairs(shared(self.base));
+        }
+        let mut labels = self.snapshot();
+        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Labels::from_pairs(shared(labels))
+    }
+}
+
 /// A label value quoted for `name{a="v"}` notation, which the text exposition format and
 /// PromQL string literals share: backslash, double quote and newline are escaped.
 pub fn escape_label_value(value: &str) -> String {
@@ -314,11 +514,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_sets() {
-        assert_eq!(Labels::new(vec![]), Err(LabelError::Empty));
+        assert_eq!(Labels::series(vec![]), Err(LabelError::Empty));
         assert_eq!(
-            Labels::new(pairs(&[("job", "a")])),
+            Labels::series(pairs(&[("job", "a")])),
             Err(LabelError::MissingMetricName)
         );
+        // Alerts, targets and results are label sets without a metric name.
+        assert_eq!(Labels::new(pairs(&[("job", "a")])).map(|l| l.len()), Ok(1));
+        assert_eq!(Labels::new(vec![]).map(|l| l.len()), Ok(0));
         assert!(matches!(
             Labels::new(pairs(&[("__name__", "up"), ("", "a")])),
             Err(LabelError::InvalidLabelName(_))
@@ -330,6 +533,44 @@ mod tests {
         // Prometheus 3.x stores names the classic rules refuse.
         let utf8 = Labels::new(pairs(&[("__name__", "9up.total"), ("http.method", "GET")]));
         assert_eq!(utf8.map(|l| l.len()), Ok(2));
+    }
+
+    #[test]
+    fn helpers_work_as_prometheus_labels_do() {
+        let l = Labels::new(pairs(&[("__name__", "up"), ("job", "a"), ("zone", "x")])).unwrap();
+        assert_eq!(l.with("job", "b").get("job"), Some("b"));
+        assert_eq!(l.with("job", "").get("job"), None);
+        assert_eq!(
+            l.with("a", "1").to_pairs()[0],
+            ("__name__".into(), "up".into())
+        );
+        assert_eq!(l.without(&["job", "nope"]).to_string(), "up{zone=\"x\"}");
+        assert_eq!(l.keep(&["job"]).to_string(), "{job=\"a\"}");
+        assert_eq!(l.drop_metric_name().metric_name(), None);
+        // Built any way, equal sets hash alike.
+        assert_eq!(l.with("q", "1").without(&["q"]), l);
+        assert_eq!(
+            l.with("q", "1").without(&["q"]).stable_hash(),
+            l.stable_hash()
+        );
+        let collected: Labels = [("zone", "x"), ("job", "old"), ("job", "a"), ("e", "")]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .chain([("__name__".to_string(), "up".to_string())])
+            .collect();
+        assert_eq!(collected, l);
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"__name__":"up","job":"a","zone":"x"}"#
+        );
+        let back: Labels =
+            serde_json::from_str(r#"{"zone":"x","job":"a","__name__":"up"}"#).unwrap();
+        assert_eq!(back, l);
+        assert!(serde_json::from_str::<Labels>(r#"{"":"x"}"#).is_err());
+        let mut b = l.builder();
+        b.set("job", "c".into()).del("zone").set("b", "2".into());
+        assert_eq!(b.get("job"), "c");
+        assert_eq!(b.labels().to_string(), "up{b=\"2\", job=\"c\"}");
     }
 
     #[test]

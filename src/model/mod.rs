@@ -43,9 +43,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub use labels::{
-    LabelError, Labels, METRIC_NAME_LABEL, escape_label_value, escape_name, is_valid_label_name,
-    is_valid_utf8_label_name, stable_hash_of, stable_hash_of_bytes, stable_hash_of_key,
-    write_label_key,
+    LabelError, Labels, LabelsBuilder, METRIC_NAME_LABEL, escape_label_value, escape_name,
+    is_valid_label_name, is_valid_utf8_label_name, stable_hash_of, stable_hash_of_bytes,
+    stable_hash_of_key, write_label_key,
 };
 pub use matcher::{MatchKind, Matcher, Selector};
 pub use metadata::{Metadata, MetricType};

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use super::is_valid_label_name;
+use super::{Labels, LabelsBuilder, is_valid_label_name};
 use md5::{Digest, Md5};
 use regex::{Captures, Regex};
 use serde::de::Error as _;
@@ -373,26 +373,18 @@ impl RelabelConfig {
 /// Like Prometheus, `labelmap` writes the expanded name without checking it,
 /// so the result can hold an invalid label name; callers validate names
 /// afterwards (Prometheus rejects such a target or sample downstream).
-pub fn relabel(
-    labels: Vec<(String, String)>,
-    rules: &[RelabelConfig],
-) -> Option<Vec<(String, String)>> {
-    if rules.is_empty() {
-        // Nothing to apply: the normalised input is the answer, without the copy a
-        // snapshot of the builder makes.
-        return Some(LabelBuilder::new(labels).base);
-    }
-    let mut builder = LabelBuilder::new(labels);
+pub fn relabel(labels: Vec<(String, String)>, rules: &[RelabelConfig]) -> Option<Labels> {
+    let mut builder = LabelsBuilder::new(labels);
     for rule in rules {
         if !apply_rule(rule, &mut builder) {
             return None;
         }
     }
-    Some(builder.into_labels())
+    Some(builder.labels())
 }
 
 /// Applies one rule; returns false when the label set must be dropped.
-fn apply_rule(rule: &RelabelConfig, labels: &mut LabelBuilder) -> bool {
+fn apply_rule(rule: &RelabelConfig, labels: &mut LabelsBuilder) -> bool {
     let value = source_value(rule, labels);
     match rule.action {
         Action::Keep => return rule.regex.is_match(&value),
@@ -401,21 +393,25 @@ fn apply_rule(rule: &RelabelConfig, labels: &mut LabelBuilder) -> bool {
         Action::DropEqual => return labels.get(&rule.target_label) != value,
         Action::Replace => apply_replace(rule, &value, labels),
         Action::Lowercase => {
-            labels.set(&rule.target_label, crate::gocompat::case::to_lower(&value))
+            labels.set(&rule.target_label, crate::gocompat::case::to_lower(&value));
         }
         Action::Uppercase => {
-            labels.set(&rule.target_label, crate::gocompat::case::to_upper(&value))
+            labels.set(&rule.target_label, crate::gocompat::case::to_upper(&value));
         }
         Action::HashMod => apply_hashmod(rule, &value, labels),
         Action::LabelMap => apply_labelmap(rule, labels),
-        Action::LabelDrop => labels.retain_names(|name| !rule.regex.is_match(name)),
-        Action::LabelKeep => labels.retain_names(|name| rule.regex.is_match(name)),
+        Action::LabelDrop => {
+            labels.retain_names(|name| !rule.regex.is_match(name));
+        }
+        Action::LabelKeep => {
+            labels.retain_names(|name| rule.regex.is_match(name));
+        }
     }
     true
 }
 
 /// The values of `source_labels` (missing ones as "") joined by `separator`.
-fn source_value(rule: &RelabelConfig, labels: &LabelBuilder) -> String {
+fn source_value(rule: &RelabelConfig, labels: &LabelsBuilder) -> String {
     let values: Vec<&str> = rule
         .source_labels
         .iter()
@@ -424,7 +420,7 @@ fn source_value(rule: &RelabelConfig, labels: &LabelBuilder) -> String {
     values.join(&rule.separator)
 }
 
-fn apply_replace(rule: &RelabelConfig, value: &str, labels: &mut LabelBuilder) {
+fn apply_replace(rule: &RelabelConfig, value: &str, labels: &mut LabelsBuilder) {
     let Some(captures) = rule.regex.captures(value) else {
         return;
     };
@@ -439,7 +435,7 @@ fn apply_replace(rule: &RelabelConfig, value: &str, labels: &mut LabelBuilder) {
     labels.set(&target, replacement);
 }
 
-fn apply_hashmod(rule: &RelabelConfig, value: &str, labels: &mut LabelBuilder) {
+fn apply_hashmod(rule: &RelabelConfig, value: &str, labels: &mut LabelsBuilder) {
     // Validation forbids modulus 0; an unvalidated rule is skipped rather than
     // dividing by zero.
     if let Some(bucket) = md5_tail(value).checked_rem(rule.modulus) {
@@ -457,106 +453,13 @@ fn md5_tail(value: &str) -> u64 {
         .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
 }
 
-fn apply_labelmap(rule: &RelabelConfig, labels: &mut LabelBuilder) {
+fn apply_labelmap(rule: &RelabelConfig, labels: &mut LabelsBuilder) {
     // Iterate over a snapshot so labels written here are not mapped again.
     for (name, value) in labels.snapshot() {
         if let Some(captures) = rule.regex.captures(&name) {
             let new_name = expand_template(&rule.replacement, &captures);
             labels.set(&new_name, value);
         }
-    }
-}
-
-/// A label set under modification, mirroring Prometheus's `labels.Builder`.
-///
-/// The split into sorted `base` plus `added` in write order matters: it fixes
-/// the order in which `labelmap` visits labels, and so which source wins when
-/// two labels map to the same name (the later one).
-struct LabelBuilder {
-    /// The input labels, sorted by name, unique, no empty values.
-    base: Vec<(String, String)>,
-    /// Base labels removed since; a name can also be re-added to `added`.
-    deleted: Vec<String>,
-    /// Labels written since, in the order they were first written.
-    added: Vec<(String, String)>,
-}
-
-impl LabelBuilder {
-    fn new(mut labels: Vec<(String, String)>) -> LabelBuilder {
-        // Stable sort keeps input order among equal names, so the last wins.
-        labels.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut base: Vec<(String, String)> = Vec::with_capacity(labels.len());
-        for (name, value) in labels {
-            match base.last_mut() {
-                Some(last) if last.0 == name => last.1 = value,
-                _ => base.push((name, value)),
-            }
-        }
-        // Prometheus's builder treats empty-valued input labels as deleted.
-        base.retain(|(_, value)| !value.is_empty());
-        LabelBuilder {
-            base,
-            deleted: Vec::new(),
-            added: Vec::new(),
-        }
-    }
-
-    /// The current value of `name`, or "" when absent.
-    fn get(&self, name: &str) -> &str {
-        if let Some((_, value)) = self.added.iter().find(|(n, _)| n == name) {
-            return value;
-        }
-        if self.deleted.iter().any(|n| n == name) {
-            return "";
-        }
-        match self.base.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            Ok(index) => &self.base[index].1,
-            Err(_) => "",
-        }
-    }
-
-    /// Sets `name` to `value`; an empty value removes the label.
-    fn set(&mut self, name: &str, value: String) {
-        if value.is_empty() {
-            self.delete(name);
-            return;
-        }
-        match self.added.iter_mut().find(|(n, _)| n == name) {
-            Some(entry) => entry.1 = value,
-            None => self.added.push((name.to_owned(), value)),
-        }
-    }
-
-    fn delete(&mut self, name: &str) {
-        self.added.retain(|(n, _)| n != name);
-        if !self.deleted.iter().any(|n| n == name) {
-            self.deleted.push(name.to_owned());
-        }
-    }
-
-    /// The current labels: untouched base labels (sorted), then written ones
-    /// in write order.
-    fn snapshot(&self) -> Vec<(String, String)> {
-        let untouched = self.base.iter().filter(|(name, _)| {
-            !self.deleted.contains(name) && !self.added.iter().any(|(n, _)| n == name)
-        });
-        untouched.chain(self.added.iter()).cloned().collect()
-    }
-
-    /// Removes every current label whose name fails `keep`.
-    fn retain_names(&mut self, keep: impl Fn(&str) -> bool) {
-        for (name, _) in self.snapshot() {
-            if !keep(&name) {
-                self.delete(&name);
-            }
-        }
-    }
-
-    fn into_labels(self) -> Vec<(String, String)> {
-        let mut labels = self.snapshot();
-        labels.retain(|(_, value)| !value.is_empty());
-        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        labels
     }
 }
 
@@ -709,7 +612,7 @@ mod tests {
     }
 
     fn run(input: &[(&str, &str)], yaml: &str) -> Option<Vec<(String, String)>> {
-        relabel(labels(input), &rules(yaml))
+        relabel(labels(input), &rules(yaml)).map(|l| l.to_pairs())
     }
 
     fn parse_error(yaml: &str) -> String {
@@ -1378,7 +1281,7 @@ mod tests {
         };
         assert!(rule.validate().is_err());
         let out = relabel(labels(&[("a", "x")]), &[rule]).unwrap();
-        assert_eq!(out, labels(&[("a", "x")]));
+        assert_eq!(out.to_pairs(), labels(&[("a", "x")]));
     }
 
     // ---- labelmap / labeldrop / labelkeep -----------------------------------
@@ -1496,7 +1399,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(out, labels(&[("a", "new"), ("z", "1")]));
+        assert_eq!(out.to_pairs(), labels(&[("a", "new"), ("z", "1")]));
     }
 
     #[test]
@@ -1538,7 +1441,7 @@ mod tests {
         );
         assert_eq!(relabel(labels(&[("a", "x")]), &rules), None);
         let out = relabel(labels(&[("a", "y")]), &rules).unwrap();
-        assert_eq!(out, labels(&[("a", "y"), ("never", "set")]));
+        assert_eq!(out.to_pairs(), labels(&[("a", "y"), ("never", "set")]));
     }
 
     /// Every string of up to `max_len` chars from `alphabet`.

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::config::{AlertmanagerConfig, Config, http};
 use crate::discovery::{FileDiscoverer, TargetGroup};
+use crate::model::Labels;
 use crate::model::relabel::{RelabelConfig, relabel};
 
 /// Prometheus's `--alertmanager.notification-queue-capacity` default.
@@ -25,7 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An alert as Alertmanager receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub annotations: Vec<(String, String)>,
     pub starts_at_ms: i64,
     pub ends_at_ms: Option<i64>,
@@ -54,7 +55,7 @@ struct Endpoint {
 
 #[derive(Default)]
 struct Settings {
-    external_labels: Vec<(String, String)>,
+    external_labels: Labels,
     relabel: Vec<RelabelConfig>,
     endpoints: Vec<Endpoint>,
 }
@@ -100,12 +101,7 @@ impl Notifier {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let endpoints = all_endpoints(config, file_groups)?;
         self.set_settings(Settings {
-            external_labels: config
-                .global
-                .external_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            external_labels: config.global.external_labels.clone(),
             relabel: config.alerting.alert_relabel_configs.clone(),
             endpoints,
         });
@@ -293,12 +289,13 @@ impl Notifier {
 
 /// External labels (where the alert lacks them), then `alert_relabel_configs`.
 fn prepare(mut alert: Notification, settings: &Settings) -> Option<Notification> {
-    for (name, value) in &settings.external_labels {
-        if !alert.labels.iter().any(|(n, _)| n == name) {
-            alert.labels.push((name.clone(), value.clone()));
+    let mut labels = alert.labels.to_pairs();
+    for (name, value) in settings.external_labels.iter() {
+        if alert.labels.get(name).is_none() {
+            labels.push((name.to_string(), value.to_string()));
         }
     }
-    let labels = relabel(std::mem::take(&mut alert.labels), &settings.relabel)?;
+    let labels = relabel(labels, &settings.relabel)?;
     if labels.is_empty() {
         return None;
     }
@@ -381,9 +378,7 @@ fn endpoints_of(
     let mut endpoints = Vec::new();
     for group in groups {
         for target in &group.targets {
-            let mut labels: Vec<(String, String)> = group
-                .labels
-                .iter()
+            let mut labels: Vec<(String, String)> = (group.labels.iter())
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             labels.push(("__address__".into(), target.clone()));
@@ -392,13 +387,7 @@ fn endpoints_of(
             let Some(labels) = relabel(labels, &am.relabel_configs) else {
                 continue;
             };
-            let get = |name: &str| {
-                labels
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let get = |name: &str| labels.get(name).unwrap_or_default().to_string();
             endpoints.push(Endpoint {
                 url: format!(
                     "{}://{}{}",
@@ -418,7 +407,7 @@ fn endpoints_of(
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WireAlert {
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     annotations: BTreeMap<String, String>,
     starts_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -429,7 +418,7 @@ struct WireAlert {
 
 fn wire(alert: &Notification) -> WireAlert {
     WireAlert {
-        labels: alert.labels.iter().cloned().collect(),
+        labels: alert.labels.clone(),
         annotations: alert.annotations.iter().cloned().collect(),
         starts_at: crate::gocompat::time::rfc3339(alert.starts_at_ms),
         ends_at: alert.ends_at_ms.map(crate::gocompat::time::rfc3339),
@@ -447,7 +436,7 @@ mod tests {
 
     fn alert(name: &str) -> Notification {
         Notification {
-            labels: vec![("alertname".into(), name.into())],
+            labels: Labels::new(vec![("alertname".into(), name.into())]).unwrap(),
             annotations: vec![],
             starts_at_ms: 0,
             ends_at_ms: None,
@@ -476,11 +465,8 @@ alerting:
         let batch = n.next_batch();
         assert_eq!(batch.len(), 1);
         assert_eq!(
-            batch[0].labels,
-            vec![
-                ("alertname".to_string(), "A".to_string()),
-                ("cluster".into(), "eu".into())
-            ]
+            batch[0].labels.to_string(),
+            r#"{alertname="A", cluster="eu"}"#
         );
     }
 
@@ -491,7 +477,7 @@ alerting:
         n.send((0..5).map(|i| alert(&format!("A{i}"))).collect());
         assert_eq!(n.queue_len(), 3);
         assert_eq!(m.dropped.get(), 2);
-        assert_eq!(n.next_batch()[0].labels[0].1, "A2");
+        assert_eq!(n.next_batch()[0].labels.get("alertname"), Some("A2"));
     }
 
     #[test]

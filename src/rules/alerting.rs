@@ -2,8 +2,10 @@
 //! `keep_firing_for`, templated labels and annotations, the `ALERTS`/`ALERTS_FOR_STATE`
 //! series, restoring `for` state after a restart, and deciding when to (re)send.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
+
+use crate::model::{Labels, METRIC_NAME_LABEL};
 
 use super::RuleSample;
 use super::file::RuleSpec;
@@ -32,8 +34,8 @@ impl AlertState {
 /// One alert instance of a rule (one label set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
-    /// Sorted; includes `alertname` and the rule's labels.
-    pub labels: Vec<(String, String)>,
+    /// Includes `alertname` and the rule's labels.
+    pub labels: Labels,
     pub annotations: Vec<(String, String)>,
     pub state: AlertState,
     pub value: f64,
@@ -66,7 +68,7 @@ pub type TemplateQuery<'q> = dyn Fn(&str) -> Result<Vec<QuerySample>, String> + 
 
 /// What a template sees besides the alert itself.
 pub struct TemplateEnv<'a> {
-    pub external_labels: &'a BTreeMap<String, String>,
+    pub external_labels: &'a Labels,
     pub external_url: &'a str,
     /// Runs `query` calls in templates; `None` where queries are not available.
     pub query: Option<&'a TemplateQuery<'a>>,
@@ -75,7 +77,7 @@ pub struct TemplateEnv<'a> {
 /// The mutable side of an alerting rule.
 #[derive(Debug, Default)]
 pub struct AlertingState {
-    pub active: HashMap<Vec<(String, String)>, Alert>,
+    pub active: HashMap<Labels, Alert>,
 }
 
 impl AlertingState {
@@ -156,19 +158,16 @@ impl AlertingState {
             if alert.state == AlertState::Inactive {
                 continue;
             }
-            let mut alerts = alert.labels.clone();
-            alerts.push(("__name__".to_string(), "ALERTS".to_string()));
-            alerts.push(("alertstate".to_string(), alert.state.as_str().to_string()));
-            alerts.sort();
+            let mut alerts = alert.labels.builder();
+            alerts
+                .set(METRIC_NAME_LABEL, "ALERTS".to_string())
+                .set("alertstate", alert.state.as_str().to_string());
             out.push(RuleSample {
-                labels: alerts,
+                labels: alerts.labels(),
                 value: 1.0,
             });
-            let mut for_state = alert.labels.clone();
-            for_state.push(("__name__".to_string(), "ALERTS_FOR_STATE".to_string()));
-            for_state.sort();
             out.push(RuleSample {
-                labels: for_state,
+                labels: alert.labels.with(METRIC_NAME_LABEL, "ALERTS_FOR_STATE"),
                 value: (alert.active_at / 1000) as f64,
             });
         }
@@ -221,7 +220,7 @@ impl AlertingState {
 }
 
 /// Alert instances of one evaluation, by label set.
-pub type Instances = HashMap<Vec<(String, String)>, Alert>;
+pub type Instances = HashMap<Labels, Alert>;
 
 /// Turns a query result into alert instances, labels and annotations expanded. Runs before
 /// the rule's state is locked, because templates may run queries.
@@ -246,12 +245,7 @@ pub fn instantiate_all(
 
 /// A new alert for one result sample, labels and annotations expanded.
 fn instantiate(rule: &RuleSpec, sample: &RuleSample, ts: i64, env: &TemplateEnv<'_>) -> Alert {
-    let sample_labels: BTreeMap<String, String> = sample
-        .labels
-        .iter()
-        .filter(|(n, _)| n != "__name__")
-        .cloned()
-        .collect();
+    let sample_labels = sample.labels.drop_metric_name();
     let ctx = TemplateContext {
         labels: &sample_labels,
         external_labels: env.external_labels,
@@ -265,23 +259,18 @@ fn instantiate(rule: &RuleSpec, sample: &RuleSample, ts: i64, env: &TemplateEnv<
             .map(|q| q as &dyn Fn(&str) -> Result<Vec<QuerySample>, String>);
         template::expand_or_error_text(&template_name, text, &ctx, query)
     };
-    let mut labels = sample_labels.clone();
+    let mut labels = sample_labels.builder();
     for (name, text) in &rule.labels {
-        let value = expand(text);
-        if value.is_empty() {
-            labels.remove(name);
-        } else {
-            labels.insert(name.clone(), value);
-        }
+        labels.set(name, expand(text));
     }
-    labels.insert("alertname".to_string(), rule.name.clone());
+    labels.set("alertname", rule.name.clone());
     let annotations = rule
         .annotations
         .iter()
         .map(|(name, text)| (name.clone(), expand(text)))
         .collect();
     Alert {
-        labels: labels.into_iter().collect(),
+        labels: labels.labels(),
         annotations,
         state: AlertState::Pending,
         value: sample.value,
@@ -321,16 +310,16 @@ mod tests {
 
     fn down(instance: &str) -> RuleSample {
         RuleSample {
-            labels: vec![
-                ("__name__".into(), "up".into()),
-                ("instance".into(), instance.into()),
-            ],
+            labels: [("__name__", "up"), ("instance", instance)]
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             value: 0.0,
         }
     }
 
-    fn env() -> (BTreeMap<String, String>, String) {
-        (BTreeMap::new(), String::new())
+    fn env() -> (Labels, String) {
+        (Labels::default(), String::new())
     }
 
     fn step(
@@ -361,19 +350,15 @@ mod tests {
         let series = step(&mut s, &rule, vec![down("a")], 0);
         assert_eq!(only(&s).state, AlertState::Pending);
         assert_eq!(
-            only(&s).labels,
-            vec![
-                ("alertname".to_string(), "Down".to_string()),
-                ("instance".into(), "a".into()),
-                ("severity".into(), "page".into())
-            ]
+            only(&s).labels.to_string(),
+            r#"{alertname="Down", instance="a", severity="page"}"#
         );
         assert_eq!(only(&s).annotations[0].1, "a down (0)");
         assert_eq!(series.len(), 2);
         assert!(
             series
                 .iter()
-                .any(|x| x.labels.contains(&("alertstate".into(), "pending".into())))
+                .any(|x| x.labels.get("alertstate") == Some("pending"))
         );
         step(&mut s, &rule, vec![down("a")], 30);
         assert_eq!(only(&s).state, AlertState::Pending);

@@ -2,7 +2,7 @@
 //! (with staleness markers for series a rule stopped producing), alerts handed to the
 //! notifier, and the health shown by `/api/v1/rules`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::file::{GroupSpec, RuleKind, RuleQuery, RuleSpec};
 use super::query::{RuleQuerier, RuleSample};
 use super::template::QuerySample;
 use crate::metrics::RuleMetrics;
-use crate::model::{Labels, Sample, SeriesSamples, stale_nan};
+use crate::model::{Labels, METRIC_NAME_LABEL, Sample, SeriesSamples, stale_nan};
 use crate::notifier::{Notification, Notifier};
 use crate::storage::Storage;
 
@@ -21,7 +21,7 @@ use crate::storage::Storage;
 pub struct EvalEnv<'a> {
     pub querier: &'a dyn RuleQuerier,
     pub storage: &'a Arc<Storage>,
-    pub external_labels: &'a BTreeMap<String, String>,
+    pub external_labels: &'a Labels,
     /// Base of alerts' generator URLs.
     pub external_url: &'a str,
     pub resend_delay: Duration,
@@ -64,7 +64,7 @@ struct RuleState {
     last_evaluation_ms: Option<i64>,
     evaluation_seconds: f64,
     /// Series written by the previous evaluation; those missing next time go stale.
-    previous_series: HashSet<Vec<(String, String)>>,
+    previous_series: HashSet<Labels>,
     alerting: AlertingState,
 }
 
@@ -268,8 +268,8 @@ impl Group {
         let mut batch = Vec::with_capacity(series.len());
         let mut current = HashSet::with_capacity(series.len());
         for s in series {
-            let labels = Labels::new(s.labels.clone())
-                .map_err(|e| format!("invalid result series {:?}: {e}", s.labels))?;
+            let labels = (s.labels.clone().check_series())
+                .map_err(|e| format!("invalid result series {}: {e}", s.labels))?;
             current.insert(s.labels);
             batch.push(SeriesSamples {
                 labels: Arc::new(labels),
@@ -377,20 +377,12 @@ fn record(
     let mut seen = HashSet::with_capacity(result.len());
     let mut out = Vec::with_capacity(result.len());
     for sample in result {
-        let mut labels: BTreeMap<String, String> = sample
-            .labels
-            .into_iter()
-            .filter(|(n, _)| n != "__name__")
-            .collect();
+        let mut labels = sample.labels.builder();
         for (name, value) in &spec.labels {
-            if value.is_empty() {
-                labels.remove(name);
-            } else {
-                labels.insert(name.clone(), value.clone());
-            }
+            labels.set(name, value.clone());
         }
-        labels.insert("__name__".to_string(), spec.name.clone());
-        let labels: Vec<(String, String)> = labels.into_iter().collect();
+        labels.set(METRIC_NAME_LABEL, spec.name.clone());
+        let labels = labels.labels();
         if !seen.insert(labels.clone()) {
             return Err(
                 "vector contains metrics with the same labelset after applying rule labels"
@@ -411,16 +403,16 @@ fn record(
     Ok(out)
 }
 
-fn stale_marker(labels: &[(String, String)], ts: i64) -> SeriesSamples {
+fn stale_marker(labels: &Labels, ts: i64) -> SeriesSamples {
     SeriesSamples {
-        labels: Arc::new(Labels::from_trusted(labels.to_vec())),
+        labels: Arc::new(labels.clone()),
         samples: vec![Sample::new(ts, stale_nan())],
         histograms: Vec::new(),
     }
 }
 
 /// `ALERTS_FOR_STATE{...}` selecting exactly one alert's series.
-fn for_state_selector(labels: &[(String, String)]) -> String {
+fn for_state_selector(labels: &Labels) -> String {
     let matchers: Vec<String> = labels
         .iter()
         .map(|(n, v)| format!("{n}=\"{}\"", crate::model::escape_label_value(v)))
@@ -445,7 +437,7 @@ fn template_query(
         Ok(samples
             .into_iter()
             .map(|s| QuerySample {
-                labels: s.labels.into_iter().collect(),
+                labels: s.labels,
                 value: s.value,
             })
             .collect())
@@ -488,13 +480,17 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            annotations: BTreeMap::new(),
+            annotations: Default::default(),
         }
     }
 
     fn sample(job: &str, v: f64) -> RuleSample {
         RuleSample {
-            labels: vec![("__name__".into(), "up".into()), ("job".into(), job.into())],
+            labels: Labels::new(vec![
+                ("__name__".into(), "up".into()),
+                ("job".into(), job.into()),
+            ])
+            .unwrap(),
             value: v,
         }
     }
@@ -503,12 +499,8 @@ mod tests {
     fn recording_renames_and_labels() {
         let out = record(&spec(&[("team", "db")]), vec![sample("a", 2.0)], 0).unwrap();
         assert_eq!(
-            out[0].labels,
-            vec![
-                ("__name__".to_string(), "job:up:sum".to_string()),
-                ("job".into(), "a".into()),
-                ("team".into(), "db".into())
-            ]
+            out[0].labels.to_string(),
+            r#"job:up:sum{job="a", team="db"}"#
         );
         assert_eq!(out[0].value, 2.0);
     }
@@ -528,10 +520,13 @@ mod tests {
 
     #[test]
     fn selectors_and_urls_escape() {
-        let sel = for_state_selector(&[
-            ("alertname".into(), "A".into()),
-            ("x".into(), "a\"b".into()),
-        ]);
+        let sel = for_state_selector(
+            &Labels::new(vec![
+                ("alertname".into(), "A".into()),
+                ("x".into(), "a\"b".into()),
+            ])
+            .unwrap(),
+        );
         assert_eq!(sel, r#"ALERTS_FOR_STATE{alertname="A",x="a\"b"}"#);
         assert!(crate::query::promql::PromqlEngine::parse(&sel).is_ok());
         assert_eq!(

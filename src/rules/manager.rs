@@ -1,7 +1,6 @@
 //! Runs the rule groups of the current configuration: one task per group on its interval,
 //! reloads that keep the state of unchanged rules, and the group list the API reads.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use super::group::{EvalEnv, Group, RestoreSettings};
 use super::query::RuleQuerier;
 use crate::config::Config;
 use crate::metrics::RuleMetrics;
+use crate::model::Labels;
 use crate::notifier::Notifier;
 use crate::storage::Storage;
 
@@ -37,7 +37,7 @@ struct Shared {
     notifier: Arc<Notifier>,
     metrics: RuleMetrics,
     options: ManagerOptions,
-    external_labels: RwLock<BTreeMap<String, String>>,
+    external_labels: RwLock<Labels>,
 }
 
 pub struct RuleManager {
@@ -64,7 +64,7 @@ impl RuleManager {
                 notifier,
                 metrics,
                 options,
-                external_labels: RwLock::new(BTreeMap::new()),
+                external_labels: RwLock::new(Labels::default()),
             }),
             running: tokio::sync::Mutex::new(Vec::new()),
             groups: RwLock::new(Vec::new()),

@@ -8,6 +8,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type};
 use async_trait::async_trait;
 
+use crate::model::Labels;
 use crate::query::promql::{DEFAULT_LOOKBACK, PromValue, PromqlEngine, PromqlError};
 use crate::query::sql::{SqlEngine, SqlError};
 
@@ -52,15 +53,15 @@ type QueryResult<T> = Result<T, RuleQueryError>;
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleSample {
-    /// Sorted by name, `__name__` included when the query kept it.
-    pub labels: Vec<(String, String)>,
+    /// `__name__` included when the query kept it.
+    pub labels: Labels,
     pub value: f64,
 }
 
 /// A raw sample with its own timestamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawPoint {
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub timestamp_ms: i64,
     pub value: f64,
 }
@@ -97,7 +98,7 @@ impl RuleQuerier for EngineQuerier {
                 })
                 .collect()),
             PromValue::Scalar(_, v) => Ok(vec![RuleSample {
-                labels: Vec::new(),
+                labels: Labels::default(),
                 value: v,
             }]),
             _ => Err(RuleQueryError::BadQuery(
@@ -164,13 +165,11 @@ fn sql_samples(batch: &arrow::record_batch::RecordBatch) -> Result<Vec<RuleSampl
         if values.is_null(row) {
             continue;
         }
-        let mut labels: Vec<(String, String)> = label_columns
+        let labels: Labels = label_columns
             .iter()
             .filter(|(_, col)| col.is_valid(row))
             .map(|(name, col)| (name.clone(), col.as_string::<i32>().value(row).to_string()))
-            .filter(|(_, v)| !v.is_empty())
             .collect();
-        labels.sort();
         out.push(RuleSample {
             labels,
             value: values.value(row),
@@ -204,11 +203,8 @@ mod tests {
         .unwrap();
         let samples = sql_samples(&batch).unwrap();
         assert_eq!(samples.len(), 2);
-        assert_eq!(
-            samples[0].labels,
-            vec![("code".into(), "200".into()), ("job".into(), "api".into())]
-        );
-        assert_eq!(samples[1].labels, vec![("code".into(), "500".into())]);
+        assert_eq!(samples[0].labels.to_string(), r#"{code="200", job="api"}"#);
+        assert_eq!(samples[1].labels.to_string(), r#"{code="500"}"#);
         assert_eq!(samples[1].value, 2.0);
     }
 

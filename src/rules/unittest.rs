@@ -45,7 +45,7 @@ struct TestGroup {
     #[serde(default)]
     promql_expr_test: Vec<ExprTest>,
     #[serde(default)]
-    external_labels: BTreeMap<String, String>,
+    external_labels: Labels,
     #[serde(default)]
     external_url: String,
     #[serde(default)]
@@ -72,7 +72,7 @@ struct AlertTest {
 #[serde(deny_unknown_fields)]
 struct ExpectedAlert {
     #[serde(default)]
-    exp_labels: BTreeMap<String, String>,
+    exp_labels: Labels,
     #[serde(default)]
     exp_annotations: BTreeMap<String, String>,
 }
@@ -248,7 +248,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// An alert as promtool compares it: labels and annotations.
-type AlertView = (Vec<(String, String)>, Vec<(String, String)>);
+type AlertView = (Labels, Vec<(String, String)>);
 
 /// promtool compares the firing alerts of the named rule with the expected ones.
 fn check_alerts(test: &AlertTest, groups: &[Group]) -> Option<String> {
@@ -265,10 +265,8 @@ fn check_alerts(test: &AlertTest, groups: &[Group]) -> Option<String> {
         .exp_alerts
         .iter()
         .map(|e| {
-            let mut labels = e.exp_labels.clone();
-            labels.insert("alertname".to_string(), test.alertname.clone());
             (
-                labels.into_iter().collect(),
+                e.exp_labels.with("alertname", &test.alertname),
                 e.exp_annotations
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
@@ -296,8 +294,8 @@ fn describe_alerts(alerts: &[AlertView]) -> String {
         .map(|(i, (labels, annotations))| {
             format!(
                 "\n        {i}:\n          Labels:{}\n          Annotations:{}",
-                braces(labels),
-                braces(annotations)
+                braces(labels.iter()),
+                braces(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             )
         })
         .collect();
@@ -308,8 +306,8 @@ fn describe_alerts(alerts: &[AlertView]) -> String {
     }
 }
 
-fn braces(pairs: &[(String, String)]) -> String {
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+fn braces<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", inner.join(", "))
 }
 
@@ -320,14 +318,14 @@ async fn check_expr(test: &ExprTest, querier: &EngineQuerier, fuzzy: bool) -> Op
         test.expr,
         crate::model::format_duration(test.eval_time.0)
     );
-    let mut got: Vec<(Vec<(String, String)>, f64)> = match querier.promql(&test.expr, at).await {
+    let mut got: Vec<(Labels, f64)> = match querier.promql(&test.expr, at).await {
         Ok(samples) => samples.into_iter().map(|s| (s.labels, s.value)).collect(),
         Err(e) => return Some(format!("{header},\n    err: {e}")),
     };
     got.sort_by(|a, b| a.0.cmp(&b.0));
     let mut expected = Vec::new();
     for s in &test.exp_samples {
-        let labels = match parse_series(&s.labels) {
+        let labels = match parse_series(&s.labels).and_then(|l| Ok(Labels::new(l)?)) {
             Ok(l) => l,
             Err(e) => return Some(format!("{header},\n    err: {e}")),
         };
@@ -351,13 +349,13 @@ async fn check_expr(test: &ExprTest, querier: &EngineQuerier, fuzzy: bool) -> Op
     if same {
         return None;
     }
-    let show = |samples: &[(Vec<(String, String)>, f64)]| {
+    let show = |samples: &[(Labels, f64)]| {
         let items: Vec<String> = samples
             .iter()
             .map(|(l, v)| {
                 format!(
                     "{{Labels:{} Value:{}}}",
-                    Labels::from_trusted(l.clone()),
+                    l,
                     crate::query::promql::aggregates::format_float(*v)
                 )
             })
@@ -515,7 +513,7 @@ impl ScratchStorage {
         let step = ms(interval);
         let mut batch = Vec::new();
         for s in series {
-            let labels = Labels::new(parse_series(&s.series)?)
+            let labels = Labels::series(parse_series(&s.series)?)
                 .map_err(|e| anyhow::anyhow!("series {:?}: {e}", s.series))?;
             let text = match &s.values {
                 serde_norway::Value::String(t) => t.clone(),

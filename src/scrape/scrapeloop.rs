@@ -401,9 +401,7 @@ impl ScrapeLoop {
     }
 
     fn own_series(&self, name: &str, value: f64, now_ms: i64) -> Option<SeriesSamples> {
-        let mut pairs = self.target.labels.clone();
-        pairs.push((METRIC_NAME_LABEL.to_string(), name.to_string()));
-        let labels = Labels::new(pairs).ok()?;
+        let labels = self.target.labels.with(METRIC_NAME_LABEL, name);
         Some(SeriesSamples {
             labels: Arc::new(labels),
             samples: vec![Sample::new(now_ms, value)],
@@ -614,7 +612,8 @@ fn final_labels(
         return Ok(None);
     };
     check_label_limits(config, &relabeled)?;
-    Labels::new(relabeled)
+    relabeled
+        .check_series()
         .map(Some)
         .map_err(|e| ScrapeError::InvalidSeries(e.to_string()))
 }
@@ -626,7 +625,7 @@ fn merge_target_labels(
     mut pairs: Vec<(String, String)>,
     honor_labels: bool,
 ) -> Vec<(String, String)> {
-    for (name, value) in &target.labels {
+    for (name, value) in target.labels.iter() {
         match pairs.iter().position(|(n, _)| n == name) {
             Some(_) if honor_labels => {}
             Some(i) => {
@@ -634,19 +633,17 @@ fn merge_target_labels(
                 if !scraped_value.is_empty() {
                     pairs.push((format!("exported_{name}"), scraped_value));
                 }
-                pairs.push((name.clone(), value.clone()));
+                pairs.push((name.to_string(), value.to_string()));
             }
-            None => pairs.push((name.clone(), value.clone())),
+            None => pairs.push((name.to_string(), value.to_string())),
         }
     }
     pairs
 }
 
-fn check_label_limits(
-    config: &ScrapeConfig,
-    labels: &[(String, String)],
-) -> Result<(), ScrapeError> {
-    let count = labels.iter().filter(|(_, v)| !v.is_empty()).count();
+fn check_label_limits(config: &ScrapeConfig, labels: &Labels) -> Result<(), ScrapeError> {
+    let count = labels.len();
+    let metric_name = |labels: &Labels| labels.metric_name().unwrap_or("").to_string();
     if config.label_limit > 0 && count > config.label_limit {
         return Err(ScrapeError::LabelLimit(format!(
             "label_limit exceeded (metric: {}, number of labels: {count}, limit: {})",
@@ -654,7 +651,7 @@ fn check_label_limits(
             config.label_limit
         )));
     }
-    for (name, value) in labels {
+    for (name, value) in labels.iter() {
         if config.label_name_length_limit > 0 && name.len() > config.label_name_length_limit {
             return Err(ScrapeError::LabelLimit(format!(
                 "label_name_length_limit exceeded (metric: {}, label name: {name}, length: {}, limit: {})",
@@ -673,14 +670,6 @@ fn check_label_limits(
         }
     }
     Ok(())
-}
-
-fn metric_name(labels: &[(String, String)]) -> &str {
-    labels
-        .iter()
-        .find(|(n, _)| n == METRIC_NAME_LABEL)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 #[cfg(test)]

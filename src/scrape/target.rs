@@ -1,13 +1,12 @@
 //! From discovered target groups to scrape targets: Prometheus's label population and
 //! `relabel_configs`, producing the target's final labels, URL, interval and timeout.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{Config, ScrapeConfig};
 use crate::discovery::TargetGroup;
 use crate::model::relabel::relabel;
-use crate::model::{format_duration, parse_duration};
+use crate::model::{Labels, LabelsBuilder, format_duration, parse_duration};
 
 const ADDRESS: &str = "__address__";
 const SCHEME: &str = "__scheme__";
@@ -20,9 +19,9 @@ const PARAM_PREFIX: &str = "__param_";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// Final labels (job, instance, ...), sorted, no `__` labels.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     /// The labels discovery produced, before relabeling.
-    pub discovered: BTreeMap<String, String>,
+    pub discovered: Labels,
     pub url: String,
     pub job: String,
     pub interval: Duration,
@@ -32,23 +31,18 @@ pub struct Target {
 impl Target {
     /// Identity of a target within its pool: its labels and URL.
     pub fn key(&self) -> u64 {
-        let mut pairs = self.labels.clone();
-        pairs.push(("\u{0}url".to_string(), self.url.clone()));
-        crate::model::Labels::from_trusted(pairs).stable_hash()
+        self.labels.with("\u{0}url", &self.url).stable_hash()
     }
 
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.labels.get(name)
     }
 }
 
 /// A target relabeling dropped, kept for `/api/v1/targets`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DroppedTarget {
-    pub discovered: BTreeMap<String, String>,
+    pub discovered: Labels,
 }
 
 /// Turns every group's targets into active or dropped targets for one scrape config.
@@ -83,9 +77,13 @@ fn discovered_labels(
     sc: &ScrapeConfig,
     group: &TargetGroup,
     address: &str,
-) -> BTreeMap<String, String> {
-    let mut labels = group.labels.clone();
-    labels.insert(ADDRESS.to_string(), address.to_string());
+) -> Labels {
+    let mut labels = LabelsBuilder::new(
+        (group.labels.iter())
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+    );
+    labels.set(ADDRESS, address.to_string());
     let defaults = [
         ("job", sc.job_name.clone()),
         (
@@ -100,37 +98,27 @@ fn discovered_labels(
         (SCHEME, sc.scheme.clone()),
     ];
     for (name, value) in defaults {
-        labels.entry(name.to_string()).or_insert(value);
-    }
-    for (name, values) in &sc.params {
-        if let Some(first) = values.first() {
-            labels
-                .entry(format!("{PARAM_PREFIX}{name}"))
-                .or_insert_with(|| first.clone());
+        if labels.get(name).is_empty() {
+            labels.set(name, value);
         }
     }
-    labels
+    for (name, values) in &sc.params {
+        let name = format!("{PARAM_PREFIX}{name}");
+        if let Some(first) = values.first()
+            && labels.get(&name).is_empty()
+        {
+            labels.set(&name, first.clone());
+        }
+    }
+    labels.labels()
 }
 
 /// Applies `relabel_configs` and derives the URL and final labels; `None` when dropped.
-fn finish_target(
-    sc: &ScrapeConfig,
-    discovered: &BTreeMap<String, String>,
-) -> Result<Option<Target>, String> {
-    let pairs: Vec<(String, String)> = discovered
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let Some(relabeled) = relabel(pairs, &sc.relabel_configs) else {
+fn finish_target(sc: &ScrapeConfig, discovered: &Labels) -> Result<Option<Target>, String> {
+    let Some(relabeled) = relabel(discovered.to_pairs(), &sc.relabel_configs) else {
         return Ok(None);
     };
-    let get = |name: &str| {
-        relabeled
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |name: &str| relabeled.get(name).unwrap_or_default().to_string();
     let address = get(ADDRESS);
     if address.is_empty() {
         return Ok(None);
@@ -146,22 +134,15 @@ fn finish_target(
         return Err("scrape timeout must be positive and at most the interval".to_string());
     }
     let url = target_url(&get(SCHEME), &address, &get(METRICS_PATH), &relabeled);
-    let mut labels: Vec<(String, String)> = relabeled
-        .iter()
+    let mut labels: Labels = (relabeled.iter())
         .filter(|(n, _)| !n.starts_with("__"))
-        .cloned()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
-    if !labels.iter().any(|(n, _)| n == "instance") {
-        labels.push(("instance".to_string(), address.clone()));
+    if labels.get("instance").is_none() {
+        labels = labels.with("instance", &address);
     }
-    labels.retain(|(_, v)| !v.is_empty());
-    labels.sort();
     Ok(Some(Target {
-        job: labels
-            .iter()
-            .find(|(n, _)| n == "job")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| sc.job_name.clone()),
+        job: (labels.get("job").map(str::to_string)).unwrap_or_else(|| sc.job_name.clone()),
         labels,
         discovered: discovered.clone(),
         url,
@@ -170,11 +151,11 @@ fn finish_target(
     }))
 }
 
-fn target_url(scheme: &str, address: &str, path: &str, labels: &[(String, String)]) -> String {
+fn target_url(scheme: &str, address: &str, path: &str, labels: &Labels) -> String {
     let mut url = format!("{scheme}://{address}{path}");
     let params: Vec<(&str, &str)> = labels
         .iter()
-        .filter_map(|(n, v)| n.strip_prefix(PARAM_PREFIX).map(|p| (p, v.as_str())))
+        .filter_map(|(n, v)| n.strip_prefix(PARAM_PREFIX).map(|p| (p, v)))
         .collect();
     if !params.is_empty() {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
@@ -205,14 +186,10 @@ mod tests {
         let t = &active[0];
         assert_eq!(t.url, "http://h1:9100/metrics?module=cpu");
         assert_eq!(
-            t.labels,
-            vec![
-                ("env".to_string(), "prod".to_string()),
-                ("instance".to_string(), "h1:9100".to_string()),
-                ("job".to_string(), "node".to_string())
-            ]
+            t.labels.to_string(),
+            r#"{env="prod", instance="h1:9100", job="node"}"#
         );
-        assert_eq!(t.discovered["__scheme__"], "http");
+        assert_eq!(t.discovered.get("__scheme__"), Some("http"));
         assert_eq!(t.interval, Duration::from_secs(60));
     }
 

@@ -2,7 +2,6 @@
 //! version. It is one JSON object, `manifest.json`, replaced whole by a single put, so a
 //! reader sees the old or the new manifest and never a mix.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -30,8 +29,8 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<DeletedBlock>,
     /// The writer's `global.external_labels`, which a read-only node adds to its series.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub external_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "crate::model::Labels::is_empty")]
+    pub external_labels: crate::model::Labels,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +48,7 @@ impl Default for Manifest {
             blocks: Vec::new(),
             downsampled: Vec::new(),
             deleted: Vec::new(),
-            external_labels: BTreeMap::new(),
+            external_labels: Default::default(),
         }
     }
 }

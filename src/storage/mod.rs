@@ -94,7 +94,7 @@ pub struct Storage {
     /// On a read-only node, the writers' buckets it serves; its manifest is their merge.
     tier: Option<QueryTier>,
     /// Recorded in the manifest at each publish (`global.external_labels`).
-    external_labels: RwLock<std::collections::BTreeMap<String, String>>,
+    external_labels: RwLock<crate::model::Labels>,
     manifest: RwLock<Arc<Manifest>>,
     store: Arc<dyn ObjectStore>,
     /// `store` behind the read cache of block byte ranges, for queries.
@@ -283,7 +283,7 @@ impl Storage {
 
     /// Sets the external labels recorded in the manifest from the next publish on, for
     /// read-only nodes to add to this writer's series.
-    pub fn set_external_labels(&self, labels: std::collections::BTreeMap<String, String>) {
+    pub fn set_external_labels(&self, labels: crate::model::Labels) {
         *write(&self.external_labels) = labels;
     }
 

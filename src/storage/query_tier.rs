@@ -40,15 +40,14 @@ pub struct SourceView {
     /// XORed into the source's series ids: zero for a source without external labels.
     pub salt: u64,
     /// External labels without the replica labels, added to each series lacking them.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
 }
 
 impl SourceView {
-    fn new(labels: BTreeMap<String, String>) -> SourceView {
-        let labels: Vec<(String, String)> = labels.into_iter().collect();
+    fn new(labels: Labels) -> SourceView {
         let salt = match labels.is_empty() {
             true => 0,
-            false => Labels::from_trusted(labels.clone()).stable_hash(),
+            false => labels.stable_hash(),
         };
         SourceView { salt, labels }
     }
@@ -69,16 +68,13 @@ impl SourceView {
             let list = list
                 .into_iter()
                 .map(|(id, labels)| {
-                    let mut pairs: Vec<(String, String)> = labels
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect();
-                    for (name, value) in &self.labels {
+                    let mut merged = labels.builder();
+                    for (name, value) in self.labels.iter() {
                         if labels.get(name).is_none() {
-                            pairs.push((name.clone(), value.clone()));
+                            merged.set(name, value.to_string());
                         }
                     }
-                    (self.series_id(id), Arc::new(Labels::from_trusted(pairs)))
+                    (self.series_id(id), Arc::new(merged.labels()))
                 })
                 .collect();
             out.by_metric.insert(metric, list);
@@ -91,7 +87,7 @@ impl SourceView {
 struct Source {
     name: String,
     store: Arc<dyn ObjectStore>,
-    external_labels: BTreeMap<String, String>,
+    external_labels: Labels,
 }
 
 /// The sources a read-only node serves and how it merges them.
@@ -124,7 +120,7 @@ impl QueryTier {
             sources.push(Source {
                 name: "local".to_string(),
                 store: objstore::build(storage, data_dir)?,
-                external_labels: BTreeMap::new(),
+                external_labels: Labels::default(),
             });
         }
         Ok(QueryTier {
@@ -151,12 +147,14 @@ impl QueryTier {
                 .with_context(|| format!("reading the manifest of source {}", s.name))
         });
         let manifests = futures::future::try_join_all(reads).await?;
-        let named: Vec<(&str, BTreeMap<String, String>, Manifest)> = (self.sources.iter())
+        let named: Vec<(&str, Labels, Manifest)> = (self.sources.iter())
             .zip(manifests)
             .map(|(s, m)| {
-                let mut labels = m.external_labels.clone();
-                labels.extend(s.external_labels.clone());
-                (s.name.as_str(), labels, m)
+                let mut labels = m.external_labels.builder();
+                for (name, value) in s.external_labels.iter() {
+                    labels.set(name, value.to_string());
+                }
+                (s.name.as_str(), labels.labels(), m)
             })
             .collect();
         Ok(merge(named, &self.replica_labels))
@@ -164,23 +162,21 @@ impl QueryTier {
 }
 
 /// A replica set's external labels without the replica labels.
-type ReplicaSet = Vec<(String, String)>;
+type ReplicaSet = Labels;
 
 /// Merges the sources' manifests (name, external labels, manifest, in preference order):
 /// every block under `<name>/<id>`, with its source's view; within a replica set (sources
 /// with a replica label whose other external labels are equal) a block of a later replica
 /// is kept only where no kept block of an earlier one overlaps it, raw or downsampled, so
 /// each time range is read from one replica.
-pub fn merge(
-    sources: Vec<(&str, BTreeMap<String, String>, Manifest)>,
-    replica_labels: &[String],
-) -> Manifest {
+pub fn merge(sources: Vec<(&str, Labels, Manifest)>, replica_labels: &[String]) -> Manifest {
+    let replica_names: Vec<&str> = replica_labels.iter().map(String::as_str).collect();
     let mut out = Manifest::default();
     // Kept time ranges per replica set (named by its view's labels).
     let mut kept: BTreeMap<ReplicaSet, Vec<(i64, i64)>> = BTreeMap::new();
-    for (name, mut labels, manifest) in sources {
-        let replica = labels.keys().any(|n| replica_labels.contains(n));
-        labels.retain(|n, _| !replica_labels.contains(n));
+    for (name, labels, manifest) in sources {
+        let replica = labels.iter().any(|(n, _)| replica_names.contains(&n));
+        let labels = labels.without(&replica_names);
         let view = Arc::new(SourceView::new(labels));
         let mut blocks: Vec<BlockMeta> = manifest.all_blocks().cloned().collect();
         // Only a source with a replica label is one replica of a set; others add up.
@@ -193,7 +189,7 @@ pub fn merge(
             block.id = format!("{name}/{}", block.id);
             block.source = block.source.map(|s| format!("{name}/{s}"));
             for names in block.metrics.values_mut() {
-                names.extend(view.labels.iter().map(|(n, _)| n.clone()));
+                names.extend(view.labels.iter().map(|(n, _)| n.to_string()));
             }
             block.view = Some(view.clone());
             out.add(block);
@@ -331,7 +327,7 @@ mod tests {
         m
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
         (pairs.iter())
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
@@ -394,7 +390,7 @@ mod tests {
         assert_eq!(salts.len(), 1, "replicas share ids");
         assert_eq!(
             merged.blocks[0].view.as_ref().unwrap().labels,
-            [("cluster".to_string(), "x".to_string())]
+            labels(&[("cluster", "x")])
         );
     }
 
@@ -402,8 +398,8 @@ mod tests {
     fn sources_without_a_replica_label_are_never_deduplicated() {
         let merged = merge(
             vec![
-                ("s1", BTreeMap::new(), manifest(&[("a", 0, 10)])),
-                ("s2", BTreeMap::new(), manifest(&[("a", 0, 10)])),
+                ("s1", Labels::default(), manifest(&[("a", 0, 10)])),
+                ("s2", Labels::default(), manifest(&[("a", 0, 10)])),
             ],
             &["replica".to_string()],
         );
@@ -413,7 +409,7 @@ mod tests {
     #[test]
     fn a_source_without_external_labels_keeps_its_ids() {
         let merged = merge(
-            vec![("only", BTreeMap::new(), manifest(&[("a", 0, 10)]))],
+            vec![("only", Labels::default(), manifest(&[("a", 0, 10)]))],
             &[],
         );
         let view = merged.blocks[0].view.as_ref().unwrap();

@@ -673,7 +673,7 @@ async fn promql_reads_native_histograms() {
     let t = 1_700_000_000_000;
     let labels = |job: &str| {
         Arc::new(
-            Labels::new(vec![
+            Labels::series(vec![
                 ("__name__".into(), "lat".into()),
                 ("job".into(), job.into()),
             ])
@@ -741,7 +741,10 @@ async fn promql_reads_native_histograms() {
             panic!("{query}: not a vector")
         };
         assert_eq!(series.len(), 1, "{query}: {series:?}");
-        assert_eq!(series[0].labels, vec![("job".to_string(), "h".to_string())]);
+        assert_eq!(
+            series[0].labels.to_pairs(),
+            vec![("job".to_string(), "h".to_string())]
+        );
         assert_eq!(series[0].points, vec![(at, want)], "{query}");
     }
 }

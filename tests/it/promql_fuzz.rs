@@ -136,7 +136,7 @@ async fn mutated_queries_never_panic() {
         ("metric", "b"),
         ("foo_bucket", "c"),
     ] {
-        let labels = Labels::new(vec![
+        let labels = Labels::series(vec![
             ("__name__".into(), name.into()),
             ("job".into(), job.into()),
             ("le".into(), "1".into()),

@@ -17,7 +17,7 @@ async fn engine(dir: &std::path::Path) -> PromqlEngine {
         crate::common::embedded_engine(dir, StorageConfig::default(), 1_000_000).await;
     let mut appender = storage.appender();
     for v in VALUES {
-        let labels = Labels::new(vec![
+        let labels = Labels::series(vec![
             ("__name__".to_string(), "m".to_string()),
             ("v".to_string(), v.to_string()),
         ])
@@ -35,7 +35,7 @@ async fn instant(engine: &PromqlEngine, query: &str) -> Vec<(Vec<(String, String
         .await
     {
         Ok(PromValue::Vector(series)) => (series.into_iter())
-            .map(|s| (s.labels, s.points[0].1))
+            .map(|s| (s.labels.to_pairs(), s.points[0].1))
             .collect(),
         other => panic!("{query}: {other:?}"),
     }

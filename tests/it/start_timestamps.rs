@@ -33,7 +33,7 @@ fn restarted_counter() -> Vec<SeriesSamples> {
             ..Sample::new(60_000 * (i as i64 + 1), value)
         })
         .collect();
-    let labels = Labels::new(vec![
+    let labels = Labels::series(vec![
         ("__name__".to_string(), "jobs_total".to_string()),
         ("job".to_string(), "batch".to_string()),
     ])

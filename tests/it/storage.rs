@@ -30,7 +30,7 @@ fn options(dir: &std::path::Path) -> StorageOptions {
 /// The one series these tests write: `m{k="v"}`.
 fn series_m() -> Arc<Labels> {
     Arc::new(
-        Labels::new(vec![
+        Labels::series(vec![
             ("__name__".into(), "m".into()),
             ("k".into(), "v".into()),
         ])

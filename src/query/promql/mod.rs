@@ -87,7 +87,7 @@ pub struct Explanation {
 /// One series of a result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
-    pub labels: Vec<(String, String)>,
+    pub labels: crate::model::Labels,
     /// (timestamp ms, value); exactly one point (or histogram) for instant vectors.
     pub points: Vec<(i64, f64)>,
     /// (timestamp ms, native histogram), for the expressions that evaluate them (a
@@ -439,7 +439,7 @@ impl PromqlEngine {
             Planned::Const(c) => {
                 let points = step_times(start, end, step).map(|t| (t, c)).collect();
                 Ok(PromValue::Matrix(vec![Series {
-                    labels: vec![],
+                    labels: Default::default(),
                     points,
                     histograms: Vec::new(),
                 }]))
@@ -512,10 +512,12 @@ impl PromqlEngine {
                 points.floats.sort_by_key(|p| p.0);
                 points.histograms.sort_by_key(|p| p.0);
                 Series {
-                    labels: labels::decode(&encoded)
-                        .into_iter()
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect(),
+                    labels: crate::model::Labels::from_trusted(
+                        labels::decode(&encoded)
+                            .into_iter()
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
+                    ),
                     points: points.floats,
                     histograms: points.histograms,
                 }
@@ -650,13 +652,7 @@ fn apply_sort(series: &mut [Series], sort: Sort) {
             }
         }),
         Sort::ByLabels { names, descending } => series.sort_by(|a, b| {
-            let get = |s: &Series, n: &str| {
-                s.labels
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let get = |s: &Series, n: &str| s.labels.get(n).unwrap_or_default().to_string();
             let mut ord = std::cmp::Ordering::Equal;
             for n in &names {
                 ord = ord.then_with(|| natural_cmp(&get(a, n), &get(b, n)));

@@ -67,11 +67,12 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
+use crate::model::Labels;
 use gtmpl::{Context, Func, FuncError, Template, Value};
 
 mod args;
@@ -96,15 +97,15 @@ pub const TEMPLATE_DEFS: &str = "{{$labels := .Labels}}{{$externalLabels := .Ext
 /// One sample returned by the `query` template function.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QuerySample {
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub value: f64,
 }
 
 /// The data an alerting template is expanded against.
 #[derive(Debug, Clone, Copy)]
 pub struct TemplateContext<'a> {
-    pub labels: &'a BTreeMap<String, String>,
-    pub external_labels: &'a BTreeMap<String, String>,
+    pub labels: &'a Labels,
+    pub external_labels: &'a Labels,
     pub external_url: &'a str,
     pub value: f64,
 }

@@ -74,11 +74,11 @@ pub(super) fn is_registered_float(s: &str) -> bool {
     with_state(|st| st.is_some_and(|st| st.floats.contains(s)))
 }
 
-pub(super) fn labels_value(labels: &BTreeMap<String, String>) -> Value {
+pub(super) fn labels_value(labels: &Labels) -> Value {
     Value::Map(
         labels
             .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect(),
     )
 }

@@ -1,6 +1,6 @@
 use super::*;
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -35,7 +35,7 @@ fn ok(text: &str) -> String {
 
 fn with_query(text: &str, result: Vec<QuerySample>) -> Result<String, TemplateError> {
     let l = labels(&[("instance", "a")]);
-    let e = BTreeMap::new();
+    let e = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &e,
@@ -558,7 +558,7 @@ fn query_first_value_label() {
     );
     // The query text reaches the hook; labels of the alert can build it.
     let l = labels(&[("instance", "h:1")]);
-    let e = BTreeMap::new();
+    let e = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &e,
@@ -616,7 +616,7 @@ fn query_errors() {
     let e = run(r#"{{ query "up" }}"#).unwrap_err();
     assert!(e.to_string().contains("error calling query"), "{e}");
     // A failing hook.
-    let l = BTreeMap::new();
+    let l = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &l,
@@ -634,7 +634,7 @@ fn query_errors() {
 
 #[test]
 fn hook_is_removed_after_expansion_and_nesting_works() {
-    let l = BTreeMap::new();
+    let l = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &l,
@@ -751,7 +751,7 @@ fn comparisons_and_logic() {
     );
     // Two floats compare numerically, not as text.
     let res = vec![sample(&[], 9.0)];
-    let l = BTreeMap::new();
+    let l = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &l,
@@ -938,7 +938,7 @@ fn trim_markers_and_comments() {
 
 #[test]
 fn expand_or_error_text_formats_like_prometheus() {
-    let l = BTreeMap::new();
+    let l = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &l,
@@ -1047,7 +1047,7 @@ fn cached_templates_are_reused_correctly() {
         assert!(run("{{").is_err());
     }
     // The same text under another name is parsed for that name.
-    let l = BTreeMap::new();
+    let l = Labels::default();
     let ctx = TemplateContext {
         labels: &l,
         external_labels: &l,

@@ -68,7 +68,7 @@ fn load(instance: &Instance, block: &Load) -> Result<(), String> {
         false => Vec::new(),
     };
     for series in block.series.iter().chain(&nhcb) {
-        let labels = Labels::new(series.labels.clone()).map_err(|e| e.to_string())?;
+        let labels = Labels::series(series.labels.clone()).map_err(|e| e.to_string())?;
         let (mut samples, mut histograms) = (Vec::new(), Vec::new());
         for (i, (t, v)) in series.samples.iter().enumerate() {
             let start_timestamp_ms = start_timestamp(series, i, *t);
@@ -230,7 +230,7 @@ fn to_actual(value: PromValue) -> Actual {
                         (None, Some((_, h))) => SampleValue::Histogram(to_literal(h)),
                         (point, _) => SampleValue::Float(point.map_or(f64::NAN, |p| p.1)),
                     };
-                    (s.labels, value)
+                    (s.labels.to_pairs(), value)
                 })
                 .collect(),
         ),
@@ -246,7 +246,7 @@ fn to_actual(value: PromValue) -> Actual {
                         )
                         .collect();
                     points.sort_by_key(|p| p.0);
-                    (s.labels, points)
+                    (s.labels.to_pairs(), points)
                 })
                 .collect(),
         ),
