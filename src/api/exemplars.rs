@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use promql_parser::parser::{Expr as PromExpr, VectorSelector};
 use promql_parser::util::{ExprVisitor, walk_expr};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::model::Selector;
 use crate::query::promql::aggregates::PromFloat;
@@ -41,26 +41,17 @@ pub async fn query_exemplars(
         let data: Vec<Value> = found
             .into_iter()
             .map(|(series, exemplars)| {
-                let labels: Map<String, Value> = series
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), Value::from(v)))
-                    .collect();
                 let exemplars: Vec<Value> = exemplars
                     .iter()
                     .map(|e| {
-                        let labels: Map<String, Value> = e
-                            .labels
-                            .iter()
-                            .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
-                            .collect();
                         json!({
-                            "labels": labels,
+                            "labels": e.labels,
                             "value": PromFloat(e.value).to_string(),
                             "timestamp": e.timestamp_ms as f64 / 1000.0,
                         })
                     })
                     .collect();
-                json!({ "seriesLabels": labels, "exemplars": exemplars })
+                json!({ "seriesLabels": series.as_ref(), "exemplars": exemplars })
             })
             .collect();
         Ok(Value::Array(data))

@@ -213,7 +213,7 @@ fn store_exemplars(
                 continue;
             };
             let exemplar = Exemplar {
-                labels: pairs,
+                labels: pairs.into_iter().collect(),
                 value: e.value,
                 timestamp_ms: e.timestamp_ms,
             };

@@ -220,10 +220,10 @@ fn histograms_become_classic_buckets_with_exemplars_in_their_bucket() {
     assert_eq!(exemplars.len(), 1);
     assert_eq!(exemplars[0].value, 0.5);
     assert_eq!(
-        exemplars[0].labels,
+        exemplars[0].labels.to_pairs(),
         vec![
-            ("trace_id".to_owned(), "ab".repeat(16)),
-            ("span_id".to_owned(), "cd".repeat(8))
+            ("span_id".to_owned(), "cd".repeat(8)),
+            ("trace_id".to_owned(), "ab".repeat(16))
         ]
     );
 }

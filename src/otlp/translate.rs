@@ -748,7 +748,7 @@ fn exemplars(list: &[OtlpExemplar]) -> Vec<Exemplar> {
                 labels.extend(attributes);
             }
             Exemplar {
-                labels,
+                labels: labels.into_iter().collect(),
                 value,
                 timestamp_ms: millis(e.time_unix_nano),
             }

@@ -554,7 +554,7 @@ fn process(
             exemplars.push((
                 labels.clone(),
                 Exemplar {
-                    labels: e.labels,
+                    labels: e.labels.into_iter().collect(),
                     value: e.value,
                     // Without its own time, an exemplar takes its sample's, as in Prometheus.
                     timestamp_ms: e.timestamp_ms.unwrap_or(timestamp_ms),

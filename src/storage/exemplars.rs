@@ -12,7 +12,7 @@ use crate::model::{Labels, Selector};
 /// One exemplar: its own labels (`trace_id`, ...), value and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemplar {
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
     pub timestamp_ms: i64,
 }
@@ -157,7 +157,7 @@ mod tests {
 
     fn exemplar(trace: &str, t: i64) -> Exemplar {
         Exemplar {
-            labels: vec![("trace_id".into(), trace.into())],
+            labels: Labels::new(vec![("trace_id".into(), trace.into())]).unwrap(),
             value: t as f64,
             timestamp_ms: t,
         }
@@ -208,7 +208,7 @@ mod tests {
             Err(ExemplarError::Disabled)
         );
         let long = Exemplar {
-            labels: vec![("trace_id".into(), "x".repeat(121))],
+            labels: Labels::new(vec![("trace_id".into(), "x".repeat(121))]).unwrap(),
             value: 1.0,
             timestamp_ms: 1,
         };
