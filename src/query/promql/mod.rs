@@ -14,6 +14,7 @@ pub mod native;
 pub mod native_binary;
 pub mod ops;
 pub mod planner;
+mod prepared;
 pub mod rank;
 pub mod select;
 mod session;
@@ -130,7 +131,15 @@ pub struct PromqlEngine {
     /// text again and again, and parsing it (with a regex compiled for each `=~` matcher)
     /// is a tenth of a small query's cost.
     parsed: moka::sync::Cache<(String, syntax::QueryTimes), Arc<PromExpr>>,
+    /// Instant queries' physical plans by text, to run again at other times (see
+    /// [`prepared`]).
+    prepared: moka::sync::Cache<prepared::PreparedKey, Arc<prepared::PreparedPlan>>,
+    /// Evaluations that ran a prepared plan.
+    prepared_runs: std::sync::atomic::AtomicU64,
 }
+
+/// Weight the prepared-plan cache holds at most (see [`prepared::PreparedPlan::weight`]).
+const PREPARED_CACHE_WEIGHT: u64 = 64 << 20;
 
 /// Bytes of query text the parsed-query cache holds at most (each entry counts its text
 /// and 1 KiB for the syntax tree).
@@ -153,6 +162,11 @@ impl PromqlEngine {
                     u32::try_from(text.len() + 1024).unwrap_or(u32::MAX)
                 })
                 .build(),
+            prepared: moka::sync::Cache::builder()
+                .max_capacity(PREPARED_CACHE_WEIGHT)
+                .weigher(|_, plan: &Arc<prepared::PreparedPlan>| plan.weight())
+                .build(),
+            prepared_runs: Default::default(),
         }
     }
 
@@ -419,6 +433,7 @@ impl PromqlEngine {
             selected_series: Default::default(),
             any_histograms: self.storage.may_have_histograms(None),
             decoding: Default::default(),
+            time_pinned: Default::default(),
         }
     }
 
@@ -431,99 +446,200 @@ impl PromqlEngine {
         resolution: SourceResolution,
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
-        let planner = self.planner(source, (start, end, step), lookback, resolution.pick(step));
+        let resolution = resolution.pick(step);
+        let key = instant.then(|| prepared::PreparedKey {
+            text: source.to_string(),
+            lookback_ms: lookback.as_millis() as i64,
+            resolution,
+        });
+        if let Some(key) = &key
+            && let Some(evaluation) = self.evaluate_prepared(key, expr, start).await?
+        {
+            return Ok(evaluation);
+        }
+        let planner = self.planner(source, (start, end, step), lookback, resolution);
         let planned = planner.plan_query(expr).await?;
-        let sort = sort_order(expr);
-        let value: Result<PromValue, PromqlError> = match planned {
-            Planned::Const(c) if instant => Ok(PromValue::Scalar(start, c)),
+        let (kind, plan) = match planned {
+            Planned::Const(c) if instant => {
+                return Ok(Evaluation {
+                    value: PromValue::Scalar(start, c),
+                    warnings: Self::collected(&planner.warnings),
+                    infos: Self::collected(&planner.infos),
+                });
+            }
             Planned::Const(c) => {
                 let points = step_times(start, end, step).map(|t| (t, c)).collect();
-                Ok(PromValue::Matrix(vec![Series {
+                let series = vec![Series {
                     labels: Default::default(),
                     points,
                     histograms: Vec::new(),
-                }]))
+                }];
+                return Ok(Evaluation {
+                    value: PromValue::Matrix(series),
+                    warnings: Self::collected(&planner.warnings),
+                    infos: Self::collected(&planner.infos),
+                });
             }
-            Planned::String(s) => Ok(PromValue::String(start, s)),
-            Planned::Scalar(plan) => {
-                let series = self.run(plan, &planner).await?;
-                if instant {
-                    let v = series
-                        .first()
-                        .and_then(|s| s.points.first())
-                        .map(|p| p.1)
-                        .unwrap_or(f64::NAN);
-                    Ok(PromValue::Scalar(start, v))
-                } else {
-                    Ok(PromValue::Matrix(series))
-                }
+            Planned::String(s) => {
+                return Ok(Evaluation {
+                    value: PromValue::String(start, s),
+                    warnings: Self::collected(&planner.warnings),
+                    infos: Self::collected(&planner.infos),
+                });
             }
-            Planned::Matrix(plan) => {
-                let mut series = self.run(plan, &planner).await?;
-                for s in &mut series {
-                    s.points.retain(|(_, v)| !crate::model::is_stale_nan(*v));
-                    s.histograms
-                        .retain(|(_, h)| !crate::model::is_stale_nan(h.sum));
-                }
-                series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
-                Ok(PromValue::Matrix(series))
-            }
-            Planned::Vector(plan) => {
-                let mut series = self.run(plan, &planner).await?;
-                check_unique_labels(&series)?;
-                if instant {
-                    apply_sort(&mut series, sort);
-                    Ok(PromValue::Vector(series))
-                } else {
-                    Ok(PromValue::Matrix(series))
-                }
-            }
+            Planned::Scalar(plan) => (prepared::ResultKind::Scalar, plan),
+            Planned::Matrix(plan) => (prepared::ResultKind::Matrix, plan),
+            Planned::Vector(plan) => (prepared::ResultKind::Vector, plan),
         };
+        let session = self.context_for(&planner);
+        let physical = session.physical(&plan).await?;
+        if let Some(key) = key
+            && planner.movable_in_time()
+        {
+            let plan = prepared::PreparedPlan::new(
+                start,
+                physical.clone(),
+                std::ptr::eq(session, &self.small),
+                kind,
+                planner.any_histograms,
+                prepared::Annotations::new(planner.warnings.clone(), planner.infos.clone()),
+                planner
+                    .selected_series
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )?;
+            self.prepared.insert(key, Arc::new(plan));
+        }
+        let series = series_of(&session.execute(physical).await?)?;
         // Read after running: plan nodes and UDFs add annotations while they execute.
-        let collected = |list: &std::sync::Mutex<Vec<String>>| {
-            list.lock().map(|l| l.clone()).unwrap_or_default()
-        };
         Ok(Evaluation {
-            value: value?,
-            warnings: collected(&planner.warnings),
-            infos: collected(&planner.infos),
+            value: result_value(kind, series, expr, (start, end, step), instant)?,
+            warnings: Self::collected(&planner.warnings),
+            infos: Self::collected(&planner.infos),
         })
+    }
+
+    /// An instant query run with the plan kept for its text, moved to `time`; None when
+    /// there is none, another evaluation is running it, or storage changed in a way the
+    /// plan cannot follow (the caller then plans anew, and keeps that plan).
+    async fn evaluate_prepared(
+        &self,
+        key: &prepared::PreparedKey,
+        expr: &PromExpr,
+        time: i64,
+    ) -> Result<Option<Evaluation>, PromqlError> {
+        let Some(entry) = self.prepared.get(key) else {
+            return Ok(None);
+        };
+        let Some(claim) = entry.claim() else {
+            return Ok(None);
+        };
+        let session = if claim.small { &self.small } else { &self.ctx };
+        let Some(plan) =
+            prepared::PreparedPlan::at(&claim, time, &self.storage, session.state()).await?
+        else {
+            return Ok(None);
+        };
+        let series = series_of(&session.execute(plan).await?)?;
+        let value = result_value(claim.kind, series, expr, (time, time, 0), true)?;
+        (self.prepared_runs).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (warnings, infos) = claim.annotations.collected();
+        Ok(Some(Evaluation {
+            value,
+            warnings,
+            infos,
+        }))
+    }
+
+    /// How many evaluations ran a prepared plan (see [`prepared`]).
+    pub fn prepared_runs(&self) -> u64 {
+        self.prepared_runs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn collected(list: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+        list.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Executes a `(labels, timestamp, value[, histogram])` plan and groups rows into series
     /// sorted by labels, points by time.
     async fn run(&self, plan: LogicalPlan, planner: &Planner) -> Result<Vec<Series>, PromqlError> {
         let batches = self.context_for(planner).collect(&plan).await?;
-        let mut by_labels: BTreeMap<String, Points> = BTreeMap::new();
-        for batch in &batches {
-            append_rows(batch, &mut by_labels)?;
-        }
-        // Names marked dropped go now; series that become equal merge (two values at one
-        // step are then an error for vectors, see `check_unique_labels`).
-        let mut finished: BTreeMap<String, Points> = BTreeMap::new();
-        for (encoded, points) in by_labels {
-            let entry = finished.entry(labels::finish(&encoded)).or_default();
-            entry.floats.extend(points.floats);
-            entry.histograms.extend(points.histograms);
-        }
-        Ok(finished
-            .into_iter()
-            .map(|(encoded, mut points)| {
-                points.floats.sort_by_key(|p| p.0);
-                points.histograms.sort_by_key(|p| p.0);
-                Series {
-                    labels: crate::model::Labels::from_trusted(
-                        labels::decode(&encoded)
-                            .into_iter()
-                            .map(|(n, v)| (n.to_string(), v.to_string()))
-                            .collect(),
-                    ),
-                    points: points.floats,
-                    histograms: points.histograms,
-                }
-            })
-            .collect())
+        series_of(&batches)
     }
+}
+
+/// A result of `kind` from its series: stale points dropped from range vectors, a vector
+/// checked for repeated label sets and sorted as `expr` says, a scalar's value at `start`.
+fn result_value(
+    kind: prepared::ResultKind,
+    mut series: Vec<Series>,
+    expr: &PromExpr,
+    (start, _, _): (i64, i64, i64),
+    instant: bool,
+) -> Result<PromValue, PromqlError> {
+    match kind {
+        prepared::ResultKind::Scalar if instant => {
+            let v = series
+                .first()
+                .and_then(|s| s.points.first())
+                .map(|p| p.1)
+                .unwrap_or(f64::NAN);
+            Ok(PromValue::Scalar(start, v))
+        }
+        prepared::ResultKind::Scalar => Ok(PromValue::Matrix(series)),
+        prepared::ResultKind::Matrix => {
+            for s in &mut series {
+                s.points.retain(|(_, v)| !crate::model::is_stale_nan(*v));
+                s.histograms
+                    .retain(|(_, h)| !crate::model::is_stale_nan(h.sum));
+            }
+            series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
+            Ok(PromValue::Matrix(series))
+        }
+        prepared::ResultKind::Vector => {
+            check_unique_labels(&series)?;
+            if instant {
+                apply_sort(&mut series, sort_order(expr));
+                Ok(PromValue::Vector(series))
+            } else {
+                Ok(PromValue::Matrix(series))
+            }
+        }
+    }
+}
+
+/// Rows of `(labels, timestamp, value[, histogram])` grouped into series sorted by labels,
+/// points by time.
+fn series_of(batches: &[RecordBatch]) -> Result<Vec<Series>, PromqlError> {
+    let mut by_labels: BTreeMap<String, Points> = BTreeMap::new();
+    for batch in batches {
+        append_rows(batch, &mut by_labels)?;
+    }
+    // Names marked dropped go now; series that become equal merge (two values at one
+    // step are then an error for vectors, see `check_unique_labels`).
+    let mut finished: BTreeMap<String, Points> = BTreeMap::new();
+    for (encoded, points) in by_labels {
+        let entry = finished.entry(labels::finish(&encoded)).or_default();
+        entry.floats.extend(points.floats);
+        entry.histograms.extend(points.histograms);
+    }
+    Ok(finished
+        .into_iter()
+        .map(|(encoded, mut points)| {
+            points.floats.sort_by_key(|p| p.0);
+            points.histograms.sort_by_key(|p| p.0);
+            Series {
+                labels: crate::model::Labels::from_trusted(
+                    labels::decode(&encoded)
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                points: points.floats,
+                histograms: points.histograms,
+            }
+        })
+        .collect())
 }
 
 /// One series' rows of a result.

@@ -58,8 +58,24 @@ impl PromSession {
         &self,
         plan: &LogicalPlan,
     ) -> datafusion::common::Result<Vec<RecordBatch>> {
-        let physical = self.state.create_physical_plan(plan).await?;
-        datafusion::physical_plan::collect(physical, self.task.clone()).await
+        let physical = self.physical(plan).await?;
+        self.execute(physical).await
+    }
+
+    /// `plan` optimized and planned.
+    pub(super) async fn physical(
+        &self,
+        plan: &LogicalPlan,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.state.create_physical_plan(plan).await
+    }
+
+    /// Runs a physical plan of this session; its result's batches.
+    pub(super) async fn execute(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> datafusion::common::Result<Vec<RecordBatch>> {
+        datafusion::physical_plan::collect(plan, self.task.clone()).await
     }
 }
 

@@ -511,6 +511,23 @@ impl PromStepExec {
         self.stats_hints = stats_hints;
         self
     }
+
+    /// This node with its steps `shift` ms later (for a prepared plan run at another time;
+    /// an `@` time stays where it is, but plans with one are not prepared).
+    pub fn shifted(&self, shift: i64) -> Self {
+        let mut steps = self.steps.clone();
+        steps.start += shift;
+        steps.end += shift;
+        PromStepExec::new(
+            self.input.clone(),
+            steps,
+            self.window.clone(),
+            self.drop_name,
+            self.notes.clone(),
+            self.schema.clone(),
+        )
+        .with_stats_hints(self.stats_hints)
+    }
 }
 
 impl DisplayAs for PromStepExec {

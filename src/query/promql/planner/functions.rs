@@ -107,8 +107,14 @@ impl Planner {
                 self.with_native_histograms(classic, args[2], &args[..2], steps)
                     .await
             }
-            "start" => Ok(Planned::Const(self.start as f64 / 1000.0)),
-            "end" => Ok(Planned::Const(self.end as f64 / 1000.0)),
+            "start" => {
+                self.pin_time();
+                Ok(Planned::Const(self.start as f64 / 1000.0))
+            }
+            "end" => {
+                self.pin_time();
+                Ok(Planned::Const(self.end as f64 / 1000.0))
+            }
             "range" => Ok(Planned::Const((self.end - self.start) as f64 / 1000.0)),
             "step" => Ok(Planned::Const(self.step as f64 / 1000.0)),
             "min_of" | "max_of" => {
@@ -474,7 +480,9 @@ impl Planner {
         let range = duration_ms(sq.range);
         let step = sq.step.map(duration_ms).unwrap_or(60_000).max(1);
         let (first, last) = data_bounds(&outer, 0);
-        // Inner steps are aligned to multiples of the subquery step, as in Prometheus.
+        // Inner steps are aligned to multiples of the subquery step, as in Prometheus: the
+        // plan holds steps of this time.
+        self.pin_time();
         let inner_start = (first - range).div_euclid(step) * step + step;
         let inner = Planner {
             storage: self.storage.clone(),
@@ -489,6 +497,7 @@ impl Planner {
             source: self.source.clone(),
             selected_series: self.selected_series.clone(),
             any_histograms: self.any_histograms,
+            time_pinned: self.time_pinned.clone(),
             // Prometheus decodes histograms under a subquery in full.
             decoding: HistogramDecoding::FullForced,
         };
@@ -887,6 +896,8 @@ impl Planner {
         steps: &Steps,
         value: impl Fn(i64) -> Expr,
     ) -> Result<LogicalPlan, PromqlError> {
+        // The rows hold this query's step times.
+        self.pin_time();
         let rows: Vec<Vec<Expr>> = steps
             .times()
             .map(|t| vec![lit(""), lit(t), value(steps.at.unwrap_or(t) - steps.offset)])

@@ -10,10 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use arrow::array::{DictionaryArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, JoinType, ScalarValue};
-use datafusion::datasource::MemTable;
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::math::expr_fn::isnan;
 use datafusion::functions_aggregate::expr_fn as agg;
@@ -30,7 +29,7 @@ use promql_parser::parser::{
     Offset, SubqueryExpr, VectorMatchCardinality, VectorSelector,
 };
 
-use crate::model::{self, METRIC_NAME_LABEL, Selector, SeriesId};
+use crate::model::{self, METRIC_NAME_LABEL, Selector};
 use crate::query::scan::{DownsampledSamples, HISTOGRAM, RawSamples, START_TIMESTAMP};
 use crate::storage::Storage;
 use crate::storage::downsample::{RES_1H, RES_5M};
@@ -43,6 +42,7 @@ use super::info::{InfoSpec, PromInfo};
 use super::labels::{self as l};
 use super::native::HistogramStat;
 use super::ops::{AggregateOp, BinaryOp};
+use super::prepared;
 use super::rank::{RankOrder, ranked};
 use super::step::{Emit, Param, PromStep, StepNotes, Steps, Window, param_labels};
 use super::syntax::{MODE_LABEL, SelectorMode, selector_mode};
@@ -154,6 +154,9 @@ pub struct Planner {
     /// without one, no expression is planned for histograms).
     pub any_histograms: bool,
     pub decoding: HistogramDecoding,
+    /// Set when the plan holds something of its evaluation time that a prepared plan
+    /// cannot move (see [`super::prepared`]).
+    pub time_pinned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 type PlanResult = Result<Planned, PromqlError>;
@@ -161,7 +164,7 @@ type PlanResult = Result<Planned, PromqlError>;
 /// Which data a query reads: the downsampled copies of `ms` where they exist (0: raw
 /// samples only) and raw samples elsewhere; with `fill_gaps`, coarser copies too where
 /// neither exists (raw data or finer copies past their retention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReadResolution {
     pub ms: i64,
     pub fill_gaps: bool,
@@ -311,6 +314,16 @@ impl Planner {
                 self.position(expr)
             ));
         }
+    }
+
+    /// Marks the plan as tied to its evaluation time: it is not kept to run at others.
+    pub(super) fn pin_time(&self) {
+        (self.time_pinned).store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the plan can run at another evaluation time (see [`super::prepared`]).
+    pub fn movable_in_time(&self) -> bool {
+        !self.time_pinned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) fn steps(&self, offset: i64, at: Option<i64>) -> Steps {

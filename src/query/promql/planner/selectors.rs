@@ -117,28 +117,20 @@ impl Planner {
                 selected.entry(id).or_insert(labels);
             }
         }
-        let mut ids = Vec::with_capacity(selected.len());
-        let mut labels = Vec::with_capacity(selected.len());
-        for (id, series) in &selected {
-            ids.push(*id);
-            labels.push(l::encode(series.iter()));
-        }
-        // A dictionary, so the join hands each sample a key instead of a copy of its
-        // series' label string; `PromStep` groups samples by that key.
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("series_id", DataType::UInt64, false),
-            Field::new(LABELS, label_dictionary_type(), false),
-        ]));
         self.selected_series
-            .fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
-        let selected_ids: Arc<[SeriesId]> = ids.as_slice().into();
-        let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
-        let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
-        )?;
-        let series_table = MemTable::try_new(schema, vec![vec![batch]])?;
+            .fetch_add(selected.len(), std::sync::atomic::Ordering::Relaxed);
+        let (selected_ids, batch) = prepared::series_batch(&selected)?;
+        if !layers.is_empty() {
+            // Which blocks have downsampled copies is decided here, for this time.
+            self.pin_time();
+        }
+        let selection = Arc::new(prepared::Selection {
+            selector,
+            metric: metric.clone(),
+            window: (min, max),
+            histograms: with_histograms,
+        });
+        let series_table = prepared::SeriesTable::new(selection.clone(), batch);
         let ts = |ms: i64| {
             lit(ScalarValue::TimestampMillisecond(
                 Some(ms),
@@ -154,9 +146,12 @@ impl Planner {
             .flat_map(|l| &l.blocks)
             .filter_map(|b| b.source.clone())
             .collect();
-        let raw = RawSamples::new(self.storage.clone(), metric.clone())
-            .with_series(selected_ids)
-            .without_blocks(sources);
+        let raw = prepared::SelectedSamples::new(
+            selection,
+            RawSamples::new(self.storage.clone(), metric.clone())
+                .with_series(selected_ids)
+                .without_blocks(sources),
+        );
         // Counting over downsampled rows adds up their counts; a raw sample counts 1 (a
         // staleness marker stays NaN, for the step node to drop).
         let raw_value = match aggregate == Aggregate::Count && !layers.is_empty() {
@@ -286,6 +281,7 @@ impl Planner {
         let mut s = steps.clone();
         s.offset += offset_ms(offset);
         if let Some(at) = at {
+            self.pin_time();
             s.at = Some(match at {
                 AtModifier::Start => self.query_bounds.0,
                 AtModifier::End => self.query_bounds.1,

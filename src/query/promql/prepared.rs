@@ -1,0 +1,527 @@
+//! Prepared plans: an instant query's physical plan, kept by its text and run again at later
+//! evaluation times. Rules and dashboards send the same expressions again and again, and
+//! for a query over a few series DataFusion's optimizer and physical planner cost several
+//! times what running the plan does.
+//!
+//! A plan can run at another time when everything in it that depends on the time is one of
+//! three things this module moves: the selections (a selector's series and samples, picked
+//! again from storage for the new window), the steps of [`PromStepExec`], and timestamp
+//! literals in filters. The planner marks a plan that holds anything else, such as an `@`
+//! time, a subquery's aligned steps or rows built per step, as tied to its time
+//! ([`super::planner::Planner::pin_time`]); such plans are not kept. Every other node is
+//! reset with DataFusion's [`ExecutionPlan::reset_state`], which is how DataFusion runs a
+//! plan again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{DictionaryArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+
+use crate::model::{Labels, Selector, SeriesId};
+use crate::query::scan::RawSamples;
+use crate::storage::Storage;
+
+use super::PromqlError;
+use super::labels as l;
+use super::planner::{LABELS, label_dictionary_type};
+use super::step::{PromStepExec, only_input};
+
+/// What one selector picked when its query was planned, and how to pick again.
+#[derive(Debug)]
+pub struct Selection {
+    pub selector: Selector,
+    pub metric: Option<String>,
+    /// Data times `(min, max]` the plan reads, at the time it was planned for.
+    pub window: (i64, i64),
+    /// Whether the samples' native histograms are read. A plan made while its metric had
+    /// none reads floats only, so it is made again once the metric has some.
+    pub histograms: bool,
+}
+
+/// The `(series_id, labels)` rows of the series a selection picked: their ids, and their
+/// label sets as a dictionary, so the join hands each sample a key instead of a copy of
+/// its series' label string (`PromStep` groups samples by that key).
+pub fn series_batch(
+    selected: &BTreeMap<SeriesId, Arc<Labels>>,
+) -> DfResult<(Arc<[SeriesId]>, RecordBatch)> {
+    let mut ids = Vec::with_capacity(selected.len());
+    let mut labels = Vec::with_capacity(selected.len());
+    for (id, series) in selected {
+        ids.push(*id);
+        labels.push(l::encode(series.iter()));
+    }
+    let selected_ids: Arc<[SeriesId]> = ids.as_slice().into();
+    let keys = UInt32Array::from_iter_values(0..labels.len() as u32);
+    let labels = DictionaryArray::new(keys, Arc::new(StringArray::from(labels)));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new(LABELS, label_dictionary_type(), false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(UInt64Array::from(ids)), Arc::new(labels)],
+    )?;
+    Ok((selected_ids, batch))
+}
+
+/// A selection's series as a table: the `s` side of a selector's join.
+#[derive(Debug)]
+pub struct SeriesTable {
+    selection: Arc<Selection>,
+    batch: RecordBatch,
+}
+
+impl SeriesTable {
+    pub fn new(selection: Arc<Selection>, batch: RecordBatch) -> Self {
+        SeriesTable { selection, batch }
+    }
+}
+
+fn series_exec(
+    batch: &RecordBatch,
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(
+        &[vec![batch.clone()]],
+        batch.schema(),
+        projection.cloned(),
+    )?;
+    Ok(exec)
+}
+
+#[async_trait]
+impl TableProvider for SeriesTable {
+    fn schema(&self) -> SchemaRef {
+        self.batch.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let slot = Slot::Series {
+            selection: self.selection.clone(),
+            projection: projection.cloned(),
+        };
+        Ok(Arc::new(RebindExec::new(
+            slot,
+            series_exec(&self.batch, projection)?,
+        )))
+    }
+}
+
+/// A selection's samples from head and blocks: the `r` side of a selector's join.
+#[derive(Debug)]
+pub struct SelectedSamples {
+    selection: Arc<Selection>,
+    raw: RawSamples,
+}
+
+impl SelectedSamples {
+    pub fn new(selection: Arc<Selection>, raw: RawSamples) -> Self {
+        SelectedSamples { selection, raw }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SelectedSamples {
+    fn schema(&self) -> SchemaRef {
+        self.raw.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.raw.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let slot = Slot::Samples {
+            selection: self.selection.clone(),
+            projection: projection.cloned(),
+            filters: filters.to_vec(),
+        };
+        let scan = self.raw.scan(state, projection, filters, limit).await?;
+        Ok(Arc::new(RebindExec::new(slot, scan)))
+    }
+}
+
+/// How a [`RebindExec`]'s input is made again for a new time.
+#[derive(Debug, Clone)]
+enum Slot {
+    Series {
+        selection: Arc<Selection>,
+        projection: Option<Vec<usize>>,
+    },
+    Samples {
+        selection: Arc<Selection>,
+        projection: Option<Vec<usize>>,
+        filters: Vec<Expr>,
+    },
+}
+
+impl Slot {
+    fn selection(&self) -> &Arc<Selection> {
+        match self {
+            Slot::Series { selection, .. } | Slot::Samples { selection, .. } => selection,
+        }
+    }
+}
+
+/// Passes its input through, and says which selection the input reads, so a prepared plan
+/// can put a fresh scan in its place.
+#[derive(Debug)]
+pub struct RebindExec {
+    slot: Slot,
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl RebindExec {
+    fn new(slot: Slot, input: Arc<dyn ExecutionPlan>) -> Self {
+        RebindExec { slot, input }
+    }
+}
+
+impl DisplayAs for RebindExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let what = match self.slot {
+            Slot::Series { .. } => "series",
+            Slot::Samples { .. } => "samples",
+        };
+        let selection = self.slot.selection();
+        write!(
+            f,
+            "Selection: {what} of {:?}, data times ({}, {}]",
+            selection.metric.as_deref().unwrap_or(""),
+            selection.window.0,
+            selection.window.1
+        )
+    }
+}
+
+impl ExecutionPlan for RebindExec {
+    fn name(&self) -> &'static str {
+        "RebindExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = only_input(children, "RebindExec")?;
+        Ok(Arc::new(RebindExec::new(self.slot.clone(), input)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        self.input.execute(partition, context)
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+}
+
+/// What a prepared query's result is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    Vector,
+    Scalar,
+    Matrix,
+}
+
+/// Where a prepared plan is kept: the query text and what else shapes its plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PreparedKey {
+    pub text: String,
+    pub lookback_ms: i64,
+    pub resolution: super::planner::ReadResolution,
+}
+
+/// The annotations a plan's nodes and functions write while they run, and those found
+/// while it was planned, which every run starts from.
+pub struct Annotations {
+    pub warnings: Arc<Mutex<Vec<String>>>,
+    pub infos: Arc<Mutex<Vec<String>>>,
+    planned: (Vec<String>, Vec<String>),
+}
+
+impl Annotations {
+    pub fn new(warnings: Arc<Mutex<Vec<String>>>, infos: Arc<Mutex<Vec<String>>>) -> Self {
+        let planned = (copy(&warnings), copy(&infos));
+        Annotations {
+            warnings,
+            infos,
+            planned,
+        }
+    }
+
+    fn restart(&self) {
+        *self.warnings.lock().unwrap_or_else(|p| p.into_inner()) = self.planned.0.clone();
+        *self.infos.lock().unwrap_or_else(|p| p.into_inner()) = self.planned.1.clone();
+    }
+
+    /// The warnings and infos of the run.
+    pub fn collected(&self) -> (Vec<String>, Vec<String>) {
+        (copy(&self.warnings), copy(&self.infos))
+    }
+}
+
+fn copy(list: &Mutex<Vec<String>>) -> Vec<String> {
+    list.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+/// A physical plan made for one evaluation time, to run at others.
+pub struct PreparedPlan {
+    /// The evaluation time it was planned for.
+    base: i64,
+    /// Reset: holds no state of the run it was planned for.
+    plan: Arc<dyn ExecutionPlan>,
+    /// Whether it runs in the one-partition session.
+    pub small: bool,
+    pub kind: ResultKind,
+    /// Whether storage held any native histogram when it was planned.
+    any_histograms: bool,
+    pub annotations: Annotations,
+    /// How many series its selections picked when planned, for the cache's weight.
+    series: usize,
+    /// Taken while one evaluation runs it: its annotations are written in place.
+    busy: AtomicBool,
+}
+
+/// A prepared plan one evaluation has to itself until it is dropped.
+pub struct Claim<'a>(&'a PreparedPlan);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Claim<'_> {
+    type Target = PreparedPlan;
+
+    fn deref(&self) -> &PreparedPlan {
+        self.0
+    }
+}
+
+impl PreparedPlan {
+    pub fn new(
+        base: i64,
+        plan: Arc<dyn ExecutionPlan>,
+        small: bool,
+        kind: ResultKind,
+        any_histograms: bool,
+        annotations: Annotations,
+        series: usize,
+    ) -> DfResult<Self> {
+        Ok(PreparedPlan {
+            base,
+            plan: datafusion::physical_plan::execution_plan::reset_plan_states(plan)?,
+            small,
+            kind,
+            any_histograms,
+            annotations,
+            series,
+            busy: AtomicBool::new(false),
+        })
+    }
+
+    /// The plan for this evaluation alone, or None while another evaluation runs it.
+    pub fn claim(&self) -> Option<Claim<'_>> {
+        (self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok())
+        .then_some(Claim(self))
+    }
+
+    /// The plan moved to evaluation time `time`, its selections picked again from
+    /// `storage`; None when storage changed in a way the plan cannot follow (a metric it
+    /// read for floats alone now has native histograms). Starts the run's annotations.
+    pub async fn at(
+        claim: &Claim<'_>,
+        time: i64,
+        storage: &Arc<Storage>,
+        state: &dyn Session,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>, PromqlError> {
+        if !claim.any_histograms && storage.may_have_histograms(None) {
+            return Ok(None);
+        }
+        let shift = time - claim.base;
+        // The nodes to replace, by identity, with what they read.
+        let mut slots: Vec<(usize, Slot)> = Vec::new();
+        claim.plan.apply(|node| {
+            if let Some(rebind) = node.downcast_ref::<RebindExec>() {
+                slots.push((node_id(node), rebind.slot.clone()));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        // Each selection picked again, once, over its window moved to `time`.
+        let mut picked: HashMap<usize, (Arc<[SeriesId]>, RecordBatch)> = HashMap::new();
+        for (_, slot) in &slots {
+            let selection = slot.selection();
+            let key = Arc::as_ptr(selection) as usize;
+            if picked.contains_key(&key) {
+                continue;
+            }
+            if !selection.histograms && storage.may_have_histograms(selection.metric.as_deref()) {
+                return Ok(None);
+            }
+            let (min, max) = (selection.window.0 + shift, selection.window.1 + shift);
+            let selected = storage
+                .select_series(&selection.selector, min.saturating_add(1), max)
+                .await
+                .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
+            picked.insert(key, series_batch(&selected)?);
+        }
+        let mut fresh: HashMap<usize, Arc<dyn ExecutionPlan>> = HashMap::new();
+        for (id, slot) in slots {
+            let (ids, batch) = &picked[&(Arc::as_ptr(slot.selection()) as usize)];
+            let input = match &slot {
+                Slot::Series { projection, .. } => series_exec(batch, projection.as_ref())?,
+                Slot::Samples {
+                    selection,
+                    projection,
+                    filters,
+                } => {
+                    let filters = (filters.iter())
+                        .map(|f| shift_filter(f, shift))
+                        .collect::<DfResult<Vec<Expr>>>()?;
+                    RawSamples::new(storage.clone(), selection.metric.clone())
+                        .with_series(ids.clone())
+                        .scan(state, projection.as_ref(), &filters, None)
+                        .await?
+                }
+            };
+            fresh.insert(id, Arc::new(RebindExec::new(slot, input)));
+        }
+        let plan = claim
+            .plan
+            .clone()
+            .transform_down(|node| moved(node, shift, &mut fresh))?
+            .data;
+        claim.annotations.restart();
+        Ok(Some(plan))
+    }
+
+    /// The cache's weight of this plan: its selected series and a little for the rest.
+    pub fn weight(&self) -> u32 {
+        u32::try_from(self.series.saturating_mul(64).saturating_add(4096)).unwrap_or(u32::MAX)
+    }
+}
+
+/// A node's identity while a plan is rewritten.
+fn node_id(node: &Arc<dyn ExecutionPlan>) -> usize {
+    Arc::as_ptr(node) as *const () as usize
+}
+
+/// One node of a prepared plan at the new time: a selection's fresh scan, steps and
+/// filter times moved by `shift`, any other node reset.
+fn moved(
+    node: Arc<dyn ExecutionPlan>,
+    shift: i64,
+    fresh: &mut HashMap<usize, Arc<dyn ExecutionPlan>>,
+) -> DfResult<Transformed<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = fresh.remove(&node_id(&node)) {
+        return Ok(Transformed::new(scan, true, TreeNodeRecursion::Jump));
+    }
+    if let Some(step) = node.downcast_ref::<PromStepExec>() {
+        return Ok(Transformed::yes(Arc::new(step.shifted(shift))));
+    }
+    if let Some(filter) = node.downcast_ref::<FilterExec>() {
+        let predicate = shift_literals(filter.predicate().clone(), shift)?;
+        let filter = FilterExecBuilder::from(filter)
+            .with_predicate(predicate)
+            .build()?;
+        return Ok(Transformed::yes(Arc::new(filter)));
+    }
+    Ok(Transformed::yes(node.reset_state()?))
+}
+
+/// `expr` with its timestamp literals moved by `shift` ms.
+fn shift_literals(expr: Arc<dyn PhysicalExpr>, shift: i64) -> DfResult<Arc<dyn PhysicalExpr>> {
+    expr.transform(|e| {
+        if let Some(literal) = e.downcast_ref::<Literal>()
+            && let ScalarValue::TimestampMillisecond(Some(t), tz) = literal.value()
+        {
+            let moved = ScalarValue::TimestampMillisecond(Some(t + shift), tz.clone());
+            return Ok(Transformed::yes(
+                Arc::new(Literal::new(moved)) as Arc<dyn PhysicalExpr>
+            ));
+        }
+        Ok(Transformed::no(e))
+    })
+    .map(|t| t.data)
+}
+
+/// A scan's filter with its timestamp literals moved by `shift` ms.
+fn shift_filter(filter: &Expr, shift: i64) -> DfResult<Expr> {
+    filter
+        .clone()
+        .transform(|e| match e {
+            Expr::Literal(ScalarValue::TimestampMillisecond(Some(t), tz), meta) => {
+                Ok(Transformed::yes(Expr::Literal(
+                    ScalarValue::TimestampMillisecond(Some(t + shift), tz),
+                    meta,
+                )))
+            }
+            e => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+}
