@@ -447,13 +447,15 @@ impl PromqlEngine {
         instant: bool,
     ) -> Result<Evaluation, PromqlError> {
         let resolution = resolution.pick(step);
-        let key = instant.then(|| prepared::PreparedKey {
+        let key = prepared::PreparedKey {
             text: source.to_string(),
             lookback_ms: lookback.as_millis() as i64,
             resolution,
-        });
-        if let Some(key) = &key
-            && let Some(evaluation) = self.evaluate_prepared(key, expr, start).await?
+            step,
+            span: end - start,
+        };
+        if let Some(evaluation) =
+            (self.evaluate_prepared(&key, expr, (start, end, step), instant)).await?
         {
             return Ok(evaluation);
         }
@@ -493,9 +495,7 @@ impl PromqlEngine {
         };
         let session = self.context_for(&planner);
         let physical = session.physical(&plan).await?;
-        if let Some(key) = key
-            && planner.movable_in_time()
-        {
+        if planner.movable_in_time() {
             let plan = prepared::PreparedPlan::new(
                 start,
                 physical.clone(),
@@ -518,14 +518,15 @@ impl PromqlEngine {
         })
     }
 
-    /// An instant query run with the plan kept for its text, moved to `time`; None when
+    /// A query run with the plan kept for its text and span, moved to `start`; None when
     /// there is none, another evaluation is running it, or storage changed in a way the
     /// plan cannot follow (the caller then plans anew, and keeps that plan).
     async fn evaluate_prepared(
         &self,
         key: &prepared::PreparedKey,
         expr: &PromExpr,
-        time: i64,
+        span: (i64, i64, i64),
+        instant: bool,
     ) -> Result<Option<Evaluation>, PromqlError> {
         let Some(entry) = self.prepared.get(key) else {
             return Ok(None);
@@ -534,13 +535,16 @@ impl PromqlEngine {
             return Ok(None);
         };
         let session = if claim.small { &self.small } else { &self.ctx };
-        let Some(plan) =
-            prepared::PreparedPlan::at(&claim, time, &self.storage, session.state()).await?
-        else {
+        // A plan made for a few series runs in one partition: once its selections pick
+        // many, it is planned again for two.
+        let most_series = claim.small.then_some(SMALL_QUERY_SERIES);
+        let state = session.state();
+        let moved = prepared::PreparedPlan::at(&claim, span.0, &self.storage, state, most_series);
+        let Some(plan) = moved.await? else {
             return Ok(None);
         };
         let series = series_of(&session.execute(plan).await?)?;
-        let value = result_value(claim.kind, series, expr, (time, time, 0), true)?;
+        let value = result_value(claim.kind, series, expr, span, instant)?;
         (self.prepared_runs).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (warnings, infos) = claim.annotations.collected();
         Ok(Some(Evaluation {

@@ -290,6 +290,9 @@ pub struct PreparedKey {
     pub text: String,
     pub lookback_ms: i64,
     pub resolution: super::planner::ReadResolution,
+    /// The step (0 for an instant query) and `end - start`.
+    pub step: i64,
+    pub span: i64,
 }
 
 /// The annotations a plan's nodes and functions write while they run, and those found
@@ -391,14 +394,16 @@ impl PreparedPlan {
         .then_some(Claim(self))
     }
 
-    /// The plan moved to evaluation time `time`, its selections picked again from
-    /// `storage`; None when storage changed in a way the plan cannot follow (a metric it
-    /// read for floats alone now has native histograms). Starts the run's annotations.
+    /// The plan moved to start at `time`, its selections picked again from `storage`;
+    /// None when storage changed in a way the plan cannot follow (a metric it read for
+    /// floats alone now has native histograms), or its selections now pick more than
+    /// `most_series` series in all. Starts the run's annotations.
     pub async fn at(
         claim: &Claim<'_>,
         time: i64,
         storage: &Arc<Storage>,
         state: &dyn Session,
+        most_series: Option<usize>,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>, PromqlError> {
         if !claim.any_histograms && storage.may_have_histograms(None) {
             return Ok(None);
@@ -414,6 +419,7 @@ impl PreparedPlan {
         })?;
         // Each selection picked again, once, over its window moved to `time`.
         let mut picked: HashMap<usize, (Arc<[SeriesId]>, RecordBatch)> = HashMap::new();
+        let mut series = 0;
         for (_, slot) in &slots {
             let selection = slot.selection();
             let key = Arc::as_ptr(selection) as usize;
@@ -428,6 +434,10 @@ impl PreparedPlan {
                 .select_series(&selection.selector, min.saturating_add(1), max)
                 .await
                 .map_err(|e| PromqlError::Execution(format!("{e:#}")))?;
+            series += selected.len();
+            if most_series.is_some_and(|most| series >= most) {
+                return Ok(None);
+            }
             picked.insert(key, series_batch(&selected)?);
         }
         let mut fresh: HashMap<usize, Arc<dyn ExecutionPlan>> = HashMap::new();

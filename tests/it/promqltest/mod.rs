@@ -181,7 +181,7 @@ fn start_timestamp(series: &LoadSeries, i: usize, t: i64) -> i64 {
         .map_or(0, |offset| t + offset)
 }
 
-/// How much later than an instant evaluation its expression is planned first.
+/// How much later than an evaluation its expression is planned first.
 const PREPARED_AT: i64 = 61_003;
 
 async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotations), String> {
@@ -213,6 +213,17 @@ async fn evaluate(instance: &Instance, eval: &Eval) -> Result<(Actual, Annotatio
             end_ms,
             step_ms,
         } => {
+            let _ = instance
+                .engine
+                .range_annotated(
+                    &eval.expr,
+                    start_ms + PREPARED_AT,
+                    end_ms + PREPARED_AT,
+                    step_ms,
+                    LOOKBACK,
+                    SourceResolution::Raw,
+                )
+                .await;
             instance
                 .engine
                 .range_annotated(
@@ -275,8 +286,7 @@ struct Tally {
     passed: usize,
     float_evals: usize,
     float_passed: usize,
-    /// Instant evals, and those that ran a plan prepared at another time.
-    instant_evals: usize,
+    /// Evals that ran a plan prepared at another time.
     prepared_runs: u64,
     failures: Vec<String>,
 }
@@ -312,9 +322,6 @@ async fn run_file(path: &Path) -> Tally {
             }
             Command::Eval(eval) => {
                 tally.evals += 1;
-                if matches!(eval.mode, EvalMode::Instant { .. }) {
-                    tally.instant_evals += 1;
-                }
                 let float_only = !eval.touches_native_histograms;
                 if float_only {
                     tally.float_evals += 1;
@@ -377,7 +384,6 @@ async fn prometheus_promql_test_suite() {
         total.passed += t.passed;
         total.float_evals += t.float_evals;
         total.float_passed += t.float_passed;
-        total.instant_evals += t.instant_evals;
         total.prepared_runs += t.prepared_runs;
         total.failures.extend(t.failures);
     }
@@ -406,12 +412,12 @@ async fn prometheus_promql_test_suite() {
         total.float_passed, total.float_evals, total.passed, total.evals
     );
     println!(
-        "{} of {} instant evals ran the plan prepared {PREPARED_AT} ms later, moved to their time",
-        total.prepared_runs, total.instant_evals
+        "{} of {} evals ran the plan prepared {PREPARED_AT} ms later, moved to their time",
+        total.prepared_runs, total.evals
     );
     // Expressions tied to their time (`@`, subqueries, `time()`, `vector()`) plan anew.
     assert!(
-        total.prepared_runs as f64 >= 0.5 * total.instant_evals as f64,
+        total.prepared_runs as f64 >= 0.5 * total.evals as f64,
         "too few evals ran a prepared plan"
     );
     assert!(
