@@ -495,8 +495,8 @@ impl PromqlEngine {
         };
         let session = self.context_for(&planner);
         let physical = session.physical(&plan).await?;
-        if planner.movable_in_time() {
-            let plan = prepared::PreparedPlan::new(
+        if planner.movable_in_time()
+            && let Some(plan) = prepared::PreparedPlan::new(
                 start,
                 physical.clone(),
                 std::ptr::eq(session, &self.small),
@@ -506,7 +506,8 @@ impl PromqlEngine {
                 planner
                     .selected_series
                     .load(std::sync::atomic::Ordering::Relaxed),
-            )?;
+            )?
+        {
             self.prepared.insert(key, Arc::new(plan));
         }
         let series = series_of(&session.execute(physical).await?)?;

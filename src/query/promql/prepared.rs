@@ -28,8 +28,12 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{
+    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics,
+    StatisticsArgs,
+};
 
 use crate::model::{Labels, Selector, SeriesId};
 use crate::query::scan::RawSamples;
@@ -268,6 +272,23 @@ impl ExecutionPlan for RebindExec {
         self.input.execute(partition, context)
     }
 
+    /// Its input's: the physical planner sizes joins by them (a selection's series are
+    /// the small side of its join).
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        match input_stats.first() {
+            Some(stats) => Ok(stats.clone()),
+            None => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
@@ -364,6 +385,9 @@ impl std::ops::Deref for Claim<'_> {
 }
 
 impl PreparedPlan {
+    /// `plan`, made for `base`, to run at other times; None when some leaf of it reads
+    /// data but is not a selection's (the physical optimizer replaced one, say): such a
+    /// plan would keep reading what it read at `base`.
     pub fn new(
         base: i64,
         plan: Arc<dyn ExecutionPlan>,
@@ -372,8 +396,11 @@ impl PreparedPlan {
         any_histograms: bool,
         annotations: Annotations,
         series: usize,
-    ) -> DfResult<Self> {
-        Ok(PreparedPlan {
+    ) -> DfResult<Option<Self>> {
+        if !leaves_are_selections(&plan) {
+            return Ok(None);
+        }
+        Ok(Some(PreparedPlan {
             base,
             plan: datafusion::physical_plan::execution_plan::reset_plan_states(plan)?,
             small,
@@ -382,7 +409,7 @@ impl PreparedPlan {
             annotations,
             series,
             busy: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// The plan for this evaluation alone, or None while another evaluation runs it.
@@ -474,6 +501,19 @@ impl PreparedPlan {
     pub fn weight(&self) -> u32 {
         u32::try_from(self.series.saturating_mul(64).saturating_add(4096)).unwrap_or(u32::MAX)
     }
+}
+
+/// Whether every leaf of `plan` is under a selection's [`RebindExec`] or reads nothing
+/// (an empty relation).
+fn leaves_are_selections(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if plan.downcast_ref::<RebindExec>().is_some() {
+        return true;
+    }
+    let children = plan.children();
+    if children.is_empty() {
+        return plan.downcast_ref::<EmptyExec>().is_some();
+    }
+    children.into_iter().all(leaves_are_selections)
 }
 
 /// A node's identity while a plan is rewritten.
