@@ -4,10 +4,11 @@
 //! times what running the plan does.
 //!
 //! A plan can run at another time when everything in it that depends on the time is one of
-//! three things this module moves: the selections (a selector's series and samples, picked
-//! again from storage for the new window), the steps of [`PromStepExec`], and timestamp
-//! literals in filters. The planner marks a plan that holds anything else, such as an `@`
-//! time, a subquery's aligned steps or rows built per step, as tied to its time
+//! the things this module moves: the selections (a selector's series and samples, picked
+//! again from storage for the new window), the step times of expressions made per step
+//! (`time()`, `vector(1)`, `absent`), the steps of [`PromStepExec`], and timestamp literals
+//! in filters. The planner marks a plan that holds anything else, such as an `@` time, a
+//! subquery's aligned steps or `start()`, as tied to its time
 //! ([`super::planner::Planner::pin_time`]); such plans are not kept. Every other node is
 //! reset with DataFusion's [`ExecutionPlan::reset_state`], which is how DataFusion runs a
 //! plan again.
@@ -17,7 +18,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{DictionaryArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{
+    DictionaryArray, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -41,7 +44,7 @@ use crate::storage::Storage;
 
 use super::PromqlError;
 use super::labels as l;
-use super::planner::{LABELS, label_dictionary_type};
+use super::planner::{LABELS, TIMESTAMP, label_dictionary_type};
 use super::step::{PromStepExec, only_input};
 
 /// What one selector picked when its query was planned, and how to pick again.
@@ -135,6 +138,71 @@ impl TableProvider for SeriesTable {
     }
 }
 
+/// A query's step times as a table: one `timestamp` (Int64, ms) row per step, for the
+/// expressions whose value is made at each step (`time()`, `vector(1)`, `absent`).
+#[derive(Debug)]
+pub struct StepTimes {
+    /// First and last step, and the step.
+    times: (i64, i64, i64),
+}
+
+impl StepTimes {
+    pub fn new(start: i64, end: i64, step: i64) -> Self {
+        StepTimes {
+            times: (start, end, step),
+        }
+    }
+}
+
+fn step_times_exec(
+    (start, end, step): (i64, i64, i64),
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let step = step.max(1);
+    let times = (0..).map(|i| start + i * step).take_while(|t| *t <= end);
+    let batch = RecordBatch::try_new(
+        step_times_schema(),
+        vec![Arc::new(Int64Array::from_iter_values(times))],
+    )?;
+    series_exec(&batch, projection)
+}
+
+fn step_times_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        TIMESTAMP,
+        DataType::Int64,
+        false,
+    )]))
+}
+
+#[async_trait]
+impl TableProvider for StepTimes {
+    fn schema(&self) -> SchemaRef {
+        step_times_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let slot = Slot::Steps {
+            times: self.times,
+            projection: projection.cloned(),
+        };
+        Ok(Arc::new(RebindExec::new(
+            slot,
+            step_times_exec(self.times, projection)?,
+        )))
+    }
+}
+
 /// A selection's samples from head and blocks: the `r` side of a selector's join.
 #[derive(Debug)]
 pub struct SelectedSamples {
@@ -194,12 +262,17 @@ enum Slot {
         projection: Option<Vec<usize>>,
         filters: Vec<Expr>,
     },
+    Steps {
+        times: (i64, i64, i64),
+        projection: Option<Vec<usize>>,
+    },
 }
 
 impl Slot {
-    fn selection(&self) -> &Arc<Selection> {
+    fn selection(&self) -> Option<&Arc<Selection>> {
         match self {
-            Slot::Series { selection, .. } | Slot::Samples { selection, .. } => selection,
+            Slot::Series { selection, .. } | Slot::Samples { selection, .. } => Some(selection),
+            Slot::Steps { .. } => None,
         }
     }
 }
@@ -220,18 +293,23 @@ impl RebindExec {
 
 impl DisplayAs for RebindExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let what = match self.slot {
+        let what = match &self.slot {
             Slot::Series { .. } => "series",
             Slot::Samples { .. } => "samples",
+            Slot::Steps { times, .. } => {
+                return write!(f, "Steps: {} to {} every {} ms", times.0, times.1, times.2);
+            }
         };
-        let selection = self.slot.selection();
-        write!(
-            f,
-            "Selection: {what} of {:?}, data times ({}, {}]",
-            selection.metric.as_deref().unwrap_or(""),
-            selection.window.0,
-            selection.window.1
-        )
+        if let Some(selection) = self.slot.selection() {
+            write!(
+                f,
+                "Selection: {what} of {:?}, data times ({}, {}]",
+                selection.metric.as_deref().unwrap_or(""),
+                selection.window.0,
+                selection.window.1
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -448,7 +526,9 @@ impl PreparedPlan {
         let mut picked: HashMap<usize, (Arc<[SeriesId]>, RecordBatch)> = HashMap::new();
         let mut series = 0;
         for (_, slot) in &slots {
-            let selection = slot.selection();
+            let Some(selection) = slot.selection() else {
+                continue;
+            };
             let key = Arc::as_ptr(selection) as usize;
             if picked.contains_key(&key) {
                 continue;
@@ -469,14 +549,22 @@ impl PreparedPlan {
         }
         let mut fresh: HashMap<usize, Arc<dyn ExecutionPlan>> = HashMap::new();
         for (id, slot) in slots {
-            let (ids, batch) = &picked[&(Arc::as_ptr(slot.selection()) as usize)];
+            let picked = |selection: &Arc<Selection>| &picked[&(Arc::as_ptr(selection) as usize)];
             let input = match &slot {
-                Slot::Series { projection, .. } => series_exec(batch, projection.as_ref())?,
+                Slot::Series {
+                    selection,
+                    projection,
+                } => series_exec(&picked(selection).1, projection.as_ref())?,
+                Slot::Steps { times, projection } => {
+                    let moved = (times.0 + shift, times.1 + shift, times.2);
+                    step_times_exec(moved, projection.as_ref())?
+                }
                 Slot::Samples {
                     selection,
                     projection,
                     filters,
                 } => {
+                    let ids = &picked(selection).0;
                     let filters = (filters.iter())
                         .map(|f| shift_filter(f, shift))
                         .collect::<DfResult<Vec<Expr>>>()?;

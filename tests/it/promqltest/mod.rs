@@ -415,7 +415,7 @@ async fn prometheus_promql_test_suite() {
         "{} of {} evals ran the plan prepared {PREPARED_AT} ms later, moved to their time",
         total.prepared_runs, total.evals
     );
-    // Expressions tied to their time (`@`, subqueries, `time()`, `vector()`) plan anew.
+    // Expressions tied to their time (`@`, subqueries, `start()`, `end()`) plan anew.
     assert!(
         total.prepared_runs as f64 >= 0.5 * total.evals as f64,
         "too few evals ran a prepared plan"

@@ -11,9 +11,7 @@ impl Planner {
             return self.range_function(func, &args, steps).await;
         }
         match name {
-            "time" => Ok(Planned::Scalar(
-                self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?,
-            )),
+            "time" => Ok(Planned::Scalar(self.steps_plan(&steps, seconds)?)),
             "pi" => Ok(Planned::Const(std::f64::consts::PI)),
             "vector" => match self.plan_at(args[0], steps.clone()).await? {
                 Planned::Const(c) => Ok(Planned::Vector(self.steps_plan(&steps, move |_| lit(c))?)),
@@ -136,7 +134,7 @@ impl Planner {
             | "days_in_month" | "month" | "year" => {
                 let inner = match args.first() {
                     Some(a) => self.plan_at(a, steps).await?,
-                    None => Planned::Vector(self.steps_plan(&steps, |t| lit(t as f64 / 1000.0))?),
+                    None => Planned::Vector(self.steps_plan(&steps, seconds)?),
                 };
                 let udf = crate::query::promql::aggregates::date_udf(name);
                 map_value(inner, move |v| udf.call(vec![v]), true)
@@ -890,26 +888,27 @@ impl Planner {
         Ok(Planned::Vector(plan))
     }
 
-    /// One row per step: `(labels = '', t, value(t))`.
+    /// One row per step: `(labels = '', t, value(data time of t))`, `value` given the
+    /// data time (ms, Int64) as an expression.
     pub(super) fn steps_plan(
         &self,
         steps: &Steps,
-        value: impl Fn(i64) -> Expr,
+        value: impl Fn(Expr) -> Expr,
     ) -> Result<LogicalPlan, PromqlError> {
-        // The rows hold this query's step times.
-        self.pin_time();
-        let rows: Vec<Vec<Expr>> = steps
-            .times()
-            .map(|t| vec![lit(""), lit(t), value(steps.at.unwrap_or(t) - steps.offset)])
-            .collect();
-        if rows.is_empty() {
+        if steps.times().next().is_none() {
             return self.empty_vector();
         }
-        let plan = LogicalPlanBuilder::values(rows)?
+        let data_time = match steps.at {
+            Some(at) => lit(at - steps.offset),
+            None if steps.offset == 0 => col(TIMESTAMP),
+            None => col(TIMESTAMP) - lit(steps.offset),
+        };
+        let times = prepared::StepTimes::new(steps.start, steps.end, steps.step);
+        let plan = LogicalPlanBuilder::scan("steps", provider_as_source(Arc::new(times)), None)?
             .project(vec![
-                col("column1").alias(LABELS),
-                col("column2").alias(TIMESTAMP),
-                cast(col("column3"), DataType::Float64).alias(VALUE),
+                lit("").alias(LABELS),
+                col(TIMESTAMP),
+                cast(value(data_time), DataType::Float64).alias(VALUE),
             ])?
             .build()?;
         Ok(plan)
@@ -924,6 +923,11 @@ impl Planner {
             })
         })?)
     }
+}
+
+/// A time in ms as seconds, as `time()` gives it.
+fn seconds(ms: Expr) -> Expr {
+    cast(ms, DataType::Float64) / lit(1000.0)
 }
 
 /// `rows` with their histograms' counter reset hints forgotten (see
