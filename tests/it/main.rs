@@ -15,6 +15,7 @@ mod http;
 mod longterm_diff;
 mod otlp;
 mod postgres;
+mod prepared;
 mod prometheus_peer;
 mod promql_diff;
 mod promql_fuzz;

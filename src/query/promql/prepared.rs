@@ -581,6 +581,10 @@ impl PreparedPlan {
             .clone()
             .transform_down(|node| moved(node, shift, &mut fresh))?
             .data;
+        if !fresh.is_empty() {
+            // A scan not reached would read what it read when planned: plan anew.
+            return Ok(None);
+        }
         claim.annotations.restart();
         Ok(Some(plan))
     }
