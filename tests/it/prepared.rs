@@ -1,6 +1,6 @@
 //! Prepared plans follow the data: a query planned once and run again later sees the series
-//! that appeared and the samples that arrived since, and is planned anew once a metric it
-//! read for floats has native histograms. Each answer is compared with an engine that has
+//! that appeared and the samples that arrived since, reads blocks cut since, and is planned
+//! anew once a metric it read for floats has native histograms. Each answer is compared with an engine that has
 //! never seen the query.
 
 use std::sync::Arc;
@@ -35,12 +35,15 @@ fn append(storage: &Storage, metric: &str, instance: &str, from: i64, to: i64) {
     appender.commit().expect("appended");
 }
 
+/// An engine that has planned nothing yet, over `storage` (with the block store registered).
 fn fresh_engine(storage: &Arc<Storage>) -> PromqlEngine {
-    PromqlEngine::new(
+    let sql = quiver::query::sql::SqlEngine::new(
         storage.clone(),
-        Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()),
-        50_000_000,
+        quiver::config::QueryConfig::default(),
+        quiver::metrics::QueryMetrics::unregistered(),
     )
+    .expect("sql engine");
+    PromqlEngine::new(storage.clone(), sql.context().runtime_env(), 50_000_000)
 }
 
 async fn instant(engine: &PromqlEngine, query: &str, at: i64) -> PromValue {
@@ -64,25 +67,35 @@ async fn prepared_plans_see_new_series_samples_and_histograms() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, engine) =
         crate::common::embedded_engine(dir.path(), StorageConfig::default(), 50_000_000).await;
-    append(&storage, "requests_total", "a", 0, 600_000);
+    append(&storage, "requests_total", "a", 6_000_000, 6_600_000);
     for query in QUERIES {
-        instant(&engine, query, 600_000).await;
+        instant(&engine, query, 6_600_000).await;
     }
     assert_eq!(engine.prepared_runs(), 0, "the first evaluation plans");
 
     // A new series, and more samples for the old one.
-    append(&storage, "requests_total", "a", 600_000, 1_200_000);
-    append(&storage, "requests_total", "b", 900_000, 1_200_000);
+    append(&storage, "requests_total", "a", 6_600_000, 7_200_000);
+    append(&storage, "requests_total", "b", 6_900_000, 7_200_000);
     for query in QUERIES {
-        let prepared = instant(&engine, query, 1_200_000).await;
-        let fresh = instant(&fresh_engine(&storage), query, 1_200_000).await;
+        let prepared = instant(&engine, query, 7_200_000).await;
+        let fresh = instant(&fresh_engine(&storage), query, 7_200_000).await;
         assert_eq!(prepared, fresh, "{query}");
     }
     assert_eq!(engine.prepared_runs(), QUERIES.len() as u64);
-    let PromValue::Vector(both) = instant(&engine, "requests_total", 1_200_000).await else {
+    let PromValue::Vector(both) = instant(&engine, "requests_total", 7_200_000).await else {
         panic!("a vector");
     };
     assert_eq!(both.len(), 2, "the series that appeared is selected");
+
+    // The head's samples go to a block (the first two hours), newer ones to the head: the
+    // windows now span both.
+    assert!(storage.flush(true).await.expect("cut") >= 1);
+    append(&storage, "requests_total", "a", 7_200_000, 7_260_000);
+    for query in QUERIES {
+        let prepared = instant(&engine, query, 7_260_000).await;
+        let fresh = instant(&fresh_engine(&storage), query, 7_260_000).await;
+        assert_eq!(prepared, fresh, "{query} after a block was cut");
+    }
 
     // The metric gets a native histogram: plans that read it for floats alone are made
     // again, and the answer has the histogram.
@@ -92,7 +105,7 @@ async fn prepared_plans_see_new_series_samples_and_histograms() {
     appender.add_histogram(
         &series,
         HistogramSample {
-            timestamp_ms: 1_500_000,
+            timestamp_ms: 7_500_000,
             start_timestamp_ms: 0,
             histogram: Arc::new(Histogram {
                 schema: 0,
@@ -109,8 +122,8 @@ async fn prepared_plans_see_new_series_samples_and_histograms() {
         },
     );
     appender.commit().expect("appended");
-    let prepared = instant(&engine, "requests_total", 1_500_000).await;
-    let fresh = instant(&fresh_engine(&storage), "requests_total", 1_500_000).await;
+    let prepared = instant(&engine, "requests_total", 7_500_000).await;
+    let fresh = instant(&fresh_engine(&storage), "requests_total", 7_500_000).await;
     assert_eq!(prepared, fresh);
     assert_eq!(engine.prepared_runs(), runs, "planned anew");
     let PromValue::Vector(series) = prepared else {

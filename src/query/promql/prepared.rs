@@ -34,8 +34,8 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::{
-    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics,
-    StatisticsArgs,
+    ChildStats, ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan,
+    ExecutionPlanProperties, PlanProperties, ReplaceChildrenOptions, Statistics, StatisticsArgs,
 };
 
 use crate::model::{Labels, Selector, SeriesId};
@@ -431,7 +431,7 @@ fn copy(list: &Mutex<Vec<String>>) -> Vec<String> {
 pub struct PreparedPlan {
     /// The evaluation time it was planned for.
     base: i64,
-    /// Reset: holds no state of the run it was planned for.
+    /// Reset, and without its scans (see [`without_scans`]).
     plan: Arc<dyn ExecutionPlan>,
     /// Whether it runs in the one-partition session.
     pub small: bool,
@@ -480,7 +480,7 @@ impl PreparedPlan {
         }
         Ok(Some(PreparedPlan {
             base,
-            plan: datafusion::physical_plan::execution_plan::reset_plan_states(plan)?,
+            plan: without_scans(&plan)?,
             small,
             kind,
             any_histograms,
@@ -514,18 +514,19 @@ impl PreparedPlan {
             return Ok(None);
         }
         let shift = time - claim.base;
-        // The nodes to replace, by identity, with what they read.
-        let mut slots: Vec<(usize, Slot)> = Vec::new();
+        // The nodes to replace, by identity, with what they read and their partitions.
+        let mut slots: Vec<(usize, Slot, usize)> = Vec::new();
         claim.plan.apply(|node| {
             if let Some(rebind) = node.downcast_ref::<RebindExec>() {
-                slots.push((node_id(node), rebind.slot.clone()));
+                let partitions = node.output_partitioning().partition_count();
+                slots.push((node_id(node), rebind.slot.clone(), partitions));
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         // Each selection picked again, once, over its window moved to `time`.
         let mut picked: HashMap<usize, (Arc<[SeriesId]>, RecordBatch)> = HashMap::new();
         let mut series = 0;
-        for (_, slot) in &slots {
+        for (_, slot, _) in &slots {
             let Some(selection) = slot.selection() else {
                 continue;
             };
@@ -548,7 +549,7 @@ impl PreparedPlan {
             picked.insert(key, series_batch(&selected)?);
         }
         let mut fresh: HashMap<usize, Arc<dyn ExecutionPlan>> = HashMap::new();
-        for (id, slot) in slots {
+        for (id, slot, partitions) in slots {
             let picked = |selection: &Arc<Selection>| &picked[&(Arc::as_ptr(selection) as usize)];
             let input = match &slot {
                 Slot::Series {
@@ -574,13 +575,13 @@ impl PreparedPlan {
                         .await?
                 }
             };
+            if input.output_partitioning().partition_count() != partitions {
+                // Blocks came or went: the plan's partitioning was worked out for others.
+                return Ok(None);
+            }
             fresh.insert(id, Arc::new(RebindExec::new(slot, input)));
         }
-        let plan = claim
-            .plan
-            .clone()
-            .transform_down(|node| moved(node, shift, &mut fresh))?
-            .data;
+        let plan = moved(&claim.plan, shift, &mut fresh)?;
         if !fresh.is_empty() {
             // A scan not reached would read what it read when planned: plan anew.
             return Ok(None);
@@ -608,36 +609,69 @@ fn leaves_are_selections(plan: &Arc<dyn ExecutionPlan>) -> bool {
     children.into_iter().all(leaves_are_selections)
 }
 
+/// `plan` reset, each selection's scan replaced by an empty one with its partitions: a kept
+/// plan must hold no scan, for a scan of the head holds a reader, and storage waits for
+/// the head's readers before the samples of a new block leave the head.
+fn without_scans(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if let Some(rebind) = plan.downcast_ref::<RebindExec>() {
+        let partitions = plan.output_partitioning().partition_count();
+        let empty = EmptyExec::new(rebind.input.schema()).with_partitions(partitions);
+        return Ok(Arc::new(RebindExec::new(
+            rebind.slot.clone(),
+            Arc::new(empty),
+        )));
+    }
+    let children = (plan.children().into_iter())
+        .map(without_scans)
+        .collect::<DfResult<Vec<_>>>()?;
+    let keep = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep);
+    plan.clone().replace_children(children, keep)?.reset_state()
+}
+
 /// A node's identity while a plan is rewritten.
 fn node_id(node: &Arc<dyn ExecutionPlan>) -> usize {
     Arc::as_ptr(node) as *const () as usize
 }
 
-/// One node of a prepared plan at the new time: a selection's fresh scan, steps and
-/// filter times moved by `shift`, any other node reset.
+/// A node of a prepared plan at the new time, its children first: a selection's fresh scan
+/// in place of the old, steps and filter times moved by `shift`, any other node reset. The
+/// properties DataFusion worked out when planning are kept rather than worked out again,
+/// which would cost more than the rest of a small query: the plan's shape and schemas do
+/// not change, and the fresh scans have the partitions the old ones had.
 fn moved(
-    node: Arc<dyn ExecutionPlan>,
+    node: &Arc<dyn ExecutionPlan>,
     shift: i64,
     fresh: &mut HashMap<usize, Arc<dyn ExecutionPlan>>,
-) -> DfResult<Transformed<Arc<dyn ExecutionPlan>>> {
-    if let Some(scan) = fresh.remove(&node_id(&node)) {
-        return Ok(Transformed::new(scan, true, TreeNodeRecursion::Jump));
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if let Some(scan) = fresh.remove(&node_id(node)) {
+        return Ok(scan);
     }
+    let children = (node.children().into_iter())
+        .map(|child| moved(child, shift, fresh))
+        .collect::<DfResult<Vec<_>>>()?;
     if let Some(step) = node.downcast_ref::<PromStepExec>() {
-        return Ok(Transformed::yes(Arc::new(step.shifted(shift))));
+        let input = only_input(children, "PromStepExec")?;
+        return Ok(Arc::new(step.shifted(shift, input)));
     }
     if let Some(filter) = node.downcast_ref::<FilterExec>() {
         let predicate = shift_literals(filter.predicate().clone(), shift)?;
-        let filter = FilterExecBuilder::from(filter)
-            .with_predicate(predicate)
-            .build()?;
-        return Ok(Transformed::yes(Arc::new(filter)));
+        if predicate.transformed {
+            let filter = FilterExecBuilder::from(filter)
+                .with_input(only_input(children, "FilterExec")?)
+                .with_predicate(predicate.data)
+                .build()?;
+            return Ok(Arc::new(filter));
+        }
     }
-    Ok(Transformed::yes(node.reset_state()?))
+    let keep = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep);
+    node.clone().replace_children(children, keep)?.reset_state()
 }
 
 /// `expr` with its timestamp literals moved by `shift` ms.
-fn shift_literals(expr: Arc<dyn PhysicalExpr>, shift: i64) -> DfResult<Arc<dyn PhysicalExpr>> {
+fn shift_literals(
+    expr: Arc<dyn PhysicalExpr>,
+    shift: i64,
+) -> DfResult<Transformed<Arc<dyn PhysicalExpr>>> {
     expr.transform(|e| {
         if let Some(literal) = e.downcast_ref::<Literal>()
             && let ScalarValue::TimestampMillisecond(Some(t), tz) = literal.value()
@@ -649,7 +683,6 @@ fn shift_literals(expr: Arc<dyn PhysicalExpr>, shift: i64) -> DfResult<Arc<dyn P
         }
         Ok(Transformed::no(e))
     })
-    .map(|t| t.data)
 }
 
 /// A scan's filter with its timestamp literals moved by `shift` ms.

@@ -512,14 +512,14 @@ impl PromStepExec {
         self
     }
 
-    /// This node with its steps `shift` ms later (for a prepared plan run at another time;
+    /// This node over `input` with its steps `shift` ms later (for a prepared plan run at another time;
     /// an `@` time stays where it is, but plans with one are not prepared).
-    pub fn shifted(&self, shift: i64) -> Self {
+    pub fn shifted(&self, shift: i64, input: Arc<dyn ExecutionPlan>) -> Self {
         let mut steps = self.steps.clone();
         steps.start += shift;
         steps.end += shift;
         PromStepExec::new(
-            self.input.clone(),
+            input,
             steps,
             self.window.clone(),
             self.drop_name,
