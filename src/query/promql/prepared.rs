@@ -25,7 +25,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
@@ -226,11 +226,19 @@ impl TableProvider for SelectedSamples {
         TableType::Base
     }
 
+    /// The time range is applied exactly, here, under the selection's [`RebindExec`]: the
+    /// plan above holds no time of its own to move.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.raw.supports_filters_pushdown(filters)
+        let raw = self.raw.supports_filters_pushdown(filters)?;
+        Ok((raw.into_iter())
+            .map(|pushdown| match pushdown {
+                TableProviderFilterPushDown::Inexact => TableProviderFilterPushDown::Exact,
+                other => other,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -238,16 +246,35 @@ impl TableProvider for SelectedSamples {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let slot = Slot::Samples {
             selection: self.selection.clone(),
             projection: projection.cloned(),
             filters: filters.to_vec(),
         };
-        let scan = self.raw.scan(state, projection, filters, limit).await?;
+        let scan = samples_exec(&self.raw, state, projection, filters).await?;
         Ok(Arc::new(RebindExec::new(slot, scan)))
     }
+}
+
+/// `raw`'s scan with `filters` applied exactly (the scan itself only prunes by them).
+async fn samples_exec(
+    raw: &RawSamples,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let scan = raw.scan(state, projection, filters, None).await?;
+    let Some(predicate) = datafusion::logical_expr::utils::conjunction(
+        (filters.iter())
+            .map(|f| datafusion::logical_expr::expr_rewriter::unnormalize_col(f.clone())),
+    ) else {
+        return Ok(scan);
+    };
+    let schema = DFSchema::try_from(scan.schema().as_ref().clone())?;
+    let predicate = state.create_physical_expr(predicate, &schema)?;
+    Ok(Arc::new(FilterExec::try_new(predicate, scan)?))
 }
 
 /// How a [`RebindExec`]'s input is made again for a new time.
@@ -283,11 +310,28 @@ impl Slot {
 pub struct RebindExec {
     slot: Slot,
     input: Arc<dyn ExecutionPlan>,
+    /// Its input's when planned, kept for the fresh inputs of later runs (whose
+    /// partitions are checked to be the same), so the nodes above keep theirs.
+    properties: Arc<PlanProperties>,
 }
 
 impl RebindExec {
     fn new(slot: Slot, input: Arc<dyn ExecutionPlan>) -> Self {
-        RebindExec { slot, input }
+        let properties = input.properties().clone();
+        RebindExec {
+            slot,
+            input,
+            properties,
+        }
+    }
+
+    /// `input` in place of this node's, with this node's properties.
+    fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> Self {
+        RebindExec {
+            slot: self.slot.clone(),
+            input,
+            properties: self.properties.clone(),
+        }
     }
 }
 
@@ -319,7 +363,7 @@ impl ExecutionPlan for RebindExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -514,20 +558,19 @@ impl PreparedPlan {
             return Ok(None);
         }
         let shift = time - claim.base;
-        // The nodes to replace, by identity, with what they read and their partitions.
-        let mut slots: Vec<(usize, Slot, usize)> = Vec::new();
+        // The nodes to replace, by identity.
+        let mut slots: Vec<(usize, &RebindExec)> = Vec::new();
         claim.plan.apply(|node| {
             if let Some(rebind) = node.downcast_ref::<RebindExec>() {
-                let partitions = node.output_partitioning().partition_count();
-                slots.push((node_id(node), rebind.slot.clone(), partitions));
+                slots.push((node_id(node), rebind));
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         // Each selection picked again, once, over its window moved to `time`.
         let mut picked: HashMap<usize, (Arc<[SeriesId]>, RecordBatch)> = HashMap::new();
         let mut series = 0;
-        for (_, slot, _) in &slots {
-            let Some(selection) = slot.selection() else {
+        for (_, rebind) in &slots {
+            let Some(selection) = rebind.slot.selection() else {
                 continue;
             };
             let key = Arc::as_ptr(selection) as usize;
@@ -549,9 +592,9 @@ impl PreparedPlan {
             picked.insert(key, series_batch(&selected)?);
         }
         let mut fresh: HashMap<usize, Arc<dyn ExecutionPlan>> = HashMap::new();
-        for (id, slot, partitions) in slots {
+        for (id, rebind) in slots {
             let picked = |selection: &Arc<Selection>| &picked[&(Arc::as_ptr(selection) as usize)];
-            let input = match &slot {
+            let input = match &rebind.slot {
                 Slot::Series {
                     selection,
                     projection,
@@ -569,17 +612,17 @@ impl PreparedPlan {
                     let filters = (filters.iter())
                         .map(|f| shift_filter(f, shift))
                         .collect::<DfResult<Vec<Expr>>>()?;
-                    RawSamples::new(storage.clone(), selection.metric.clone())
-                        .with_series(ids.clone())
-                        .scan(state, projection.as_ref(), &filters, None)
-                        .await?
+                    let raw = RawSamples::new(storage.clone(), selection.metric.clone())
+                        .with_series(ids.clone());
+                    samples_exec(&raw, state, projection.as_ref(), &filters).await?
                 }
             };
+            let partitions = rebind.properties.output_partitioning().partition_count();
             if input.output_partitioning().partition_count() != partitions {
                 // Blocks came or went: the plan's partitioning was worked out for others.
                 return Ok(None);
             }
-            fresh.insert(id, Arc::new(RebindExec::new(slot, input)));
+            fresh.insert(id, Arc::new(rebind.with_input(input)));
         }
         let plan = moved(&claim.plan, shift, &mut fresh)?;
         if !fresh.is_empty() {
@@ -616,10 +659,7 @@ fn without_scans(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPla
     if let Some(rebind) = plan.downcast_ref::<RebindExec>() {
         let partitions = plan.output_partitioning().partition_count();
         let empty = EmptyExec::new(rebind.input.schema()).with_partitions(partitions);
-        return Ok(Arc::new(RebindExec::new(
-            rebind.slot.clone(),
-            Arc::new(empty),
-        )));
+        return Ok(Arc::new(rebind.with_input(Arc::new(empty))));
     }
     let children = (plan.children().into_iter())
         .map(without_scans)

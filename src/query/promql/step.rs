@@ -518,15 +518,18 @@ impl PromStepExec {
         let mut steps = self.steps.clone();
         steps.start += shift;
         steps.end += shift;
-        PromStepExec::new(
+        PromStepExec {
             input,
             steps,
-            self.window.clone(),
-            self.drop_name,
-            self.notes.clone(),
-            self.schema.clone(),
-        )
-        .with_stats_hints(self.stats_hints)
+            window: self.window.clone(),
+            drop_name: self.drop_name,
+            notes: self.notes.clone(),
+            stats_hints: self.stats_hints,
+            schema: self.schema.clone(),
+            // The same: the nodes above keep theirs.
+            properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
     }
 }
 
