@@ -21,6 +21,7 @@ mod session;
 pub mod sql_functions;
 pub mod step;
 pub mod syntax;
+mod time_window;
 pub mod to_sql;
 pub mod unique;
 

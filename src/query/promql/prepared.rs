@@ -46,6 +46,7 @@ use super::PromqlError;
 use super::labels as l;
 use super::planner::{LABELS, TIMESTAMP, label_dictionary_type};
 use super::step::{PromStepExec, only_input};
+use super::time_window::{TimeWindowExec, Window as TimeWindow};
 
 /// What one selector picked when its query was planned, and how to pick again.
 #[derive(Debug)]
@@ -258,7 +259,8 @@ impl TableProvider for SelectedSamples {
     }
 }
 
-/// `raw`'s scan with `filters` applied exactly (the scan itself only prunes by them).
+/// `raw`'s scan with `filters` applied exactly (the scan itself only prunes by them): a
+/// time window, or anything else DataFusion's way.
 async fn samples_exec(
     raw: &RawSamples,
     state: &dyn Session,
@@ -266,6 +268,11 @@ async fn samples_exec(
     filters: &[Expr],
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
     let scan = raw.scan(state, projection, filters, None).await?;
+    if let Some(window) = TimeWindow::from_filters(filters, TIMESTAMP)
+        && let Some(exec) = TimeWindowExec::new(scan.clone(), TIMESTAMP, window)
+    {
+        return Ok(Arc::new(exec));
+    }
     let Some(predicate) = datafusion::logical_expr::utils::conjunction(
         (filters.iter())
             .map(|f| datafusion::logical_expr::expr_rewriter::unnormalize_col(f.clone())),
