@@ -56,12 +56,12 @@ impl Window {
             match op {
                 Operator::Gt | Operator::GtEq if ms >= window.after => {
                     window.from_inclusive =
-                        op == Operator::GtEq && !(ms == window.after && !window.from_inclusive);
+                        op == Operator::GtEq && (ms != window.after || window.from_inclusive);
                     window.after = ms;
                 }
                 Operator::Lt | Operator::LtEq if ms <= window.until => {
                     window.until_inclusive =
-                        op == Operator::LtEq && !(ms == window.until && !window.until_inclusive);
+                        op == Operator::LtEq && (ms != window.until || window.until_inclusive);
                     window.until = ms;
                 }
                 Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq => {}
