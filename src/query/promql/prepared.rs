@@ -41,6 +41,7 @@ use datafusion::physical_plan::{
 use crate::model::{Labels, Selector, SeriesId};
 use crate::query::scan::RawSamples;
 use crate::storage::Storage;
+use crate::storage::downsample::{RES_1H, RES_5M};
 
 use super::PromqlError;
 use super::labels as l;
@@ -58,6 +59,9 @@ pub struct Selection {
     /// Whether the samples' native histograms are read. A plan made while its metric had
     /// none reads floats only, so it is made again once the metric has some.
     pub histograms: bool,
+    /// Whether the query may read downsampled copies: its plan read none (a plan that
+    /// does is tied to its time), so it is made again once its window has some.
+    pub may_downsample: bool,
 }
 
 /// The `(series_id, labels)` rows of the series a selection picked: their ids, and their
@@ -588,6 +592,9 @@ impl PreparedPlan {
                 return Ok(None);
             }
             let (min, max) = (selection.window.0 + shift, selection.window.1 + shift);
+            if selection.may_downsample && downsampled_in(storage, min, max) {
+                return Ok(None);
+            }
             let selected = storage
                 .select_series(&selection.selector, min.saturating_add(1), max)
                 .await
@@ -644,6 +651,14 @@ impl PreparedPlan {
     pub fn weight(&self) -> u32 {
         u32::try_from(self.series.saturating_mul(64).saturating_add(4096)).unwrap_or(u32::MAX)
     }
+}
+
+/// Whether storage holds downsampled copies with data in `(min, max]`.
+fn downsampled_in(storage: &Storage, min: i64, max: i64) -> bool {
+    let manifest = storage.manifest();
+    [RES_5M, RES_1H].into_iter().any(|resolution| {
+        (manifest.at_resolution(resolution)).any(|b| b.overlaps(min.saturating_add(1), max))
+    })
 }
 
 /// Whether every leaf of `plan` is under a selection's [`RebindExec`] or reads nothing

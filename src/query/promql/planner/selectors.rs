@@ -129,6 +129,7 @@ impl Planner {
             metric: metric.clone(),
             window: (min, max),
             histograms: with_histograms,
+            may_downsample: self.resolution.ms != 0 || self.resolution.fill_gaps,
         });
         let series_table = prepared::SeriesTable::new(selection.clone(), batch);
         let ts = |ms: i64| {
