@@ -1,13 +1,14 @@
-//! Prepared plans: an instant query's physical plan, kept by its text and run again at later
-//! evaluation times. Rules and dashboards send the same expressions again and again, and
-//! for a query over a few series DataFusion's optimizer and physical planner cost several
-//! times what running the plan does.
+//! Prepared plans: a query's physical plan, kept by its text (with its step and span) and
+//! run again at later evaluation times. Rules and dashboards send the same expressions again
+//! and again, and for a query over a few series DataFusion's optimizer and physical planner
+//! cost several times what running the plan does.
 //!
 //! A plan can run at another time when everything in it that depends on the time is one of
 //! the things this module moves: the selections (a selector's series and samples, picked
 //! again from storage for the new window), the step times of expressions made per step
 //! (`time()`, `vector(1)`, `absent`), the steps of [`PromStepExec`], and timestamp literals
-//! in filters. The planner marks a plan that holds anything else, such as an `@` time, a
+//! in filters (a selection's own time window is applied under it, and so rebuilt with it).
+//! The planner marks a plan that holds anything else, such as an `@` time, a
 //! subquery's aligned steps or `start()`, as tied to its time
 //! ([`super::planner::Planner::pin_time`]); such plans are not kept. Every other node is
 //! reset with DataFusion's [`ExecutionPlan::reset_state`], which is how DataFusion runs a
