@@ -91,20 +91,42 @@ pub fn series_batch(
     Ok((selected_ids, batch))
 }
 
-/// A selection's series as a table: the `s` side of a selector's join.
+/// Rows a prepared plan makes again for each run, in memory.
+#[derive(Debug, Clone)]
+enum Rows {
+    /// A selection's series: the `s` side of a selector's join, picked again.
+    Series(Arc<Selection>),
+    /// A query's step times (first, last, step), moved.
+    Steps((i64, i64, i64)),
+}
+
+/// [`Rows`] as a table whose scan sits under a [`RebindExec`].
 #[derive(Debug)]
-pub struct SeriesTable {
-    selection: Arc<Selection>,
+pub struct RowsTable {
+    rows: Rows,
     batch: RecordBatch,
 }
 
-impl SeriesTable {
-    pub fn new(selection: Arc<Selection>, batch: RecordBatch) -> Self {
-        SeriesTable { selection, batch }
+impl RowsTable {
+    /// A selection's series, as [`series_batch`] gives them.
+    pub fn series(selection: Arc<Selection>, batch: RecordBatch) -> Self {
+        RowsTable {
+            rows: Rows::Series(selection),
+            batch,
+        }
+    }
+
+    /// One `timestamp` (Int64, ms) row per step, for the expressions whose value is made at
+    /// each step (`time()`, `vector(1)`, `absent`).
+    pub fn step_times(start: i64, end: i64, step: i64) -> DfResult<Self> {
+        Ok(RowsTable {
+            rows: Rows::Steps((start, end, step)),
+            batch: step_times_batch((start, end, step))?,
+        })
     }
 }
 
-fn series_exec(
+fn memory_exec(
     batch: &RecordBatch,
     projection: Option<&Vec<usize>>,
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
@@ -116,8 +138,22 @@ fn series_exec(
     Ok(exec)
 }
 
+fn step_times_batch((start, end, step): (i64, i64, i64)) -> DfResult<RecordBatch> {
+    let step = step.max(1);
+    let times = (0..).map(|i| start + i * step).take_while(|t| *t <= end);
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        TIMESTAMP,
+        DataType::Int64,
+        false,
+    )]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from_iter_values(times))],
+    )?)
+}
+
 #[async_trait]
-impl TableProvider for SeriesTable {
+impl TableProvider for RowsTable {
     fn schema(&self) -> SchemaRef {
         self.batch.schema()
     }
@@ -133,79 +169,12 @@ impl TableProvider for SeriesTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let slot = Slot::Series {
-            selection: self.selection.clone(),
+        let slot = Slot::Rows {
+            rows: self.rows.clone(),
             projection: projection.cloned(),
         };
-        Ok(Arc::new(RebindExec::new(
-            slot,
-            series_exec(&self.batch, projection)?,
-        )))
-    }
-}
-
-/// A query's step times as a table: one `timestamp` (Int64, ms) row per step, for the
-/// expressions whose value is made at each step (`time()`, `vector(1)`, `absent`).
-#[derive(Debug)]
-pub struct StepTimes {
-    /// First and last step, and the step.
-    times: (i64, i64, i64),
-}
-
-impl StepTimes {
-    pub fn new(start: i64, end: i64, step: i64) -> Self {
-        StepTimes {
-            times: (start, end, step),
-        }
-    }
-}
-
-fn step_times_exec(
-    (start, end, step): (i64, i64, i64),
-    projection: Option<&Vec<usize>>,
-) -> DfResult<Arc<dyn ExecutionPlan>> {
-    let step = step.max(1);
-    let times = (0..).map(|i| start + i * step).take_while(|t| *t <= end);
-    let batch = RecordBatch::try_new(
-        step_times_schema(),
-        vec![Arc::new(Int64Array::from_iter_values(times))],
-    )?;
-    series_exec(&batch, projection)
-}
-
-fn step_times_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(
-        TIMESTAMP,
-        DataType::Int64,
-        false,
-    )]))
-}
-
-#[async_trait]
-impl TableProvider for StepTimes {
-    fn schema(&self) -> SchemaRef {
-        step_times_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let slot = Slot::Steps {
-            times: self.times,
-            projection: projection.cloned(),
-        };
-        Ok(Arc::new(RebindExec::new(
-            slot,
-            step_times_exec(self.times, projection)?,
-        )))
+        let exec = memory_exec(&self.batch, projection)?;
+        Ok(Arc::new(RebindExec::new(slot, exec)))
     }
 }
 
@@ -292,8 +261,8 @@ async fn samples_exec(
 /// How a [`RebindExec`]'s input is made again for a new time.
 #[derive(Debug, Clone)]
 enum Slot {
-    Series {
-        selection: Arc<Selection>,
+    Rows {
+        rows: Rows,
         projection: Option<Vec<usize>>,
     },
     Samples {
@@ -301,17 +270,20 @@ enum Slot {
         projection: Option<Vec<usize>>,
         filters: Vec<Expr>,
     },
-    Steps {
-        times: (i64, i64, i64),
-        projection: Option<Vec<usize>>,
-    },
 }
 
 impl Slot {
     fn selection(&self) -> Option<&Arc<Selection>> {
         match self {
-            Slot::Series { selection, .. } | Slot::Samples { selection, .. } => Some(selection),
-            Slot::Steps { .. } => None,
+            Slot::Rows {
+                rows: Rows::Series(selection),
+                ..
+            }
+            | Slot::Samples { selection, .. } => Some(selection),
+            Slot::Rows {
+                rows: Rows::Steps(_),
+                ..
+            } => None,
         }
     }
 }
@@ -350,9 +322,15 @@ impl RebindExec {
 impl DisplayAs for RebindExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let what = match &self.slot {
-            Slot::Series { .. } => "series",
+            Slot::Rows {
+                rows: Rows::Series(_),
+                ..
+            } => "series",
             Slot::Samples { .. } => "samples",
-            Slot::Steps { times, .. } => {
+            Slot::Rows {
+                rows: Rows::Steps(times),
+                ..
+            } => {
                 return write!(f, "Steps: {} to {} every {} ms", times.0, times.1, times.2);
             }
         };
@@ -610,13 +588,14 @@ impl PreparedPlan {
         for (id, rebind) in slots {
             let picked = |selection: &Arc<Selection>| &picked[&(Arc::as_ptr(selection) as usize)];
             let input = match &rebind.slot {
-                Slot::Series {
-                    selection,
-                    projection,
-                } => series_exec(&picked(selection).1, projection.as_ref())?,
-                Slot::Steps { times, projection } => {
-                    let moved = (times.0 + shift, times.1 + shift, times.2);
-                    step_times_exec(moved, projection.as_ref())?
+                Slot::Rows { rows, projection } => {
+                    let batch = match rows {
+                        Rows::Series(selection) => picked(selection).1.clone(),
+                        Rows::Steps(times) => {
+                            step_times_batch((times.0 + shift, times.1 + shift, times.2))?
+                        }
+                    };
+                    memory_exec(&batch, projection.as_ref())?
                 }
                 Slot::Samples {
                     selection,

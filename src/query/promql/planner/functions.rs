@@ -903,7 +903,7 @@ impl Planner {
             None if steps.offset == 0 => col(TIMESTAMP),
             None => col(TIMESTAMP) - lit(steps.offset),
         };
-        let times = prepared::StepTimes::new(steps.start, steps.end, steps.step);
+        let times = prepared::RowsTable::step_times(steps.start, steps.end, steps.step)?;
         let plan = LogicalPlanBuilder::scan("steps", provider_as_source(Arc::new(times)), None)?
             .project(vec![
                 lit("").alias(LABELS),

@@ -131,7 +131,7 @@ impl Planner {
             histograms: with_histograms,
             may_downsample: self.resolution.ms != 0 || self.resolution.fill_gaps,
         });
-        let series_table = prepared::SeriesTable::new(selection.clone(), batch);
+        let series_table = prepared::RowsTable::series(selection.clone(), batch);
         let ts = |ms: i64| {
             lit(ScalarValue::TimestampMillisecond(
                 Some(ms),
