@@ -94,33 +94,94 @@ impl BitWriter {
 /// Reads what [`BitWriter`] wrote.
 struct BitReader<'a> {
     bytes: &'a [u8],
-    pos: usize,
+    /// The first byte of `bytes` not yet loaded into `buf`.
+    next: usize,
+    /// The bits not yet read, the next one highest; the top `avail` are loaded. The bits
+    /// below them are zero or, after a whole-word load, the bytes from `next` on, which the
+    /// next load puts in the same places again.
+    buf: u64,
+    avail: u32,
 }
 
 impl<'a> BitReader<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        BitReader { bytes, pos: 0 }
+        BitReader {
+            bytes,
+            next: 0,
+            buf: 0,
+            avail: 0,
+        }
+    }
+
+    /// Loads whole bytes until at least 57 bits are loaded: eight bytes at once where the
+    /// stream has them, else byte by byte, zeros past the end.
+    fn refill(&mut self) {
+        let room = (64 - self.avail) / 8;
+        match self
+            .bytes
+            .get(self.next..)
+            .and_then(|b| b.first_chunk::<8>())
+        {
+            Some(word) if self.avail < 64 => {
+                self.buf |= u64::from_be_bytes(*word) >> self.avail;
+                self.next += room as usize;
+                self.avail += room * 8;
+            }
+            _ => {
+                for _ in 0..room {
+                    let byte = self.bytes.get(self.next).copied().unwrap_or(0);
+                    self.buf |= u64::from(byte) << (56 - self.avail);
+                    self.next += 1;
+                    self.avail += 8;
+                }
+            }
+        }
+    }
+
+    /// Drops the next `n` (≤ `avail`) bits.
+    fn consume(&mut self, n: u32) {
+        self.buf = self.buf.checked_shl(n).unwrap_or(0);
+        self.avail -= n;
     }
 
     fn read_bit(&mut self) -> bool {
-        self.read_bits(1) == 1
+        if self.avail == 0 {
+            self.refill();
+        }
+        let bit = self.buf >> 63;
+        self.consume(1);
+        bit == 1
     }
 
     /// Reads `n` bits (`n` ≤ 64). Past the end it reads zeros: the chunk's sample count,
     /// not the stream, says where the data ends.
-    fn read_bits(&mut self, mut n: u8) -> u64 {
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = self.bytes.get(self.pos / 8).copied().unwrap_or(0);
-            let offset = (self.pos % 8) as u8;
-            let avail = 8 - offset;
-            let take = avail.min(n);
-            let bits = (byte >> (avail - take)) & ((1u16 << take) - 1) as u8;
-            out = (out << take) | bits as u64;
-            self.pos += take as usize;
-            n -= take;
+    fn read_bits(&mut self, n: u8) -> u64 {
+        let n = u32::from(n.min(64));
+        if n > 56 {
+            // More than a load guarantees: in two parts.
+            let high = self.read_bits((n - 32) as u8);
+            return (high << 32) | self.read_bits(32);
         }
-        out
+        if n == 0 {
+            return 0;
+        }
+        if self.avail < n {
+            self.refill();
+        }
+        let bits = self.buf >> (64 - n);
+        self.consume(n);
+        bits
+    }
+
+    /// Reads a prefix of up to `most` (< 8) ones, and the zero that ends it when there are
+    /// fewer: the bucket prefixes of the streams' variable-length integers.
+    fn read_ones(&mut self, most: u32) -> usize {
+        if self.avail <= most {
+            self.refill();
+        }
+        let ones = self.buf.leading_ones().min(most);
+        self.consume(ones + u32::from(ones < most));
+        ones as usize
     }
 }
 
@@ -163,10 +224,7 @@ fn dod_bits(dod: i64) -> usize {
 }
 
 fn read_dod(r: &mut BitReader) -> i64 {
-    let mut ones = 0;
-    while ones < 4 && r.read_bit() {
-        ones += 1;
-    }
+    let ones = r.read_ones(4);
     if ones == 0 {
         return 0;
     }
@@ -319,14 +377,10 @@ fn write_raw(w: &mut BitWriter, v: f64) {
 
 /// An integer step, or `Err` with the bits of a raw value.
 fn read_int(r: &mut BitReader) -> Result<i64, u64> {
-    let mut ones = 0;
-    while ones < 5 && r.read_bit() {
-        ones += 1;
-    }
-    match ones {
+    match r.read_ones(5) {
         0 => Ok(0),
         5 => Err(r.read_bits(64)),
-        _ => {
+        ones => {
             let bits = INT_BUCKETS[ones - 1];
             let raw = r.read_bits(bits);
             if bits == 64 {
@@ -481,8 +535,8 @@ impl Chunk {
         self.appender.is_some()
     }
 
-    #[cfg(test)]
-    fn has_start_timestamps(&self) -> bool {
+    /// Whether any sample has a start timestamp (the others' are 0).
+    pub fn has_start_timestamps(&self) -> bool {
         self.starts.is_some()
     }
 

@@ -23,6 +23,15 @@ pub struct HeadSamples {
     pub columns: SampleColumns,
 }
 
+impl HeadSamples {
+    /// Room for `rows` more float samples.
+    pub fn reserve(&mut self, rows: usize) {
+        self.series.reserve(rows);
+        self.columns.timestamps.reserve(rows);
+        self.columns.values.reserve(rows);
+    }
+}
+
 /// The reads of the head in progress: each reader's id and the `flushed_until` of the
 /// manifest it joins the head with.
 #[derive(Debug, Default)]
@@ -105,9 +114,16 @@ impl HeadReader {
     /// The samples with `min <= ts <= max` of `ids`, decoded from the chunks that overlap
     /// the range; rows older than the manifest's `flushed_until` are left to its blocks.
     pub fn read(&self, ids: &[SeriesId], min: i64, max: i64) -> HeadSamples {
+        let mut out = HeadSamples::default();
+        self.read_into(ids, min, max, &mut out);
+        out
+    }
+
+    /// [`Self::read`] onto the end of `out`, so a scan fills one batch's columns without
+    /// copying them from part to part.
+    pub fn read_into(&self, ids: &[SeriesId], min: i64, max: i64, out: &mut HeadSamples) {
         let min = min.max(self.manifest.flushed_until.unwrap_or(i64::MIN));
         let max = max.saturating_add(1);
-        let mut out = HeadSamples::default();
         for &id in ids {
             let n = self
                 .storage
@@ -117,7 +133,6 @@ impl HeadReader {
                 out.series.extend(std::iter::repeat_n(id, n));
             }
         }
-        out
     }
 }
 

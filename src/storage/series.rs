@@ -55,6 +55,33 @@ impl SampleColumns {
         self.histograms = slots;
     }
 
+    /// Appends `chunk`'s samples with `min <= ts < max`. Most reads are of float samples
+    /// without start timestamps into columns that have none either: those go straight into
+    /// the two vectors.
+    fn extend_from_chunk(&mut self, chunk: &Chunk, min: i64, max: i64) {
+        let inside = min <= chunk.min_time() && chunk.max_time() < max;
+        let samples = chunk.iter();
+        if inside {
+            self.timestamps.reserve(samples.len());
+            self.values.reserve(samples.len());
+        }
+        if chunk.has_start_timestamps()
+            || !self.start_timestamps.is_empty()
+            || !self.histograms.is_empty()
+        {
+            for (t, v, s) in samples.filter(|(t, _, _)| inside || (min <= *t && *t < max)) {
+                self.push(t, v, s);
+            }
+            return;
+        }
+        for (t, v, _) in samples {
+            if inside || (min <= t && t < max) {
+                self.timestamps.push(t);
+                self.values.push(v);
+            }
+        }
+    }
+
     /// Fills in the unknown start timestamps (and float rows' histogram slots) of the
     /// tail, if any were ever known.
     fn finish(&mut self) {
@@ -413,43 +440,43 @@ impl MemSeries {
             .as_ref()
             .map(|h| (h, h.positions(min, max)))
             .filter(|(_, range)| !range.is_empty());
-        let floats = self.overlapping(min, max).flat_map(move |chunk| {
-            let inside = min <= chunk.min_time() && chunk.max_time() < max;
-            chunk
-                .iter()
-                .filter(move |(t, _, _)| inside || (min <= *t && *t < max))
-        });
-        match histograms {
-            None => {
-                for (t, v, s) in floats {
-                    out.push(t, v, s);
-                }
+        let Some((h, range)) = histograms else {
+            for chunk in self.overlapping(min, max) {
+                out.extend_from_chunk(chunk, min, max);
             }
-            Some((h, range)) => {
-                let mut floats = floats.peekable();
-                // The sample before each histogram, when it is a histogram: the hint a
-                // histogram is read with depends on it (see `read_hint`).
-                let mut previous = match range.start {
-                    0 => None,
-                    i if self.has_float_between(h.times[i - 1], h.times[i]) => None,
-                    i => Some(Arc::new(h.histogram_at(i - 1))),
-                };
-                for i in range {
-                    let t = h.times[i];
-                    while let Some((ft, v, s)) = floats.next_if(|f| f.0 < t) {
-                        out.push(ft, v, s);
-                        previous = None;
-                    }
-                    let mut histogram = h.histogram_at(i);
-                    histogram.counter_reset_hint = read_hint(&histogram, previous.as_deref());
-                    let histogram = Arc::new(histogram);
-                    out.push_histogram(t, histogram.clone(), h.start_at(i));
-                    previous = Some(histogram);
-                }
-                for (t, v, s) in floats {
-                    out.push(t, v, s);
-                }
+            out.finish();
+            return out.len() - before;
+        };
+        let mut floats = self
+            .overlapping(min, max)
+            .flat_map(move |chunk| {
+                let inside = min <= chunk.min_time() && chunk.max_time() < max;
+                chunk
+                    .iter()
+                    .filter(move |(t, _, _)| inside || (min <= *t && *t < max))
+            })
+            .peekable();
+        // The sample before each histogram, when it is a histogram: the hint a histogram
+        // is read with depends on it (see `read_hint`).
+        let mut previous = match range.start {
+            0 => None,
+            i if self.has_float_between(h.times[i - 1], h.times[i]) => None,
+            i => Some(Arc::new(h.histogram_at(i - 1))),
+        };
+        for i in range {
+            let t = h.times[i];
+            while let Some((ft, v, s)) = floats.next_if(|f| f.0 < t) {
+                out.push(ft, v, s);
+                previous = None;
             }
+            let mut histogram = h.histogram_at(i);
+            histogram.counter_reset_hint = read_hint(&histogram, previous.as_deref());
+            let histogram = Arc::new(histogram);
+            out.push_histogram(t, histogram.clone(), h.start_at(i));
+            previous = Some(histogram);
+        }
+        for (t, v, s) in floats {
+            out.push(t, v, s);
         }
         out.finish();
         out.len() - before

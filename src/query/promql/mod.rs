@@ -17,6 +17,7 @@ pub mod planner;
 mod prepared;
 pub mod rank;
 pub mod select;
+mod series_join;
 mod session;
 pub mod sql_functions;
 pub mod step;

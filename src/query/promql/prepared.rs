@@ -309,6 +309,17 @@ impl RebindExec {
         }
     }
 
+    /// Whether it holds a selection's series (`series_id` and labels, one row per id).
+    pub fn holds_series(&self) -> bool {
+        matches!(
+            self.slot,
+            Slot::Rows {
+                rows: Rows::Series(_),
+                ..
+            }
+        )
+    }
+
     /// `input` in place of this node's, with this node's properties.
     fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> Self {
         RebindExec {

@@ -27,7 +27,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use datafusion::prelude::SessionConfig;
 
 use super::step::{PromStep, PromStepExec};
-use super::{info, planner, rank, step, unique};
+use super::{info, planner, rank, series_join, step, unique};
 
 /// A session PromQL plans run in. Built once per engine: every query plans against the same
 /// state and runs with the same task context, where DataFusion's `SessionContext` would copy
@@ -197,7 +197,8 @@ impl QueryPlanner for PromQueryPlanner {
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         let planner =
             DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(PromStepPlanner)]);
-        planner.create_physical_plan(logical_plan, session).await
+        let plan = planner.create_physical_plan(logical_plan, session).await?;
+        series_join::rewrite(plan)
     }
 }
 
@@ -435,11 +436,22 @@ mod tests {
                     let shown = |physical: Arc<dyn ExecutionPlan>| {
                         displayable(physical.as_ref()).indent(true).to_string()
                     };
+                    let trimmed_plan = shown(trimmed.create_physical_plan(&plan).await.unwrap());
                     assert_eq!(
                         shown(full.create_physical_plan(&plan).await.unwrap()),
-                        shown(trimmed.create_physical_plan(&plan).await.unwrap()),
+                        trimmed_plan,
                         "{query} at {span:?} in {partitions} partition(s)"
                     );
+                    // Selectors join their series and samples without a hash join.
+                    assert!(
+                        !trimmed_plan.contains(
+                            "HashJoinExec: mode=CollectLeft, join_type=Inner, on=[(series_id"
+                        ),
+                        "{query}: {trimmed_plan}"
+                    );
+                    if *query == "up" {
+                        assert!(trimmed_plan.contains("SeriesJoinExec"), "{trimmed_plan}");
+                    }
                 }
             }
         }

@@ -757,13 +757,34 @@ enum HistogramRows {
     Skip,
 }
 
+/// The series met so far, in the order met, and where each is by its label set.
+#[derive(Default)]
+struct Grouped {
+    index: HashMap<String, usize>,
+    out: Vec<(String, SeriesSamples)>,
+}
+
+impl Grouped {
+    /// The slot of the series `name`, added (with room for `reserve` samples) if new.
+    fn slot(&mut self, name: &str, reserve: usize) -> usize {
+        if let Some(slot) = self.index.get(name) {
+            return *slot;
+        }
+        self.index.insert(name.to_string(), self.out.len());
+        let mut samples = SeriesSamples::default();
+        samples.ts.reserve(reserve);
+        samples.vs.reserve(reserve);
+        self.out.push((name.to_string(), samples));
+        self.out.len() - 1
+    }
+}
+
 /// The input's rows grouped by series, rows of native histograms as `histograms_rows` says.
 fn group_series(
     batches: &[RecordBatch],
     histograms_rows: HistogramRows,
 ) -> DfResult<Vec<(String, SeriesSamples)>> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<(String, SeriesSamples)> = Vec::new();
+    let mut grouped = Grouped::default();
     let mut skipped: Vec<(&str, i64)> = Vec::new();
     let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     for batch in batches {
@@ -795,6 +816,40 @@ fn group_series(
             ),
             _ => None,
         };
+        // A selector's plain float samples: copied a series' run of rows at a time.
+        if let (LabelColumn::Dictionary { keys, values }, None, None) =
+            (&labels, &starts, &histograms)
+            && keys.null_count() == 0
+            && ts.null_count() == 0
+        {
+            let keys = keys.values();
+            let mut start = 0;
+            while let Some(&key) = keys.get(start) {
+                let run = keys[start..].iter().take_while(|k| **k == key).count();
+                let end = start + run;
+                let slot = match slot_of_key.get(key as usize).copied().flatten() {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = grouped.slot(values.value(key as usize), reserve);
+                        if let Some(known) = slot_of_key.get_mut(key as usize) {
+                            *known = Some(slot);
+                        }
+                        slot
+                    }
+                };
+                let samples = &mut grouped.out[slot].1;
+                samples.ts.extend_from_slice(&ts.values()[start..end]);
+                samples.vs.extend_from_slice(&vs.values()[start..end]);
+                if !samples.starts.is_empty() {
+                    samples.starts.resize(samples.ts.len(), 0);
+                }
+                if !samples.hs.is_empty() {
+                    samples.hs.resize(samples.ts.len(), None);
+                }
+                start = end;
+            }
+            continue;
+        }
         // Scans return a series' samples together: look the labels up once per run.
         let mut current: Option<(&str, usize)> = None;
         for i in 0..batch.num_rows() {
@@ -827,17 +882,7 @@ fn group_series(
                 (Some(slot), _) => slot,
                 (None, Some((prev, slot))) if super::labels::same_text(prev, name) => slot,
                 _ => {
-                    let slot = match index.get(name) {
-                        Some(slot) => *slot,
-                        None => {
-                            index.insert(name.to_string(), out.len());
-                            let mut samples = SeriesSamples::default();
-                            samples.ts.reserve(reserve);
-                            samples.vs.reserve(reserve);
-                            out.push((name.to_string(), samples));
-                            out.len() - 1
-                        }
-                    };
+                    let slot = grouped.slot(name, reserve);
                     current = Some((name, slot));
                     if let Some(k) = key {
                         slot_of_key[k] = Some(slot);
@@ -845,7 +890,7 @@ fn group_series(
                     slot
                 }
             };
-            let samples = &mut out[slot].1;
+            let samples = &mut grouped.out[slot].1;
             if let Some(starts) = starts.filter(|s| s.is_valid(i)) {
                 samples.starts.resize(samples.ts.len(), 0);
                 samples.starts.push(starts.value(i));
@@ -866,6 +911,7 @@ fn group_series(
             }
         }
     }
+    let Grouped { index, mut out } = grouped;
     for (name, t) in skipped {
         if let Some(slot) = index.get(name) {
             out[*slot].1.skipped_histograms.push(t);

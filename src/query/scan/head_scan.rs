@@ -203,43 +203,30 @@ impl Scan {
     /// is never split, so one batch may pass the size by a series' samples.
     fn next_batch(&mut self) -> Option<DfResult<RecordBatch>> {
         let mut samples = HeadSamples::default();
+        let first = self.next;
         while self.next < self.ids.len() && samples.series.len() < self.batch_rows {
             // A few series at a time keeps each stripe lock short.
             let end = (self.next + 16).min(self.ids.len());
-            let part = self
-                .reader
-                .read(&self.ids[self.next..end], self.range.min, self.range.max);
+            self.reader.read_into(
+                &self.ids[self.next..end],
+                self.range.min,
+                self.range.max,
+                &mut samples,
+            );
+            if self.next == first {
+                // Room for the rest of the batch at the first series' rate, rather than
+                // growing the columns step by step.
+                let per_series = samples.series.len() / (end - first).max(1);
+                let expected = per_series * (self.ids.len() - first);
+                let target = expected.min(self.batch_rows) + per_series;
+                samples.reserve(target.saturating_sub(samples.series.len()));
+            }
             self.next = end;
-            append(&mut samples, part);
         }
         if samples.series.is_empty() {
             return None;
         }
         Some(to_batch(samples, &self.columns, self.schema.clone()))
-    }
-}
-
-fn append(into: &mut HeadSamples, part: HeadSamples) {
-    let rows_before = into.series.len();
-    into.series.extend(part.series);
-    let (a, b) = (&mut into.columns, part.columns);
-    a.timestamps.extend(b.timestamps);
-    a.values.extend(b.values);
-    if !b.start_timestamps.is_empty() || !a.start_timestamps.is_empty() {
-        a.start_timestamps.resize(rows_before, 0);
-        if b.start_timestamps.is_empty() {
-            a.start_timestamps.resize(a.timestamps.len(), 0);
-        } else {
-            a.start_timestamps.extend(b.start_timestamps);
-        }
-    }
-    if !b.histograms.is_empty() || !a.histograms.is_empty() {
-        a.histograms.resize(rows_before, None);
-        if b.histograms.is_empty() {
-            a.histograms.resize(a.timestamps.len(), None);
-        } else {
-            a.histograms.extend(b.histograms);
-        }
     }
 }
 
