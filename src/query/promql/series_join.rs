@@ -30,6 +30,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use rustc_hash::FxHashMap;
+use tokio::sync::OnceCell;
 
 use super::prepared::RebindExec;
 
@@ -40,8 +41,8 @@ enum Source {
     Samples(usize),
 }
 
-/// The physical node: `series` (one partition or more, collected whole by each output
-/// partition) joined with `samples` partition by partition.
+/// The physical node: `series` (one partition or more, collected once per run and shared by
+/// the output partitions) joined with `samples` partition by partition.
 #[derive(Debug)]
 pub struct SeriesJoinExec {
     series: Arc<dyn ExecutionPlan>,
@@ -49,6 +50,9 @@ pub struct SeriesJoinExec {
     /// The `series_id` columns of each side.
     keys: (usize, usize),
     output: Vec<Source>,
+    /// The series side, built by the first partition to run. A node is run once: running
+    /// it again goes through `reset_state`, which makes a new node with an empty cell.
+    table: Arc<OnceCell<Arc<SeriesTable>>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -113,6 +117,7 @@ impl SeriesJoinExec {
             samples: join.right().clone(),
             keys,
             output,
+            table: Arc::default(),
             properties: join.properties().clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -157,6 +162,7 @@ impl ExecutionPlan for SeriesJoinExec {
             samples,
             keys: self.keys,
             output: self.output.clone(),
+            table: Arc::default(),
             properties: self.properties.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -178,23 +184,17 @@ impl ExecutionPlan for SeriesJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let reservation = MemoryConsumer::new(format!("SeriesJoinExec[{partition}]"))
-            .register(context.memory_pool());
-        let series_parts: Vec<SendableRecordBatchStream> =
-            (0..self.series.output_partitioning().partition_count())
-                .map(|p| self.series.execute(p, context.clone()))
-                .collect::<DfResult<_>>()?;
-        let samples = self.samples.execute(partition, context)?;
-        let (series_schema, keys, output) = (self.series.schema(), self.keys, self.output.clone());
+        let samples = self.samples.execute(partition, context.clone())?;
+        let (series, cell) = (self.series.clone(), self.table.clone());
+        let (keys, output) = (self.keys, self.output.clone());
         let schema = self.schema();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let out_schema = schema.clone();
         let stream = futures::stream::once(async move {
-            let mut batches = Vec::new();
-            for part in series_parts {
-                batches.extend(part.try_collect::<Vec<_>>().await?);
-            }
-            let table = SeriesTable::new(&series_schema, &batches, keys.0, reservation)?;
+            let table = cell
+                .get_or_try_init(|| SeriesTable::collect(series, keys.0, context))
+                .await?
+                .clone();
             Ok::<_, DataFusionError>(samples.map(move |batch| {
                 let timer = baseline.elapsed_compute().timer();
                 let joined = table.join(&batch?, keys.1, &output, &out_schema);
@@ -211,6 +211,7 @@ impl ExecutionPlan for SeriesJoinExec {
 }
 
 /// The series side, collected: its rows in one batch, and each id's row.
+#[derive(Debug)]
 struct SeriesTable {
     batch: RecordBatch,
     rows: FxHashMap<u64, u32>,
@@ -219,6 +220,21 @@ struct SeriesTable {
 }
 
 impl SeriesTable {
+    /// Every partition of `series`, accounted in the session's memory pool.
+    async fn collect(
+        series: Arc<dyn ExecutionPlan>,
+        key: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<Arc<SeriesTable>> {
+        let reservation = MemoryConsumer::new("SeriesJoinExec").register(context.memory_pool());
+        let mut batches = Vec::new();
+        for p in 0..series.output_partitioning().partition_count() {
+            let part = series.execute(p, context.clone())?;
+            batches.extend(part.try_collect::<Vec<_>>().await?);
+        }
+        SeriesTable::new(&series.schema(), &batches, key, reservation).map(Arc::new)
+    }
+
     fn new(
         schema: &SchemaRef,
         batches: &[RecordBatch],
